@@ -1,0 +1,6 @@
+"""MelaScreen screening engine: bundle, images, preprocessing, ensemble, gate, store.
+
+No torch, no Qt: this package is all the installed app needs to screen.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""MelaScreen desktop package."""

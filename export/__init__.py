@@ -1,0 +1,1 @@
+"""MelaScreen export package."""

@@ -1,0 +1,1 @@
+"""MelaScreen training package."""

@@ -1,0 +1,26 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+SHARED_IMAGES = ROOT.parent / "shared" / "data" / "dermoscopy" / "images"
+
+
+@pytest.fixture(scope="session")
+def synthetic_bundle(tmp_path_factory):
+    from synthetic_bundle import make_bundle
+
+    return make_bundle(tmp_path_factory.mktemp("bundle") / "synthetic")
+
+
+@pytest.fixture(scope="session")
+def real_image_paths():
+    """A few real dermoscopy images when ../shared is present, else an empty list."""
+    if not SHARED_IMAGES.is_dir():
+        return []
+    return sorted(SHARED_IMAGES.glob("*.jpg"))[:12]

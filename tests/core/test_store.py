@@ -1,0 +1,470 @@
+"""The results store: runs, dedupe by image hash, review queue, append-only reviews, crash safety."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.errors import StoreError
+from core.results import Decision, QualityReport, ScreeningResult
+from core.store import (
+    APPLICATION_ID,
+    CAM_MAX_SIDE,
+    MIGRATIONS,
+    REVIEW_DECISIONS,
+    SCHEMA_VERSION,
+    ReviewStore,
+    decode_cam,
+    encode_cam,
+    encode_thumbnail,
+    migrate,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+FP = "fp-models-A"
+FP_B = "fp-models-B"
+
+
+def make_result(i: int, decision: Decision = Decision.BENIGN, folder: str = "/scans/a", cam: bool = True):
+    """A plausible good result for synthetic image number i (its 'bytes' are b'image-i')."""
+    p = {Decision.BENIGN: 0.05, Decision.UNCERTAIN: 0.4, Decision.SUSPICIOUS: 0.93}[decision] + i * 1e-4
+    yy, xx = np.mgrid[0:288, 0:384].astype(np.float32)
+    heat = np.exp(-(((xx - 100 - i) / 60) ** 2 + ((yy - 150) / 40) ** 2)).astype(np.float32)
+    return ScreeningResult(
+        path=f"{folder}/img_{i:03d}.jpg",
+        sha256=hashlib.sha256(f"image-{i}".encode()).hexdigest(),
+        status="ok",
+        decision=decision,
+        reason=f"p={p:.3f}",
+        p_melanoma=p,
+        member_p=(p - 0.01, p + 0.01),
+        spread=0.01,
+        class_probs={"mel": p, "nv": 1 - p},
+        quality=QualityReport(sharpness=120.5, brightness=140.0, dark_fraction=0.01, bright_fraction=0.0, flags=()),
+        width=384,
+        height=288,
+        cam=heat if cam else None,
+    )
+
+
+def error_result(path: str, reason: str = "not an image"):
+    return ScreeningResult(path=path, sha256=None, status="error", reason=reason)
+
+
+def decision_for(i: int) -> Decision:
+    return (Decision.BENIGN, Decision.UNCERTAIN, Decision.SUSPICIOUS)[i % 3]
+
+
+@pytest.fixture
+def store(tmp_path):
+    with ReviewStore.open(tmp_path / "sub" / "dir" / "results.sqlite") as s:
+        yield s
+
+
+def new_run(store, folder="/scans/a", fp=FP):
+    return store.start_run(folder, "demo", "1.0", fp, {"tta": True, "threshold": 0.99})
+
+
+# -- opening, pragmas, schema -----------------------------------------------------------------
+
+
+def test_open_creates_file_and_folders_in_wal_mode(tmp_path):
+    path = tmp_path / "a" / "b" / "results.sqlite"
+    with ReviewStore.open(path) as s:
+        assert path.is_file()
+        assert s.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
+        assert s.integrity_check() == "ok"
+        assert s._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert s._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert s._conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+        assert s._conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+
+
+def test_empty_v0_file_is_migrated_and_data_survives_reopen(tmp_path):
+    path = tmp_path / "old.sqlite"
+    path.write_bytes(b"")  # an empty file is a SQLite database at user_version 0
+    with ReviewStore.open(path) as s:
+        assert s.schema_version == 1
+        run = new_run(s)
+        s.add_result(run, make_result(1, Decision.UNCERTAIN), FP)
+    with ReviewStore.open(path) as s:  # reopening an up-to-date file migrates nothing
+        assert s.schema_version == 1
+        assert len(s.run_results(run)) == 1 and len(s.queue()) == 1
+
+
+def test_migrations_apply_in_order_from_an_older_version(tmp_path):
+    """A v1 file with data, run through a (test-only) v2 step: data kept, version bumped."""
+    path = tmp_path / "v1.sqlite"
+    with ReviewStore.open(path) as s:
+        run = new_run(s)
+        rid = s.add_result(run, make_result(7, Decision.SUSPICIOUS), FP)
+        s.add_review(rid, "dr a", "refer")
+    conn = sqlite3.connect(path, isolation_level=None)
+    v2 = "ALTER TABLE reviews ADD COLUMN site TEXT;"
+    assert migrate(conn, MIGRATIONS + (v2,), str(path)) == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("SELECT reviewer, decision, site FROM reviews").fetchall() == [("dr a", "refer", None)]
+    # A step that fails leaves the file at the version before it.
+    with pytest.raises(StoreError, match="schema version 3"):
+        migrate(conn, MIGRATIONS + (v2, "CREATE TABLE broken (;"), str(path))
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.close()
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "future.sqlite"
+    ReviewStore.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer MelaScreen"):
+        ReviewStore.open(path)
+
+
+def test_bad_files_raise_store_error(tmp_path):
+    junk = tmp_path / "notes.sqlite"
+    junk.write_bytes(b"this is a text file, not a database\n" * 200)
+    with pytest.raises(StoreError, match="not a MelaScreen results file"):
+        ReviewStore.open(junk)
+
+    with pytest.raises(StoreError, match="is a folder"):
+        ReviewStore.open(tmp_path)
+
+    blocker = tmp_path / "plain_file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot create the folder"):
+        ReviewStore.open(blocker / "results.sqlite")
+
+    other = tmp_path / "other_app.sqlite"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE contacts (name TEXT)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="another program"):
+        ReviewStore.open(other)
+    assert sqlite3.connect(other).execute("PRAGMA user_version").fetchone()[0] == 0  # left untouched
+
+
+# -- runs and results ---------------------------------------------------------------------------
+
+
+def test_runs_record_settings_status_and_counts(store):
+    run = new_run(store)
+    info = store.get_run(run)
+    assert info.status == "running" and info.finished is None and info.settings["tta"] is True
+    assert info.started.endswith("+00:00")
+    for i in range(6):
+        store.add_result(run, make_result(i, decision_for(i)), FP)
+    store.add_result(run, error_result("/scans/a/broken.jpg"), FP)
+    store.finish_run(run, "finished", {"seconds": 12.5})
+
+    (info,) = store.runs()
+    assert info.id == run and info.status == "finished" and info.finished >= info.started
+    assert info.summary == {"seconds": 12.5}
+    c = info.counts
+    assert (c.total, c.ok, c.error, c.benign, c.uncertain, c.suspicious, c.reused) == (7, 6, 1, 2, 2, 2, 0)
+
+    with pytest.raises(ValueError, match="finished, cancelled, failed"):
+        store.finish_run(run, "done")
+    with pytest.raises(ValueError, match="no run with id 999"):
+        store.finish_run(999)
+    with pytest.raises(ValueError, match="no run with id 999"):
+        store.add_result(999, make_result(1), FP)
+
+
+def test_run_results_round_trip_in_order_with_errors(store):
+    run = new_run(store)
+    added = [make_result(5, Decision.SUSPICIOUS), error_result("/scans/a/x.txt", "not an image"), make_result(2)]
+    ids = [store.add_result(run, r, FP) for r in added]
+    assert len(set(ids)) == 3
+
+    back = store.run_results(run)
+    assert [r.path for r in back] == [r.path for r in added]
+    good, err, good2 = back
+    assert good == added[0]  # every compared field survives (cam is compared separately below)
+    assert good.quality == added[0].quality and isinstance(good.quality.flags, tuple)
+    assert not good.from_store  # this run screened it
+    assert err.status == "error" and err.sha256 is None and err.reason == "not an image" and err.cam is None
+    assert good2.decision is Decision.BENIGN
+
+    entries = store.run_entries(run, with_cam=False)
+    assert [e.result_id for e in entries] == ids and [e.position for e in entries] == [1, 2, 3]
+    assert entries[0].result.cam is None  # skipped on request, for fast tables
+    assert store.get_result(ids[0]).p_melanoma == pytest.approx(added[0].p_melanoma)
+
+
+def test_same_image_reused_across_runs_and_not_queued_twice(store):
+    run1 = new_run(store, "/scans/a")
+    first = make_result(3, Decision.UNCERTAIN, folder="/scans/a")
+    rid = store.add_result(run1, first, FP)
+    assert store.find_result(first.sha256, FP).from_store
+    assert store.result_id_for(first.sha256, FP) == rid
+    assert store.find_result(first.sha256, FP_B) is None  # other models: screen again
+
+    # The same bytes, copied to another folder, screened again with the same models.
+    run2 = new_run(store, "/scans/b")
+    again = make_result(3, Decision.UNCERTAIN, folder="/scans/b")
+    assert store.add_result(run2, again, FP) == rid
+    assert store._conn.execute("SELECT count(*) FROM results").fetchone()[0] == 1
+    assert len(store.queue()) == 1
+
+    (r2,) = store.run_results(run2)
+    assert r2.path == "/scans/b/img_003.jpg" and r2.from_store
+    assert store.get_run(run2).counts.reused == 1
+    assert store.latest_run_for_folder("/scans/b", FP).id == run2
+    assert store.latest_run_for_folder("/scans/b", FP_B) is None
+
+    # A different model set gets its own row (and its own queue entry).
+    run3 = new_run(store, "/scans/a", FP_B)
+    assert store.add_result(run3, first, FP_B) != rid
+    assert len(store.queue()) == 2
+
+
+def test_add_result_twice_for_same_run_and_path_changes_nothing(store):
+    run = new_run(store)
+    res = make_result(1, Decision.SUSPICIOUS)
+    assert store.add_result(run, res, FP) == store.add_result(run, res, FP)
+    err = error_result("/scans/a/bad.jpg")
+    assert store.add_result(run, err, FP) == store.add_result(run, err, FP)
+    counts = [store._conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("results", "run_items", "review_queue")]
+    assert counts == [2, 2, 1]
+
+
+def test_retried_file_replaces_its_error_in_the_same_run(store):
+    run = new_run(store)
+    store.add_result(run, error_result("/scans/a/img_004.jpg", "file is locked"), FP)
+    store.add_result(run, make_result(9), FP)
+    rid = store.add_result(run, make_result(4, Decision.SUSPICIOUS), FP)
+    back = store.run_entries(run)
+    assert [(e.position, e.result.status) for e in back] == [(1, "ok"), (2, "ok")]
+    assert back[0].result_id == rid
+    assert store._conn.execute("SELECT count(*) FROM results WHERE status = 'error'").fetchone()[0] == 0
+
+
+def test_error_results_are_kept_per_run(store):
+    run1, run2 = new_run(store), new_run(store)
+    e1 = store.add_result(run1, error_result("/scans/a/bad.jpg"), FP)
+    e2 = store.add_result(run2, error_result("/scans/a/bad.jpg"), FP)
+    assert e1 != e2
+    assert store.queue() == []
+
+
+def test_bad_results_are_refused(store):
+    run = new_run(store)
+    with pytest.raises(ValueError, match="sha256"):
+        store.add_result(run, ScreeningResult(path="/x.jpg", sha256=None, status="ok", decision=Decision.BENIGN), FP)
+    with pytest.raises(ValueError, match="status"):
+        store.add_result(run, ScreeningResult(path="/x.jpg", sha256="ab", status="maybe"), FP)
+
+
+def test_add_result_is_one_transaction(store):
+    """If queueing fails, the result row and the run link are rolled back with it."""
+    run = new_run(store)
+    store._conn.execute(
+        "CREATE TEMP TRIGGER fail_queue BEFORE INSERT ON review_queue BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
+    with pytest.raises(StoreError, match="undone"):
+        store.add_result(run, make_result(1, Decision.SUSPICIOUS), FP)
+    assert store.run_results(run) == []
+    assert store._conn.execute("SELECT count(*) FROM results").fetchone()[0] == 0
+    store._conn.execute("DROP TRIGGER fail_queue")
+    store.add_result(run, make_result(1, Decision.SUSPICIOUS), FP)
+    assert len(store.run_results(run)) == 1 and len(store.queue()) == 1
+
+
+# -- heat maps and thumbnails --------------------------------------------------------------------
+
+
+def test_cam_round_trip_is_small_and_close(store):
+    run = new_run(store)
+    res = make_result(0, Decision.SUSPICIOUS)
+    rid = store.add_result(run, res, FP)
+    cam = store.get_result(rid).cam
+    assert cam.dtype == np.float32 and cam.shape == (96, 128)  # 288x384 scaled to longest side 128
+    assert 0.0 <= cam.min() and cam.max() <= 1.0
+    expected = cv2.resize(res.cam, (128, 96), interpolation=cv2.INTER_AREA)
+    assert np.abs(cam - expected).max() <= 1 / 255 + 1e-6
+    # The peak stays where it was (x ~ 100/384 of the width, y ~ 150/288 of the height).
+    y, x = np.unravel_index(np.argmax(cam), cam.shape)
+    assert abs(x - 100 / 3) <= 2 and abs(y - 150 / 3) <= 2
+    blob = store._conn.execute("SELECT length(cam_png) FROM results WHERE id = ?", (rid,)).fetchone()[0]
+    assert blob < 16_000
+
+    # Small maps are kept at their size; out-of-range values are clipped.
+    small = decode_cam(encode_cam(np.array([[-0.5, 0.25], [0.5, 2.0]], np.float32)))
+    assert small.shape == (2, 2)
+    np.testing.assert_allclose(small, [[0.0, 64 / 255], [128 / 255, 1.0]], atol=1e-6)
+    tall = decode_cam(encode_cam(np.zeros((1000, 10), np.float32)))
+    assert max(tall.shape) == CAM_MAX_SIDE and tall.shape[1] >= 1
+
+    rid2 = store.add_result(run, make_result(1, cam=False), FP)
+    assert store.get_result(rid2).cam is None
+
+
+def test_thumbnails_are_stored_and_returned(store):
+    run = new_run(store)
+    image = np.zeros((288, 384, 3), np.uint8)
+    image[:, :, 2] = 200  # red in BGR
+    jpeg = encode_thumbnail(image)
+    rid = store.add_result(run, make_result(0), FP, thumbnail=jpeg)
+    back = store.thumbnail(rid)
+    assert back == jpeg
+    decoded = cv2.imdecode(np.frombuffer(back, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == (120, 160, 3) and decoded[60, 80, 2] > 180
+    assert store.thumbnail(store.add_result(run, make_result(1), FP)) is None
+    assert store.thumbnail(12345) is None
+
+
+# -- review queue and reviews -------------------------------------------------------------------
+
+
+def test_queue_holds_exactly_uncertain_and_suspicious_oldest_first(store):
+    run = new_run(store)
+    ids = {}
+    for i in range(9):
+        ids[i] = store.add_result(run, make_result(i, decision_for(i)), FP)
+    store.add_result(run, error_result("/scans/a/bad.png"), FP)
+    q = store.queue()
+    expected = [ids[i] for i in range(9) if decision_for(i) is not Decision.BENIGN]
+    assert [item.result_id for item in q] == expected
+    assert {item.decision for item in q} == {Decision.UNCERTAIN, Decision.SUSPICIOUS}
+    assert q[0].path == "/scans/a/img_001.jpg" and q[0].p_melanoma == pytest.approx(0.4001)
+    assert all(item.last_review is None for item in q)
+    assert [x.queued_at for x in q] == sorted(x.queued_at for x in q)
+
+    review = store.add_review(q[0].result_id, "dr a", "benign", "regular network")
+    q2 = store.queue()
+    assert [x.result_id for x in q2] == expected[1:]
+    full = store.queue(include_reviewed=True)
+    assert [x.result_id for x in full] == expected
+    assert full[0].last_review == review
+
+
+def test_reviews_validate_and_keep_history_in_order(store):
+    run = new_run(store)
+    rid = store.add_result(run, make_result(0, Decision.SUSPICIOUS), FP)
+    with pytest.raises(ValueError, match="reviewer"):
+        store.add_review(rid, "   ", "refer")
+    with pytest.raises(ValueError, match="benign, refer, biopsy, unclear_image"):
+        store.add_review(rid, "dr a", "malignant")
+    with pytest.raises(ValueError, match="no screening result"):
+        store.add_review(999, "dr a", "refer")
+
+    made = [store.add_review(rid, who, d, note) for who, d, note in
+            [("dr a", "refer", "asymmetric"), ("dr b", "biopsy", ""), ("dr a", "unclear_image", "retake")]]
+    hist = store.history(rid)
+    assert hist == made
+    assert [r.decision for r in hist] == ["refer", "biopsy", "unclear_image"]
+    assert all(r.created.endswith("+00:00") for r in hist)
+    assert [r.created for r in hist] == sorted(r.created for r in hist)
+    assert store.queue(include_reviewed=True)[0].last_review == made[-1]
+    assert set(REVIEW_DECISIONS) == {"benign", "refer", "biopsy", "unclear_image"}
+
+
+def test_reviews_are_append_only_in_the_database(store):
+    run = new_run(store)
+    rid = store.add_result(run, make_result(0, Decision.UNCERTAIN), FP)
+    store.add_review(rid, "dr a", "refer", "first look")
+    # Even raw SQL, bypassing the API, cannot rewrite or remove a review.
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store._conn.execute("UPDATE reviews SET decision = 'benign'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store._conn.execute("DELETE FROM reviews")
+    # Nor can the reviewed result vanish from under its review.
+    with pytest.raises(sqlite3.IntegrityError):
+        store._conn.execute("DELETE FROM results WHERE id = ?", (rid,))
+    (only,) = store.history(rid)
+    assert (only.decision, only.note) == ("refer", "first look")
+
+
+# -- threads and crashes ------------------------------------------------------------------------
+
+
+def test_one_store_shared_by_a_worker_and_a_reader_thread(store):
+    run = new_run(store)
+    errors = []
+
+    def worker():
+        try:
+            for i in range(40):
+                store.add_result(run, make_result(i, decision_for(i), cam=False), FP)
+        except Exception as exc:  # surfaced by the assert below
+            errors.append(exc)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    while t.is_alive():
+        store.queue()
+        store.runs()
+    t.join()
+    assert errors == []
+    assert len(store.run_results(run)) == 40
+
+
+CHILD = """
+import sys, time
+sys.path.insert(0, {repo!r})
+sys.path.insert(0, {tests!r})
+from test_store import make_result, decision_for, FP
+from core.store import ReviewStore
+store = ReviewStore.open({db!r})
+for i in range({n}):
+    store.add_result({run}, make_result(i, decision_for(i)), FP)
+    print(i, flush=True)
+    time.sleep({pause})
+"""
+
+
+# With a pause the kill lands between results; without one it usually lands inside a write.
+@pytest.mark.parametrize("n, k, pause", [(40, 5, 0.2), (1000, 25, 0.0)])
+def test_kill_9_mid_batch_loses_nothing_committed_and_resume_adds_no_duplicates(tmp_path, n, k, pause):
+    db = tmp_path / "results.sqlite"
+    with ReviewStore.open(db) as s:
+        run = new_run(s)
+    code = CHILD.format(repo=str(REPO), tests=str(Path(__file__).parent), db=str(db), n=n, run=run, pause=pause)
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(k):
+            line = child.stdout.readline()
+            assert line, child.stderr.read()
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+
+    with ReviewStore.open(db) as s:
+        assert s.integrity_check() == "ok"
+        done = s.run_results(run)
+        m = len(done)
+        assert k <= m < n, m  # the k reported (maybe one more), never the whole batch
+        assert [r.path for r in done] == [make_result(i).path for i in range(m)]
+        assert s.get_run(run).status == "running"  # the kill left it unfinished: resumable
+
+        # Resume: add the whole batch again, to the same run and to a fresh one.
+        for i in range(n):
+            s.add_result(run, make_result(i, decision_for(i)), FP)
+        run2 = new_run(s)
+        for i in range(n):
+            s.add_result(run2, make_result(i, decision_for(i)), FP)
+        s.finish_run(run, "finished")
+
+        expected_queue = sum(decision_for(i) is not Decision.BENIGN for i in range(n))
+        assert len(s.run_results(run)) == n and len(s.run_results(run2)) == n
+        assert [r.path for r in s.run_results(run)] == [make_result(i).path for i in range(n)]
+        assert s._conn.execute("SELECT count(*) FROM results").fetchone()[0] == n
+        assert len(s.queue()) == expected_queue
+        assert len({q.sha256 for q in s.queue()}) == expected_queue
+        assert s.get_run(run2).counts.reused == n
+        assert s.integrity_check() == "ok"

@@ -1,0 +1,179 @@
+"""The command line end to end, as a user runs it: subprocesses, real files, a real database."""
+
+import csv
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args, env_home=None, check=True, timeout=300):
+    env = dict(os.environ)
+    if env_home:
+        env["MELASCREEN_HOME"] = str(env_home)
+    proc = subprocess.run(
+        [sys.executable, "-m", "core.cli", *map(str, args)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
+    return proc
+
+
+def synthetic_lesion(seed, size=(288, 384), dark=0.5):
+    rng = np.random.default_rng(seed)
+    h, w = size
+    img = np.full((h, w, 3), (200, 160, 150), np.uint8)
+    img = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+    cy, cx = h // 2 + rng.integers(-30, 30), w // 2 + rng.integers(-40, 40)
+    colour = tuple(int(c * dark) for c in (120, 70, 60))
+    cv2.ellipse(img, (int(cx), int(cy)), (int(rng.integers(30, 90)), int(rng.integers(25, 70))), 0, 0, 360, colour, -1)
+    return img
+
+
+def make_folder(folder, n_images, real_paths=(), broken=True):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, src in enumerate(real_paths[:n_images]):
+        (folder / f"real_{i:02d}.jpg").write_bytes(Path(src).read_bytes())
+    for i in range(len(real_paths[:n_images]), n_images):
+        img = synthetic_lesion(i, dark=0.2 + 0.8 * (i % 5) / 4)
+        cv2.imwrite(str(folder / f"synthetic_{i:02d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    if broken:
+        (folder / "empty.jpg").write_bytes(b"")
+        (folder / "notes.jpg").write_text("this is a text file with an image extension")
+        good = (folder / sorted(p.name for p in folder.iterdir() if p.suffix in (".jpg", ".png"))[0]).read_bytes()
+        ok, jpg = cv2.imencode(".jpg", synthetic_lesion(99))
+        (folder / "truncated.jpg").write_bytes(jpg.tobytes()[: len(jpg) // 2])
+        (folder / "readme.txt").write_text("not an image")
+        (folder / "tiny.png").write_bytes(cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))[1].tobytes())
+    return folder
+
+
+BROKEN = {"empty.jpg", "notes.jpg", "truncated.jpg", "readme.txt", "tiny.png"}
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_screen_writes_one_row_per_file_and_a_second_run_queues_nothing_twice(tmp_path, synthetic_bundle, real_image_paths):
+    folder = make_folder(tmp_path / "clinic", 8, real_image_paths[:4])
+    db, report, heat = tmp_path / "results.sqlite", tmp_path / "report.csv", tmp_path / "heat"
+    out = run_cli("screen", folder, "--bundle", synthetic_bundle, "--db", db, "--report", report, "--heatmaps", heat,
+                  env_home=tmp_path / "home")
+    assert "screened 13 files" in out.stdout and "5 errors" in out.stdout
+    rows = read_csv(report)
+    assert len(rows) == 13
+    assert {"path", "status", "p_melanoma", "decision", "reason"} <= set(rows[0])
+    by_name = {Path(r["path"]).name: r for r in rows}
+    for name in BROKEN:
+        r = by_name[name]
+        assert r["status"] == "error" and r["reason"] and r["decision"] == "" and r["p_melanoma"] == ""
+    good = [r for r in rows if Path(r["path"]).name not in BROKEN]
+    assert all(r["status"] == "ok" and r["decision"] in ("benign", "suspicious", "uncertain") for r in good)
+    assert all(0.0 <= float(r["p_melanoma"]) <= 1.0 for r in good)
+    assert len(list(heat.glob("*.png"))) == 8
+
+    queued_first = run_cli("review", "list", "--db", db).stdout
+    again = run_cli("screen", folder, "--bundle", synthetic_bundle, "--db", db, "--report", report)
+    assert "8 taken from earlier runs" in again.stdout
+    assert run_cli("review", "list", "--db", db).stdout == queued_first
+    con = sqlite3.connect(db)
+    n_ok = con.execute("SELECT count(*) FROM results WHERE status = 'ok'").fetchone()[0]
+    n_queue = con.execute("SELECT count(*) FROM review_queue").fetchone()[0]
+    n_review_rows = sum(1 for r in good if r["decision"] != "benign")
+    assert n_ok == 8 and n_queue == n_review_rows
+    con.close()
+
+
+def test_review_decide_is_appended_and_shown(tmp_path, synthetic_bundle):
+    folder = make_folder(tmp_path / "f", 5, broken=False)
+    db = tmp_path / "r.sqlite"
+    # A low confidence makes the fallback gate (0.6 / 0.4) send mid-range cases to review.
+    run_cli("screen", folder, "--bundle", synthetic_bundle, "--db", db, "--threshold", "0.999")
+    listing = run_cli("review", "list", "--db", db).stdout.strip().splitlines()
+    assert listing and "queue is empty" not in listing[0]
+    case = int(listing[0].split()[0])
+    run_cli("review", "decide", case, "--decision", "refer", "--reviewer", "Dr A", "--note", "irregular border", "--db", db)
+    run_cli("review", "decide", case, "--decision", "biopsy", "--reviewer", "Dr B", "--db", db)
+    shown = run_cli("review", "show", case, "--db", db).stdout
+    assert shown.index("Dr A: refer - irregular border") < shown.index("Dr B: biopsy")
+    assert str(case) not in [line.split()[0] for line in run_cli("review", "list", "--db", db).stdout.splitlines()]
+    bad = run_cli("review", "decide", case, "--decision", "refer", "--reviewer", " ", "--db", db, check=False)
+    assert bad.returncode != 0 and "reviewer" in bad.stderr
+
+
+def test_unusable_bundle_or_database_exits_non_zero_with_the_reason(tmp_path, synthetic_bundle):
+    import shutil
+
+    folder = make_folder(tmp_path / "f", 2, broken=False)
+    broken = tmp_path / "broken_bundle"
+    shutil.copytree(synthetic_bundle, broken)
+    data = bytearray((broken / "member-0.onnx").read_bytes())
+    data[100] ^= 0xFF
+    (broken / "member-0.onnx").write_bytes(bytes(data))
+    out = run_cli("screen", folder, "--bundle", broken, "--db", tmp_path / "x.sqlite", check=False)
+    assert out.returncode == 2 and "member-0.onnx" in out.stderr and "checksum" in out.stderr
+    verify = run_cli("bundle", "verify", broken, check=False)
+    assert verify.returncode == 2 and "member-0.onnx" in verify.stderr
+    assert "ok:" in run_cli("bundle", "verify", synthetic_bundle).stdout
+    assert "synthetic-test-bundle" in run_cli("bundle", "info", synthetic_bundle).stdout
+    not_db = tmp_path / "not.sqlite"
+    not_db.write_text("hello, I am not a database" * 100)
+    out = run_cli("screen", folder, "--bundle", synthetic_bundle, "--db", not_db, check=False)
+    assert out.returncode == 2 and "not.sqlite" in out.stderr
+
+
+def test_kill_9_mid_batch_then_resume_loses_and_doubles_nothing(tmp_path, synthetic_bundle):
+    folder = make_folder(tmp_path / "big", 40, broken=False)
+    db = tmp_path / "k.sqlite"
+    env = dict(os.environ, MELASCREEN_HOME=str(tmp_path / "home"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "screen", str(folder), "--bundle", str(synthetic_bundle), "--db", str(db)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    stored = 0
+    while time.time() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+                stored = con.execute("SELECT count(*) FROM results").fetchone()[0]
+                con.close()
+            except sqlite3.Error:
+                stored = 0
+            if stored >= 5:
+                break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the batch finished before it could be killed; make the folder bigger"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    before = con.execute("SELECT count(*) FROM results").fetchone()[0]
+    con.close()
+    assert 5 <= before < 40
+    out = run_cli("screen", folder, "--bundle", synthetic_bundle, "--db", db, env_home=tmp_path / "home")
+    assert f"({before} taken from earlier runs)" in out.stdout
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert con.execute("SELECT count(*) FROM results").fetchone()[0] == 40
+    assert con.execute("SELECT count(DISTINCT sha256) FROM results").fetchone()[0] == 40
+    queued = con.execute("SELECT count(*), count(DISTINCT result_id) FROM review_queue").fetchone()
+    assert queued[0] == queued[1]
+    con.close()
+
+
+def test_importing_core_loads_neither_torch_nor_qt():
+    code = "import core, core.cli, core.screening, core.store, sys; assert not {'torch','PySide6','timm'} & set(sys.modules), sorted(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -1,0 +1,43 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    install the app (no torch) in .venv and open it on the embedded default bundle
+#   make test   install everything (training extras, test tools, packaging tools) and run the tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch/torchvision are pinned in pyproject's `train` extra; pip takes them from this platform's local wheels.
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: run test test-fast system-deps dist clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.app-installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[gui]'
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[gui,train,dev,package]'
+	touch $@ $(VENV)/.app-installed
+
+run: $(VENV)/.app-installed
+	$(BIN)/melascreen
+
+# System tools the packaging tests need (Debian): installed only when missing.
+system-deps:
+	@missing=""; \
+	for t in makeself:makeself makensis:nsis desktop-file-validate:desktop-file-utils; do \
+	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: $(VENV)/.dev-installed system-deps
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow" -q
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m slow -q
+
+test-fast: $(VENV)/.dev-installed
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow" -q

@@ -115,6 +115,11 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if args and type(None) in args:  # Optional[X]
         inner = [a for a in args if a is not type(None)][0]
         return _coerce(inner, value, key)
+    if tp is float and isinstance(value, str):
+        try:  # PyYAML reads 3e-4 (no dot) as a string
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if tp in (int, str, bool, dict) and not isinstance(value, tp):

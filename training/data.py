@@ -33,6 +33,7 @@ CLASS_NAMES: tuple[str, ...] = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"
 MELANOMA_INDEX = CLASS_NAMES.index("mel")
 SPLITS = ("train", "val", "test")
 CACHE_FORMAT = 1  # bump when the cache layout or the resize changes
+DATA_IMAGE_SUFFIX = ".jpg"  # HAM10000: images/<image_id>.jpg
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ def image_cache(
     partial = root / f"images-{input_size}-{key}.partial.npy"
     out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(len(image_ids), input_size, input_size, 3))
     pdict = params.to_dict() if params is not None else None
-    jobs = [(str(Path(images_dir) / f"{i}.jpg"), pdict, input_size) for i in image_ids]
+    jobs = [(str(Path(images_dir) / f"{i}{DATA_IMAGE_SUFFIX}"), pdict, input_size) for i in image_ids]
     start = time.time()
     log.info("building image cache %s: %d images at %d px, %d workers", target.name, len(jobs), input_size, workers)
     if workers > 1:

@@ -842,7 +842,8 @@ class EvaluationSettings:
     cams_per_group: int = 6
 
 
-def _progress_printer(total: int, stream=sys.stderr) -> Callable[[ScoredSet, int], None]:
+def _progress_printer(total: int, stream=None) -> Callable[[ScoredSet, int], None]:
+    stream = stream or sys.stderr
     start = time.monotonic()
     last = [0.0]
 
@@ -865,9 +866,10 @@ def run_evaluation(
     out: str | Path,
     settings: EvaluationSettings = EvaluationSettings(),
     used: str = "",
-    stream=sys.stdout,
+    stream=None,
 ) -> dict:
     """Score (or reuse), compute metrics, draw figures, write the report folder; returns the metrics."""
+    stream = stream or sys.stdout
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     bundle = load_bundle(bundle_path)

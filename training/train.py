@@ -326,6 +326,18 @@ def export_record(cfg: TrainConfig, data: RunData, seed: int, model: nn.Module, 
     }
 
 
+def check_in_sync(model: nn.Module, d: Dist) -> None:
+    """Every rank must end with the same weights; a silent divergence would make rank 0's files lie."""
+    flat = torch.cat([p.detach().float().flatten().cpu() for p in model.parameters()])
+    mine = torch.stack([flat.sum(), flat.square().sum(), (flat * torch.arange(len(flat)) / len(flat)).sum()])
+    gathered = [torch.zeros_like(mine) for _ in range(d.world)]
+    dist.all_gather(gathered, mine)
+    for r, theirs in enumerate(gathered):
+        if not torch.allclose(theirs, gathered[0], rtol=1e-5, atol=1e-6):
+            raise RuntimeError(f"rank {r} weights differ from rank 0 ({theirs.tolist()} vs {gathered[0].tolist()})")
+    log.info("weights in sync across %d ranks", d.world)
+
+
 # ---------------------------------------------------------------- one member
 
 
@@ -466,6 +478,8 @@ def train_member(cfg: TrainConfig, data: RunData, feats, seed: int, member_dir: 
             d.barrier()
         ckpt = None
 
+    if d.active:
+        check_in_sync(model, d)
     if d.main:
         if not (member_dir / "best.pt").exists():  # every AUC was NaN (tiny runs): keep the last weights
             atomic_save(export_record(cfg, data, seed, model, best), member_dir / "best.pt")
@@ -495,6 +509,8 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
         for seed in cfg.seeds:
             results[seed] = train_member(cfg, data, feats, seed, run_dir / f"member-{seed}", resume, d)
         log.info("all members done: %s", {s: round(r.get("val_mel_auc", float("nan")), 4) for s, r in results.items()})
+        if d.active:
+            print(f"rank {d.rank}/{d.world} finished", flush=True)
         return results
     finally:
         if d.active:

@@ -1,0 +1,116 @@
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from core.preprocess import PreprocessParams
+from training.data import (
+    CLASS_NAMES,
+    DermoscopyDataset,
+    balanced_rows,
+    image_cache,
+    load_labels,
+    make_split,
+    read_split,
+    resolve_split,
+    write_split,
+)
+
+
+@pytest.fixture(scope="module")
+def full_split(labels_csv):
+    return make_split(load_labels(labels_csv), seed=20240607)
+
+
+def test_no_lesion_in_two_splits(full_split):
+    split_of = {}
+    for im in full_split:
+        assert split_of.setdefault(im.lesion_id, im.split) == im.split, im.lesion_id
+
+
+def test_split_sizes_and_class_proportions_close_to_the_whole(full_split):
+    n = len(full_split)
+    sizes = Counter(im.split for im in full_split)
+    assert sizes["train"] / n == pytest.approx(0.70, abs=0.02)
+    assert sizes["val"] / n == pytest.approx(0.15, abs=0.02)
+    assert sizes["test"] / n == pytest.approx(0.15, abs=0.02)
+    whole = Counter(im.dx for im in full_split)
+    for split in ("train", "val", "test"):
+        part = Counter(im.dx for im in full_split if im.split == split)
+        for dx in CLASS_NAMES:
+            assert part[dx] / sizes[split] == pytest.approx(whole[dx] / n, abs=0.015), (split, dx)
+
+
+def test_split_is_reproducible_and_round_trips(full_split, labels_csv, tmp_path):
+    again = make_split(load_labels(labels_csv), seed=20240607)
+    assert again == full_split
+    other = make_split(load_labels(labels_csv), seed=1)
+    assert [im.split for im in other] != [im.split for im in full_split]
+    write_split(tmp_path / "s.csv", full_split)
+    assert read_split(tmp_path / "s.csv") == full_split
+    header = (tmp_path / "s.csv").read_text().splitlines()[0]
+    assert header == "image_id,lesion_id,dx,melanoma,split"
+
+
+def test_resolve_split_reuses_the_run_split_and_a_given_file(tiny_labels, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    first = resolve_split(tiny_labels, run, None, 3, 0.15, 0.15)
+    # A different seed does not re-split a run that already has split.csv.
+    assert resolve_split(tiny_labels, run, None, 4, 0.15, 0.15) == first
+    other = tmp_path / "other"
+    other.mkdir()
+    assert resolve_split(tiny_labels, other, str(run / "split.csv"), 99, 0.15, 0.15) == first
+    assert (other / "split.csv").read_text() == (run / "split.csv").read_text()
+
+
+def test_image_cache_is_built_once_and_matches_core_preprocessing(tmp_path, labels_csv):
+    from core.preprocess import preprocess, resize_square
+    from training.data import DATA_IMAGE_SUFFIX, decode_rgb
+
+    images_dir = labels_csv.parent / "images"
+    ids = [im.image_id for im in load_labels(labels_csv, max_images=4)]
+    params = PreprocessParams()
+    arr = image_cache(ids, images_dir, params, 64, tmp_path, workers=2)
+    assert arr.shape == (4, 64, 64, 3) and arr.dtype == np.uint8
+    expected = resize_square(preprocess(decode_rgb(images_dir / f"{ids[2]}{DATA_IMAGE_SUFFIX}"), params), 64)
+    np.testing.assert_array_equal(arr[2], expected)
+    files = sorted(p.name for p in tmp_path.glob("images-64-*.npy"))
+    assert len(files) == 1
+    mtime = (tmp_path / files[0]).stat().st_mtime_ns
+    again = image_cache(ids, images_dir, params, 64, tmp_path, workers=2)
+    assert (tmp_path / files[0]).stat().st_mtime_ns == mtime
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(arr))
+    # Other parameters are another cache entry.
+    image_cache(ids, images_dir, PreprocessParams(hair=False), 64, tmp_path, workers=1)
+    assert len(list(tmp_path.glob("images-64-*.npy"))) == 2
+
+
+def test_dataset_normalises_and_flips():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(3, 8, 8, 3), dtype=np.uint8)
+    plain = DermoscopyDataset(images, [0, 4, 5], (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), augment=None)
+    x, y = plain[1]
+    assert y == 4 and x.dtype == torch.float32 and x.shape == (3, 8, 8)
+    torch.testing.assert_close(x, torch.from_numpy(images[1]).permute(2, 0, 1).float() / 127.5 - 1.0)
+    flips = DermoscopyDataset(images, [0, 4, 5], (0.5,) * 3, (0.5,) * 3, augment="flips")
+    ref = torch.from_numpy(images[0]).permute(2, 0, 1).float() / 127.5 - 1.0
+    allowed = [ref, ref.flip(-1), ref.flip(-2), ref.flip(-1).flip(-2)]
+    seen = set()
+    for _ in range(40):
+        x, _ = flips[0]
+        matches = [i for i, a in enumerate(allowed) if torch.allclose(x, a)]
+        assert matches, "an augmented view that is not a flip"
+        seen.add(matches[0])
+    assert seen == {0, 1, 2, 3}
+
+
+def test_balanced_rows_caps_every_class_afresh_each_epoch():
+    labels = np.array([5] * 100 + [4] * 10 + [0] * 3)
+    a = balanced_rows(labels, 20, np.random.default_rng(1))
+    b = balanced_rows(labels, 20, np.random.default_rng(2))
+    assert Counter(labels[a].tolist()) == {5: 20, 4: 10, 0: 3}
+    assert len(set(a.tolist())) == len(a)
+    assert set(a.tolist()) != set(b.tolist())
+    assert sorted(balanced_rows(labels, None, np.random.default_rng(0)).tolist()) == list(range(len(labels)))

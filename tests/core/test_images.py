@@ -166,7 +166,8 @@ CMYK_JPEG = base64.b64decode(
 
 @pytest.fixture()
 def clinic_folder(tmp_path: Path) -> Path:
-    for name in ("b.png", "a.JPG", "e.jpeg", "c.Tiff", "notes.txt", ".hidden.jpg", ".cache/x.jpg", "sub/d.bmp", "sub/readme.md"):
+    names = ("b.png", "a.JPG", "e.jpeg", "c.Tiff", "notes.txt", ".hidden.jpg", ".cache/x.jpg", "sub/d.bmp", "sub/readme.md")
+    for name in names:
         write(tmp_path / name, b"x")
     return tmp_path
 
@@ -318,6 +319,8 @@ def test_refuses_empty_file(tmp_path: Path):
 def test_refuses_text_renamed_as_jpeg(tmp_path: Path):
     reason = refusal(write(tmp_path / "notes.jpg", b"Patient notes: follow up in 3 months.\n" * 20))
     assert "not a picture" in reason
+    # Text that happens to start like a bitmap ("BM") is still text.
+    assert "not a picture" in refusal(write(tmp_path / "bmi.bmp", b"BMI 24.5, weight 70 kg, height 169 cm\n" * 5))
 
 
 @pytest.mark.parametrize("fraction", [0.3, 0.5, 0.9])
@@ -362,6 +365,11 @@ def test_refuses_over_pixel_and_byte_limits(tmp_path: Path):
     assert "too large" in refusal(path, ImageLimits(max_pixels=384 * 288 - 1))
     assert "MB" in refusal(path, ImageLimits(max_bytes=1000))
     assert read_image(path, ImageLimits(max_pixels=384 * 288)).width == 384
+
+
+def test_refuses_floating_point_tiff(tmp_path: Path):
+    data = encode(skin_texture().astype(np.float32) / 255, ".tif")
+    assert "8- or 16-bit" in refusal(write(tmp_path / "float.tif", data))
 
 
 def test_refuses_too_small(tmp_path: Path):

@@ -79,7 +79,8 @@ def real_images(count: int = 3) -> list[np.ndarray]:
         return []
     # Chosen for what they show: a vignette, a dark lesion the seed's threshold would erase, hairs.
     names = ["ISIC_0033621.jpg", "ISIC_0034049.jpg", "ISIC_0027237.jpg"][:count]
-    return [cv2.cvtColor(cv2.imread(str(HAM_IMAGES / n)), cv2.COLOR_BGR2RGB) for n in names if (HAM_IMAGES / n).exists()]
+    paths = [HAM_IMAGES / n for n in names if (HAM_IMAGES / n).exists()]
+    return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
 
 
 def grey(rgb: np.ndarray) -> np.ndarray:

@@ -34,6 +34,8 @@ _WINDOWS_HIDDEN = 0x2  # FILE_ATTRIBUTE_HIDDEN
 def _is_hidden(entry: os.DirEntry) -> bool:
     if entry.name.startswith("."):
         return True
+    if os.name != "nt":
+        return False
     try:
         attributes = getattr(entry.stat(follow_symlinks=False), "st_file_attributes", 0)
     except OSError:

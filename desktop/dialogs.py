@@ -1,0 +1,290 @@
+"""Dialogs: first start (disclaimer and reviewer name), settings, about."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QTabWidget,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+import core
+from core.bundle import DISCLAIMER, Bundle, default_bundle_path
+from core.ensemble import available_providers
+from core.paths import default_database_path
+
+from .settings import PROVIDERS, AppSettings
+
+NOTICE_NAMES = ("NOTICES", "NOTICES.txt", "NOTICES.md", "THIRD_PARTY_NOTICES", "THIRD_PARTY_NOTICES.txt")
+
+
+def notice_folders() -> list[Path]:
+    """Where a NOTICES file may be: beside the app (frozen or script), inside a bundled app, the repo root."""
+    folders = []
+    if getattr(sys, "frozen", False):
+        folders.append(Path(sys.executable).resolve().parent)
+        if hasattr(sys, "_MEIPASS"):
+            folders.append(Path(sys._MEIPASS))  # noqa: SLF001 - PyInstaller's unpack folder
+    if sys.argv and sys.argv[0]:
+        folders.append(Path(sys.argv[0]).resolve().parent)
+    here = Path(__file__).resolve().parent
+    folders += [here, here.parent]  # desktop/ and the repo (or site-packages) root
+    seen, out = set(), []
+    for f in folders:
+        if f not in seen:
+            seen.add(f)
+            out.append(f)
+    return out
+
+
+def find_notices(folders: list[Path] | None = None) -> Path | None:
+    for folder in folders if folders is not None else notice_folders():
+        for name in NOTICE_NAMES:
+            p = folder / name
+            if p.is_file():
+                return p
+    return None
+
+
+class FirstStartDialog(QDialog):
+    """Shown until the disclaimer is accepted: what MelaScreen is not, and who is reviewing."""
+
+    def __init__(self, reviewer: str = "", parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Welcome to MelaScreen")
+        self.setMinimumWidth(560)
+        title = QLabel("<h2>MelaScreen</h2>")
+        text = QLabel(
+            "<p style='font-size:13px'><b>Please read this before you start.</b></p>"
+            f"<p style='font-size:13px'>{DISCLAIMER}</p>"
+            "<p>MelaScreen sorts dermoscopy images into <b>benign</b>, <b>uncertain</b> and <b>suspicious</b> "
+            "to help you decide which ones to look at first. Uncertain and suspicious images go to a review "
+            "queue, where a clinician records a decision. Every review is stored with the reviewer's name "
+            "and cannot be changed afterwards.</p>"
+        )
+        text.setWordWrap(True)
+        text.setTextFormat(Qt.TextFormat.RichText)
+        self.name = QLineEdit(reviewer)
+        self.name.setPlaceholderText("e.g. Dr A. Example or your initials")
+        self.accept_box = QCheckBox("I understand that MelaScreen is a research tool and does not make a diagnosis.")
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Start")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form = QFormLayout()
+        form.addRow("Reviewer name:", self.name)
+        lay = QVBoxLayout(self)
+        lay.addWidget(title)
+        lay.addWidget(text)
+        lay.addLayout(form)
+        lay.addWidget(self.accept_box)
+        lay.addWidget(self.buttons)
+        self.name.textChanged.connect(self._update)
+        self.accept_box.toggled.connect(self._update)
+        self._update()
+
+    def _update(self) -> None:
+        ok = self.accept_box.isChecked() and bool(self.name.text().strip())
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)
+
+    def reviewer(self) -> str:
+        return self.name.text().strip()
+
+
+def _path_row(edit: QLineEdit, button: QPushButton) -> QWidget:
+    w = QWidget()
+    lay = QHBoxLayout(w)
+    lay.setContentsMargins(0, 0, 0, 0)
+    lay.addWidget(edit, 1)
+    lay.addWidget(button)
+    return w
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: AppSettings, provider_in_use: str | None = None, bundle_message: str = "", parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("MelaScreen settings")
+        self.setMinimumWidth(640)
+        self._settings = settings
+        default = default_bundle_path()
+        self.bundle = QLineEdit(settings.bundle_path)
+        self.bundle.setPlaceholderText(f"the bundle installed with MelaScreen ({default})")
+        folder_btn = QPushButton("Folder…")
+        folder_btn.clicked.connect(self._choose_bundle_folder)
+        zip_btn = QPushButton("Zip…")
+        zip_btn.clicked.connect(self._choose_bundle_zip)
+        bundle_row = _path_row(self.bundle, folder_btn)
+        bundle_row.layout().addWidget(zip_btn)
+        self.bundle_message = QLabel(bundle_message)
+        self.bundle_message.setWordWrap(True)
+        self.bundle_message.setStyleSheet("color:#c62828;")
+        self.bundle_message.setVisible(bool(bundle_message))
+
+        self.provider = QComboBox()
+        words = {"auto": "Automatic (GPU when available)", "cpu": "CPU", "cuda": "CUDA (NVIDIA GPU)"}
+        for p in PROVIDERS:
+            self.provider.addItem(words[p], p)
+        self.provider.setCurrentIndex(max(0, PROVIDERS.index(settings.provider) if settings.provider in PROVIDERS else 0))
+        avail = ", ".join(available_providers())
+        in_use = provider_in_use or "models not loaded"
+        self.provider_info = QLabel(f"In use now: <b>{in_use}</b><br>Available in this installation: {avail}")
+        self.provider_info.setWordWrap(True)
+
+        self.use_default_confidence = QCheckBox("Use the bundle's default (0.99)")
+        self.confidence = QDoubleSpinBox()
+        self.confidence.setRange(0.5, 0.999)
+        self.confidence.setDecimals(3)
+        self.confidence.setSingleStep(0.01)
+        self.confidence.setValue(settings.confidence if settings.confidence is not None else 0.99)
+        self.use_default_confidence.setChecked(settings.confidence is None)
+        self.use_default_confidence.toggled.connect(lambda on: self.confidence.setEnabled(not on))
+        self.confidence.setEnabled(settings.confidence is not None)
+        conf_row = QWidget()
+        cl = QHBoxLayout(conf_row)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.addWidget(self.confidence)
+        cl.addWidget(self.use_default_confidence, 1)
+        conf_help = QLabel(
+            "A result is called benign or suspicious only when the models are at least this confident; "
+            "everything else is uncertain and goes to the review queue."
+        )
+        conf_help.setWordWrap(True)
+        conf_help.setStyleSheet("color:#455a64;")
+
+        self.database = QLineEdit(settings.database_path)
+        self.database.setPlaceholderText(str(default_database_path()))
+        db_btn = QPushButton("Choose…")
+        db_btn.clicked.connect(self._choose_database)
+        self.reviewer = QLineEdit(settings.reviewer)
+        self.reviewer.setPlaceholderText("your name or initials, stored with every review")
+
+        form = QFormLayout()
+        form.addRow("Model bundle:", bundle_row)
+        form.addRow("", self.bundle_message)
+        form.addRow("Inference on:", self.provider)
+        form.addRow("", self.provider_info)
+        form.addRow("Confidence:", conf_row)
+        form.addRow("", conf_help)
+        form.addRow("Results file:", _path_row(self.database, db_btn))
+        form.addRow("Reviewer name:", self.reviewer)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(buttons)
+
+    def _choose_bundle_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose a model bundle folder", self.bundle.text())
+        if path:
+            self.bundle.setText(path)
+
+    def _choose_bundle_zip(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a model bundle (.zip)", self.bundle.text(), "Model bundle (*.zip)")
+        if path:
+            self.bundle.setText(path)
+
+    def _choose_database(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Results file", self.database.text() or str(default_database_path()), "MelaScreen results (*.sqlite)",
+            options=QFileDialog.Option.DontConfirmOverwrite,
+        )
+        if path:
+            self.database.setText(path)
+
+    def values(self) -> AppSettings:
+        return replace(
+            self._settings,
+            bundle_path=self.bundle.text().strip(),
+            provider=self.provider.currentData(),
+            confidence=None if self.use_default_confidence.isChecked() else round(self.confidence.value(), 3),
+            database_path=self.database.text().strip(),
+            reviewer=self.reviewer.text().strip(),
+        )
+
+
+def bundle_html(bundle: Bundle | None, verified: bool, provider_in_use: str | None, load_message: str = "") -> str:
+    if bundle is None:
+        return f"<p><b>No model bundle is loaded.</b></p><p>{load_message}</p>"
+    m = bundle.manifest
+    rows = "".join(
+        f"<tr><td>{mem.file}</td><td>{mem.arch}</td><td>{mem.seed}</td><td>{mem.temperature:.3g}</td>"
+        f"<td><code>{mem.sha256[:16]}…</code></td></tr>"
+        for mem in m.members
+    )
+    check = "all member checksums verified when loaded" if verified else "checksums NOT verified"
+    return (
+        f"<h3>{m.name} <small>version {m.version}</small></h3>"
+        f"<p>Created {m.created or 'unknown'} · task {m.task} · input {m.input_size}×{m.input_size} px · "
+        f"{len(m.tta_views)} test-time views · fingerprint <code>{bundle.fingerprint}</code><br>"
+        f"Loaded from {bundle.source or bundle.root}<br>"
+        f"<b>{check}</b> · running on {provider_in_use or '—'}</p>"
+        "<table border='1' cellspacing='0' cellpadding='3'><tr><th>member</th><th>architecture</th><th>seed</th>"
+        f"<th>temperature</th><th>SHA-256</th></tr>{rows}</table>"
+        f"<p>Classes: {', '.join(m.class_names)} (p(melanoma) = {m.positive_class})</p>"
+    )
+
+
+class AboutDialog(QDialog):
+    def __init__(self, bundle: Bundle | None, verified: bool, provider_in_use: str | None,
+                 load_message: str = "", notices: Path | None = None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("About MelaScreen")
+        self.resize(760, 620)
+        head = QLabel(
+            f"<h2>MelaScreen {core.__version__}</h2>"
+            f"<p style='color:#c62828'><b>{(bundle.manifest.disclaimer if bundle else DISCLAIMER)}</b></p>"
+        )
+        head.setWordWrap(True)
+        tabs = QTabWidget()
+        self.tabs = tabs
+        model = QTextBrowser()
+        model.setHtml(bundle_html(bundle, verified, provider_in_use, load_message))
+        tabs.addTab(model, "Model bundle")
+        card = QTextBrowser()
+        if bundle is not None and bundle.model_card:
+            card.setMarkdown(bundle.model_card)
+        else:
+            card.setPlainText("No model card (model_card.md) in this bundle.")
+        tabs.addTab(card, "Model card")
+        self.notices_path = notices
+        notice_view = QPlainTextEdit()
+        notice_view.setReadOnly(True)
+        if notices is not None:
+            try:
+                notice_view.setPlainText(notices.read_text(encoding="utf-8", errors="replace"))
+            except OSError as exc:
+                notice_view.setPlainText(f"{notices} could not be read: {exc}")
+        else:
+            notice_view.setPlainText(
+                "No NOTICES file was found next to the application or in its installation folder.\n"
+                "MelaScreen uses Qt for Python (PySide6, LGPLv3), ONNX Runtime (MIT), OpenCV (Apache 2.0) and "
+                "NumPy (BSD); their licence texts ship with those packages."
+            )
+        self.notices_text = notice_view
+        tabs.addTab(notice_view, "Third-party notices")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        buttons.accepted.connect(self.accept)
+        lay = QVBoxLayout(self)
+        lay.addWidget(head)
+        lay.addWidget(tabs, 1)
+        lay.addWidget(buttons)

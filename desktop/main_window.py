@@ -1,0 +1,443 @@
+"""The main window: tabs for screening, one case and the review queue; menus; the status bar.
+
+It owns the app's state (settings, the results store, the loaded models, the worker pool) and
+wires the views to core. Every screening, storing and reviewing rule is core's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.bundle import DISCLAIMER, default_bundle_path
+from core.errors import MelaScreenError, StoreError
+from core.report import write_csv, write_html
+from core.screening import RunSummary
+from core.store import ReviewStore
+
+from .dialogs import AboutDialog, SettingsDialog, find_notices
+from .settings import AppSettings, save_settings
+from .style import DISCLAIMER_SHORT
+from .views.case_panel import CasePanel, CaseRef
+from .views.review_queue import ReviewQueueView
+from .views.screening import ScreeningView
+from .workers import LoadedModel, ResultRow, ScreeningBatch, Worker, WorkerPool, load_model_job, screening_job
+
+CASE_KEYS_HELP = (
+    "Keys: N / P next / previous row of the results · Backspace back to the results · 1–4 decision · "
+    "E note (Esc back) · Ctrl+Enter save · H heat map · + / − / 0 zoom"
+)
+NO_BUNDLE_MESSAGE = (
+    "No model bundle is installed with this copy of MelaScreen yet, so nothing can be screened. "
+    "Choose a bundle folder or .zip in Settings (Settings → Model bundle)."
+)
+
+
+def bundle_to_load(settings: AppSettings, override: str | None = None) -> tuple[Path | None, str]:
+    """The bundle path to load, or None with the reason to show."""
+    if override:
+        return Path(override), ""
+    if settings.bundle_path:
+        return Path(settings.bundle_path).expanduser(), ""
+    default = default_bundle_path()
+    if (default / "manifest.json").is_file():
+        return default, ""
+    return None, NO_BUNDLE_MESSAGE
+
+
+class MainWindow(QMainWindow):
+    model_loaded = Signal(object)  # LoadedModel
+    model_failed = Signal(str)
+    run_done = Signal(object)  # RunSummary, or the exception when screening failed
+    export_done = Signal(str)  # path written
+
+    def __init__(self, settings: AppSettings, settings_file: Path | None = None, bundle_override: str | None = None,
+                 parent=None):
+        super().__init__(parent)
+        self.settings = settings
+        self.settings_file = settings_file
+        self.bundle_override = bundle_override
+        self.pool = WorkerPool(max_threads=2)
+        self.store: ReviewStore | None = None
+        self.store_error = ""
+        self.model: LoadedModel | None = None
+        self.model_message = ""
+        self.screening_worker: Worker | None = None
+        self._model_request = 0
+        self.setWindowTitle("MelaScreen — research tool, not a medical device")
+        self.resize(1360, 860)
+
+        self.screening = ScreeningView(self._thumbnail)
+        self.case_panel = CasePanel(lambda: self.store, self.pool, self._reviewer_for_save, settings.heatmap_opacity)
+        self.case_panel.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        case_tab = QWidget()
+        case_lay = QVBoxLayout(case_tab)
+        case_lay.addWidget(self.case_panel, 1)
+        case_help = QLabel(CASE_KEYS_HELP)
+        case_help.setStyleSheet("color:#455a64;")
+        case_help.setWordWrap(True)
+        case_lay.addWidget(case_help)
+        self.queue_view = ReviewQueueView(lambda: self.store, self.pool, self._reviewer_for_save, settings.heatmap_opacity)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.screening, "Screening")
+        self.tabs.addTab(case_tab, "Case")
+        self.tabs.addTab(self.queue_view, "Review queue")
+        self.case_tab = case_tab
+        self.setCentralWidget(self.tabs)
+
+        self.disclaimer_label = QLabel(f"⚠ {DISCLAIMER_SHORT}")
+        self.disclaimer_label.setToolTip(DISCLAIMER)
+        self.disclaimer_label.setStyleSheet("color:#b71c1c; font-weight:bold; padding:0 6px;")
+        self.model_label = QLabel()
+        self.store_label = QLabel()
+        self.statusBar().addWidget(self.disclaimer_label, 1)
+        self.statusBar().addPermanentWidget(self.model_label)
+        self.statusBar().addPermanentWidget(self.store_label)
+
+        self._menus()
+        self._connect()
+        self.case_panel.set_reviewer_name(settings.reviewer)
+        self.queue_view.panel.set_reviewer_name(settings.reviewer)
+        self.screening.recursive.setChecked(settings.recursive)
+        if settings.last_folder:
+            self.screening.set_folder(settings.last_folder)
+        self.open_store()
+        self.load_model()
+
+    # -- wiring -------------------------------------------------------------------------------
+
+    def _menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        act = QAction("Screen a &folder…", self, shortcut=QKeySequence.StandardKey.Open)
+        act.triggered.connect(self.choose_folder)
+        file_menu.addAction(act)
+        self.csv_action = QAction("Export results as &CSV…", self)
+        self.csv_action.triggered.connect(self.export_csv)
+        file_menu.addAction(self.csv_action)
+        self.report_action = QAction("Export printable &report (HTML)…", self, shortcut=QKeySequence("Ctrl+P"))
+        self.report_action.triggered.connect(self.export_report)
+        file_menu.addAction(self.report_action)
+        file_menu.addSeparator()
+        quit_act = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_act.triggered.connect(self.close)
+        file_menu.addAction(quit_act)
+        settings_act = QAction("&Settings…", self, shortcut=QKeySequence("Ctrl+,"))
+        settings_act.triggered.connect(self.open_settings)
+        self.menuBar().addMenu("&Tools").addAction(settings_act)
+        about = QAction("&About MelaScreen", self)
+        about.triggered.connect(self.open_about)
+        self.menuBar().addMenu("&Help").addAction(about)
+
+    def _connect(self) -> None:
+        s = self.screening
+        s.choose_folder.connect(self.choose_folder)
+        s.screen_requested.connect(self.start_screening)
+        s.cancel_requested.connect(self.cancel_screening)
+        s.open_case.connect(self.open_case)
+        s.run_selected.connect(self.show_stored_run)
+        s.export_csv.connect(self.export_csv)
+        s.export_report.connect(self.export_report)
+        s.open_settings.connect(self.open_settings)
+        self.queue_view.queue_changed.connect(self._queue_count)
+        self.queue_view.panel.reviewed.connect(lambda rid, review: self._on_reviewed(review, from_queue=True))
+        self.case_panel.reviewed.connect(lambda rid, review: self._on_reviewed(review, from_queue=False))
+        for panel in (self.case_panel, self.queue_view.panel):
+            panel.case_view.opacity_changed.connect(self._remember_opacity)
+        ctx = Qt.ShortcutContext.WidgetWithChildrenShortcut
+        QShortcut(QKeySequence("N"), self.case_tab, lambda: self._step_case(1), context=ctx)
+        QShortcut(QKeySequence("P"), self.case_tab, lambda: self._step_case(-1), context=ctx)
+        QShortcut(QKeySequence("Backspace"), self.case_tab, lambda: self.tabs.setCurrentWidget(self.screening), context=ctx)
+        self.tabs.currentChanged.connect(self._tab_changed)
+
+    def _thumbnail(self, result_id: int) -> bytes | None:
+        return None if self.store is None else self.store.thumbnail(result_id)
+
+    def _reviewer_for_save(self) -> str | None:
+        return self.settings.reviewer or None
+
+    def _save_settings(self) -> None:
+        if self.settings_file is not None:
+            try:
+                save_settings(self.settings, self.settings_file)
+            except OSError as exc:
+                self.statusBar().showMessage(f"Settings could not be saved: {exc}", 10_000)
+
+    def _remember_opacity(self, value: float) -> None:
+        self.settings = replace(self.settings, heatmap_opacity=value)
+
+    # -- store and model ----------------------------------------------------------------------
+
+    def open_store(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        path = self.settings.resolved_database_path()
+        try:
+            self.store = ReviewStore.open(path)
+            self.store_error = ""
+            self.store_label.setText(f"Results file: {path}")
+            self.store_label.setToolTip(str(path))
+        except StoreError as exc:
+            self.store_error = str(exc)
+            self.store_label.setText("Results file: not open")
+            QMessageBox.warning(self, "Results file", f"{exc}\n\nChoose another location in Settings.")
+        self._update_model_state()
+        self.screening.set_runs(self.store.runs() if self.store else [])
+        self.queue_view.refresh()
+
+    def load_model(self) -> None:
+        """Load the bundle and create the sessions on a worker; the window stays responsive."""
+        self._model_request += 1
+        request = self._model_request
+        self.model = None
+        path, message = bundle_to_load(self.settings, self.bundle_override)
+        if path is None:
+            self.model_message = message
+            self._update_model_state(state="missing")
+            self.model_failed.emit(message)
+            return
+        self.model_message = f"Loading the models from {path}…"
+        self._update_model_state(state="loading")
+        worker = Worker(load_model_job(path, self.settings.provider, self.settings.confidence), name="load model")
+        worker.signals.progress.connect(lambda text, n=request: self._model_progress(n, text))
+        worker.signals.result.connect(lambda model, n=request: self._model_ready(n, model))
+        worker.signals.failed.connect(lambda exc, n=request: self._model_error(n, exc))
+        self.pool.start(worker)
+
+    def _model_progress(self, request: int, text: str) -> None:
+        if request == self._model_request:
+            self.model_message = text
+            self._update_model_state(state="loading")
+
+    def _model_ready(self, request: int, model: LoadedModel) -> None:
+        if request != self._model_request:
+            return
+        self.model = model
+        self.model_message = ""
+        self._update_model_state()
+        self.model_loaded.emit(model)
+
+    def _model_error(self, request: int, exc: BaseException) -> None:
+        if request != self._model_request:
+            return
+        kind = "The model bundle could not be loaded" if isinstance(exc, MelaScreenError) else "Unexpected error while loading the models"
+        self.model_message = f"{kind}: {exc}. Choose another bundle or provider in Settings."
+        self._update_model_state(state="error")
+        self.model_failed.emit(self.model_message)
+
+    def _update_model_state(self, state: str | None = None) -> None:
+        if self.store is None and self.store_error:
+            self.screening.set_model_state("error", f"The results file cannot be used: {self.store_error}")
+        elif self.model is not None:
+            self.screening.set_model_state("ready", "")
+        else:
+            self.screening.set_model_state(state or "loading", self.model_message)
+        if self.model is not None:
+            m = self.model.bundle.manifest
+            self.model_label.setText(f"Models: {m.name} {m.version} · {self.model.screener.provider_in_use}")
+        else:
+            self.model_label.setText("Models: not loaded")
+
+    # -- screening ----------------------------------------------------------------------------
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a folder of dermoscopy images", self.settings.last_folder)
+        if folder:
+            self.screening.set_folder(folder)
+            self.settings = replace(self.settings, last_folder=folder)
+
+    def start_screening(self, folder: str, recursive: bool) -> Worker | None:
+        if self.model is None or self.store is None or self.screening_worker is not None:
+            return None
+        self.tabs.setCurrentWidget(self.screening)
+        self.settings = replace(self.settings, last_folder=folder, recursive=recursive)
+        self.screening.run_started(folder)
+        worker = Worker(screening_job(self.model.screener, folder, self.store, recursive), name="screening")
+        worker.signals.progress.connect(self._screening_progress)
+        worker.signals.result.connect(self._screening_finished)
+        worker.signals.failed.connect(self._screening_failed)
+        self.screening_worker = worker
+        self.pool.start(worker)
+        return worker
+
+    def cancel_screening(self) -> None:
+        if self.screening_worker is not None:
+            self.screening_worker.cancel()
+            self.screening.cancelling()
+
+    def _screening_progress(self, batch: ScreeningBatch) -> None:
+        self.screening.add_batch(batch)
+
+    def _screening_finished(self, summary: RunSummary) -> None:
+        self.screening_worker = None
+        self.screening.run_finished(summary)
+        self.screening.set_runs(self.store.runs() if self.store else [])
+        self.queue_view.refresh()
+        self.run_done.emit(summary)
+
+    def _screening_failed(self, exc: BaseException) -> None:
+        self.screening_worker = None
+        self.screening.run_failed(str(exc))
+        if self.store is not None:
+            self.screening.set_runs(self.store.runs())
+        self.queue_view.refresh()
+        self.run_done.emit(exc)
+
+    def show_stored_run(self, run_id: int) -> None:
+        if self.store is None:
+            return
+        run = self.store.get_run(run_id)
+        if run is None:
+            return
+        rows = [ResultRow(e.result, e.result_id if e.result.ok else None) for e in self.store.run_entries(run_id, with_cam=False)]
+        self.screening.show_run(run, rows)
+
+    # -- cases and reviews --------------------------------------------------------------------
+
+    def open_case(self, ref: CaseRef) -> None:
+        self.case_panel.open(ref)
+        self.tabs.setCurrentWidget(self.case_tab)
+        self.case_panel.setFocus()
+
+    def _step_case(self, step: int) -> None:
+        if self.case_panel.current is None:
+            return
+        ref = self.screening.neighbour(self.case_panel.current, step)
+        if ref is not None:
+            self.case_panel.open(ref)
+
+    def _on_reviewed(self, review, from_queue: bool) -> None:
+        self.statusBar().showMessage(f"Review saved ({review.decision}, by {review.reviewer}).", 6000)
+        if not from_queue:
+            self.queue_view.refresh()
+
+    def _queue_count(self, waiting: int) -> None:
+        self.tabs.setTabText(2, f"Review queue ({waiting})")
+
+    def _tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.queue_view:
+            self.queue_view.panel.setFocus()
+
+    # -- export -------------------------------------------------------------------------------
+
+    def _export_name(self, suffix: str) -> str:
+        run = self.store.get_run(self.screening.current_run_id) if (self.store and self.screening.current_run_id) else None
+        folder = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(run.folder).name) if run else "results"
+        base = Path(self.settings.last_folder or Path.home())
+        return str(base / f"melascreen-run{run.id if run else ''}-{folder}{suffix}")
+
+    def export_csv(self, path: str | None = None) -> Path | None:
+        run_id = self.screening.current_run_id
+        if self.store is None or run_id is None:
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export results as CSV", self._export_name(".csv"), "CSV (*.csv)")
+            if not path:
+                return None
+        classes = self.model.bundle.manifest.class_names if self.model else ()
+        try:
+            out = write_csv(self.store.run_results(run_id, with_cam=False), path, classes)
+        except OSError as exc:
+            QMessageBox.warning(self, "Export failed", f"The CSV file could not be written:\n{exc}")
+            return None
+        self.statusBar().showMessage(f"CSV written: {out}", 8000)
+        self.export_done.emit(str(out))
+        return out
+
+    def export_report(self, path: str | None = None) -> Worker | None:
+        """Write the HTML report on a worker: it reads every image again to draw the heat maps."""
+        run_id = self.screening.current_run_id
+        if self.store is None or run_id is None:
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export printable report", self._export_name(".html"), "HTML report (*.html)")
+            if not path:
+                return None
+        store = self.store
+        run = store.get_run(run_id)
+        details = {
+            "Folder": run.folder,
+            "Run": f"#{run.id}, started {run.started[:19].replace('T', ' ')} UTC ({run.status})",
+            "Models": f"{run.bundle_name} {run.bundle_version} (fingerprint {run.bundle_fingerprint})",
+            "Settings": ", ".join(f"{k}: {v}" for k, v in sorted(run.settings.items())),
+            "Exported by": self.settings.reviewer or "—",
+        }
+
+        def job(report, should_stop):
+            entries = store.run_entries(run_id, with_cam=True)
+            thumbs = [store.thumbnail(e.result_id) if e.result.ok else None for e in entries]
+            return write_html([e.result for e in entries], path, thumbs, details=details)
+
+        worker = Worker(job, name="report")
+        worker.signals.result.connect(self._report_written)
+        worker.signals.failed.connect(lambda exc: QMessageBox.warning(self, "Export failed", f"The report could not be written:\n{exc}"))
+        self.statusBar().showMessage("Writing the report…")
+        self.pool.start(worker)
+        return worker
+
+    def _report_written(self, path) -> None:
+        self.statusBar().showMessage(f"Report written: {path} (open it in a browser to print)", 10_000)
+        self.export_done.emit(str(path))
+
+    # -- dialogs ------------------------------------------------------------------------------
+
+    def open_settings(self) -> None:
+        provider = self.model.screener.provider_in_use if self.model else None
+        message = "" if self.model is not None else self.model_message
+        dialog = SettingsDialog(self.settings, provider, message, self)
+        if dialog.exec():
+            self.apply_settings(dialog.values())
+
+    def apply_settings(self, new: AppSettings) -> None:
+        """Save and apply: reload the models or reopen the results file only when their settings changed."""
+        old = self.settings
+        self.settings = new
+        self._save_settings()
+        self.case_panel.set_reviewer_name(new.reviewer)
+        self.queue_view.panel.set_reviewer_name(new.reviewer)
+        if new.resolved_database_path() != old.resolved_database_path() or self.store is None:
+            if self.screening_worker is None:
+                self.open_store()
+        if (new.bundle_path, new.provider, new.confidence) != (old.bundle_path, old.provider, old.confidence) or self.model is None:
+            if self.screening_worker is None:
+                self.bundle_override = None
+                self.load_model()
+
+    def open_about(self) -> None:
+        bundle = self.model.bundle if self.model else None
+        provider = self.model.screener.provider_in_use if self.model else None
+        AboutDialog(bundle, bundle is not None, provider, self.model_message, find_notices(), self).exec()
+
+    # -- closing ------------------------------------------------------------------------------
+
+    def closeEvent(self, event) -> None:
+        if self.screening_worker is not None:
+            answer = QMessageBox.question(
+                self, "Screening is running",
+                "Stop screening and quit? The results screened so far are kept.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(15_000)
+        self._save_settings()
+        if self.store is not None:
+            self.store.close()
+            self.store = None

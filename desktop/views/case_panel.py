@@ -1,0 +1,255 @@
+"""A case and its review: the case view above, the review form and the review history below.
+
+Loading a case (database read + image decode) runs on a worker; saving a review is one small
+append to the store. Reviews are never edited: a second review of a case is a new entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QRadioButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.results import ScreeningResult
+from core.store import REVIEW_DECISIONS, Review
+
+from ..style import REVIEW_LABELS
+from ..workers import Worker, WorkerPool
+from .case_view import CaseData, CaseView, load_case
+
+
+def history_line(review: Review) -> str:
+    when = review.created[:16].replace("T", " ") + " UTC"
+    text = f"{when} — {review.reviewer} — {REVIEW_LABELS.get(review.decision, review.decision)}"
+    return text + (f" — “{review.note}”" if review.note else "")
+
+
+class NoteEdit(QPlainTextEdit):
+    """The review note. Esc hands the keyboard back to the review loop."""
+
+    escaped = Signal()
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Escape:
+            self.escaped.emit()
+            return
+        super().keyPressEvent(event)
+
+
+class ReviewForm(QWidget):
+    save_requested = Signal(str, str)  # decision, note
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.result_id: int | None = None
+        self.group = QButtonGroup(self)
+        decisions = QGroupBox("Your decision")
+        dlay = QVBoxLayout(decisions)
+        self.buttons: dict[str, QRadioButton] = {}
+        for i, key in enumerate(REVIEW_DECISIONS, start=1):
+            b = QRadioButton(f"&{i}  {REVIEW_LABELS.get(key, key)}")
+            b.setProperty("decision", key)
+            self.group.addButton(b, i)
+            self.buttons[key] = b
+            dlay.addWidget(b)
+        self.note = NoteEdit()
+        self.note.setPlaceholderText("Note (optional). E: write a note, Esc: back, Ctrl+Enter: save")
+        self.note.setTabChangesFocus(True)
+        self.note.setMinimumHeight(60)
+        self.reviewer = QLabel()
+        self.reviewer.setStyleSheet("color:#455a64;")
+        self.save = QPushButton("Save review  (Ctrl+Enter)")
+        self.save.setDefault(True)
+        self.save.clicked.connect(self._on_save)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        note_box = QVBoxLayout()
+        note_box.addWidget(self.note, 1)
+        foot = QHBoxLayout()
+        foot.addWidget(self.reviewer, 1)
+        foot.addWidget(self.save)
+        note_box.addLayout(foot)
+        note_box.addWidget(self.status)
+        history_box = QGroupBox("Review history (never overwritten)")
+        hlay = QVBoxLayout(history_box)
+        self.history = QListWidget()
+        self.history.setWordWrap(True)
+        self.history.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        hlay.addWidget(self.history)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(decisions)
+        lay.addLayout(note_box, 2)
+        lay.addWidget(history_box, 2)
+        self.set_case(None, [])
+
+    def chosen(self) -> str | None:
+        b = self.group.checkedButton()
+        return None if b is None else b.property("decision")
+
+    def choose(self, decision: str) -> None:
+        if self.result_id is not None and decision in self.buttons:
+            self.buttons[decision].setChecked(True)
+
+    def set_reviewer(self, name: str) -> None:
+        self.reviewer.setText(f"Reviewing as: <b>{name}</b>" if name else "Reviewer: <i>not set (Settings)</i>")
+
+    def set_case(self, result_id: int | None, history: list[Review]) -> None:
+        self.result_id = result_id
+        self.group.setExclusive(False)
+        for b in self.buttons.values():
+            b.setChecked(False)
+        self.group.setExclusive(True)
+        self.note.clear()
+        self.status.clear()
+        enabled = result_id is not None
+        for w in (*self.buttons.values(), self.note, self.save):
+            w.setEnabled(enabled)
+        self.show_history(history)
+
+    def show_history(self, history: list[Review]) -> None:
+        self.history.clear()
+        if not history:
+            self.history.addItem("No reviews yet.")
+        for r in history:
+            self.history.addItem(history_line(r))
+
+    def _on_save(self) -> None:
+        if self.result_id is None:
+            return
+        decision = self.chosen()
+        if decision is None:
+            self.status.setText("<span style='color:#c62828'>Choose a decision first (keys 1–4).</span>")
+            return
+        self.save_requested.emit(decision, self.note.toPlainText().strip())
+
+
+@dataclass(frozen=True)
+class CaseRef:
+    """Which case to open: its id in the store and the result as the list showed it."""
+
+    result_id: int | None
+    shown: ScreeningResult
+
+
+class CasePanel(QWidget):
+    """Case view + review form. `reviewer()` returns the reviewer's name, or None to cancel a save."""
+
+    reviewed = Signal(int, object)  # result_id, Review
+    loaded = Signal(object)  # CaseData
+
+    def __init__(self, store_fn: Callable[[], object], pool: WorkerPool, reviewer: Callable[[], str | None],
+                 opacity: float = 0.45, parent=None):
+        super().__init__(parent)
+        self.store_fn = store_fn
+        self.pool = pool
+        self.reviewer = reviewer
+        self.case_view = CaseView(opacity)
+        self.form = ReviewForm()
+        self._request = 0
+        self.current: CaseRef | None = None
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.case_view)
+        split.addWidget(self.form)
+        split.setStretchFactor(0, 4)
+        split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(split)
+        self.form.save_requested.connect(self._save)
+        self.form.note.escaped.connect(self.setFocus)
+        self._shortcuts()
+
+    def _shortcuts(self) -> None:
+        ctx = Qt.ShortcutContext.WidgetWithChildrenShortcut
+        for seq in ("Ctrl+Return", "Ctrl+Enter"):
+            QShortcut(QKeySequence(seq), self, self.form._on_save, context=ctx)
+        for i, key in enumerate(REVIEW_DECISIONS, start=1):
+            QShortcut(QKeySequence(str(i)), self, lambda k=key: self.form.choose(k), context=ctx)
+        QShortcut(QKeySequence("E"), self, self.focus_note, context=ctx)
+        QShortcut(QKeySequence("H"), self, self.case_view.toggle_heat_map, context=ctx)
+        QShortcut(QKeySequence("+"), self, lambda: self.case_view.view.zoom(1.25), context=ctx)
+        QShortcut(QKeySequence("="), self, lambda: self.case_view.view.zoom(1.25), context=ctx)
+        QShortcut(QKeySequence("-"), self, lambda: self.case_view.view.zoom(0.8), context=ctx)
+        QShortcut(QKeySequence("0"), self, self.case_view.view.fit, context=ctx)
+
+    def focus_note(self) -> None:
+        if self.form.note.isEnabled():
+            self.form.note.setFocus()
+
+    def clear(self, text: str = "") -> None:
+        self._request += 1
+        self.current = None
+        self.case_view.show_placeholder(text)
+        self.form.set_case(None, [])
+
+    def open(self, ref: CaseRef) -> None:
+        """Load the case on a worker; a newer request replaces an older one still loading."""
+        self._request += 1
+        request = self._request
+        self.current = ref
+        self.case_view.message.setText("Loading…")
+        self.case_view.message.show()
+        store = self.store_fn()
+        worker = Worker(lambda report, should_stop: load_case(store, ref.result_id, ref.shown), name="load case")
+        worker.signals.result.connect(lambda case, n=request: self._loaded(n, case))
+        worker.signals.failed.connect(lambda exc, n=request: self._failed(n, exc))
+        self.pool.start(worker)
+
+    def _loaded(self, request: int, case: CaseData) -> None:
+        if request != self._request:
+            return  # the user has moved on
+        store = self.store_fn()
+        history = store.history(case.result_id) if (store is not None and case.result_id is not None) else []
+        self.case_view.show_case(case)
+        self.form.set_case(case.result_id if case.result.ok else None, history)
+        self.form.set_reviewer(self.reviewer_name())
+        self.loaded.emit(case)
+
+    def _failed(self, request: int, exc: BaseException) -> None:
+        if request == self._request:
+            self.case_view.show_placeholder(f"This case could not be opened: {exc}")
+
+    def reviewer_name(self) -> str:
+        return getattr(self, "_reviewer_name", "")
+
+    def set_reviewer_name(self, name: str) -> None:
+        self._reviewer_name = name
+        self.form.set_reviewer(name)
+
+    def _save(self, decision: str, note: str) -> None:
+        store = self.store_fn()
+        result_id = self.form.result_id
+        if store is None or result_id is None:
+            return
+        name = self.reviewer()
+        if not name:
+            self.form.status.setText("<span style='color:#c62828'>A review needs your name: set it in Settings.</span>")
+            return
+        self.set_reviewer_name(name)
+        try:
+            review = store.add_review(result_id, name, decision, note)
+        except Exception as exc:  # StoreError / ValueError: say it, keep the form as it is
+            QMessageBox.warning(self, "Review not saved", f"The review could not be saved:\n{exc}")
+            return
+        self.form.set_case(result_id, store.history(result_id))
+        self.form.status.setText(f"<span style='color:#2e7d32'>Saved: {history_line(review)}</span>")
+        self.setFocus()
+        self.reviewed.emit(result_id, review)

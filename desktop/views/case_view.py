@@ -1,0 +1,407 @@
+"""One case: the image with its Grad-CAM heat map (zoom, pan, opacity) and everything the models said."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QImage, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFormLayout,
+    QFrame,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QScrollArea,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.cam import overlay
+from core.errors import ImageReadError
+from core.images import read_image
+from core.results import ScreeningResult
+
+from ..style import CLASS_WORDS, DECISION_LOOKS, badge_css, decision_key
+
+
+@dataclass(frozen=True)
+class CaseData:
+    """What the case view shows; built by `load_case` on a worker thread."""
+
+    result_id: int | None
+    result: ScreeningResult  # with its heat map when one is stored
+    rgb: np.ndarray | None  # the picture, upright; the stored thumbnail when the file is gone
+    image_note: str = ""  # why the picture is not the original file, if it is not
+
+
+def _thumbnail_rgb(data: bytes | None) -> np.ndarray | None:
+    if not data:
+        return None
+    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def load_case(store, result_id: int | None, shown: ScreeningResult) -> CaseData:
+    """Read the stored result (with heat map) and the image file; fall back to the thumbnail when
+    the file has moved or changed since it was screened, and say so."""
+    result = shown
+    if store is not None and result_id is not None:
+        stored = store.get_result(result_id)
+        if stored is not None:
+            result = replace(stored, path=shown.path, from_store=shown.from_store)
+    if not result.ok:
+        return CaseData(result_id, result, None, "")
+    try:
+        image = read_image(result.path)
+    except ImageReadError as exc:
+        thumb = _thumbnail_rgb(store.thumbnail(result_id)) if (store is not None and result_id is not None) else None
+        return CaseData(result_id, result, thumb, f"The original file cannot be read now ({exc.reason}); showing the stored thumbnail.")
+    if result.sha256 and image.sha256 != result.sha256:
+        thumb = _thumbnail_rgb(store.thumbnail(result_id)) if (store is not None and result_id is not None) else None
+        return CaseData(
+            result_id, result, thumb,
+            "The file has changed since it was screened; showing the stored thumbnail of the screened image.",
+        )
+    rgb, note = _display_size(image.rgb)
+    return CaseData(result_id, result, rgb, note)
+
+
+DISPLAY_MAX_SIDE = 2400  # keeps redrawing the heat map quick; dermoscopy detail survives
+
+
+def _display_size(rgb: np.ndarray) -> tuple[np.ndarray, str]:
+    h, w = rgb.shape[:2]
+    scale = DISPLAY_MAX_SIDE / max(h, w)
+    if scale >= 1.0:
+        return rgb, ""
+    small = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    return small, f"Shown at {small.shape[1]} × {small.shape[0]} px (the file is {w} × {h})."
+
+
+def rgb_to_pixmap(rgb: np.ndarray) -> QPixmap:
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    qimg = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(qimg.copy())  # copy: the numpy buffer may go away
+
+
+class ImageView(QGraphicsView):
+    """Zoom with the wheel or the buttons, pan by dragging; fits the window until the user zooms."""
+
+    zoomed = Signal(float)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self._item = QGraphicsPixmapItem()
+        self._item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.scene().addItem(self._item)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setRenderHints(QPainter.RenderHint.SmoothPixmapTransform | QPainter.RenderHint.Antialiasing)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setBackgroundBrush(Qt.GlobalColor.black)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self._fit = True
+
+    def set_pixmap(self, pm: QPixmap | None, keep_view: bool = False) -> None:
+        self._item.setPixmap(pm if pm is not None else QPixmap())
+        self.scene().setSceneRect(QRectF(self._item.pixmap().rect()))
+        if not keep_view:
+            self._fit = True
+        if self._fit:
+            self.fit()
+
+    def has_image(self) -> bool:
+        return not self._item.pixmap().isNull()
+
+    def scale_factor(self) -> float:
+        return self.transform().m11()
+
+    def fit(self) -> None:
+        self._fit = True
+        if self.has_image():
+            self.fitInView(self._item, Qt.AspectRatioMode.KeepAspectRatio)
+        self.zoomed.emit(self.scale_factor())
+
+    def zoom(self, factor: float) -> None:
+        new = self.scale_factor() * factor
+        if not (0.05 <= new <= 40):
+            return
+        self._fit = False
+        self.scale(factor, factor)
+        self.zoomed.emit(self.scale_factor())
+
+    def actual_size(self) -> None:
+        self._fit = False
+        self.resetTransform()
+        self.zoomed.emit(1.0)
+
+    def wheelEvent(self, event) -> None:
+        self.zoom(1.25 if event.angleDelta().y() > 0 else 0.8)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._fit:
+            self.fit()
+
+
+def _section(title: str) -> QLabel:
+    label = QLabel(title)
+    label.setStyleSheet("font-weight:bold; margin-top:8px; color:#37474f;")
+    return label
+
+
+class CaseDetails(QWidget):
+    """The right-hand panel: decision, p(melanoma), reason, class probabilities, members, quality."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 4, 8, 4)
+        self.file_label = QLabel()
+        self.file_label.setWordWrap(True)
+        self.file_label.setStyleSheet("font-size:14px; font-weight:bold;")
+        self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.badge = QLabel()
+        self.badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint = QLabel()
+        self.hint.setWordWrap(True)
+        self.p_label = QLabel()
+        self.p_label.setStyleSheet("font-size:22px;")
+        self.reason = QLabel()
+        self.reason.setWordWrap(True)
+        self.reason.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.file_label)
+        row = QHBoxLayout()
+        row.addWidget(self.badge)
+        row.addWidget(self.p_label)
+        row.addStretch(1)
+        lay.addLayout(row)
+        lay.addWidget(self.hint)
+        lay.addWidget(_section("Why this decision (gate)"))
+        lay.addWidget(self.reason)
+        lay.addWidget(_section("Class probabilities (ensemble mean)"))
+        self.class_grid = QGridLayout()
+        self.class_grid.setHorizontalSpacing(6)
+        self.class_grid.setVerticalSpacing(2)
+        lay.addLayout(self.class_grid)
+        lay.addWidget(_section("Ensemble members: p(melanoma)"))
+        self.members = QLabel()
+        self.members.setWordWrap(True)
+        lay.addWidget(self.members)
+        lay.addWidget(_section("Image quality"))
+        self.quality = QLabel()
+        self.quality.setWordWrap(True)
+        lay.addWidget(self.quality)
+        lay.addWidget(_section("Image"))
+        self.image_info = QLabel()
+        self.image_info.setWordWrap(True)
+        self.image_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.image_info)
+        lay.addStretch(1)
+
+    def _clear_classes(self) -> None:
+        while self.class_grid.count():
+            w = self.class_grid.takeAt(0).widget()
+            if w is not None:
+                w.deleteLater()
+
+    def show_result(self, r: ScreeningResult | None, note: str = "") -> None:
+        self._clear_classes()
+        if r is None:
+            for w in (self.file_label, self.badge, self.hint, self.p_label, self.reason, self.members, self.quality, self.image_info):
+                w.setText("")
+            self.badge.setStyleSheet("")
+            return
+        key = decision_key(r)
+        look = DECISION_LOOKS[key]
+        self.file_label.setText(Path(r.path).name)
+        self.file_label.setToolTip(r.path)
+        self.badge.setText(look.label)
+        self.badge.setStyleSheet(badge_css(key))
+        self.hint.setText(look.hint)
+        self.p_label.setText("" if r.p_melanoma is None else f"p(melanoma) = {r.p_melanoma:.3f}")
+        self.reason.setText(r.reason or "—")
+        probs = sorted(r.class_probs.items(), key=lambda kv: -kv[1])
+        for i, (name, p) in enumerate(probs):
+            words = CLASS_WORDS.get(name, name)
+            label = QLabel(f"{words} ({name})" if words != name else name)
+            if name == "mel":
+                label.setStyleSheet("font-weight:bold;")
+            bar = QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setValue(round(p * 1000))
+            bar.setTextVisible(False)
+            bar.setFixedHeight(10)
+            bar.setMinimumWidth(80)
+            value = QLabel(f"{p * 100:.1f} %")
+            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.class_grid.addWidget(label, i, 0)
+            self.class_grid.addWidget(bar, i, 1)
+            self.class_grid.addWidget(value, i, 2)
+        if r.member_p:
+            ps = ", ".join(f"{p:.3f}" for p in r.member_p)
+            spread = "" if r.spread is None else f"<br>spread (standard deviation): <b>{r.spread:.3f}</b>"
+            self.members.setText(f"{len(r.member_p)} members: {ps}{spread}")
+        else:
+            self.members.setText("—")
+        q = r.quality
+        if q is None:
+            self.quality.setText("—")
+        else:
+            flags = ", ".join(q.flags) if q.flags else "no problems found"
+            colour = "#c62828" if q.flags else "#2e7d32"
+            self.quality.setText(
+                f"<span style='color:{colour}; font-weight:bold'>{flags}</span><br>"
+                f"sharpness {q.sharpness:.1f}, brightness {q.brightness:.0f}, "
+                f"dark {q.dark_fraction * 100:.1f} %, bright {q.bright_fraction * 100:.1f} %"
+            )
+        info = []
+        if r.width and r.height:
+            info.append(f"{r.width} × {r.height} px")
+        if r.sha256:
+            info.append(f"SHA-256 {r.sha256[:12]}…")
+        info.append("result from an earlier run (same image, same models)" if r.from_store else "screened in this run")
+        if note:
+            info.append(f"<span style='color:#e65100'>{note}</span>")
+        info.append(f"<span style='color:#546e7a'>{r.path}</span>")
+        self.image_info.setText("<br>".join(info))
+
+
+class CaseView(QWidget):
+    """Image + heat map on the left, details on the right."""
+
+    opacity_changed = Signal(float)
+
+    def __init__(self, opacity: float = 0.45, parent=None):
+        super().__init__(parent)
+        self.case: CaseData | None = None
+        self.view = ImageView()
+        self.heat_toggle = QCheckBox("Heat map (H)")
+        self.heat_toggle.setChecked(True)
+        self.heat_toggle.setToolTip("Grad-CAM: where the models looked when scoring melanoma (red = most). Not an outline of the lesion.")
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(round(opacity * 100))
+        self.opacity.setFixedWidth(140)
+        self.opacity.setToolTip("Heat map opacity")
+        self.opacity_value = QLabel()
+        self.zoom_label = QLabel()
+        buttons = []
+        for text, tip, slot in (
+            ("−", "Zoom out (−)", lambda: self.view.zoom(0.8)),
+            ("+", "Zoom in (+)", lambda: self.view.zoom(1.25)),
+            ("Fit", "Fit to window (0)", self.view.fit),
+            ("1:1", "Actual pixels", self.view.actual_size),
+        ):
+            b = QToolButton()
+            b.setText(text)
+            b.setToolTip(tip)
+            b.clicked.connect(slot)
+            buttons.append(b)
+        bar = QHBoxLayout()
+        bar.addWidget(self.heat_toggle)
+        bar.addWidget(QLabel("Opacity"))
+        bar.addWidget(self.opacity)
+        bar.addWidget(self.opacity_value)
+        bar.addStretch(1)
+        for b in buttons:
+            bar.addWidget(b)
+        bar.addWidget(self.zoom_label)
+        self.legend = QLabel(
+            "Heat map: <span style='color:#d32f2f'><b>red</b></span> = regions that raised p(melanoma) most, "
+            "<span style='color:#1565c0'><b>blue</b></span>/clear = little. Drag to pan, wheel to zoom."
+        )
+        self.legend.setStyleSheet("color:#455a64;")
+        self.message = QLabel()
+        self.message.setStyleSheet("color:#e65100;")
+        self.message.setWordWrap(True)
+        self.message.hide()
+        left = QVBoxLayout()
+        left.setContentsMargins(0, 0, 0, 0)
+        left.addLayout(bar)
+        left.addWidget(self.view, 1)
+        left.addWidget(self.legend)
+        left.addWidget(self.message)
+        left_w = QWidget()
+        left_w.setLayout(left)
+        self.details = CaseDetails()
+        scroll = QScrollArea()
+        scroll.setWidget(self.details)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(330)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.details_scroll = scroll
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(left_w, 3)
+        lay.addWidget(scroll, 2)
+        self.heat_toggle.toggled.connect(lambda _: self._render(keep_view=True))
+        self.opacity.valueChanged.connect(self._on_opacity)
+        self.view.zoomed.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f} %"))
+        self._on_opacity(self.opacity.value(), emit=False)
+        self.show_placeholder("Open a case from the results or the review queue.")
+
+    def _on_opacity(self, value: int, emit: bool = True) -> None:
+        self.opacity_value.setText(f"{value} %")
+        self._render(keep_view=True)
+        if emit:
+            self.opacity_changed.emit(value / 100.0)
+
+    def show_placeholder(self, text: str) -> None:
+        self.case = None
+        self.view.set_pixmap(None)
+        self.details.show_result(None)
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+        self.heat_toggle.setEnabled(False)
+        self.opacity.setEnabled(False)
+
+    def show_case(self, case: CaseData) -> None:
+        self.case = case
+        self.details.show_result(case.result, case.image_note)
+        has_cam = case.result.cam is not None and case.rgb is not None
+        self.heat_toggle.setEnabled(has_cam)
+        self.opacity.setEnabled(has_cam)
+        messages = []
+        if case.rgb is None:
+            messages.append(
+                "This file could not be screened: " + case.result.reason if not case.result.ok else "No picture available."
+            )
+        elif case.result.cam is None:
+            messages.append("No heat map is stored for this result.")
+        if case.image_note:
+            messages.append(case.image_note)
+        self.message.setText(" ".join(messages))
+        self.message.setVisible(bool(messages))
+        self._render(keep_view=False)
+
+    def heat_map_shown(self) -> bool:
+        return bool(self.case and self.case.rgb is not None and self.case.result.cam is not None and self.heat_toggle.isChecked())
+
+    def composed_rgb(self) -> np.ndarray | None:
+        """The picture as drawn: with the heat map blended in when it is switched on."""
+        if self.case is None or self.case.rgb is None:
+            return None
+        if self.heat_map_shown():
+            return overlay(self.case.rgb, self.case.result.cam, self.opacity.value() / 100.0)
+        return self.case.rgb
+
+    def _render(self, keep_view: bool) -> None:
+        rgb = self.composed_rgb()
+        self.view.set_pixmap(None if rgb is None else rgb_to_pixmap(rgb), keep_view=keep_view)
+
+    def toggle_heat_map(self) -> None:
+        if self.heat_toggle.isEnabled():
+            self.heat_toggle.toggle()

@@ -1,0 +1,163 @@
+"""The review queue: uncertain and suspicious results not yet reviewed, oldest first.
+
+Works without the mouse: N / P next and previous case, 1–4 a decision, E the note (Esc back),
+Ctrl+Enter save, H heat map on/off, + / − / 0 zoom. A saved case leaves the queue and the next
+one opens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QItemSelectionModel, QSize, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.results import ScreeningResult
+
+from ..models import ITEM_ROLE, THUMB_H, THUMB_W, QueueModel, ThumbnailCache
+from ..workers import WorkerPool
+from .case_panel import CasePanel, CaseRef
+
+KEYS_HELP = "Keys: N / P next / previous · 1–4 decision · E note (Esc back) · Ctrl+Enter save · H heat map · + / − / 0 zoom"
+
+
+class ReviewQueueView(QWidget):
+    queue_changed = Signal(int)  # cases waiting
+
+    def __init__(self, store_fn: Callable[[], object], pool: WorkerPool, reviewer: Callable[[], str | None],
+                 opacity: float = 0.45, parent=None):
+        super().__init__(parent)
+        self.store_fn = store_fn
+        self.model = QueueModel(ThumbnailCache(self._thumbnail))
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setDefaultSectionSize(THUMB_H + 6)
+        self.table.verticalHeader().hide()
+        self.table.setIconSize(QSize(THUMB_W, THUMB_H))
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QueueModel.FILE, QHeaderView.ResizeMode.Stretch)
+        self.table.setMinimumWidth(420)
+        self.title = QLabel()
+        self.title.setStyleSheet("font-size:14px; font-weight:bold;")
+        self.include_reviewed = QCheckBox("Show reviewed cases too")
+        self.include_reviewed.setToolTip("Reviewed cases leave the queue; tick this to see them and add another review.")
+        self.refresh_button = QPushButton("Refresh")
+        self.help = QLabel(KEYS_HELP)
+        self.help.setStyleSheet("color:#455a64;")
+        self.help.setWordWrap(True)
+        self.panel = CasePanel(store_fn, pool, reviewer, opacity)
+        self.panel.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        left = QVBoxLayout()
+        left.setContentsMargins(0, 0, 0, 0)
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.refresh_button)
+        left.addLayout(top)
+        left.addWidget(self.include_reviewed)
+        left.addWidget(self.table, 1)
+        left_w = QWidget()
+        left_w.setLayout(left)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left_w)
+        split.addWidget(self.panel)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 5)
+        split.setChildrenCollapsible(False)
+        lay = QVBoxLayout(self)
+        lay.addWidget(split, 1)
+        lay.addWidget(self.help)
+        self.table.selectionModel().currentRowChanged.connect(self._open_current)
+        self.include_reviewed.toggled.connect(lambda _: self.refresh())
+        self.refresh_button.clicked.connect(lambda: self.refresh())
+        self.panel.reviewed.connect(self._after_review)
+        ctx = Qt.ShortcutContext.WidgetWithChildrenShortcut
+        QShortcut(QKeySequence("N"), self, self.next_case, context=ctx)
+        QShortcut(QKeySequence("P"), self, self.previous_case, context=ctx)
+        self.refresh()
+
+    def _thumbnail(self, result_id: int) -> bytes | None:
+        store = self.store_fn()
+        return None if store is None else store.thumbnail(result_id)
+
+    # -- the queue ---------------------------------------------------------------------------
+
+    def refresh(self, keep_row: int | None = None) -> None:
+        """Reload from the store; select `keep_row` (clamped), else the case open now, else the first."""
+        store = self.store_fn()
+        current = self.panel.current.result_id if self.panel.current else None
+        items = store.queue(include_reviewed=self.include_reviewed.isChecked()) if store is not None else []
+        self.model.thumbnails = ThumbnailCache(self._thumbnail)
+        self.model.set_items(items)
+        waiting = sum(1 for i in items if i.last_review is None)
+        self.title.setText(
+            f"Review queue: {waiting} case{'s' if waiting != 1 else ''} waiting (oldest first)"
+            if store is not None
+            else "Review queue: no results file open"
+        )
+        self.queue_changed.emit(waiting)
+        if not items:
+            self.panel.clear("Nothing to review. Uncertain and suspicious results appear here after screening.")
+            return
+        row = 0
+        if keep_row is not None:
+            row = min(keep_row, len(items) - 1)
+        elif current is not None:
+            row = next((i for i, it in enumerate(items) if it.result_id == current), 0)
+        self.select_row(row)
+
+    def select_row(self, row: int) -> None:
+        idx = self.model.index(row, QueueModel.FILE)
+        self.table.selectionModel().setCurrentIndex(
+            idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
+        self.table.scrollTo(idx)
+        self._open_current(idx, None, force=True)
+
+    def current_row(self) -> int:
+        idx = self.table.currentIndex()
+        return idx.row() if idx.isValid() else -1
+
+    def _open_current(self, current, _previous, force: bool = False) -> None:
+        if not current.isValid():
+            return
+        item = self.model.data(current, ITEM_ROLE)
+        if not force and self.panel.current is not None and self.panel.current.result_id == item.result_id:
+            return
+        shown = ScreeningResult(path=item.path, sha256=item.sha256, status="ok", decision=item.decision,
+                                reason=item.reason, p_melanoma=item.p_melanoma)
+        self.panel.open(CaseRef(item.result_id, shown))
+
+    def next_case(self) -> None:
+        row = self.current_row()
+        if row + 1 < self.model.rowCount():
+            self.select_row(row + 1)
+
+    def previous_case(self) -> None:
+        row = self.current_row()
+        if row > 0:
+            self.select_row(row - 1)
+
+    def _after_review(self, result_id: int, review) -> None:
+        row = self.current_row()
+        if self.include_reviewed.isChecked():
+            self.refresh()  # stays on this case; its history shows the new review
+            return
+        # The reviewed case leaves the queue: the one after it moves into its row.
+        self.refresh(keep_row=max(row, 0))
+        self.panel.setFocus()

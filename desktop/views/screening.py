@@ -1,0 +1,398 @@
+"""Screening a folder: choose or drop it, watch progress, cancel, read the results table.
+
+The view only shows and asks; the main window runs the screening job and feeds the view.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.screening import RunSummary
+from core.store import RunInfo
+
+from ..models import ITEM_ROLE, THUMB_H, THUMB_W, DecisionFilter, ResultsModel, ThumbnailCache
+from ..style import DECISION_LOOKS, DECISION_ORDER
+from ..workers import ResultRow, ScreeningBatch
+from .case_panel import CaseRef
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    m, s = divmod(seconds, 60)
+    if m < 60:
+        return f"{m} min {s:02d} s"
+    h, m = divmod(m, 60)
+    return f"{h} h {m:02d} min"
+
+
+def run_label(run: RunInfo) -> str:
+    when = run.started[:16].replace("T", " ")
+    status = {"running": "interrupted", "finished": "finished"}.get(run.status, run.status)
+    return f"{when} UTC · {Path(run.folder).name or run.folder} · {run.counts.total} files · {status}"
+
+
+class ScreeningView(QWidget):
+    choose_folder = Signal()
+    screen_requested = Signal(str, bool)  # folder, recursive
+    cancel_requested = Signal()
+    open_case = Signal(object)  # CaseRef
+    run_selected = Signal(int)
+    export_csv = Signal()
+    export_report = Signal()
+    open_settings = Signal()
+
+    def __init__(self, store_thumbnail, parent=None):
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.folder: str = ""
+        self.running = False
+        self.model_ready = False
+        self.current_run_id: int | None = None
+
+        # Model state banner.
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner_button = QPushButton("Open Settings…")
+        self.banner_button.clicked.connect(self.open_settings)
+        banner_row = QHBoxLayout()
+        banner_row.addWidget(self.banner, 1)
+        banner_row.addWidget(self.banner_button)
+        self.banner_frame = QFrame()
+        self.banner_frame.setLayout(banner_row)
+
+        # Folder row.
+        self.choose_button = QPushButton("Choose folder…")
+        self.choose_button.clicked.connect(self.choose_folder)
+        self.folder_label = QLabel("No folder chosen: click “Choose folder…” or drop a folder here.")
+        self.folder_label.setStyleSheet("color:#37474f;")
+        self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.recursive = QCheckBox("Include subfolders")
+        self.screen_button = QPushButton("Screen")
+        self.screen_button.setStyleSheet("font-weight:bold; padding:4px 18px;")
+        self.screen_button.clicked.connect(self._request_screen)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self._request_cancel)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.choose_button)
+        folder_row.addWidget(self.folder_label, 1)
+        folder_row.addWidget(self.recursive)
+        folder_row.addWidget(self.screen_button)
+        folder_row.addWidget(self.cancel_button)
+
+        # Progress row.
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m")
+        self.progress.setMinimumWidth(240)
+        self.progress_label = QLabel()
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.progress_label, 2)
+        self.summary_label = QLabel()
+        self.summary_label.setWordWrap(True)
+
+        # Counts and filter: one toggle per decision, with its count.
+        self.filter_buttons: dict[str, QPushButton] = {}
+        chips = QHBoxLayout()
+        chips.addWidget(QLabel("Show:"))
+        for key in DECISION_ORDER:
+            look = DECISION_LOOKS[key]
+            b = QPushButton()
+            b.setCheckable(True)
+            b.setChecked(True)
+            b.setToolTip(f"Show or hide {look.label.lower()} results")
+            b.setStyleSheet(
+                f"QPushButton {{ border:2px solid {look.background}; border-radius:4px; padding:3px 10px; }}"
+                f"QPushButton:checked {{ background:{look.background}; color:{look.foreground}; font-weight:bold; }}"
+            )
+            b.toggled.connect(self._apply_filter)
+            self.filter_buttons[key] = b
+            chips.addWidget(b)
+        chips.addStretch(1)
+        self.runs_combo = QComboBox()
+        self.runs_combo.setMinimumWidth(300)
+        self.runs_combo.setToolTip("Open the results of an earlier run from the results file")
+        self.runs_combo.activated.connect(self._on_run_chosen)
+        self.csv_button = QPushButton("Export CSV…")
+        self.csv_button.clicked.connect(self.export_csv)
+        self.report_button = QPushButton("Printable report…")
+        self.report_button.clicked.connect(self.export_report)
+        chips.addWidget(QLabel("Runs:"))
+        chips.addWidget(self.runs_combo)
+        chips.addWidget(self.csv_button)
+        chips.addWidget(self.report_button)
+
+        # Results table.
+        self.model = ResultsModel(ThumbnailCache(store_thumbnail))
+        self.proxy = DecisionFilter()
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # run order until the user sorts
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setIconSize(QSize(THUMB_W, THUMB_H))
+        self.table.verticalHeader().setDefaultSectionSize(THUMB_H + 6)
+        self.table.verticalHeader().hide()
+        self.table.setWordWrap(False)
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(ResultsModel.THUMB, THUMB_W + 12)
+        header.resizeSection(ResultsModel.FILE, 230)
+        header.resizeSection(ResultsModel.P, 100)
+        header.resizeSection(ResultsModel.DECISION, 130)
+        header.resizeSection(ResultsModel.SOURCE, 130)
+        header.setSectionResizeMode(ResultsModel.REASON, QHeaderView.ResizeMode.Stretch)
+        self.table.doubleClicked.connect(self._open_index)
+        self.table.activated.connect(self._open_index)
+        self.open_hint = QLabel("Double-click or press Enter on a row to open the case with its heat map.")
+        self.open_hint.setStyleSheet("color:#455a64;")
+
+        # Failures.
+        self.failures_title = QLabel()
+        self.failures_title.setStyleSheet("font-weight:bold; color:#424242;")
+        self.failures = QListWidget()
+        self.failures.setWordWrap(True)
+        fail_box = QVBoxLayout()
+        fail_box.setContentsMargins(0, 0, 0, 0)
+        fail_box.addWidget(self.failures_title)
+        fail_box.addWidget(self.failures)
+        self.failures_widget = QWidget()
+        self.failures_widget.setLayout(fail_box)
+        self.failures_widget.hide()
+
+        table_box = QVBoxLayout()
+        table_box.setContentsMargins(0, 0, 0, 0)
+        table_box.addWidget(self.table, 1)
+        table_box.addWidget(self.open_hint)
+        table_w = QWidget()
+        table_w.setLayout(table_box)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(table_w)
+        split.addWidget(self.failures_widget)
+        split.setStretchFactor(0, 4)
+        split.setStretchFactor(1, 1)
+
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.banner_frame)
+        lay.addLayout(folder_row)
+        lay.addLayout(progress_row)
+        lay.addWidget(self.summary_label)
+        lay.addLayout(chips)
+        lay.addWidget(split, 1)
+        self.set_model_state("loading", "Loading the models…")
+        self._update_counts()
+        self._update_buttons()
+
+    # -- state -----------------------------------------------------------------------------
+
+    def set_model_state(self, state: str, text: str) -> None:
+        """state: loading / ready / missing / error."""
+        self.model_ready = state == "ready"
+        colours = {"loading": "#e3f2fd", "ready": "#e8f5e9", "missing": "#fff3e0", "error": "#ffebee"}
+        self.banner.setText(text)
+        self.banner_frame.setStyleSheet(f"QFrame {{ background:{colours.get(state, '#eeeeee')}; border-radius:4px; }}")
+        self.banner_button.setVisible(state in ("missing", "error"))
+        self.banner_frame.setVisible(state != "ready")
+        self._update_buttons()
+
+    def set_folder(self, folder: str) -> None:
+        self.folder = folder
+        self.folder_label.setText(folder or "No folder chosen")
+        self.folder_label.setToolTip(folder)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        self.screen_button.setEnabled(self.model_ready and bool(self.folder) and not self.running)
+        self.choose_button.setEnabled(not self.running)
+        self.recursive.setEnabled(not self.running)
+        self.cancel_button.setEnabled(self.running)
+        self.runs_combo.setEnabled(not self.running)
+        has_rows = bool(self.model.rows) and self.current_run_id is not None
+        self.csv_button.setEnabled(has_rows and not self.running)
+        self.report_button.setEnabled(has_rows and not self.running)
+
+    def set_runs(self, runs: list[RunInfo]) -> None:
+        self.runs_combo.blockSignals(True)
+        self.runs_combo.clear()
+        if not runs:
+            self.runs_combo.addItem("no runs yet", None)
+        for r in runs:
+            self.runs_combo.addItem(run_label(r), r.id)
+        if self.current_run_id is not None:
+            i = self.runs_combo.findData(self.current_run_id)
+            if i >= 0:
+                self.runs_combo.setCurrentIndex(i)
+        self.runs_combo.blockSignals(False)
+
+    # -- a run -----------------------------------------------------------------------------
+
+    def run_started(self, folder: str) -> None:
+        self.running = True
+        self.current_run_id = None
+        self.set_folder(folder)
+        self.model.set_rows([])
+        self.failures.clear()
+        self.progress.setRange(0, 0)  # busy until the first file is done (scanning)
+        self.progress_label.setText("Looking for files…")
+        self.summary_label.setText("")
+        self._update_counts()
+        self._update_buttons()
+
+    def add_batch(self, batch: ScreeningBatch) -> None:
+        self.model.append_rows(batch.rows)
+        for row in batch.rows:
+            if not row.result.ok:
+                self.failures.addItem(f"{Path(row.result.path).name}: {row.result.reason}")
+        self.progress.setRange(0, max(batch.total, 1))
+        self.progress.setValue(batch.done)
+        eta = f", about {format_duration(batch.eta_s)} left" if batch.eta_s is not None and batch.done < batch.total else ""
+        self.progress_label.setText(f"{batch.done} of {batch.total} files · {batch.rate:.1f} images/s{eta}")
+        self._update_counts()
+
+    def cancelling(self) -> None:
+        self.cancel_button.setEnabled(False)
+        self.progress_label.setText(self.progress_label.text() + " · stopping after the current image…")
+
+    def run_finished(self, summary: RunSummary) -> None:
+        self.running = False
+        self.current_run_id = summary.run_id
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, max(summary.total, 1))
+        if summary.cancelled:
+            self.progress_label.setText(f"Cancelled after {summary.total} files")
+            text = f"Cancelled. The {summary.total} results screened so far are kept in the results file."
+        else:
+            self.progress.setValue(self.progress.maximum())
+            self.progress_label.setText(f"Done: {summary.total} files in {format_duration(summary.elapsed_s)}")
+            text = f"Finished: {summary.total} files screened in {format_duration(summary.elapsed_s)}."
+        if summary.reused:
+            text += f" {summary.reused} taken from earlier runs (same image, same models), not screened again."
+        if summary.errors:
+            text += f" {summary.errors} could not be screened (listed below)."
+        self.summary_label.setText(text)
+        self._update_counts()
+        self._update_buttons()
+
+    def run_failed(self, message: str) -> None:
+        self.running = False
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress_label.setText("Stopped")
+        self.summary_label.setText(f"<span style='color:#c62828'>Screening stopped: {message}</span>")
+        self._update_buttons()
+
+    def show_run(self, run: RunInfo, rows: list[ResultRow]) -> None:
+        """Show a stored run (e.g. chosen from the runs list)."""
+        self.current_run_id = run.id
+        self.set_folder(run.folder)
+        self.model.set_rows(rows)
+        self.failures.clear()
+        for row in rows:
+            if not row.result.ok:
+                self.failures.addItem(f"{Path(row.result.path).name}: {row.result.reason}")
+        self.progress.setRange(0, max(run.counts.total, 1))
+        self.progress.setValue(run.counts.total)
+        self.progress_label.setText(f"Stored run of {run.started[:16].replace('T', ' ')} UTC ({run.status})")
+        self.summary_label.setText(
+            f"Showing the stored results of this folder: {run.counts.total} files, "
+            f"{run.counts.reused} of them from earlier runs."
+        )
+        i = self.runs_combo.findData(run.id)
+        if i >= 0:
+            self.runs_combo.setCurrentIndex(i)
+        self._update_counts()
+        self._update_buttons()
+
+    # -- counts, filter, opening -------------------------------------------------------------
+
+    def _update_counts(self) -> None:
+        counts = self.model.counts()
+        for key, b in self.filter_buttons.items():
+            b.setText(f"{DECISION_LOOKS[key].label.title()}: {counts[key]}")
+        n_fail = counts["error"]
+        self.failures_title.setText(f"Files that could not be screened ({n_fail})")
+        self.failures_widget.setVisible(n_fail > 0)
+
+    def _apply_filter(self) -> None:
+        self.proxy.set_shown(k for k, b in self.filter_buttons.items() if b.isChecked())
+
+    def _open_index(self, index) -> None:
+        row: ResultRow = self.proxy.data(index, ITEM_ROLE)
+        if row is not None:
+            self.open_case.emit(CaseRef(row.result_id, row.result))
+
+    def visible_rows(self) -> list[ResultRow]:
+        return [self.proxy.data(self.proxy.index(i, 0), ITEM_ROLE) for i in range(self.proxy.rowCount())]
+
+    def neighbour(self, ref: CaseRef, step: int) -> CaseRef | None:
+        """The case before or after `ref` in the table as sorted and filtered now (N / P in the case tab)."""
+        rows = self.visible_rows()
+        ids = [(r.result_id, r.result.path) for r in rows]
+        try:
+            i = ids.index((ref.result_id, ref.shown.path))
+        except ValueError:
+            return None
+        j = i + step
+        if 0 <= j < len(rows):
+            self.table.selectRow(j)
+            return CaseRef(rows[j].result_id, rows[j].result)
+        return None
+
+    def _on_run_chosen(self, index: int) -> None:
+        run_id = self.runs_combo.itemData(index)
+        if run_id is not None:
+            self.run_selected.emit(int(run_id))
+
+    def _request_screen(self) -> None:
+        if self.folder:
+            self.screen_requested.emit(self.folder, self.recursive.isChecked())
+
+    def _request_cancel(self) -> None:
+        self.cancel_requested.emit()
+
+    # -- drag and drop -------------------------------------------------------------------------
+
+    @staticmethod
+    def _dropped_folder(event) -> str | None:
+        for url in event.mimeData().urls():
+            path = Path(url.toLocalFile())
+            if path.is_dir():
+                return str(path)
+        return None
+
+    def dragEnterEvent(self, event) -> None:
+        if not self.running and event.mimeData().hasUrls() and self._dropped_folder(event):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        folder = self._dropped_folder(event)
+        if folder and not self.running:
+            event.acceptProposedAction()
+            self.set_folder(folder)
+            if self.model_ready:
+                self.screen_requested.emit(folder, self.recursive.isChecked())

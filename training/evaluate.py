@@ -787,6 +787,31 @@ def write_summary_md(path: Path, metrics: dict, bundle: Bundle, used: str) -> No
     # Indented summary lines are details of the line above: nested list items in Markdown.
     items = [("  - " + x.strip()) if x.startswith("  ") else ("- " + x if x else "") for x in summary_lines(metrics, bundle, used)]
     body = ["# Evaluation report", "", *items, ""]
+    body += [
+        "## Confident cases only vs all cases",
+        "",
+        "The seed reported precision and recall over the images its gate was confident about. That figure "
+        "is shown here only beside its coverage and the all-cases numbers: an uncertain melanoma is not found "
+        "until a human looks at it.",
+        "",
+        "| gate confidence | coverage (not uncertain) | recall, confident only | precision, confident only "
+        "| recall of 'suspicious', all cases | sent to a human, all melanomas | melanomas auto-cleared, all |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for level, g in metrics["gate"].items():
+        co, al = g["confident_only"], g["all_cases"]
+        body.append(
+            f"| {level} | {_pct(co['coverage'])} | {_pct(co['melanoma_recall'])} | {_pct(co['melanoma_precision'])} "
+            f"| {_pct(al['melanoma_recall_suspicious_only'])} | {_pct(g['sensitivity_sent_to_human'])} "
+            f"| {_pct(g['melanomas_auto_cleared_share'])} |"
+        )
+    body.append("")
+    if metrics["failed"]:
+        body += ["## Images that could not be scored", ""]
+        body += [f"- `{iid}`: {reason}" for iid, reason in list(metrics["failed"].items())[:20]]
+        if len(metrics["failed"]) > 20:
+            body.append(f"- ... and {len(metrics['failed']) - 20} more (see predictions.csv)")
+        body.append("")
     body += ["## Figures", ""]
     captions = {
         "roc.png": "ROC, melanoma vs rest: each member and the ensemble",
@@ -871,15 +896,15 @@ def run_evaluation(
     """Score (or reuse), compute metrics, draw figures, write the report folder; returns the metrics."""
     stream = stream or sys.stdout
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    bundle = load_bundle(bundle_path)
-    ensemble = Ensemble(bundle, EnsembleSettings(provider=settings.provider, threads=settings.threads))
     images_dir = Path(settings.images_dir)
     if not images_dir.is_dir():
         raise EvaluationError(f"{images_dir}: the images folder does not exist; pass --images")
     ids = [c.image_id for c in cases]
     if len(set(ids)) != len(ids):
         raise EvaluationError("the labels list an image_id more than once; each image must appear once")
+    bundle = load_bundle(bundle_path)
+    ensemble = Ensemble(bundle, EnsembleSettings(provider=settings.provider, threads=settings.threads))
+    out.mkdir(parents=True, exist_ok=True)
     cache = out / CACHE_FILE
     done = empty_scored(len(bundle.manifest.members), len(bundle.manifest.class_names), bundle.fingerprint)
     if settings.reuse and cache.is_file():

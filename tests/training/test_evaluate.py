@@ -6,6 +6,9 @@ melanoma), the images are small synthetic dermoscopy-like pictures written to tm
 
 import csv
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -252,3 +255,9 @@ def test_reuse_refuses_a_cache_from_another_bundle(synthetic_bundle, labelled_fo
     other = make_bundle(tmp_path / "other", members=3)
     assert ev.main(["--bundle", str(other), *base, "--reuse"]) == 2
     assert "another bundle" in capsys.readouterr().err
+
+
+def test_evaluation_runs_without_torch():
+    """The lead may evaluate on a machine with only the app's dependencies and matplotlib."""
+    code = "import sys, training.evaluate; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2]).returncode == 0

@@ -254,6 +254,7 @@ class AboutDialog(QDialog):
             f"<p style='color:#c62828'><b>{(bundle.manifest.disclaimer if bundle else DISCLAIMER)}</b></p>"
         )
         head.setWordWrap(True)
+        self.head = head
         tabs = QTabWidget()
         self.tabs = tabs
         model = QTextBrowser()

@@ -10,13 +10,14 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
+    QSizePolicy,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -101,11 +102,19 @@ class MainWindow(QMainWindow):
         self.disclaimer_label = QLabel(f"⚠ {DISCLAIMER_SHORT}")
         self.disclaimer_label.setToolTip(DISCLAIMER)
         self.disclaimer_label.setStyleSheet("color:#b71c1c; font-weight:bold; padding:0 6px;")
+        self.message_label = QLabel()
+        self.message_label.setStyleSheet("color:#1b5e20; padding:0 6px;")
+        self.message_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.model_label = QLabel()
         self.store_label = QLabel()
-        self.statusBar().addWidget(self.disclaimer_label, 1)
+        # All permanent: QStatusBar.showMessage would hide the disclaimer, which must stay visible.
+        self.statusBar().addPermanentWidget(self.disclaimer_label)
+        self.statusBar().addPermanentWidget(self.message_label, 1)
         self.statusBar().addPermanentWidget(self.model_label)
         self.statusBar().addPermanentWidget(self.store_label)
+        self._message_timer = QTimer(self)
+        self._message_timer.setSingleShot(True)
+        self._message_timer.timeout.connect(self.message_label.clear)
 
         self._menus()
         self._connect()
@@ -162,6 +171,15 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence("Backspace"), self.case_tab, lambda: self.tabs.setCurrentWidget(self.screening), context=ctx)
         self.tabs.currentChanged.connect(self._tab_changed)
 
+    def notify(self, text: str, ms: int = 0) -> None:
+        """A short message in the status bar, beside the disclaimer (never instead of it)."""
+        self.message_label.setText(text)
+        self.message_label.setToolTip(text)
+        if ms:
+            self._message_timer.start(ms)
+        else:
+            self._message_timer.stop()
+
     def _thumbnail(self, result_id: int) -> bytes | None:
         return None if self.store is None else self.store.thumbnail(result_id)
 
@@ -173,7 +191,7 @@ class MainWindow(QMainWindow):
             try:
                 save_settings(self.settings, self.settings_file)
             except OSError as exc:
-                self.statusBar().showMessage(f"Settings could not be saved: {exc}", 10_000)
+                self.notify(f"Settings could not be saved: {exc}", 10_000)
 
     def _remember_opacity(self, value: float) -> None:
         self.settings = replace(self.settings, heatmap_opacity=value)
@@ -188,14 +206,17 @@ class MainWindow(QMainWindow):
         try:
             self.store = ReviewStore.open(path)
             self.store_error = ""
-            self.store_label.setText(f"Results file: {path}")
+            self.store_label.setText(f"Results file: …/{Path(path).parent.name}/{Path(path).name}")
             self.store_label.setToolTip(str(path))
         except StoreError as exc:
             self.store_error = str(exc)
             self.store_label.setText("Results file: not open")
             QMessageBox.warning(self, "Results file", f"{exc}\n\nChoose another location in Settings.")
         self._update_model_state()
-        self.screening.set_runs(self.store.runs() if self.store else [])
+        runs = self.store.runs() if self.store else []
+        self.screening.set_runs(runs)
+        if runs and self.screening_worker is None:
+            self.show_stored_run(runs[0].id)  # where the user left off
         self.queue_view.refresh()
 
     def load_model(self) -> None:
@@ -258,6 +279,17 @@ class MainWindow(QMainWindow):
         if folder:
             self.screening.set_folder(folder)
             self.settings = replace(self.settings, last_folder=folder)
+            self.show_latest_run_of(folder)
+
+    def show_latest_run_of(self, folder: str) -> bool:
+        """A folder screened before with these models: show its stored results straight away."""
+        if self.store is None or self.model is None:
+            return False
+        run = self.store.latest_run_for_folder(str(Path(folder).resolve()), self.model.bundle.fingerprint)
+        if run is None:
+            return False
+        self.show_stored_run(run.id)
+        return True
 
     def start_screening(self, folder: str, recursive: bool) -> Worker | None:
         if self.model is None or self.store is None or self.screening_worker is not None:
@@ -320,7 +352,7 @@ class MainWindow(QMainWindow):
             self.case_panel.open(ref)
 
     def _on_reviewed(self, review, from_queue: bool) -> None:
-        self.statusBar().showMessage(f"Review saved ({review.decision}, by {review.reviewer}).", 6000)
+        self.notify(f"Review saved ({review.decision}, by {review.reviewer}).", 6000)
         if not from_queue:
             self.queue_view.refresh()
 
@@ -353,7 +385,7 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             QMessageBox.warning(self, "Export failed", f"The CSV file could not be written:\n{exc}")
             return None
-        self.statusBar().showMessage(f"CSV written: {out}", 8000)
+        self.notify(f"CSV written: {out}", 8000)
         self.export_done.emit(str(out))
         return out
 
@@ -384,12 +416,12 @@ class MainWindow(QMainWindow):
         worker = Worker(job, name="report")
         worker.signals.result.connect(self._report_written)
         worker.signals.failed.connect(lambda exc: QMessageBox.warning(self, "Export failed", f"The report could not be written:\n{exc}"))
-        self.statusBar().showMessage("Writing the report…")
+        self.notify("Writing the report…")
         self.pool.start(worker)
         return worker
 
     def _report_written(self, path) -> None:
-        self.statusBar().showMessage(f"Report written: {path} (open it in a browser to print)", 10_000)
+        self.notify(f"Report written: {path} (open it in a browser to print)", 10_000)
         self.export_done.emit(str(path))
 
     # -- dialogs ------------------------------------------------------------------------------

@@ -174,8 +174,13 @@ class DecisionFilter(QSortFilterProxyModel):
         self._shown = set(DECISION_LOOKS)
 
     def set_shown(self, keys: Iterable[str]) -> None:
-        self._shown = set(keys)
-        self.invalidateFilter()
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.9; invalidateFilter is deprecated there
+            self.beginFilterChange()
+            self._shown = set(keys)
+            self.endFilterChange()
+        else:
+            self._shown = set(keys)
+            self.invalidateFilter()
 
     @property
     def shown(self) -> set[str]:
@@ -228,7 +233,7 @@ class QueueModel(QAbstractTableModel):
             if role == Qt.ItemDataRole.DisplayRole:
                 return Path(item.path).name
             if role == Qt.ItemDataRole.ToolTipRole:
-                return item.path
+                return f"{item.path}\nqueued {item.queued_at[:19].replace('T', ' ')} UTC\n{item.reason}"
         if col == self.DECISION:
             return _decision_cell(item.decision.value, role)
         if col == self.P and role == Qt.ItemDataRole.DisplayRole:

@@ -123,7 +123,11 @@ def main(argv=None) -> int:
         sys.path.insert(0, str(ROOT / "tests"))
         from synthetic_bundle import make_bundle
 
-        bundle_path = make_bundle(work / "synthetic-bundle")
+        from core.gate import GateSettings, Thresholds
+
+        # Thresholds placed inside the synthetic models' score range, so all three decisions show.
+        gate = GateSettings(fitted={0.99: Thresholds(0.11, 0.16)}, max_member_spread=0.5)
+        bundle_path = make_bundle(work / "synthetic-bundle", gate=gate)
     folder = make_folder(work, args.images)
 
     from PySide6.QtWidgets import QApplication
@@ -170,7 +174,7 @@ def main(argv=None) -> int:
     # Sort by p(melanoma), most suspicious first, and open the top case.
     window.screening.table.sortByColumn(2, Qt_descending())
     save(window, out, "05-results-sorted-by-p", app)
-    rows = [r for r in window.screening.visible_rows() if r.result.ok]
+    rows = [r for r in window.screening.visible_rows() if r.result.ok and not (r.result.quality and r.result.quality.flags)]
     top = rows[0]
     cases = []
     window.case_panel.loaded.connect(cases.append)

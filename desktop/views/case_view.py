@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -178,16 +179,16 @@ class CaseDetails(QWidget):
         self.hint = QLabel()
         self.hint.setWordWrap(True)
         self.p_label = QLabel()
-        self.p_label.setStyleSheet("font-size:22px;")
+        self.p_label.setStyleSheet("font-size:16px;")
         self.reason = QLabel()
         self.reason.setWordWrap(True)
         self.reason.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.file_label)
         row = QHBoxLayout()
         row.addWidget(self.badge)
-        row.addWidget(self.p_label)
         row.addStretch(1)
         lay.addLayout(row)
+        lay.addWidget(self.p_label)
         lay.addWidget(self.hint)
         lay.addWidget(_section("Why this decision (gate)"))
         lay.addWidget(self.reason)
@@ -195,6 +196,7 @@ class CaseDetails(QWidget):
         self.class_grid = QGridLayout()
         self.class_grid.setHorizontalSpacing(6)
         self.class_grid.setVerticalSpacing(2)
+        self.class_grid.setColumnStretch(1, 1)
         lay.addLayout(self.class_grid)
         lay.addWidget(_section("Ensemble members: p(melanoma)"))
         self.members = QLabel()
@@ -236,7 +238,8 @@ class CaseDetails(QWidget):
         probs = sorted(r.class_probs.items(), key=lambda kv: -kv[1])
         for i, (name, p) in enumerate(probs):
             words = CLASS_WORDS.get(name, name)
-            label = QLabel(f"{words} ({name})" if words != name else name)
+            label = QLabel(words)
+            label.setToolTip(name)
             if name == "mel":
                 label.setStyleSheet("font-weight:bold;")
             bar = QProgressBar()
@@ -244,7 +247,7 @@ class CaseDetails(QWidget):
             bar.setValue(round(p * 1000))
             bar.setTextVisible(False)
             bar.setFixedHeight(10)
-            bar.setMinimumWidth(80)
+            bar.setMinimumWidth(40)
             value = QLabel(f"{p * 100:.1f} %")
             value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.class_grid.addWidget(label, i, 0)
@@ -253,7 +256,7 @@ class CaseDetails(QWidget):
         if r.member_p:
             ps = ", ".join(f"{p:.3f}" for p in r.member_p)
             spread = "" if r.spread is None else f"<br>spread (standard deviation): <b>{r.spread:.3f}</b>"
-            self.members.setText(f"{len(r.member_p)} members: {ps}{spread}")
+            self.members.setText(f"{len(r.member_p)} models: {ps}{spread}")
         else:
             self.members.setText("—")
         q = r.quality
@@ -264,8 +267,8 @@ class CaseDetails(QWidget):
             colour = "#c62828" if q.flags else "#2e7d32"
             self.quality.setText(
                 f"<span style='color:{colour}; font-weight:bold'>{flags}</span><br>"
-                f"sharpness {q.sharpness:.1f}, brightness {q.brightness:.0f}, "
-                f"dark {q.dark_fraction * 100:.1f} %, bright {q.bright_fraction * 100:.1f} %"
+                f"sharpness {q.sharpness:.1f} · brightness {q.brightness:.0f}<br>"
+                f"very dark pixels {q.dark_fraction * 100:.1f} % · very bright {q.bright_fraction * 100:.1f} %"
             )
         info = []
         if r.width and r.height:
@@ -275,7 +278,8 @@ class CaseDetails(QWidget):
         info.append("result from an earlier run (same image, same models)" if r.from_store else "screened in this run")
         if note:
             info.append(f"<span style='color:#e65100'>{note}</span>")
-        info.append(f"<span style='color:#546e7a'>{r.path}</span>")
+        breakable = html.escape(r.path).replace("/", "/\u200b").replace("\\", "\\\u200b")  # long paths wrap
+        info.append(f"<span style='color:#546e7a'>{breakable}</span>")
         self.image_info.setText("<br>".join(info))
 
 
@@ -341,6 +345,7 @@ class CaseView(QWidget):
         scroll.setWidget(self.details)
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(330)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.details_scroll = scroll
         lay = QHBoxLayout(self)

@@ -52,7 +52,8 @@ class ReviewQueueView(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(QueueModel.FILE, QHeaderView.ResizeMode.Stretch)
-        self.table.setMinimumWidth(420)
+        self.table.setColumnHidden(QueueModel.QUEUED, True)  # order says it; the tooltip has the time
+        self.table.setMinimumWidth(380)
         self.title = QLabel()
         self.title.setStyleSheet("font-size:14px; font-weight:bold;")
         self.include_reviewed = QCheckBox("Show reviewed cases too")
@@ -78,6 +79,7 @@ class ReviewQueueView(QWidget):
         split.addWidget(self.panel)
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 5)
+        split.setSizes([420, 1000])
         split.setChildrenCollapsible(False)
         lay = QVBoxLayout(self)
         lay.addWidget(split, 1)
@@ -104,6 +106,7 @@ class ReviewQueueView(QWidget):
         items = store.queue(include_reviewed=self.include_reviewed.isChecked()) if store is not None else []
         self.model.thumbnails = ThumbnailCache(self._thumbnail)
         self.model.set_items(items)
+        self.table.setColumnHidden(QueueModel.LAST, not self.include_reviewed.isChecked())
         waiting = sum(1 for i in items if i.last_review is None)
         self.title.setText(
             f"Review queue: {waiting} case{'s' if waiting != 1 else ''} waiting (oldest first)"

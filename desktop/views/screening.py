@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -107,8 +108,12 @@ class ScreeningView(QWidget):
         self.progress.setMinimumWidth(240)
         self.progress_label = QLabel()
         progress_row = QHBoxLayout()
+        progress_row.setContentsMargins(0, 0, 0, 0)
         progress_row.addWidget(self.progress, 1)
         progress_row.addWidget(self.progress_label, 2)
+        self.progress_widget = QWidget()
+        self.progress_widget.setLayout(progress_row)
+        self.progress_widget.hide()  # shown once there is a run to show
         self.summary_label = QLabel()
         self.summary_label.setWordWrap(True)
 
@@ -177,6 +182,7 @@ class ScreeningView(QWidget):
         self.failures_title.setStyleSheet("font-weight:bold; color:#424242;")
         self.failures = QListWidget()
         self.failures.setWordWrap(True)
+        self.failures.setMaximumHeight(140)
         fail_box = QVBoxLayout()
         fail_box.setContentsMargins(0, 0, 0, 0)
         fail_box.addWidget(self.failures_title)
@@ -195,12 +201,13 @@ class ScreeningView(QWidget):
         split.addWidget(table_w)
         split.addWidget(self.failures_widget)
         split.setStretchFactor(0, 4)
-        split.setStretchFactor(1, 1)
+        split.setStretchFactor(1, 0)
+        split.setChildrenCollapsible(False)
 
         lay = QVBoxLayout(self)
         lay.addWidget(self.banner_frame)
         lay.addLayout(folder_row)
-        lay.addLayout(progress_row)
+        lay.addWidget(self.progress_widget)
         lay.addWidget(self.summary_label)
         lay.addLayout(chips)
         lay.addWidget(split, 1)
@@ -252,6 +259,7 @@ class ScreeningView(QWidget):
     # -- a run -----------------------------------------------------------------------------
 
     def run_started(self, folder: str) -> None:
+        self.progress_widget.show()
         self.running = True
         self.current_run_id = None
         self.set_folder(folder)
@@ -309,6 +317,7 @@ class ScreeningView(QWidget):
     def show_run(self, run: RunInfo, rows: list[ResultRow]) -> None:
         """Show a stored run (e.g. chosen from the runs list)."""
         self.current_run_id = run.id
+        self.progress_widget.show()
         self.set_folder(run.folder)
         self.model.set_rows(rows)
         self.failures.clear()
@@ -318,9 +327,16 @@ class ScreeningView(QWidget):
         self.progress.setRange(0, max(run.counts.total, 1))
         self.progress.setValue(run.counts.total)
         self.progress_label.setText(f"Stored run of {run.started[:16].replace('T', ' ')} UTC ({run.status})")
+        state = {
+            "finished": "",
+            "cancelled": " This run was cancelled before the end.",
+            "running": " This run was interrupted before the end.",
+            "failed": " This run stopped with an error.",
+        }.get(run.status, "")
         self.summary_label.setText(
-            f"Showing the stored results of this folder: {run.counts.total} files, "
-            f"{run.counts.reused} of them from earlier runs."
+            f"Stored results of this folder ({run.counts.total} files, {run.counts.reused} of them from earlier runs)."
+            f"{state} Press Screen to check the folder for new or changed files; stored results are reused, "
+            "not computed again."
         )
         i = self.runs_combo.findData(run.id)
         if i >= 0:
@@ -333,7 +349,12 @@ class ScreeningView(QWidget):
     def _update_counts(self) -> None:
         counts = self.model.counts()
         for key, b in self.filter_buttons.items():
-            b.setText(f"{DECISION_LOOKS[key].label.title()}: {counts[key]}")
+            text = f"{DECISION_LOOKS[key].label.title()}: {counts[key]}"
+            b.setText(text)
+            # The checked style is bold: size for bold text so the count is never clipped.
+            bold = QFont(b.font())
+            bold.setBold(True)
+            b.setMinimumWidth(QFontMetrics(bold).horizontalAdvance(text) + 32)
         n_fail = counts["error"]
         self.failures_title.setText(f"Files that could not be screened ({n_fail})")
         self.failures_widget.setVisible(n_fail > 0)

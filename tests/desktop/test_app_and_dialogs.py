@@ -1,0 +1,105 @@
+"""Start-up without a bundle, first start, settings, about; the desktop package's imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from PySide6.QtWidgets import QDialogButtonBox
+
+from desktop.dialogs import AboutDialog, FirstStartDialog, SettingsDialog, find_notices
+from desktop.main_window import NO_BUNDLE_MESSAGE, bundle_to_load
+from desktop.settings import AppSettings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_without_a_bundle_the_app_opens_and_says_what_to_do(make_window, qtbot, monkeypatch, tmp_path):
+    monkeypatch.setattr("desktop.main_window.default_bundle_path", lambda: tmp_path / "not-installed")
+    w = make_window(AppSettings(reviewer="Dr. Test", disclaimer_accepted=True), wait=False)
+    assert w.model is None
+    assert w.screening.banner.text() == NO_BUNDLE_MESSAGE
+    assert w.screening.banner_button.isVisibleTo(w)  # "Open Settings…"
+    w.screening.set_folder(str(tmp_path))
+    assert not w.screening.screen_button.isEnabled()
+    assert w.start_screening(str(tmp_path), False) is None
+    assert "not a medical device" in w.disclaimer_label.text()
+
+
+def test_a_damaged_bundle_is_reported_not_fatal(make_window, qtbot, tmp_path):
+    bad = tmp_path / "bad-bundle"
+    bad.mkdir()
+    (bad / "manifest.json").write_text("{}")
+    w = make_window(AppSettings(bundle_path=str(bad), reviewer="x", disclaimer_accepted=True), wait=False)
+    with qtbot.waitSignal(w.model_failed, timeout=10_000):
+        pass
+    assert w.model is None
+    assert "could not be loaded" in w.screening.banner.text() and "schema_version" in w.screening.banner.text()
+
+
+def test_bundle_choice_order(tmp_path, monkeypatch):
+    monkeypatch.setattr("desktop.main_window.default_bundle_path", lambda: tmp_path / "default")
+    assert bundle_to_load(AppSettings(), "/override")[0] == Path("/override")
+    assert bundle_to_load(AppSettings(bundle_path="/chosen"))[0] == Path("/chosen")
+    assert bundle_to_load(AppSettings()) == (None, NO_BUNDLE_MESSAGE)
+    (tmp_path / "default").mkdir()
+    (tmp_path / "default" / "manifest.json").write_text("{}")
+    assert bundle_to_load(AppSettings())[0] == tmp_path / "default"
+
+
+def test_first_start_needs_the_disclaimer_and_a_name(qtbot):
+    d = FirstStartDialog()
+    qtbot.addWidget(d)
+    ok = d.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    assert not ok.isEnabled()
+    d.name.setText("  Dr. B  ")
+    assert not ok.isEnabled()
+    d.accept_box.setChecked(True)
+    assert ok.isEnabled() and d.reviewer() == "Dr. B"
+
+
+def test_settings_dialog_changes_are_saved_and_applied(make_window, qtbot, tmp_path):
+    w = make_window()
+    assert w.model.screener.thresholds.high == 0.6  # the synthetic bundle's fitted 0.99 thresholds
+    d = SettingsDialog(w.settings, w.model.screener.provider_in_use, "", w)
+    qtbot.addWidget(d)
+    assert "CPUExecutionProvider" in d.provider_info.text()
+    d.use_default_confidence.setChecked(False)
+    d.confidence.setValue(0.9)
+    d.reviewer.setText("Dr. C")
+    d.provider.setCurrentIndex(d.provider.findData("cpu"))
+    new = d.values()
+    assert (new.confidence, new.reviewer, new.provider) == (0.9, "Dr. C", "cpu")
+    with qtbot.waitSignal(w.model_loaded, timeout=20_000):
+        w.apply_settings(new)
+    assert w.model.screener.thresholds.high == 0.9  # no fitted entry for 0.9: the calibrated p itself
+    assert w.queue_view.panel.form.reviewer.text().endswith("<b>Dr. C</b>")
+    saved = load_settings(w.settings_file).settings
+    assert (saved.confidence, saved.reviewer, saved.provider) == (0.9, "Dr. C", "cpu")
+
+
+def test_about_shows_bundle_checksums_card_and_notices(make_window, qtbot, tmp_path):
+    w = make_window()
+    notices = tmp_path / "NOTICES"
+    notices.write_text("PySide6 — LGPLv3\nonnxruntime — MIT\n")
+    assert find_notices([tmp_path / "nowhere", tmp_path]) == notices
+    d = AboutDialog(w.model.bundle, True, w.model.screener.provider_in_use, "", notices, w)
+    qtbot.addWidget(d)
+    assert d.notices_text.toPlainText().startswith("PySide6 — LGPLv3")
+    html = d.tabs.widget(0).toPlainText()
+    m = w.model.bundle.manifest
+    assert m.name in html and m.version in html and "checksums verified" in html
+    assert all(mem.file in html and mem.sha256[:16] in html for mem in m.members)
+    assert "Synthetic test bundle" in d.tabs.widget(1).toPlainText()
+    assert "not an approved medical device" in d.head.text()
+
+
+def test_desktop_never_imports_torch():
+    code = (
+        "import sys; import desktop.app, desktop.main_window, desktop.workers; "
+        "bad = [m for m in ('torch', 'timm', 'training', 'export') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -1,0 +1,134 @@
+"""Temperature scaling and gate thresholds fitted on (synthetic) validation data."""
+
+import numpy as np
+import pytest
+
+from core.bundle import Manifest, Member
+from core.ensemble import softmax
+from core.gate import Thresholds
+from export.calibrate import (
+    CONFIDENCES,
+    ensemble_probability,
+    fit_gate,
+    fit_temperature,
+    fit_temperatures,
+    fit_thresholds,
+    nll,
+)
+
+
+def overconfident_logits(n: int, k: int, temperature: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from softmax(z); the 'model' reports z * temperature, so T recovers z exactly."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0.0, 1.5, size=(n, k))
+    probs = softmax(z)
+    labels = np.array([rng.choice(k, p=row) for row in probs])
+    return z * temperature, labels
+
+
+@pytest.mark.parametrize("true_t", [0.6, 2.5])
+def test_fit_recovers_a_known_temperature(true_t):
+    logits, labels = overconfident_logits(20000, 7, true_t, seed=int(true_t * 10))
+    fit = fit_temperature(logits, labels)
+    assert fit.temperature == pytest.approx(true_t, rel=0.05)
+    assert fit.nll_after < fit.nll_before
+    # It is the minimum: nudging T either way does not help.
+    assert nll(logits, labels, fit.temperature) <= nll(logits, labels, fit.temperature * 1.05)
+    assert nll(logits, labels, fit.temperature) <= nll(logits, labels, fit.temperature / 1.05)
+
+
+def test_one_temperature_per_member():
+    a, labels = overconfident_logits(5000, 3, 2.0, seed=1)
+    member_logits = np.stack([a, a / 2.0])  # the second member is already calibrated
+    fits = fit_temperatures(member_logits, labels)
+    assert [round(f.temperature, 1) for f in fits] == [pytest.approx(2.0, abs=0.15), pytest.approx(1.0, abs=0.1)]
+
+
+def test_bad_shapes_are_refused():
+    with pytest.raises(ValueError):
+        fit_temperature(np.zeros((4, 3)), np.array([0, 1, 2]))
+    with pytest.raises(ValueError):
+        fit_temperature(np.zeros((3, 3)), np.array([0, 1, 5]))
+    with pytest.raises(ValueError):
+        fit_temperatures(np.zeros((4, 3)), np.array([0, 1, 2, 0]))
+
+
+def test_ensemble_probability_is_the_mean_of_calibrated_member_probabilities():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 10, 7)).astype(np.float32)
+    temps = [1.0, 2.0, 0.5]
+    p = ensemble_probability(logits, temps, positive_index=4)
+    by_hand = np.mean([softmax(logits[m] / t)[:, 4] for m, t in enumerate(temps)], axis=0)
+    np.testing.assert_allclose(p, by_hand, rtol=1e-6)
+
+
+def _rate_below(p, y, t):
+    sel = p < t
+    return y[sel].mean() if sel.any() else 0.0
+
+
+def _rate_at_or_above(p, y, t):
+    sel = p >= t
+    return y[sel].mean() if sel.any() else None
+
+
+@pytest.mark.parametrize("confidence", CONFIDENCES)
+def test_thresholds_follow_their_definition(confidence):
+    rng = np.random.default_rng(42)
+    n = 3000
+    y = rng.random(n) < 0.12
+    # A useful but imperfect score: melanomas sit higher.
+    p = np.clip(rng.beta(1.2, 6.0, n) + y * rng.beta(4.0, 2.0, n) * 0.8, 0.0, 0.999)
+    fit = fit_thresholds(p, y, confidence)
+    low, high = fit.thresholds.low, fit.thresholds.high
+    assert 0.0 <= low <= high <= 1.0
+    assert _rate_below(p, y, low) <= 1 - confidence + 1e-12
+    assert fit.n_benign == int((p < low).sum()) and fit.melanoma_below_low == int(y[p < low].sum())
+    larger_clean = [t for t in np.append(np.unique(p), 1.0) if t > low and _rate_below(p, y, t) <= 1 - confidence]
+    if fit.low_clamped:  # the benign rule reached past high; low stops at high
+        assert low == high and larger_clean
+    else:  # no larger threshold keeps the benign side that clean (brute force over every candidate)
+        assert not larger_clean
+    if fit.high_found:
+        assert _rate_at_or_above(p, y, high) >= confidence - 1e-12
+        for t in np.unique(p):
+            if t < high:
+                assert _rate_at_or_above(p, y, t) < confidence
+    else:
+        assert high == 1.0
+
+
+def test_unreachable_confidence_means_nothing_is_called_suspicious():
+    p = np.linspace(0.01, 0.9, 200)
+    y = np.zeros(200, bool)
+    y[::2] = True  # half melanoma everywhere: no threshold gives 99 % melanoma above it
+    fit = fit_thresholds(p, y, 0.99)
+    assert not fit.high_found and fit.thresholds.high == 1.0
+    assert fit.thresholds.low <= p.min()  # nor can anything be called benign
+    assert fit.n_benign == 0
+
+
+def test_a_perfect_score_separates_cleanly():
+    p = np.array([0.01, 0.02, 0.03, 0.2, 0.8, 0.9])
+    y = np.array([0, 0, 0, 0, 1, 1], bool)
+    fit = fit_thresholds(p, y, 0.99)
+    assert fit.thresholds == Thresholds(low=0.8, high=0.8)  # everything below 0.8 is benign, 0.8 and up melanoma
+    assert (fit.n_benign, fit.n_suspicious) == (4, 2)
+
+
+def test_fitted_gate_travels_in_the_manifest():
+    rng = np.random.default_rng(3)
+    y = rng.random(500) < 0.2
+    p = np.clip(0.1 + 0.7 * y + rng.normal(0, 0.15, 500), 0, 1)
+    gate, fits = fit_gate(p, y)
+    assert set(gate.fitted) == set(CONFIDENCES) and len(fits) == len(CONFIDENCES)
+    manifest = Manifest(
+        name="t", version="1", class_names=("mel", "nv"), positive_class="mel", input_size=64,
+        mean=(0.5,) * 3, std=(0.5,) * 3, members=(Member("m.onnx", "0" * 64, "a", 0),), gate=gate,
+    )
+    back = Manifest.from_dict(manifest.to_dict())
+    for c in CONFIDENCES:
+        assert back.gate.thresholds(c) == gate.fitted[c]
+    # Stricter confidence never makes the benign side larger (unless a lower level was clamped).
+    unclamped = [f.thresholds.low for f in fits if not f.low_clamped]
+    assert unclamped == sorted(unclamped, reverse=True)

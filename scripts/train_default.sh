@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p /work/runs/default
-nohup .venv/bin/python -m training.train --config configs/cpu_default.yaml --resume "$@" \
+# Passive OpenMP waiting: on a shared 2-core machine spinning threads only steal the cores back.
+OMP_WAIT_POLICY=PASSIVE nohup .venv/bin/python -m training.train --config configs/cpu_default.yaml --resume "$@" \
     >> /work/runs/default/train.log 2>&1 &
 echo "training started (pid $!); follow with: tail -f /work/runs/default/train.log"

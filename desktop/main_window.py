@@ -29,6 +29,7 @@ from core.report import write_csv, write_html
 from core.screening import RunSummary
 from core.store import ReviewStore
 
+from .models import ThumbnailCache
 from .dialogs import AboutDialog, SettingsDialog, find_notices
 from .settings import AppSettings, save_settings
 from .style import DISCLAIMER_SHORT
@@ -203,6 +204,11 @@ class MainWindow(QMainWindow):
             self.store.close()
             self.store = None
         path = self.settings.resolved_database_path()
+        # Result ids belong to one results file: forget the rows and thumbnails of the last one.
+        self.screening.model.thumbnails = ThumbnailCache(self._thumbnail)
+        self.screening.model.set_rows([])
+        self.screening.current_run_id = None
+        self.case_panel.clear("")
         try:
             self.store = ReviewStore.open(path)
             self.store_error = ""

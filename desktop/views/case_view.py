@@ -298,7 +298,7 @@ class CaseView(QWidget):
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(round(opacity * 100))
-        self.opacity.setFixedWidth(140)
+        self.opacity.setFixedWidth(110)
         self.opacity.setToolTip("Heat map opacity")
         self.opacity_value = QLabel()
         self.zoom_label = QLabel()
@@ -328,6 +328,7 @@ class CaseView(QWidget):
             "<span style='color:#1565c0'><b>blue</b></span>/clear = little. Drag to pan, wheel to zoom."
         )
         self.legend.setStyleSheet("color:#455a64;")
+        self.legend.setWordWrap(True)
         self.message = QLabel()
         self.message.setStyleSheet("color:#e65100;")
         self.message.setWordWrap(True)
@@ -344,7 +345,7 @@ class CaseView(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(self.details)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(330)
+        scroll.setMinimumWidth(290)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.details_scroll = scroll

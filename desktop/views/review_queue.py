@@ -53,7 +53,7 @@ class ReviewQueueView(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(QueueModel.FILE, QHeaderView.ResizeMode.Stretch)
         self.table.setColumnHidden(QueueModel.QUEUED, True)  # order says it; the tooltip has the time
-        self.table.setMinimumWidth(380)
+        self.table.setMinimumWidth(330)
         self.title = QLabel()
         self.title.setStyleSheet("font-size:14px; font-weight:bold;")
         self.include_reviewed = QCheckBox("Show reviewed cases too")

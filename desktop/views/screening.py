@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QProgressBar,
+    QSizePolicy,
     QPushButton,
     QSplitter,
     QTableView,
@@ -89,6 +90,8 @@ class ScreeningView(QWidget):
         self.folder_label = QLabel("No folder chosen: click “Choose folder…” or drop a folder here.")
         self.folder_label.setStyleSheet("color:#37474f;")
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # A long path must not widen the window; the full path is in the tooltip.
+        self.folder_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.recursive = QCheckBox("Include subfolders")
         self.screen_button = QPushButton("Screen")
         self.screen_button.setStyleSheet("font-weight:bold; padding:4px 18px;")
@@ -136,7 +139,9 @@ class ScreeningView(QWidget):
             chips.addWidget(b)
         chips.addStretch(1)
         self.runs_combo = QComboBox()
-        self.runs_combo.setMinimumWidth(300)
+        self.runs_combo.setMinimumWidth(220)
+        self.runs_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.runs_combo.setMinimumContentsLength(28)
         self.runs_combo.setToolTip("Open the results of an earlier run from the results file")
         self.runs_combo.activated.connect(self._on_run_chosen)
         self.csv_button = QPushButton("Export CSV…")

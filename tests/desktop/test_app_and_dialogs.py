@@ -103,3 +103,59 @@ def test_desktop_never_imports_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_run_app_opens_the_window_on_the_saved_settings(qtbot, synthetic_bundle, melascreen_home):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.app import run_app
+    from desktop.main_window import MainWindow
+    from desktop.settings import save_settings, settings_path
+
+    save_settings(AppSettings(bundle_path=str(synthetic_bundle), reviewer="Dr. D", disclaimer_accepted=True), settings_path())
+    seen = []
+
+    def close_when_loaded():
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        if windows and windows[0].model is not None:
+            seen.append(windows[0].model.bundle.manifest.name)
+            windows[0].close()
+        else:
+            QTimer.singleShot(50, close_when_loaded)
+
+    QTimer.singleShot(50, close_when_loaded)
+    assert run_app([]) == 0
+    assert seen == ["synthetic-test-bundle"]
+
+
+def test_first_start_asks_for_the_disclaimer_then_remembers_it(qtbot, synthetic_bundle, melascreen_home):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.app import run_app
+    from desktop.main_window import MainWindow
+    from desktop.settings import settings_path
+
+    steps = []
+
+    def answer():
+        dialogs = [w for w in QApplication.topLevelWidgets() if isinstance(w, FirstStartDialog) and w.isVisible()]
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        if dialogs:
+            steps.append("disclaimer")
+            dialogs[0].name.setText("Dr. E")
+            dialogs[0].accept_box.setChecked(True)
+            dialogs[0].buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+        elif windows:
+            steps.append("window")
+            assert "not a medical device" in windows[0].disclaimer_label.text()
+            windows[0].close()
+            return
+        QTimer.singleShot(50, answer)
+
+    QTimer.singleShot(50, answer)
+    assert run_app(["--bundle", str(synthetic_bundle)]) == 0
+    assert steps[0] == "disclaimer" and steps[-1] == "window"
+    saved = load_settings(settings_path()).settings
+    assert saved.disclaimer_accepted and saved.reviewer == "Dr. E"

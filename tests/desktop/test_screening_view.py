@@ -140,3 +140,17 @@ def test_export_csv_and_printable_report(make_window, screen, qtbot, clinic_fold
     text = report.read_text(encoding="utf-8")
     assert text.count("data:image/jpeg;base64,") == 2 * IMAGES_IN_CLINIC  # picture + heat map per image
     assert "zz_broken.jpg" in text and "not an approved medical device" in text
+
+
+def test_dropping_a_folder_screens_it(make_window, qtbot, clinic_folder):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    w = make_window()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(clinic_folder))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(w.run_done, timeout=60_000):
+        w.screening.dropEvent(event)
+    assert w.screening.folder == str(clinic_folder)
+    assert w.screening.model.rowCount() == FILES_IN_CLINIC

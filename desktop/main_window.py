@@ -72,13 +72,15 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.settings_file = settings_file
         self.bundle_override = bundle_override
-        self.pool = WorkerPool(max_threads=2)
+        self.pool = WorkerPool(max_threads=3)  # screening, opening a case, and a report or model load
         self.store: ReviewStore | None = None
         self.store_error = ""
         self.model: LoadedModel | None = None
         self.model_message = ""
         self.screening_worker: Worker | None = None
         self._model_request = 0
+        self._pending_store = False  # settings changed while screening: apply when it ends
+        self._pending_model = False
         self.setWindowTitle("MelaScreen — research tool, not a medical device")
         self.resize(1360, 860)
 
@@ -135,10 +137,10 @@ class MainWindow(QMainWindow):
         act.triggered.connect(self.choose_folder)
         file_menu.addAction(act)
         self.csv_action = QAction("Export results as &CSV…", self)
-        self.csv_action.triggered.connect(self.export_csv)
+        self.csv_action.triggered.connect(lambda: self.export_csv())  # not the `checked` argument
         file_menu.addAction(self.csv_action)
         self.report_action = QAction("Export printable &report (HTML)…", self, shortcut=QKeySequence("Ctrl+P"))
-        self.report_action.triggered.connect(self.export_report)
+        self.report_action.triggered.connect(lambda: self.export_report())
         file_menu.addAction(self.report_action)
         file_menu.addSeparator()
         quit_act = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
@@ -324,6 +326,7 @@ class MainWindow(QMainWindow):
         self.screening.run_finished(summary)
         self.screening.set_runs(self.store.runs() if self.store else [])
         self.queue_view.refresh()
+        self._apply_pending()
         self.run_done.emit(summary)
 
     def _screening_failed(self, exc: BaseException) -> None:
@@ -332,6 +335,7 @@ class MainWindow(QMainWindow):
         if self.store is not None:
             self.screening.set_runs(self.store.runs())
         self.queue_view.refresh()
+        self._apply_pending()
         self.run_done.emit(exc)
 
     def show_stored_run(self, run_id: int) -> None:
@@ -380,6 +384,7 @@ class MainWindow(QMainWindow):
     def export_csv(self, path: str | None = None) -> Path | None:
         run_id = self.screening.current_run_id
         if self.store is None or run_id is None:
+            self.notify("Nothing to export yet: screen a folder or choose an earlier run first.", 8000)
             return None
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self, "Export results as CSV", self._export_name(".csv"), "CSV (*.csv)")
@@ -399,6 +404,7 @@ class MainWindow(QMainWindow):
         """Write the HTML report on a worker: it reads every image again to draw the heat maps."""
         run_id = self.screening.current_run_id
         if self.store is None or run_id is None:
+            self.notify("Nothing to export yet: screen a folder or choose an earlier run first.", 8000)
             return None
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self, "Export printable report", self._export_name(".html"), "HTML report (*.html)")
@@ -446,13 +452,24 @@ class MainWindow(QMainWindow):
         self._save_settings()
         self.case_panel.set_reviewer_name(new.reviewer)
         self.queue_view.panel.set_reviewer_name(new.reviewer)
-        if new.resolved_database_path() != old.resolved_database_path() or self.store is None:
-            if self.screening_worker is None:
-                self.open_store()
-        if (new.bundle_path, new.provider, new.confidence) != (old.bundle_path, old.provider, old.confidence) or self.model is None:
-            if self.screening_worker is None:
-                self.bundle_override = None
-                self.load_model()
+        store_changed = new.resolved_database_path() != old.resolved_database_path() or self.store is None
+        model_changed = (new.bundle_path, new.provider, new.confidence) != (old.bundle_path, old.provider, old.confidence)
+        self._pending_store = self._pending_store or store_changed
+        self._pending_model = self._pending_model or model_changed or self.model is None
+        if self.screening_worker is not None:
+            self.notify("The new settings apply when the screening in progress ends.", 10_000)
+            return
+        self._apply_pending()
+
+    def _apply_pending(self) -> None:
+        """Reopen the results file / reload the models for settings changed while screening ran."""
+        if self._pending_store:
+            self._pending_store = False
+            self.open_store()
+        if self._pending_model:
+            self._pending_model = False
+            self.bundle_override = None
+            self.load_model()
 
     def open_about(self) -> None:
         bundle = self.model.bundle if self.model else None
@@ -474,7 +491,9 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def shutdown(self) -> None:
+        """Cancel and wait for the workers, save the settings, close the results file."""
         self.pool.shutdown(15_000)
+        self.screening_worker = None
         self._save_settings()
         if self.store is not None:
             self.store.close()

@@ -163,6 +163,7 @@ class CasePanel(QWidget):
         self.case_view = CaseView(opacity)
         self.form = ReviewForm()
         self._request = 0
+        self._reviewer_name = ""
         self.current: CaseRef | None = None
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.case_view)
@@ -228,7 +229,7 @@ class CasePanel(QWidget):
             self.case_view.show_placeholder(f"This case could not be opened: {exc}")
 
     def reviewer_name(self) -> str:
-        return getattr(self, "_reviewer_name", "")
+        return self._reviewer_name
 
     def set_reviewer_name(self, name: str) -> None:
         self._reviewer_name = name

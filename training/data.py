@@ -227,7 +227,7 @@ def apply_view_hwc(view: str, hwc: np.ndarray) -> np.ndarray:
 
 def normalise(batch_hwc_uint8: np.ndarray, mean: tuple, std: tuple) -> torch.Tensor:
     """uint8 [N, S, S, 3] (or one image) -> float32 [N, 3, S, S] normalised."""
-    x = torch.from_numpy(np.ascontiguousarray(batch_hwc_uint8)).float().div_(255.0)
+    x = torch.from_numpy(np.array(batch_hwc_uint8, dtype=np.uint8, order="C")).float().div_(255.0)
     m = torch.tensor(mean, dtype=torch.float32)
     s = torch.tensor(std, dtype=torch.float32)
     x = (x - m) / s

@@ -275,7 +275,7 @@ def predict_cached(fwd: PhaseForward, inputs: np.ndarray, batch: int, device) ->
     fwd.eval()
     out = []
     for b in range(0, len(inputs), batch):
-        x = torch.from_numpy(np.asarray(inputs[b : b + batch], dtype=np.float32)).to(device)
+        x = torch.from_numpy(np.array(inputs[b : b + batch], dtype=np.float32)).to(device)
         out.append(fwd(x).float().cpu().numpy())
     return np.concatenate(out)
 

@@ -19,9 +19,9 @@ class DecisionLook:
 
 
 DECISION_LOOKS = {
-    "suspicious": DecisionLook("suspicious", "SUSPICIOUS", "Refer: the models are confident this may be melanoma", "#c62828", "#ffffff"),
-    "uncertain": DecisionLook("uncertain", "UNCERTAIN", "Review: the models are not confident either way", "#f9a825", "#000000"),
-    "benign": DecisionLook("benign", "BENIGN", "The models are confident this is not melanoma", "#2e7d32", "#ffffff"),
+    "suspicious": DecisionLook("suspicious", "SUSPICIOUS", "Refer: the melanoma score is above the referral threshold", "#c62828", "#ffffff"),
+    "uncertain": DecisionLook("uncertain", "UNCERTAIN", "Needs a clinician's review: the models are not confident either way, or the image is unsuitable", "#f9a825", "#000000"),
+    "benign": DecisionLook("benign", "BENIGN", "Below the low threshold: the models are confident this is not melanoma", "#2e7d32", "#ffffff"),
     "error": DecisionLook("error", "NOT SCREENED", "The file could not be screened; see the reason", "#616161", "#ffffff"),
 }
 DECISION_ORDER = ("suspicious", "uncertain", "benign", "error")

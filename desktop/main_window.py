@@ -10,8 +10,8 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -406,7 +406,8 @@ class MainWindow(QMainWindow):
         if self.store is None or run_id is None:
             self.notify("Nothing to export yet: screen a folder or choose an earlier run first.", 8000)
             return None
-        if path is None:
+        interactive = path is None
+        if interactive:
             path, _ = QFileDialog.getSaveFileName(self, "Export printable report", self._export_name(".html"), "HTML report (*.html)")
             if not path:
                 return None
@@ -426,14 +427,16 @@ class MainWindow(QMainWindow):
             return write_html([e.result for e in entries], path, thumbs, details=details)
 
         worker = Worker(job, name="report")
-        worker.signals.result.connect(self._report_written)
+        worker.signals.result.connect(lambda written: self._report_written(written, open_it=interactive))
         worker.signals.failed.connect(lambda exc: QMessageBox.warning(self, "Export failed", f"The report could not be written:\n{exc}"))
         self.notify("Writing the report…")
         self.pool.start(worker)
         return worker
 
-    def _report_written(self, path) -> None:
-        self.notify(f"Report written: {path} (open it in a browser to print)", 10_000)
+    def _report_written(self, path, open_it: bool = False) -> None:
+        self.notify(f"Report written: {path} (print it from the browser)", 10_000)
+        if open_it:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
         self.export_done.emit(str(path))
 
     # -- dialogs ------------------------------------------------------------------------------

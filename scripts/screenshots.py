@@ -130,6 +130,7 @@ def main(argv=None) -> int:
         bundle_path = make_bundle(work / "synthetic-bundle", gate=gate)
     folder = make_folder(work, args.images)
 
+    from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
 
     from desktop.app import application
@@ -172,7 +173,7 @@ def main(argv=None) -> int:
     save(window, out, "04-screening-results", app)
 
     # Sort by p(melanoma), most suspicious first, and open the top case.
-    window.screening.table.sortByColumn(2, Qt_descending())
+    window.screening.table.sortByColumn(2, Qt.SortOrder.DescendingOrder)
     save(window, out, "05-results-sorted-by-p", app)
     rows = [r for r in window.screening.visible_rows() if r.result.ok and not (r.result.quality and r.result.quality.flags)]
     top = rows[0]
@@ -246,12 +247,6 @@ def main(argv=None) -> int:
     QApplication.processEvents()
     shutil.rmtree(work, ignore_errors=True)
     return 0
-
-
-def Qt_descending():
-    from PySide6.QtCore import Qt
-
-    return Qt.SortOrder.DescendingOrder
 
 
 if __name__ == "__main__":

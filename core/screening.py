@@ -7,6 +7,7 @@ used becomes an error result with its reason; the batch goes on.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -87,6 +88,14 @@ class Screener:
     def provider_in_use(self) -> str:
         return self.ensemble.provider_in_use
 
+    @property
+    def result_key(self) -> str:
+        """Stored results are reused only for the same models AND the same gate, so changing the
+        confidence setting re-decides images instead of showing their old decision."""
+        t = self.thresholds
+        gate = f"{t.low:.6g}:{t.high:.6g}:{self.max_member_spread:.6g}"
+        return hashlib.sha256(f"{self.bundle.fingerprint}|{gate}".encode()).hexdigest()[:16]
+
     def screen_image(self, path: str | Path) -> tuple[ScreeningResult, bytes]:
         """One file -> (result, thumbnail JPEG bytes). Image problems give an error result, never raise."""
         path = str(path)
@@ -153,7 +162,7 @@ class Screener:
         """Screen files one by one. With a store, each result is committed before it is yielded,
         and an image already screened with this bundle is taken from the store, not recomputed."""
         paths = [str(p) for p in paths]
-        fingerprint = self.bundle.fingerprint
+        fingerprint = self.result_key
         start = time.perf_counter()
         for i, path in enumerate(paths, start=1):
             if should_stop is not None and should_stop():
@@ -195,7 +204,7 @@ def screen_folder(
             str(Path(folder).resolve()),
             m.name,
             m.version,
-            screener.bundle.fingerprint,
+            screener.result_key,
             {
                 "confidence": screener.settings.confidence or m.gate.default_confidence,
                 "provider": screener.provider_in_use,

@@ -293,7 +293,7 @@ class MainWindow(QMainWindow):
         """A folder screened before with these models: show its stored results straight away."""
         if self.store is None or self.model is None:
             return False
-        run = self.store.latest_run_for_folder(str(Path(folder).resolve()), self.model.bundle.fingerprint)
+        run = self.store.latest_run_for_folder(str(Path(folder).resolve()), self.model.screener.result_key)
         if run is None:
             return False
         self.show_stored_run(run.id)

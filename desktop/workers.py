@@ -146,7 +146,7 @@ def screening_job(screener: Screener, folder: str | Path, store, recursive: bool
     # so a shallow copy with other settings shares the sessions safely.
     run_screener = copy.copy(screener)
     run_screener.settings = replace(screener.settings, recursive=recursive)
-    fingerprint = screener.bundle.fingerprint
+    fingerprint = screener.result_key
 
     def job(report, should_stop) -> RunSummary:
         pending: list[ResultRow] = []

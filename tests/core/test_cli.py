@@ -177,3 +177,17 @@ def test_kill_9_mid_batch_then_resume_loses_and_doubles_nothing(tmp_path, synthe
 def test_importing_core_loads_neither_torch_nor_qt():
     code = "import core, core.cli, core.screening, core.store, sys; assert not {'torch','PySide6','timm'} & set(sys.modules), sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_a_new_confidence_setting_re_decides_stored_images(tmp_path, synthetic_bundle):
+    folder = make_folder(tmp_path / "f", 6, broken=False)
+    db, r1, r2 = tmp_path / "c.sqlite", tmp_path / "a.csv", tmp_path / "b.csv"
+    run_cli("screen", folder, "--bundle", synthetic_bundle, "--db", db, "--report", r1)
+    out = run_cli("screen", folder, "--bundle", synthetic_bundle, "--db", db, "--report", r2, "--threshold", "0.6")
+    assert "(0 taken from earlier runs)" in out.stdout
+    first = {r["path"]: r for r in read_csv(r1)}
+    for r in read_csv(r2):
+        p = float(r["p_melanoma"])
+        assert p == pytest.approx(float(first[r["path"]]["p_melanoma"]), abs=1e-6)
+        expected = "benign" if p < 0.4 else "suspicious" if p >= 0.6 else "uncertain"
+        assert r["decision"] == expected or "disagree" in r["reason"]

@@ -1,0 +1,134 @@
+"""Benchmark: the whole screening pipeline on a folder, with time per stage.
+
+    python benchmarks/bench_pipeline.py [--folder DIR | --n 40] [--bundle PATH] [--threads 2]
+        [--torch-run RUN_DIR]
+
+Prints images/s and mean milliseconds per image for decode, quality, preprocess, inference
+(all members x all TTA views, logits and the in-graph CAM), CAM assembly and store. With
+--torch-run (a training run folder with member-*/best.pt, torch installed), also runs the same
+members in torch eager with the grad-cam package's GradCAM on the same views, and prints the
+ratio measured in this run. A script, not a test: figures vary with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+SHARED = ROOT.parent / "shared" / "data" / "dermoscopy" / "images"
+
+
+def pick_folder(args) -> Path:
+    if args.folder:
+        return Path(args.folder)
+    tmp = Path(tempfile.mkdtemp(prefix="melascreen-bench-"))
+    if SHARED.is_dir():
+        for p in sorted(SHARED.glob("*.jpg"))[: args.n]:
+            shutil.copy(p, tmp / p.name)
+    else:
+        from test_cli import make_folder  # synthetic images when the shared data set is absent
+
+        make_folder(tmp, args.n, broken=False)
+    return tmp
+
+
+def pick_bundle(args):
+    from core.bundle import default_bundle_path, load_bundle
+
+    if args.bundle:
+        return load_bundle(args.bundle)
+    if (default_bundle_path() / "manifest.json").exists():
+        return load_bundle(default_bundle_path())
+    from synthetic_bundle import make_bundle
+
+    print("no default bundle: using a synthetic test bundle (figures are for the plumbing only)")
+    return load_bundle(make_bundle(Path(tempfile.mkdtemp()) / "b", input_size=224, tta_views=tuple(
+        ["id", "rot90", "rot180", "rot270", "flip", "flip_rot90", "flip_rot180", "flip_rot270", "zoom"])))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--folder")
+    ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--bundle")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--torch-run", help="training run folder: also time torch eager + grad-cam")
+    args = ap.parse_args()
+
+    from core.screening import Screener, ScreeningSettings
+    from core.store import ReviewStore
+
+    folder = pick_folder(args)
+    bundle = pick_bundle(args)
+    m = bundle.manifest
+    screener = Screener(bundle, ScreeningSettings(provider="cpu", threads=args.threads))
+    paths = sorted(p for p in folder.iterdir() if p.is_file())
+    print(f"bundle {m.name} {m.version}: {len(m.members)} members x {len(m.tta_views)} views at {m.input_size}px; "
+          f"{len(paths)} images from {folder}; provider {screener.provider_in_use}")
+    stages: dict[str, list[float]] = {}
+    db = Path(tempfile.mkdtemp()) / "bench.sqlite"
+    with ReviewStore.open(db) as store:
+        run_id = store.start_run(str(folder), m.name, m.version, bundle.fingerprint, {})
+        screener.screen_image(paths[0])  # warm-up: first session run allocates
+        t_all = time.perf_counter()
+        for p in paths:
+            result, thumb = screener.screen_image(p)
+            t = time.perf_counter()
+            store.add_result(run_id, result, bundle.fingerprint, thumbnail=thumb or None)
+            stages.setdefault("store", []).append(time.perf_counter() - t)
+            for k, v in result.timings.items():
+                stages.setdefault(k, []).append(v)
+        total = time.perf_counter() - t_all
+    print(f"\nwhole pipeline: {len(paths) / total:.2f} images/s ({1000 * total / len(paths):.0f} ms per image)")
+    for k in ("decode", "quality", "preprocess", "inference", "cam", "store"):
+        if k in stages:
+            print(f"  {k:11s} {1000 * statistics.mean(stages[k]):8.1f} ms (median {1000 * statistics.median(stages[k]):.1f})")
+    onnx_ms = 1000 * (statistics.mean(stages["inference"]) + statistics.mean(stages["cam"]))
+    if args.torch_run:
+        torch_ms = torch_reference(Path(args.torch_run), bundle, paths, args.threads)
+        print(f"\ntorch eager + grad-cam GradCAM, same members and views: {torch_ms:.0f} ms per image")
+        print(f"onnxruntime ensemble with in-graph CAM: {onnx_ms:.0f} ms per image; ratio torch/onnx = {torch_ms / onnx_ms:.2f}")
+
+
+def torch_reference(run_dir: Path, bundle, paths, threads: int) -> float:
+    """Per image: every member on every view, logits and GradCAM of the melanoma class, in torch."""
+    import numpy as np
+    import torch
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from core.images import read_image
+    from core.preprocess import preprocess, to_model_input
+    from core.tta import apply_view
+    from export.package import load_member_model, target_layer  # noqa: the export step's loaders
+
+    if threads:
+        torch.set_num_threads(threads)
+    m = bundle.manifest
+    models = [load_member_model(p) for p in sorted(run_dir.glob("member-*/best.pt"))]
+    cams = [GradCAM(model=mod, target_layers=[target_layer(mod)]) for mod in models]
+    times = []
+    for p in paths[: min(10, len(paths))]:
+        img = read_image(p)
+        x = to_model_input(preprocess(img.rgb, m.preprocessing), m.input_size, m.mean, m.std)
+        views = torch.from_numpy(np.stack([apply_view(v, x) for v in m.tta_views]))
+        t = time.perf_counter()
+        for mod, cam in zip(models, cams):
+            with torch.no_grad():
+                mod(views)
+            cam(input_tensor=views, targets=[ClassifierOutputTarget(m.positive_index)] * len(views))
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.mean(times)
+
+
+if __name__ == "__main__":
+    main()

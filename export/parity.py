@@ -67,12 +67,26 @@ def postprocess_like_gradcam(raw_cam: np.ndarray, input_hw: tuple[int, int]) -> 
     return scale_cam_image(np.maximum(per_layer, 0))
 
 
+def _cut_graph_at(layer: torch.nn.Module):
+    """Forward hook: the layer's output becomes a leaf that requires grad.
+
+    d(score)/d(feature map) depends only on what comes after the feature map, so cutting the
+    autograd graph there leaves GradCAM's gradients and maps unchanged while sparing a backward
+    pass through the whole backbone (seconds per class on CPU).
+    """
+    return layer.register_forward_hook(lambda _m, _i, out: out.detach().requires_grad_(True))
+
+
 def gradcam_reference(wrapper: CamClassifier, inputs: torch.Tensor, cls: int) -> np.ndarray:
     """pytorch_grad_cam.GradCAM of class `cls` on the last feature layer of the plain model."""
     model = wrapper.model
     layer = model.get_submodule(wrapper.spec.feature_layer)
-    with GradCAM(model=model, target_layers=[layer]) as cam:
-        return cam(input_tensor=inputs, targets=[ClassifierOutputTarget(cls)] * len(inputs))
+    handle = _cut_graph_at(layer)  # registered first, so GradCAM's own hooks see the cut tensor
+    try:
+        with GradCAM(model=model, target_layers=[layer]) as cam:
+            return cam(input_tensor=inputs, targets=[ClassifierOutputTarget(cls)] * len(inputs))
+    finally:
+        handle.remove()
 
 
 def check_parity(

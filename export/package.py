@@ -1,0 +1,551 @@
+"""Training run -> verified, calibrated model bundle.
+
+    python -m export.package --run RUN_DIR --out BUNDLE_DIR [--split-file SPLIT.csv]
+                             [--weights-dtype float16] [--max-val N]
+
+Steps (each logs its time and output size):
+1. read RUN_DIR/member-<seed>/best.pt (written by training/train.py) and rebuild each timm model;
+2. export each member to ONNX (export.onnx_export) and check parity with torch and pytorch-grad-cam
+   on random inputs and real validation images (export.parity);
+3. write an unfitted bundle (temperature 1, default gate) to a staging folder beside BUNDLE_DIR;
+4. preprocess the validation split through core (read_image -> preprocess -> to_model_input) and run
+   core's Ensemble on it: TTA-averaged member logits, exactly what the app computes;
+5. fit per-member temperatures and the gate thresholds on them (export.calibrate);
+6. write the final bundle (manifest + members + model_card.md) to BUNDLE_DIR, reload it through
+   core and check that core's p(melanoma) is the one the thresholds were fitted on.
+Only the validation split is used; the test split is left to the evaluation step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.bundle import DEFAULT_TTA, Manifest, Member, load_bundle, sha256_file, write_bundle
+from core.ensemble import Ensemble, EnsembleSettings, softmax
+from core.gate import GateSettings
+from core.images import read_image
+from core.preprocess import PreprocessParams, normalize, preprocess, resize_square
+
+from . import calibrate
+from .onnx_export import MemberInfo, export_member
+from .parity import check_parity
+
+log = logging.getLogger("export.package")
+
+POSITIVE_CLASS = "mel"
+DEFAULT_IMAGES_DIR = "/work/shared/data/dermoscopy/images"
+PARITY_RANDOM = 4  # random inputs per parity check
+PARITY_REAL = 4  # validation images per parity check
+CONSISTENCY_CASES = 8  # validation cases re-run through the final bundle
+EVALUATION_BEGIN = "<!-- EVALUATION:BEGIN (written by the evaluation step; test split only) -->"
+EVALUATION_END = "<!-- EVALUATION:END -->"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class PackagingError(RuntimeError):
+    """The run cannot be packaged; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    path: Path
+    arch: str
+    seed: int
+    num_classes: int
+    class_names: tuple[str, ...]
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    preprocess: dict | None  # core PreprocessParams fields; None: training skipped preprocessing
+    val_metrics: dict
+    config: dict
+
+
+@dataclass(frozen=True)
+class SplitCase:
+    image_id: str
+    dx: str
+    split: str
+
+
+# ------------------------------------------------------------------------------ reading the run
+
+
+def find_checkpoints(run_dir: Path) -> list[Path]:
+    found = sorted(run_dir.glob("member-*/best.pt"), key=lambda p: _seed_of(p.parent.name))
+    if not found:
+        raise PackagingError(f"{run_dir}: no member-<seed>/best.pt found; is this a finished training run?")
+    return found
+
+
+def _seed_of(name: str) -> int:
+    try:
+        return int(name.split("-", 1)[1])
+    except (IndexError, ValueError):
+        return sys.maxsize
+
+
+def load_checkpoint(path: Path) -> tuple[Checkpoint, dict]:
+    """The checkpoint's description and its state dict (keys as training/train.py export_record)."""
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises pickle, zip and runtime errors here
+        raise PackagingError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc})") from exc
+    missing = [k for k in ("state_dict", "arch", "num_classes", "class_names", "input_size", "mean", "std", "seed")
+               if k not in record]
+    if missing:
+        raise PackagingError(f"{path}: checkpoint lacks {missing}; was it written by training/train.py?")
+    ckpt = Checkpoint(
+        path=path,
+        arch=str(record["arch"]),
+        seed=int(record["seed"]),
+        num_classes=int(record["num_classes"]),
+        class_names=tuple(str(c) for c in record["class_names"]),
+        input_size=int(record["input_size"]),
+        mean=tuple(float(v) for v in record["mean"]),
+        std=tuple(float(v) for v in record["std"]),
+        preprocess=dict(record["preprocess"]) if record.get("preprocess") is not None else None,
+        val_metrics=_jsonable(record.get("val_metrics", {})),
+        config=_jsonable(record.get("config", {})),
+    )
+    if len(ckpt.class_names) != ckpt.num_classes:
+        raise PackagingError(f"{path}: {ckpt.num_classes} classes but {len(ckpt.class_names)} class names")
+    return ckpt, record["state_dict"]
+
+
+def build_model(ckpt: Checkpoint, state_dict: dict) -> torch.nn.Module:
+    import timm
+
+    model = timm.create_model(ckpt.arch, pretrained=False, num_classes=ckpt.num_classes)
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:
+        raise PackagingError(f"{ckpt.path}: weights do not fit timm {ckpt.arch} ({exc})") from exc
+    return model.eval()
+
+
+def _jsonable(value):
+    """Plain JSON types (checkpoints may hold tuples, tensors or numpy scalars)."""
+    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
+
+
+def check_members_agree(ckpts: list[Checkpoint]) -> None:
+    first = ckpts[0]
+    for c in ckpts[1:]:
+        for key in ("class_names", "input_size", "mean", "std", "preprocess"):
+            if getattr(c, key) != getattr(first, key):
+                raise PackagingError(
+                    f"{c.path}: {key} {getattr(c, key)!r} differs from {first.path}'s {getattr(first, key)!r}; "
+                    "members of one bundle must share inputs and classes"
+                )
+    if POSITIVE_CLASS not in first.class_names:
+        raise PackagingError(f"{first.path}: class names {first.class_names} lack the positive class {POSITIVE_CLASS!r}")
+
+
+def preprocessing_params(ckpt: Checkpoint) -> PreprocessParams:
+    if ckpt.preprocess is None:  # trained on unpreprocessed images: the app must not preprocess either
+        return PreprocessParams(corners=False, hair=False, clahe=False)
+    return PreprocessParams.from_dict(ckpt.preprocess)
+
+
+def read_split(path: Path) -> list[SplitCase]:
+    """The split CSV training wrote (image_id, lesion_id, dx, melanoma, split)."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        return [SplitCase(r["image_id"], r["dx"], r["split"]) for r in rows]
+    except (OSError, KeyError) as exc:
+        raise PackagingError(f"{path}: not a readable split file ({type(exc).__name__}: {exc})") from exc
+
+
+# ------------------------------------------------------------------------------ validation images
+
+
+def _square_image(job: tuple[str, dict, int]) -> np.ndarray:
+    path, params, size = job
+    image = read_image(path)  # the app's decoder (EXIF orientation, 8-bit RGB)
+    return resize_square(preprocess(image.rgb, PreprocessParams.from_dict(params)), size)
+
+
+def load_validation_squares(
+    paths: list[Path], params: PreprocessParams, size: int, workers: int
+) -> np.ndarray:
+    """uint8 N x S x S x 3, through core's preprocessing (normalised later, chunk by chunk)."""
+    jobs = [(str(p), params.to_dict(), size) for p in paths]
+    if workers > 1 and len(jobs) > 1:
+        with Pool(workers) as pool:
+            squares = pool.map(_square_image, jobs, chunksize=8)
+    else:
+        squares = [_square_image(j) for j in jobs]
+    return np.stack(squares)
+
+
+def model_inputs(squares: np.ndarray, mean, std) -> np.ndarray:
+    return np.stack([normalize(s, mean, std) for s in squares])
+
+
+def ensemble_member_logits(ensemble: Ensemble, squares: np.ndarray, mean, std, chunk: int = 64) -> np.ndarray:
+    parts = []
+    t0 = time.perf_counter()
+    for start in range(0, len(squares), chunk):
+        parts.append(ensemble.member_logits(model_inputs(squares[start : start + chunk], mean, std)))
+        done = min(start + chunk, len(squares))
+        log.info("  ensemble on validation: %d/%d images, %.0f s", done, len(squares), time.perf_counter() - t0)
+    return np.concatenate(parts, axis=1)
+
+
+# ------------------------------------------------------------------------------ provenance, card
+
+
+def git_state() -> dict:
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    return {"commit": git("rev-parse", "HEAD") or "unknown", "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def library_versions() -> dict:
+    import onnx
+    import onnxruntime
+    import timm
+
+    try:
+        from importlib.metadata import version
+
+        grad_cam = version("grad-cam")
+    except Exception:  # the version is informative only
+        grad_cam = "unknown"
+    return {
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "grad_cam": grad_cam,
+        "python": sys.version.split()[0],
+    }
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Mann-Whitney AUC with ties counted half; NaN when one class is absent."""
+    scores = np.asarray(scores, np.float64)
+    positive = np.asarray(positive, bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    _, first, counts = np.unique(scores[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(scores))
+    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def _fmt(v) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def model_card(manifest: Manifest, ckpts: list[Checkpoint], info: dict) -> str:
+    cfg = ckpts[0].config or {}
+    data_cfg, model_cfg, loss_cfg = cfg.get("data", {}), cfg.get("model", {}), cfg.get("loss", {})
+    phases = [(k, cfg[k]) for k in ("phase1", "phase2", "phase3") if isinstance(cfg.get(k), dict)]
+    counts = info["split_counts"]
+    lines = [
+        f"# {manifest.name} {manifest.version}",
+        "",
+        f"> {manifest.disclaimer}",
+        "",
+        "## What it does",
+        f"Classifies a dermoscopy image into {', '.join(manifest.class_names)}; the app reports "
+        f"p({manifest.positive_class}) from an ensemble of {len(manifest.members)} members "
+        f"({', '.join(sorted({m.arch for m in manifest.members}))}) averaged over {len(manifest.tta_views)} "
+        "test-time views, calibrated per member, and a gate that calls an image benign, suspicious "
+        "(refer) or uncertain (review). Each member also returns Grad-CAM heat maps.",
+        "",
+        "## Data",
+        "HAM10000 (ISIC 2018 Task 3 training set, 10,015 dermoscopy images of 7,470 lesions, CC BY-NC 4.0; "
+        "Tschandl et al., Sci. Data 5, 180161, 2018), images at 384 x 288.",
+        f"Split: `{info['split_file']}` (sha256 {info['split_sha256'][:16]}...), grouped by lesion so no "
+        f"lesion is in two splits: {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))} images.",
+        "Temperatures and gate thresholds were fitted on the validation split only; the test split was "
+        "not used by training or packaging.",
+        "",
+        "## Training recipe",
+        f"- architecture {ckpts[0].arch}, input {manifest.input_size} px, mean {list(manifest.mean)}, std "
+        f"{list(manifest.std)}, ImageNet-pretrained ({model_cfg.get('pretrained_path') or 'built-in source'}), "
+        f"drop rate {model_cfg.get('drop_rate', '?')}",
+        f"- preprocessing (core.preprocess, the same code the app runs): {json.dumps(manifest.preprocessing.to_dict())}",
+        f"- augmentation {data_cfg.get('augment', '?')}, at most {data_cfg.get('max_per_class', '?')} training "
+        f"images per class per epoch; focal loss gamma {loss_cfg.get('gamma', '?')}, class weights "
+        f"(1/frequency)^{loss_cfg.get('class_weight_power', '?')}",
+    ]
+    for name, ph in phases:
+        lines.append(f"- {name}: {ph.get('epochs', '?')} epochs, lr {ph.get('lr', '?')}, batch {ph.get('batch_size', '?')}")
+    lines += [f"- seeds {[c.seed for c in ckpts]}; full configuration in manifest.json provenance.config", ""]
+    lines += ["## Validation (the split the bundle was calibrated on)", "",
+              "| member | seed | temperature | val mel AUC (training, no TTA) | val mel AUC (ONNX, TTA) | NLL before / after T |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for m in manifest.members:
+        vm = m.val_metrics
+        lines.append(
+            f"| {m.file} | {m.seed} | {m.temperature:.3f} | {_fmt(vm.get('val_mel_auc', 'n/a'))} | "
+            f"{_fmt(vm.get('tta_val_mel_auc', 'n/a'))} | {_fmt(vm.get('nll_before_temperature', 'n/a'))} / "
+            f"{_fmt(vm.get('nll_after_temperature', 'n/a'))} |"
+        )
+    ens = info["ensemble_validation"]
+    lines += ["", f"Ensemble on {ens['n']} validation images ({ens['n_melanoma']} melanoma): mel AUC "
+              f"{ens['mel_auc']:.4f}, accuracy {ens['accuracy']:.4f}, NLL {ens['nll']:.4f}.", "",
+              "Gate thresholds (fitted on validation p(melanoma)):", "",
+              "| confidence | low (benign below) | high (suspicious at/above) | benign calls (melanoma among them) | suspicious calls (melanoma among them) |",
+              "| --- | --- | --- | --- | --- |"]
+    for f in info["threshold_fits"]:
+        high = f"{f['high']:.4f}" + ("" if f["high_found"] else " (none reached the confidence: nothing is called suspicious)")
+        lines.append(f"| {f['confidence']:g} | {f['low']:.4f} | {high} | {f['n_benign']} ({f['melanoma_below_low']}) | "
+                     f"{f['n_suspicious']} ({f['melanoma_at_or_above_high']}) |")
+    lines += [
+        "",
+        "## Export",
+        f"ONNX opset {info['opset']}, weights stored as {info['weights_dtype']}"
+        + (" (torch weights rounded to fp16 before export; parity measured against that rounded model; compute is fp32)"
+           if info["weights_dtype"] == "float16" else "")
+        + f". Parity (max abs, tolerance {info['tolerance']:g}): "
+        + "; ".join(f"{p['file']}: logits {p['logits_max_abs']:.2g}, CAM {p['cam_max_abs']:.2g}" for p in info["parity"]),
+        "",
+        "## Known limits",
+        "- Trained and validated on HAM10000 only: one dataset from two sites (Vienna, Queensland), mostly fair "
+        "skin; performance on other dermoscopes, populations and skin types is unknown.",
+        "- Dermoscopy images only; clinical (non-dermoscopic) photographs are out of scope.",
+        "- Thresholds are estimated from a few hundred validation cases; at high confidence levels they rest "
+        "on few cases and carry wide uncertainty. The test-set section below is the honest estimate.",
+        "- Grad-CAM maps show where the last feature map drove the score at low resolution; they are not "
+        "lesion segmentations.",
+        "- Research tool, not a medical device: not for diagnosis.",
+        "",
+        "## Test-set evaluation",
+        EVALUATION_BEGIN,
+        "_Not yet evaluated: the evaluation step (training/evaluate.py) writes the test-split metrics here._",
+        EVALUATION_END,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ the pipeline
+
+
+def _dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def package(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    split_file: str | Path | None = None,
+    weights_dtype: str = "float32",
+    images_dir: str | Path | None = None,
+    max_val: int | None = None,
+    workers: int = 2,
+    name: str = "MelaScreen HAM10000 ensemble",
+    version: str | None = None,
+    tta_views: tuple[str, ...] = DEFAULT_TTA,
+    keep_unfitted: bool = False,
+) -> Path:
+    """Run the whole packaging; returns the final bundle folder."""
+    t_all = time.perf_counter()
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    staging = out_dir.with_name(out_dir.name + ".unfitted")
+    if staging.exists():
+        shutil.rmtree(staging)
+
+    t = time.perf_counter()
+    loaded = [load_checkpoint(p) for p in find_checkpoints(run_dir)]
+    ckpts = [c for c, _ in loaded]
+    check_members_agree(ckpts)
+    first = ckpts[0]
+    params = preprocessing_params(first)
+    log.info("step 1: %d checkpoints (%s) read in %.1f s", len(ckpts), ", ".join(f"{c.arch}/{c.seed}" for c in ckpts),
+             time.perf_counter() - t)
+
+    split_path = Path(split_file) if split_file else run_dir / "split.csv"
+    cases = read_split(split_path)
+    val = [c for c in cases if c.split == "val"]
+    if not val:
+        raise PackagingError(f"{split_path}: no validation cases; calibration needs the validation split")
+    if max_val is not None:
+        val = val[:max_val]
+    images_dir = Path(images_dir or first.config.get("data", {}).get("images_dir") or DEFAULT_IMAGES_DIR)
+    unknown = [c.dx for c in val if c.dx not in first.class_names]
+    if unknown:
+        raise PackagingError(f"{split_path}: diagnoses {sorted(set(unknown))} are not among {first.class_names}")
+
+    t = time.perf_counter()
+    squares = load_validation_squares([images_dir / f"{c.image_id}.jpg" for c in val], params, first.input_size, workers)
+    labels = np.array([first.class_names.index(c.dx) for c in val], dtype=np.int64)
+    log.info("step 2: %d validation images preprocessed through core in %.1f s (%.0f MB as uint8)", len(val),
+             time.perf_counter() - t, squares.nbytes / 1e6)
+
+    staging.mkdir(parents=True)
+    git, versions = git_state(), library_versions()
+    rng = np.random.default_rng(0)
+    parity_inputs = np.concatenate([
+        rng.standard_normal((PARITY_RANDOM, 3, first.input_size, first.input_size)).astype(np.float32),
+        model_inputs(squares[:PARITY_REAL], first.mean, first.std),
+    ])
+    kinds = ("random normal", "validation images")
+    members, files, parity = [], {}, []
+    for ckpt, state in loaded:
+        t = time.perf_counter()
+        model = build_model(ckpt, state)
+        info = MemberInfo(ckpt.arch, ckpt.seed, ckpt.input_size, ckpt.class_names, ckpt.mean, ckpt.std,
+                          extra={"git_commit": git["commit"], "checkpoint": ckpt.path.parent.name})
+        fname = f"member-{ckpt.seed}.onnx"
+        exported = export_member(model, staging / fname, info, weights_dtype)
+        report = check_parity(exported.path, exported.reference, parity_inputs, kinds)
+        parity.append({"file": fname, **report.to_dict(), "reference": "torch model with fp16-rounded weights"
+                       if weights_dtype == "float16" else "torch model"})
+        members.append(Member(file=fname, sha256="", arch=ckpt.arch, seed=ckpt.seed, val_metrics=dict(ckpt.val_metrics)))
+        files[fname] = exported.path
+        log.info("step 3: member seed %d exported (%.1f MB, %s weights) and parity-checked (logits %.2g, CAM %.2g) in %.1f s",
+                 ckpt.seed, exported.size_bytes / 1e6, weights_dtype, report.logits_max_abs, report.cam_max_abs,
+                 time.perf_counter() - t)
+
+    counts: dict[str, int] = {}
+    for c in cases:
+        counts[c.split] = counts.get(c.split, 0) + 1
+    provenance = {
+        "data": {"dataset": "HAM10000", "images_dir": str(images_dir), "split_counts": counts,
+                 "validation_used": len(val)},
+        "split_file": str(split_path),
+        "split_sha256": sha256_file(split_path),
+        "run_dir": str(run_dir),
+        "config": first.config,
+        "git": git,
+        "versions": versions,
+        "export": {
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "opset": 18,
+            "weights_dtype": weights_dtype,
+            "fp16_note": "torch weights were rounded to fp16 before export and parity was measured against "
+                         "that rounded model; ONNX compute is fp32" if weights_dtype == "float16" else "",
+            "parity": parity,
+        },
+    }
+    version = version or datetime.now(timezone.utc).strftime("%Y.%m.%d")
+    unfitted = Manifest(
+        name=name, version=version, class_names=first.class_names, positive_class=POSITIVE_CLASS,
+        input_size=first.input_size, mean=first.mean, std=first.std, members=tuple(members),
+        preprocessing=params, tta_views=tuple(tta_views),
+        provenance={**provenance, "calibration": "NOT FITTED: temperatures 1, default gate"},
+    )
+    t = time.perf_counter()
+    bundle = write_bundle(staging, unfitted, files, "UNFITTED staging bundle: do not ship.\n")
+    log.info("step 4: unfitted bundle written to %s (%.1f MB) in %.1f s", staging, _dir_size(staging) / 1e6,
+             time.perf_counter() - t)
+
+    t = time.perf_counter()
+    ensemble = Ensemble(bundle, EnsembleSettings(provider="cpu"))
+    logits = ensemble_member_logits(ensemble, squares, first.mean, first.std)
+    del ensemble
+    log.info("step 5: TTA member logits on %d validation images x %d views x %d members in %.1f s",
+             len(squares), len(tta_views), len(members), time.perf_counter() - t)
+
+    t = time.perf_counter()
+    temps = calibrate.fit_temperatures(logits, labels)
+    pos = first.class_names.index(POSITIVE_CLASS)
+    is_mel = labels == pos
+    p = calibrate.ensemble_probability(logits, [f.temperature for f in temps], pos)
+    gate, fits = calibrate.fit_gate(p, is_mel)
+    fitted_members = []
+    for m, fit, member_logits in zip(members, temps, logits):
+        metrics = {**m.val_metrics, "tta_val_mel_auc": roc_auc(member_logits[:, pos] - _logsumexp(member_logits), is_mel),
+                   "nll_before_temperature": fit.nll_before, "nll_after_temperature": fit.nll_after,
+                   "calibration_cases": fit.n}
+        fitted_members.append(replace(m, temperature=fit.temperature, val_metrics=metrics))
+    probs = softmax(logits / np.array([f.temperature for f in temps], np.float32)[:, None, None]).mean(axis=0)
+    ensemble_val = {
+        "n": int(len(labels)), "n_melanoma": int(is_mel.sum()), "mel_auc": roc_auc(p, is_mel),
+        "accuracy": float((probs.argmax(1) == labels).mean()),
+        "nll": float(-np.mean(np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-12)))),
+    }
+    calibration = {
+        "split": "val", "n": int(len(labels)), "temperatures": [f.temperature for f in temps],
+        "threshold_fits": [f.to_dict() for f in fits], "ensemble_validation": ensemble_val,
+        "p_melanoma": "mean over members of softmax(TTA-averaged logits / T_member)[mel], as core.ensemble",
+    }
+    log.info("step 6: calibration fitted in %.1f s: temperatures %s; ensemble val mel AUC %.4f; thresholds %s",
+             time.perf_counter() - t, [round(f.temperature, 3) for f in temps], ensemble_val["mel_auc"],
+             {f"{f.confidence:g}": (round(f.thresholds.low, 4), round(f.thresholds.high, 4)) for f in fits})
+
+    final = replace(unfitted, members=tuple(fitted_members), gate=gate, provenance={**provenance, "calibration": calibration})
+    card = model_card(final, ckpts, {
+        "split_file": split_path.name, "split_sha256": provenance["split_sha256"], "split_counts": counts,
+        "ensemble_validation": ensemble_val, "threshold_fits": calibration["threshold_fits"],
+        "opset": 18, "weights_dtype": weights_dtype, "tolerance": parity[0]["tolerance"], "parity": parity,
+    })
+    t = time.perf_counter()
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    result = write_bundle(out_dir, final, files, card)
+    check_core_agrees(result, squares[:CONSISTENCY_CASES], p[:CONSISTENCY_CASES])
+    if not keep_unfitted:
+        shutil.rmtree(staging)
+    log.info("step 7: final bundle %s written and re-checked through core in %.1f s: %.1f MB; total %.1f s",
+             out_dir, time.perf_counter() - t, _dir_size(out_dir) / 1e6, time.perf_counter() - t_all)
+    return out_dir
+
+
+def _logsumexp(logits: np.ndarray) -> np.ndarray:
+    m = logits.max(axis=1)
+    return m + np.log(np.exp(logits - m[:, None]).sum(axis=1))
+
+
+def check_core_agrees(bundle_or_path, squares: np.ndarray, expected_p: np.ndarray, tol: float = 1e-5) -> None:
+    """The final bundle through core gives the p(melanoma) the thresholds were fitted on."""
+    bundle = load_bundle(bundle_or_path) if not hasattr(bundle_or_path, "manifest") else bundle_or_path
+    m = bundle.manifest
+    preds = Ensemble(bundle, EnsembleSettings(provider="cpu")).predict(model_inputs(squares, m.mean, m.std), with_cam=False)
+    got = np.array([pr.p_melanoma for pr in preds])
+    err = float(np.abs(got - expected_p).max()) if len(got) else 0.0
+    if not err <= tol:
+        raise PackagingError(f"core's p(melanoma) differs from the calibration's by {err:.3g}: thresholds would not apply")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m export.package", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", required=True, help="training run folder with member-<seed>/best.pt")
+    ap.add_argument("--out", required=True, help="bundle folder to write (replaced if it exists)")
+    ap.add_argument("--split-file", help="split CSV (default: RUN/split.csv)")
+    ap.add_argument("--weights-dtype", choices=("float32", "float16"), default="float32")
+    ap.add_argument("--images-dir", help="image folder (default: the run's config, else the shared data set)")
+    ap.add_argument("--max-val", type=int, help="use only the first N validation images (smoke runs)")
+    ap.add_argument("--workers", type=int, default=2, help="processes for preprocessing")
+    ap.add_argument("--version", help="bundle version (default: today's date)")
+    ap.add_argument("--keep-unfitted", action="store_true", help="keep the unfitted staging bundle")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        package(args.run, args.out, args.split_file, args.weights_dtype, args.images_dir, args.max_val,
+                args.workers, version=args.version, keep_unfitted=args.keep_unfitted)
+    except PackagingError as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

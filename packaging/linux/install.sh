@@ -61,8 +61,8 @@ chmod 644 "$MENU/melascreen.desktop"
 } > "$APP/.installed-files"
 printf '%s' "$created" > "$APP/.created-dirs"
 
-command -v update-desktop-database >/dev/null 2>&1 && update-desktop-database -q "$MENU" 2>/dev/null || true
-command -v gtk-update-icon-cache >/dev/null 2>&1 && gtk-update-icon-cache -q -t "$DATA_HOME/icons/hicolor" 2>/dev/null || true
+# No update-desktop-database / icon-cache calls: desktops watch these folders, the entry has no
+# MIME types, and the caches they write would outlive an uninstall.
 
 echo "MelaScreen installed in $APP"
 echo "  start it from the applications menu, or run: $BIN/melascreen"

@@ -36,6 +36,7 @@ class TemperatureFit:
     nll_before: float  # mean NLL at T = 1
     nll_after: float  # mean NLL at the fitted T
     n: int
+    at_bound: bool = False  # the search ended at a bound: the member is far off, or the data too few
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,10 @@ def fit_temperature(
             b = lo + ratio * (hi - lo)
             fb = nll(logits, labels, math.exp(b))
     t = math.exp((lo + hi) / 2.0)
-    return TemperatureFit(temperature=t, nll_before=nll(logits, labels), nll_after=nll(logits, labels, t), n=len(labels))
+    at_bound = min(abs(math.log(t / bounds[0])), abs(math.log(bounds[1] / t))) < 1e-3
+    return TemperatureFit(
+        temperature=t, nll_before=nll(logits, labels), nll_after=nll(logits, labels, t), n=len(labels), at_bound=at_bound
+    )
 
 
 def fit_temperatures(member_logits: np.ndarray, labels: np.ndarray) -> tuple[TemperatureFit, ...]:

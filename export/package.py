@@ -330,6 +330,8 @@ def model_card(manifest: Manifest, ckpts: list[Checkpoint], info: dict) -> str:
         "- Dermoscopy images only; clinical (non-dermoscopic) photographs are out of scope.",
         "- Thresholds are estimated from a few hundred validation cases; at high confidence levels they rest "
         "on few cases and carry wide uncertainty. The test-set section below is the honest estimate.",
+        "- The validation split also chose each member's best epoch (by validation melanoma AUC), so "
+        "validation figures are optimistic; temperatures and thresholds inherit that.",
         "- Grad-CAM maps show where the last feature map drove the score at low resolution; they are not "
         "lesion segmentations.",
         "- Research tool, not a medical device: not for diagnosis.",
@@ -366,6 +368,8 @@ def package(
     """Run the whole packaging; returns the final bundle folder."""
     t_all = time.perf_counter()
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
+        raise PackagingError(f"{out_dir}: exists and is not a bundle; choose an empty or new folder (it is replaced)")
     staging = out_dir.with_name(out_dir.name + ".unfitted")
     if staging.exists():
         shutil.rmtree(staging)
@@ -384,8 +388,8 @@ def package(
     val = [c for c in cases if c.split == "val"]
     if not val:
         raise PackagingError(f"{split_path}: no validation cases; calibration needs the validation split")
-    if max_val is not None:
-        val = val[:max_val]
+    if max_val is not None and max_val < len(val):  # evenly spread: split files are often sorted by diagnosis
+        val = [val[i] for i in np.linspace(0, len(val) - 1, max_val).round().astype(int)]
     images_dir = Path(images_dir or first.config.get("data", {}).get("images_dir") or DEFAULT_IMAGES_DIR)
     unknown = [c.dx for c in val if c.dx not in first.class_names]
     if unknown:
@@ -464,6 +468,10 @@ def package(
 
     t = time.perf_counter()
     temps = calibrate.fit_temperatures(logits, labels)
+    for m, fit in zip(members, temps):
+        if fit.at_bound:
+            log.warning("%s: temperature %.3g is at the search bound %s: check this member and the validation data",
+                        m.file, fit.temperature, calibrate.TEMPERATURE_BOUNDS)
     pos = first.class_names.index(POSITIVE_CLASS)
     is_mel = labels == pos
     p = calibrate.ensemble_probability(logits, [f.temperature for f in temps], pos)
@@ -530,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split-file", help="split CSV (default: RUN/split.csv)")
     ap.add_argument("--weights-dtype", choices=("float32", "float16"), default="float32")
     ap.add_argument("--images-dir", help="image folder (default: the run's config, else the shared data set)")
-    ap.add_argument("--max-val", type=int, help="use only the first N validation images (smoke runs)")
+    ap.add_argument("--max-val", type=int, help="use only N validation images, evenly spread (smoke runs)")
     ap.add_argument("--workers", type=int, default=2, help="processes for preprocessing")
     ap.add_argument("--version", help="bundle version (default: today's date)")
     ap.add_argument("--keep-unfitted", action="store_true", help="keep the unfitted staging bundle")

@@ -129,3 +129,14 @@ def test_cli_reports_a_run_without_checkpoints(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["--run", str(tmp_path / "empty"), "--out", str(tmp_path / "b")]) == 2
     assert not (tmp_path / "b").exists()
+
+
+def test_refuses_to_replace_a_folder_that_is_not_a_bundle(tmp_path):
+    from export.package import PackagingError
+
+    keep = tmp_path / "documents"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("not a bundle")
+    with pytest.raises(PackagingError, match="not a bundle"):
+        package(make_run(tmp_path / "run"), keep)
+    assert (keep / "notes.txt").read_text() == "not a bundle"

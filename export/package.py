@@ -7,12 +7,13 @@ Steps (each logs its time and output size):
 1. read RUN_DIR/member-<seed>/best.pt (written by training/train.py) and rebuild each timm model;
 2. export each member to ONNX (export.onnx_export) and check parity with torch and pytorch-grad-cam
    on random inputs and real validation images (export.parity);
-3. write an unfitted bundle (temperature 1, default gate) to a staging folder beside BUNDLE_DIR;
+3. write an unfitted bundle (temperature 1, default gate) to BUNDLE_DIR.unfitted (staging);
 4. preprocess the validation split through core (read_image -> preprocess -> to_model_input) and run
    core's Ensemble on it: TTA-averaged member logits, exactly what the app computes;
 5. fit per-member temperatures and the gate thresholds on them (export.calibrate);
-6. write the final bundle (manifest + members + model_card.md) to BUNDLE_DIR, reload it through
-   core and check that core's p(melanoma) is the one the thresholds were fitted on.
+6. write the final manifest and model_card.md over the staging bundle, reload it through core,
+   check that core's p(melanoma) is the one the thresholds were fitted on, and only then move it
+   to BUNDLE_DIR (replacing an older bundle there). A failure leaves the staging folder to inspect.
 Only the validation split is used; the test split is left to the evaluation step.
 """
 
@@ -41,7 +42,7 @@ from core.images import read_image
 from core.preprocess import PreprocessParams, normalize, preprocess, resize_square
 
 from . import calibrate
-from .onnx_export import MemberInfo, export_member
+from .onnx_export import OPSET, MemberInfo, export_member
 from .parity import check_parity
 
 log = logging.getLogger("export.package")
@@ -352,6 +353,68 @@ def _dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def export_members(
+    loaded: list[tuple[Checkpoint, dict]], folder: Path, weights_dtype: str, parity_inputs: np.ndarray, commit: str
+) -> tuple[list[Member], dict[str, Path], list[dict]]:
+    """Export and parity-check each member: (manifest members, their files, parity figures)."""
+    members, files, parity = [], {}, []
+    for ckpt, state in loaded:
+        t = time.perf_counter()
+        info = MemberInfo(ckpt.arch, ckpt.seed, ckpt.input_size, ckpt.class_names, ckpt.mean, ckpt.std,
+                          extra={"git_commit": commit, "checkpoint": ckpt.path.parent.name})
+        fname = f"member-{ckpt.seed}.onnx"
+        exported = export_member(build_model(ckpt, state), folder / fname, info, weights_dtype)
+        report = check_parity(exported.path, exported.reference, parity_inputs, ("random normal", "validation images"))
+        reference = "torch model with fp16-rounded weights" if weights_dtype == "float16" else "torch model"
+        parity.append({"file": fname, **report.to_dict(), "reference": reference})
+        members.append(Member(file=fname, sha256="", arch=ckpt.arch, seed=ckpt.seed, val_metrics=dict(ckpt.val_metrics)))
+        files[fname] = exported.path
+        log.info("step 3: member seed %d exported (%.1f MB, %s weights) and parity-checked (logits %.2g, CAM %.2g) in %.1f s",
+                 ckpt.seed, exported.size_bytes / 1e6, weights_dtype, report.logits_max_abs, report.cam_max_abs,
+                 time.perf_counter() - t)
+    return members, files, parity
+
+
+@dataclass(frozen=True)
+class Calibration:
+    members: tuple[Member, ...]  # with temperatures and validation figures
+    gate: GateSettings
+    p_melanoma: np.ndarray  # validation p(melanoma) the thresholds were fitted on
+    record: dict  # for the manifest's provenance and the model card
+
+
+def fit_calibration(members: list[Member], logits: np.ndarray, labels: np.ndarray, class_names) -> Calibration:
+    """Temperatures per member, then gate thresholds on the calibrated ensemble p(melanoma)."""
+    temps = calibrate.fit_temperatures(logits, labels)
+    for m, fit in zip(members, temps):
+        if fit.at_bound:
+            log.warning("%s: temperature %.3g is at the search bound %s: check this member and the validation data",
+                        m.file, fit.temperature, calibrate.TEMPERATURE_BOUNDS)
+    pos = list(class_names).index(POSITIVE_CLASS)
+    is_mel = labels == pos
+    t = np.array([f.temperature for f in temps], np.float32)
+    p = calibrate.ensemble_probability(logits, t, pos)
+    gate, fits = calibrate.fit_gate(p, is_mel)
+    fitted = []
+    for m, fit, member_logits in zip(members, temps, logits):
+        metrics = {**m.val_metrics, "tta_val_mel_auc": roc_auc(member_logits[:, pos] - _logsumexp(member_logits), is_mel),
+                   "nll_before_temperature": fit.nll_before, "nll_after_temperature": fit.nll_after,
+                   "calibration_cases": fit.n}
+        fitted.append(replace(m, temperature=fit.temperature, val_metrics=metrics))
+    probs = softmax(logits / t[:, None, None]).mean(axis=0)
+    ensemble_val = {
+        "n": int(len(labels)), "n_melanoma": int(is_mel.sum()), "mel_auc": roc_auc(p, is_mel),
+        "accuracy": float((probs.argmax(1) == labels).mean()),
+        "nll": float(-np.mean(np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-12)))),
+    }
+    record = {
+        "split": "val", "n": int(len(labels)), "temperatures": [f.temperature for f in temps],
+        "threshold_fits": [f.to_dict() for f in fits], "ensemble_validation": ensemble_val,
+        "p_melanoma": "mean over members of softmax(TTA-averaged logits / T_member)[mel], as core.ensemble",
+    }
+    return Calibration(members=tuple(fitted), gate=gate, p_melanoma=p, record=record)
+
+
 def package(
     run_dir: str | Path,
     out_dir: str | Path,
@@ -363,9 +426,8 @@ def package(
     name: str = "MelaScreen HAM10000 ensemble",
     version: str | None = None,
     tta_views: tuple[str, ...] = DEFAULT_TTA,
-    keep_unfitted: bool = False,
 ) -> Path:
-    """Run the whole packaging; returns the final bundle folder."""
+    """Run the whole packaging; returns the final bundle folder (replaced only once all checks pass)."""
     t_all = time.perf_counter()
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
@@ -394,7 +456,6 @@ def package(
     unknown = [c.dx for c in val if c.dx not in first.class_names]
     if unknown:
         raise PackagingError(f"{split_path}: diagnoses {sorted(set(unknown))} are not among {first.class_names}")
-
     t = time.perf_counter()
     squares = load_validation_squares([images_dir / f"{c.image_id}.jpg" for c in val], params, first.input_size, workers)
     labels = np.array([first.class_names.index(c.dx) for c in val], dtype=np.int64)
@@ -402,56 +463,35 @@ def package(
              time.perf_counter() - t, squares.nbytes / 1e6)
 
     staging.mkdir(parents=True)
-    git, versions = git_state(), library_versions()
-    rng = np.random.default_rng(0)
-    parity_inputs = np.concatenate([
-        rng.standard_normal((PARITY_RANDOM, 3, first.input_size, first.input_size)).astype(np.float32),
-        model_inputs(squares[:PARITY_REAL], first.mean, first.std),
-    ])
-    kinds = ("random normal", "validation images")
-    members, files, parity = [], {}, []
-    for ckpt, state in loaded:
-        t = time.perf_counter()
-        model = build_model(ckpt, state)
-        info = MemberInfo(ckpt.arch, ckpt.seed, ckpt.input_size, ckpt.class_names, ckpt.mean, ckpt.std,
-                          extra={"git_commit": git["commit"], "checkpoint": ckpt.path.parent.name})
-        fname = f"member-{ckpt.seed}.onnx"
-        exported = export_member(model, staging / fname, info, weights_dtype)
-        report = check_parity(exported.path, exported.reference, parity_inputs, kinds)
-        parity.append({"file": fname, **report.to_dict(), "reference": "torch model with fp16-rounded weights"
-                       if weights_dtype == "float16" else "torch model"})
-        members.append(Member(file=fname, sha256="", arch=ckpt.arch, seed=ckpt.seed, val_metrics=dict(ckpt.val_metrics)))
-        files[fname] = exported.path
-        log.info("step 3: member seed %d exported (%.1f MB, %s weights) and parity-checked (logits %.2g, CAM %.2g) in %.1f s",
-                 ckpt.seed, exported.size_bytes / 1e6, weights_dtype, report.logits_max_abs, report.cam_max_abs,
-                 time.perf_counter() - t)
+    git = git_state()
+    random_inputs = np.random.default_rng(0).standard_normal((PARITY_RANDOM, 3, first.input_size, first.input_size))
+    parity_inputs = np.concatenate([random_inputs.astype(np.float32), model_inputs(squares[:PARITY_REAL], first.mean, first.std)])
+    members, files, parity = export_members(loaded, staging, weights_dtype, parity_inputs, git["commit"])
 
     counts: dict[str, int] = {}
     for c in cases:
         counts[c.split] = counts.get(c.split, 0) + 1
     provenance = {
-        "data": {"dataset": "HAM10000", "images_dir": str(images_dir), "split_counts": counts,
-                 "validation_used": len(val)},
+        "data": {"dataset": "HAM10000", "images_dir": str(images_dir), "split_counts": counts, "validation_used": len(val)},
         "split_file": str(split_path),
         "split_sha256": sha256_file(split_path),
         "run_dir": str(run_dir),
         "config": first.config,
         "git": git,
-        "versions": versions,
+        "versions": library_versions(),
         "export": {
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "opset": 18,
+            "opset": OPSET,
             "weights_dtype": weights_dtype,
             "fp16_note": "torch weights were rounded to fp16 before export and parity was measured against "
                          "that rounded model; ONNX compute is fp32" if weights_dtype == "float16" else "",
             "parity": parity,
         },
     }
-    version = version or datetime.now(timezone.utc).strftime("%Y.%m.%d")
     unfitted = Manifest(
-        name=name, version=version, class_names=first.class_names, positive_class=POSITIVE_CLASS,
-        input_size=first.input_size, mean=first.mean, std=first.std, members=tuple(members),
-        preprocessing=params, tta_views=tuple(tta_views),
+        name=name, version=version or datetime.now(timezone.utc).strftime("%Y.%m.%d"), class_names=first.class_names,
+        positive_class=POSITIVE_CLASS, input_size=first.input_size, mean=first.mean, std=first.std,
+        members=tuple(members), preprocessing=params, tta_views=tuple(tta_views),
         provenance={**provenance, "calibration": "NOT FITTED: temperatures 1, default gate"},
     )
     t = time.perf_counter()
@@ -460,56 +500,32 @@ def package(
              time.perf_counter() - t)
 
     t = time.perf_counter()
-    ensemble = Ensemble(bundle, EnsembleSettings(provider="cpu"))
-    logits = ensemble_member_logits(ensemble, squares, first.mean, first.std)
-    del ensemble
+    logits = ensemble_member_logits(Ensemble(bundle, EnsembleSettings(provider="cpu")), squares, first.mean, first.std)
     log.info("step 5: TTA member logits on %d validation images x %d views x %d members in %.1f s",
              len(squares), len(tta_views), len(members), time.perf_counter() - t)
 
     t = time.perf_counter()
-    temps = calibrate.fit_temperatures(logits, labels)
-    for m, fit in zip(members, temps):
-        if fit.at_bound:
-            log.warning("%s: temperature %.3g is at the search bound %s: check this member and the validation data",
-                        m.file, fit.temperature, calibrate.TEMPERATURE_BOUNDS)
-    pos = first.class_names.index(POSITIVE_CLASS)
-    is_mel = labels == pos
-    p = calibrate.ensemble_probability(logits, [f.temperature for f in temps], pos)
-    gate, fits = calibrate.fit_gate(p, is_mel)
-    fitted_members = []
-    for m, fit, member_logits in zip(members, temps, logits):
-        metrics = {**m.val_metrics, "tta_val_mel_auc": roc_auc(member_logits[:, pos] - _logsumexp(member_logits), is_mel),
-                   "nll_before_temperature": fit.nll_before, "nll_after_temperature": fit.nll_after,
-                   "calibration_cases": fit.n}
-        fitted_members.append(replace(m, temperature=fit.temperature, val_metrics=metrics))
-    probs = softmax(logits / np.array([f.temperature for f in temps], np.float32)[:, None, None]).mean(axis=0)
-    ensemble_val = {
-        "n": int(len(labels)), "n_melanoma": int(is_mel.sum()), "mel_auc": roc_auc(p, is_mel),
-        "accuracy": float((probs.argmax(1) == labels).mean()),
-        "nll": float(-np.mean(np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-12)))),
-    }
-    calibration = {
-        "split": "val", "n": int(len(labels)), "temperatures": [f.temperature for f in temps],
-        "threshold_fits": [f.to_dict() for f in fits], "ensemble_validation": ensemble_val,
-        "p_melanoma": "mean over members of softmax(TTA-averaged logits / T_member)[mel], as core.ensemble",
-    }
+    cal = fit_calibration(members, logits, labels, first.class_names)
+    fits = cal.record["threshold_fits"]
     log.info("step 6: calibration fitted in %.1f s: temperatures %s; ensemble val mel AUC %.4f; thresholds %s",
-             time.perf_counter() - t, [round(f.temperature, 3) for f in temps], ensemble_val["mel_auc"],
-             {f"{f.confidence:g}": (round(f.thresholds.low, 4), round(f.thresholds.high, 4)) for f in fits})
+             time.perf_counter() - t, [round(m.temperature, 3) for m in cal.members],
+             cal.record["ensemble_validation"]["mel_auc"],
+             {f"{f['confidence']:g}": (round(f["low"], 4), round(f["high"], 4)) for f in fits})
 
-    final = replace(unfitted, members=tuple(fitted_members), gate=gate, provenance={**provenance, "calibration": calibration})
+    t = time.perf_counter()
+    final = replace(unfitted, members=cal.members, gate=cal.gate, provenance={**provenance, "calibration": cal.record})
     card = model_card(final, ckpts, {
         "split_file": split_path.name, "split_sha256": provenance["split_sha256"], "split_counts": counts,
-        "ensemble_validation": ensemble_val, "threshold_fits": calibration["threshold_fits"],
-        "opset": 18, "weights_dtype": weights_dtype, "tolerance": parity[0]["tolerance"], "parity": parity,
+        "ensemble_validation": cal.record["ensemble_validation"], "threshold_fits": fits,
+        "opset": OPSET, "weights_dtype": weights_dtype, "tolerance": parity[0]["tolerance"], "parity": parity,
     })
-    t = time.perf_counter()
+    # The member files stay where they are: the staging folder becomes the final bundle.
+    check_core_agrees(write_bundle(staging, final, {m.file: staging / m.file for m in final.members}, card),
+                      squares[:CONSISTENCY_CASES], cal.p_melanoma[:CONSISTENCY_CASES])
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    result = write_bundle(out_dir, final, files, card)
-    check_core_agrees(result, squares[:CONSISTENCY_CASES], p[:CONSISTENCY_CASES])
-    if not keep_unfitted:
-        shutil.rmtree(staging)
+    staging.rename(out_dir)
+    load_bundle(out_dir)
     log.info("step 7: final bundle %s written and re-checked through core in %.1f s: %.1f MB; total %.1f s",
              out_dir, time.perf_counter() - t, _dir_size(out_dir) / 1e6, time.perf_counter() - t_all)
     return out_dir
@@ -541,14 +557,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-val", type=int, help="use only N validation images, evenly spread (smoke runs)")
     ap.add_argument("--workers", type=int, default=2, help="processes for preprocessing")
     ap.add_argument("--version", help="bundle version (default: today's date)")
-    ap.add_argument("--keep-unfitted", action="store_true", help="keep the unfitted staging bundle")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         package(args.run, args.out, args.split_file, args.weights_dtype, args.images_dir, args.max_val,
-                args.workers, version=args.version, keep_unfitted=args.keep_unfitted)
+                args.workers, version=args.version)
     except PackagingError as exc:
         log.error("%s", exc)
         return 2

@@ -158,9 +158,15 @@ def _start_xvfb() -> tuple[subprocess.Popen, str]:
         pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     os.close(write_fd)
-    display = os.read(read_fd, 16).decode().strip()
+    # Xvfb writes the number, then the newline: read both, or its second write fails and it exits.
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(read_fd, 16)
+        if not chunk:
+            break
+        data += chunk
     os.close(read_fd)
-    return xvfb, f":{display}"
+    return xvfb, f":{data.decode().strip()}"
 
 
 def _app_window_shown(display: str) -> bool:

@@ -265,3 +265,16 @@ def test_nsis_script_compiles(built):
     check = built["info"]["nsis_check"]
     exe = Path(check["compiled"])
     assert exe.read_bytes()[:2] == b"MZ", "makensis must produce a Windows executable"
+
+
+def test_release_build_refuses_to_run_without_a_trained_model(tmp_path):
+    empty = tmp_path / "no-model"
+    empty.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(BUILD), "--require-model", "--bundle", str(empty), "--out", str(tmp_path / "dist"),
+         "--work", str(tmp_path / "build")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "no trained model bundle" in proc.stderr and "core/models/default" in proc.stderr
+    assert not (tmp_path / "dist" / "melascreen").exists(), "nothing may be built without the model"

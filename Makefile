@@ -41,3 +41,8 @@ test: $(VENV)/.dev-installed system-deps
 
 test-fast: $(VENV)/.dev-installed
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow" -q
+
+# Clinic installers in dist/ (app folder, .deb, .run; NSIS script check): packaging/README.md.
+# Release: make dist DIST_ARGS=--require-model
+dist: $(VENV)/.dev-installed system-deps
+	$(BIN)/python packaging/build_dist.py $(DIST_ARGS)

@@ -61,6 +61,10 @@ class PhaseConfig:
     layer_decay: float = 1.0
     # CosineAnnealingWarmRestarts period in epochs; 0 means the phase's epoch count.
     restart_epochs: int = 0
+    # Keep every BatchNorm on its running statistics (affine parameters still train). After the
+    # cached phases, which ran the frozen prefix in eval mode, switching the prefix to batch
+    # statistics shifts every activation the tail was trained on.
+    freeze_bn: bool = False
 
 
 @dataclass(frozen=True)

@@ -181,8 +181,9 @@ class PhaseForward(nn.Module):
     features (from_unit=None: only the classifier runs).
     """
 
-    def __init__(self, model: nn.Module, units: Units, start: int, from_unit: int | None, drop_rate: float):
+    def __init__(self, model: nn.Module, units: Units, start: int, from_unit: int | None, drop_rate: float, freeze_bn: bool = False):
         super().__init__()
+        self.freeze_bn = freeze_bn
         self.model = model
         self.units = units
         self.start = start
@@ -203,6 +204,10 @@ class PhaseForward(nn.Module):
         super().train(mode)
         for m in self.units.modules[: self.start]:
             m.eval()  # frozen BN keeps its ImageNet statistics
+        if self.freeze_bn:
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -394,7 +399,7 @@ def train_member(cfg: TrainConfig, data: RunData, feats, seed: int, member_dir: 
         start = {1: len(units.modules), 2: units.tail_start(cfg.unfreeze_blocks), 3: 0}[phase_no]
         cached = phase.cached and phase_no in (1, 2) and feats is not None
         from_unit = (None if phase_no == 1 else start) if cached else 0
-        fwd = PhaseForward(model, units, start, from_unit, cfg.model.drop_rate)
+        fwd = PhaseForward(model, units, start, from_unit, cfg.model.drop_rate, phase.freeze_bn)
         optimizer = torch.optim.AdamW(param_groups(model, units, fwd.start, phase), lr=phase.lr)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
             optimizer, T_0=max(1, phase.restart_epochs or phase.epochs), eta_min=phase.lr * 0.01
@@ -448,6 +453,9 @@ def train_member(cfg: TrainConfig, data: RunData, feats, seed: int, member_dir: 
                 scheduler.step(epoch + (step + 1) / n_steps)
                 losses.append(float(loss.item()))
                 seen += len(y)
+                if not cached and (step + 1) % 25 == 0:
+                    log.info("  step %d/%d, loss %.4f, %.1f images/s", step + 1, n_steps, np.mean(losses[-25:]),
+                             seen * d.world / (time.time() - t_train))
             train_seconds = time.time() - t_train
 
             if cached and phase_no == 1:

@@ -271,7 +271,8 @@ def model_card(manifest: Manifest, ckpts: list[Checkpoint], info: dict) -> str:
         "",
         "## What it does",
         f"Classifies a dermoscopy image into {', '.join(manifest.class_names)}; the app reports "
-        f"p({manifest.positive_class}) from an ensemble of {len(manifest.members)} members "
+        f"p({manifest.positive_class}) from an ensemble of {len(manifest.members)} "
+        f"member{'s' if len(manifest.members) != 1 else ''} "
         f"({', '.join(sorted({m.arch for m in manifest.members}))}) averaged over {len(manifest.tta_views)} "
         "test-time views, calibrated per member, and a gate that calls an image benign, suspicious "
         "(refer) or uncertain (review). Each member also returns Grad-CAM heat maps.",
@@ -281,8 +282,8 @@ def model_card(manifest: Manifest, ckpts: list[Checkpoint], info: dict) -> str:
         "Tschandl et al., Sci. Data 5, 180161, 2018), images at 384 x 288.",
         f"Split: `{info['split_file']}` (sha256 {info['split_sha256'][:16]}...), grouped by lesion so no "
         f"lesion is in two splits: {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))} images.",
-        "Temperatures and gate thresholds were fitted on the validation split only; the test split was "
-        "not used by training or packaging.",
+        f"Temperatures and gate thresholds were fitted on the validation split only ({info['validation_used']} of "
+        f"{counts.get('val', 0)} validation images); the test split was not used by training or packaging.",
         "",
         "## Training recipe",
         f"- architecture {ckpts[0].arch}, input {manifest.input_size} px, mean {list(manifest.mean)}, std "
@@ -310,12 +311,17 @@ def model_card(manifest: Manifest, ckpts: list[Checkpoint], info: dict) -> str:
     lines += ["", f"Ensemble on {ens['n']} validation images ({ens['n_melanoma']} melanoma): mel AUC "
               f"{ens['mel_auc']:.4f}, accuracy {ens['accuracy']:.4f}, NLL {ens['nll']:.4f}.", "",
               "Gate thresholds (fitted on validation p(melanoma)):", "",
-              "| confidence | low (benign below) | high (suspicious at/above) | benign calls (melanoma among them) | suspicious calls (melanoma among them) |",
-              "| --- | --- | --- | --- | --- |"]
+              "Rule (as specified): below `low`, at most 1 - confidence of the cases are melanoma; at or above "
+              "`high`, at least `confidence` are. The rule bounds the melanoma rate among benign calls, not the "
+              "share of melanomas called benign: read the last column before choosing a level.", "",
+              "| confidence | low (benign below) | high (suspicious at/above) | benign calls (melanoma among them) "
+              "| suspicious calls (melanoma among them) | melanomas called benign |",
+              "| --- | --- | --- | --- | --- | --- |"]
     for f in info["threshold_fits"]:
         high = f"{f['high']:.4f}" + ("" if f["high_found"] else " (none reached the confidence: nothing is called suspicious)")
+        missed = f"{f['melanoma_below_low']} of {ens['n_melanoma']}" if ens["n_melanoma"] else "n/a"
         lines.append(f"| {f['confidence']:g} | {f['low']:.4f} | {high} | {f['n_benign']} ({f['melanoma_below_low']}) | "
-                     f"{f['n_suspicious']} ({f['melanoma_at_or_above_high']}) |")
+                     f"{f['n_suspicious']} ({f['melanoma_at_or_above_high']}) | {missed} |")
     lines += [
         "",
         "## Export",
@@ -516,6 +522,7 @@ def package(
     final = replace(unfitted, members=cal.members, gate=cal.gate, provenance={**provenance, "calibration": cal.record})
     card = model_card(final, ckpts, {
         "split_file": split_path.name, "split_sha256": provenance["split_sha256"], "split_counts": counts,
+        "validation_used": len(val),
         "ensemble_validation": cal.record["ensemble_validation"], "threshold_fits": fits,
         "opset": OPSET, "weights_dtype": weights_dtype, "tolerance": parity[0]["tolerance"], "parity": parity,
     })

@@ -37,13 +37,15 @@ import torch
 
 from core.bundle import DEFAULT_TTA, Manifest, Member, load_bundle, sha256_file, write_bundle
 from core.ensemble import Ensemble, EnsembleSettings, softmax
+from core.errors import BundleError
 from core.gate import GateSettings
 from core.images import read_image
 from core.preprocess import PreprocessParams, normalize, preprocess, resize_square
 
 from . import calibrate
-from .onnx_export import OPSET, MemberInfo, export_member
-from .parity import check_parity
+from .heads import UnsupportedHeadError
+from .onnx_export import OPSET, ExportError, MemberInfo, export_member
+from .parity import ParityError, check_parity
 
 log = logging.getLogger("export.package")
 
@@ -571,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         package(args.run, args.out, args.split_file, args.weights_dtype, args.images_dir, args.max_val,
                 args.workers, version=args.version)
-    except PackagingError as exc:
+    except (PackagingError, ParityError, UnsupportedHeadError, ExportError, BundleError) as exc:
         log.error("%s", exc)
         return 2
     return 0

@@ -49,7 +49,7 @@ class ParityReport:
         }
 
 
-class ParityError(AssertionError):
+class ParityError(RuntimeError):
     """The exported file does not reproduce the torch model; the report carries the figures."""
 
     def __init__(self, report: ParityReport, failures: list[str]):

@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
 
             makensis = find_makensis()
             if makensis is None:
-                raise BuildError(f"makensis not found: install NSIS (Debian: apt-get install -y nsis; Windows: choco install nsis)")
+                raise BuildError("makensis not found: install NSIS (Debian: apt-get install -y nsis; Windows: choco install nsis)")
             t0 = time.monotonic()
             setup_name = f"melascreen-{info['version']}-windows-x64-setup.exe"
             if "nsis" in targets:
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in artifacts:
             info["sizes_bytes"][path.name] = path.stat().st_size
         (out / "SHA256SUMS").write_text("".join(f"{sha256(p)}  {p.name}\n" for p in artifacts))
-    except (BuildError, subprocess.CalledProcessError) as exc:
+    except (BuildError, RuntimeError, subprocess.CalledProcessError) as exc:  # RuntimeError: makensis
         detail = getattr(exc, "stderr", None) or ""
         print(f"error: {exc}\n{detail}", file=sys.stderr)
         return 1

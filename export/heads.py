@@ -189,6 +189,11 @@ class CamClassifier(nn.Module):
         super().__init__()
         self.model = model.eval()
         self.spec = spec or inspect_head(model)
+        self.train(False)
+
+    def train(self, mode: bool = True) -> "CamClassifier":
+        # Always eval: dropout off and BatchNorm on running statistics, or the closed form is wrong.
+        return super().train(False)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.model.forward_features(image)  # N x C x h x w

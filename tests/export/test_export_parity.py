@@ -169,3 +169,9 @@ def test_attention_pooled_vit_is_refused():
     ).eval()
     with pytest.raises(UnsupportedHeadError):
         cam_classifier(model)
+
+
+def test_wrapper_stays_in_eval_mode(convnext):
+    _, exported = convnext
+    exported.reference.train()  # dropout on or BatchNorm batch statistics would break the closed form
+    assert not exported.reference.training and not exported.reference.model.training

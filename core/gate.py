@@ -26,8 +26,8 @@ class GateSettings:
     """What the bundle says about the gate.
 
     `fitted` maps a confidence level (e.g. 0.99) to thresholds fitted on validation data for it:
-    below `low`, at most 1 - confidence of validation cases were melanoma; at or above `high`, at
-    least `confidence` were. A confidence with no fitted entry uses the calibrated probability
+    below `low`, at most 1 - confidence of validation cases were melanoma and at most 1 - confidence
+    of all validation melanomas fell; at or above `high`, at least `confidence` were melanoma. A confidence with no fitted entry uses the calibrated probability
     itself: low = 1 - confidence, high = confidence.
     """
 

@@ -6,7 +6,10 @@ members of softmax(logits / T_m)[melanoma], exactly as `Ensemble.to_predictions`
 
 Gate thresholds for a confidence c (see core.gate.GateSettings):
 - `low`: the largest threshold such that, among validation cases with p < low, at most 1 - c are
-  melanoma (0.0 when no non-empty set of least suspicious cases meets that: nothing is benign);
+  melanoma AND at most 1 - c of ALL validation melanomas fall below it (0.0 when no non-empty set
+  of least suspicious cases meets both: nothing is benign). The second bound is the one that
+  matters clinically: at ~11 % prevalence the first alone would let most melanomas be cleared at
+  lower confidence levels;
 - `high`: the smallest threshold such that, among cases with p >= high, at least c are melanoma.
   When no threshold achieves that, high = 1.0: only a probability of exactly 1.0 would be called
   suspicious, i.e. in practice every melanoma-like case goes to review as uncertain.
@@ -145,7 +148,11 @@ def fit_thresholds(p: np.ndarray, positive: np.ndarray, confidence: float) -> Th
         candidates.append((1.0, n))
     low, n_low = 0.0, 0  # no non-empty set qualifies: nothing is called benign
     for t, j in candidates:  # ascending t: the last that qualifies is the largest
-        if j > 0 and cum_pos[j] <= (1.0 - confidence) * j + 1e-9:
+        if (
+            j > 0
+            and cum_pos[j] <= (1.0 - confidence) * j + 1e-9  # melanoma share among the cleared
+            and cum_pos[j] <= (1.0 - confidence) * cum_pos[n] + 1e-9  # share of all melanomas cleared
+        ):
             low, n_low = t, j
     high, n_high, found = 1.0, int(np.sum(ps >= 1.0)), False
     for t, j in zip(values.tolist(), first.tolist()):  # smallest first

@@ -83,8 +83,14 @@ def test_thresholds_follow_their_definition(confidence):
     low, high = fit.thresholds.low, fit.thresholds.high
     assert 0.0 <= low <= high <= 1.0
     assert _rate_below(p, y, low) <= 1 - confidence + 1e-12
+    # At most 1 - confidence of ALL melanomas are cleared as benign.
+    assert y[p < low].sum() <= (1 - confidence) * y.sum() + 1e-9
     assert fit.n_benign == int((p < low).sum()) and fit.melanoma_below_low == int(y[p < low].sum())
-    larger_clean = [t for t in np.append(np.unique(p), 1.0) if t > low and _rate_below(p, y, t) <= 1 - confidence]
+
+    def clean(t):
+        return _rate_below(p, y, t) <= 1 - confidence and y[p < t].sum() <= (1 - confidence) * y.sum()
+
+    larger_clean = [t for t in np.append(np.unique(p), 1.0) if t > low and clean(t)]
     if fit.low_clamped:  # the benign rule reached past high; low stops at high
         assert low == high and larger_clean
     else:  # no larger threshold keeps the benign side that clean (brute force over every candidate)

@@ -346,6 +346,12 @@ def check_in_sync(model: nn.Module, d: Dist) -> None:
 # ---------------------------------------------------------------- one member
 
 
+def final_epoch(cfg: TrainConfig) -> tuple[int, int]:
+    """(phase, epoch) at which a member is complete under this configuration."""
+    last = [(n, p.epochs) for n, p in cfg.phases() if p.epochs > 0]
+    return last[-1] if last else (0, 0)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -356,8 +362,16 @@ def train_member(cfg: TrainConfig, data: RunData, feats, seed: int, member_dir: 
     device = device_for(d)
     done_file = member_dir / "done.json"
     if done_file.exists():
-        log.info("member %d already finished, skipped", seed)
-        return json.loads(done_file.read_text())
+        reached = json.loads(done_file.read_text()).get("reached")
+        if reached is None and (member_dir / "last.pt").exists():
+            ckpt = torch.load(member_dir / "last.pt", map_location="cpu", weights_only=False)
+            reached = (ckpt["phase"], ckpt["epoch"])
+        if reached is None or tuple(reached) >= final_epoch(cfg) or not resume:
+            log.info("member %d already finished, skipped", seed)
+            return json.loads(done_file.read_text())
+        # The configuration now asks for more epochs than this member ran: --resume extends it.
+        log.info("member %d finished at phase %d epoch %d; the configuration asks for phase %d epoch %d",
+                 seed, *reached, *final_epoch(cfg))
     if d.main:
         member_dir.mkdir(parents=True, exist_ok=True)
     d.barrier()
@@ -491,7 +505,7 @@ def train_member(cfg: TrainConfig, data: RunData, feats, seed: int, member_dir: 
     if d.main:
         if not (member_dir / "best.pt").exists():  # every AUC was NaN (tiny runs): keep the last weights
             atomic_save(export_record(cfg, data, seed, model, best), member_dir / "best.pt")
-        done_file.write_text(json.dumps(best, indent=1))
+        done_file.write_text(json.dumps({**best, "reached": list(final_epoch(cfg))}, indent=1))
     d.barrier()
     return best
 

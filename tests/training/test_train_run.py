@@ -87,3 +87,15 @@ def test_resume_continues_at_the_next_epoch_with_the_same_result(tiny_overrides,
     done = torch.load(tmp_path / "run" / "member-0" / "last.pt", map_location="cpu", weights_only=False)
     for key, value in ref["model"].items():
         torch.testing.assert_close(done["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_resume_extends_a_finished_member_when_the_config_asks_for_more(tiny_overrides, tmp_path):
+    train.run(load_config(None, tiny_overrides(phase2__epochs=0)))
+    member = tmp_path / "run" / "member-0"
+    assert len(_summary(member / "summary.csv")) == 2
+    more = load_config(None, tiny_overrides(phase2__epochs=0, phase3__epochs=2))
+    train.run(more)  # without --resume a finished member stays as it is
+    assert len(_summary(member / "summary.csv")) == 2
+    train.run(more, resume=True)
+    rows = _summary(member / "summary.csv")
+    assert [(r["phase"], r["epoch"]) for r in rows] == [("1", "1"), ("3", "1"), ("3", "2")]

@@ -23,11 +23,14 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.app-installed
 	$(BIN)/melascreen
 
-# System tools the packaging tests need (Debian): installed only when missing.
+# Debian packages the packaging build and its test need (tools, the xcb libraries bundled with
+# Qt, Xvfb for the GUI check): installed only when missing.
+SYSTEM_PACKAGES := binutils makeself nsis desktop-file-utils libxcb-icccm4 libxcb-keysyms1 \
+	libxcb-cursor0 libxcb-image0 libxcb-render-util0 libxkbcommon-x11-0 xvfb x11-utils
 system-deps:
 	@missing=""; \
-	for t in makeself:makeself makensis:nsis desktop-file-validate:desktop-file-utils; do \
-	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; \
+	for p in $(SYSTEM_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

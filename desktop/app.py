@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from dataclasses import replace
 
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 import core
@@ -30,6 +32,11 @@ def application(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName("MelaScreen")
     app.setApplicationVersion(core.__version__)
     app.setOrganizationName("MelaScreen")
+    # Links the window to the menu entry on Wayland/taskbars; the icon ships as package data.
+    app.setDesktopFileName("melascreen")
+    icon = Path(__file__).resolve().parent / "resources" / "melascreen.png"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
     return app
 
 

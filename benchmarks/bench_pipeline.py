@@ -109,13 +109,15 @@ def torch_reference(run_dir: Path, bundle, paths, threads: int) -> float:
     from core.images import read_image
     from core.preprocess import preprocess, to_model_input
     from core.tta import apply_view
-    from export.package import load_member_model, target_layer  # noqa: the export step's loaders
+    from export.heads import inspect_head
+    from export.package import build_model, find_checkpoints, load_checkpoint
 
     if threads:
         torch.set_num_threads(threads)
     m = bundle.manifest
-    models = [load_member_model(p) for p in sorted(run_dir.glob("member-*/best.pt"))]
-    cams = [GradCAM(model=mod, target_layers=[target_layer(mod)]) for mod in models]
+    models = [build_model(*load_checkpoint(p)).eval() for p in find_checkpoints(run_dir)]
+    # The package's plain GradCAM (full backward pass), as a torch user would run it.
+    cams = [GradCAM(model=mod, target_layers=[mod.get_submodule(inspect_head(mod).feature_layer)]) for mod in models]
     times = []
     for p in paths[: min(10, len(paths))]:
         img = read_image(p)

@@ -61,6 +61,19 @@ class EvaluationError(MelaScreenError):
 # ------------------------------------------------------------------------------------ metrics
 
 
+def image_path(images_dir: Path, image_id: str) -> Path:
+    """<images>/<image_id> with its extension, or the first of .jpg/.jpeg/.png/... that exists
+    (external test sets are not all JPEG); .jpg when none does, so the error names that file."""
+    direct = Path(images_dir) / image_id
+    if direct.suffix and direct.is_file():
+        return direct
+    for ext in (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".bmp", ".tif", ".tiff"):
+        candidate = Path(images_dir) / f"{image_id}{ext}"
+        if candidate.is_file():
+            return candidate
+    return Path(images_dir) / f"{image_id}.jpg"
+
+
 def _tie_groups(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sort order of `score` and, for each sorted position, the index of its group of equal scores."""
     order = np.argsort(score, kind="mergesort")
@@ -464,7 +477,7 @@ def score_images(
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
 
         def submit(batch):
-            return [pool.submit(_prepare_or_reason, images_dir / f"{iid}.jpg", bundle) for iid in batch]
+            return [pool.submit(_prepare_or_reason, image_path(images_dir, iid), bundle) for iid in batch]
 
         pending = submit(batches[0]) if batches else []
         for b, batch in enumerate(batches):
@@ -642,10 +655,10 @@ def cam_tiles(
     level = ev.default_confidence
     for i in indices:
         iid = ev.image_ids[i]
-        image = read_image(images_dir / f"{iid}.jpg")
+        image = read_image(image_path(images_dir, iid))
         cam8 = cached.get(iid)
         if cam8 is None:
-            x, _ = prepare_image(images_dir / f"{iid}.jpg", bundle)
+            x, _ = prepare_image(image_path(images_dir, iid), bundle)
             pred = ensemble.predict(x[None], [(image.height, image.width)], with_cam=True)[0]
             cam8 = np.round(np.clip(pred.cam, 0, 1) * 255).astype(np.uint8)
             fresh[iid] = cam8
@@ -968,7 +981,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--labels", help="plain labels CSV (image_id, dx, melanoma[, lesion_id]): every row is used")
     ap.add_argument("--split", default=None, help="which split of --split-file to use (default: test)")
     ap.add_argument("--out", required=True, help="report folder (created)")
-    ap.add_argument("--images", default=str(DEFAULT_IMAGES), help="folder of <image_id>.jpg files")
+    ap.add_argument("--images", default=str(DEFAULT_IMAGES), help="folder of <image_id>.jpg (or .png, ...) files")
     ap.add_argument("--limit", type=int, default=None, help="evaluate a seeded random sample of N images")
     ap.add_argument("--confidence", type=float, default=None, help="gate confidence (default: the bundle's)")
     ap.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"))

@@ -298,6 +298,13 @@ def model_card(manifest: Manifest, ckpts: list[Checkpoint], info: dict) -> str:
     ]
     for name, ph in phases:
         lines.append(f"- {name}: {ph.get('epochs', '?')} epochs, lr {ph.get('lr', '?')}, batch {ph.get('batch_size', '?')}")
+    snapshots = [c for c in ckpts if "snapshot_cycle" in c.val_metrics]
+    if snapshots:
+        lines.append(
+            f"- members are a snapshot ensemble (training/snapshots.py): full fine-tuning continued from "
+            f"`{snapshots[0].val_metrics.get('init', '?')}` with one-epoch warm restarts; each member is the "
+            f"model at the end of cycle {', '.join(str(c.val_metrics['snapshot_cycle']) for c in snapshots)}"
+        )
     lines += [f"- seeds {[c.seed for c in ckpts]}; full configuration in manifest.json provenance.config", ""]
     lines += ["## Validation (the split the bundle was calibrated on)", "",
               "| member | seed | temperature | val mel AUC (training, no TTA) | val mel AUC (ONNX, TTA) | NLL before / after T |",
@@ -313,9 +320,9 @@ def model_card(manifest: Manifest, ckpts: list[Checkpoint], info: dict) -> str:
     lines += ["", f"Ensemble on {ens['n']} validation images ({ens['n_melanoma']} melanoma): mel AUC "
               f"{ens['mel_auc']:.4f}, accuracy {ens['accuracy']:.4f}, NLL {ens['nll']:.4f}.", "",
               "Gate thresholds (fitted on validation p(melanoma)):", "",
-              "Rule (as specified): below `low`, at most 1 - confidence of the cases are melanoma; at or above "
-              "`high`, at least `confidence` are. The rule bounds the melanoma rate among benign calls, not the "
-              "share of melanomas called benign: read the last column before choosing a level.", "",
+              "Rule: below `low`, at most 1 - confidence of the cases are melanoma AND at most 1 - confidence of "
+              "all validation melanomas fall; at or above `high`, at least `confidence` of the cases are melanoma. "
+              "With few validation melanomas these bounds are coarse: read the last column.", "",
               "| confidence | low (benign below) | high (suspicious at/above) | benign calls (melanoma among them) "
               "| suspicious calls (melanoma among them) | melanomas called benign |",
               "| --- | --- | --- | --- | --- | --- |"]

@@ -29,6 +29,9 @@ MODEL_CARD = "model_card.md"
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("logits", "cam")
 DEFAULT_TTA = ("id", "rot90", "rot180", "rot270", "flip", "flip_rot90", "flip_rot180", "flip_rot270", "zoom")
+# The evaluation step writes test-split metrics between these markers of model_card.md.
+EVALUATION_BEGIN = "<!-- EVALUATION:BEGIN (written by the evaluation step; test split only) -->"
+EVALUATION_END = "<!-- EVALUATION:END -->"
 DISCLAIMER = (
     "MelaScreen is a research tool, not an approved medical device. Its output is not a diagnosis "
     "and must not replace examination by a qualified clinician."

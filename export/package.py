@@ -54,8 +54,7 @@ DEFAULT_IMAGES_DIR = "/work/shared/data/dermoscopy/images"
 PARITY_RANDOM = 4  # random inputs per parity check
 PARITY_REAL = 4  # validation images per parity check
 CONSISTENCY_CASES = 8  # validation cases re-run through the final bundle
-EVALUATION_BEGIN = "<!-- EVALUATION:BEGIN (written by the evaluation step; test split only) -->"
-EVALUATION_END = "<!-- EVALUATION:END -->"
+from core.bundle import EVALUATION_BEGIN, EVALUATION_END  # noqa: E402  (shared with training/evaluate.py)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -17,6 +17,7 @@ import argparse
 import csv
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.bundle import Bundle, load_bundle
+from core.bundle import EVALUATION_BEGIN, EVALUATION_END, Bundle, load_bundle
 from core.cam import overlay
 from core.ensemble import Ensemble, EnsembleSettings, RawOutputs
 from core.errors import ImageReadError, MelaScreenError
@@ -796,10 +797,11 @@ def summary_lines(metrics: dict, bundle: Bundle, used: str) -> list[str]:
     return lines
 
 
-def write_summary_md(path: Path, metrics: dict, bundle: Bundle, used: str) -> None:
+def summary_markdown(metrics: dict, bundle: Bundle, used: str) -> list[str]:
+    """The headline list and the confident-only vs all-cases table (summary.md and the model card)."""
     # Indented summary lines are details of the line above: nested list items in Markdown.
     items = [("  - " + x.strip()) if x.startswith("  ") else ("- " + x if x else "") for x in summary_lines(metrics, bundle, used)]
-    body = ["# Evaluation report", "", *items, ""]
+    body = [*items, ""]
     body += [
         "## Confident cases only vs all cases",
         "",
@@ -819,6 +821,24 @@ def write_summary_md(path: Path, metrics: dict, bundle: Bundle, used: str) -> No
             f"| {_pct(g['melanomas_auto_cleared_share'])} |"
         )
     body.append("")
+    return body
+
+
+def update_model_card(card: Path, metrics: dict, bundle: Bundle, used: str, command: str) -> None:
+    """Replace the model card's evaluation section (between the markers) with these test figures."""
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    section = [EVALUATION_BEGIN, "", f"Reproduce with: `{command}`", "", *summary_markdown(metrics, bundle, used), EVALUATION_END]
+    if EVALUATION_BEGIN in text and EVALUATION_END in text:
+        head, rest = text.split(EVALUATION_BEGIN, 1)
+        tail = rest.split(EVALUATION_END, 1)[1]
+        text = head + "\n".join(section) + tail
+    else:
+        text = text.rstrip("\n") + "\n\n## Test-set evaluation\n" + "\n".join(section) + "\n"
+    card.write_text(text, encoding="utf-8")
+
+
+def write_summary_md(path: Path, metrics: dict, bundle: Bundle, used: str) -> None:
+    body = ["# Evaluation report", "", *summary_markdown(metrics, bundle, used)]
     if metrics["failed"]:
         body += ["## Images that could not be scored", ""]
         body += [f"- `{iid}`: {reason}" for iid, reason in list(metrics["failed"].items())[:20]]
@@ -989,6 +1009,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch-size", type=int, default=8, help="images per ensemble run")
     ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the AUC interval")
     ap.add_argument("--reuse", action="store_true", help=f"reuse (and complete) the outputs cached in OUT/{CACHE_FILE}")
+    ap.add_argument("--model-card", action="store_true",
+                    help="write the figures into the bundle's model_card.md (test split of the training run only)")
     return ap
 
 
@@ -1014,7 +1036,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             n_bootstrap=args.bootstrap,
             reuse=args.reuse,
         )
-        run_evaluation(args.bundle, cases, args.out, settings, used)
+        metrics = run_evaluation(args.bundle, cases, args.out, settings, used)
+        if args.model_card:
+            bundle = load_bundle(args.bundle, verify=False)
+            command = "python -m training.evaluate " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+            update_model_card(bundle.root / "model_card.md", metrics, bundle, used, command)
     except (MelaScreenError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -261,3 +261,24 @@ def test_evaluation_runs_without_torch():
     """The lead may evaluate on a machine with only the app's dependencies and matplotlib."""
     code = "import sys, training.evaluate; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2]).returncode == 0
+
+
+def test_model_card_section_is_replaced_with_the_test_figures(tmp_path, monkeypatch):
+    from core.bundle import EVALUATION_BEGIN, EVALUATION_END, load_bundle
+    from training.evaluate import update_model_card
+
+    from synthetic_bundle import make_bundle
+
+    root = make_bundle(tmp_path / "b")
+    card = root / "model_card.md"
+    card.write_text(f"# Card\n\n## Test-set evaluation\n{EVALUATION_BEGIN}\n_not yet_\n{EVALUATION_END}\n\n## After\n")
+    metrics = {"placeholder": True}
+    import training.evaluate as ev
+
+    # The figures' wording is summary_markdown's (tested above); here: where they land.
+    monkeypatch.setattr(ev, "summary_markdown", lambda m, b, u: ["- melanoma AUC 0.5 (test)"])
+    update_model_card(card, metrics, load_bundle(root), "test rows", "python -m training.evaluate --x")
+    update_model_card(card, metrics, load_bundle(root), "test rows", "python -m training.evaluate --y")
+    text = card.read_text()
+    assert "_not yet_" not in text and text.count(EVALUATION_BEGIN) == 1 and "## After" in text
+    assert "--y" in text and "--x" not in text and "melanoma AUC 0.5 (test)" in text

@@ -22,6 +22,12 @@ PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
 @dataclass(frozen=True)
+class RawOutputs:
+    member_logits: np.ndarray  # M x N x K, averaged over views, before temperature
+    cams: np.ndarray | None  # M x N x V x h x w, positive class, as each view saw it
+
+
+@dataclass(frozen=True)
 class EnsembleSettings:
     provider: str = "auto"  # "auto" (CUDA when present, else CPU), "cpu" or "cuda"
     threads: int = 0  # onnxruntime intra-op threads; 0 lets onnxruntime choose
@@ -126,34 +132,33 @@ class Ensemble:
 
     def member_logits(self, inputs: np.ndarray) -> np.ndarray:
         """Raw TTA-averaged logits, M x N x K, before temperature (what calibration is fitted on)."""
-        inputs = np.asarray(inputs, dtype=np.float32)
-        logits, _ = self._run_views(self._views_of(inputs), want_cam=False)
-        m, _, k = logits.shape
-        return logits.reshape(m, len(inputs), len(self.views), k).mean(axis=2)
+        return self.run(inputs, with_cam=False).member_logits
 
     def calibrated_member_probs(self, member_logits: np.ndarray) -> np.ndarray:
         temps = np.array([mem.temperature for mem in self.manifest.members], dtype=np.float32)
         return softmax(member_logits / temps[:, None, None])
 
-    def predict(
-        self, inputs: np.ndarray, image_sizes: list[tuple[int, int]] | None = None, with_cam: bool = True
-    ) -> list[Prediction]:
-        """inputs: N x 3 x S x S model inputs; image_sizes: (height, width) to map each heat map to."""
+    def run(self, inputs: np.ndarray, with_cam: bool = True) -> "RawOutputs":
+        """Run every member on every TTA view of N model inputs (N x 3 x S x S)."""
         inputs = np.asarray(inputs, dtype=np.float32)
         n, v = len(inputs), len(self.views)
         logits, cams = self._run_views(self._views_of(inputs), want_cam=with_cam)
         m, _, k = logits.shape
-        member_logits = logits.reshape(m, n, v, k).mean(axis=2)
-        probs = self.calibrated_member_probs(member_logits)  # M x N x K
+        cams = cams.reshape(m, n, v, *cams.shape[2:]) if cams is not None else None
+        return RawOutputs(member_logits=logits.reshape(m, n, v, k).mean(axis=2), cams=cams)
+
+    def to_predictions(self, raw: "RawOutputs", image_sizes: list[tuple[int, int]] | None = None) -> list[Prediction]:
+        """Calibrate, average and map heat maps to each image's (height, width)."""
+        probs = self.calibrated_member_probs(raw.member_logits)  # M x N x K
         pos = self.manifest.positive_index
         names = self.manifest.class_names
         preds = []
-        for i in range(n):
+        for i in range(probs.shape[1]):
             member_p = probs[:, i, pos]
             cam = None
-            if with_cam:
+            if raw.cams is not None:
                 hw = image_sizes[i] if image_sizes else (self.manifest.input_size,) * 2
-                cam = self._ensemble_cam(cams.reshape(m, n, v, *cams.shape[2:])[:, i], hw)
+                cam = self._ensemble_cam(raw.cams[:, i], hw)
             preds.append(
                 Prediction(
                     p_melanoma=float(member_p.mean()),
@@ -164,6 +169,12 @@ class Ensemble:
                 )
             )
         return preds
+
+    def predict(
+        self, inputs: np.ndarray, image_sizes: list[tuple[int, int]] | None = None, with_cam: bool = True
+    ) -> list[Prediction]:
+        """inputs: N x 3 x S x S model inputs; image_sizes: (height, width) to map each heat map to."""
+        return self.to_predictions(self.run(inputs, with_cam), image_sizes)
 
     def _ensemble_cam(self, cams: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
         """cams: M x V x h x w raw maps -> one H x W map in 0..1 in image coordinates."""

@@ -50,7 +50,8 @@ from .parity import ParityError, check_parity
 log = logging.getLogger("export.package")
 
 POSITIVE_CLASS = "mel"
-DEFAULT_IMAGES_DIR = "/work/shared/data/dermoscopy/images"
+# The shared data set beside the project, as training's default (training.config.DEFAULT_DATA_DIR).
+DEFAULT_IMAGES_DIR = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "dermoscopy" / "images")
 PARITY_RANDOM = 4  # random inputs per parity check
 PARITY_REAL = 4  # validation images per parity check
 CONSISTENCY_CASES = 8  # validation cases re-run through the final bundle

@@ -12,14 +12,20 @@ from typing import Any, get_type_hints
 import yaml
 
 
+# Data, runs and caches sit beside the project (../shared, ../runs, ../cache), as on the
+# development and CI machines; configs and environment variables move them.
+PROJECT_PARENT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA_DIR = PROJECT_PARENT / "shared" / "data" / "dermoscopy"
+
+
 class ConfigError(ValueError):
     """The training configuration is invalid; the message names the key."""
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    labels_csv: str = "/work/shared/data/dermoscopy/labels.csv"
-    images_dir: str = "/work/shared/data/dermoscopy/images"
+    labels_csv: str = str(DEFAULT_DATA_DIR / "labels.csv")
+    images_dir: str = str(DEFAULT_DATA_DIR / "images")
     input_size: int = 192
     # None: the model's own normalisation (see training.models.model_mean_std).
     mean: tuple[float, float, float] | None = None
@@ -27,7 +33,7 @@ class DataConfig:
     # core.preprocess.PreprocessParams fields; empty means the defaults; preprocess: false skips it.
     preprocess: bool = True
     preprocess_params: dict = field(default_factory=dict)
-    cache_dir: str | None = None  # None: $MELASCREEN_CACHE or /work/cache
+    cache_dir: str | None = None  # None: $MELASCREEN_CACHE or ../cache
     cache_workers: int = 2
     split_file: str | None = None  # reuse an existing split CSV
     split_seed: int = 20240607
@@ -76,7 +82,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    output_dir: str = "/work/runs/default"
+    output_dir: str = str(PROJECT_PARENT / "runs" / "default")
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     num_threads: int = 2
     channels_last: bool = True
@@ -96,7 +102,7 @@ class TrainConfig:
         return [(1, self.phase1), (2, self.phase2), (3, self.phase3)]
 
     def cache_root(self) -> Path:
-        return Path(self.data.cache_dir or os.environ.get("MELASCREEN_CACHE", "/work/cache"))
+        return Path(self.data.cache_dir or os.environ.get("MELASCREEN_CACHE", str(PROJECT_PARENT / "cache")))
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:

@@ -38,8 +38,9 @@ from core.preprocess import preprocess, to_model_input
 from core.results import Decision, QualityReport
 
 from . import plots
+from .config import DEFAULT_DATA_DIR
 
-DEFAULT_IMAGES = Path("/work/shared/data/dermoscopy/images")
+DEFAULT_IMAGES = DEFAULT_DATA_DIR / "images"
 CACHE_FILE = "raw_outputs.npz"
 CAM_CACHE_FILE = "cams.npz"
 CACHE_FORMAT = 1

@@ -354,7 +354,7 @@ class ScreeningView(QWidget):
     def _update_counts(self) -> None:
         counts = self.model.counts()
         for key, b in self.filter_buttons.items():
-            text = f"{DECISION_LOOKS[key].label.title()}: {counts[key]}"
+            text = f"{DECISION_LOOKS[key].label.capitalize()}: {counts[key]}"
             b.setText(text)
             # The checked style is bold: size for bold text so the count is never clipped.
             bold = QFont(b.font())

@@ -40,7 +40,7 @@ def test_screening_fills_the_table_and_lists_failures(make_window, screen, clini
     run = w.store.get_run(summary.run_id)
     assert (counts["benign"], counts["uncertain"], counts["suspicious"], counts["error"]) == (
         run.counts.benign, run.counts.uncertain, run.counts.suspicious, run.counts.error)
-    assert view.filter_buttons["error"].text() == "Not Screened: 2"
+    assert view.filter_buttons["error"].text() == "Not screened: 2"
     # Good rows know their id in the store and show a thumbnail.
     ok_rows = [r for r in view.model.rows if r.result.ok]
     assert len(ok_rows) == IMAGES_IN_CLINIC and all(r.result_id is not None for r in ok_rows)

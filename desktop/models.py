@@ -66,14 +66,40 @@ def _decision_cell(key: str, role: int):
 _DECISION_RANK = {"suspicious": 0, "uncertain": 1, "benign": 2, "error": 3}
 
 
-class ResultsModel(QAbstractTableModel):
+class _ListTableModel(QAbstractTableModel):
+    """A flat table over a Python list: the row/column counts and headers both tables share."""
+
+    COLUMNS: tuple[str, ...] = ()
+
+    def __init__(self, thumbnails: ThumbnailCache | None = None, parent=None):
+        super().__init__(parent)
+        self.thumbnails = thumbnails or ThumbnailCache(None)
+
+    def _entries(self) -> list:
+        raise NotImplementedError
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._entries())
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.COLUMNS[section]
+        return None
+
+
+class ResultsModel(_ListTableModel):
     COLUMNS = ("", "File", "p(melanoma)", "Decision", "Reason", "Source")
     THUMB, FILE, P, DECISION, REASON, SOURCE = range(6)
 
     def __init__(self, thumbnails: ThumbnailCache | None = None, parent=None):
-        super().__init__(parent)
+        super().__init__(thumbnails, parent)
         self.rows: list[ResultRow] = []
-        self.thumbnails = thumbnails or ThumbnailCache(None)
+
+    def _entries(self) -> list:
+        return self.rows
 
     # -- changing the rows -----------------------------------------------------------------
 
@@ -97,17 +123,6 @@ class ResultsModel(QAbstractTableModel):
         return out
 
     # -- Qt model API ------------------------------------------------------------------------
-
-    def rowCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.COLUMNS[section]
-        return None
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
@@ -191,32 +206,23 @@ class DecisionFilter(QSortFilterProxyModel):
         return self.sourceModel().data(idx, DECISION_ROLE) in self._shown
 
 
-class QueueModel(QAbstractTableModel):
+class QueueModel(_ListTableModel):
     """The review queue (oldest first, as core returns it)."""
 
     COLUMNS = ("", "File", "Decision", "p(melanoma)", "Queued", "Last review")
     THUMB, FILE, DECISION, P, QUEUED, LAST = range(6)
 
     def __init__(self, thumbnails: ThumbnailCache | None = None, parent=None):
-        super().__init__(parent)
+        super().__init__(thumbnails, parent)
         self.items: list[QueueItem] = []
-        self.thumbnails = thumbnails or ThumbnailCache(None)
+
+    def _entries(self) -> list:
+        return self.items
 
     def set_items(self, items: Iterable[QueueItem]) -> None:
         self.beginResetModel()
         self.items = list(items)
         self.endResetModel()
-
-    def rowCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.items)
-
-    def columnCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.COLUMNS[section]
-        return None
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():

@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from multiprocessing import Pool
@@ -88,7 +89,14 @@ class SplitCase:
 # ------------------------------------------------------------------------------ reading the run
 
 
-def find_checkpoints(run_dir: Path) -> list[Path]:
+def find_checkpoints(run_dir: Path, members: Sequence[str] | None = None) -> list[Path]:
+    """RUN/member-*/best.pt, or the named member folders (e.g. chosen by validation AUC)."""
+    if members:
+        found = [run_dir / m / "best.pt" for m in members]
+        missing = [str(p) for p in found if not p.is_file()]
+        if missing:
+            raise PackagingError(f"no checkpoint at {', '.join(missing)}; name member folders of {run_dir}")
+        return found
     found = sorted(run_dir.glob("member-*/best.pt"), key=lambda p: _seed_of(p.parent.name))
     if not found:
         raise PackagingError(f"{run_dir}: no member-<seed>/best.pt found; is this a finished training run?")
@@ -441,6 +449,7 @@ def package(
     name: str = "MelaScreen HAM10000 ensemble",
     version: str | None = None,
     tta_views: tuple[str, ...] = DEFAULT_TTA,
+    members: Sequence[str] | None = None,
 ) -> Path:
     """Run the whole packaging; returns the final bundle folder (replaced only once all checks pass)."""
     t_all = time.perf_counter()
@@ -452,7 +461,7 @@ def package(
         shutil.rmtree(staging)
 
     t = time.perf_counter()
-    loaded = [load_checkpoint(p) for p in find_checkpoints(run_dir)]
+    loaded = [load_checkpoint(p) for p in find_checkpoints(run_dir, members)]
     ckpts = [c for c, _ in loaded]
     check_members_agree(ckpts)
     first = ckpts[0]
@@ -573,13 +582,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-val", type=int, help="use only N validation images, evenly spread (smoke runs)")
     ap.add_argument("--workers", type=int, default=2, help="processes for preprocessing")
     ap.add_argument("--version", help="bundle version (default: today's date)")
+    ap.add_argument("--members", help="comma-separated member folders of RUN to export (default: every member-*)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         package(args.run, args.out, args.split_file, args.weights_dtype, args.images_dir, args.max_val,
-                args.workers, version=args.version)
+                args.workers, version=args.version,
+                members=[m.strip() for m in args.members.split(",")] if args.members else None)
     except (PackagingError, ParityError, UnsupportedHeadError, ExportError, BundleError) as exc:
         log.error("%s", exc)
         return 2

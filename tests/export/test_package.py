@@ -140,3 +140,16 @@ def test_refuses_to_replace_a_folder_that_is_not_a_bundle(tmp_path):
     with pytest.raises(PackagingError, match="not a bundle"):
         package(make_run(tmp_path / "run"), keep)
     assert (keep / "notes.txt").read_text() == "not a bundle"
+
+
+def test_named_members_are_found_and_a_missing_one_is_named(tmp_path):
+    from export.package import PackagingError, find_checkpoints
+
+    for name in ("member-1", "member-2", "early-member-0"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "best.pt").write_bytes(b"x")
+    assert [p.parent.name for p in find_checkpoints(tmp_path)] == ["member-1", "member-2"]
+    chosen = find_checkpoints(tmp_path, ["early-member-0", "member-2"])
+    assert [p.parent.name for p in chosen] == ["early-member-0", "member-2"]
+    with pytest.raises(PackagingError, match="member-7"):
+        find_checkpoints(tmp_path, ["member-7"])

@@ -227,9 +227,16 @@ def bundle_html(bundle: Bundle | None, verified: bool, provider_in_use: str | No
     m = bundle.manifest
     rows = "".join(
         f"<tr><td>{mem.file}</td><td>{mem.arch}</td><td>{mem.seed}</td><td>{mem.temperature:.3g}</td>"
+        f"<td>{_auc_text(mem.val_metrics.get('tta_val_mel_auc', mem.val_metrics.get('val_mel_auc')))}</td>"
         f"<td><code>{mem.sha256[:16]}…</code></td></tr>"
         for mem in m.members
     )
+    ens = m.provenance.get("calibration", {}).get("ensemble_validation", {})
+    metrics = (
+        f"<p><b>Validation</b> (the split the thresholds were fitted on): ensemble melanoma AUC "
+        f"{_auc_text(ens.get('mel_auc'))} on {ens.get('n', '?')} images ({ens.get('n_melanoma', '?')} melanomas). "
+        if ens else "<p>"
+    ) + "The figures on unseen test lesions, over all melanomas, are in the <i>Model card</i> tab.</p>"
     check = "all member checksums verified when loaded" if verified else "checksums NOT verified"
     return (
         f"<h3>{m.name} <small>version {m.version}</small></h3>"
@@ -238,9 +245,14 @@ def bundle_html(bundle: Bundle | None, verified: bool, provider_in_use: str | No
         f"Loaded from {bundle.source or bundle.root}<br>"
         f"<b>{check}</b> · running on {provider_in_use or '—'}</p>"
         "<table border='1' cellspacing='0' cellpadding='3'><tr><th>member</th><th>architecture</th><th>seed</th>"
-        f"<th>temperature</th><th>SHA-256</th></tr>{rows}</table>"
+        f"<th>temperature</th><th>val. AUC</th><th>SHA-256</th></tr>{rows}</table>"
         f"<p>Classes: {', '.join(m.class_names)} (p(melanoma) = {m.positive_class})</p>"
+        f"{metrics}"
     )
+
+
+def _auc_text(value) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "—"
 
 
 class AboutDialog(QDialog):

@@ -159,3 +159,14 @@ def test_first_start_asks_for_the_disclaimer_then_remembers_it(qtbot, synthetic_
     assert steps[0] == "disclaimer" and steps[-1] == "window"
     saved = load_settings(settings_path()).settings
     assert saved.disclaimer_accepted and saved.reviewer == "Dr. E"
+
+
+def test_about_shows_the_validation_metrics_of_the_default_bundle():
+    from core.bundle import default_bundle_path, load_bundle
+    from desktop.dialogs import bundle_html
+
+    bundle = load_bundle(default_bundle_path())
+    ens = bundle.manifest.provenance["calibration"]["ensemble_validation"]
+    html = bundle_html(bundle, True, "CPUExecutionProvider")
+    assert f"melanoma AUC {ens['mel_auc']:.3f}" in html and "val. AUC" in html
+    assert "Model card" in html  # where the test-split figures are

@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if not Path(args.init).is_file():
+        print(f"error: no checkpoint at {args.init}; train a member first (scripts/train_default.sh)", file=sys.stderr)
+        return 2
     run_snapshots(cfg, Path(args.init), Path(args.out), args.cycles, args.keep, args.lr, args.resume)
     return 0
 

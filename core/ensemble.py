@@ -138,7 +138,7 @@ class Ensemble:
         temps = np.array([mem.temperature for mem in self.manifest.members], dtype=np.float32)
         return softmax(member_logits / temps[:, None, None])
 
-    def run(self, inputs: np.ndarray, with_cam: bool = True) -> "RawOutputs":
+    def run(self, inputs: np.ndarray, with_cam: bool = True) -> RawOutputs:
         """Run every member on every TTA view of N model inputs (N x 3 x S x S)."""
         inputs = np.asarray(inputs, dtype=np.float32)
         n, v = len(inputs), len(self.views)
@@ -147,7 +147,7 @@ class Ensemble:
         cams = cams.reshape(m, n, v, *cams.shape[2:]) if cams is not None else None
         return RawOutputs(member_logits=logits.reshape(m, n, v, k).mean(axis=2), cams=cams)
 
-    def to_predictions(self, raw: "RawOutputs", image_sizes: list[tuple[int, int]] | None = None) -> list[Prediction]:
+    def to_predictions(self, raw: RawOutputs, image_sizes: list[tuple[int, int]] | None = None) -> list[Prediction]:
         """Calibrate, average and map heat maps to each image's (height, width)."""
         probs = self.calibrated_member_probs(raw.member_logits)  # M x N x K
         pos = self.manifest.positive_index

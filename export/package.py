@@ -36,12 +36,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.bundle import DEFAULT_TTA, Manifest, Member, load_bundle, sha256_file, write_bundle
+from core.bundle import (
+    DEFAULT_TTA, EVALUATION_BEGIN, EVALUATION_END, Manifest, Member, load_bundle, sha256_file, write_bundle,
+)
 from core.ensemble import Ensemble, EnsembleSettings, softmax
 from core.errors import BundleError
 from core.gate import GateSettings
 from core.images import read_image
 from core.preprocess import PreprocessParams, normalize, preprocess, resize_square
+from training.config import DEFAULT_DATA_DIR
 
 from . import calibrate
 from .heads import UnsupportedHeadError
@@ -51,12 +54,9 @@ from .parity import ParityError, check_parity
 log = logging.getLogger("export.package")
 
 POSITIVE_CLASS = "mel"
-# The shared data set beside the project, as training's default (training.config.DEFAULT_DATA_DIR).
-DEFAULT_IMAGES_DIR = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "dermoscopy" / "images")
 PARITY_RANDOM = 4  # random inputs per parity check
 PARITY_REAL = 4  # validation images per parity check
 CONSISTENCY_CASES = 8  # validation cases re-run through the final bundle
-from core.bundle import EVALUATION_BEGIN, EVALUATION_END  # noqa: E402  (shared with training/evaluate.py)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -476,7 +476,7 @@ def package(
         raise PackagingError(f"{split_path}: no validation cases; calibration needs the validation split")
     if max_val is not None and max_val < len(val):  # evenly spread: split files are often sorted by diagnosis
         val = [val[i] for i in np.linspace(0, len(val) - 1, max_val).round().astype(int)]
-    images_dir = Path(images_dir or first.config.get("data", {}).get("images_dir") or DEFAULT_IMAGES_DIR)
+    images_dir = Path(images_dir or first.config.get("data", {}).get("images_dir") or DEFAULT_DATA_DIR / "images")
     unknown = [c.dx for c in val if c.dx not in first.class_names]
     if unknown:
         raise PackagingError(f"{split_path}: diagnoses {sorted(set(unknown))} are not among {first.class_names}")

@@ -308,11 +308,14 @@ def model_card(manifest: Manifest, ckpts: list[Checkpoint], info: dict) -> str:
         lines.append(f"- {name}: {ph.get('epochs', '?')} epochs, lr {ph.get('lr', '?')}, batch {ph.get('batch_size', '?')}")
     snapshots = [c for c in ckpts if "snapshot_cycle" in c.val_metrics]
     if snapshots:
-        lines.append(
-            f"- members are a snapshot ensemble (training/snapshots.py): full fine-tuning continued from "
-            f"`{snapshots[0].val_metrics.get('init', '?')}` with one-epoch warm restarts; each member is the "
-            f"model at the end of cycle {', '.join(str(c.val_metrics['snapshot_cycle']) for c in snapshots)}"
-        )
+        # Members may come from several chains (different starting checkpoints): one line per chain.
+        chains: dict[str, list[str]] = {}
+        for c in snapshots:
+            chains.setdefault(str(c.val_metrics.get("init", "?")), []).append(str(c.val_metrics["snapshot_cycle"]))
+        lines.append("- members are snapshots (training/snapshots.py): full fine-tuning with one-epoch warm restarts, "
+                     "each member the model at the end of one cycle:")
+        for init, cycles in chains.items():
+            lines.append(f"  - continued from `{init}`: cycle {', '.join(cycles)}")
     lines += [f"- seeds {[c.seed for c in ckpts]}; full configuration in manifest.json provenance.config", ""]
     lines += ["## Validation (the split the bundle was calibrated on)", "",
               "| member | seed | temperature | val mel AUC (training, no TTA) | val mel AUC (ONNX, TTA) | NLL before / after T |",
@@ -381,19 +384,20 @@ def export_members(
 ) -> tuple[list[Member], dict[str, Path], list[dict]]:
     """Export and parity-check each member: (manifest members, their files, parity figures)."""
     members, files, parity = [], {}, []
-    for ckpt, state in loaded:
+    for k, (ckpt, state) in enumerate(loaded):
         t = time.perf_counter()
         info = MemberInfo(ckpt.arch, ckpt.seed, ckpt.input_size, ckpt.class_names, ckpt.mean, ckpt.std,
                           extra={"git_commit": commit, "checkpoint": ckpt.path.parent.name})
-        fname = f"member-{ckpt.seed}.onnx"
+        # Named by position, not seed: snapshot members of two chains can record the same cycle as seed.
+        fname = f"member-{k}.onnx"
         exported = export_member(build_model(ckpt, state), folder / fname, info, weights_dtype)
         report = check_parity(exported.path, exported.reference, parity_inputs, ("random normal", "validation images"))
         reference = "torch model with fp16-rounded weights" if weights_dtype == "float16" else "torch model"
         parity.append({"file": fname, **report.to_dict(), "reference": reference})
         members.append(Member(file=fname, sha256="", arch=ckpt.arch, seed=ckpt.seed, val_metrics=dict(ckpt.val_metrics)))
         files[fname] = exported.path
-        log.info("step 3: member seed %d exported (%.1f MB, %s weights) and parity-checked (logits %.2g, CAM %.2g) in %.1f s",
-                 ckpt.seed, exported.size_bytes / 1e6, weights_dtype, report.logits_max_abs, report.cam_max_abs,
+        log.info("step 3: %s (seed %d) exported (%.1f MB, %s weights) and parity-checked (logits %.2g, CAM %.2g) in %.1f s",
+                 fname, ckpt.seed, exported.size_bytes / 1e6, weights_dtype, report.logits_max_abs, report.cam_max_abs,
                  time.perf_counter() - t)
     return members, files, parity
 

@@ -40,7 +40,8 @@ class DataConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     max_images: int | None = None  # first N images only (tests, smoke runs)
-    # Augmentation of image batches: "flips" (h/v flips) or "dihedral" (8 views).
+    # Augmentation of image batches: "flips" (h/v flips), "dihedral" (8 views) or "rich" (dihedral +
+    # random-resized crop + brightness/contrast/saturation jitter; see training.data).
     augment: str = "flips"
     # Class-balanced undersampling: each epoch keeps at most this many training images per class.
     max_per_class: int | None = None

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -234,8 +235,42 @@ def normalise(batch_hwc_uint8: np.ndarray, mean: tuple, std: tuple) -> torch.Ten
     return x.movedim(-1, -3).contiguous()
 
 
+def random_resized_crop(
+    img: np.ndarray, rnd: random.Random, scale: tuple[float, float] = (0.65, 1.0), ratio: tuple[float, float] = (0.8, 1.25)
+) -> np.ndarray:
+    """A random crop covering `scale` of the area with aspect in `ratio`, resized back to the input size.
+
+    Milder than ImageNet's (0.08-1): a dermoscopy lesion fills the frame and a melanoma's cues
+    (asymmetry, border, veil) live at its edge, which a tight crop would cut away.
+    """
+    h, w = img.shape[:2]
+    area = rnd.uniform(*scale) * h * w
+    aspect = math.exp(rnd.uniform(math.log(ratio[0]), math.log(ratio[1])))
+    ch = min(h, max(1, round(math.sqrt(area / aspect))))
+    cw = min(w, max(1, round(math.sqrt(area * aspect))))
+    y0, x0 = rnd.randint(0, h - ch), rnd.randint(0, w - cw)
+    return cv2.resize(np.ascontiguousarray(img[y0 : y0 + ch, x0 : x0 + cw]), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def colour_jitter(
+    img: np.ndarray, rnd: random.Random, brightness: float = 0.15, contrast: float = 0.15, saturation: float = 0.15
+) -> np.ndarray:
+    """Brightness, contrast and saturation scaled by up to +-15% (dermatoscopes and cameras differ).
+
+    Hue is left alone: colour (blue-white veil, regression) is a diagnostic cue in itself.
+    """
+    x = img.astype(np.float32)
+    x *= rnd.uniform(1 - brightness, 1 + brightness)
+    mean = x.mean()
+    x = (x - mean) * rnd.uniform(1 - contrast, 1 + contrast) + mean
+    grey = x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    x = (x - grey[..., None]) * rnd.uniform(1 - saturation, 1 + saturation) + grey[..., None]
+    return np.clip(x + 0.5, 0, 255).astype(np.uint8)
+
+
 class DermoscopyDataset(Dataset):
-    """Cached images with labels; augmentation draws one view per item (flips or dihedral)."""
+    """Cached images with labels. Augmentation draws one view per item: flips, dihedral, or rich
+    (dihedral + random-resized crop + brightness/contrast/saturation jitter)."""
 
     def __init__(
         self,
@@ -246,13 +281,14 @@ class DermoscopyDataset(Dataset):
         augment: str | None = None,
         rows: np.ndarray | None = None,
     ):
-        if augment not in (None, "none", "flips", "dihedral"):
-            raise ValueError(f"unknown augmentation {augment!r}: use none, flips or dihedral")
+        if augment not in (None, "none", "flips", "dihedral", "rich"):
+            raise ValueError(f"unknown augmentation {augment!r}: use none, flips, dihedral or rich")
         self.images = images
         self.labels = np.asarray(labels, dtype=np.int64)
         self.rows = np.arange(len(self.labels)) if rows is None else np.asarray(rows)
         self.mean, self.std = tuple(mean), tuple(std)
-        self.views = {"flips": FLIP_VIEWS, "dihedral": DIHEDRAL_VIEWS}.get(augment or "none", ("id",))
+        self.views = {"flips": FLIP_VIEWS, "dihedral": DIHEDRAL_VIEWS, "rich": DIHEDRAL_VIEWS}.get(augment or "none", ("id",))
+        self.rich = augment == "rich"
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -263,6 +299,8 @@ class DermoscopyDataset(Dataset):
         view = self.views[random.randrange(len(self.views))] if len(self.views) > 1 else "id"
         if view != "id":
             img = apply_view_hwc(view, img)
+        if self.rich:
+            img = colour_jitter(random_resized_crop(img, random), random)
         return normalise(img, self.mean, self.std), int(self.labels[row])
 
 

@@ -153,3 +153,21 @@ def test_named_members_are_found_and_a_missing_one_is_named(tmp_path):
     assert [p.parent.name for p in chosen] == ["early-member-0", "member-2"]
     with pytest.raises(PackagingError, match="member-7"):
         find_checkpoints(tmp_path, ["member-7"])
+
+
+def test_two_snapshot_chains_with_one_seed_get_their_own_files_and_card_lines(tmp_path):
+    """Two chains' snapshots can record the same cycle as seed: files are named by position, and the
+    model card names each chain's starting checkpoint."""
+    import shutil
+
+    run = make_run(tmp_path / "run")
+    shutil.copytree(run / "member-0", run / "other-chain-member-0")
+    for folder, init in (("member-0", "chain-a/best.pt"), ("other-chain-member-0", "chain-b/best.pt")):
+        record = torch.load(run / folder / "best.pt", map_location="cpu", weights_only=True)
+        record["val_metrics"] = {**record["val_metrics"], "snapshot_cycle": 1, "init": init}
+        torch.save(record, run / folder / "best.pt")
+    bundle = load_bundle(package(run, tmp_path / "bundle", members=["member-0", "other-chain-member-0"]))
+    assert [(m.file, m.seed) for m in bundle.manifest.members] == [("member-0.onnx", 0), ("member-1.onnx", 0)]
+    assert {p.name for p in (tmp_path / "bundle").glob("*.onnx")} == {"member-0.onnx", "member-1.onnx"}
+    assert "continued from `chain-a/best.pt`: cycle 1" in bundle.model_card
+    assert "continued from `chain-b/best.pt`: cycle 1" in bundle.model_card

@@ -1,3 +1,4 @@
+import random
 from collections import Counter
 
 import numpy as np
@@ -12,6 +13,7 @@ from training.data import (
     image_cache,
     load_labels,
     make_split,
+    random_resized_crop,
     read_split,
     resolve_split,
     write_split,
@@ -114,3 +116,37 @@ def test_balanced_rows_caps_every_class_afresh_each_epoch():
     assert len(set(a.tolist())) == len(a)
     assert set(a.tolist()) != set(b.tolist())
     assert sorted(balanced_rows(labels, None, np.random.default_rng(0)).tolist()) == list(range(len(labels)))
+
+
+def test_rich_augmentation_crops_and_jitters_but_keeps_size_and_range():
+    rng = np.random.default_rng(0)
+    # A smooth image (a crop of it resized back is still close to some part of it) with a dark blob.
+    yy, xx = np.mgrid[0:32, 0:32]
+    base = np.stack([xx * 6, yy * 6, (xx + yy) * 3], axis=-1).astype(np.uint8)
+    base[10:20, 12:22] = 20
+    images = np.stack([base, rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)])
+    rich = DermoscopyDataset(images, [4, 5], (0.5,) * 3, (0.5,) * 3, augment="rich")
+    ref = torch.from_numpy(base).permute(2, 0, 1).float() / 127.5 - 1.0
+    dihedral = [ref.rot90(k, (-2, -1)) for k in range(4)] + [ref.flip(-1).rot90(k, (-2, -1)) for k in range(4)]
+    random.seed(3)
+    outs = [rich[0][0] for _ in range(30)]
+    for x in outs:
+        assert x.shape == (3, 32, 32) and x.min() >= -1.0 and x.max() <= 1.0
+    # Not just the dihedral views: crops and colour changes happen...
+    assert sum(any(torch.allclose(x, d) for d in dihedral) for x in outs) < 5
+    # ...but gently: the mean colour stays within the +-15% jitter of the original's.
+    for x in outs:
+        assert abs(float(x.mean()) - float(ref.mean())) < 0.35
+    with pytest.raises(ValueError, match="rich"):
+        DermoscopyDataset(images, [4, 5], (0.5,) * 3, (0.5,) * 3, augment="mixup")
+
+
+def test_random_resized_crop_covers_the_requested_share():
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[:, 50:] = 255  # right half white: a crop's white share tells where it was taken
+    for seed in range(20):
+        r = random.Random(seed)
+        out = random_resized_crop(img, r, scale=(1.0, 1.0), ratio=(1.0, 1.0))
+        np.testing.assert_array_equal(out, img)  # full-area square crop of a square image = itself
+    out = random_resized_crop(img, random.Random(0), scale=(0.25, 0.25), ratio=(1.0, 1.0))
+    assert out.shape == img.shape

@@ -150,3 +150,7 @@ def test_random_resized_crop_covers_the_requested_share():
         np.testing.assert_array_equal(out, img)  # full-area square crop of a square image = itself
     out = random_resized_crop(img, random.Random(0), scale=(0.25, 0.25), ratio=(1.0, 1.0))
     assert out.shape == img.shape
+    # Quarter-area (50 px wide) crops land at random places: mostly black, mostly white, across the edge.
+    shares = {round(float((random_resized_crop(img, random.Random(s), (0.25, 0.25), (1.0, 1.0)) > 127).mean()), 2)
+              for s in range(40)}
+    assert min(shares) < 0.2 and max(shares) > 0.8 and any(0.3 < v < 0.7 for v in shares)

@@ -44,8 +44,9 @@ class ProgressLine:
         filled = int(self.width * progress.done / max(progress.total, 1))
         eta = progress.eta_s
         text = (
-            f"[{'#' * filled}{'.' * (self.width - filled)}] {progress.done}/{progress.total} "
-            f"{progress.rate:.1f} img/s" + (f", {eta:.0f}s left" if eta is not None and not final else "")
+            f"[{'#' * filled}{'.' * (self.width - filled)}] {progress.done}/{progress.total}"
+            + (f" {progress.rate:.1f} img/s" if progress.rate is not None else "")
+            + (f", {eta:.0f}s left" if eta is not None and not final else "")
         )
         self.stream.write(("\r" + text) if self.tty else (text + "\n"))
         if final and self.tty:

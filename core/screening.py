@@ -37,6 +37,9 @@ class ScreeningSettings:
     limits: ImageLimits = field(default_factory=ImageLimits)
 
 
+RATE_MIN_ELAPSED_S = 1.0  # below this a files-per-second figure says more about the first file than the run
+
+
 @dataclass(frozen=True)
 class Progress:
     done: int
@@ -45,13 +48,17 @@ class Progress:
     elapsed_s: float
 
     @property
-    def rate(self) -> float:
-        """Files per second so far."""
-        return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+    def rate(self) -> float | None:
+        """Files per second so far; None while too little time has passed to tell (a first file that
+        fails fast would otherwise show as thousands of images per second)."""
+        if self.elapsed_s <= 0 or (self.elapsed_s < RATE_MIN_ELAPSED_S and self.done < self.total):
+            return None
+        return self.done / self.elapsed_s
 
     @property
     def eta_s(self) -> float | None:
-        return (self.total - self.done) / self.rate if self.rate > 0 else None
+        rate = self.rate
+        return (self.total - self.done) / rate if rate else None
 
 
 @dataclass(frozen=True)

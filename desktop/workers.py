@@ -127,7 +127,7 @@ class ScreeningBatch:
     rows: tuple[ResultRow, ...]
     done: int
     total: int
-    rate: float
+    rate: float | None  # None until enough time has passed to tell
     eta_s: float | None
 
 

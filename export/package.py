@@ -318,12 +318,12 @@ def model_card(manifest: Manifest, ckpts: list[Checkpoint], info: dict) -> str:
             lines.append(f"  - continued from `{init}`: cycle {', '.join(cycles)}")
     lines += [f"- seeds {[c.seed for c in ckpts]}; full configuration in manifest.json provenance.config", ""]
     lines += ["## Validation (the split the bundle was calibrated on)", "",
-              "| member | seed | temperature | val mel AUC (training, no TTA) | val mel AUC (ONNX, TTA) | NLL before / after T |",
+              "| member | trained as | temperature | val mel AUC (training, no TTA) | val mel AUC (ONNX, TTA) | NLL before / after T |",
               "| --- | --- | --- | --- | --- | --- |"]
-    for m in manifest.members:
+    for m, c in zip(manifest.members, ckpts):
         vm = m.val_metrics
         lines.append(
-            f"| {m.file} | {m.seed} | {m.temperature:.3f} | {_fmt(vm.get('val_mel_auc', 'n/a'))} | "
+            f"| {m.file} | {_trained_as(c)} | {m.temperature:.3f} | {_fmt(vm.get('val_mel_auc', 'n/a'))} | "
             f"{_fmt(vm.get('tta_val_mel_auc', 'n/a'))} | {_fmt(vm.get('nll_before_temperature', 'n/a'))} / "
             f"{_fmt(vm.get('nll_after_temperature', 'n/a'))} |"
         )
@@ -379,6 +379,19 @@ def _dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _trained_as(ckpt: Checkpoint) -> str:
+    """A member's origin for the card: its seed, or for a snapshot its cycle and chain (whose recorded
+    seed is the cycle index, so 'seed' alone would mislead)."""
+    if "snapshot_cycle" in ckpt.val_metrics:
+        return f"cycle {ckpt.val_metrics['snapshot_cycle']} from {_checkpoint_label(Path(str(ckpt.val_metrics.get('init', '?'))))}"
+    return f"seed {ckpt.seed}"
+
+
+def _checkpoint_label(path: Path) -> str:
+    """run/member folder of a checkpoint: members of a mixed bundle come from several runs."""
+    return "/".join(part for part in (path.parent.parent.name, path.parent.name) if part)
+
+
 def export_members(
     loaded: list[tuple[Checkpoint, dict]], folder: Path, weights_dtype: str, parity_inputs: np.ndarray, commit: str
 ) -> tuple[list[Member], dict[str, Path], list[dict]]:
@@ -387,7 +400,7 @@ def export_members(
     for k, (ckpt, state) in enumerate(loaded):
         t = time.perf_counter()
         info = MemberInfo(ckpt.arch, ckpt.seed, ckpt.input_size, ckpt.class_names, ckpt.mean, ckpt.std,
-                          extra={"git_commit": commit, "checkpoint": ckpt.path.parent.name})
+                          extra={"git_commit": commit, "checkpoint": _checkpoint_label(ckpt.path)})
         # Named by position, not seed: snapshot members of two chains can record the same cycle as seed.
         fname = f"member-{k}.onnx"
         exported = export_member(build_model(ckpt, state), folder / fname, info, weights_dtype)
@@ -504,6 +517,7 @@ def package(
         "split_file": str(split_path),
         "split_sha256": sha256_file(split_path),
         "run_dir": str(run_dir),
+        "checkpoints": [str(c.path) for c in ckpts],  # one per member, in order; may span several runs
         "config": first.config,
         "git": git,
         "versions": library_versions(),

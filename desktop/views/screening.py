@@ -284,7 +284,8 @@ class ScreeningView(QWidget):
         self.progress.setRange(0, max(batch.total, 1))
         self.progress.setValue(batch.done)
         eta = f", about {format_duration(batch.eta_s)} left" if batch.eta_s is not None and batch.done < batch.total else ""
-        self.progress_label.setText(f"{batch.done} of {batch.total} files · {batch.rate:.1f} images/s{eta}")
+        rate = f" · {batch.rate:.1f} images/s" if batch.rate is not None else ""
+        self.progress_label.setText(f"{batch.done} of {batch.total} files{rate}{eta}")
         self._update_counts()
 
     def cancelling(self) -> None:

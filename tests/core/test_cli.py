@@ -191,3 +191,23 @@ def test_a_new_confidence_setting_re_decides_stored_images(tmp_path, synthetic_b
         assert p == pytest.approx(float(first[r["path"]]["p_melanoma"]), abs=1e-6)
         expected = "benign" if p < 0.4 else "suspicious" if p >= 0.6 else "uncertain"
         assert r["decision"] == expected or "disagree" in r["reason"]
+
+
+def test_progress_shows_no_speed_until_a_second_has_passed():
+    import io
+
+    from core.cli import ProgressLine
+    from core.results import ScreeningResult
+    from core.screening import Progress
+
+    failed = ScreeningResult(path="x.jpg", sha256=None, status="error", reason="not an image")
+    early = Progress(done=1, total=10, result=failed, elapsed_s=0.001)  # a fast failure first
+    assert early.rate is None and early.eta_s is None
+    later = Progress(done=4, total=10, result=failed, elapsed_s=2.0)
+    assert later.rate == 2.0 and later.eta_s == 3.0
+    finished_fast = Progress(done=3, total=3, result=failed, elapsed_s=0.5)
+    assert finished_fast.rate == 6.0  # the whole run: a true figure, however short
+
+    out = io.StringIO()
+    ProgressLine(stream=out)(early)
+    assert "img/s" not in out.getvalue() and "1/10" in out.getvalue()

@@ -171,3 +171,9 @@ def test_two_snapshot_chains_with_one_seed_get_their_own_files_and_card_lines(tm
     assert {p.name for p in (tmp_path / "bundle").glob("*.onnx")} == {"member-0.onnx", "member-1.onnx"}
     assert "continued from `chain-a/best.pt`: cycle 1" in bundle.model_card
     assert "continued from `chain-b/best.pt`: cycle 1" in bundle.model_card
+    assert "| member-1.onnx | cycle 1 from chain-b |" in bundle.model_card
+    assert bundle.manifest.provenance["checkpoints"] == [
+        str(run / "member-0" / "best.pt"), str(run / "other-chain-member-0" / "best.pt")]
+    from export.onnx_export import read_member_metadata
+
+    assert read_member_metadata(tmp_path / "bundle" / "member-1.onnx")["checkpoint"] == "run/other-chain-member-0"

@@ -45,6 +45,7 @@ from core.gate import GateSettings
 from core.images import read_image
 from core.preprocess import PreprocessParams, normalize, preprocess, resize_square
 from training.config import DEFAULT_DATA_DIR
+from training.metrics import roc_auc
 
 from . import calibrate
 from .heads import UnsupportedHeadError
@@ -251,20 +252,6 @@ def library_versions() -> dict:
     }
 
 
-def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Mann-Whitney AUC with ties counted half; NaN when one class is absent."""
-    scores = np.asarray(scores, np.float64)
-    positive = np.asarray(positive, bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    _, first, counts = np.unique(scores[order], return_index=True, return_counts=True)
-    ranks = np.empty(len(scores))
-    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
 def _fmt(v) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
@@ -437,13 +424,13 @@ def fit_calibration(members: list[Member], logits: np.ndarray, labels: np.ndarra
     gate, fits = calibrate.fit_gate(p, is_mel)
     fitted = []
     for m, fit, member_logits in zip(members, temps, logits):
-        metrics = {**m.val_metrics, "tta_val_mel_auc": roc_auc(member_logits[:, pos] - _logsumexp(member_logits), is_mel),
+        metrics = {**m.val_metrics, "tta_val_mel_auc": roc_auc(is_mel, member_logits[:, pos] - _logsumexp(member_logits)),
                    "nll_before_temperature": fit.nll_before, "nll_after_temperature": fit.nll_after,
                    "calibration_cases": fit.n}
         fitted.append(replace(m, temperature=fit.temperature, val_metrics=metrics))
     probs = softmax(logits / t[:, None, None]).mean(axis=0)
     ensemble_val = {
-        "n": int(len(labels)), "n_melanoma": int(is_mel.sum()), "mel_auc": roc_auc(p, is_mel),
+        "n": int(len(labels)), "n_melanoma": int(is_mel.sum()), "mel_auc": roc_auc(is_mel, p),
         "accuracy": float((probs.argmax(1) == labels).mean()),
         "nll": float(-np.mean(np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-12)))),
     }

@@ -32,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
+from core.ensemble import softmax
 from core.preprocess import PreprocessParams
 from training.config import ConfigError, PhaseConfig, TrainConfig, load_config, save_config, to_dict
 from training.data import (
@@ -47,7 +48,7 @@ from training.data import (
 )
 from training.features import FrozenFeatures, features_key, frozen_features
 from training.losses import FocalLoss, class_weights
-from training.metrics import balanced_accuracy, roc_auc, softmax
+from training.metrics import balanced_accuracy, roc_auc
 from training.models import Units, backbone_units, build_model, model_mean_std
 
 log = logging.getLogger("training")
@@ -258,8 +259,8 @@ def evaluate_logits(logits: np.ndarray, labels: np.ndarray, loss_fn: nn.Module) 
     loss = float(loss_fn(torch.from_numpy(logits), torch.from_numpy(labels)).item())
     return {
         "val_loss": loss,
-        "val_mel_auc": roc_auc(probs[:, MELANOMA_INDEX], labels == MELANOMA_INDEX),
-        "val_balanced_accuracy": balanced_accuracy(probs.argmax(1), labels),
+        "val_mel_auc": roc_auc(labels == MELANOMA_INDEX, probs[:, MELANOMA_INDEX]),
+        "val_balanced_accuracy": balanced_accuracy(labels, probs.argmax(1)),
     }
 
 

@@ -17,15 +17,14 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
 from training import evaluate as ev
-from training.evaluate import (
-    FIGURES,
+from training.evaluate import FIGURES, read_cases
+from training.metrics import (
     balanced_accuracy,
     bootstrap_auc_ci,
     brier_score,
     clearing_curve,
     expected_calibration_error,
     gate_metrics,
-    read_cases,
     reliability_bins,
     roc_auc,
     roc_curve,

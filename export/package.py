@@ -303,7 +303,8 @@ def model_card(manifest: Manifest, ckpts: list[Checkpoint], info: dict) -> str:
                      "each member the model at the end of one cycle:")
         for init, cycles in chains.items():
             lines.append(f"  - continued from `{init}`: cycle {', '.join(cycles)}")
-    lines += [f"- seeds {[c.seed for c in ckpts]}; full configuration in manifest.json provenance.config", ""]
+    seeds = f"recorded seeds {[c.seed for c in ckpts]}" + (" (a snapshot records its cycle index - 1)" if snapshots else "")
+    lines += [f"- {seeds}; full configuration in manifest.json provenance.config", ""]
     lines += ["## Validation (the split the bundle was calibrated on)", "",
               "| member | trained as | temperature | val mel AUC (training, no TTA) | val mel AUC (ONNX, TTA) | NLL before / after T |",
               "| --- | --- | --- | --- | --- | --- |"]

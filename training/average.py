@@ -26,10 +26,17 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from training.config import ConfigError, load_config
-from training.data import CLASS_NAMES, DermoscopyDataset, balanced_rows, class_counts
-from training.losses import FocalLoss, class_weights
+from training.data import CLASS_NAMES, DermoscopyDataset, balanced_rows
 from training.models import build_model
-from training.train import atomic_save, evaluate_logits, export_record, init_distributed, predict_images, prepare_data
+from training.train import (
+    atomic_save,
+    evaluate_logits,
+    export_record,
+    init_distributed,
+    predict_images,
+    prepare_data,
+    training_loss,
+)
 
 log = logging.getLogger("training.average")
 
@@ -93,10 +100,7 @@ def run_average(cfg, checkpoints: list[Path], out: Path, bn_images: int) -> dict
     loader = DataLoader(ds, batch_size=cfg.phase3.batch_size, shuffle=False, num_workers=0)
     seen = 0 if cfg.phase3.freeze_bn else recompute_batchnorm(model, (x for x, _ in loader))
 
-    counts = class_counts(train_labels)
-    if cfg.data.max_per_class is not None:
-        counts = np.minimum(counts, cfg.data.max_per_class)
-    loss_fn = FocalLoss(cfg.loss.gamma, class_weights(counts, cfg.loss.class_weight_power))
+    loss_fn = training_loss(cfg, train_labels)
     val_logits = predict_images(model, data, data.val_rows, cfg.eval_batch_size, cfg.channels_last, torch.device("cpu"))
     metrics = evaluate_logits(val_logits, val_labels, loss_fn)
     metrics["averaged"] = [str(p) for p in checkpoints]

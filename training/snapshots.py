@@ -31,8 +31,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from training.config import ConfigError, load_config, save_config
-from training.data import CLASS_NAMES, DermoscopyDataset, balanced_rows, class_counts
-from training.losses import FocalLoss, class_weights
+from training.data import CLASS_NAMES, DermoscopyDataset, balanced_rows
 from training.models import backbone_units, build_model
 from training.train import (
     PhaseForward,
@@ -46,6 +45,7 @@ from training.train import (
     rng_state,
     seed_everything,
     set_rng_state,
+    training_loss,
     write_summary,
 )
 
@@ -71,11 +71,7 @@ def run_snapshots(cfg, init: Path, out: Path, cycles: int, keep: int, lr: float,
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=1, eta_min=lr * 0.01)
 
     train_labels, val_labels = data.labels[data.train_rows], data.labels[data.val_rows]
-    counts = class_counts(train_labels)
-    if cfg.data.max_per_class is not None:
-        counts = np.minimum(counts, cfg.data.max_per_class)
-    weights = class_weights(counts, cfg.loss.class_weight_power)
-    loss_fn, eval_loss = FocalLoss(cfg.loss.gamma, weights), FocalLoss(cfg.loss.gamma, weights)
+    loss_fn, eval_loss = training_loss(cfg, train_labels), training_loss(cfg, train_labels)
 
     history: list[dict] = []
     start_cycle = 0

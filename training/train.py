@@ -254,6 +254,15 @@ def param_groups(model: nn.Module, units: Units, start: int, phase: PhaseConfig)
 # ---------------------------------------------------------------- evaluation
 
 
+def training_loss(cfg: TrainConfig, train_labels: np.ndarray) -> FocalLoss:
+    """Focal loss with class weights from the class counts one balanced epoch sees (capped at
+    max_per_class): the loss every stage trains and validates with."""
+    counts = class_counts(train_labels)
+    if cfg.data.max_per_class is not None:
+        counts = np.minimum(counts, cfg.data.max_per_class)
+    return FocalLoss(cfg.loss.gamma, class_weights(counts, cfg.loss.class_weight_power))
+
+
 def evaluate_logits(logits: np.ndarray, labels: np.ndarray, loss_fn: nn.Module) -> dict:
     probs = softmax(logits)
     loss = float(loss_fn(torch.from_numpy(logits), torch.from_numpy(labels)).item())
@@ -384,11 +393,7 @@ def train_member(cfg: TrainConfig, data: RunData, feats, seed: int, member_dir: 
 
     train_labels = data.labels[data.train_rows]
     val_labels = data.labels[data.val_rows]
-    counts = class_counts(train_labels)
-    if cfg.data.max_per_class is not None:
-        counts = np.minimum(counts, cfg.data.max_per_class)
-    loss_fn = FocalLoss(cfg.loss.gamma, class_weights(counts, cfg.loss.class_weight_power)).to(device)
-    eval_loss = FocalLoss(cfg.loss.gamma, class_weights(counts, cfg.loss.class_weight_power))
+    loss_fn, eval_loss = training_loss(cfg, train_labels).to(device), training_loss(cfg, train_labels)
 
     history: list[dict] = []
     best = {"val_mel_auc": -1.0}

@@ -95,10 +95,12 @@ def run_average(cfg, checkpoints: list[Path], out: Path, bn_images: int) -> dict
     out.mkdir(parents=True, exist_ok=True)
     data = prepare_data(cfg, out, init_distributed())
     train_labels, val_labels = data.labels[data.train_rows], data.labels[data.val_rows]
-    rows = balanced_rows(train_labels, cfg.data.max_per_class, np.random.default_rng(0))[:bn_images]
-    ds = DermoscopyDataset(data.images, data.labels, data.mean, data.std, cfg.data.augment, data.train_rows[rows])
-    loader = DataLoader(ds, batch_size=cfg.phase3.batch_size, shuffle=False, num_workers=0)
-    seen = 0 if cfg.phase3.freeze_bn else recompute_batchnorm(model, (x for x, _ in loader))
+    seen = 0
+    if not cfg.phase3.freeze_bn:
+        rows = balanced_rows(train_labels, cfg.data.max_per_class, np.random.default_rng(0))[:bn_images]
+        ds = DermoscopyDataset(data.images, data.labels, data.mean, data.std, cfg.data.augment, data.train_rows[rows])
+        loader = DataLoader(ds, batch_size=cfg.phase3.batch_size, shuffle=False, num_workers=0)
+        seen = recompute_batchnorm(model, (x for x, _ in loader))
 
     loss_fn = training_loss(cfg, train_labels)
     val_logits = predict_images(model, data, data.val_rows, cfg.eval_batch_size, cfg.channels_last, torch.device("cpu"))

@@ -71,7 +71,7 @@ def run_snapshots(cfg, init: Path, out: Path, cycles: int, keep: int, lr: float,
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=1, eta_min=lr * 0.01)
 
     train_labels, val_labels = data.labels[data.train_rows], data.labels[data.val_rows]
-    loss_fn, eval_loss = training_loss(cfg, train_labels), training_loss(cfg, train_labels)
+    loss_fn = training_loss(cfg, train_labels)  # on the CPU, training and validation share it
 
     history: list[dict] = []
     start_cycle = 0
@@ -115,7 +115,7 @@ def run_snapshots(cfg, init: Path, out: Path, cycles: int, keep: int, lr: float,
                 log.info("  cycle %d step %d/%d, loss %.4f, %.1f images/s", cycle + 1, step + 1, n_steps,
                          np.mean(losses[-25:]), seen / (time.time() - t0))
         val_logits = predict_images(model, data, data.val_rows, cfg.eval_batch_size, cfg.channels_last, torch.device("cpu"))
-        metrics = evaluate_logits(val_logits, val_labels, eval_loss)
+        metrics = evaluate_logits(val_logits, val_labels, loss_fn)
         row = {"phase": 3, "epoch": cycle + 1, "train_loss": float(np.mean(losses)), **metrics,
                "seconds": time.time() - t0, "images_per_s": seen / max(time.time() - t0, 1e-9)}
         history.append(row)

@@ -7,26 +7,34 @@ BIN := $(VENV)/bin
 # torch/torchvision are pinned in pyproject's `train` extra; pip takes them from this platform's local wheels.
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-fast system-deps dist clean-venv
+.PHONY: run test test-fast system-deps app-deps dist clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.app-installed: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[gui]'
+	@echo "Installing MelaScreen and its libraries into $(VENV) (about a minute on first run)..."
+	$(BIN)/python -m pip --disable-pip-version-check install -e '.[gui,openvino]'
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[gui,train,dev,package]'
+	@echo "Installing MelaScreen with the training, test and packaging extras into $(VENV) (a few minutes)..."
+	$(PIP) install -e '.[gui,openvino,train,dev,package]'
 	touch $@ $(VENV)/.app-installed
 
-run: $(VENV)/.app-installed
+run: $(VENV)/.app-installed app-deps
 	$(BIN)/melascreen
 
-# Debian packages the packaging build and its test need (tools, the xcb libraries bundled with
-# Qt, Xvfb for the GUI check): installed only when missing.
-SYSTEM_PACKAGES := binutils makeself nsis desktop-file-utils libxcb-icccm4 libxcb-keysyms1 \
-	libxcb-cursor0 libxcb-image0 libxcb-render-util0 libxkbcommon-x11-0 xvfb x11-utils
+# The X11 libraries Qt's xcb plugin loads at start-up (its own error names another library when
+# one of these is missing): `make run` installs them when missing.
+APP_PACKAGES := libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-image0 libxcb-render-util0 \
+	libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 libdbus-1-3
+# Debian packages the tests and the packaging build need besides those (tools, Xvfb for the GUI
+# check, strace for the no-network test, poppler-utils to render PDF reports): installed only when missing.
+SYSTEM_PACKAGES := $(APP_PACKAGES) binutils makeself nsis desktop-file-utils xvfb x11-utils strace poppler-utils
+app-deps:
+	@$(MAKE) --no-print-directory system-deps SYSTEM_PACKAGES="$(APP_PACKAGES)"
+
 system-deps:
 	@missing=""; \
 	for p in $(SYSTEM_PACKAGES); do \

@@ -1,7 +1,10 @@
 """Benchmark: the whole screening pipeline on a folder, with time per stage.
 
     python benchmarks/bench_pipeline.py [--folder DIR | --n 40] [--bundle PATH] [--threads 2]
-        [--torch-run RUN_DIR]
+        [--engine onnxruntime|openvino|auto] [--torch-run RUN_DIR]
+
+One image at a time (no pipelining): what each stage costs on its own. For the engines side by side
+and the pipelined batch, see bench_engines.py.
 
 Prints images/s and mean milliseconds per image for decode, quality, preprocess, inference
 (all members x all TTA views, logits and the in-graph CAM), CAM assembly and store. With
@@ -51,8 +54,10 @@ def pick_bundle(args):
     from synthetic_bundle import make_bundle
 
     print("no default bundle: using a synthetic test bundle (figures are for the plumbing only)")
-    return load_bundle(make_bundle(Path(tempfile.mkdtemp()) / "b", input_size=224, tta_views=tuple(
-        ["id", "rot90", "rot180", "rot270", "flip", "flip_rot90", "flip_rot180", "flip_rot270", "zoom"])))
+    views = ("id", "rot90", "rot180", "rot270", "flip", "flip_rot90", "flip_rot180", "flip_rot270", "zoom")
+    # Signed with the tests' key, which this machine need not trust: fine for timing.
+    folder = make_bundle(Path(tempfile.mkdtemp()) / "b", input_size=224, tta_views=views)
+    return load_bundle(folder, allow_unsigned=True)
 
 
 def main() -> None:
@@ -61,29 +66,31 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=40)
     ap.add_argument("--bundle")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--engine", choices=("auto", "onnxruntime", "openvino"), default="onnxruntime")
     ap.add_argument("--torch-run", help="training run folder: also time torch eager + grad-cam")
     args = ap.parse_args()
 
-    from core.screening import Screener, ScreeningSettings
+    from core.ensemble import EnsembleSettings
+    from core.screening import Screener
     from core.store import ReviewStore
 
     folder = pick_folder(args)
     bundle = pick_bundle(args)
     m = bundle.manifest
-    screener = Screener(bundle, ScreeningSettings(provider="cpu", threads=args.threads))
+    screener = Screener(bundle, EnsembleSettings(engine=args.engine, provider="cpu", threads=args.threads))
     paths = sorted(p for p in folder.iterdir() if p.is_file())
     print(f"bundle {m.name} {m.version}: {len(m.members)} members x {len(m.tta_views)} views at {m.input_size}px; "
-          f"{len(paths)} images from {folder}; provider {screener.provider_in_use}")
+          f"{len(paths)} images from {folder}; engine {screener.engine_in_use}")
     stages: dict[str, list[float]] = {}
     db = Path(tempfile.mkdtemp()) / "bench.sqlite"
     with ReviewStore.open(db) as store:
-        run_id = store.start_run(str(folder), m.name, m.version, bundle.fingerprint, {})
+        run_id = store.start_run(str(folder), m.name, m.version, bundle.identity, {})
         screener.screen_image(paths[0])  # warm-up: first session run allocates
         t_all = time.perf_counter()
         for p in paths:
             result, thumb = screener.screen_image(p)
             t = time.perf_counter()
-            store.add_result(run_id, result, bundle.fingerprint, thumbnail=thumb or None)
+            store.add_result(run_id, result, bundle.identity, thumbnail=thumb or None)
             stages.setdefault("store", []).append(time.perf_counter() - t)
             for k, v in result.timings.items():
                 stages.setdefault(k, []).append(v)
@@ -91,12 +98,14 @@ def main() -> None:
     print(f"\nwhole pipeline: {len(paths) / total:.2f} images/s ({1000 * total / len(paths):.0f} ms per image)")
     for k in ("decode", "quality", "preprocess", "inference", "cam", "store"):
         if k in stages:
-            print(f"  {k:11s} {1000 * statistics.mean(stages[k]):8.1f} ms (median {1000 * statistics.median(stages[k]):.1f})")
+            mean, median = 1000 * statistics.mean(stages[k]), 1000 * statistics.median(stages[k])
+            print(f"  {k:11s} {mean:8.1f} ms (median {median:.1f})")
     onnx_ms = 1000 * (statistics.mean(stages["inference"]) + statistics.mean(stages["cam"]))
     if args.torch_run:
         torch_ms = torch_reference(Path(args.torch_run), bundle, paths, args.threads)
         print(f"\ntorch eager + grad-cam GradCAM, same members and views: {torch_ms:.0f} ms per image")
-        print(f"onnxruntime ensemble with in-graph CAM: {onnx_ms:.0f} ms per image; ratio torch/onnx = {torch_ms / onnx_ms:.2f}")
+        print(f"{screener.engine_in_use} ensemble with in-graph CAM: {onnx_ms:.0f} ms per image; "
+              f"ratio torch/engine = {torch_ms / onnx_ms:.2f}")
 
 
 def torch_reference(run_dir: Path, bundle, paths, threads: int) -> float:

@@ -36,7 +36,8 @@ from core.preprocess import (  # noqa: E402
     to_working_size,
 )
 
-DEFAULT_FOLDER = Path("/work/shared/data/dermoscopy/images")
+# The HAM10000 copy beside the checkout (../shared), wherever the checkout is.
+DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "shared" / "data" / "dermoscopy" / "images"
 STAGES = ("resize", "corners", "hair", "clahe")
 
 

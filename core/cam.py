@@ -29,3 +29,44 @@ def write_png(path, rgb: np.ndarray) -> None:
     if not ok:
         raise OSError(f"could not encode {path}")
     buf.tofile(str(path))  # tofile: works with non-ASCII paths on Windows
+
+
+HEATMAP_MODES = ("overlay", "side by side", "contour")
+
+
+def side_by_side(rgb: np.ndarray, cam: np.ndarray, gap: int = 8) -> np.ndarray:
+    """The image and its heat map (full colour) next to each other, with a white gap."""
+    h, w = rgb.shape[:2]
+    if cam.shape != (h, w):
+        cam = cv2.resize(cam.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    spacer = np.full((h, gap, 3), 255, np.uint8)
+    return np.concatenate([rgb, spacer, colorize(cam)], axis=1)
+
+
+def contours(rgb: np.ndarray, cam: np.ndarray, levels=(0.5, 0.75, 0.9)) -> np.ndarray:
+    """The image with the heat map's iso-lines drawn on it (yellow to red as the level rises):
+    the lesion stays fully visible."""
+    h, w = rgb.shape[:2]
+    if cam.shape != (h, w):
+        cam = cv2.resize(cam.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    out = np.ascontiguousarray(rgb.copy())
+    thickness = max(1, round(max(h, w) / 400))
+    colours = ((255, 235, 59), (255, 152, 0), (229, 57, 53))
+    for level, colour in zip(levels, colours):
+        mask = (cam >= level).astype(np.uint8)
+        found, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, found, -1, colour, thickness, lineType=cv2.LINE_AA)
+    return out
+
+
+def compose(rgb: np.ndarray, cam: np.ndarray | None, mode: str = "overlay", opacity: float = 0.45) -> np.ndarray:
+    """The picture as shown in one of HEATMAP_MODES; the image alone when there is no heat map."""
+    if cam is None:
+        return rgb
+    if mode == "side by side":
+        return side_by_side(rgb, cam)
+    if mode == "contour":
+        return contours(rgb, cam)
+    if mode != "overlay":
+        raise ValueError(f"heat map mode must be one of {', '.join(HEATMAP_MODES)}, got {mode!r}")
+    return overlay(rgb, cam, opacity)

@@ -8,22 +8,49 @@ import sys
 import time
 from pathlib import Path
 
-from .bundle import DISCLAIMER, Bundle, default_bundle_path, load_bundle
-from .errors import BundleError, ImageReadError, MelaScreenError, ProviderError, StoreError
-from .paths import default_database_path
+from .bundle import DISCLAIMER, MELANOMA_ONLY_NOTE, Bundle, default_bundle_path, load_bundle
+from .errors import BundleError, EngineError, ImageReadError, MelaScreenError, ProviderError, StoreError
+from .outcomes import DEFAULT_FOLLOW_UP_MONTHS, REVIEW_CHOICES, REVIEW_CODES, class_name, outcome_label
+from .paths import OutputPathError, atomic_target, check_output_file, check_output_folder, default_database_path
+from .patient_cli import add_report_command, add_screen_options
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_CODES_HELP = """exit codes:
+  0  done (files that could not be screened are listed as errors; the run itself succeeded)
+  1  the work failed part-way or at the end, e.g. the report could not be written (the results are
+     kept in the database) or a review could not be recorded
+  2  nothing was done: a wrong argument or path (report or heat-map folder not writable, --threshold
+     out of range, a folder with nothing to screen), or a model bundle or results database that is
+     damaged, unsigned or unusable; the message says which file and why
+  130  stopped with Ctrl+C"""
 
 
-def _load_bundle_or_default(path: str | None) -> Bundle:
+def printable(text: object) -> str:
+    """`text` with control characters and terminal escape sequences shown as \\x1b-style escapes: a file
+    name can hold anything, and must not recolour, move or retitle the user's terminal."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
+
+
+def _trust(args):
+    """Trusted signers: the project's and the user's keys plus --trust-key; --allow-unsigned for research."""
+    from .signing import Trust
+
+    return Trust.default(getattr(args, "trust_key", None) or (), allow_unsigned=getattr(args, "allow_unsigned", False))
+
+
+def _trust_line(bundle: Bundle) -> str:
+    return f"UNSIGNED BUNDLE ({bundle.trust_note}): research use only" if bundle.unsigned else bundle.trust_text
+
+
+def _load_bundle_or_default(path: str | None, args=None, verify: bool = True) -> Bundle:
     if path:
-        return load_bundle(path)
+        return load_bundle(path, verify=verify, trust=_trust(args))
     default = default_bundle_path()
     if not (default / "manifest.json").exists():
         raise BundleError(
             "no default model bundle is installed with this copy of MelaScreen; pass --bundle PATH", str(default)
         )
-    return load_bundle(default)
+    return load_bundle(default, verify=verify, trust=_trust(args))
 
 
 class ProgressLine:
@@ -65,57 +92,109 @@ def _write_heatmap(result, folder: Path) -> None:
     from .images import read_image
 
     image = read_image(result.path)
-    write_png(folder / _heatmap_name(result), overlay(image.rgb, result.cam))
+    with atomic_target(folder / _heatmap_name(result)) as temp:  # a full disk leaves no truncated PNG
+        write_png(temp, overlay(image.rgb, result.cam))
+
+
+def _check_before_loading(args, folder: Path) -> str | None:
+    """Everything that can be checked before the bundle loads and the batch starts; the problem in
+    words, or None. Output paths are created (if missing) and test-written."""
+    from .images import scan_candidates, visible_subfolders
+
+    if not folder.is_dir():
+        return f"{printable(folder)} is not a folder"
+    if args.threshold is not None and not 0.5 <= args.threshold < 1.0:  # also refuses nan
+        return f"--threshold must be at least 0.5 and below 1 (e.g. 0.99), got {args.threshold}"
+    if args.report:
+        check_output_file(args.report, "--report")
+    if args.heatmaps:
+        check_output_folder(args.heatmaps, "--heatmaps")
+    recursive = args.recursive or getattr(args, "layout", "none") != "none"  # patient folders are sub-folders
+    if not scan_candidates(folder, recursive=recursive):
+        subfolders = 0 if recursive else visible_subfolders(folder)
+        hint = f"; it has {subfolders} sub-folder(s): add --recursive to screen them" if subfolders else ""
+        return f"there are no files to screen in {printable(folder)}{hint}"
+    return None
 
 
 def cmd_screen(args) -> int:
-    from .report import write_csv
-    from .screening import Screener, ScreeningSettings, screen_folder
+    from .ensemble import EnsembleSettings
+    from .patient_cli import intake_settings, print_intake
+    from .patient_report import write_run_csv
+    from .patients import identities_of
+    from .screening import GateChoice, RunSettings, Screener, screen_folder
     from .store import ReviewStore
 
     folder = Path(args.folder)
-    if not folder.is_dir():
-        print(f"error: {folder} is not a folder", file=sys.stderr)
+    problem = _check_before_loading(args, folder)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    bundle = _load_bundle_or_default(args.bundle)
-    settings = ScreeningSettings(
-        confidence=args.threshold, provider=args.provider, recursive=args.recursive, threads=args.threads
+    bundle = _load_bundle_or_default(args.bundle, args)
+    session = EnsembleSettings(
+        engine=args.engine, provider=args.provider, precision=args.precision, threads=args.threads
     )
-    screener = Screener(bundle, settings)
+    gate = GateChoice(confidence=args.threshold)
+    run = RunSettings(recursive=args.recursive, intake=intake_settings(args))
+    thresholds = bundle.manifest.gate.thresholds(gate.confidence)  # a bad --threshold fails before the engines load
+    screener = Screener(bundle, session)
     db = Path(args.db) if args.db else default_database_path()
     m = bundle.manifest
     print(f"MelaScreen: {DISCLAIMER}", file=sys.stderr)
     print(
-        f"bundle {m.name} {m.version} ({len(m.members)} members), provider {screener.provider_in_use}, "
-        f"gate: benign below {screener.thresholds.low:.3f}, suspicious from {screener.thresholds.high:.3f}, "
-        f"database {db}",
+        f"bundle {m.name} {m.version} ({len(m.members)} members), engine {screener.engine_in_use}"
+        + (f" ({screener.engine.note})" if screener.engine.note else "")
+        + f", gate: benign below {thresholds.low:.3f}, suspicious from {thresholds.high:.3f}, "
+        + ("intake check on, " if m.ood is not None else "no intake check, ")
+        + f"database {db}",
         file=sys.stderr,
     )
-    heat_dir = Path(args.heatmaps) if args.heatmaps else None
-    if heat_dir:
-        heat_dir.mkdir(parents=True, exist_ok=True)
+    print(_trust_line(bundle), file=sys.stderr)
+    heat_dir = Path(args.heatmaps) if args.heatmaps else None  # checked and created before the bundle loaded
     bar = ProgressLine()
+
+    def on_progress(progress) -> None:
+        r = progress.result  # heat maps are written as results arrive: the run keeps none in memory
+        if heat_dir and r.ok and r.cam is not None:
+            try:
+                _write_heatmap(r, heat_dir)
+            except (ImageReadError, OSError) as exc:
+                print(f"warning: heat map for {printable(r.path)} not written ({printable(exc)})", file=sys.stderr)
+        bar(progress)
+
     with ReviewStore.open(db) as store:
-        results, summary = screen_folder(screener, folder, store, on_progress=bar)
-        if heat_dir:
-            for r in results:
-                if r.ok and r.cam is not None:
-                    try:
-                        _write_heatmap(r, heat_dir)
-                    except (ImageReadError, OSError) as exc:
-                        print(f"warning: heat map for {r.path} not written ({exc})", file=sys.stderr)
+        results, summary = screen_folder(screener, folder, store, on_progress=on_progress, gate=gate, run=run)
+        identities = identities_of(store, [r.sha256 for r in results if r.sha256])
+        reviews = store.latest_reviews([r.sha256 for r in results if r.sha256])  # reviews follow the image
+    report_failed = None
     if args.report:
-        write_csv(results, args.report, m.class_names)
+        try:
+            with atomic_target(args.report) as temp:  # the old report stays whole until the new one is
+                write_run_csv(results, temp, m.class_names, identities, summary.intake_issues, reviews)
+        except OSError as exc:
+            report_failed = exc.strerror or str(exc)
+    print_intake(summary, identities)
     for r in results:
         if not r.ok:
-            print(f"error: {r.path}: {r.reason}", file=sys.stderr)
+            print(f"error: {printable(r.path)}: {printable(r.reason)}", file=sys.stderr)
     c = summary.counts
     print(
-        f"screened {summary.total} files in {summary.elapsed_s:.1f}s: {c['benign']} benign, "
-        f"{c['suspicious']} suspicious, {c['uncertain']} uncertain, {summary.errors} errors "
-        f"({summary.reused} taken from earlier runs); run {summary.run_id} in {db}"
-        + (f"; report {args.report}" if args.report else "")
+        f"screened {summary.total} files in {summary.elapsed_s:.1f}s: {c['benign']} no cancer suspected, "
+        f"{c['suspicious']} suspicious, {c['uncertain']} to review, {summary.errors} errors "
+        f"({summary.reused} taken from earlier runs)"
+        + (f"; {summary.intake_flagged} unlike the training images (sent to review)" if summary.intake_flagged else "")
+        + f"; run {summary.run_id} in {db}"
+        + (f"; report {printable(args.report)}" if args.report and not report_failed else "")
+        + ("; UNSIGNED BUNDLE" if bundle.unsigned else "")
     )
+    if report_failed:
+        print(
+            f"error: the report could not be written to {printable(args.report)} ({report_failed}). Every result "
+            f"is stored in {db} (run {summary.run_id}): once there is space, the same screen command with "
+            "--report writes it in seconds, taking the stored results instead of screening again",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     return EXIT_OK
 
 
@@ -129,26 +208,42 @@ def _open_store(args):
 
 
 def cmd_review_list(args) -> int:
+    from .patients import patient_queue
+    from .store import local_time
+
     with _open_store(args) as store:
-        items = store.queue(include_reviewed=args.all)
+        if args.patient:
+            items = patient_queue(store, args.patient, include_reviewed=args.all)
+        else:
+            items = store.queue(include_reviewed=args.all)
     if not items:
         print("the review queue is empty")
-    for it in items:
-        last = f" | reviewed: {it.last_review.decision} by {it.last_review.reviewer}" if it.last_review else ""
-        p = f"{it.p_melanoma:.3f}" if it.p_melanoma is not None else "-"
-        print(f"{it.result_id:6d}  {it.decision.value:10s}  p={p}  {it.queued_at}  {it.path}{last}")
+    for it in items:  # highest p(malignant) first, as the app's queue
+        last = f" | reviewed: {it.last_review.words} by {it.last_review.reviewer}" if it.last_review else ""
+        p = it.p_malignant if it.p_malignant is not None else it.p_melanoma
+        words = outcome_label(it.decision, it.malignant_class, it.band)
+        likely = f"  {class_name(it.likely_class)} most likely" if it.likely_class else ""
+        print(f"{it.result_id:6d}  {words:32s}  p(malignant)={'-' if p is None else f'{p:.3f}'}{likely}"
+              f"  {local_time(it.queued_at)}  {printable(it.path)}{printable(last)}")
     return EXIT_OK
 
 
 def cmd_review_show(args) -> int:
+    from .store import local_time
+
     with _open_store(args) as store:
         r = store.get_result(args.id)
         if r is None:
             print(f"error: no result with id {args.id}", file=sys.stderr)
             return EXIT_FAILURE
         history = store.history(args.id)
-    print(f"result {args.id}: {r.path}")
-    print(f"  status {r.status}; decision {r.decision.value if r.decision else '-'}; {r.reason}")
+    print(f"result {args.id}: {printable(r.path)}")
+    words = outcome_label(r.decision, r.malignant_class, r.band) if r.ok else "not screened"
+    print(f"  {words}: {printable(r.reason)}")
+    if r.details:
+        print(f"  details: {r.details}")
+    if r.p_malignant is not None:
+        print(f"  p(malignant) {r.p_malignant:.4f}; most likely {class_name(r.likely_class) or '-'}")
     if r.p_melanoma is not None:
         print(f"  p(melanoma) {r.p_melanoma:.4f}, member spread {r.spread:.4f}, members {list(r.member_p)}")
         top = sorted(r.class_probs.items(), key=lambda kv: -kv[1])
@@ -157,27 +252,69 @@ def cmd_review_show(args) -> int:
         print(f"  quality flags: {', '.join(r.quality.flags)}")
     print("  reviews:" if history else "  not reviewed yet")
     for h in history:
-        print(f"    {h.created}  {h.reviewer}: {h.decision}" + (f" - {h.note}" if h.note else ""))
+        print(f"    {local_time(h.created)}  {h.reviewer}: {h.words}" + (f" - {h.note}" if h.note else ""))
     return EXIT_OK
 
 
 def cmd_review_decide(args) -> int:
+    from .store import local_time
+
     with _open_store(args) as store:
-        review = store.add_review(args.id, args.reviewer, args.decision, args.note or "")
-    print(f"recorded: result {review.result_id} {review.decision} by {review.reviewer} at {review.created}")
+        r = store.get_result(args.id)
+        if r is not None and not r.ok:
+            print(f"error: result {args.id} ({printable(r.path)}) could not be screened ({printable(r.reason)}), "
+                  "so it cannot be reviewed; fix or copy the file again and screen it", file=sys.stderr)
+            return EXIT_USAGE
+        review = store.add_review(args.id, args.reviewer, args.decision, args.note or "", args.months)
+    print(f"recorded: result {review.result_id} {review.words} by {review.reviewer} at {local_time(review.created)}")
     return EXIT_OK
 
 
+def cmd_runs(args) -> int:
+    from .runs import shown_status
+    from .store import local_time
+
+    with _open_store(args) as store:
+        runs = store.runs()
+    if not runs:
+        print("no runs yet")
+    for run in runs:  # newest first; a run whose process was killed shows as interrupted
+        c = run.counts
+        print(f"{run.id:5d}  {shown_status(run.status, run.settings):11s}  {local_time(run.started)}  "
+              f"{c.total} files, {c.error} errors  {run.bundle_name} {run.bundle_version}  {printable(run.folder)}")
+    return EXIT_OK
+
+
+def _intake_line(m) -> str:
+    from .outcomes import NO_INTAKE_CHECK
+
+    check = m.ood
+    if check is None:
+        return NO_INTAKE_CHECK
+    fitted = f"; fitted on {check.fitted_on}" if check.fitted_on else ""
+    return (f"intake check ({check.method}): unfamiliar above {check.threshold:.4g} "
+            f"({100 * check.validation_flagged:.1f}% of validation images), not dermoscopy above "
+            f"{check.clear_threshold:.4g}{fitted}")
+
+
 def cmd_bundle_info(args) -> int:
-    b = load_bundle(args.path or default_bundle_path(), verify=False)
+    b = _load_bundle_or_default(args.path, args, verify=False)
     m = b.manifest
     t = m.gate.thresholds()
     print(f"{m.name} {m.version} (schema {m.schema_version}, created {m.created})")
     print(f"  task {m.task}; classes {', '.join(m.class_names)}; positive {m.positive_class}")
     print(f"  input {m.input_size}px, mean {m.mean}, std {m.std}; TTA {', '.join(m.tta_views)}")
-    print(f"  gate at {m.gate.default_confidence}: benign < {t.low:.4f}, suspicious >= {t.high:.4f}")
+    print(f"  gate at {m.gate.default_confidence}: no cancer suspected < {t.low:.4f}, suspicious >= {t.high:.4f}"
+          + (f"; review bands: moderate from {t.moderate_from:.4f}, high from {t.high_risk_from:.4f}"
+             if t.has_bands else ""))
+    print(f"  {_intake_line(m)}")
     for mem in m.members:
         print(f"  member {mem.file}: {mem.arch}, seed {mem.seed}, T={mem.temperature:.3f}, sha256 {mem.sha256[:16]}...")
+    if m.melanoma_only_gate:
+        print(f"  {MELANOMA_ONLY_NOTE}")
+    else:
+        print(f"  malignant classes {', '.join(m.malignant_classes)}")
+    print(f"  {_trust_line(b)}; identity {b.identity[:16]}")
     print(f"  {m.disclaimer}")
     return EXIT_OK
 
@@ -185,17 +322,21 @@ def cmd_bundle_info(args) -> int:
 def cmd_bundle_verify(args) -> int:
     from .ensemble import Ensemble, EnsembleSettings
 
-    b = load_bundle(args.path or default_bundle_path(), verify=True)
-    ens = Ensemble(b, EnsembleSettings(provider="cpu"))
+    b = _load_bundle_or_default(args.path, args, verify=True)
+    ens = Ensemble(b, EnsembleSettings(engine="onnxruntime", provider="cpu"))
     print(
         f"ok: {b.manifest.name} {b.manifest.version}: {len(b.manifest.members)} members, checksums verified, "
         f"all load in onnxruntime ({ens.provider_in_use})"
     )
+    print(_trust_line(b))
     return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="melascreen", description=f"Melanoma screening of dermoscopy images. {DISCLAIMER}")
+    p = argparse.ArgumentParser(
+        prog="melascreen", description=f"Melanoma screening of dermoscopy images. {DISCLAIMER}",
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("screen", help="screen every image in a folder")
@@ -205,27 +346,44 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report", help="write a CSV with one row per file")
     s.add_argument("--heatmaps", help="folder for Grad-CAM overlay PNGs")
     s.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
+    s.add_argument(
+        "--engine", choices=("auto", "onnxruntime", "openvino"), default="auto",
+        help="inference engine (auto: OpenVINO when installed and it reproduces onnxruntime, else onnxruntime)",
+    )
+    s.add_argument(
+        "--precision", choices=("exact", "fast"), default="exact",
+        help="exact: f32, checked against onnxruntime at load; fast: bf16 where the CPU supports it (OpenVINO)",
+    )
     s.add_argument("--threshold", type=float, default=None, help="gate confidence (default: the bundle's, 0.99)")
     s.add_argument("--recursive", action="store_true", help="include sub-folders")
     s.add_argument("--threads", type=int, default=0, help="inference threads (0: automatic)")
+    add_screen_options(s)
     s.set_defaults(func=cmd_screen)
 
     r = sub.add_parser("review", help="the review queue")
     rsub = r.add_subparsers(dest="review_command", required=True)
     rl = rsub.add_parser("list", help="cases waiting for review, oldest first")
     rl.add_argument("--all", action="store_true", help="include cases already reviewed")
+    rl.add_argument("--patient", metavar="ID", help="only this patient's cases")
     rl.set_defaults(func=cmd_review_list)
     rs = rsub.add_parser("show", help="one case with its review history")
     rs.add_argument("id", type=int)
     rs.set_defaults(func=cmd_review_show)
     rd = rsub.add_parser("decide", help="record a review decision (appended, never overwritten)")
     rd.add_argument("id", type=int)
-    rd.add_argument("--decision", required=True, choices=("benign", "refer", "biopsy", "unclear_image"))
+    rd.add_argument("--decision", required=True, choices=REVIEW_CODES,
+                    help="; ".join(f"{c.code}: {c.label}" for c in REVIEW_CHOICES))
+    rd.add_argument("--months", type=int, default=None,
+                    help=f"monitor: follow up in this many months (default {DEFAULT_FOLLOW_UP_MONTHS})")
     rd.add_argument("--reviewer", required=True)
     rd.add_argument("--note", default="")
     rd.set_defaults(func=cmd_review_decide)
-    for q in (rl, rs, rd):
+    ru = sub.add_parser("runs", help="screening runs, newest first (a killed run shows as interrupted)")
+    ru.set_defaults(func=cmd_runs)
+    for q in (rl, rs, rd, ru):
         q.add_argument("--db", help=f"results database (default: {default_database_path()})")
+
+    add_report_command(sub)
 
     b = sub.add_parser("bundle", help="inspect a model bundle")
     bsub = b.add_subparsers(dest="bundle_command", required=True)
@@ -235,19 +393,29 @@ def build_parser() -> argparse.ArgumentParser:
     bv = bsub.add_parser("verify", help="check every checksum and load every member")
     bv.add_argument("path", nargs="?")
     bv.set_defaults(func=cmd_bundle_verify)
+    for q in (s, bi, bv):
+        q.add_argument("--trust-key", action="append", metavar="FILE",
+                       help="also trust this publisher public key (.pub file or folder of them); repeatable")
+        q.add_argument("--allow-unsigned", action="store_true",
+                       help="accept an unsigned or untrusted bundle (research only; output says 'unsigned')")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, pdf_writer=None) -> int:
+    """`pdf_writer(html, path)`: given by the desktop launcher (Qt); without it `report` writes HTML/CSV only."""
     args = build_parser().parse_args(argv)
+    args.pdf_writer = pdf_writer
     try:
         return args.func(args)
-    except (BundleError, StoreError, ProviderError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (BundleError, StoreError, ProviderError, EngineError, OutputPathError) as exc:
+        print(f"error: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    except (MelaScreenError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (MelaScreenError, ValueError, OSError) as exc:
+        print(f"error: {printable(exc)}", file=sys.stderr)
         return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("stopped (Ctrl+C); every result finished so far is stored", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

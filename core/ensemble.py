@@ -1,59 +1,47 @@
-"""The onnxruntime ensemble: one session per member, created once, with test-time augmentation.
+"""The ensemble: one engine per member, created once, with test-time augmentation.
 
 Per image: member logits averaged over the TTA views, divided by each member's temperature,
 softmax; p(melanoma) is the mean of the members' calibrated probabilities. The heat map is the
-members' Grad-CAM of the melanoma class, mapped back from each view and averaged.
+members' Grad-CAM of the melanoma class, mapped back from each view and averaged. Which engine runs
+the members (onnxruntime or OpenVINO) is `core.engines`' business; the results are the same.
+
+A bundle with the intake check (core/ood.py: an `ood` output in every member and an `ood` section in
+the manifest) also gives each member's out-of-distribution score of the `id` view (the view the
+statistics were fitted on; the mean over views when a bundle has no `id` view).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
-from .bundle import INPUT_NAME, OUTPUT_NAMES, Bundle
-from .errors import BundleError, ProviderError
-from .results import Prediction
+from .bundle import OUTPUT_NAMES, Bundle
+from .engines import EngineInfo, MemberEngine, open_members
+from .errors import BundleError
+from .ood import OOD_OUTPUT, ensemble_score
+from .results import Prediction, summarise_classes
 from .tta import apply_view, invert_view
-
-PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
 @dataclass(frozen=True)
 class RawOutputs:
     member_logits: np.ndarray  # M x N x K, averaged over views, before temperature
     cams: np.ndarray | None  # M x N x V x h x w, positive class, as each view saw it
+    ood: np.ndarray | None = None  # M x N intake scores of the id view; None: the bundle has no intake check
 
 
 @dataclass(frozen=True)
 class EnsembleSettings:
-    provider: str = "auto"  # "auto" (CUDA when present, else CPU), "cpu" or "cuda"
-    threads: int = 0  # onnxruntime intra-op threads; 0 lets onnxruntime choose
-    max_batch: int = 36  # views per session run
+    """Session settings: the engines are built once from these (changing them means a new Ensemble)."""
 
-
-def available_providers() -> list[str]:
-    return list(ort.get_available_providers())
-
-
-def _provider_list(requested: str) -> list[str]:
-    avail = available_providers()
-    if requested == "cpu":
-        return ["CPUExecutionProvider"]
-    if requested == "cuda":
-        if "CUDAExecutionProvider" not in avail:
-            raise ProviderError(
-                "CUDA was requested but this onnxruntime has no CUDA provider (available: "
-                f"{', '.join(avail)}). Install the GPU build (extra 'gpu') or choose the CPU provider."
-            )
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if requested == "auto":
-        if "CUDAExecutionProvider" in avail:
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return ["CPUExecutionProvider"]
-    raise ProviderError(f"unknown provider {requested!r}; use auto, cpu or cuda")
+    engine: str = "auto"  # "auto", "onnxruntime" or "openvino" (core.engines.ENGINES)
+    provider: str = "auto"  # onnxruntime: "auto" (CUDA when present, else CPU), "cpu" or "cuda"
+    precision: str = "exact"  # "exact" (f32, checked against onnxruntime) or "fast" (bf16 where the CPU has it)
+    threads: int = 0  # inference threads; 0 lets the engine choose
+    max_batch: int = 36  # views per engine run
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -67,65 +55,69 @@ class Ensemble:
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.settings = settings
-        providers = _provider_list(settings.provider)
-        opts = ort.SessionOptions()
-        if settings.threads:
-            opts.intra_op_num_threads = settings.threads
-        opts.log_severity_level = 3
-        self.sessions: list[ort.InferenceSession] = []
-        for member in self.manifest.members:
-            path = bundle.member_path(member)
-            try:
-                sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-            except Exception as exc:  # onnxruntime raises its own exception types
-                raise BundleError(f"onnxruntime cannot load this member ({exc})", str(path)) from exc
-            self._check_signature(sess, str(path))
-            self.sessions.append(sess)
-        # What onnxruntime really uses: asking for CUDA can silently end on CPU.
-        used = {s.get_providers()[0] for s in self.sessions}
-        self.provider_in_use = "CUDAExecutionProvider" if used == {"CUDAExecutionProvider"} else sorted(used)[0]
-        if settings.provider == "cuda" and self.provider_in_use != "CUDAExecutionProvider":
-            raise ProviderError(
-                f"CUDA was requested but the models run on {self.provider_in_use}: check the CUDA and cuDNN "
-                "libraries, or choose the CPU provider."
-            )
+        self.members: list[MemberEngine]
+        self.engine: EngineInfo
+        self.members, self.engine = open_members(
+            bundle, settings.engine, settings.provider, settings.precision, settings.threads
+        )
+        # An engine member serves one call at a time (OpenVINO's infer request refuses a second one):
+        # two threads screening with the same ensemble take turns instead of failing.
+        self._engine_lock = threading.Lock()
+        self.has_intake_check = self._intake_check_present()
 
-    def _check_signature(self, sess: ort.InferenceSession, path: str) -> None:
-        inputs = [i.name for i in sess.get_inputs()]
-        outputs = [o.name for o in sess.get_outputs()]
-        if inputs != [INPUT_NAME] or any(n not in outputs for n in OUTPUT_NAMES):
+    def _intake_check_present(self) -> bool:
+        """True when the manifest declares the intake check and every member computes it. A manifest that
+        declares it for members without the output is refused: the check must never be skipped in silence."""
+        if self.manifest.ood is None:
+            return False
+        lacking = [spec.file for spec, mem in zip(self.manifest.members, self.members)
+                   if OOD_OUTPUT not in mem.output_names]
+        if lacking:
             raise BundleError(
-                f"model has inputs {inputs} and outputs {outputs}; a MelaScreen member needs input "
-                f"'{INPUT_NAME}' and outputs {list(OUTPUT_NAMES)}",
-                path,
+                f"the manifest declares an intake check, but member(s) {', '.join(lacking)} have no "
+                f"'{OOD_OUTPUT}' output; the bundle is inconsistent: install it again from its source"
             )
-        shape = sess.get_inputs()[0].shape
-        size = self.manifest.input_size
-        if len(shape) != 4 or any(isinstance(d, int) and d != size for d in shape[2:]):
-            raise BundleError(f"model input shape {shape} does not match the manifest's input size {size}", path)
+        return True
+
+    @property
+    def provider_in_use(self) -> str:
+        """onnxruntime's provider (e.g. "CPUExecutionProvider") or OpenVINO's device ("CPU")."""
+        return self.engine.provider
+
+    @property
+    def engine_in_use(self) -> str:
+        """e.g. "OpenVINO 2026.4.1 CPU f32"."""
+        return self.engine.describe()
 
     @property
     def views(self) -> tuple[str, ...]:
         return self.manifest.tta_views
 
-    def _run_views(self, batch: np.ndarray, want_cam: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """batch: B x 3 x S x S -> logits M x B x K and cams M x B x h x w (positive class) or None."""
-        outputs = [OUTPUT_NAMES[0], OUTPUT_NAMES[1]] if want_cam else [OUTPUT_NAMES[0]]
+    def _run_views(
+        self, batch: np.ndarray, want_cam: bool
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """batch: B x 3 x S x S -> logits M x B x K, cams M x B x h x w (positive class) or None, and
+        intake scores M x B or None."""
+        outputs = OUTPUT_NAMES[:2] if want_cam else OUTPUT_NAMES[:1]
+        if self.has_intake_check:
+            outputs = (*outputs, OOD_OUTPUT)
+        logits_name, cam_name = OUTPUT_NAMES[0], OUTPUT_NAMES[1]
         pos = self.manifest.positive_index
-        all_logits, all_cams = [], []
-        for sess in self.sessions:
-            logits_parts, cam_parts = [], []
-            for start in range(0, len(batch), self.settings.max_batch):
-                chunk = batch[start : start + self.settings.max_batch]
-                out = sess.run(outputs, {INPUT_NAME: chunk})
-                logits_parts.append(out[0])
-                if want_cam:
-                    cam_parts.append(out[1][:, pos])
-            all_logits.append(np.concatenate(logits_parts))
-            if want_cam:
-                all_cams.append(np.concatenate(cam_parts))
-        logits = np.stack(all_logits).astype(np.float32)
-        return logits, (np.stack(all_cams).astype(np.float32) if want_cam else None)
+        step = self.settings.max_batch
+        with self._engine_lock:
+            runs = [
+                [member.run(batch[start : start + step], outputs) for start in range(0, len(batch), step)]
+                for member in self.members
+            ]
+        logits = np.stack([np.concatenate([out[logits_name] for out in member_runs]) for member_runs in runs])
+        ood = None
+        if self.has_intake_check:
+            ood = np.stack([np.concatenate([out[OOD_OUTPUT].reshape(-1) for out in member_runs])
+                            for member_runs in runs]).astype(np.float32)
+        if not want_cam:
+            return logits.astype(np.float32), None, ood
+        cams = np.stack([np.concatenate([out[cam_name][:, pos] for out in member_runs]) for member_runs in runs])
+        return logits.astype(np.float32), cams.astype(np.float32), ood
 
     def _views_of(self, inputs: np.ndarray) -> np.ndarray:
         return np.stack([apply_view(v, x) for x in inputs for v in self.views]).astype(np.float32)
@@ -142,30 +134,45 @@ class Ensemble:
         """Run every member on every TTA view of N model inputs (N x 3 x S x S)."""
         inputs = np.asarray(inputs, dtype=np.float32)
         n, v = len(inputs), len(self.views)
-        logits, cams = self._run_views(self._views_of(inputs), want_cam=with_cam)
+        logits, cams, ood = self._run_views(self._views_of(inputs), want_cam=with_cam)
         m, _, k = logits.shape
         cams = cams.reshape(m, n, v, *cams.shape[2:]) if cams is not None else None
-        return RawOutputs(member_logits=logits.reshape(m, n, v, k).mean(axis=2), cams=cams)
+        if ood is not None:
+            ood = ood.reshape(m, n, v)
+            # The statistics were fitted on the id view; without one, the views' mean is the best stand-in.
+            ood = ood[:, :, self.views.index("id")] if "id" in self.views else ood.mean(axis=2)
+        return RawOutputs(member_logits=logits.reshape(m, n, v, k).mean(axis=2), cams=cams, ood=ood)
 
     def to_predictions(self, raw: RawOutputs, image_sizes: list[tuple[int, int]] | None = None) -> list[Prediction]:
         """Calibrate, average and map heat maps to each image's (height, width)."""
         probs = self.calibrated_member_probs(raw.member_logits)  # M x N x K
         pos = self.manifest.positive_index
         names = self.manifest.class_names
+        # Bundles written before malignancy triage declare none: their p(malignant) is p(melanoma).
+        malignant = getattr(self.manifest, "malignant_classes", None) or (self.manifest.positive_class,)
+        mal_idx = [names.index(c) for c in malignant if c in names]
         preds = []
         for i in range(probs.shape[1]):
             member_p = probs[:, i, pos]
+            member_mal = probs[:, i, mal_idx].sum(axis=1)
             cam = None
             if raw.cams is not None:
                 hw = image_sizes[i] if image_sizes else (self.manifest.input_size,) * 2
                 cam = self._ensemble_cam(raw.cams[:, i], hw)
+            class_probs = {c: float(probs[:, i, j].mean()) for j, c in enumerate(names)}
+            _, likely, mal_class = summarise_classes(class_probs, malignant)
             preds.append(
                 Prediction(
                     p_melanoma=float(member_p.mean()),
                     member_p=tuple(float(x) for x in member_p),
                     spread=float(member_p.std()),
-                    class_probs={c: float(probs[:, i, j].mean()) for j, c in enumerate(names)},
+                    class_probs=class_probs,
                     cam=cam,
+                    p_malignant=float(member_mal.mean()),
+                    likely_class=likely,
+                    malignant_class=mal_class,
+                    member_p_malignant=tuple(float(x) for x in member_mal),
+                    ood_score=None if raw.ood is None else ensemble_score(raw.ood[:, i]),
                 )
             )
         return preds

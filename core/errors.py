@@ -28,5 +28,10 @@ class ProviderError(MelaScreenError):
     """The requested inference provider (e.g. CUDA) is not available."""
 
 
+class EngineError(MelaScreenError):
+    """The requested inference engine (e.g. OpenVINO) is not installed, cannot load the models, or does
+    not reproduce the reference engine's results."""
+
+
 class StoreError(MelaScreenError):
     """The results database cannot be opened or written."""

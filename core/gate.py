@@ -1,39 +1,143 @@
-"""The confidence gate: a calibrated p(melanoma) and quality flags -> benign / suspicious / uncertain."""
+"""The confidence gate: calibrated p(malignant) and quality flags -> no cancer suspected / review / suspicious.
+
+p(malignant) is the sum of the malignant classes' calibrated probabilities (the bundle's
+`malignant_classes`, e.g. mel + bcc + akiec). A bundle written before malignancy triage declares
+no malignant classes: its p(malignant) is p(melanoma) and the gate says so ("melanoma-only gate").
+
+Reasons are written in words for the clinician; the numbers behind them go to `GateOutcome.details`.
+
+The intake check (core/ood.py) comes before any outcome: an image unlike the training images is never
+cleared and never called suspicious on the models' word alone; it goes to review with the reason first.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+from .ood import IntakeCheck, IntakeFinding
+from .outcomes import BAND_CODES, class_name, intake_level
 from .results import Decision, GateOutcome, Prediction, QualityReport
 
 DEFAULT_CONFIDENCE = 0.99
+DEFAULT_MAX_MEMBER_SPREAD = 0.25  # members disagreeing more than this -> review
+# Quality flags (core.images.assess_quality) in words.
+QUALITY_WORDS = {"blurred": "image blurred", "underexposed": "image too dark", "overexposed": "image too bright"}
+MELANOMA_ONLY_NOTE = "melanoma-only gate (bundle written before malignancy triage)"
+
+
+def _number(value, what: str, lo: float = 0.0, hi: float = 1.0) -> float:
+    """A finite real number in [lo, hi] (bools refused: JSON true is not a threshold)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"gate: {what} must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise ValueError(f"gate: {what} must be a finite number in [{lo:g}, {hi:g}], got {value!r}")
+    return value
+
+
+def _keys(data, allowed: set[str], required: set[str], what: str) -> None:
+    if not isinstance(data, dict):
+        raise ValueError(f"gate: {what} must be a JSON object, got {type(data).__name__}")
+    unknown = set(data) - allowed
+    if unknown:
+        raise ValueError(f"gate: unknown key(s) in {what}: {', '.join(sorted(map(str, unknown)))}; "
+                         f"allowed: {', '.join(sorted(allowed))}")
+    missing = required - set(data)
+    if missing:
+        raise ValueError(f"gate: {what} lacks {', '.join(sorted(missing))}")
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """p(melanoma) below `low` is benign, at or above `high` is suspicious, between is uncertain."""
+    """p(malignant) below `low`: no cancer suspected; at or above `high`: suspicious; between: review.
+
+    Inside review, `moderate_from` and `high_risk_from` (low <= moderate_from <= high_risk_from <= high)
+    split the range into risk bands: low below moderate_from, high at or above high_risk_from,
+    moderate between. None: no bands fitted for this level (old bundles, unfitted levels).
+    """
 
     low: float
     high: float
+    moderate_from: float | None = None
+    high_risk_from: float | None = None
 
     def __post_init__(self):
         if not (0.0 <= self.low <= self.high <= 1.0):
             raise ValueError(f"gate thresholds must satisfy 0 <= low <= high <= 1, got {self.low}, {self.high}")
+        if (self.moderate_from is None) != (self.high_risk_from is None):
+            raise ValueError(
+                "gate band cut points come in pairs: give both moderate_from and high_risk_from, or neither"
+            )
+        if self.moderate_from is not None and not (
+            self.low <= self.moderate_from <= self.high_risk_from <= self.high
+        ):
+            raise ValueError(
+                "gate band cut points must satisfy low <= moderate_from <= high_risk_from <= high, got "
+                f"{self.low}, {self.moderate_from}, {self.high_risk_from}, {self.high}"
+            )
+
+    @property
+    def has_bands(self) -> bool:
+        return self.moderate_from is not None
+
+    def band(self, p: float) -> str | None:
+        """The risk band of a p(malignant) inside review, or None without fitted bands."""
+        if not self.has_bands:
+            return None
+        if p >= self.high_risk_from:
+            return "high"
+        if p >= self.moderate_from:
+            return "moderate"
+        return "low"
+
+    def to_dict(self) -> dict:
+        d = {"low": self.low, "high": self.high}
+        if self.has_bands:
+            d["bands"] = {"moderate": self.moderate_from, "high": self.high_risk_from}
+        return d
+
+    @classmethod
+    def from_dict(cls, data, where: str = "thresholds") -> Thresholds:
+        _keys(data, {"low", "high", "bands"}, {"low", "high"}, where)
+        low = _number(data["low"], f"{where}.low")
+        high = _number(data["high"], f"{where}.high")
+        moderate_from = high_risk_from = None
+        if "bands" in data:
+            b = data["bands"]
+            _keys(b, {"moderate", "high"}, {"moderate", "high"}, f"{where}.bands")
+            moderate_from = _number(b["moderate"], f"{where}.bands.moderate")
+            high_risk_from = _number(b["high"], f"{where}.bands.high")
+        try:
+            return cls(low, high, moderate_from, high_risk_from)
+        except ValueError as exc:
+            raise ValueError(f"gate: {where}: {exc}") from None
 
 
 @dataclass(frozen=True)
 class GateSettings:
     """What the bundle says about the gate.
 
-    `fitted` maps a confidence level (e.g. 0.99) to thresholds fitted on validation data for it:
-    below `low`, at most 1 - confidence of validation cases were melanoma and at most 1 - confidence
-    of all validation melanomas fell; at or above `high`, at least `confidence` were melanoma. A confidence with no fitted entry uses the calibrated probability
-    itself: low = 1 - confidence, high = confidence.
+    `fitted` maps a confidence level (e.g. 0.99) to thresholds fitted on validation data for it
+    (export.calibrate.fit_malignancy_gate): below `low` fall at most 1 - confidence of all validation
+    malignancies AND of all validation melanomas; at or above `high`, at least `confidence` of the
+    cases are malignant; band cut points split review by its validation malignancy rate. A
+    confidence with no fitted entry uses the calibrated probability itself: low = 1 - confidence,
+    high = confidence, no bands.
     """
 
     default_confidence: float = DEFAULT_CONFIDENCE
     fitted: dict[float, Thresholds] = field(default_factory=dict)
-    max_member_spread: float = 0.25  # members disagreeing more than this -> uncertain
+    max_member_spread: float = DEFAULT_MAX_MEMBER_SPREAD  # members disagreeing more than this -> review
+
+    def __post_init__(self):
+        if not 0.5 <= self.default_confidence < 1.0:
+            raise ValueError(f"gate: default_confidence must be in [0.5, 1), got {self.default_confidence}")
+        for level in self.fitted:
+            if not 0.5 <= level < 1.0:
+                raise ValueError(f"gate: fitted confidence levels must be in [0.5, 1), got {level}")
+        if not 0.0 <= self.max_member_spread <= 1.0:
+            raise ValueError(f"gate: max_member_spread must be in [0, 1], got {self.max_member_spread}")
 
     def thresholds(self, confidence: float | None = None) -> Thresholds:
         c = self.default_confidence if confidence is None else float(confidence)
@@ -48,38 +152,124 @@ class GateSettings:
         return {
             "default_confidence": self.default_confidence,
             "max_member_spread": self.max_member_spread,
-            "fitted": {f"{k:g}": {"low": v.low, "high": v.high} for k, v in sorted(self.fitted.items())},
+            "fitted": {f"{k:g}": v.to_dict() for k, v in sorted(self.fitted.items())},
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "GateSettings":
-        fitted = {float(k): Thresholds(float(v["low"]), float(v["high"])) for k, v in data.get("fitted", {}).items()}
+    def from_dict(cls, data) -> GateSettings:
+        """Strict: every key known, every number finite and in range; ValueError says which and why.
+
+        Keys may be left out (their defaults apply: a bundle with no fitted gate is valid), but an
+        unknown key is refused: a misspelt "max_member_spead" must not silently become 0.25.
+        """
+        _keys(data, {"default_confidence", "fitted", "max_member_spread"}, set(), "the gate section")
+        fitted_raw = data.get("fitted", {})
+        if not isinstance(fitted_raw, dict):
+            raise ValueError(f"gate: fitted must be a JSON object of confidence -> thresholds, got {fitted_raw!r}")
+        fitted = {}
+        for key, value in fitted_raw.items():
+            try:
+                level = float(key)
+            except (TypeError, ValueError):
+                raise ValueError(f"gate: fitted key {key!r} is not a confidence level such as \"0.99\"") from None
+            if not math.isfinite(level) or not 0.5 <= level < 1.0:
+                raise ValueError(f"gate: fitted confidence level {key!r} must be in [0.5, 1)")
+            fitted[level] = Thresholds.from_dict(value, f"fitted[{key}]")
         return cls(
-            default_confidence=float(data.get("default_confidence", DEFAULT_CONFIDENCE)),
+            default_confidence=_number(
+                data.get("default_confidence", DEFAULT_CONFIDENCE), "default_confidence", 0.5, 1.0
+            ),
             fitted=fitted,
-            max_member_spread=float(data.get("max_member_spread", 0.25)),
+            max_member_spread=_number(data.get("max_member_spread", DEFAULT_MAX_MEMBER_SPREAD), "max_member_spread"),
         )
+
+
+def percent(p: float) -> str:
+    """A probability as a clinician reads it: "86%", "<1%", ">99%"."""
+    if p < 0.01:
+        return "<1%"
+    if p > 0.99:
+        return ">99%"
+    return f"{100 * p:.0f}%"
+
+
+def _likely_words(prediction: Prediction) -> str:
+    cls = prediction.likely_class
+    if not cls:
+        return ""
+    return f"{class_name(cls)} most likely ({percent(prediction.class_probs.get(cls, 0.0))})"
 
 
 def decide(
     prediction: Prediction,
     thresholds: Thresholds,
     quality: QualityReport | None = None,
-    max_member_spread: float = 1.0,
+    max_member_spread: float = DEFAULT_MAX_MEMBER_SPREAD,
+    melanoma_only: bool = False,
+    intake: IntakeFinding | None = None,
+    intake_check: IntakeCheck | None = None,
 ) -> GateOutcome:
-    """Quality problems and member disagreement come first: a confident call needs a usable image."""
-    p = prediction.p_melanoma
+    """A confident call needs a usable image the models know. In this order: not a dermoscopy image,
+    quality flags, unlike the training images, member disagreement, then the thresholds. Every image
+    stopped before the thresholds goes to review, its band still computed from p(malignant) so the
+    worklist order holds.
+
+    melanoma_only: the bundle predates malignancy triage; p(malignant) is p(melanoma), and the
+    reason says so. intake: the intake check's finding (None: the bundle has no check); intake_check:
+    its thresholds, only for the details.
+    """
+    p = float(prediction.p_malignant)
+    spread = prediction.malignant_spread
+    likely = _likely_words(prediction)
+    what = "p(melanoma)" if melanoma_only else "p(malignant)"
+    numbers = [f"{what}={p:.3f}", f"p(melanoma)={prediction.p_melanoma:.3f}" if not melanoma_only else "",
+               f"no cancer suspected below {thresholds.low:.3f}", f"suspicious from {thresholds.high:.3f}"]
+    if thresholds.has_bands:
+        numbers.append(f"review bands: moderate from {thresholds.moderate_from:.3f}, "
+                       f"high from {thresholds.high_risk_from:.3f}")
+    numbers.append(f"member spread {spread:.3f} (limit {max_member_spread:.2f})")
     if quality is not None and quality.flags:
-        return GateOutcome(Decision.UNCERTAIN, f"image quality: {', '.join(quality.flags)} (p={p:.3f})")
-    if prediction.spread > max_member_spread:
-        return GateOutcome(
-            Decision.UNCERTAIN,
-            f"models disagree (spread {prediction.spread:.2f} > {max_member_spread:.2f}, p={p:.3f})",
-        )
+        numbers.append(f"quality flags: {', '.join(quality.flags)}")
+    if intake is not None:
+        limits = (f"; unfamiliar above {intake_check.threshold:.3g}, not dermoscopy above "
+                  f"{intake_check.clear_threshold:.3g}") if intake_check is not None else ""
+        numbers.append(f"intake score {intake.score:.3g} ({intake_level(intake.level).name}{limits})")
+        if intake.image_score is not None and intake_check is not None and intake_check.has_image_part:
+            numbers.append(f"picture statistics score {intake.image_score:.3g} (unfamiliar above "
+                           f"{intake_check.image_threshold:.3g}, not dermoscopy above {intake_check.image_clear_threshold:.3g})")
+    if melanoma_only:
+        numbers.append(MELANOMA_ONLY_NOTE)
+    details = "; ".join(n for n in numbers if n)
+    risk_word = "melanoma" if melanoma_only else "malignant"
+
+    def review(reason: str) -> GateOutcome:
+        band = thresholds.band(p)
+        return GateOutcome(Decision.UNCERTAIN, reason, band if band in BAND_CODES else None, details)
+
+    quality_words = ", ".join(QUALITY_WORDS.get(f, f) for f in quality.flags) if quality is not None else ""
+    if intake is not None and intake.level == "not_dermoscopy":
+        # Which class it "most likely" is means nothing for a photo or a page: the reason alone.
+        return review(f"{intake.reason}; {quality_words}" if quality_words else intake.reason)
+    if quality_words:
+        if intake is not None and intake.flagged:
+            return review(f"{quality_words}; {intake.reason}")
+        return review(f"{quality_words}; {likely}" if likely else quality_words)
+    if intake is not None and intake.flagged:
+        return review(f"{intake.reason}; {likely}" if likely else intake.reason)
+    if spread > max_member_spread:
+        return review(f"the models disagree; {likely}" if likely else "the models disagree")
     if p >= thresholds.high:
-        return GateOutcome(Decision.SUSPICIOUS, f"p(melanoma)={p:.3f} >= {thresholds.high:.3f}: refer")
+        mal = prediction.malignant_class
+        if mal and mal == prediction.likely_class:
+            reason = likely
+        elif mal:
+            reason = f"{class_name(mal)} possible; {risk_word} {percent(p)}"
+        else:
+            reason = f"{risk_word} {percent(p)}"
+        return GateOutcome(Decision.SUSPICIOUS, reason, None, details)
     if p < thresholds.low:
-        return GateOutcome(Decision.BENIGN, f"p(melanoma)={p:.3f} < {thresholds.low:.3f}")
-    return GateOutcome(
-        Decision.UNCERTAIN, f"p(melanoma)={p:.3f} between {thresholds.low:.3f} and {thresholds.high:.3f}"
-    )
+        reason = f"{likely}; {risk_word} {percent(p)}" if likely else f"{risk_word} {percent(p)}"
+        return GateOutcome(Decision.BENIGN, reason, None, details)
+    cancer = "melanoma" if melanoma_only else "skin cancer"
+    base = f"{likely}; {cancer} not ruled out ({percent(p)})" if likely else f"{cancer} not ruled out ({percent(p)})"
+    return review(base)

@@ -1,17 +1,20 @@
 """Image intake: find image files in a folder, decode one safely, and measure its quality.
 
 Decoding is defensive because the files come from clinic folders, USB sticks and e-mail: every
-refusal is an `ImageReadError` whose reason a clinician can act on. Before anything is decoded we
-read the format from the file's first bytes (not its extension), parse the dimensions from the
-header ourselves (a decompression-bomb guard that works before any pixel is allocated) and check
-that the file is complete, because some OpenCV builds decode a JPEG cut in half as a picture with a
-grey bottom half instead of failing.
+refusal is an `ImageReadError` whose reason a clinician can act on. Pillow decodes (JPEG, PNG, BMP,
+TIFF; the format read from the file's bytes, not its extension) and reports truncated data; its
+image size is checked against our limits before any pixel is decoded. libjpeg decodes overwritten
+or cut-off JPEG data with only a warning (a grey lower half), so JPEG marker structure and the
+grey fill are checked here: a damaged picture is refused, never screened.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import os
+import re
 import stat
 import struct
 from dataclasses import dataclass, field
@@ -19,11 +22,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageReadError
 from .results import QualityReport
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".dcm", ".dicom")  # DICOM: core/dicom.py
 
 _WINDOWS_HIDDEN = 0x2  # FILE_ATTRIBUTE_HIDDEN
 
@@ -50,8 +54,9 @@ def _check_folder(folder: Path) -> None:
         raise ImageReadError(str(folder), "this is a file, not a folder")
 
 
-def _regular_files(folder: Path, recursive: bool) -> list[Path]:
-    """Non-hidden regular files under `folder`; unreadable sub-folders are skipped, the top one raises."""
+def _candidates(folder: Path, recursive: bool) -> list[Path]:
+    """Non-hidden entries under `folder` that a report must mention; unreadable sub-folders are
+    skipped, the top one raises."""
     _check_folder(folder)
     found: list[Path] = []
     pending = [folder]
@@ -72,230 +77,37 @@ def _regular_files(folder: Path, recursive: bool) -> list[Path]:
             if _is_hidden(entry):
                 continue
             try:
-                # Symlinked folders are not followed (no loops); symlinked files are.
-                if entry.is_dir(follow_symlinks=False):
-                    if recursive:
-                        pending.append(Path(entry.path))
-                elif entry.is_file():
-                    found.append(Path(entry.path))
+                info = entry.stat()  # follows links
             except OSError:
+                found.append(Path(entry.path))  # a broken link or a link loop: reading it will say which
                 continue
+            if stat.S_ISDIR(info.st_mode):
+                # Real folders are descended when recursive; linked folders are never followed (no
+                # loops). A folder named like an image is reported, so it does not vanish silently.
+                if recursive and not entry.is_symlink():
+                    pending.append(Path(entry.path))
+                elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
+                    found.append(Path(entry.path))
+            elif stat.S_ISREG(info.st_mode):
+                found.append(Path(entry.path))
+            # Pipes, sockets and devices are left out: opening a pipe can wait forever.
     # Case-insensitive order so that the same folder lists the same way on every platform.
     return sorted(found, key=lambda p: (str(p).casefold(), str(p)))
 
 
 def scan_candidates(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
-    """Every regular, non-hidden file in `folder`, sorted, so a batch can report the ones it skips."""
-    return _regular_files(Path(folder), recursive)
+    """Every non-hidden file in `folder`, sorted, so a batch can report the ones it cannot screen:
+    files of any kind, broken links, link loops and folders named like images (not other folders)."""
+    return _candidates(Path(folder), recursive)
 
 
-def scan_folder(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
-    """The image files (by extension, case-insensitive) in `folder`, sorted; hidden entries skipped."""
-    return [p for p in _regular_files(Path(folder), recursive) if p.suffix.lower() in IMAGE_EXTENSIONS]
-
-
-# ------------------------------------------------------------------------------- header parsing
-
-
-@dataclass(frozen=True)
-class _Header:
-    """What the first bytes of a file say, before any pixel is decoded."""
-
-    format: str  # "jpeg", "png", "bmp", "tiff"
-    width: int
-    height: int
-    complete: bool  # False when the file ends before the data its header announces
-    orientation: int = 1  # EXIF orientation, 1..8
-    cmyk: bool = False
-    float_pixels: bool = False
-
-
-class _Damaged(Exception):
-    """The header is unreadable; read_image turns this into an ImageReadError."""
-
-
-class _Incomplete(_Damaged):
-    """The header points past the end of the file: the file was cut off."""
-
-
-def _u16(data: bytes, pos: int, order: str = ">") -> int:
-    if pos + 2 > len(data):
-        raise _Incomplete("header cut short")
-    return struct.unpack_from(order + "H", data, pos)[0]
-
-
-def _u32(data: bytes, pos: int, order: str = ">") -> int:
-    if pos + 4 > len(data):
-        raise _Incomplete("header cut short")
-    return struct.unpack_from(order + "I", data, pos)[0]
-
-
-_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 16: 8, 17: 8, 18: 8}
-_TIFF_TYPE_CODES = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 16: "Q", 17: "q", 18: "Q"}
-
-
-def _tiff_ifd0(data: bytes, base: int = 0) -> dict[int, tuple[int, ...]]:
-    """Integer-valued tags of the first IFD of a TIFF structure starting at `base` (TIFF or EXIF)."""
-    head = data[base : base + 4]
-    if head[:2] == b"II":
-        order = "<"
-    elif head[:2] == b"MM":
-        order = ">"
-    else:
-        raise _Damaged("not a TIFF structure")
-    magic = _u16(data, base + 2, order)
-    big = magic == 43
-    if magic not in (42, 43):
-        raise _Damaged("not a TIFF structure")
-    if big:
-        if base + 16 > len(data):
-            raise _Incomplete("header cut short")
-        ifd = base + struct.unpack_from(order + "Q", data, base + 8)[0]
-        count_size, entry_size, inline = 8, 20, 8
-    else:
-        ifd = base + _u32(data, base + 4, order)
-        count_size, entry_size, inline = 2, 12, 4
-    if ifd + count_size > len(data):
-        raise _Incomplete("image directory missing")
-    count = struct.unpack_from(order + ("Q" if big else "H"), data, ifd)[0]
-    if count > 4096:
-        raise _Damaged("implausible image directory")
-    tags: dict[int, tuple[int, ...]] = {}
-    for i in range(count):
-        pos = ifd + count_size + i * entry_size
-        if pos + entry_size > len(data):
-            raise _Incomplete("image directory cut short")
-        tag, kind = struct.unpack_from(order + "HH", data, pos)
-        n = struct.unpack_from(order + ("Q" if big else "I"), data, pos + 4)[0]
-        code = _TIFF_TYPE_CODES.get(kind)
-        if code is None or n == 0 or n > 1_000_000:
-            continue  # rationals, strings and the like: not needed here
-        size = _TIFF_TYPE_SIZES[kind] * n
-        if size <= inline:
-            where = pos + (12 if big else 8)  # small values sit in the entry itself
-        else:
-            where = base + struct.unpack_from(order + ("Q" if big else "I"), data, pos + (12 if big else 8))[0]
-        if where + size > len(data):
-            tags[tag] = ()  # the value lies beyond the end of the file
-            continue
-        tags[tag] = struct.unpack_from(f"{order}{n}{code}", data, where)
-    return tags
-
-
-def _tiff_header(data: bytes) -> _Header:
-    tags = _tiff_ifd0(data)
-    width, height = (tags.get(256) or (0,))[0], (tags.get(257) or (0,))[0]
-    complete = all(tags.get(t, (0,)) != () for t in (256, 257, 273, 279, 324, 325))
-    for offsets_tag, counts_tag in ((273, 279), (324, 325)):
-        offsets, counts = tags.get(offsets_tag), tags.get(counts_tag)
-        if offsets and counts and len(offsets) == len(counts):
-            complete = complete and max(o + c for o, c in zip(offsets, counts)) <= len(data)
-    orientation = (tags.get(274) or (1,))[0]
-    return _Header(
-        format="tiff",
-        width=width,
-        height=height,
-        complete=complete,
-        orientation=orientation if 1 <= orientation <= 8 else 1,
-        cmyk=(tags.get(262) or (2,))[0] == 5,
-        float_pixels=3 in (tags.get(339) or ()),
-    )
-
-
-def _exif_orientation(exif: bytes) -> int:
+def visible_subfolders(folder: str | os.PathLike) -> int:
+    """How many non-hidden sub-folders `folder` has (0 when it cannot be read): a hint for --recursive."""
     try:
-        value = (_tiff_ifd0(exif).get(274) or (1,))[0]
-    except (_Damaged, struct.error):
-        return 1  # a damaged EXIF block does not make the picture unreadable
-    return value if 1 <= value <= 8 else 1
-
-
-_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-_STANDALONE_MARKERS = {0x01, *range(0xD0, 0xD8)}
-
-
-def _jpeg_header(data: bytes) -> _Header:
-    pos, width, height, components, orientation = 2, 0, 0, 0, 1
-    while True:
-        # Markers may be preceded by any number of 0xFF fill bytes.
-        while pos < len(data) and data[pos] == 0xFF:
-            pos += 1
-        if pos >= len(data):
-            return _Header("jpeg", width, height, complete=False, orientation=orientation, cmyk=components == 4)
-        if data[pos - 1] != 0xFF:
-            raise _Damaged("marker expected")
-        marker = data[pos]
-        pos += 1
-        if marker in _STANDALONE_MARKERS:
-            continue
-        if marker == 0xD9:
-            raise _Damaged("image ends before any picture data")
-        if pos + 2 > len(data) or pos + _u16(data, pos) > len(data):
-            return _Header("jpeg", width, height, complete=False, orientation=orientation, cmyk=components == 4)
-        length = _u16(data, pos)
-        segment = data[pos + 2 : pos + length]
-        if marker in _SOF_MARKERS and len(segment) >= 6:
-            height, width, components = _u16(segment, 1), _u16(segment, 3), segment[5]
-        elif marker == 0xE1 and segment.startswith(b"Exif\x00\x00"):
-            orientation = _exif_orientation(segment[6:])
-        elif marker == 0xDA:
-            if not width:
-                raise _Damaged("no frame header")
-            # Entropy-coded data cannot contain FF D9 (FF is always stuffed), so an EOI after
-            # the first scan means the file reaches its end; without it the file was cut off.
-            complete = data.rfind(b"\xff\xd9") > pos
-            return _Header("jpeg", width, height, complete, orientation, cmyk=components == 4)
-        pos += length
-
-
-def _png_header(data: bytes) -> _Header:
-    if _u32(data, 12) != 0x49484452 or len(data) < 33:  # "IHDR"
-        raise _Damaged("no image header")
-    width, height = _u32(data, 16), _u32(data, 20)
-    pos, orientation, complete = 8, 1, False
-    # Walk the chunk chain (lengths only, no data copied): a complete file reaches IEND.
-    while pos + 8 <= len(data):
-        length, kind = _u32(data, pos), data[pos + 4 : pos + 8]
-        if kind == b"eXIf" and pos + 8 + length <= len(data):
-            orientation = _exif_orientation(data[pos + 8 : pos + 8 + length])
-        if kind == b"IEND":
-            complete = True
-            break
-        pos += 12 + length
-    return _Header("png", width, height, complete, orientation)
-
-
-_BMP_HEADER_SIZES = {12, 40, 52, 56, 64, 108, 124}  # the DIB header versions that exist
-
-
-def _bmp_header(data: bytes) -> _Header:
-    dib = _u32(data, 14, "<")
-    if dib == 12:  # OS/2 BITMAPCOREHEADER
-        width, height, bpp, compression = _u16(data, 18, "<"), _u16(data, 20, "<"), _u16(data, 24, "<"), 0
-    elif dib >= 40:
-        width, height = struct.unpack_from("<ii", data, 18) if len(data) >= 26 else (0, 0)
-        bpp, compression = _u16(data, 28, "<"), _u32(data, 30, "<")
-    else:
-        raise _Damaged("unknown bitmap header")
-    width, height = abs(width), abs(height)
-    complete = True
-    if compression in (0, 3, 6) and bpp in (1, 4, 8, 16, 24, 32):  # uncompressed rows
-        stride = ((bpp * width + 31) // 32) * 4
-        complete = _u32(data, 10, "<") + stride * height <= len(data)
-    return _Header("bmp", width, height, complete)
-
-
-def _read_header(data: bytes) -> _Header | None:
-    """The header of a JPEG, PNG, BMP or TIFF file; None when the bytes are none of those."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return _jpeg_header(data)
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return _png_header(data)
-    if data.startswith(b"BM") and len(data) >= 26 and _u32(data, 14, "<") in _BMP_HEADER_SIZES:
-        return _bmp_header(data)
-    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return _tiff_header(data)
-    return None
+        with os.scandir(folder) as entries:
+            return sum(1 for e in entries if not _is_hidden(e) and e.is_dir(follow_symlinks=False))
+    except OSError:
+        return 0
 
 
 # -------------------------------------------------------------------------------------- decoding
@@ -315,7 +127,7 @@ class LoadedImage:
     sha256: str  # of the file's bytes: identifies the image whatever its name
     width: int
     height: int
-    source_mode: str  # "rgb8", "gray", "rgba", "16-bit" or "cmyk": how the file stored its pixels
+    source_mode: str  # "rgb8", "gray", "rgba", "palette", "16-bit" or "cmyk": how the file stored its pixels
     notes: tuple[str, ...] = ()  # conversions applied, in words
 
 
@@ -329,39 +141,46 @@ _ORIENTATION_WORDS = {
     8: "rotated 90 degrees anticlockwise",
 }
 
-
-def _upright(image: np.ndarray, orientation: int) -> np.ndarray:
-    """Undo an EXIF orientation: the stored pixels become the picture as the camera held it."""
-    if orientation == 2:
-        image = image[:, ::-1]
-    elif orientation == 3:
-        image = image[::-1, ::-1]
-    elif orientation == 4:
-        image = image[::-1]
-    elif orientation == 5:
-        image = image.swapaxes(0, 1)
-    elif orientation == 6:
-        image = np.rot90(image, -1)
-    elif orientation == 7:
-        image = image.swapaxes(0, 1)[::-1, ::-1]
-    elif orientation == 8:
-        image = np.rot90(image, 1)
-    return np.ascontiguousarray(image)
+_NOT_AN_IMAGE = (
+    "this is not a picture MelaScreen can read (JPEG, PNG, BMP or TIFF); it may be another kind of "
+    "file with an image's name"
+)
+_TRUNCATED = (
+    "the image file is incomplete (it ends before the picture does), probably an interrupted copy or "
+    "download; copy it again from the original"
+)
+_DAMAGED = "the image data is damaged or incomplete and cannot be trusted; copy it again from the original"
+_UNSUPPORTED_DEPTH = (
+    "the image stores its pixels as floating-point or signed numbers, which MelaScreen does not read; "
+    "save it as an 8- or 16-bit image"
+)
+_UNSUPPORTED_TIFF = (
+    "this TIFF stores its pixels in a way MelaScreen does not read (floating-point, signed or unusual "
+    "channels), or it is damaged or incomplete; save it as an 8- or 16-bit RGB image"
+)
 
 
 def _refuse(path: str, reason: str) -> ImageReadError:
     return ImageReadError(path, reason)
 
 
-def _read_bytes(path: str, limits: ImageLimits) -> bytes:
+def _stat(path: str) -> os.stat_result:
     try:
-        info = os.stat(path)
+        return os.stat(path)
     except FileNotFoundError:
+        if os.path.islink(path):
+            raise _refuse(path, "this is a link (shortcut) to a file that no longer exists") from None
         raise _refuse(path, "the file does not exist (it may have been moved, renamed or deleted)") from None
     except PermissionError:
         raise _refuse(path, "permission denied: MelaScreen may not read this file; check its access rights") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _refuse(path, "this link (shortcut) points back to itself in a loop, so there is no image") from None
         raise _refuse(path, f"the file cannot be read ({exc.strerror or exc})") from None
+
+
+def _read_bytes(path: str, limits: ImageLimits) -> bytes:
+    info = _stat(path)
     if stat.S_ISDIR(info.st_mode):
         raise _refuse(path, "this is a folder, not an image file")
     if not stat.S_ISREG(info.st_mode):
@@ -386,13 +205,17 @@ def _read_bytes(path: str, limits: ImageLimits) -> bytes:
     return data
 
 
+def _too_large(path: str, pixels: int, limits: ImageLimits, size: str = "") -> ImageReadError:
+    return _refuse(
+        path,
+        f"the image is too large to screen ({size}{pixels / 1e6:.0f} megapixels; "
+        f"the limit is {limits.max_pixels / 1e6:.0f} megapixels); export a smaller copy",
+    )
+
+
 def _check_size(path: str, width: int, height: int, limits: ImageLimits) -> None:
     if width * height > limits.max_pixels:
-        raise _refuse(
-            path,
-            f"the image is too large to screen ({width} x {height} pixels = {width * height / 1e6:.0f} megapixels; "
-            f"the limit is {limits.max_pixels / 1e6:.0f} megapixels); export a smaller copy",
-        )
+        raise _too_large(path, width * height, limits, f"{width} x {height} pixels = ")
     if min(width, height) < limits.min_side:
         raise _refuse(
             path,
@@ -401,98 +224,201 @@ def _check_size(path: str, width: int, height: int, limits: ImageLimits) -> None
         )
 
 
-_NOT_AN_IMAGE = (
-    "this is not a picture MelaScreen can read (JPEG, PNG, BMP or TIFF); it may be another kind of "
-    "file with an image's name"
-)
-_TRUNCATED = (
-    "the image file is incomplete (it ends before the picture does), probably an interrupted copy or "
-    "download; copy it again from the original"
-)
-_DAMAGED = "the image file is damaged and cannot be decoded; copy it again from the original"
-_UNSUPPORTED_DEPTH = (
-    "the image stores its pixels as floating-point or signed numbers, which MelaScreen does not read; "
-    "save it as an 8- or 16-bit image"
-)
+def _looks_like_image(data: bytes) -> bool:
+    """The first bytes of a JPEG, PNG, TIFF or BMP: a file that starts so but will not open is damaged,
+    not some other kind of file. A bitmap also needs a known header size ("BM" alone starts text too)."""
+    if data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
+        return True
+    return data.startswith(b"BM") and len(data) >= 18 and struct.unpack_from("<I", data, 14)[0] in _BMP_HEADER_SIZES
 
 
-def _to_rgb8(decoded: np.ndarray, notes: list[str]) -> np.ndarray:
-    """OpenCV's B, G, R(, A) at 8 or 16 bits -> R, G, B at 8 bits; transparency composited on white."""
-    if decoded.ndim == 2:
-        decoded = decoded[:, :, None]
-    channels = decoded.shape[2]
-    full = 65535.0 if decoded.dtype == np.uint16 else 255.0
-    if channels in (2, 4):
-        alpha = decoded[:, :, -1:]
-        colour = decoded[:, :, :-1]
-        if alpha.min() < full:
-            # White, not black: a cut-out lesion on black would look like a dermoscope's vignette.
-            a = alpha.astype(np.float32) / full
-            colour = colour.astype(np.float32) * a + full * (1.0 - a)
-            colour = np.rint(colour).astype(decoded.dtype)
-            notes.append("transparent areas shown on white")
-        decoded = colour
-        channels -= 1
-    if decoded.dtype == np.uint16:
+_BMP_HEADER_SIZES = {12, 40, 52, 56, 64, 108, 124}  # the DIB header versions that exist
+
+
+# Markers that may sit between the scans of a (progressive) JPEG; anything else inside the picture
+# data means bytes were overwritten or lost.
+_BETWEEN_SCANS = {0xC4, 0xCC, 0xDB, 0xDC, 0xDD, 0xDA, 0xFE, *range(0xE0, 0xF0)}
+
+
+def _jpeg_data_damage(data: bytes) -> str | None:
+    """Check the JPEG's marker structure through its entropy-coded data (libjpeg decodes broken data
+    with only a warning, which Pillow does not pass on). None when intact, else _TRUNCATED/_DAMAGED.
+
+    Inside the coded data a 0xFF byte is always followed by 0x00 (stuffing), a restart marker in
+    sequence, or another 0xFF (fill); random bytes written over the data break this with near
+    certainty (a 2 KB patch holds about 8 0xFF bytes)."""
+    pos, size, in_scan, next_restart = 2, len(data), False, 0
+    while True:
+        if in_scan:
+            pos = data.find(b"\xff", pos)
+            if pos < 0:
+                return _TRUNCATED
+        if pos + 1 >= size:
+            return _TRUNCATED
+        if data[pos] != 0xFF:
+            return _DAMAGED  # a segment length pointed at something that is not a marker
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1  # fill byte
+            continue
+        if in_scan and marker == 0x00:
+            pos += 2
+            continue
+        if in_scan and 0xD0 <= marker <= 0xD7:
+            if marker - 0xD0 != next_restart:
+                return _DAMAGED
+            next_restart = (next_restart + 1) % 8
+            pos += 2
+            continue
+        if marker == 0xD9:
+            return None if in_scan else _DAMAGED  # end of image, after at least one scan
+        if in_scan and marker not in _BETWEEN_SCANS:
+            return _DAMAGED
+        if pos + 4 > size:
+            return _TRUNCATED
+        length = struct.unpack_from(">H", data, pos + 2)[0]
+        if length < 2:
+            return _DAMAGED
+        if pos + 2 + length > size:
+            # Before the picture data this is a header cut off; inside it, a marker made of overwritten bytes.
+            return _DAMAGED if in_scan else _TRUNCATED
+        pos += 2 + length
+        if marker == 0xDA:
+            in_scan, next_restart = True, 0
+
+
+def _grey_filled_end(rgb: np.ndarray) -> bool:
+    """True when the last rows are exactly mid-grey, which is how libjpeg fills the blocks it never
+    received when an end marker comes too early (a file cut short with an end marker added)."""
+    return bool((rgb[-8:] == 128).all())
+
+
+def _exif_orientation(image: Image.Image) -> int:
+    try:
+        value = int(image.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a damaged EXIF block must not make the picture unreadable
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _on_white(colour: np.ndarray, alpha: np.ndarray, notes: list[str]) -> np.ndarray:
+    """Transparency composited on white, not black: a cut-out lesion on black would look like a
+    dermoscope's vignette."""
+    if alpha.min() == 255:
+        return colour
+    a = alpha.astype(np.float32)[:, :, None] / 255.0
+    notes.append("transparent areas shown on white")
+    return np.rint(colour.astype(np.float32) * a + 255.0 * (1.0 - a)).astype(np.uint8)
+
+
+def _to_rgb8(image: Image.Image, sixteen: bool, notes: list[str]) -> tuple[np.ndarray, str]:
+    """Any decoded mode -> H x W x 3 uint8 RGB, and the source mode in words."""
+    mode = image.mode
+    if mode == "CMYK":
+        notes.append("CMYK (print) colours converted to RGB")
+        return np.asarray(image.convert("RGB")), "cmyk"
+    if mode.startswith("I;16") or (mode == "I" and sixteen):
         # A fixed scale (65535 -> 255), not a contrast stretch: brightness keeps its meaning.
-        decoded = ((decoded.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        grey = ((np.asarray(image, dtype=np.uint32) + 128) // 257).astype(np.uint8)
         notes.append("16-bit pixels scaled to 8-bit")
-    if channels == 1:
         notes.append("grey image shown in colour (three equal channels)")
-        return cv2.cvtColor(np.ascontiguousarray(decoded[:, :, 0]), cv2.COLOR_GRAY2RGB)
-    return cv2.cvtColor(np.ascontiguousarray(decoded), cv2.COLOR_BGR2RGB)
+        return np.repeat(grey[:, :, None], 3, axis=2), "16-bit"
+    if mode in ("I", "F") or mode.startswith(("I;", "F;")):
+        raise ValueError(_UNSUPPORTED_DEPTH)
+    source = "16-bit" if sixteen else None  # else named after the pixel layout below
+    if sixteen:
+        notes.append("16-bit pixels scaled to 8-bit")  # Pillow keeps the high byte of each sample
+    if mode == "P":
+        source = "palette"
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        mode = image.mode
+    if mode in ("1", "L", "LA", "La", "PA"):
+        grey = image.convert("LA")
+        pixels = np.asarray(grey)
+        notes.append("grey image shown in colour (three equal channels)")
+        rgb = _on_white(np.repeat(pixels[:, :, :1], 3, axis=2), pixels[:, :, 1], notes)
+        return rgb, source or "gray"
+    if mode in ("RGBA", "RGBa"):
+        pixels = np.asarray(image.convert("RGBA"))
+        return _on_white(pixels[:, :, :3], pixels[:, :, 3], notes), source or "rgba"
+    if mode != "RGB":
+        image = image.convert("RGB")  # YCbCr, LAB, HSV and the like
+    return np.asarray(image), source or "rgb8"
+
+
+def _decode(path: str, data: bytes, limits: ImageLimits) -> tuple[np.ndarray, str, list[str]]:
+    """Pillow does the decoding; every failure becomes an ImageReadError with a reason."""
+    try:
+        image = Image.open(io.BytesIO(data), formats=_PILLOW_FORMATS)
+    except Image.DecompressionBombError as exc:  # Pillow's own ceiling (about 179 megapixels)
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _too_large(path, int(found.group(1)) if found else limits.max_pixels + 1, limits) from None
+    except UnidentifiedImageError:
+        if data.startswith((b"II", b"MM")) and _looks_like_image(data):
+            raise _refuse(path, _UNSUPPORTED_TIFF) from None
+        raise _refuse(path, _DAMAGED if _looks_like_image(data) else _NOT_AN_IMAGE) from None
+    except _DECODE_ERRORS as exc:
+        if not _looks_like_image(data):
+            raise _refuse(path, _NOT_AN_IMAGE) from None
+        raise _refuse(path, _TRUNCATED if "truncat" in str(exc) else _DAMAGED) from None
+    with image:
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise _refuse(path, _DAMAGED)
+        _check_size(path, width, height, limits)  # from the header, before a single pixel is allocated
+        # How the file stores its samples, read before anything loads the pixels and clears it (a PNG's
+        # getexif does): Pillow reads 16-bit colour as 8-bit (the high byte) and says so only here.
+        sixteen = any(";16" in str(tile.args[0] if isinstance(tile.args, tuple) else tile.args) for tile in image.tile)
+        if image.format == "JPEG" and (damage := _jpeg_data_damage(data)) is not None:
+            raise _refuse(path, damage)
+        if image.format == "PNG":
+            _verify(path, data)  # chunk checksums: Pillow checks them only when asked
+        orientation = _exif_orientation(image)
+        try:
+            image.load()  # raises on truncated or undecodable data (LOAD_TRUNCATED_IMAGES stays False)
+            upright = ImageOps.exif_transpose(image) if orientation != 1 else image
+        except (*_DECODE_ERRORS, ZeroDivisionError) as exc:
+            raise _refuse(path, _TRUNCATED if "truncat" in str(exc) else _DAMAGED) from None
+        notes: list[str] = []
+        try:
+            rgb, source_mode = _to_rgb8(upright, sixteen, notes)
+        except ValueError as exc:
+            raise _refuse(path, str(exc)) from None
+        if orientation != 1:
+            notes.append(f"turned upright from its EXIF orientation tag ({_ORIENTATION_WORDS[orientation]})")
+        if image.format == "JPEG" and source_mode != "cmyk" and _grey_filled_end(rgb):
+            raise _refuse(path, _DAMAGED)
+    return np.ascontiguousarray(rgb), source_mode, notes
+
+
+def _verify(path: str, data: bytes) -> None:
+    try:
+        with Image.open(io.BytesIO(data), formats=("PNG",)) as probe:
+            probe.verify()
+    except Exception as exc:  # noqa: BLE001 - Pillow's verify raises many kinds; each means damage
+        raise _refuse(path, _TRUNCATED if "truncat" in str(exc).lower() else _DAMAGED) from None
+
+
+_PILLOW_FORMATS = ("JPEG", "PNG", "BMP", "TIFF")
+# What Pillow raises on bad data (its plugins raise more than OSError).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError, KeyError)
 
 
 def read_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits()) -> LoadedImage:
-    """Decode one image file into upright 8-bit RGB, or raise ImageReadError with the reason."""
+    """Decode one image file into upright 8-bit RGB, or raise ImageReadError with the reason.
+
+    The format comes from the file's bytes, not its name. Limits are checked from the header
+    before decoding (Pillow's global bomb limit is left alone: limits are per call). Damage that
+    libjpeg would paper over (overwritten or missing data) is refused, not screened."""
     path = os.fspath(path)
     data = _read_bytes(path, limits)
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        header = _read_header(data)
-    except _Incomplete:
-        raise _refuse(path, _TRUNCATED) from None
-    except (_Damaged, struct.error):
-        raise _refuse(path, _DAMAGED) from None
-    if header is None:
-        raise _refuse(path, _NOT_AN_IMAGE)
-    if not header.complete:
-        raise _refuse(path, _TRUNCATED)
-    if header.width <= 0 or header.height <= 0:
-        raise _refuse(path, _DAMAGED)
-    _check_size(path, header.width, header.height, limits)  # before a single pixel is allocated
-    if header.float_pixels:
-        raise _refuse(path, _UNSUPPORTED_DEPTH)
-    try:
-        # UNCHANGED keeps 16-bit depth and transparency. It also leaves EXIF orientation to us,
-        # except in OpenCV's TIFF decoder, which always applies the TIFF orientation tag itself.
-        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error:
-        decoded = None
-    if decoded is None or decoded.size == 0:
-        raise _refuse(path, _DAMAGED)
-    if decoded.dtype not in (np.uint8, np.uint16):
-        raise _refuse(path, _UNSUPPORTED_DEPTH)
+    if data[128:132] == b"DICM" or path.lower().endswith((".dcm", ".dicom")):
+        from .dicom import read_dicom_image  # imports this module: loaded only when needed
 
-    notes: list[str] = []
-    if header.cmyk:
-        source_mode = "cmyk"
-        notes.append("CMYK (print) colours converted to RGB")
-    elif decoded.dtype == np.uint16:
-        source_mode = "16-bit"
-    elif decoded.ndim == 2 or decoded.shape[2] == 1:
-        source_mode = "gray"
-    elif decoded.shape[2] in (2, 4):
-        source_mode = "rgba"
-    else:
-        source_mode = "rgb8"
-    rgb = _to_rgb8(decoded, notes)
-    if header.orientation != 1:
-        if header.format != "tiff":
-            rgb = _upright(rgb, header.orientation)
-        notes.append(f"turned upright from its EXIF orientation tag ({_ORIENTATION_WORDS[header.orientation]})")
+        return read_dicom_image(path, limits)
+    digest = hashlib.sha256(data).hexdigest()
+    rgb, source_mode, notes = _decode(path, data, limits)
     height, width = rgb.shape[:2]
-    _check_size(path, width, height, limits)  # the header and the decoder could disagree
     return LoadedImage(
         path=path,
         rgb=rgb,
@@ -502,6 +428,18 @@ def read_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits()) -> 
         source_mode=source_mode,
         notes=tuple(notes),
     )
+
+
+def resize_longest_side(rgb: np.ndarray, size: int, enlarge: bool = True) -> np.ndarray:
+    """The image scaled so that its longest side is `size` pixels, aspect ratio kept (area averaging
+    when shrinking, bilinear when enlarging). With enlarge=False a smaller image is returned as it is.
+    The one shared copy: thumbnails, reports, views and quality analysis all resize this way."""
+    height, width = rgb.shape[:2]
+    scale = size / max(height, width)
+    if scale == 1.0 or (scale > 1.0 and not enlarge):
+        return rgb
+    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(rgb, target, interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR)
 
 
 # --------------------------------------------------------------------------------------- quality
@@ -532,13 +470,7 @@ class QualityThresholds:
 
 
 def _analysis_grey(rgb: np.ndarray, size: int) -> np.ndarray:
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    height, width = grey.shape
-    scale = size / max(height, width)
-    if scale != 1.0:
-        target = (max(1, round(width * scale)), max(1, round(height * scale)))
-        grey = cv2.resize(grey, target, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    return grey
+    return resize_longest_side(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), size)
 
 
 def assess_quality(rgb: np.ndarray, thresholds: QualityThresholds = QualityThresholds()) -> QualityReport:

@@ -3,40 +3,41 @@ the app and for training; every parameter travels in the model bundle."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field
 
 import cv2
 import numpy as np
 
+from .schema import read_fields, rule
+
 
 @dataclass(frozen=True)
 class PreprocessParams:
+    """Every field is declared with its JSON rule: a bundle's `preprocessing` section is read strictly."""
+
     # Work at a bounded resolution: inpainting cost is linear in masked pixels.
-    working_size: int = 448  # longest side, pixels
+    working_size: int = field(default=448, metadata=rule("int", lo=32, hi=4096))  # longest side, pixels
     # Kernel sizes below are the seed's, given for a 600 px wide image; they scale with working_size.
-    reference_size: int = 600
-    corners: bool = True
-    corner_threshold: int = 50
-    corner_min_fraction: float = 0.001
-    corner_inpaint_radius: int = 15
-    hair: bool = True
-    hair_kernel: int = 17
-    hair_threshold: int = 10
-    hair_inpaint_radius: int = 3
-    clahe: bool = True
-    clahe_clip: float = 2.0
-    clahe_tiles: int = 8
+    reference_size: int = field(default=600, metadata=rule("int", lo=32, hi=4096))
+    corners: bool = field(default=True, metadata=rule("bool"))
+    corner_threshold: int = field(default=50, metadata=rule("int", lo=0, hi=255))
+    corner_min_fraction: float = field(default=0.001, metadata=rule("float", lo=0.0, hi=1.0))
+    corner_inpaint_radius: int = field(default=15, metadata=rule("int", lo=1, hi=100))
+    hair: bool = field(default=True, metadata=rule("bool"))
+    hair_kernel: int = field(default=17, metadata=rule("int", lo=1, hi=101))
+    hair_threshold: int = field(default=10, metadata=rule("int", lo=0, hi=255))
+    hair_inpaint_radius: int = field(default=3, metadata=rule("int", lo=1, hi=50))
+    clahe: bool = field(default=True, metadata=rule("bool"))
+    clahe_clip: float = field(default=2.0, metadata=rule("float", lo=0.0, hi=40.0, lo_open=True))
+    clahe_tiles: int = field(default=8, metadata=rule("int", lo=1, hi=64))  # 0 tiles: OpenCV divides by zero
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "PreprocessParams":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown preprocessing parameters: {sorted(unknown)}")
-        return cls(**data)
+    def from_dict(cls, data: dict, where: str = "preprocessing") -> PreprocessParams:
+        """Strict: unknown keys, wrong types and out-of-range values raise SchemaError (a ValueError)."""
+        return cls(**read_fields(cls, data, where))
 
 
 # The functions below are pure: RGB uint8 arrays in, new arrays out, the same bytes every run.

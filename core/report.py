@@ -1,54 +1,110 @@
-"""Exporting results: one CSV row per file found."""
+"""Exporting results: a CSV (one row per file) and a printable HTML report, both with the clinicians' decisions.
+
+Rows come highest risk first, as the app sorts them (p(malignant), highest first; files that could
+not be screened last). Words come from core.outcomes. `reviews` maps an image's sha256 to its latest
+review (ReviewStore.latest_reviews): reviews follow the image, whatever run or gate produced the row.
+The PDF is drawn by the desktop app from the same HTML (Qt writes PDF without a new dependency).
+"""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+import html
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from .outcomes import NOT_SCREENED, OUTCOMES, class_name, intake_level, outcome, outcome_label, review_choice
 from .results import ScreeningResult
 
-CSV_COLUMNS = ("path", "status", "p_melanoma", "decision", "reason", "spread", "quality_flags", "sha256")
+# Reader-facing columns first, then the technical ones; p_<class> columns follow for each class.
+CSV_COLUMNS = (
+    "path", "status", "outcome", "reason", "likely_class", "p_malignant", "p_melanoma", "band",
+    "review_decision", "reviewer", "review_time", "review_note",
+    "intake", "decision", "malignant_class", "details", "spread", "ood_score", "quality_flags", "sha256",
+)
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def csv_rows(results: Iterable[ScreeningResult], class_names: Iterable[str] = ()) -> Iterable[dict]:
+def spreadsheet_safe(value: str) -> str:
+    """Text a spreadsheet shows as text: a leading ' before = + - @ TAB CR."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
+def risk_key(r: ScreeningResult) -> tuple:
+    """Sort key, most urgent first: p(malignant) highest first (p(melanoma) for old rows), errors last."""
+    p = r.p_malignant if r.p_malignant is not None else r.p_melanoma
+    return (not r.ok or p is None, -(p or 0.0), r.path)
+
+
+def by_risk(results: Iterable[ScreeningResult]) -> list[ScreeningResult]:
+    return sorted(results, key=risk_key)
+
+
+def _local(stamp: str | None) -> str:
+    from .store import local_time  # lazy: keeps `import core.report` light for the CLI
+
+    return local_time(stamp, seconds=True)
+
+
+def _fmt(p: float | None, digits: int = 4) -> str:
+    return "" if p is None else f"{p:.{digits}f}"
+
+
+def csv_rows(
+    results: Iterable[ScreeningResult], class_names: Iterable[str] = (), reviews: Mapping[str, object] | None = None
+) -> Iterable[dict]:
+    """One dict per result, in the order given (write_csv sorts by risk first), every text cell made
+    safe for spreadsheets."""
     classes = list(class_names)
+    reviews = reviews or {}
     for r in results:
+        review = reviews.get(r.sha256) if r.sha256 else None
         row = {
             "path": r.path,
             "status": r.status,
-            "p_melanoma": f"{r.p_melanoma:.4f}" if r.p_melanoma is not None else "",
-            "decision": r.decision.value if r.decision is not None else "",
+            "outcome": outcome_label(r.decision, r.malignant_class, r.band) if r.ok else NOT_SCREENED.name,
             "reason": r.reason,
-            "spread": f"{r.spread:.4f}" if r.spread is not None else "",
+            "likely_class": class_name(r.likely_class),
+            "p_malignant": _fmt(r.p_malignant),
+            "p_melanoma": _fmt(r.p_melanoma),
+            "band": r.band or "",
+            "review_decision": review.words if review is not None else "",
+            "reviewer": review.reviewer if review is not None else "",
+            "review_time": _local(review.created) if review is not None else "",
+            "review_note": review.note if review is not None else "",
+            "intake": r.intake or "",  # familiar / unfamiliar / not_dermoscopy; empty: no intake check
+            "decision": r.decision.value if r.decision is not None else "",
+            "malignant_class": r.malignant_class,
+            "details": r.details,
+            "spread": _fmt(r.spread),
+            "ood_score": _fmt(r.ood_score),
             "quality_flags": ";".join(r.quality.flags) if r.quality else "",
             "sha256": r.sha256 or "",
         }
         for c in classes:
-            p = r.class_probs.get(c)
-            row[f"p_{c}"] = f"{p:.4f}" if p is not None else ""
-        yield row
+            row[f"p_{c}"] = _fmt(r.class_probs.get(c))
+        yield {k: spreadsheet_safe(str(v)) for k, v in row.items()}
 
 
-def write_csv(results: Iterable[ScreeningResult], path: str | Path, class_names: Iterable[str] = ()) -> Path:
+def write_csv(
+    results: Iterable[ScreeningResult],
+    path: str | Path,
+    class_names: Iterable[str] = (),
+    reviews: Mapping[str, object] | None = None,
+) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     classes = list(class_names)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=[*CSV_COLUMNS, *(f"p_{c}" for c in classes)])
         writer.writeheader()
-        writer.writerows(csv_rows(results, classes))
+        writer.writerows(csv_rows(by_risk(results), classes, reviews))
     return path
 
 
 # ------------------------------------------------------------------------------------ HTML report
 
-_DECISION_STYLE = {
-    "suspicious": ("SUSPICIOUS", "#c62828", "#fff"),
-    "uncertain": ("UNCERTAIN", "#f9a825", "#000"),
-    "benign": ("BENIGN", "#2e7d32", "#fff"),
-    "error": ("NOT SCREENED", "#616161", "#fff"),
-}
 REPORT_IMAGE_SIDE = 220  # px, longest side of each picture in the report
 
 
@@ -62,33 +118,34 @@ def _data_uri_jpeg(rgb) -> str:
 
 
 def _report_pictures(result: ScreeningResult, thumbnail: bytes | None, with_heatmap: bool):
-    """(picture, heat map overlay) as RGB arrays at report size: from the file if it still matches,
-    else from the stored thumbnail; (None, None) when neither is available."""
-    import cv2
-    import numpy as np
-
+    """(picture, heat map overlay) as RGB arrays at report size, or (None, None) (see core.pictures)."""
     from .cam import overlay
-    from .errors import ImageReadError
-    from .images import read_image
+    from .images import resize_longest_side
+    from .pictures import case_picture
 
-    rgb = None
-    try:
-        image = read_image(result.path)
-        if not result.sha256 or image.sha256 == result.sha256:
-            rgb = image.rgb
-    except ImageReadError:
-        pass
-    if rgb is None and thumbnail:
-        bgr = cv2.imdecode(np.frombuffer(thumbnail, dtype=np.uint8), cv2.IMREAD_COLOR)
-        rgb = None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    if rgb is None:
+    pic = case_picture(result.path, result.sha256, thumbnail)
+    if pic.rgb is None:
         return None, None
-    h, w = rgb.shape[:2]
-    scale = min(1.0, REPORT_IMAGE_SIDE / max(h, w))
-    if scale < 1.0:
-        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    rgb = resize_longest_side(pic.rgb, REPORT_IMAGE_SIDE, enlarge=False)
     heat = overlay(rgb, result.cam, 0.5) if (with_heatmap and result.cam is not None) else None
     return rgb, heat
+
+
+def _badge(r: ScreeningResult) -> str:
+    o = outcome(r.decision) if r.ok else NOT_SCREENED
+    words = outcome_label(r.decision, r.malignant_class, r.band) if r.ok else o.name
+    return f"<span class='badge' style='background:{o.colour};color:{o.text_colour}'>{html.escape(words)}</span>"
+
+
+def _review_cell(review) -> str:
+    if review is None:
+        return "<span class='na'>not reviewed</span>"
+    choice = review_choice(review.decision)
+    note = f"<br><i>{html.escape(review.note)}</i>" if review.note else ""
+    return (
+        f"<b style='color:{choice.colour}'>{html.escape(review.words)}</b><br>"
+        f"<span class='small'>{html.escape(review.reviewer)}, {html.escape(_local(review.created))}</span>{note}"
+    )
 
 
 def write_html(
@@ -99,59 +156,82 @@ def write_html(
     details: dict[str, str] | None = None,
     disclaimer: str = "",
     with_heatmaps: bool = True,
+    reviews: Mapping[str, object] | None = None,
 ) -> Path:
-    """A printable, self-contained HTML report: one row per file, with the picture and its heat map
-    embedded as base64 JPEG (no side files to lose). `thumbnails` (parallel to `results`) is used
-    when the original file can no longer be read; `details` are label/value lines for the header
-    (run, folder, bundle, settings). Most urgent first: suspicious, uncertain, benign, errors."""
-    import html
-    from datetime import datetime, timezone
+    """Write `report_html(...)` to `path` (UTF-8); returns the path."""
+    doc = report_html(results, thumbnails, title, details, disclaimer, with_heatmaps, reviews)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(doc, encoding="utf-8")
+    return path
+
+
+def report_html(
+    results: Iterable[ScreeningResult],
+    thumbnails: Iterable[bytes | None] | None = None,
+    title: str = "MelaScreen screening report",
+    details: dict[str, str] | None = None,
+    disclaimer: str = "",
+    with_heatmaps: bool = True,
+    reviews: Mapping[str, object] | None = None,
+    picture_width: int | None = None,
+) -> str:
+    """A printable, self-contained HTML report: one row per file, highest risk first, with the
+    picture and its heat map embedded as base64 JPEG (no side files to lose), the outcome in words,
+    the reason, the most likely class and the clinician's latest decision. `thumbnails` (parallel
+    to `results`) is used when the original file can no longer be read; `details` are label/value
+    lines for the header (run, folder, bundle, settings). `picture_width` sets each picture's width
+    attribute: Qt's PDF writer ignores CSS max-width and draws pictures at its own resolution."""
+    from datetime import datetime
 
     from .bundle import DISCLAIMER
 
     results = list(results)
-    thumbs = list(thumbnails) if thumbnails is not None else [None] * len(results)
+    thumbs: Sequence = list(thumbnails) if thumbnails is not None else [None] * len(results)
     if len(thumbs) != len(results):
         raise ValueError(f"got {len(thumbs)} thumbnails for {len(results)} results; pass one (or None) per result")
-    order = {"suspicious": 0, "uncertain": 1, "benign": 2, "error": 3}
-
-    def key_of(r: ScreeningResult) -> str:
-        return r.decision.value if (r.ok and r.decision is not None) else "error"
-
-    counts = {k: 0 for k in order}
+    reviews = reviews or {}
+    counts = {o.code: 0 for o in (*OUTCOMES, NOT_SCREENED)}
     for r in results:
-        counts[key_of(r)] += 1
+        counts[outcome(r.decision).code if r.ok else NOT_SCREENED.code] += 1
+    n_reviewed = sum(1 for r in results if r.sha256 and r.sha256 in reviews)
     rows = []
-    ranked = sorted(zip(results, thumbs), key=lambda rt: (order[key_of(rt[0])], -(rt[0].p_melanoma or 0.0)))
+    ranked = sorted(zip(results, thumbs), key=lambda rt: risk_key(rt[0]))
     for r, thumb in ranked:
-        key = key_of(r)
-        label, bg, fg = _DECISION_STYLE[key]
         pic, heat = _report_pictures(r, thumb, with_heatmaps) if r.ok else (None, None)
-        pic_html = f'<img src="{_data_uri_jpeg(pic)}" alt="image">' if pic is not None else '<span class="na">no picture</span>'
-        heat_html = f'<img src="{_data_uri_jpeg(heat)}" alt="heat map">' if heat is not None else '<span class="na">—</span>'
-        p = "—" if r.p_melanoma is None else f"{r.p_melanoma:.3f}"
+        size = f' width="{picture_width}"' if picture_width else ""
+        no_pic, no_heat = '<span class="na">no picture</span>', '<span class="na">—</span>'
+        pic_html = f'<img src="{_data_uri_jpeg(pic)}"{size} alt="image">' if pic is not None else no_pic
+        heat_html = f'<img src="{_data_uri_jpeg(heat)}"{size} alt="heat map">' if heat is not None else no_heat
+        p_mal = "—" if r.p_malignant is None else f"{r.p_malignant:.3f}"
+        p_mel = "" if r.p_melanoma is None else f", p(melanoma) {r.p_melanoma:.3f}"
+        likely = html.escape(class_name(r.likely_class)) if r.likely_class else "—"
         flags = ", ".join(r.quality.flags) if (r.quality and r.quality.flags) else ""
         extra = f"<br><span class='flags'>quality: {html.escape(flags)}</span>" if flags else ""
-        if r.member_p:
-            extra += f"<br><span class='small'>members: {', '.join(f'{x:.3f}' for x in r.member_p)}</span>"
+        if r.intake and r.intake != "familiar":  # the reason says why; the score backs it
+            score = "" if r.ood_score is None else f", score {r.ood_score:.3g}"
+            extra += f"<br><span class='flags'>intake check: {html.escape(intake_level(r.intake).name)}{score}</span>"
+        review = reviews.get(r.sha256) if r.sha256 else None
         rows.append(
             "<tr>"
             f"<td class='pic'>{pic_html}</td><td class='pic'>{heat_html}</td>"
-            f"<td><b>{html.escape(Path(r.path).name)}</b><br><span class='small'>{html.escape(r.path)}</span></td>"
-            f"<td class='num'>{p}</td>"
-            f"<td><span class='badge' style='background:{bg};color:{fg}'>{label}</span></td>"
-            f"<td>{html.escape(r.reason)}{extra}</td>"
+            f"<td><b>{html.escape(Path(r.path).name)}</b><br>{_badge(r)}<br>{html.escape(r.reason)}{extra}"
+            f"<br>Most likely: <b>{likely}</b> · p(malignant) {p_mal}{p_mel}"
+            f"<br><span class='small'>{html.escape(r.path)}</span></td>"
+            f"<td>{_review_cell(review)}</td>"
             "</tr>"
         )
     head_lines = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in (details or {}).items()
     )
-    created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    summary = " · ".join(f"{_DECISION_STYLE[k][0].title()}: {n}" for k, n in counts.items())
-    doc = f"""<!DOCTYPE html>
+    created = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %z")
+    summary = " · ".join(
+        f"{o.short}: {counts[o.code]}" for o in (*OUTCOMES, NOT_SCREENED) if counts[o.code] or o is not NOT_SCREENED
+    )
+    return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
-body {{ font-family: "DejaVu Sans", Arial, sans-serif; font-size: 11pt; margin: 1.5em; color: #212121; }}
+body {{ font-family: "DejaVu Sans", Arial, sans-serif; font-size: 10pt; margin: 1.5em; color: #212121; }}
 h1 {{ font-size: 16pt; margin-bottom: 0.2em; }}
 .disclaimer {{ border: 2px solid #c62828; color: #b71c1c; padding: 0.5em 0.8em; font-weight: bold; margin: 0.8em 0; }}
 table.meta th {{ text-align: left; padding-right: 1em; font-weight: normal; color: #546e7a; }}
@@ -172,15 +252,12 @@ thead {{ display: table-header-group; }}
 <h1>{html.escape(title)}</h1>
 <div class="disclaimer">{html.escape(disclaimer or DISCLAIMER)}</div>
 <table class="meta">{head_lines}<tr><th>Report created</th><td>{created}</td></tr>
-<tr><th>Files</th><td>{len(results)} ({summary})</td></tr></table>
-<p class="small">Heat map: Grad-CAM of the melanoma score; red marks the regions that raised p(melanoma) most.
-It shows where the models looked, not the outline of a lesion.</p>
-<table class="results"><thead><tr><th>Image</th><th>Heat map</th><th>File</th><th>p(melanoma)</th>
-<th>Decision</th><th>Reason</th></tr></thead><tbody>
+<tr><th>Files</th><td>{len(results)} ({html.escape(summary)}); reviewed by a clinician: {n_reviewed}</td></tr></table>
+<p class="small">Highest risk first. p(malignant): the calibrated probability of a skin cancer (the malignant
+classes together). Heat map: Grad-CAM, where the models looked, not the outline of a lesion; its colours are
+scaled per image, so even a case at low p shows a red spot.</p>
+<table class="results" width="100%"><thead><tr><th>Image</th><th>Heat map</th>
+<th>Case: outcome, reason, most likely class</th><th>Clinician's decision</th></tr></thead><tbody>
 {''.join(rows)}
 </tbody></table></body></html>
 """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(doc, encoding="utf-8")
-    return path

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .outcomes import outcome
+
 
 class Decision(str, enum.Enum):
     BENIGN = "benign"
@@ -15,7 +17,7 @@ class Decision(str, enum.Enum):
 
     @property
     def needs_review(self) -> bool:
-        return self is not Decision.BENIGN
+        return outcome(self.value).needs_review  # the vocabulary table says which outcomes a clinician sees
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,11 @@ class QualityReport:
 
 @dataclass(frozen=True)
 class Prediction:
-    """The ensemble's output for one image, before the gate."""
+    """The ensemble's output for one image, before the gate.
+
+    p_malignant is the sum of the malignant classes' calibrated probabilities (Manifest.malignant_classes);
+    for a bundle written before malignancy triage (melanoma-only gate) it equals p_melanoma.
+    """
 
     p_melanoma: float  # mean of the members' calibrated p(melanoma)
     member_p: tuple[float, ...]  # each member's calibrated p(melanoma)
@@ -39,12 +45,42 @@ class Prediction:
     class_probs: dict[str, float]  # ensemble mean of calibrated class probabilities
     cam: np.ndarray | None = field(default=None, compare=False, repr=False)
     # cam: float32 HxW in original image coordinates, 0..1, for the melanoma class
+    p_malignant: float | None = None  # None: taken as p_melanoma (a melanoma-only model)
+    likely_class: str = ""  # the most probable class overall
+    malignant_class: str = ""  # the most probable malignant class
+    member_p_malignant: tuple[float, ...] = ()  # each member's p(malignant); empty: as member_p
+    ood_score: float | None = None  # the intake check's score (core.ood); None: the bundle has no check
+
+    def __post_init__(self):
+        # Frozen: fill the derived default once, so every reader sees a complete value.
+        if self.p_malignant is None:
+            object.__setattr__(self, "p_malignant", float(self.p_melanoma))
+
+    @property
+    def malignant_spread(self) -> float:
+        """Standard deviation of the members' p(malignant): how much the models disagree."""
+        m = self.member_p_malignant
+        return float(np.std(m)) if m else float(self.spread)
+
+
+def summarise_classes(class_probs: dict[str, float], malignant_classes) -> tuple[float, str, str]:
+    """(p_malignant, likely_class, malignant_class) from calibrated class probabilities.
+
+    Ties go to the class listed first, so the result does not depend on dict order in the store.
+    """
+    malignant = [c for c in malignant_classes if c in class_probs]
+    p_mal = float(sum(class_probs[c] for c in malignant))
+    likely = max(class_probs, key=lambda c: class_probs[c]) if class_probs else ""
+    mal_class = max(malignant, key=lambda c: class_probs[c]) if malignant else ""
+    return p_mal, likely, mal_class
 
 
 @dataclass(frozen=True)
 class GateOutcome:
     decision: Decision
-    reason: str
+    reason: str  # in words, for the clinician
+    band: str | None = None  # "high" / "moderate" / "low" inside review (core.outcomes.BANDS)
+    details: str = ""  # the numbers behind the decision, for a "details" click
 
 
 @dataclass(frozen=True)
@@ -55,7 +91,7 @@ class ScreeningResult:
     sha256: str | None  # hash of the file's bytes; None when the file could not be read at all
     status: str  # "ok" or "error"
     decision: Decision | None = None
-    reason: str = ""
+    reason: str = ""  # in words
     p_melanoma: float | None = None
     member_p: tuple[float, ...] = ()
     spread: float | None = None
@@ -66,6 +102,13 @@ class ScreeningResult:
     cam: np.ndarray | None = field(default=None, compare=False, repr=False)
     timings: dict[str, float] = field(default_factory=dict, compare=False)
     from_store: bool = False  # True when an earlier run's stored result was reused
+    p_malignant: float | None = None  # sum of the malignant classes' calibrated probabilities
+    likely_class: str = ""  # most probable class overall
+    malignant_class: str = ""  # most probable malignant class
+    band: str | None = None  # risk band inside review: "high" / "moderate" / "low"
+    details: str = ""  # the gate's numbers (thresholds, spread), shown on demand
+    ood_score: float | None = None  # the intake check's score (core.ood); None: no check (or an old result)
+    intake: str | None = None  # "familiar", "unfamiliar" or "not_dermoscopy"; None: no intake check
 
     @property
     def ok(self) -> bool:

@@ -1,15 +1,25 @@
 """Screening one image or a batch: files -> images -> preprocessing -> ensemble -> gate -> store.
 
-`Screener.screen` is a generator: each step yields a `Progress` with the result of one file, so a
-command line or a GUI worker can draw progress and stop between images. A file that cannot be
-used becomes an error result with its reason; the batch goes on.
+`Screener.screen` is a generator: each step yields a `Progress` with the result of one file, in input
+order, so a command line or a GUI worker can draw progress and stop between images. A file that
+cannot be used becomes an error result with its reason; the batch goes on.
+
+The batch is a pipeline: worker threads decode, quality-check and preprocess the next files while the
+engine runs on the current ones. Work ahead is bounded (`RunSettings.batch_images` and `workers`), so
+memory stays flat on a folder of any size, and the store is only touched from the caller's thread.
+
+Settings come in three lifetimes: session settings (`EnsembleSettings`: engine, provider, precision,
+threads) build the engines once per `Screener`; gate settings (`GateChoice`: the confidence) and run
+settings (`RunSettings`: recursion, limits, heat maps, batching) are passed to each run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sized
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,24 +27,38 @@ import cv2
 import numpy as np
 
 from .bundle import Bundle, sha256_file
+from .engines import EngineInfo
 from .ensemble import Ensemble, EnsembleSettings
 from .errors import ImageReadError
-from .gate import decide
+from .gate import Thresholds, decide
 from .images import IMAGE_EXTENSIONS, ImageLimits, assess_quality, read_image, scan_candidates
-from .preprocess import preprocess, to_model_input
-from .results import ScreeningResult
+from .intake import IntakeIssue, IntakeSettings
+from .model_input import InputSpec, model_input
+from .ood import IntakeFinding, assess, image_statistics
+from .patients import PatientFiling
+from .results import Prediction, QualityReport, ScreeningResult
+from .runs import owner_stamp
 
 THUMBNAIL_SIZE = 160
 
 
 @dataclass(frozen=True)
-class ScreeningSettings:
+class GateChoice:
+    """Gate settings, chosen per run: changing them re-decides images, never rebuilds the engines."""
+
     confidence: float | None = None  # None: the bundle's default (0.99)
-    provider: str = "auto"
-    threads: int = 0
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Settings of one run."""
+
     recursive: bool = False
     with_cam: bool = True
     limits: ImageLimits = field(default_factory=ImageLimits)
+    batch_images: int = 1  # images per engine call (each with all its TTA views)
+    workers: int = 1  # threads decoding, checking and preprocessing ahead of the engine
+    intake: IntakeSettings = field(default_factory=IntakeSettings)  # patient identities (sidecar, layout)
 
 
 RATE_MIN_ELAPSED_S = 1.0  # below this a files-per-second figure says more about the first file than the run
@@ -43,7 +67,7 @@ RATE_MIN_ELAPSED_S = 1.0  # below this a files-per-second figure says more about
 @dataclass(frozen=True)
 class Progress:
     done: int
-    total: int
+    total: int | None  # None: screening an iterable of unknown length
     result: ScreeningResult
     elapsed_s: float
 
@@ -51,14 +75,15 @@ class Progress:
     def rate(self) -> float | None:
         """Files per second so far; None while too little time has passed to tell (a first file that
         fails fast would otherwise show as thousands of images per second)."""
-        if self.elapsed_s <= 0 or (self.elapsed_s < RATE_MIN_ELAPSED_S and self.done < self.total):
+        finished = self.total is not None and self.done >= self.total
+        if self.elapsed_s <= 0 or (self.elapsed_s < RATE_MIN_ELAPSED_S and not finished):
             return None
         return self.done / self.elapsed_s
 
     @property
     def eta_s(self) -> float | None:
         rate = self.rate
-        return (self.total - self.done) / rate if rate else None
+        return (self.total - self.done) / rate if rate and self.total is not None else None
 
 
 @dataclass(frozen=True)
@@ -70,6 +95,8 @@ class RunSummary:
     reused: int  # results taken from earlier runs instead of screened again
     cancelled: bool
     elapsed_s: float
+    intake_issues: tuple[IntakeIssue, ...] = ()  # bad sidecar rows, filing conflicts: reported, never dropped
+    intake_flagged: int = 0  # images the intake check found unlike the training images (all sent to review)
 
 
 def thumbnail_jpeg(rgb: np.ndarray, size: int = THUMBNAIL_SIZE) -> bytes:
@@ -80,40 +107,86 @@ def thumbnail_jpeg(rgb: np.ndarray, size: int = THUMBNAIL_SIZE) -> bytes:
     return buf.tobytes() if ok else b""
 
 
-class Screener:
-    """Holds the ensemble (sessions made once) and the gate thresholds for a batch."""
+@dataclass(frozen=True)
+class PreparedImage:
+    """One decoded, checked and preprocessed image, ready for the engine (the pixels are not kept)."""
 
-    def __init__(self, bundle: Bundle, settings: ScreeningSettings = ScreeningSettings()):
+    path: str
+    sha256: str
+    width: int
+    height: int
+    quality: QualityReport
+    model_input: np.ndarray  # 3 x S x S, normalised
+    thumbnail: bytes
+    timings: dict[str, float]
+    statistics: np.ndarray | None = None  # the intake check's picture statistics, when the bundle has them
+
+
+@dataclass
+class _Pending:
+    """A file in the pipeline's window: a stored result, a preparation under way, or a duplicate of a
+    file ahead of it (looked up in the store once that one is stored)."""
+
+    path: str
+    sha256: str | None = None
+    stored: ScreeningResult | None = None
+    prepared: Future | None = None
+
+
+class Screener:
+    """Holds the ensemble (engines made once); gate and run settings come with each call."""
+
+    def __init__(self, bundle: Bundle, session: EnsembleSettings = EnsembleSettings()):
         self.bundle = bundle
-        self.settings = settings
-        self.ensemble = Ensemble(bundle, EnsembleSettings(provider=settings.provider, threads=settings.threads))
-        gate = bundle.manifest.gate
-        self.thresholds = gate.thresholds(settings.confidence)
-        self.max_member_spread = gate.max_member_spread
+        self.session = session
+        self.ensemble = Ensemble(bundle, session)
+        self.max_member_spread = bundle.manifest.gate.max_member_spread
+
+    @property
+    def engine(self) -> EngineInfo:
+        return self.ensemble.engine
+
+    @property
+    def engine_in_use(self) -> str:
+        """What really runs, e.g. "OpenVINO 2026.4.1 CPU f32"."""
+        return self.ensemble.engine_in_use
 
     @property
     def provider_in_use(self) -> str:
         return self.ensemble.provider_in_use
 
-    @property
-    def result_key(self) -> str:
-        """Stored results are reused only for the same models AND the same gate, so changing the
-        confidence setting re-decides images instead of showing their old decision."""
-        t = self.thresholds
-        gate = f"{t.low:.6g}:{t.high:.6g}:{self.max_member_spread:.6g}"
-        return hashlib.sha256(f"{self.bundle.fingerprint}|{gate}".encode()).hexdigest()[:16]
+    def thresholds(self, gate: GateChoice = GateChoice()) -> Thresholds:
+        return self.bundle.manifest.gate.thresholds(gate.confidence)
 
-    def screen_image(self, path: str | Path) -> tuple[ScreeningResult, bytes]:
-        """One file -> (result, thumbnail JPEG bytes). Image problems give an error result, never raise."""
-        path = str(path)
+    def intake_finding(self, prediction: Prediction, statistics: np.ndarray | None = None) -> IntakeFinding | None:
+        """What the bundle's intake check says of one image; None when the bundle has no check."""
+        check = self.bundle.manifest.ood
+        if check is None or prediction.ood_score is None:
+            return None
+        return assess(prediction.ood_score, check, statistics)
+
+    def result_key(self, gate: GateChoice = GateChoice()) -> str:
+        """Stored results are reused only for the same models AND the same gate, so changing the
+        confidence setting re-decides images instead of showing their old decision. The intake check's
+        thresholds live in the manifest, which the bundle's identity covers (like every file of it)."""
+        t = self.thresholds(gate)
+        gate_text = f"{t.low:.6g}:{t.high:.6g}:{self.max_member_spread:.6g}"
+        if t.has_bands:  # bands are part of what a stored result says
+            gate_text += f":{t.moderate_from:.6g}:{t.high_risk_from:.6g}"
+        return hashlib.sha256(f"{self.bundle.identity}|{gate_text}".encode()).hexdigest()[:16]
+
+    # -- one image, in steps ------------------------------------------------------------------
+
+    def prepare(self, path: str, limits: ImageLimits = ImageLimits()) -> PreparedImage | ScreeningResult:
+        """Decode, check quality, preprocess (thread-safe). Image problems give an error result."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         try:
             if Path(path).suffix.lower() not in IMAGE_EXTENSIONS:
                 raise ImageReadError(path, f"not an image file (extension '{Path(path).suffix or 'none'}')")
-            image = read_image(path, self.settings.limits)
+            image = read_image(path, limits)
         except ImageReadError as exc:
-            return self._error(path, exc.reason), b""
+            return self._error(path, exc.reason)
         timings["decode"] = time.perf_counter() - t0
         m = self.bundle.manifest
         try:
@@ -121,34 +194,73 @@ class Screener:
             quality = assess_quality(image.rgb)
             timings["quality"] = time.perf_counter() - t
             t = time.perf_counter()
-            x = to_model_input(preprocess(image.rgb, m.preprocessing), m.input_size, m.mean, m.std)
+            x = model_input(image.rgb, InputSpec.from_manifest(m))  # the path training uses too
             timings["preprocess"] = time.perf_counter() - t
-            t = time.perf_counter()
-            raw = self.ensemble.run(x[None], with_cam=self.settings.with_cam)
-            timings["inference"] = time.perf_counter() - t
-            t = time.perf_counter()
-            pred = self.ensemble.to_predictions(raw, [(image.height, image.width)])[0]
-            timings["cam"] = time.perf_counter() - t
+            thumbnail = thumbnail_jpeg(image.rgb)
+            check = m.ood
+            statistics = image_statistics(image.rgb) if check is not None and check.has_image_part else None
         except (cv2.error, ValueError, MemoryError) as exc:
-            return self._error(path, f"could not be analysed ({type(exc).__name__}: {exc})", image.sha256), b""
-        outcome = decide(pred, self.thresholds, quality, self.max_member_spread)
-        result = ScreeningResult(
-            path=path,
-            sha256=image.sha256,
-            status="ok",
-            decision=outcome.decision,
-            reason=outcome.reason,
-            p_melanoma=pred.p_melanoma,
-            member_p=pred.member_p,
-            spread=pred.spread,
-            class_probs=pred.class_probs,
-            quality=quality,
-            width=image.width,
-            height=image.height,
-            cam=pred.cam,
-            timings=timings,
+            return self._error(path, f"could not be analysed ({type(exc).__name__}: {exc})", image.sha256)
+        return PreparedImage(
+            path, image.sha256, image.width, image.height, quality, x, thumbnail, timings, statistics
         )
-        return result, thumbnail_jpeg(image.rgb)
+
+    def infer(
+        self, images: list[PreparedImage], thresholds: Thresholds, with_cam: bool = True
+    ) -> list[tuple[ScreeningResult, bytes]]:
+        """Run the engine once on several prepared images, then decide each: (result, thumbnail) in order."""
+        try:
+            t = time.perf_counter()
+            raw = self.ensemble.run(np.stack([p.model_input for p in images]), with_cam=with_cam)
+            inference = (time.perf_counter() - t) / len(images)
+            t = time.perf_counter()
+            preds = self.ensemble.to_predictions(raw, [(p.height, p.width) for p in images])
+            cam = (time.perf_counter() - t) / len(images)
+        except (cv2.error, ValueError, MemoryError) as exc:
+            if len(images) > 1:  # one image's problem must not cost the others their result
+                return [r for p in images for r in self.infer([p], thresholds, with_cam)]
+            p = images[0]
+            return [(self._error(p.path, f"could not be analysed ({type(exc).__name__}: {exc})", p.sha256), b"")]
+        m = self.bundle.manifest
+        melanoma_only = bool(getattr(m, "melanoma_only_gate", False))
+        out = []
+        for p, pred in zip(images, preds):
+            intake = self.intake_finding(pred, p.statistics)
+            outcome = decide(pred, thresholds, p.quality, self.max_member_spread, melanoma_only, intake, m.ood)
+            result = ScreeningResult(
+                path=p.path,
+                sha256=p.sha256,
+                status="ok",
+                decision=outcome.decision,
+                reason=outcome.reason,
+                p_melanoma=pred.p_melanoma,
+                member_p=pred.member_p,
+                spread=pred.spread,
+                class_probs=pred.class_probs,
+                quality=p.quality,
+                width=p.width,
+                height=p.height,
+                cam=pred.cam,
+                timings={**p.timings, "inference": inference, "cam": cam},
+                p_malignant=pred.p_malignant,
+                likely_class=pred.likely_class,
+                malignant_class=pred.malignant_class,
+                band=outcome.band,
+                details=outcome.details,
+                ood_score=pred.ood_score,
+                intake=None if intake is None else intake.level,
+            )
+            out.append((result, p.thumbnail))
+        return out
+
+    def screen_image(
+        self, path: str | Path, gate: GateChoice = GateChoice(), run: RunSettings = RunSettings()
+    ) -> tuple[ScreeningResult, bytes]:
+        """One file -> (result, thumbnail JPEG bytes). Image problems give an error result, never raise."""
+        prepared = self.prepare(str(path), run.limits)
+        if isinstance(prepared, ScreeningResult):
+            return prepared, b""
+        return self.infer([prepared], self.thresholds(gate), run.with_cam)[0]
 
     @staticmethod
     def _error(path: str, reason: str, sha: str | None = None) -> ScreeningResult:
@@ -159,36 +271,111 @@ class Screener:
                 sha = None
         return ScreeningResult(path=path, sha256=sha, status="error", reason=reason)
 
+    # -- a batch ------------------------------------------------------------------------------
+
     def screen(
         self,
         paths: Iterable[str | Path],
         store=None,
         run_id: int | None = None,
         should_stop: Callable[[], bool] | None = None,
+        gate: GateChoice = GateChoice(),
+        run: RunSettings = RunSettings(),
+        total: int | None = None,
     ) -> Iterator[Progress]:
-        """Screen files one by one. With a store, each result is committed before it is yielded,
-        and an image already screened with this bundle is taken from the store, not recomputed."""
-        paths = [str(p) for p in paths]
-        fingerprint = self.result_key
+        """Screen files in order. With a store, each result is committed (one transaction) before it is
+        yielded, and an image already screened with these models and gate is taken from the store, not
+        recomputed. `should_stop` is checked before every result: once it says stop, nothing more is
+        yielded or stored. `total` defaults to len(paths) when paths has a length."""
+        thresholds = self.thresholds(gate)  # a bad confidence fails here, before any work
+        key = self.result_key(gate)
+        if total is None and isinstance(paths, Sized):
+            total = len(paths)
+        stop = should_stop or (lambda: False)
         start = time.perf_counter()
-        for i, path in enumerate(paths, start=1):
-            if should_stop is not None and should_stop():
+        done = 0
+        for result, thumbnail in self._pipeline(paths, store, key, thresholds, run, stop):
+            if stop():
                 return
-            result = None
+            if store is not None:
+                store.add_result(run_id, result, key, thumbnail=thumbnail or None)
+            done += 1
+            yield Progress(done=done, total=total, result=result, elapsed_s=time.perf_counter() - start)
+
+    def _pipeline(
+        self, paths: Iterable, store, key: str, thresholds: Thresholds, run: RunSettings, stop: Callable[[], bool]
+    ) -> Iterator[tuple[ScreeningResult, bytes]]:
+        """(result, thumbnail) per path, in order. A window of at most `ahead` files is read ahead of the
+        engine: stored results are looked up and the rest handed to the workers as they enter it."""
+        batch = max(1, run.batch_images)
+        ahead = max(2 * batch, run.workers + 1)
+        window: deque[_Pending] = deque()
+        in_window: Counter[str] = Counter()  # hashes in the window: a duplicate waits for the first's result
+        source = iter(paths)
+        exhausted = False
+        pool = ThreadPoolExecutor(max_workers=max(1, run.workers), thread_name_prefix="melascreen-prepare")
+
+        def admit(path: str) -> _Pending:
+            item = _Pending(path)
             if store is not None:
                 try:
-                    sha = sha256_file(Path(path))
+                    item.sha256 = sha256_file(Path(path))
                 except OSError:
-                    sha = None
-                cached = store.find_result(sha, fingerprint) if sha else None
+                    item.sha256 = None
+                if item.sha256 and in_window[item.sha256]:
+                    in_window[item.sha256] += 1
+                    return item  # neither stored nor prepared: decided when it reaches the head
+                cached = store.find_result(item.sha256, key) if item.sha256 else None
                 if cached is not None:
-                    result = replace(cached, path=path, from_store=True)
-                    store.add_result(run_id, result, fingerprint)
-            if result is None:
-                result, thumb = self.screen_image(path)
-                if store is not None:
-                    store.add_result(run_id, result, fingerprint, thumbnail=thumb or None)
-            yield Progress(done=i, total=len(paths), result=result, elapsed_s=time.perf_counter() - start)
+                    item.stored = replace(cached, path=path, from_store=True)
+                    return item
+                if item.sha256:
+                    in_window[item.sha256] += 1
+            item.prepared = pool.submit(self.prepare, path, run.limits)
+            return item
+
+        def take() -> _Pending:
+            item = window.popleft()
+            if item.stored is None and item.sha256:  # counted in admit
+                in_window[item.sha256] -= 1
+                if not in_window[item.sha256]:
+                    del in_window[item.sha256]
+            return item
+
+        try:
+            while not stop():
+                while not exhausted and len(window) < ahead:
+                    try:
+                        window.append(admit(str(next(source))))
+                    except StopIteration:
+                        exhausted = True
+                if not window:
+                    return
+                head = take()
+                if head.stored is not None:
+                    yield head.stored, b""
+                    continue
+                if head.prepared is None:  # a duplicate: the file ahead of it is in the store by now
+                    cached = store.find_result(head.sha256, key)
+                    if cached is not None:
+                        yield replace(cached, path=head.path, from_store=True), b""
+                        continue
+                    prepared = self.prepare(head.path, run.limits)
+                else:
+                    prepared = head.prepared.result()
+                if isinstance(prepared, ScreeningResult):
+                    yield prepared, b""
+                    continue
+                group = [prepared]
+                while len(group) < batch and window and window[0].prepared is not None:
+                    nxt = window[0].prepared.result()  # the next file anyway: waiting costs nothing
+                    if isinstance(nxt, ScreeningResult):
+                        break  # leaves through the head, in order
+                    group.append(nxt)
+                    take()
+                yield from self.infer(group, thresholds, run.with_cam)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def screen_folder(
@@ -197,13 +384,19 @@ def screen_folder(
     store=None,
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    gate: GateChoice = GateChoice(),
+    run: RunSettings = RunSettings(),
 ) -> tuple[list[ScreeningResult], RunSummary]:
     """Screen every file in a folder as one run; returns the results and a summary.
 
     Every file found is reported, including files that are not images, so nothing in the folder
     goes unmentioned. The run is marked finished or cancelled in the store even on an exception.
+    The returned results carry no heat maps (memory stays flat on a large folder): `on_progress`
+    sees each full result, and the store keeps the heat maps.
     """
-    paths = scan_candidates(folder, recursive=screener.settings.recursive)
+    paths = scan_candidates(folder, recursive=run.recursive or run.intake.needs_subfolders)
+    filing = PatientFiling(folder, paths, run.intake)  # identities resolved up front; the sidecar is not screened
+    paths = filing.paths
     run_id = None
     if store is not None:
         m = screener.bundle.manifest
@@ -211,24 +404,29 @@ def screen_folder(
             str(Path(folder).resolve()),
             m.name,
             m.version,
-            screener.result_key,
+            screener.result_key(gate),
             {
-                "confidence": screener.settings.confidence or m.gate.default_confidence,
+                "confidence": gate.confidence or m.gate.default_confidence,
+                "bundle": screener.bundle.trust_text,  # "unsigned bundle (...)" follows the run into reports
+                "engine": screener.engine_in_use,
                 "provider": screener.provider_in_use,
-                "recursive": screener.settings.recursive,
+                "recursive": run.recursive,
+                **owner_stamp(),  # pid + host: a killed run can be shown as interrupted (core/runs.py)
             },
         )
     results: list[ScreeningResult] = []
     start = time.perf_counter()
     status = "failed"
     try:
-        for progress in screener.screen(paths, store, run_id, should_stop):
-            results.append(progress.result)
+        for progress in screener.screen(paths, store, run_id, should_stop, gate, run):
+            results.append(replace(progress.result, cam=None))
+            filing.file(store, progress.result)
             if on_progress is not None:
                 on_progress(progress)
         status = "cancelled" if len(results) < len(paths) else "finished"
     finally:
         summary = summarize(results, run_id, cancelled=status != "finished", elapsed_s=time.perf_counter() - start)
+        summary = replace(summary, intake_issues=tuple(filing.issues))
         if store is not None:
             store.finish_run(run_id, status, summary_dict(summary))
     return results, summary
@@ -245,6 +443,7 @@ def summarize(results: list[ScreeningResult], run_id=None, cancelled=False, elap
         errors=sum(1 for r in results if not r.ok),
         counts=counts,
         reused=sum(1 for r in results if r.from_store),
+        intake_flagged=sum(1 for r in results if r.ok and r.intake not in (None, "familiar")),
         cancelled=cancelled,
         elapsed_s=elapsed_s,
     )
@@ -257,4 +456,6 @@ def summary_dict(s: RunSummary) -> dict:
         "reused": s.reused,
         "elapsed_s": round(s.elapsed_s, 2),
         **s.counts,
+        **({"intake_flagged": s.intake_flagged} if s.intake_flagged else {}),
+        **({"intake_issues": [str(i) for i in s.intake_issues]} if s.intake_issues else {}),
     }

@@ -1,7 +1,8 @@
 """The results store: runs, screening results, the review queue and reviews in one SQLite file.
 
 - An image is identified by the SHA-256 of its bytes. A result is kept once per
-  (sha256, bundle fingerprint): screening the same image again with the same models reuses the
+  (sha256, result key = models + gate settings, `Screener.result_key`): screening the same image
+  again with the same models and gate reuses the
   stored row and never queues it twice. Error results ("error": unreadable, not an image) are
   kept per run and per path, because a later run may well succeed.
 - One transaction per result (result row, run link, queue entry), WAL journal and
@@ -9,6 +10,9 @@
   same results (resume) changes nothing that was already committed.
 - Reviews are append-only. Triggers in the database refuse UPDATE and DELETE on them, so no
   code path (ours or a stray SQL tool) can rewrite a clinician's review.
+- Reviews follow the image: a review is stored against one result, but the history of a case is
+  every review of any result of the same image (sha256), so screening it again with another
+  confidence or another bundle shows the earlier reviews and does not queue it as new.
 - The schema version lives in `PRAGMA user_version`; `MIGRATIONS[i]` takes a file from version
   i to i + 1, each in its own transaction.
 
@@ -17,7 +21,8 @@ method takes the store's lock, so the desktop app may share one store between it
 worker thread and the GUI thread. Other processes (e.g. the CLI) may open the same file at the
 same time; WAL and busy_timeout let them take turns.
 
-Timestamps are UTC ISO-8601 strings with milliseconds, e.g. "2026-11-25T20:46:42.123+00:00".
+Timestamps are UTC ISO-8601 strings with milliseconds, e.g. "2026-11-25T20:46:42.123+00:00";
+`local_time` shows them in the local time zone with its offset.
 """
 
 from __future__ import annotations
@@ -25,21 +30,23 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
 
 from .errors import StoreError
+from .outcomes import DEFAULT_FOLLOW_UP_MONTHS, MAX_FOLLOW_UP_MONTHS, REVIEW_CODES, review_choice, review_words
+from .paths import create_private_file, make_private_folder
 from .results import Decision, QualityReport, ScreeningResult
 
 # "MELA" in ASCII: marks a SQLite file as a MelaScreen results store.
 APPLICATION_ID = 0x4D454C41
-REVIEW_DECISIONS = ("benign", "refer", "biopsy", "unclear_image")
+REVIEW_DECISIONS = REVIEW_CODES  # what a new review may say (core.outcomes.REVIEW_CHOICES)
 RUN_STATUSES = ("running", "finished", "cancelled", "failed")
 CAM_MAX_SIDE = 128  # heat maps are smooth; 128 px is plenty and keeps a row ~10 kB
 BUSY_TIMEOUT_MS = 10_000
@@ -118,8 +125,108 @@ BEGIN
 END;
 """
 
+# Version 2 (malignancy triage, issue 11): results carry p(malignant), the most likely class, the
+# most probable malignant class and the risk band; the column that holds Screener.result_key gets
+# its name; the gate's numbers move to `details` (old rows: their numeric reason); reviews gain the
+# clinic's choices (monitor, excise, retake, no action) and an optional follow-up in months. Old
+# review codes stay valid values, shown through core.outcomes. Old rows get p_malignant from their
+# stored class probabilities (mel + bcc + akiec, the HAM10000 malignant classes, those present), or
+# p_melanoma when none of them was stored.
+_SCHEMA_V2 = """
+ALTER TABLE runs RENAME COLUMN bundle_fingerprint TO result_key;
+ALTER TABLE results RENAME COLUMN bundle_fingerprint TO result_key;
+ALTER TABLE results ADD COLUMN p_malignant REAL;
+ALTER TABLE results ADD COLUMN likely_class TEXT;
+ALTER TABLE results ADD COLUMN malignant_class TEXT;
+ALTER TABLE results ADD COLUMN band TEXT CHECK (band IS NULL OR band IN ('high', 'moderate', 'low'));
+ALTER TABLE results ADD COLUMN details TEXT NOT NULL DEFAULT '';
+UPDATE results SET details = reason WHERE status = 'ok';
+UPDATE results SET
+    p_malignant = CASE
+        WHEN EXISTS (SELECT 1 FROM json_each(class_probs_json) WHERE key IN ('mel', 'bcc', 'akiec'))
+        THEN (SELECT sum(value) FROM json_each(class_probs_json) WHERE key IN ('mel', 'bcc', 'akiec'))
+        ELSE p_melanoma END,
+    likely_class = (SELECT key FROM json_each(class_probs_json) ORDER BY value DESC, key LIMIT 1),
+    malignant_class = (SELECT key FROM json_each(class_probs_json) WHERE key IN ('mel', 'bcc', 'akiec')
+                       ORDER BY value DESC, key LIMIT 1)
+WHERE status = 'ok' AND json_valid(class_probs_json);
+CREATE INDEX results_by_sha256 ON results (sha256);
+
+CREATE TABLE reviews_v2 (
+    id               INTEGER PRIMARY KEY,
+    result_id        INTEGER NOT NULL REFERENCES results (id),
+    reviewer         TEXT NOT NULL CHECK (length(trim(reviewer)) > 0),
+    decision         TEXT NOT NULL CHECK (decision IN (
+                         'no_action', 'monitor', 'excise', 'refer', 'retake',
+                         'benign', 'biopsy', 'unclear_image')),
+    follow_up_months INTEGER CHECK (follow_up_months IS NULL OR follow_up_months BETWEEN 1 AND 120),
+    note             TEXT NOT NULL DEFAULT '',
+    created          TEXT NOT NULL
+);
+INSERT INTO reviews_v2 (id, result_id, reviewer, decision, follow_up_months, note, created)
+    SELECT id, result_id, reviewer, decision, NULL, note, created FROM reviews ORDER BY id;
+DROP TABLE reviews;
+ALTER TABLE reviews_v2 RENAME TO reviews;
+CREATE INDEX reviews_by_result ON reviews (result_id, id);
+CREATE TRIGGER reviews_no_update BEFORE UPDATE ON reviews
+BEGIN
+    SELECT RAISE(ABORT, 'reviews are append-only: add a new review instead of changing one');
+END;
+CREATE TRIGGER reviews_no_delete BEFORE DELETE ON reviews
+BEGIN
+    SELECT RAISE(ABORT, 'reviews are append-only: they cannot be deleted');
+END;
+"""
+
+# Version 3 (patients, issue 13): the clinic's unit of work. A patient (id: whatever the clinic
+# uses; names are never stored) has lesions (the clinic's lesion id, unique per patient), a lesion
+# has visits (one per date; NULL: date unknown), and an image (by sha256) belongs to at most one
+# lesion visit. Results and reviews stay keyed by the image, so they follow it as before.
+# Queries live in core/patients.py.
+_SCHEMA_V3 = """
+CREATE TABLE patients (
+    id      TEXT PRIMARY KEY CHECK (length(trim(id)) > 0),
+    sex     TEXT CHECK (sex IS NULL OR sex IN ('F', 'M', 'O')),
+    created TEXT NOT NULL
+);
+CREATE TABLE lesions (
+    id         INTEGER PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    label      TEXT NOT NULL CHECK (length(trim(label)) > 0),
+    body_site  TEXT,
+    labelled   INTEGER NOT NULL DEFAULT 1 CHECK (labelled IN (0, 1)),
+    created    TEXT NOT NULL,
+    UNIQUE (patient_id, label)
+);
+CREATE TABLE visits (
+    id         INTEGER PRIMARY KEY,
+    lesion_id  INTEGER NOT NULL REFERENCES lesions (id),
+    visit_date TEXT CHECK (visit_date IS NULL OR date(visit_date) = visit_date),
+    created    TEXT NOT NULL
+);
+CREATE UNIQUE INDEX visits_by_lesion_date ON visits (lesion_id, coalesce(visit_date, ''));
+CREATE TABLE image_visits (
+    sha256   TEXT PRIMARY KEY,
+    visit_id INTEGER NOT NULL REFERENCES visits (id),
+    age      INTEGER CHECK (age IS NULL OR age BETWEEN 0 AND 130),
+    note     TEXT NOT NULL DEFAULT '',
+    source   TEXT NOT NULL CHECK (source IN ('sidecar', 'folder', 'dicom')),
+    attached TEXT NOT NULL
+);
+CREATE INDEX image_visits_by_visit ON image_visits (visit_id);
+"""
+
+# Version 4 (the intake check, issue 15): a result carries the intake check's score and its level
+# (core.outcomes.INTAKE_LEVELS). Both stay NULL for results of bundles without the check and for
+# every row written before it: "not checked" is never shown as "familiar".
+_SCHEMA_V4 = """
+ALTER TABLE results ADD COLUMN ood_score REAL;
+ALTER TABLE results ADD COLUMN intake TEXT
+    CHECK (intake IS NULL OR intake IN ('familiar', 'unfamiliar', 'not_dermoscopy'));
+"""
+
 # MIGRATIONS[i] takes the schema from version i to i + 1. Append; never edit a released entry.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -144,7 +251,7 @@ class RunInfo:
     counts: RunCounts
     bundle_name: str
     bundle_version: str
-    bundle_fingerprint: str
+    result_key: str  # models + gate settings (Screener.result_key)
     settings: dict
     summary: dict | None
 
@@ -163,9 +270,16 @@ class Review:
     id: int
     result_id: int
     reviewer: str
-    decision: str  # one of REVIEW_DECISIONS
+    decision: str  # a review code (core.outcomes; old files may hold legacy codes)
     note: str
-    created: str
+    created: str  # UTC ISO-8601
+    follow_up_months: int | None = None  # "monitor": see again in this many months
+    sha256: str | None = None  # the image reviewed (reviews follow the image across results)
+
+    @property
+    def words(self) -> str:
+        """ "monitor (follow up in 6 months)", "excise / biopsy", ... (old codes mapped)."""
+        return review_words(self.decision, self.follow_up_months)
 
 
 @dataclass(frozen=True)
@@ -177,11 +291,31 @@ class QueueItem:
     p_melanoma: float | None
     reason: str
     queued_at: str
-    last_review: Review | None
+    last_review: Review | None  # the image's latest review, from any result of the same sha256
+    p_malignant: float | None = None
+    likely_class: str = ""
+    malignant_class: str = ""
+    band: str | None = None
 
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def local_time(stamp: str | None, seconds: bool = False) -> str:
+    """A stored UTC stamp in the local time zone with its offset, e.g. "2026-11-25 21:46 +01:00"."""
+    if not stamp:
+        return ""
+    try:
+        t = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    t = t.astimezone()
+    offset = t.strftime("%z")
+    offset = f"{offset[:3]}:{offset[3:]}" if len(offset) == 5 else offset
+    return t.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M") + f" {offset}"
 
 
 def encode_cam(cam: np.ndarray, max_side: int = CAM_MAX_SIDE) -> bytes:
@@ -207,20 +341,6 @@ def decode_cam(png: bytes) -> np.ndarray:
     if q is None:
         raise StoreError("a stored heat map is damaged; screen the image again to replace it")
     return q.astype(np.float32) / 255.0
-
-
-def encode_thumbnail(image_bgr: np.ndarray, max_side: int = 160, quality: int = 85) -> bytes:
-    """A BGR (or grey) image -> JPEG bytes, longest side <= max_side, for `add_result`."""
-    h, w = image_bgr.shape[:2]
-    scale = max_side / max(h, w)
-    if scale < 1.0:
-        image_bgr = cv2.resize(
-            image_bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
-        )
-    ok, buf = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise StoreError("OpenCV could not encode a thumbnail as JPEG; check the OpenCV installation")
-    return buf.tobytes()
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[str], where: str) -> int:
@@ -262,10 +382,20 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str], where: str) -> 
 _RESULT_COLUMNS = (
     "id", "sha256", "first_run_id", "path", "status", "decision", "reason", "p_melanoma", "member_p_json",
     "spread", "class_probs_json", "quality_json", "width", "height", "cam_png",
+    "p_malignant", "likely_class", "malignant_class", "band", "details", "ood_score", "intake",
 )
 _RUN_COLUMNS = (
-    "id, folder, bundle_name, bundle_version, bundle_fingerprint, settings_json, started, finished, status, summary_json"
+    "id, folder, bundle_name, bundle_version, result_key, settings_json, started, finished, status, summary_json"
 )
+_REVIEW_COLUMNS = "v.id, v.result_id, v.reviewer, v.decision, v.note, v.created, v.follow_up_months, r.sha256"
+# Most urgent first: p(malignant) (old rows without it: p(melanoma)), unscored last.
+_RISK_ORDER = "coalesce(r.p_malignant, r.p_melanoma) IS NULL, coalesce(r.p_malignant, r.p_melanoma) DESC, r.id"
+
+
+def _review(row: Sequence) -> Review:
+    rid, result_id, reviewer, decision, note, created, months, sha = row
+    return Review(int(rid), int(result_id), reviewer, decision, note, created,
+                  None if months is None else int(months), sha)
 
 
 def _result_select(prefix: str = "", with_cam: bool = True) -> str:
@@ -287,22 +417,26 @@ class ReviewStore:
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path) -> "ReviewStore":
+    def open(cls, path: str | Path) -> ReviewStore:
         path = Path(path).expanduser()
         where = str(path)
         if path.is_dir():
             raise StoreError(f"{where}: is a folder; give the path of a results file, e.g. {path / 'results.sqlite'}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # Private (0700 folder it creates, 0600 file and -wal/-shm): it holds names, paths, thumbnails.
+            make_private_folder(path.parent)
+            create_private_file(path)
         except OSError as exc:
             raise StoreError(
-                f"{where}: cannot create the folder for the results file ({exc.strerror or exc}); "
+                f"{where}: cannot create the results file or its folder ({exc.strerror or exc}); "
                 "choose a location you can write to"
             ) from exc
         conn = None
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per result.
-            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+            conn = sqlite3.connect(
+                str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+            )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA foreign_keys = ON")
             # The first real read: a file that is not SQLite fails here.
@@ -334,7 +468,7 @@ class ReviewStore:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> "ReviewStore":
+    def __enter__(self) -> ReviewStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -381,15 +515,13 @@ class ReviewStore:
 
     # -- runs ------------------------------------------------------------------------------
 
-    def start_run(
-        self, folder: str, bundle_name: str, bundle_version: str, bundle_fingerprint: str, settings: dict
-    ) -> int:
+    def start_run(self, folder: str, bundle_name: str, bundle_version: str, result_key: str, settings: dict) -> int:
         """Records a new run with status "running"; returns its id."""
         with self._write() as c:
             cur = c.execute(
-                "INSERT INTO runs (folder, bundle_name, bundle_version, bundle_fingerprint, settings_json, started, status)"
+                "INSERT INTO runs (folder, bundle_name, bundle_version, result_key, settings_json, started, status)"
                 " VALUES (?, ?, ?, ?, ?, ?, 'running')",
-                (str(folder), bundle_name, bundle_version, bundle_fingerprint, _json(settings), utc_now()),
+                (str(folder), bundle_name, bundle_version, result_key, _json(settings), utc_now()),
             )
             return int(cur.lastrowid)
 
@@ -413,16 +545,16 @@ class ReviewStore:
         rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
         return self._run_info(rows[0]) if rows else None
 
-    def latest_run_for_folder(self, folder: str, bundle_fingerprint: str) -> RunInfo | None:
-        """The newest run of this folder with these models, e.g. to offer "resume"."""
+    def latest_run_for_folder(self, folder: str, result_key: str) -> RunInfo | None:
+        """The newest run of this folder with these models and gate, e.g. to offer "resume"."""
         rows = self._read(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE folder = ? AND bundle_fingerprint = ? ORDER BY id DESC LIMIT 1",
-            (str(folder), bundle_fingerprint),
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE folder = ? AND result_key = ? ORDER BY id DESC LIMIT 1",
+            (str(folder), result_key),
         )
         return self._run_info(rows[0]) if rows else None
 
     def _run_info(self, row: tuple) -> RunInfo:
-        (run_id, folder, b_name, b_version, b_fp, settings_json, started, finished, status, summary_json) = row
+        (run_id, folder, b_name, b_version, key, settings_json, started, finished, status, summary_json) = row
         c = self._read(
             "SELECT count(*),"
             " coalesce(sum(r.status = 'ok'), 0), coalesce(sum(r.status = 'error'), 0),"
@@ -440,20 +572,19 @@ class ReviewStore:
             counts=RunCounts(*(int(x) for x in c)),
             bundle_name=b_name,
             bundle_version=b_version,
-            bundle_fingerprint=b_fp,
+            result_key=key,
             settings=json.loads(settings_json),
             summary=None if summary_json is None else json.loads(summary_json),
         )
 
     # -- results ---------------------------------------------------------------------------
 
-    def add_result(
-        self, run_id: int, result: ScreeningResult, bundle_fingerprint: str, thumbnail: bytes | None = None
-    ) -> int:
+    def add_result(self, run_id: int, result: ScreeningResult, result_key: str, thumbnail: bytes | None = None) -> int:
         """Stores one result of a run in one transaction; returns the result's id.
 
-        A good result reuses the stored row for (sha256, bundle_fingerprint) when there is one.
-        Results that need review are queued once. Adding the same run + path again returns the
+        A good result reuses the stored row for (sha256, result_key) when there is one.
+        Results that need review are queued once, unless the image (same sha256) already has a
+        review from an earlier screening: its review follows it instead. Adding the same run + path again returns the
         id already linked and changes nothing, except that a good result replaces an error
         recorded for that path earlier in the same run (a retried file).
         """
@@ -480,21 +611,25 @@ class ReviewStore:
             result_id = None
             if result.ok:
                 row = c.execute(
-                    "SELECT id FROM results WHERE sha256 = ? AND bundle_fingerprint = ? AND status = 'ok'",
-                    (result.sha256, bundle_fingerprint),
+                    "SELECT id FROM results WHERE sha256 = ? AND result_key = ? AND status = 'ok'",
+                    (result.sha256, result_key),
                 ).fetchone()
                 result_id = None if row is None else int(row[0])
             if result_id is None:
                 result_id = int(
                     c.execute(
-                        "INSERT INTO results (sha256, bundle_fingerprint, first_run_id, path, status, decision, reason,"
+                        "INSERT INTO results (sha256, result_key, first_run_id, path, status, decision, reason,"
                         " p_melanoma, member_p_json, spread, class_probs_json, quality_json, width, height, cam_png,"
-                        " thumbnail_jpeg, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " thumbnail_jpeg, created, p_malignant, likely_class, malignant_class, band, details,"
+                        " ood_score, intake)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
-                            result.sha256, bundle_fingerprint, run_id, result.path, result.status, decision,
+                            result.sha256, result_key, run_id, result.path, result.status, decision,
                             result.reason, result.p_melanoma, _json(list(result.member_p)), result.spread,
                             _json(result.class_probs), quality, result.width, result.height, cam_png,
-                            thumbnail, now,
+                            thumbnail, now, result.p_malignant, result.likely_class or None,
+                            result.malignant_class or None, result.band, result.details or "",
+                            result.ood_score, result.intake,
                         ),
                     ).lastrowid
                 )
@@ -516,24 +651,28 @@ class ReviewStore:
                     (old_error, old_error),
                 )
 
-            if result.ok and Decision(decision).needs_review:
+            already_reviewed = result.ok and c.execute(
+                "SELECT 1 FROM reviews v JOIN results r ON r.id = v.result_id WHERE r.sha256 = ? LIMIT 1",
+                (result.sha256,),
+            ).fetchone() is not None
+            if result.ok and Decision(decision).needs_review and not already_reviewed:
                 c.execute(
                     "INSERT OR IGNORE INTO review_queue (result_id, queued_at) VALUES (?, ?)", (result_id, now)
                 )
             return result_id
 
-    def find_result(self, sha256: str, bundle_fingerprint: str) -> ScreeningResult | None:
-        """The stored good result of this image with these models (from_store=True), or None."""
+    def find_result(self, sha256: str, result_key: str) -> ScreeningResult | None:
+        """The stored good result of this image with these models and gate (from_store=True), or None."""
         rows = self._read(
-            f"SELECT {_result_select()} FROM results WHERE sha256 = ? AND bundle_fingerprint = ? AND status = 'ok'",
-            (sha256, bundle_fingerprint),
+            f"SELECT {_result_select()} FROM results WHERE sha256 = ? AND result_key = ? AND status = 'ok'",
+            (sha256, result_key),
         )
         return self._result(rows[0], from_store=True) if rows else None
 
-    def result_id_for(self, sha256: str, bundle_fingerprint: str) -> int | None:
+    def result_id_for(self, sha256: str, result_key: str) -> int | None:
         rows = self._read(
-            "SELECT id FROM results WHERE sha256 = ? AND bundle_fingerprint = ? AND status = 'ok'",
-            (sha256, bundle_fingerprint),
+            "SELECT id FROM results WHERE sha256 = ? AND result_key = ? AND status = 'ok'",
+            (sha256, result_key),
         )
         return int(rows[0][0]) if rows else None
 
@@ -570,7 +709,8 @@ class ReviewStore:
     @staticmethod
     def _result(row: tuple, from_store: bool) -> ScreeningResult:
         (_id, sha256, _first_run, path, status, decision, reason, p_mel, member_p_json, spread,
-         class_probs_json, quality_json, width, height, cam_png) = row
+         class_probs_json, quality_json, width, height, cam_png, p_mal, likely, mal_class, band, details,
+         ood_score, intake) = row
         quality = None
         if quality_json is not None:
             q = json.loads(quality_json)
@@ -590,55 +730,110 @@ class ReviewStore:
             height=height,
             cam=None if cam_png is None else decode_cam(bytes(cam_png)),
             from_store=from_store,
+            p_malignant=p_mal,
+            likely_class=likely or "",
+            malignant_class=mal_class or "",
+            band=band,
+            details=details or "",
+            ood_score=ood_score,
+            intake=intake,
         )
 
     # -- review queue and reviews ------------------------------------------------------------
 
     def queue(self, include_reviewed: bool = False) -> list[QueueItem]:
-        """Uncertain and suspicious results, oldest first; by default only those not yet reviewed."""
-        where = "" if include_reviewed else " WHERE NOT EXISTS (SELECT 1 FROM reviews v WHERE v.result_id = q.result_id)"
+        """Review and suspicious results, highest p(malignant) first; by default only images not
+        yet reviewed (a review of the same image under another result counts: reviews follow it)."""
+        where = (
+            "" if include_reviewed else
+            " WHERE NOT EXISTS (SELECT 1 FROM reviews v2 JOIN results r2 ON r2.id = v2.result_id"
+            " WHERE r2.sha256 = r.sha256)"
+        )
         rows = self._read(
             "SELECT q.result_id, r.path, r.sha256, r.decision, r.p_melanoma, r.reason, q.queued_at,"
-            " v.id, v.reviewer, v.decision, v.note, v.created"
-            " FROM review_queue q JOIN results r ON r.id = q.result_id"
-            " LEFT JOIN reviews v ON v.id = (SELECT max(id) FROM reviews WHERE result_id = q.result_id)"
-            f"{where} ORDER BY q.queued_at, q.result_id",
+            " r.p_malignant, r.likely_class, r.malignant_class, r.band"
+            f" FROM review_queue q JOIN results r ON r.id = q.result_id{where} ORDER BY {_RISK_ORDER}",
         )
+        latest = self.latest_reviews([r[2] for r in rows])
         return [
             QueueItem(
-                result_id=int(r[0]),
-                path=r[1],
-                sha256=r[2],
-                decision=Decision(r[3]),
-                p_melanoma=r[4],
-                reason=r[5],
-                queued_at=r[6],
-                last_review=None if r[7] is None else Review(int(r[7]), int(r[0]), r[8], r[9], r[10], r[11]),
+                result_id=int(r[0]), path=r[1], sha256=r[2], decision=Decision(r[3]), p_melanoma=r[4], reason=r[5],
+                queued_at=r[6], last_review=latest.get(r[2]), p_malignant=r[7], likely_class=r[8] or "",
+                malignant_class=r[9] or "", band=r[10],
             )
             for r in rows
         ]
 
-    def add_review(self, result_id: int, reviewer: str, decision: str, note: str = "") -> Review:
-        """Appends a review; earlier reviews of the case stay as they were."""
+    def latest_reviews(self, sha256s: Sequence[str]) -> dict[str, Review]:
+        """sha256 -> the image's latest review (from any of its results); images without one are left out."""
+        wanted = sorted({s for s in sha256s if s})
+        found: dict[str, Review] = {}
+        for i in range(0, len(wanted), 500):  # SQLite limits the number of parameters
+            chunk = wanted[i:i + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._read(
+                f"SELECT {_REVIEW_COLUMNS} FROM reviews v JOIN results r ON r.id = v.result_id"
+                f" WHERE r.sha256 IN ({marks}) ORDER BY v.id",
+                chunk,
+            )
+            for row in rows:
+                found[row[7]] = _review(row)  # ascending ids: the last one wins
+        return found
+
+    def add_review(
+        self, result_id: int, reviewer: str, decision: str, note: str = "", follow_up_months: int | None = None
+    ) -> Review:
+        """Appends a review; earlier reviews of the case stay as they were.
+
+        "monitor" takes follow_up_months (DEFAULT_FOLLOW_UP_MONTHS when not given); other choices none.
+        """
         reviewer = (reviewer or "").strip()
         if not reviewer:
             raise ValueError("a review needs the reviewer's name or initials")
         if decision not in REVIEW_DECISIONS:
             raise ValueError(f"review decision must be one of {', '.join(REVIEW_DECISIONS)}; got {decision!r}")
+        if review_choice(decision).asks_months:
+            months = DEFAULT_FOLLOW_UP_MONTHS if follow_up_months is None else follow_up_months
+            if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= MAX_FOLLOW_UP_MONTHS:
+                raise ValueError(f"follow-up must be a whole number of months from 1 to {MAX_FOLLOW_UP_MONTHS}, "
+                                 f"got {follow_up_months!r}")
+        elif follow_up_months is not None:
+            raise ValueError(f"only a 'monitor' review takes a follow-up interval, not {decision!r}")
+        else:
+            months = None
         now = utc_now()
         with self._write() as c:
-            if c.execute("SELECT 1 FROM results WHERE id = ?", (result_id,)).fetchone() is None:
+            row = c.execute("SELECT sha256, status FROM results WHERE id = ?", (result_id,)).fetchone()
+            if row is None:
                 raise ValueError(f"there is no screening result with id {result_id} in {self.path}")
+            if row[1] == "error":  # never listed for review, so a review of it would never be seen
+                raise ValueError(
+                    f"result {result_id} is a file that could not be screened, so it cannot be reviewed; "
+                    "fix or copy the file again and screen it"
+                )
             review_id = c.execute(
-                "INSERT INTO reviews (result_id, reviewer, decision, note, created) VALUES (?, ?, ?, ?, ?)",
-                (result_id, reviewer, decision, note or "", now),
+                "INSERT INTO reviews (result_id, reviewer, decision, follow_up_months, note, created)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (result_id, reviewer, decision, months, note or "", now),
             ).lastrowid
-        return Review(int(review_id), result_id, reviewer, decision, note or "", now)
+        return Review(int(review_id), result_id, reviewer, decision, note or "", now, months, row[0])
 
     def history(self, result_id: int) -> list[Review]:
-        """Every review of a case, oldest first."""
+        """Every review of the case's image, oldest first: reviews of other results of the same
+        image (another confidence, another bundle) are part of it."""
         rows = self._read(
-            "SELECT id, result_id, reviewer, decision, note, created FROM reviews WHERE result_id = ? ORDER BY id",
-            (result_id,),
+            f"SELECT {_REVIEW_COLUMNS} FROM reviews v JOIN results r ON r.id = v.result_id"
+            " WHERE v.result_id = ? OR (r.sha256 IS NOT NULL AND r.sha256 = (SELECT sha256 FROM results WHERE id = ?))"
+            " ORDER BY v.id",
+            (result_id, result_id),
         )
-        return [Review(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+        return [_review(r) for r in rows]
+
+    def image_history(self, sha256: str) -> list[Review]:
+        """Every review of an image (by its sha256), oldest first."""
+        rows = self._read(
+            f"SELECT {_REVIEW_COLUMNS} FROM reviews v JOIN results r ON r.id = v.result_id WHERE r.sha256 = ?"
+            " ORDER BY v.id",
+            (sha256,),
+        )
+        return [_review(r) for r in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -27,8 +28,8 @@ from PySide6.QtWidgets import (
 )
 
 import core
-from core.bundle import DISCLAIMER, Bundle, default_bundle_path
-from core.ensemble import available_providers
+from core.bundle import DISCLAIMER, MELANOMA_ONLY_NOTE, Bundle, default_bundle_path
+from core.engines import ENGINES, PRECISIONS, available_providers, openvino_version
 from core.paths import default_database_path
 
 from .settings import PROVIDERS, AppSettings
@@ -75,10 +76,11 @@ class FirstStartDialog(QDialog):
         text = QLabel(
             "<p style='font-size:13px'><b>Please read this before you start.</b></p>"
             f"<p style='font-size:13px'>{DISCLAIMER}</p>"
-            "<p>MelaScreen sorts dermoscopy images into <b>benign</b>, <b>uncertain</b> and <b>suspicious</b> "
-            "to help you decide which ones to look at first. Uncertain and suspicious images go to a review "
-            "queue, where a clinician records a decision. Every review is stored with the reviewer's name "
-            "and cannot be changed afterwards.</p>"
+            "<p>MelaScreen sorts dermoscopy images into <b>no cancer suspected</b>, <b>review</b> (with a high, "
+            "moderate or low risk band) and <b>suspicious for</b> a named skin cancer, to help you decide which "
+            "ones to look at first. Review and suspicious images go to a review queue, highest risk first, where "
+            "a clinician records a decision (no action, monitor, excise, refer, retake). Every review is stored "
+            "with the reviewer's name and cannot be changed afterwards.</p>"
         )
         text.setWordWrap(True)
         text.setTextFormat(Qt.TextFormat.RichText)
@@ -126,7 +128,9 @@ class SettingsDialog(QDialog):
         self._settings = settings
         default = default_bundle_path()
         self.bundle = QLineEdit(settings.bundle_path)
-        self.bundle.setPlaceholderText(f"the bundle installed with MelaScreen ({default})")
+        # The path is long: the placeholder stays short, the tooltip has it whole.
+        self.bundle.setPlaceholderText("the bundle installed with MelaScreen")
+        self.bundle.setToolTip(f"Empty: the bundle installed with MelaScreen ({default})")
         folder_btn = QPushButton("Folder…")
         folder_btn.clicked.connect(self._choose_bundle_folder)
         zip_btn = QPushButton("Zip…")
@@ -143,10 +147,33 @@ class SettingsDialog(QDialog):
         for p in PROVIDERS:
             self.provider.addItem(words[p], p)
         self.provider.setCurrentIndex(max(0, PROVIDERS.index(settings.provider) if settings.provider in PROVIDERS else 0))
-        avail = ", ".join(available_providers())
+        # Only what this offline app can use: cloud providers (e.g. Azure) are never offered.
+        avail = ", ".join(p for p in available_providers() if p in ("CPUExecutionProvider", "CUDAExecutionProvider"))
         in_use = provider_in_use or "models not loaded"
-        self.provider_info = QLabel(f"In use now: <b>{in_use}</b><br>Available in this installation: {avail}")
+        ov = openvino_version()
+        engines = f"onnxruntime, OpenVINO {ov}" if ov else "onnxruntime (OpenVINO is not installed)"
+        self.provider_info = QLabel(
+            f"In use now: <b>{in_use}</b><br>Available in this installation: {avail}; engines: {engines}"
+        )
         self.provider_info.setWordWrap(True)
+
+        self.engine = QComboBox()
+        engine_words = {
+            "auto": "Automatic (OpenVINO when it gives the same results, else onnxruntime)",
+            "onnxruntime": "onnxruntime (the reference)",
+            "openvino": "OpenVINO (faster on the CPU)",
+        }
+        for e in ENGINES:
+            self.engine.addItem(engine_words[e], e)
+        self.engine.setCurrentIndex(max(0, self.engine.findData(settings.engine)))
+        self.precision = QComboBox()
+        precision_words = {
+            "exact": "Exact (checked against the reference at start)",
+            "fast": "Fast (bf16 where the CPU supports it; small differences)",
+        }
+        for q in PRECISIONS:
+            self.precision.addItem(precision_words[q], q)
+        self.precision.setCurrentIndex(max(0, self.precision.findData(settings.precision)))
 
         self.use_default_confidence = QCheckBox("Use the bundle's default (0.99)")
         self.confidence = QDoubleSpinBox()
@@ -163,14 +190,15 @@ class SettingsDialog(QDialog):
         cl.addWidget(self.confidence)
         cl.addWidget(self.use_default_confidence, 1)
         conf_help = QLabel(
-            "A result is called benign or suspicious only when the models are at least this confident; "
-            "everything else is uncertain and goes to the review queue."
+            "A result is called “no cancer suspected” or “suspicious” only when the models are at least this "
+            "confident; everything else goes to the review queue, in risk bands."
         )
         conf_help.setWordWrap(True)
         conf_help.setStyleSheet("color:#455a64;")
 
         self.database = QLineEdit(settings.database_path)
-        self.database.setPlaceholderText(str(default_database_path()))
+        self.database.setPlaceholderText("the default results file (see tooltip)")
+        self.database.setToolTip(f"Empty: {default_database_path()}")
         db_btn = QPushButton("Choose…")
         db_btn.clicked.connect(self._choose_database)
         self.reviewer = QLineEdit(settings.reviewer)
@@ -180,6 +208,8 @@ class SettingsDialog(QDialog):
         form.addRow("Model bundle:", bundle_row)
         form.addRow("", self.bundle_message)
         form.addRow("Inference on:", self.provider)
+        form.addRow("Engine:", self.engine)
+        form.addRow("Precision:", self.precision)
         form.addRow("", self.provider_info)
         form.addRow("Confidence:", conf_row)
         form.addRow("", conf_help)
@@ -215,6 +245,8 @@ class SettingsDialog(QDialog):
             self._settings,
             bundle_path=self.bundle.text().strip(),
             provider=self.provider.currentData(),
+            engine=self.engine.currentData(),
+            precision=self.precision.currentData(),
             confidence=None if self.use_default_confidence.isChecked() else round(self.confidence.value(), 3),
             database_path=self.database.text().strip(),
             reviewer=self.reviewer.text().strip(),
@@ -241,13 +273,15 @@ def bundle_html(bundle: Bundle | None, verified: bool, provider_in_use: str | No
     return (
         f"<h3>{m.name} <small>version {m.version}</small></h3>"
         f"<p>Created {m.created or 'unknown'} · task {m.task} · input {m.input_size}×{m.input_size} px · "
-        f"{len(m.tta_views)} test-time views · fingerprint <code>{bundle.fingerprint}</code><br>"
+        f"{len(m.tta_views)} test-time views · identity <code>{bundle.identity[:16]}</code><br>"
         f"Loaded from {bundle.source or bundle.root}<br>"
-        f"<b>{check}</b> · running on {provider_in_use or '—'}</p>"
+        f"<b>{check}</b> · {html.escape(bundle.trust_text)} · running on {provider_in_use or '—'}</p>"
         "<table border='1' cellspacing='0' cellpadding='3'><tr><th>member</th><th>architecture</th><th>seed</th>"
         f"<th>temperature</th><th>val. AUC</th><th>SHA-256</th></tr>{rows}</table>"
-        f"<p>Classes: {', '.join(m.class_names)} (p(melanoma) = {m.positive_class})</p>"
-        f"{metrics}"
+        f"<p>Classes: {', '.join(m.class_names)} (p(melanoma) = {m.positive_class}; "
+        + (f"{MELANOMA_ONLY_NOTE})</p>" if m.melanoma_only_gate
+           else f"the gate works on p(malignant) = {' + '.join(m.malignant_classes)})</p>")
+        + f"{metrics}"
     )
 
 

@@ -23,7 +23,18 @@ def main(argv: list[str] | None = None) -> int:
         return run_app(args[1:])
     from core.cli import main as cli_main
 
-    return cli_main(args)
+    return cli_main(args, pdf_writer=_pdf_writer())
+
+
+def _pdf_writer():
+    """Qt's HTML -> PDF for `report --out FILE.pdf`, when PySide6 is installed; else None (HTML/CSV only)."""
+    try:
+        import PySide6  # noqa: F401
+    except ImportError:
+        return None
+    from .pdf import html_to_pdf
+
+    return html_to_pdf
 
 
 if __name__ == "__main__":

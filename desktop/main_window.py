@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
-    QSizePolicy,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -25,27 +24,34 @@ from PySide6.QtWidgets import (
 
 from core.bundle import DISCLAIMER, default_bundle_path
 from core.errors import MelaScreenError, StoreError
-from core.report import write_csv, write_html
+from core.report import report_html, write_csv, write_html
+from core.runs import shown_status
 from core.screening import RunSummary
-from core.store import ReviewStore
+from core.store import ReviewStore, local_time
 
+from .elided_label import ElidedLabel
 from .models import ThumbnailCache
+from .pdf import html_to_pdf
 from .dialogs import AboutDialog, SettingsDialog, find_notices
 from .settings import AppSettings, save_settings
 from .style import DISCLAIMER_SHORT
 from .views.case_panel import CasePanel, CaseRef
+from .views.patients import PatientWorklistView
 from .views.review_queue import ReviewQueueView
 from .views.screening import ScreeningView
 from .workers import LoadedModel, ResultRow, ScreeningBatch, Worker, WorkerPool, load_model_job, screening_job
 
 CASE_KEYS_HELP = (
     "Keys: N / P next / previous row of the results · Backspace back to the results · 1–4 decision · "
-    "E note (Esc back) · Ctrl+Enter save · H heat map · + / − / 0 zoom"
+    "E note (Esc back) · Ctrl+Enter save · H heat map · + / − / 0 zoom · L this lesion's visits (Patients)"
 )
 NO_BUNDLE_MESSAGE = (
     "No model bundle is installed with this copy of MelaScreen yet, so nothing can be screened. "
     "Choose a bundle folder or .zip in Settings (Settings → Model bundle)."
 )
+
+
+PDF_PICTURE_WIDTH = 90  # Qt's PDF writer scales pictures by its resolution: 90 px -> about 24 mm on A4
 
 
 def bundle_to_load(settings: AppSettings, override: str | None = None) -> tuple[Path | None, str]:
@@ -99,15 +105,16 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.screening, "Screening")
         self.tabs.addTab(case_tab, "Case")
         self.tabs.addTab(self.queue_view, "Review queue")
+        self.patients_view = PatientWorklistView(lambda: self.store, lambda: self.settings.reviewer)
+        self.tabs.addTab(self.patients_view, "Patients")
         self.case_tab = case_tab
         self.setCentralWidget(self.tabs)
 
         self.disclaimer_label = QLabel(f"⚠ {DISCLAIMER_SHORT}")
         self.disclaimer_label.setToolTip(DISCLAIMER)
         self.disclaimer_label.setStyleSheet("color:#b71c1c; font-weight:bold; padding:0 6px;")
-        self.message_label = QLabel()
+        self.message_label = ElidedLabel()  # long paths are elided in the middle; the tooltip has them whole
         self.message_label.setStyleSheet("color:#1b5e20; padding:0 6px;")
-        self.message_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.model_label = QLabel()
         self.store_label = QLabel()
         # All permanent: QStatusBar.showMessage would hide the disclaimer, which must stay visible.
@@ -142,6 +149,9 @@ class MainWindow(QMainWindow):
         self.report_action = QAction("Export printable &report (HTML)…", self, shortcut=QKeySequence("Ctrl+P"))
         self.report_action.triggered.connect(lambda: self.export_report())
         file_menu.addAction(self.report_action)
+        self.pdf_action = QAction("Export report as &PDF…", self, shortcut=QKeySequence("Ctrl+Shift+P"))
+        self.pdf_action.triggered.connect(lambda: self.export_pdf())
+        file_menu.addAction(self.pdf_action)
         file_menu.addSeparator()
         quit_act = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_act.triggered.connect(self.close)
@@ -162,6 +172,7 @@ class MainWindow(QMainWindow):
         s.run_selected.connect(self.show_stored_run)
         s.export_csv.connect(self.export_csv)
         s.export_report.connect(self.export_report)
+        s.export_pdf.connect(self.export_pdf)
         s.open_settings.connect(self.open_settings)
         self.queue_view.queue_changed.connect(self._queue_count)
         self.queue_view.panel.reviewed.connect(lambda rid, review: self._on_reviewed(review, from_queue=True))
@@ -173,11 +184,16 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence("P"), self.case_tab, lambda: self._step_case(-1), context=ctx)
         QShortcut(QKeySequence("Backspace"), self.case_tab, lambda: self.tabs.setCurrentWidget(self.screening), context=ctx)
         self.tabs.currentChanged.connect(self._tab_changed)
+        self.patients_view.report_written.connect(lambda path: self.notify(f"Patient report written: {path}", 8000))
+        QShortcut(QKeySequence("L"), self.case_tab, lambda: self.show_lesion_visits(self.case_panel), context=ctx)
+        QShortcut(
+            QKeySequence("L"), self.queue_view, lambda: self.show_lesion_visits(self.queue_view.panel), context=ctx
+        )
 
-    def notify(self, text: str, ms: int = 0) -> None:
+    def notify(self, text: str, ms: int = 0, error: bool = False) -> None:
         """A short message in the status bar, beside the disclaimer (never instead of it)."""
+        self.message_label.setStyleSheet(f"color:{'#c62828' if error else '#1b5e20'}; padding:0 6px;")
         self.message_label.setText(text)
-        self.message_label.setToolTip(text)
         if ms:
             self._message_timer.start(ms)
         else:
@@ -240,7 +256,9 @@ class MainWindow(QMainWindow):
             return
         self.model_message = f"Loading the models from {path}…"
         self._update_model_state(state="loading")
-        worker = Worker(load_model_job(path, self.settings.provider, self.settings.confidence), name="load model")
+        job = load_model_job(path, self.settings.session(), self.settings.trusted_keys,
+                             self.settings.allow_unsigned_bundles)
+        worker = Worker(job, name="load model")
         worker.signals.progress.connect(lambda text, n=request: self._model_progress(n, text))
         worker.signals.result.connect(lambda model, n=request: self._model_ready(n, model))
         worker.signals.failed.connect(lambda exc, n=request: self._model_error(n, exc))
@@ -276,9 +294,16 @@ class MainWindow(QMainWindow):
             self.screening.set_model_state(state or "loading", self.model_message)
         if self.model is not None:
             m = self.model.bundle.manifest
-            self.model_label.setText(f"Models: {m.name} {m.version} · {self.model.screener.provider_in_use}")
+            unsigned = " · UNSIGNED BUNDLE (research only)" if self.model.bundle.unsigned else ""
+            self.model_label.setText(f"Models: {m.name} {m.version} · {self.model.screener.engine_in_use}{unsigned}")
+            try:
+                thresholds = m.gate.thresholds(self.settings.confidence)
+            except ValueError:
+                thresholds = m.gate.thresholds()
+            self.screening.set_legend(thresholds, bool(getattr(m, "melanoma_only_gate", False)))
         else:
             self.model_label.setText("Models: not loaded")
+            self.screening.set_legend(None)
 
     # -- screening ----------------------------------------------------------------------------
 
@@ -287,13 +312,19 @@ class MainWindow(QMainWindow):
         if folder:
             self.screening.set_folder(folder)
             self.settings = replace(self.settings, last_folder=folder)
-            self.show_latest_run_of(folder)
+            if self.model is not None and self.store is not None and self.screening_worker is None:
+                # Picking the folder is the request: screen it (stored results are reused, not recomputed).
+                self.start_screening(folder, self.screening.recursive.isChecked())
+            else:
+                self.show_latest_run_of(folder)
 
     def show_latest_run_of(self, folder: str) -> bool:
         """A folder screened before with these models: show its stored results straight away."""
         if self.store is None or self.model is None:
             return False
-        run = self.store.latest_run_for_folder(str(Path(folder).resolve()), self.model.screener.result_key)
+        run = self.store.latest_run_for_folder(
+            str(Path(folder).resolve()), self.model.screener.result_key(self.settings.gate())
+        )
         if run is None:
             return False
         self.show_stored_run(run.id)
@@ -305,7 +336,8 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.screening)
         self.settings = replace(self.settings, last_folder=folder, recursive=recursive)
         self.screening.run_started(folder)
-        worker = Worker(screening_job(self.model.screener, folder, self.store, recursive), name="screening")
+        job = screening_job(self.model.screener, folder, self.store, recursive, self.settings.gate())
+        worker = Worker(job, name="screening")
         worker.signals.progress.connect(self._screening_progress)
         worker.signals.result.connect(self._screening_finished)
         worker.signals.failed.connect(self._screening_failed)
@@ -324,8 +356,14 @@ class MainWindow(QMainWindow):
     def _screening_finished(self, summary: RunSummary) -> None:
         self.screening_worker = None
         self.screening.run_finished(summary)
+        self._show_reviews()
         self.screening.set_runs(self.store.runs() if self.store else [])
         self.queue_view.refresh()
+        self.patients_view.refresh()
+        issues = getattr(summary, "intake_issues", ())
+        if issues:  # bad sidecar rows are never dropped in silence; the run's summary keeps them too
+            self.notify(f"{len(issues)} patient-identity problem(s): {issues[0]}" + (" …" if len(issues) > 1 else ""))
+            self.message_label.setToolTip("\n".join(str(i) for i in issues))
         self._apply_pending()
         self.run_done.emit(summary)
 
@@ -346,6 +384,14 @@ class MainWindow(QMainWindow):
             return
         rows = [ResultRow(e.result, e.result_id if e.result.ok else None) for e in self.store.run_entries(run_id, with_cam=False)]
         self.screening.show_run(run, rows)
+        self._show_reviews()
+
+    def _show_reviews(self) -> None:
+        """The results table shows each image's latest review (reviews follow the image)."""
+        if self.store is None:
+            return
+        shas = [r.result.sha256 for r in self.screening.model.rows if r.result.sha256]
+        self.screening.model.set_reviews(self.store.latest_reviews(shas))
 
     # -- cases and reviews --------------------------------------------------------------------
 
@@ -353,6 +399,28 @@ class MainWindow(QMainWindow):
         self.case_panel.open(ref)
         self.tabs.setCurrentWidget(self.case_tab)
         self.case_panel.setFocus()
+        self._say_earlier_visits(ref)
+
+    def _say_earlier_visits(self, ref: CaseRef) -> None:
+        """A dermatologist compares a lesion with its earlier pictures first: say when there are some."""
+        from core.patients import identity_of, lesion_timeline
+
+        filed = identity_of(self.store, ref.shown.sha256) if (self.store and ref.shown.sha256) else None
+        if filed is None:
+            return
+        others = [e for e in lesion_timeline(self.store, filed.lesion_key) if e.sha256 != ref.shown.sha256]
+        if others:
+            self.notify(f"Patient {filed.patient_id}, lesion {filed.lesion_label}: {len(others)} other picture(s) "
+                        "of this lesion; press L to see its visits side by side.", 10_000)
+
+    def show_lesion_visits(self, panel) -> None:
+        """The open case's lesion in the Patients tab: its earlier visits side by side."""
+        ref = panel.current
+        sha = ref.shown.sha256 if ref is not None else None
+        if sha and self.patients_view.show_lesion_of(sha):
+            self.tabs.setCurrentWidget(self.patients_view)
+        else:
+            self.notify("This image is not filed under a patient (no sidecar row, patient folder or DICOM id).", 8000)
 
     def _step_case(self, step: int) -> None:
         if self.case_panel.current is None:
@@ -362,7 +430,8 @@ class MainWindow(QMainWindow):
             self.case_panel.open(ref)
 
     def _on_reviewed(self, review, from_queue: bool) -> None:
-        self.notify(f"Review saved ({review.decision}, by {review.reviewer}).", 6000)
+        self.notify(f"Review saved ({review.words}, by {review.reviewer}).", 6000)
+        self.screening.model.add_review(review)
         if not from_queue:
             self.queue_view.refresh()
 
@@ -372,6 +441,8 @@ class MainWindow(QMainWindow):
     def _tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.queue_view:
             self.queue_view.panel.setFocus()
+        if self.tabs.widget(index) is self.patients_view:
+            self.patients_view.refresh()  # reviews and runs may have changed the worklist
 
     # -- export -------------------------------------------------------------------------------
 
@@ -392,7 +463,9 @@ class MainWindow(QMainWindow):
                 return None
         classes = self.model.bundle.manifest.class_names if self.model else ()
         try:
-            out = write_csv(self.store.run_results(run_id, with_cam=False), path, classes)
+            results = self.store.run_results(run_id, with_cam=False)
+            reviews = self.store.latest_reviews([r.sha256 for r in results if r.sha256])
+            out = write_csv(results, path, classes, reviews)
         except OSError as exc:
             QMessageBox.warning(self, "Export failed", f"The CSV file could not be written:\n{exc}")
             return None
@@ -402,21 +475,30 @@ class MainWindow(QMainWindow):
 
     def export_report(self, path: str | None = None) -> Worker | None:
         """Write the HTML report on a worker: it reads every image again to draw the heat maps."""
+        return self._export_document("html", path)
+
+    def export_pdf(self, path: str | None = None) -> Worker | None:
+        """The same report as a PDF: HTML built on a worker, drawn by Qt's PDF writer on the GUI thread."""
+        return self._export_document("pdf", path)
+
+    def _export_document(self, kind: str, path: str | None) -> Worker | None:
         run_id = self.screening.current_run_id
         if self.store is None or run_id is None:
             self.notify("Nothing to export yet: screen a folder or choose an earlier run first.", 8000)
             return None
         interactive = path is None
         if interactive:
-            path, _ = QFileDialog.getSaveFileName(self, "Export printable report", self._export_name(".html"), "HTML report (*.html)")
+            title, pattern = {"html": ("Export printable report", "HTML report (*.html)"),
+                              "pdf": ("Export report as PDF", "PDF (*.pdf)")}[kind]
+            path, _ = QFileDialog.getSaveFileName(self, title, self._export_name(f".{kind}"), pattern)
             if not path:
                 return None
         store = self.store
         run = store.get_run(run_id)
         details = {
             "Folder": run.folder,
-            "Run": f"#{run.id}, started {run.started[:19].replace('T', ' ')} UTC ({run.status})",
-            "Models": f"{run.bundle_name} {run.bundle_version} (fingerprint {run.bundle_fingerprint})",
+            "Run": f"#{run.id}, started {local_time(run.started)} ({shown_status(run.status, run.settings)})",
+            "Models": f"{run.bundle_name} {run.bundle_version} (result key {run.result_key})",
             "Settings": ", ".join(f"{k}: {v}" for k, v in sorted(run.settings.items())),
             "Exported by": self.settings.reviewer or "—",
         }
@@ -424,25 +506,40 @@ class MainWindow(QMainWindow):
         def job(report, should_stop):
             entries = store.run_entries(run_id, with_cam=True)
             thumbs = [store.thumbnail(e.result_id) if e.result.ok else None for e in entries]
-            return write_html([e.result for e in entries], path, thumbs, details=details)
+            results = [e.result for e in entries]
+            reviews = store.latest_reviews([r.sha256 for r in results if r.sha256])
+            if kind == "html":
+                return write_html(results, path, thumbs, details=details, reviews=reviews)
+            return report_html(results, thumbs, details=details, reviews=reviews, picture_width=PDF_PICTURE_WIDTH)
+
+        def done(value) -> None:
+            if kind == "pdf":
+                try:
+                    value = html_to_pdf(value, path)
+                except OSError as exc:
+                    QMessageBox.warning(self, "Export failed", f"The PDF could not be written:\n{exc}")
+                    return
+            self._report_written(value, open_it=interactive)
 
         worker = Worker(job, name="report")
-        worker.signals.result.connect(lambda written: self._report_written(written, open_it=interactive))
+        worker.signals.result.connect(done)
         worker.signals.failed.connect(lambda exc: QMessageBox.warning(self, "Export failed", f"The report could not be written:\n{exc}"))
         self.notify("Writing the report…")
         self.pool.start(worker)
         return worker
 
     def _report_written(self, path, open_it: bool = False) -> None:
-        self.notify(f"Report written: {path} (print it from the browser)", 10_000)
-        if open_it:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+        if open_it and not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
+            self.notify(f"Report written: {path}. It could not be opened here (no program for it is set up): "
+                        "open it from your file manager.", 20_000, error=True)
+        else:
+            self.notify(f"Report written: {path}", 10_000)
         self.export_done.emit(str(path))
 
     # -- dialogs ------------------------------------------------------------------------------
 
     def open_settings(self) -> None:
-        provider = self.model.screener.provider_in_use if self.model else None
+        provider = self.model.screener.engine_in_use if self.model else None
         message = "" if self.model is not None else self.model_message
         dialog = SettingsDialog(self.settings, provider, message, self)
         if dialog.exec():
@@ -456,7 +553,9 @@ class MainWindow(QMainWindow):
         self.case_panel.set_reviewer_name(new.reviewer)
         self.queue_view.panel.set_reviewer_name(new.reviewer)
         store_changed = new.resolved_database_path() != old.resolved_database_path() or self.store is None
-        model_changed = (new.bundle_path, new.provider, new.confidence) != (old.bundle_path, old.provider, old.confidence)
+        # The confidence is passed with each run: changing only it reloads nothing.
+        model_changed = (new.bundle_path, new.session(), tuple(new.trusted_keys), new.allow_unsigned_bundles) != (
+            old.bundle_path, old.session(), tuple(old.trusted_keys), old.allow_unsigned_bundles)
         self._pending_store = self._pending_store or store_changed
         self._pending_model = self._pending_model or model_changed or self.model is None
         if self.screening_worker is not None:
@@ -476,7 +575,7 @@ class MainWindow(QMainWindow):
 
     def open_about(self) -> None:
         bundle = self.model.bundle if self.model else None
-        provider = self.model.screener.provider_in_use if self.model else None
+        provider = self.model.screener.engine_in_use if self.model else None
         AboutDialog(bundle, bundle is not None, provider, self.model_message, find_notices(), self).exec()
 
     # -- closing ------------------------------------------------------------------------------

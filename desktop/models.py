@@ -8,9 +8,12 @@ from pathlib import Path
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QFont, QPixmap
 
-from core.store import QueueItem
+from core.gate import percent
+from core.outcomes import BAND_CODES, band, class_name, review_choice, review_words, risk_rank
+from core.results import ScreeningResult
+from core.store import QueueItem, Review, local_time
 
-from .style import DECISION_LOOKS, REVIEW_LABELS, decision_key, qcolor
+from .style import DECISION_LOOKS, decision_key, qcolor, result_words
 from .workers import ResultRow
 
 SORT_ROLE = Qt.ItemDataRole.UserRole
@@ -36,23 +39,24 @@ class ThumbnailCache:
             if data:
                 pm = QPixmap()
                 if pm.loadFromData(data):
-                    pm = pm.scaled(THUMB_W, THUMB_H, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+                    pm = pm.scaled(
+                        THUMB_W, THUMB_H, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+                    )
                 else:
                     pm = None
             self._pixmaps[result_id] = pm
         return self._pixmaps[result_id]
 
 
-def _decision_cell(key: str, role: int):
-    look = DECISION_LOOKS[key]
+def _badge_cell(text: str, background: str, foreground: str, tooltip: str, role: int):
     if role == Qt.ItemDataRole.DisplayRole:
-        return look.label
+        return text
     if role == Qt.ItemDataRole.BackgroundRole:
-        return QBrush(qcolor(look.background))
+        return QBrush(qcolor(background))
     if role == Qt.ItemDataRole.ForegroundRole:
-        return QBrush(qcolor(look.foreground))
+        return QBrush(qcolor(foreground))
     if role == Qt.ItemDataRole.ToolTipRole:
-        return look.hint
+        return tooltip
     if role == Qt.ItemDataRole.FontRole:
         f = QFont()
         f.setBold(True)
@@ -62,8 +66,50 @@ def _decision_cell(key: str, role: int):
     return None
 
 
-# Sorting by decision puts the most urgent first.
-_DECISION_RANK = {"suspicious": 0, "uncertain": 1, "benign": 2, "error": 3}
+def _outcome_cell(result: ScreeningResult, review: Review | None, role: int):
+    """The clinician's decision once there is one (the machine's outcome in the tooltip), else the outcome."""
+    machine = result_words(result)
+    if review is not None:
+        choice = review_choice(review.decision)
+        tip = (f"Clinician: {review.words} ({review.reviewer}, {local_time(review.created)})\n"
+               f"MelaScreen said: {machine}")
+        short = review_words(review.decision, review.follow_up_months, short=True)
+        return _badge_cell(f"✓ {short}", choice.colour, "#ffffff", tip, role)
+    look = DECISION_LOOKS[decision_key(result)]
+    colour = look.colour
+    if look.code == "uncertain" and result.band in BAND_CODES:  # the band's own shade: open "high" first
+        colour = band(result.band).colour
+    return _badge_cell(machine, colour, look.text_colour, look.hint, role)
+
+
+def _risk_sort(result: ScreeningResult) -> float:
+    """p(malignant) for sorting (p(melanoma) for old rows); not screened lowest."""
+    p = result.p_malignant if result.p_malignant is not None else result.p_melanoma
+    return -1.0 if (p is None or not result.ok) else float(p)
+
+
+def _likely_cell(likely_class: str, class_probs: dict, role: int):
+    if role == Qt.ItemDataRole.DisplayRole:
+        if not likely_class:
+            return "—"
+        p = class_probs.get(likely_class)
+        return class_name(likely_class) + ("" if p is None else f" ({percent(p)})")
+    if role == Qt.ItemDataRole.ToolTipRole and class_probs:
+        top = sorted(class_probs.items(), key=lambda kv: -kv[1])[:4]
+        return "\n".join(f"{class_name(k)}: {percent(v)}" for k, v in top)
+    if role == SORT_ROLE:
+        return class_name(likely_class).casefold()
+    return None
+
+
+def _p_cell(p: float | None, role: int):
+    if role == Qt.ItemDataRole.DisplayRole:
+        return "—" if p is None else f"{p:.3f}"
+    if role == Qt.ItemDataRole.TextAlignmentRole:
+        return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    if role == SORT_ROLE:
+        return -1.0 if p is None else float(p)
+    return None
 
 
 class _ListTableModel(QAbstractTableModel):
@@ -91,21 +137,26 @@ class _ListTableModel(QAbstractTableModel):
 
 
 class ResultsModel(_ListTableModel):
-    COLUMNS = ("", "File", "p(melanoma)", "Decision", "Reason", "Source")
-    THUMB, FILE, P, DECISION, REASON, SOURCE = range(6)
+    """A run's results. The view sorts it (DecisionFilter) by p(malignant), highest first, by default."""
+
+    COLUMNS = ("", "File", "Outcome / decision", "Most likely", "p(malignant)", "Reason", "Source")
+    THUMB, FILE, DECISION, LIKELY, P, REASON, SOURCE = range(7)
 
     def __init__(self, thumbnails: ThumbnailCache | None = None, parent=None):
         super().__init__(thumbnails, parent)
         self.rows: list[ResultRow] = []
+        self.reviews: dict[str, Review] = {}  # sha256 -> the image's latest review
 
     def _entries(self) -> list:
         return self.rows
 
     # -- changing the rows -----------------------------------------------------------------
 
-    def set_rows(self, rows: Iterable[ResultRow]) -> None:
+    def set_rows(self, rows: Iterable[ResultRow], reviews: dict[str, Review] | None = None) -> None:
         self.beginResetModel()
         self.rows = list(rows)
+        if reviews is not None:
+            self.reviews = dict(reviews)
         self.endResetModel()
 
     def append_rows(self, rows: Iterable[ResultRow]) -> None:
@@ -115,6 +166,16 @@ class ResultsModel(_ListTableModel):
         self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows) + len(rows) - 1)
         self.rows.extend(rows)
         self.endInsertRows()
+
+    def set_reviews(self, reviews: dict[str, Review]) -> None:
+        """The latest review per image (ReviewStore.latest_reviews): the table shows the clinician's decision."""
+        self.reviews = dict(reviews)
+        if self.rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, len(self.COLUMNS) - 1))
+
+    def add_review(self, review: Review) -> None:
+        if review.sha256:
+            self.set_reviews({**self.reviews, review.sha256: review})
 
     def counts(self) -> dict[str, int]:
         out = {k: 0 for k in DECISION_LOOKS}
@@ -149,16 +210,19 @@ class ResultsModel(_ListTableModel):
             if role == SORT_ROLE:
                 return Path(r.path).name.casefold()
         elif col == self.P:
-            if role == Qt.ItemDataRole.DisplayRole:
-                return "—" if r.p_melanoma is None else f"{r.p_melanoma:.3f}"
             if role == SORT_ROLE:
-                return -1.0 if r.p_melanoma is None else float(r.p_melanoma)
-            if role == Qt.ItemDataRole.TextAlignmentRole:
-                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                return _risk_sort(r)
+            if role == Qt.ItemDataRole.ToolTipRole and r.p_melanoma is not None:
+                return f"p(malignant) {r.p_malignant if r.p_malignant is not None else r.p_melanoma:.4f}; " \
+                       f"p(melanoma) {r.p_melanoma:.4f}"
+            return _p_cell(r.p_malignant if r.p_malignant is not None else r.p_melanoma, role)
         elif col == self.DECISION:
-            if role == SORT_ROLE:
-                return _DECISION_RANK[key]
-            return _decision_cell(key, role)
+            if role == SORT_ROLE:  # most urgent first when sorted ascending; then by p(malignant)
+                return risk_rank(key if key != "error" else None, r.band) * 2.0 + 1.0 - max(_risk_sort(r), 0.0)
+            review = self.reviews.get(r.sha256) if r.sha256 else None
+            return _outcome_cell(r, review, role)
+        elif col == self.LIKELY:
+            return _likely_cell(r.likely_class, r.class_probs, role)
         elif col == self.REASON:
             if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
                 return r.reason
@@ -207,10 +271,10 @@ class DecisionFilter(QSortFilterProxyModel):
 
 
 class QueueModel(_ListTableModel):
-    """The review queue (oldest first, as core returns it)."""
+    """The review queue, highest p(malignant) first as core returns it; the view's proxy sorts any column."""
 
-    COLUMNS = ("", "File", "Decision", "p(melanoma)", "Queued", "Last review")
-    THUMB, FILE, DECISION, P, QUEUED, LAST = range(6)
+    COLUMNS = ("", "File", "Outcome", "p(malignant)", "Most likely", "Queued", "Last review")
+    THUMB, FILE, DECISION, P, LIKELY, QUEUED, LAST = range(7)
 
     def __init__(self, thumbnails: ThumbnailCache | None = None, parent=None):
         super().__init__(thumbnails, parent)
@@ -229,25 +293,46 @@ class QueueModel(_ListTableModel):
             return None
         item = self.items[index.row()]
         col = index.column()
+        p = item.p_malignant if item.p_malignant is not None else item.p_melanoma
         if role == ITEM_ROLE:
             return item
         if role == DECISION_ROLE:
             return item.decision.value
-        if col == self.THUMB and role == Qt.ItemDataRole.DecorationRole:
-            return self.thumbnails.get(item.result_id)
+        if col == self.THUMB:
+            if role == Qt.ItemDataRole.DecorationRole:
+                return self.thumbnails.get(item.result_id)
+            if role == SORT_ROLE:
+                return index.row()
         if col == self.FILE:
             if role == Qt.ItemDataRole.DisplayRole:
                 return Path(item.path).name
             if role == Qt.ItemDataRole.ToolTipRole:
-                return f"{item.path}\nqueued {item.queued_at[:19].replace('T', ' ')} UTC\n{item.reason}"
+                return f"{item.path}\nqueued {local_time(item.queued_at)}\n{item.reason}"
+            if role == SORT_ROLE:
+                return Path(item.path).name.casefold()
         if col == self.DECISION:
-            return _decision_cell(item.decision.value, role)
-        if col == self.P and role == Qt.ItemDataRole.DisplayRole:
-            return "—" if item.p_melanoma is None else f"{item.p_melanoma:.3f}"
-        if col == self.QUEUED and role == Qt.ItemDataRole.DisplayRole:
-            return item.queued_at[:16].replace("T", " ") + " UTC"
-        if col == self.LAST and role == Qt.ItemDataRole.DisplayRole:
-            if item.last_review is None:
-                return "not reviewed"
-            return f"{REVIEW_LABELS.get(item.last_review.decision, item.last_review.decision)} ({item.last_review.reviewer})"
+            if role == SORT_ROLE:
+                return risk_rank(item.decision.value, item.band) * 2.0 + 1.0 - (p or 0.0)
+            shown = ScreeningResult(path=item.path, sha256=item.sha256, status="ok", decision=item.decision,
+                                    malignant_class=item.malignant_class, band=item.band)
+            return _outcome_cell(shown, item.last_review, role)
+        if col == self.P:
+            return _p_cell(p, role)
+        if col == self.LIKELY:
+            return _likely_cell(item.likely_class, {}, role)
+        if col == self.QUEUED:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return local_time(item.queued_at)
+            if role == SORT_ROLE:
+                return item.queued_at
+        if col == self.LAST:
+            r = item.last_review
+            if role == Qt.ItemDataRole.DisplayRole:
+                if r is None:
+                    return "not reviewed"
+                return f"{review_words(r.decision, r.follow_up_months, short=True)} ({r.reviewer})"
+            if role == Qt.ItemDataRole.ToolTipRole and r is not None:
+                return f"{r.words}\n{r.reviewer}, {local_time(r.created)}" + (f"\n{r.note}" if r.note else "")
+            if role == SORT_ROLE:
+                return "" if r is None else r.created
         return None

@@ -11,7 +11,10 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from core.engines import ENGINES, PRECISIONS
+from core.ensemble import EnsembleSettings
 from core.paths import default_database_path, user_config_dir
+from core.screening import GateChoice
 
 SETTINGS_FILE = "settings.json"
 PROVIDERS = ("auto", "cpu", "cuda")
@@ -21,6 +24,8 @@ PROVIDERS = ("auto", "cpu", "cuda")
 class AppSettings:
     bundle_path: str = ""  # "" = the bundle that ships with the app
     provider: str = "auto"  # auto / cpu / cuda
+    engine: str = "auto"  # auto / onnxruntime / openvino (core.engines)
+    precision: str = "exact"  # exact / fast
     confidence: float | None = None  # None = the bundle's default (0.99)
     database_path: str = ""  # "" = core.paths.default_database_path()
     reviewer: str = ""
@@ -28,6 +33,10 @@ class AppSettings:
     recursive: bool = False
     heatmap_opacity: float = 0.45
     last_folder: str = ""
+    # Bundle publishers trusted besides the project's own (public key files or folders), and the research
+    # switch that accepts unsigned bundles (every screen then says "unsigned bundle").
+    trusted_keys: tuple[str, ...] = ()
+    allow_unsigned_bundles: bool = False
 
     def resolved_database_path(self) -> Path:
         return Path(self.database_path).expanduser() if self.database_path else default_database_path()
@@ -39,7 +48,21 @@ class AppSettings:
         if confidence is not None and not (0.5 <= float(confidence) < 1.0):
             confidence = None
         opacity = min(max(float(self.heatmap_opacity), 0.0), 1.0)
-        return replace(self, provider=provider, confidence=confidence, heatmap_opacity=opacity)
+        engine = self.engine if self.engine in ENGINES else "auto"
+        precision = self.precision if self.precision in PRECISIONS else "exact"
+        keys = self.trusted_keys if isinstance(self.trusted_keys, (list, tuple)) else ()
+        return replace(
+            self, provider=provider, engine=engine, precision=precision, confidence=confidence, heatmap_opacity=opacity,
+            trusted_keys=tuple(str(k) for k in keys), allow_unsigned_bundles=self.allow_unsigned_bundles is True,
+        )
+
+    def session(self) -> EnsembleSettings:
+        """The settings the engines are built from: changing them reloads the models."""
+        return EnsembleSettings(engine=self.engine, provider=self.provider, precision=self.precision)
+
+    def gate(self) -> GateChoice:
+        """The gate settings: passed with each run, never a reason to reload the models."""
+        return GateChoice(confidence=self.confidence)
 
 
 SCHEMA_VERSION = 2

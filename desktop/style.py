@@ -1,70 +1,47 @@
-"""How decisions look on screen: words first, colour second (never colour alone)."""
+"""How outcomes look on screen: words first, colour second (never colour alone).
+
+The words, colours and order come from core.outcomes, the one vocabulary table; this module only
+turns them into Qt colours and style sheets.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from PySide6.QtGui import QColor
 
+from core.outcomes import BAND_CODES, NOT_SCREENED, OUTCOMES, Outcome, band, outcome, outcome_label
 from core.results import ScreeningResult
 
-
-@dataclass(frozen=True)
-class DecisionLook:
-    key: str  # benign / uncertain / suspicious / error
-    label: str  # what the table says
-    hint: str  # one line of what to do
-    background: str  # hex colour of the badge
-    foreground: str
-
-
-DECISION_LOOKS = {
-    "suspicious": DecisionLook("suspicious", "SUSPICIOUS", "Refer: the melanoma score is above the referral threshold", "#c62828", "#ffffff"),
-    "uncertain": DecisionLook("uncertain", "UNCERTAIN", "Needs a clinician's review: the models are not confident either way, or the image is unsuitable", "#f9a825", "#000000"),
-    "benign": DecisionLook("benign", "BENIGN", "Below the low threshold: the models are confident this is not melanoma", "#2e7d32", "#ffffff"),
-    "error": DecisionLook("error", "NOT SCREENED", "The file could not be screened; see the reason", "#616161", "#ffffff"),
-}
-DECISION_ORDER = ("suspicious", "uncertain", "benign", "error")
-
-REVIEW_LABELS = {
-    "benign": "Benign",
-    "refer": "Refer to dermatologist",
-    "biopsy": "Biopsy",
-    "unclear_image": "Unclear image (retake)",
-}
+# Filter buttons and counters, most urgent first; "error" = not screened.
+DECISION_ORDER: tuple[str, ...] = tuple(o.code for o in sorted((*OUTCOMES, NOT_SCREENED), key=lambda o: o.rank))
+DECISION_LOOKS: dict[str, Outcome] = {code: outcome(None if code == "error" else code) for code in DECISION_ORDER}
 
 
 def decision_key(result: ScreeningResult) -> str:
+    """The outcome code of a row; "error" when the file was not screened."""
     if not result.ok or result.decision is None:
         return "error"
     return result.decision.value
 
 
-def look_for(key: str) -> DecisionLook:
-    return DECISION_LOOKS[key]
+def result_words(result: ScreeningResult) -> str:
+    """ "suspicious for basal cell carcinoma", "review (high risk)", "no cancer suspected", "not screened"."""
+    if decision_key(result) == "error":
+        return NOT_SCREENED.name
+    return outcome_label(result.decision, result.malignant_class, result.band)
 
 
 def qcolor(hex_colour: str) -> QColor:
     return QColor(hex_colour)
 
 
-def badge_css(key: str) -> str:
+def badge_css(key: str, band_code: str | None = None) -> str:
+    """The badge of an outcome; "review" takes its risk band's shade when it has one."""
     look = DECISION_LOOKS[key]
+    colour = band(band_code).colour if (key == "uncertain" and band_code in BAND_CODES) else look.colour
     return (
-        f"background:{look.background}; color:{look.foreground}; border-radius:4px;"
+        f"background:{colour}; color:{look.text_colour}; border-radius:4px;"
         " padding:3px 10px; font-weight:bold;"
     )
 
 
 DISCLAIMER_SHORT = "Research tool — not a medical device. Results are not a diagnosis."
-
-# HAM10000 class codes in words; unknown codes are shown as they are.
-CLASS_WORDS = {
-    "akiec": "Actinic keratosis / Bowen's",
-    "bcc": "Basal cell carcinoma",
-    "bkl": "Benign keratosis",
-    "df": "Dermatofibroma",
-    "mel": "Melanoma",
-    "nv": "Melanocytic nevus",
-    "vasc": "Vascular lesion",
-}

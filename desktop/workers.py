@@ -10,7 +10,6 @@ The jobs below are the app's long tasks, written as such functions over core's A
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 import traceback
@@ -21,8 +20,9 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from core.bundle import Bundle, load_bundle
+from core.ensemble import EnsembleSettings
 from core.results import ScreeningResult
-from core.screening import Progress, RunSummary, Screener, ScreeningSettings, screen_folder
+from core.screening import GateChoice, Progress, RunSettings, RunSummary, Screener, screen_folder
 
 
 class WorkerSignals(QObject):
@@ -98,15 +98,20 @@ class LoadedModel:
     load_s: float
 
 
-def load_model_job(bundle_path: str | Path, provider: str, confidence: float | None):
-    """Verify the bundle's checksums and create the onnxruntime sessions (seconds for real models)."""
+def load_model_job(
+    bundle_path: str | Path, session: EnsembleSettings, trusted_keys=(), allow_unsigned: bool = False
+):
+    """Verify the bundle's checksums and build the engines (seconds for real models). The gate (confidence)
+    is not part of this: it is passed with each screening run."""
 
     def job(report, should_stop) -> LoadedModel:
         t = time.perf_counter()
         report("Verifying the model files…")
-        bundle = load_bundle(bundle_path)
+        from core.signing import Trust
+
+        bundle = load_bundle(bundle_path, trust=Trust.default(tuple(trusted_keys), allow_unsigned))
         report("Starting the models…")
-        screener = Screener(bundle, ScreeningSettings(confidence=confidence, provider=provider))
+        screener = Screener(bundle, session)
         return LoadedModel(bundle, screener, time.perf_counter() - t)
 
     return job
@@ -131,22 +136,26 @@ class ScreeningBatch:
     eta_s: float | None
 
 
-def row_for(result: ScreeningResult, store, fingerprint: str) -> ResultRow:
-    rid = store.result_id_for(result.sha256, fingerprint) if (store is not None and result.ok and result.sha256) else None
+def row_for(result: ScreeningResult, store, result_key: str) -> ResultRow:
+    rid = store.result_id_for(result.sha256, result_key) if (store is not None and result.ok and result.sha256) else None
     return ResultRow(replace(result, cam=None), rid)
 
 
-def screening_job(screener: Screener, folder: str | Path, store, recursive: bool, min_interval_s: float = 0.1):
+def screening_job(
+    screener: Screener,
+    folder: str | Path,
+    store,
+    recursive: bool,
+    gate: GateChoice = GateChoice(),
+    min_interval_s: float = 0.1,
+):
     """Screen a folder as one run of core.screening.screen_folder; returns its RunSummary.
 
     Progress is batched (at most one report per `min_interval_s`), so a folder whose results all
     come from the store does not flood the GUI with thousands of tiny updates.
     """
-    # The sessions are expensive to create; the recursion flag is read per run from `settings`,
-    # so a shallow copy with other settings shares the sessions safely.
-    run_screener = copy.copy(screener)
-    run_screener.settings = replace(screener.settings, recursive=recursive)
-    fingerprint = screener.result_key
+    run = RunSettings(recursive=recursive)
+    result_key = screener.result_key(gate)
 
     def job(report, should_stop) -> RunSummary:
         pending: list[ResultRow] = []
@@ -154,7 +163,7 @@ def screening_job(screener: Screener, folder: str | Path, store, recursive: bool
         last_report = [0.0]
 
         def on_progress(p: Progress) -> None:
-            pending.append(row_for(p.result, store, fingerprint))
+            pending.append(row_for(p.result, store, result_key))
             last[:] = [p]
             now = time.monotonic()
             if now - last_report[0] >= min_interval_s or p.done == p.total:
@@ -162,7 +171,7 @@ def screening_job(screener: Screener, folder: str | Path, store, recursive: bool
                 report(ScreeningBatch(tuple(pending), p.done, p.total, p.rate, p.eta_s))
                 pending.clear()
 
-        _, summary = screen_folder(run_screener, folder, store, should_stop, on_progress)
+        _, summary = screen_folder(screener, folder, store, should_stop, on_progress, gate=gate, run=run)
         if pending:  # cancelled between reports: deliver what was done
             p = last[0]
             report(ScreeningBatch(tuple(pending), p.done, p.total, p.rate, None))
@@ -170,7 +179,3 @@ def screening_job(screener: Screener, folder: str | Path, store, recursive: bool
 
     return job
 
-
-def call_job(fn: Callable[[], Any]):
-    """A plain function as a job (no progress, no cancel): e.g. reading one image."""
-    return lambda report, should_stop: fn()

@@ -17,6 +17,11 @@ If the two cross (low > high: common at low confidence, where a set with up to 1
 reaches far up), low is lowered to high: cases at or above high are mostly melanoma and must not
 be called benign. Then nothing is uncertain at that level; the fit records it (`low_clamped`).
 Thresholds are only as good as the number of validation cases behind them: the fit reports them.
+
+The product's gate (issue 11) uses the same rules on p(malignant), the sum of the malignant
+classes' calibrated probabilities, with melanomas bounded on their own as well, and splits review
+into risk bands: `fit_malignancy_gate` (rules in `fit_malignancy_thresholds`). `fit_gate` /
+`fit_thresholds` remain for melanoma-only figures.
 """
 
 from __future__ import annotations
@@ -109,7 +114,8 @@ def fit_temperature(
     t = math.exp((lo + hi) / 2.0)
     at_bound = min(abs(math.log(t / bounds[0])), abs(math.log(bounds[1] / t))) < 1e-3
     return TemperatureFit(
-        temperature=t, nll_before=nll(logits, labels), nll_after=nll(logits, labels, t), n=len(labels), at_bound=at_bound
+        temperature=t, nll_before=nll(logits, labels), nll_after=nll(logits, labels, t), n=len(labels),
+        at_bound=at_bound,
     )
 
 
@@ -188,3 +194,173 @@ def fit_gate(
         max_member_spread=base.max_member_spread,
     )
     return settings, fits
+
+
+# -- malignancy triage (issue 11): the gate on p(malignant), with risk bands inside review ---------
+
+HIGH_BAND_RATE = 0.5  # the "high" band: review cases at or above its cut are malignant at least this often
+LOW_BAND_RATE = 0.05  # the "low" band: review cases below its cut are malignant at most this often
+
+
+@dataclass(frozen=True)
+class MalignancyFit:
+    """One confidence level of the malignancy gate, with the validation counts behind it."""
+
+    confidence: float
+    thresholds: Thresholds  # low / high on p(malignant), with band cut points
+    n: int
+    n_malignant: int
+    n_melanoma: int
+    n_cleared: int  # validation cases with p < low ("no cancer suspected")
+    malignant_cleared: int
+    melanoma_cleared: int
+    n_suspicious: int  # cases with p >= high
+    malignant_suspicious: int
+    melanoma_suspicious: int
+    band_counts: dict[str, tuple[int, int]]  # band -> (cases, malignancies) inside review
+    high_found: bool
+    low_clamped: bool
+
+    def to_dict(self) -> dict:
+        t = self.thresholds
+        return {
+            "confidence": self.confidence, "low": t.low, "high": t.high,
+            "bands": {"moderate": t.moderate_from, "high": t.high_risk_from},
+            "n": self.n, "n_malignant": self.n_malignant, "n_melanoma": self.n_melanoma,
+            "n_cleared": self.n_cleared, "malignant_cleared": self.malignant_cleared,
+            "melanoma_cleared": self.melanoma_cleared, "n_suspicious": self.n_suspicious,
+            "malignant_suspicious": self.malignant_suspicious, "melanoma_suspicious": self.melanoma_suspicious,
+            # the names of the melanoma-only fit (ThresholdFit), read by the model card writer
+            "n_benign": self.n_cleared, "melanoma_below_low": self.melanoma_cleared,
+            "melanoma_at_or_above_high": self.melanoma_suspicious,
+            "band_counts": {k: {"n": v[0], "malignant": v[1]} for k, v in self.band_counts.items()},
+            "high_found": self.high_found, "low_clamped": self.low_clamped,
+        }
+
+
+def fit_malignancy_thresholds(
+    p_malignant: np.ndarray,
+    is_malignant: np.ndarray,
+    is_melanoma: np.ndarray,
+    confidence: float,
+    high_band_rate: float = HIGH_BAND_RATE,
+    low_band_rate: float = LOW_BAND_RATE,
+) -> MalignancyFit:
+    """The malignancy gate for one confidence level c, from validation cases (one entry per case).
+
+    - `low`: the largest threshold such that the cases with p < low hold at most 1 - c of ALL
+      validation malignancies, at most 1 - c of ALL validation melanomas, and are at most 1 - c
+      malignant themselves (0.0 when no non-empty set qualifies: nothing is cleared);
+    - `high`: the smallest threshold such that the cases with p >= high are at least c malignant
+      (1.0 when none: nothing is called suspicious); low is lowered to high if they cross;
+    - bands inside review [low, high): "high" from the smallest cut h such that the review cases
+      with h <= p < high are malignant at least `high_band_rate` of the time (h = high: empty band);
+      "low" below the largest cut m <= h such that the review cases with low <= p < m are malignant
+      at most `low_band_rate` of the time (m = low: empty band); "moderate" between.
+    The gate (core.gate.decide) compares p(malignant) with these; melanomas count as malignancies
+    and are also bounded on their own so that the melanoma promise of earlier bundles still holds.
+    """
+    if not 0.5 <= confidence < 1.0:
+        raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
+    p = np.asarray(p_malignant, np.float64)
+    mal = np.asarray(is_malignant).astype(bool)
+    mel = np.asarray(is_melanoma).astype(bool)
+    if p.ndim != 1 or len(p) == 0 or mal.shape != p.shape or mel.shape != p.shape:
+        raise ValueError(f"need one p(malignant), one is_malignant and one is_melanoma per case, got "
+                         f"{p.shape}, {mal.shape}, {mel.shape}")
+    if not np.all(np.isfinite(p)) or p.min() < 0.0 or p.max() > 1.0 + 1e-6:
+        raise ValueError("p(malignant) must be finite probabilities in [0, 1]")
+    if np.any(mel & ~mal):
+        raise ValueError("every melanoma must also be marked malignant")
+    p = np.clip(p, 0.0, 1.0)
+    order = np.argsort(p, kind="stable")
+    ps, ms, ls = p[order], mal[order], mel[order]
+    n = len(ps)
+    cum_mal = np.concatenate([[0], np.cumsum(ms)])
+    cum_mel = np.concatenate([[0], np.cumsum(ls)])
+    eps, risk = 1e-9, 1.0 - confidence
+    values, first = np.unique(ps, return_index=True)
+    candidates = list(zip(values.tolist(), first.tolist()))
+    if ps[-1] < 1.0:
+        candidates.append((1.0, n))
+    low, n_low = 0.0, 0
+    for t, j in candidates:  # ascending: the last that qualifies is the largest
+        if (j > 0 and cum_mal[j] <= risk * j + eps and cum_mal[j] <= risk * cum_mal[n] + eps
+                and cum_mel[j] <= risk * cum_mel[n] + eps):
+            low, n_low = t, j
+    high, found = 1.0, False
+    for t, j in zip(values.tolist(), first.tolist()):
+        k = n - j
+        if k > 0 and (cum_mal[n] - cum_mal[j]) >= confidence * k - eps:
+            high, found = t, True
+            break
+    clamped = low > high
+    if clamped:
+        low = high
+    n_low = int(np.searchsorted(ps, low, side="left"))
+    n_high = n - int(np.searchsorted(ps, high, side="left"))
+    a, b = n_low, n - n_high  # review cases are ps[a:b]
+    # Cut points: candidates are the review cases' distinct p values, plus the ends of the range.
+    cuts = sorted({low, high, *ps[a:b].tolist()})
+    high_risk_from = high
+    for t in cuts:  # ascending: the first that qualifies makes the largest high band
+        j = int(np.searchsorted(ps, t, side="left"))
+        k = b - j
+        if k > 0 and (cum_mal[b] - cum_mal[j]) >= high_band_rate * k - eps:
+            high_risk_from = t
+            break
+    moderate_from = low
+    for t in cuts:  # ascending: the last that qualifies makes the largest low band
+        if t > high_risk_from:
+            break
+        j = int(np.searchsorted(ps, t, side="left"))
+        k = j - a
+        if k > 0 and (cum_mal[j] - cum_mal[a]) <= low_band_rate * k + eps:
+            moderate_from = t
+    thresholds = Thresholds(float(low), float(high), float(moderate_from), float(high_risk_from))
+    i_mod = int(np.searchsorted(ps, moderate_from, side="left"))
+    i_high = int(np.searchsorted(ps, high_risk_from, side="left"))
+    bands = {"low": (a, i_mod), "moderate": (i_mod, i_high), "high": (i_high, b)}
+    return MalignancyFit(
+        confidence=confidence, thresholds=thresholds, n=n, n_malignant=int(cum_mal[n]), n_melanoma=int(cum_mel[n]),
+        n_cleared=n_low, malignant_cleared=int(cum_mal[n_low]), melanoma_cleared=int(cum_mel[n_low]),
+        n_suspicious=n_high, malignant_suspicious=int(cum_mal[n] - cum_mal[n - n_high]),
+        melanoma_suspicious=int(cum_mel[n] - cum_mel[n - n_high]),
+        band_counts={k: (int(j - i), int(cum_mal[j] - cum_mal[i])) for k, (i, j) in bands.items()},
+        high_found=found, low_clamped=clamped,
+    )
+
+
+def fit_malignancy_gate(
+    p_malignant: np.ndarray,
+    is_malignant: np.ndarray,
+    is_melanoma: np.ndarray,
+    confidences=CONFIDENCES,
+    base: GateSettings | None = None,
+    high_band_rate: float = HIGH_BAND_RATE,
+    low_band_rate: float = LOW_BAND_RATE,
+) -> tuple[GateSettings, tuple[MalignancyFit, ...]]:
+    """GateSettings for the malignancy gate at each confidence level, and the fits' figures.
+
+    Pure: arrays in (validation p(malignant) = sum of the malignant classes' calibrated ensemble
+    probabilities, as core.ensemble computes it; is_malignant; is_melanoma), settings out. `base`
+    supplies default_confidence and max_member_spread (GateSettings() defaults otherwise).
+    """
+    base = base or GateSettings()
+    fits = tuple(
+        fit_malignancy_thresholds(p_malignant, is_malignant, is_melanoma, c, high_band_rate, low_band_rate)
+        for c in confidences
+    )
+    settings = GateSettings(
+        default_confidence=base.default_confidence,
+        fitted={f.confidence: f.thresholds for f in fits},
+        max_member_spread=base.max_member_spread,
+    )
+    return settings, fits
+
+
+def ensemble_malignancy(member_logits: np.ndarray, temperatures, malignant_indices) -> np.ndarray:
+    """p(malignant) per case: mean over members of the summed calibrated malignant-class probabilities."""
+    temps = np.asarray(temperatures, np.float32)
+    probs = softmax(np.asarray(member_logits, np.float32) / temps[:, None, None])
+    return probs[:, :, list(malignant_indices)].sum(axis=2).mean(axis=0)

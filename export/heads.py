@@ -26,13 +26,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from core.errors import MelaScreenError
+
 # Head modules that are the identity in eval mode and so do not change the gradient.
 _EVAL_IDENTITY = (nn.Identity, nn.Dropout, nn.Flatten)
 # Relative tolerance of the numerical self-check of the parsed head against the model's own head.
 _SELF_CHECK_RTOL = 1e-4
 
 
-class UnsupportedHeadError(ValueError):
+class UnsupportedHeadError(MelaScreenError, ValueError):
     """The model's classifier head has no closed-form Grad-CAM here; export would give a wrong map."""
 
     def __init__(self, arch: str, module: str, reason: str):

@@ -25,6 +25,7 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from core.bundle import INPUT_NAME, OUTPUT_NAMES
+from core.errors import MelaScreenError
 
 from .heads import CamClassifier, cam_classifier
 
@@ -36,7 +37,7 @@ MAX_BATCH = 4096
 FP16_SUFFIX = "__fp16"
 
 
-class ExportError(RuntimeError):
+class ExportError(MelaScreenError, RuntimeError):
     """The ONNX export itself failed or produced an invalid model."""
 
 

@@ -20,9 +20,9 @@ Only the validation split is used; the test split is left to the evaluation step
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -37,31 +37,39 @@ import numpy as np
 import torch
 
 from core.bundle import (
-    DEFAULT_TTA, EVALUATION_BEGIN, EVALUATION_END, Manifest, Member, load_bundle, sha256_file, write_bundle,
+    DEFAULT_TTA,
+    EVALUATION_BEGIN,
+    EVALUATION_END,
+    Manifest,
+    Member,
+    load_bundle,
+    sha256_file,
+    write_bundle,
 )
 from core.ensemble import Ensemble, EnsembleSettings, softmax
-from core.errors import BundleError
+from core.errors import MelaScreenError
 from core.gate import GateSettings
-from core.images import read_image
-from core.preprocess import PreprocessParams, normalize, preprocess, resize_square
-from training.config import DEFAULT_DATA_DIR
-from training.metrics import roc_auc
+from core.model_input import square_from_file
+from core.preprocess import PreprocessParams, normalize
+from core.signing import Trust, read_private_key, trust_of
+from evalkit.labelled import DEFAULT_DATA_DIR, LabelsError, image_path, project_relative, read_split
+from evalkit.metrics import roc_auc
 
 from . import calibrate
-from .heads import UnsupportedHeadError
-from .onnx_export import OPSET, ExportError, MemberInfo, export_member
-from .parity import ParityError, check_parity
+from .onnx_export import OPSET, MemberInfo, export_member
+from .parity import check_parity
 
 log = logging.getLogger("export.package")
 
 POSITIVE_CLASS = "mel"
+MALIGNANT_CLASSES = ("akiec", "bcc", "mel")  # p(malignant) = the sum of these classes' probabilities
 PARITY_RANDOM = 4  # random inputs per parity check
 PARITY_REAL = 4  # validation images per parity check
 CONSISTENCY_CASES = 8  # validation cases re-run through the final bundle
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-class PackagingError(RuntimeError):
+class PackagingError(MelaScreenError, RuntimeError):
     """The run cannot be packaged; the message says which file and why."""
 
 
@@ -78,13 +86,6 @@ class Checkpoint:
     preprocess: dict | None  # core PreprocessParams fields; None: training skipped preprocessing
     val_metrics: dict
     config: dict
-
-
-@dataclass(frozen=True)
-class SplitCase:
-    image_id: str
-    dx: str
-    split: str
 
 
 # ------------------------------------------------------------------------------ reading the run
@@ -131,15 +132,16 @@ def load_checkpoint(path: Path) -> tuple[Checkpoint, dict]:
         mean=tuple(float(v) for v in record["mean"]),
         std=tuple(float(v) for v in record["std"]),
         preprocess=dict(record["preprocess"]) if record.get("preprocess") is not None else None,
-        val_metrics=_jsonable(record.get("val_metrics", {})),
-        config=_jsonable(record.get("config", {})),
+        val_metrics=without_absolute_paths(_jsonable(record.get("val_metrics", {}))),
+        config=without_absolute_paths(_jsonable(record.get("config", {}))),
     )
     if len(ckpt.class_names) != ckpt.num_classes:
         raise PackagingError(f"{path}: {ckpt.num_classes} classes but {len(ckpt.class_names)} class names")
     return ckpt, record["state_dict"]
 
 
-def build_model(ckpt: Checkpoint, state_dict: dict) -> torch.nn.Module:
+def rebuild_member(ckpt: Checkpoint, state_dict: dict) -> torch.nn.Module:
+    """The trained timm model of a checkpoint (architecture only from timm, weights from the file)."""
     import timm
 
     model = timm.create_model(ckpt.arch, pretrained=False, num_classes=ckpt.num_classes)
@@ -153,6 +155,17 @@ def build_model(ckpt: Checkpoint, state_dict: dict) -> torch.nn.Module:
 def _jsonable(value):
     """Plain JSON types (checkpoints may hold tuples, tensors or numpy scalars)."""
     return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
+
+
+def without_absolute_paths(value):
+    """A training configuration with every absolute path made project-relative (for provenance)."""
+    if isinstance(value, dict):
+        return {k: without_absolute_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_absolute_paths(v) for v in value]
+    if isinstance(value, str) and Path(value).is_absolute():
+        return project_relative(value)
+    return value
 
 
 def check_members_agree(ckpts: list[Checkpoint]) -> None:
@@ -174,23 +187,12 @@ def preprocessing_params(ckpt: Checkpoint) -> PreprocessParams:
     return PreprocessParams.from_dict(ckpt.preprocess)
 
 
-def read_split(path: Path) -> list[SplitCase]:
-    """The split CSV training wrote (image_id, lesion_id, dx, melanoma, split)."""
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        return [SplitCase(r["image_id"], r["dx"], r["split"]) for r in rows]
-    except (OSError, KeyError) as exc:
-        raise PackagingError(f"{path}: not a readable split file ({type(exc).__name__}: {exc})") from exc
-
-
 # ------------------------------------------------------------------------------ validation images
 
 
 def _square_image(job: tuple[str, dict, int]) -> np.ndarray:
     path, params, size = job
-    image = read_image(path)  # the app's decoder (EXIF orientation, 8-bit RGB)
-    return resize_square(preprocess(image.rgb, PreprocessParams.from_dict(params)), size)
+    return square_from_file(path, PreprocessParams.from_dict(params), size)  # the app's path, before normalising
 
 
 def load_validation_squares(
@@ -391,7 +393,7 @@ def export_members(
                           extra={"git_commit": commit, "checkpoint": _checkpoint_label(ckpt.path)})
         # Named by position, not seed: snapshot members of two chains can record the same cycle as seed.
         fname = f"member-{k}.onnx"
-        exported = export_member(build_model(ckpt, state), folder / fname, info, weights_dtype)
+        exported = export_member(rebuild_member(ckpt, state), folder / fname, info, weights_dtype)
         report = check_parity(exported.path, exported.reference, parity_inputs, ("random normal", "validation images"))
         reference = "torch model with fp16-rounded weights" if weights_dtype == "float16" else "torch model"
         parity.append({"file": fname, **report.to_dict(), "reference": reference})
@@ -422,7 +424,11 @@ def fit_calibration(members: list[Member], logits: np.ndarray, labels: np.ndarra
     is_mel = labels == pos
     t = np.array([f.temperature for f in temps], np.float32)
     p = calibrate.ensemble_probability(logits, t, pos)
-    gate, fits = calibrate.fit_gate(p, is_mel)
+    # The gate works on p(malignant) (issue 11): the HAM10000 malignant classes present in this model.
+    mal_idx = [i for i, c in enumerate(class_names) if c in MALIGNANT_CLASSES]
+    is_mal = np.isin(labels, mal_idx)
+    p_mal = calibrate.ensemble_malignancy(logits, t, mal_idx)
+    gate, fits = calibrate.fit_malignancy_gate(p_mal, is_mal, is_mel)
     fitted = []
     for m, fit, member_logits in zip(members, temps, logits):
         metrics = {**m.val_metrics, "tta_val_mel_auc": roc_auc(is_mel, member_logits[:, pos] - _logsumexp(member_logits)),
@@ -455,8 +461,12 @@ def package(
     version: str | None = None,
     tta_views: tuple[str, ...] = DEFAULT_TTA,
     members: Sequence[str] | None = None,
+    sign_key=None,
 ) -> Path:
-    """Run the whole packaging; returns the final bundle folder (replaced only once all checks pass)."""
+    """Run the whole packaging; returns the final bundle folder (replaced only once all checks pass).
+
+    `sign_key` (an Ed25519 private key, core.signing.read_private_key): the final bundle is signed;
+    without it the bundle is unsigned and loads only where unsigned bundles are allowed."""
     t_all = time.perf_counter()
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
@@ -475,7 +485,10 @@ def package(
              time.perf_counter() - t)
 
     split_path = Path(split_file) if split_file else run_dir / "split.csv"
-    cases = read_split(split_path)
+    try:
+        cases = read_split(split_path)
+    except LabelsError as exc:
+        raise PackagingError(f"not a readable split file ({exc})") from exc
     val = [c for c in cases if c.split == "val"]
     if not val:
         raise PackagingError(f"{split_path}: no validation cases; calibration needs the validation split")
@@ -486,7 +499,7 @@ def package(
     if unknown:
         raise PackagingError(f"{split_path}: diagnoses {sorted(set(unknown))} are not among {first.class_names}")
     t = time.perf_counter()
-    squares = load_validation_squares([images_dir / f"{c.image_id}.jpg" for c in val], params, first.input_size, workers)
+    squares = load_validation_squares([image_path(images_dir, c.image_id) for c in val], params, first.input_size, workers)
     labels = np.array([first.class_names.index(c.dx) for c in val], dtype=np.int64)
     log.info("step 2: %d validation images preprocessed through core in %.1f s (%.0f MB as uint8)", len(val),
              time.perf_counter() - t, squares.nbytes / 1e6)
@@ -501,11 +514,14 @@ def package(
     for c in cases:
         counts[c.split] = counts.get(c.split, 0) + 1
     provenance = {
-        "data": {"dataset": "HAM10000", "images_dir": str(images_dir), "split_counts": counts, "validation_used": len(val)},
-        "split_file": str(split_path),
+        # Paths relative to the project root: a bundle must not carry its build machine's folders.
+        "data": {"dataset": "HAM10000", "images_dir": project_relative(images_dir), "split_counts": counts,
+                 "validation_used": len(val)},
+        "split_file": project_relative(split_path),
         "split_sha256": sha256_file(split_path),
-        "run_dir": str(run_dir),
-        "checkpoints": [str(c.path) for c in ckpts],  # one per member, in order; may span several runs
+        "run_dir": project_relative(run_dir),
+        # One per member, in order, relative to run_dir (they may span several runs beside it).
+        "checkpoints": [Path(os.path.relpath(c.path, run_dir)).as_posix() for c in ckpts],
         "config": first.config,
         "git": git,
         "versions": library_versions(),
@@ -520,7 +536,8 @@ def package(
     }
     unfitted = Manifest(
         name=name, version=version or datetime.now(timezone.utc).strftime("%Y.%m.%d"), class_names=first.class_names,
-        positive_class=POSITIVE_CLASS, input_size=first.input_size, mean=first.mean, std=first.std,
+        positive_class=POSITIVE_CLASS, malignant_classes=tuple(c for c in MALIGNANT_CLASSES if c in first.class_names),
+        input_size=first.input_size, mean=first.mean, std=first.std,
         members=tuple(members), preprocessing=params, tta_views=tuple(tta_views),
         provenance={**provenance, "calibration": "NOT FITTED: temperatures 1, default gate"},
     )
@@ -551,12 +568,12 @@ def package(
         "opset": OPSET, "weights_dtype": weights_dtype, "tolerance": parity[0]["tolerance"], "parity": parity,
     })
     # The member files stay where they are: the staging folder becomes the final bundle.
-    check_core_agrees(write_bundle(staging, final, {m.file: staging / m.file for m in final.members}, card),
+    check_core_agrees(write_bundle(staging, final, {m.file: staging / m.file for m in final.members}, card, sign_key),
                       squares[:CONSISTENCY_CASES], cal.p_melanoma[:CONSISTENCY_CASES])
     if out_dir.exists():
         shutil.rmtree(out_dir)
     staging.rename(out_dir)
-    load_bundle(out_dir)
+    load_bundle(out_dir, trust=trust_of(sign_key) if sign_key is not None else Trust(allow_unsigned=True))
     log.info("step 7: final bundle %s written and re-checked through core in %.1f s: %.1f MB; total %.1f s",
              out_dir, time.perf_counter() - t, _dir_size(out_dir) / 1e6, time.perf_counter() - t_all)
     return out_dir
@@ -589,6 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="processes for preprocessing")
     ap.add_argument("--version", help="bundle version (default: today's date)")
     ap.add_argument("--members", help="comma-separated member folders of RUN to export (default: every member-*)")
+    ap.add_argument("--sign-key", help="Ed25519 private key (PEM) to sign the bundle with (python -m export.sign)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):
@@ -596,8 +614,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         package(args.run, args.out, args.split_file, args.weights_dtype, args.images_dir, args.max_val,
                 args.workers, version=args.version,
-                members=[m.strip() for m in args.members.split(",")] if args.members else None)
-    except (PackagingError, ParityError, UnsupportedHeadError, ExportError, BundleError) as exc:
+                members=[m.strip() for m in args.members.split(",")] if args.members else None,
+                sign_key=read_private_key(args.sign_key) if args.sign_key else None)
+    except MelaScreenError as exc:  # PackagingError, ParityError, UnsupportedHeadError, ExportError, BundleError
         log.error("%s", exc)
         return 2
     return 0

@@ -19,6 +19,7 @@ from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from core.bundle import INPUT_NAME, OUTPUT_NAMES
+from core.errors import MelaScreenError
 
 from .heads import CamClassifier
 
@@ -49,7 +50,7 @@ class ParityReport:
         }
 
 
-class ParityError(RuntimeError):
+class ParityError(MelaScreenError, RuntimeError):
     """The exported file does not reproduce the torch model; the report carries the figures."""
 
     def __init__(self, report: ParityReport, failures: list[str]):

@@ -215,11 +215,11 @@ def main(argv=None) -> int:
     save(window, out, "13-results-filtered", app)
     window.screening.filter_buttons["benign"].setChecked(True)
 
-    dialog = SettingsDialog(window.settings, window.model.screener.provider_in_use, "", window)
+    dialog = SettingsDialog(window.settings, window.model.screener.engine_in_use, "", window)
     dialog.show()
     save(dialog, out, "14-settings", app)
     dialog.close()
-    about = AboutDialog(window.model.bundle, True, window.model.screener.provider_in_use, "", find_notices(), window)
+    about = AboutDialog(window.model.bundle, True, window.model.screener.engine_in_use, "", find_notices(), window)
     about.show()
     for i, name in enumerate(("15-about-bundle", "16-about-model-card", "17-about-notices")):
         about.tabs.setCurrentIndex(i)

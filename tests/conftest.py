@@ -11,6 +11,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 SHARED_IMAGES = ROOT.parent / "shared" / "data" / "dermoscopy" / "images"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def trusted_test_publisher(tmp_path_factory):
+    """Synthetic bundles are signed by a test key; the whole test session (and its subprocesses) trusts it."""
+    from synthetic_bundle import trust_test_key
+
+    return trust_test_key(tmp_path_factory.mktemp("trusted-keys"))
+
+
 @pytest.fixture(scope="session")
 def synthetic_bundle(tmp_path_factory):
     from synthetic_bundle import make_bundle

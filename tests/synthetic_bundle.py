@@ -7,17 +7,34 @@ is made to grow with how dark the image is, so dark test images score higher.
 
 from __future__ import annotations
 
+import hashlib
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import onnx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from onnx import TensorProto, helper, numpy_helper
 
 from core.bundle import Manifest, Member, write_bundle
 from core.gate import GateSettings, Thresholds
 from core.preprocess import PreprocessParams
+from core.signing import TRUSTED_KEYS_ENV, public_key_pem
 
 CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+MALIGNANT = ("akiec", "bcc", "mel")
+# The test publisher: made here from a fixed seed, trusted only by the test session (tests/conftest.py).
+TEST_SIGNING_KEY = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"melascreen synthetic test publisher").digest())
+
+
+def trust_test_key(folder: Path) -> Path:
+    """Write the test publisher's public key into `folder` and trust it for this process and its children."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pub = folder / "test-publisher.pub"
+    pub.write_bytes(public_key_pem(TEST_SIGNING_KEY))
+    os.environ[TRUSTED_KEYS_ENV] = str(pub)
+    return pub
 
 
 def make_member_onnx(path: Path, input_size: int = 64, channels: int = 8, seed: int = 0, mel_bias: float = 0.0) -> Path:
@@ -73,7 +90,11 @@ def make_bundle(
     tta_views: tuple[str, ...] = ("id", "flip", "rot90", "zoom"),
     gate: GateSettings | None = None,
     preprocessing: PreprocessParams | None = None,
+    sign_key: Ed25519PrivateKey | None = TEST_SIGNING_KEY,
+    **manifest_fields,
 ) -> Path:
+    """A bundle folder, signed by the test publisher unless `sign_key` is None; `manifest_fields`
+    override manifest fields (mean, std, class_names, ...)."""
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
     files, specs = {}, []
@@ -86,6 +107,7 @@ def make_bundle(
         version="0.0.1",
         class_names=CLASSES,
         positive_class="mel",
+        malignant_classes=MALIGNANT,
         input_size=input_size,
         mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5),
@@ -95,5 +117,6 @@ def make_bundle(
         gate=gate or GateSettings(fitted={0.99: Thresholds(0.2, 0.6)}, max_member_spread=0.5),
         provenance={"note": "synthetic weights for tests; not a medical model"},
     )
-    write_bundle(target, manifest, files, "# Synthetic test bundle\n\nNot a medical model.\n")
+    manifest = replace(manifest, **manifest_fields)
+    write_bundle(target, manifest, files, "# Synthetic test bundle\n\nNot a medical model.\n", sign_key=sign_key)
     return target

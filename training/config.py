@@ -11,14 +11,15 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from core.errors import MelaScreenError
+from evalkit.labelled import DEFAULT_DATA_DIR, PROJECT_ROOT
 
 # Data, runs and caches sit beside the project (../shared, ../runs, ../cache), as on the
 # development and CI machines; configs and environment variables move them.
-PROJECT_PARENT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA_DIR = PROJECT_PARENT / "shared" / "data" / "dermoscopy"
+PROJECT_PARENT = PROJECT_ROOT.parent
 
 
-class ConfigError(ValueError):
+class ConfigError(MelaScreenError, ValueError):
     """The training configuration is invalid; the message names the key."""
 
 

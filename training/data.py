@@ -1,217 +1,22 @@
-"""Lesion-grouped splits, the preprocessed-image cache, and the training Dataset.
-
-Every image goes through core.preprocess once (the same code the app runs), is resized to the
-model's square input and is stored as uint8 in one .npy file keyed by a hash of what produced it.
-"""
+"""The training Dataset: cached square images (training.cache), augmented, then normalised by
+core.model_input exactly as the app normalises. Splits live in training.splits."""
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
-import logging
 import math
-import os
 import random
-import time
-from collections import Counter, defaultdict
-from dataclasses import dataclass
-from multiprocessing import Pool
-from pathlib import Path
+from collections import Counter
 
 import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from core.errors import ImageReadError
-from core.preprocess import PreprocessParams
+from core.model_input import InputSpec, normalized
 
-log = logging.getLogger(__name__)
+from .splits import CLASS_NAMES, MELANOMA_INDEX
 
-# HAM10000 diagnosis codes, in the fixed order of the model outputs.
-CLASS_NAMES: tuple[str, ...] = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
-MELANOMA_INDEX = CLASS_NAMES.index("mel")
-SPLITS = ("train", "val", "test")
-CACHE_FORMAT = 1  # bump when the cache layout or the resize changes
-DATA_IMAGE_SUFFIX = ".jpg"  # HAM10000: images/<image_id>.jpg
-
-
-@dataclass(frozen=True)
-class LabelledImage:
-    image_id: str
-    lesion_id: str
-    dx: str
-    split: str = ""
-
-    @property
-    def label(self) -> int:
-        return CLASS_NAMES.index(self.dx)
-
-    @property
-    def melanoma(self) -> int:
-        return int(self.dx == "mel")
-
-
-def load_labels(labels_csv: str | Path, max_images: int | None = None) -> list[LabelledImage]:
-    with open(labels_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
-    out = []
-    for row in rows:
-        if row["dx"] not in CLASS_NAMES:
-            raise ValueError(f"{labels_csv}: unknown diagnosis {row['dx']!r} for {row['image_id']}")
-        out.append(LabelledImage(row["image_id"], row["lesion_id"], row["dx"]))
-    if max_images is not None:
-        out = out[:max_images]
-    return out
-
-
-def make_split(
-    images: list[LabelledImage], seed: int, val_fraction: float = 0.15, test_fraction: float = 0.15
-) -> list[LabelledImage]:
-    """Assign whole lesions to train/val/test, stratified by diagnosis (counted in lesions).
-
-    All images of one lesion share a split, so no lesion is seen in training and scored in test.
-    """
-    lesion_dx: dict[str, str] = {}
-    for im in images:
-        if lesion_dx.setdefault(im.lesion_id, im.dx) != im.dx:
-            raise ValueError(f"lesion {im.lesion_id} has more than one diagnosis")
-    by_dx: dict[str, list[str]] = defaultdict(list)
-    for lesion, dx in sorted(lesion_dx.items()):
-        by_dx[dx].append(lesion)
-    rng = random.Random(seed)
-    assigned: dict[str, str] = {}
-    for dx in sorted(by_dx):
-        lesions = by_dx[dx]
-        rng.shuffle(lesions)
-        n = len(lesions)
-        n_test = int(round(n * test_fraction))
-        n_val = int(round(n * val_fraction))
-        for i, lesion in enumerate(lesions):
-            assigned[lesion] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
-    return [LabelledImage(im.image_id, im.lesion_id, im.dx, assigned[im.lesion_id]) for im in images]
-
-
-def write_split(path: str | Path, images: list[LabelledImage]) -> None:
-    tmp = Path(str(path) + ".partial")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["image_id", "lesion_id", "dx", "melanoma", "split"])
-        for im in images:
-            w.writerow([im.image_id, im.lesion_id, im.dx, im.melanoma, im.split])
-    os.replace(tmp, path)
-
-
-def read_split(path: str | Path) -> list[LabelledImage]:
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    out = [LabelledImage(r["image_id"], r["lesion_id"], r["dx"], r["split"]) for r in rows]
-    bad = {im.split for im in out} - set(SPLITS)
-    if bad:
-        raise ValueError(f"{path}: unknown split names {sorted(bad)}")
-    return out
-
-
-def resolve_split(
-    labels_csv: str | Path,
-    run_dir: Path,
-    split_file: str | None,
-    seed: int,
-    val_fraction: float,
-    test_fraction: float,
-    max_images: int | None = None,
-) -> list[LabelledImage]:
-    """The run's split: the given file, else the run's own split.csv, else a new one (saved)."""
-    target = run_dir / "split.csv"
-    if split_file:
-        images = read_split(split_file)
-    elif target.exists():
-        return read_split(target)
-    else:
-        images = make_split(load_labels(labels_csv, max_images), seed, val_fraction, test_fraction)
-    write_split(target, images)
-    return images
-
-
-# ---------------------------------------------------------------- preprocessed-image cache
-
-
-def decode_rgb(path: str | Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ImageReadError(str(path), "cannot be decoded as an image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def prepare_image(path: str, params: PreprocessParams | None, input_size: int) -> np.ndarray:
-    """Decode, preprocess (core, as in the app) and resize to the square model input."""
-    from core.preprocess import preprocess, resize_square
-
-    rgb = decode_rgb(path)
-    if params is not None:
-        rgb = preprocess(rgb, params)
-    return resize_square(rgb, input_size)
-
-
-def _prepare_job(job: tuple[str, dict | None, int]) -> np.ndarray:
-    path, params, size = job
-    return prepare_image(path, PreprocessParams.from_dict(params) if params is not None else None, size)
-
-
-def cache_key(params: PreprocessParams | None, input_size: int, image_ids: list[str]) -> str:
-    blob = json.dumps(
-        {
-            "format": CACHE_FORMAT,
-            "params": params.to_dict() if params is not None else None,
-            "size": input_size,
-            "images": image_ids,
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def image_cache(
-    image_ids: list[str],
-    images_dir: str | Path,
-    params: PreprocessParams | None,
-    input_size: int,
-    cache_root: str | Path,
-    workers: int = 2,
-) -> np.ndarray:
-    """uint8 [N, S, S, 3] array of the preprocessed images, built once, then memory-mapped."""
-    root = Path(cache_root)
-    root.mkdir(parents=True, exist_ok=True)
-    key = cache_key(params, input_size, image_ids)
-    target = root / f"images-{input_size}-{key}.npy"
-    if target.exists():
-        return np.load(target, mmap_mode="r")
-    partial = root / f"images-{input_size}-{key}.partial.npy"
-    out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(len(image_ids), input_size, input_size, 3))
-    pdict = params.to_dict() if params is not None else None
-    jobs = [(str(Path(images_dir) / f"{i}{DATA_IMAGE_SUFFIX}"), pdict, input_size) for i in image_ids]
-    start = time.time()
-    log.info("building image cache %s: %d images at %d px, %d workers", target.name, len(jobs), input_size, workers)
-    if workers > 1:
-        with Pool(workers) as pool:
-            for n, arr in enumerate(pool.imap(_prepare_job, jobs, chunksize=8)):
-                out[n] = arr
-                if (n + 1) % 1000 == 0:
-                    log.info("  %d/%d images, %.1f images/s", n + 1, len(jobs), (n + 1) / (time.time() - start))
-    else:
-        for n, job in enumerate(jobs):
-            out[n] = _prepare_job(job)
-    out.flush()
-    del out
-    os.replace(partial, target)
-    log.info("image cache ready in %.0f s", time.time() - start)
-    # Also record what produced it, for people browsing the cache folder.
-    (root / f"images-{input_size}-{key}.json").write_text(
-        json.dumps({"params": pdict, "size": input_size, "n": len(image_ids)}, indent=1)
-    )
-    return np.load(target, mmap_mode="r")
-
+__all__ = ["CLASS_NAMES", "MELANOMA_INDEX", "DermoscopyDataset", "balanced_rows", "class_counts", "normalise"]
 
 # ---------------------------------------------------------------- datasets
 
@@ -226,17 +31,28 @@ def apply_view_hwc(view: str, hwc: np.ndarray) -> np.ndarray:
     return apply_view(view, hwc.transpose(2, 0, 1)).transpose(1, 2, 0)
 
 
+def _spec(square: np.ndarray, mean: tuple, std: tuple) -> InputSpec:
+    return InputSpec(None, int(square.shape[-2]), tuple(mean), tuple(std))
+
+
 def normalise(batch_hwc_uint8: np.ndarray, mean: tuple, std: tuple) -> torch.Tensor:
-    """uint8 [N, S, S, 3] (or one image) -> float32 [N, 3, S, S] normalised."""
-    x = torch.from_numpy(np.array(batch_hwc_uint8, dtype=np.uint8, order="C")).float().div_(255.0)
-    m = torch.tensor(mean, dtype=torch.float32)
-    s = torch.tensor(std, dtype=torch.float32)
-    x = (x - m) / s
-    return x.movedim(-1, -3).contiguous()
+    """uint8 [N, S, S, 3] (or one image) -> float32 [N, 3, S, S], normalised by core (as the app)."""
+    batch = np.asarray(batch_hwc_uint8, dtype=np.uint8)
+    if batch.ndim == 3:
+        return torch.from_numpy(normalized(batch, _spec(batch, mean, std)))
+    spec = _spec(batch[0], mean, std) if len(batch) else None
+    return torch.from_numpy(
+        np.stack([normalized(im, spec) for im in batch])
+        if len(batch)
+        else np.zeros((0, 3, *batch.shape[1:3]), np.float32)
+    )
 
 
 def random_resized_crop(
-    img: np.ndarray, rnd: random.Random, scale: tuple[float, float] = (0.65, 1.0), ratio: tuple[float, float] = (0.8, 1.25)
+    img: np.ndarray,
+    rnd: random.Random,
+    scale: tuple[float, float] = (0.65, 1.0),
+    ratio: tuple[float, float] = (0.8, 1.25),
 ) -> np.ndarray:
     """A random crop covering `scale` of the area with aspect in `ratio`, resized back to the input size.
 
@@ -287,7 +103,9 @@ class DermoscopyDataset(Dataset):
         self.labels = np.asarray(labels, dtype=np.int64)
         self.rows = np.arange(len(self.labels)) if rows is None else np.asarray(rows)
         self.mean, self.std = tuple(mean), tuple(std)
-        self.views = {"flips": FLIP_VIEWS, "dihedral": DIHEDRAL_VIEWS, "rich": DIHEDRAL_VIEWS}.get(augment or "none", ("id",))
+        self.views = {"flips": FLIP_VIEWS, "dihedral": DIHEDRAL_VIEWS, "rich": DIHEDRAL_VIEWS}.get(
+            augment or "none", ("id",)
+        )
         self.rich = augment == "rich"
 
     def __len__(self) -> int:
@@ -296,12 +114,17 @@ class DermoscopyDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         row = int(self.rows[i])
         img = np.asarray(self.images[row])
+        x = normalized(img, _spec(img, self.mean, self.std), self.augment)
+        return torch.from_numpy(x), int(self.labels[row])
+
+    def augment(self, img: np.ndarray) -> np.ndarray:
+        """One random view of a cached square (core.model_input's augmentation hook)."""
         view = self.views[random.randrange(len(self.views))] if len(self.views) > 1 else "id"
         if view != "id":
             img = apply_view_hwc(view, img)
         if self.rich:
             img = colour_jitter(random_resized_crop(img, random), random)
-        return normalise(img, self.mean, self.std), int(self.labels[row])
+        return np.ascontiguousarray(img)
 
 
 def balanced_rows(labels: np.ndarray, max_per_class: int | None, rng: np.random.Generator) -> np.ndarray:

@@ -59,7 +59,9 @@ def _compute_view(
     start = time.time()
     for b in range(0, len(rows), batch_size):
         idx = rows[b : b + batch_size]
-        batch = np.stack([apply_view_hwc(view, np.asarray(images[i])) if view != "id" else np.asarray(images[i]) for i in idx])
+        batch = np.stack(
+            [apply_view_hwc(view, np.asarray(images[i])) if view != "id" else np.asarray(images[i]) for i in idx]
+        )
         x = normalise(batch, mean, std)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -106,7 +108,9 @@ def frozen_features(
         if not (pre.exists() and pool.exists()):
             t = time.time()
             tmp_pre, tmp_pool = folder / f"prefix-{view}.partial.npy", folder / f"pooled-{view}.partial.npy"
-            _compute_view(model, units, tail_start, images, rows, view, mean, std, batch_size, channels_last, tmp_pre, tmp_pool)
+            _compute_view(
+                model, units, tail_start, images, rows, view, mean, std, batch_size, channels_last, tmp_pre, tmp_pool
+            )
             os.replace(tmp_pool, pool)
             os.replace(tmp_pre, pre)
             log.info("frozen features for view %s: %d images in %.0f s", view, len(rows), time.time() - t)

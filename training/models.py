@@ -10,6 +10,8 @@ import timm
 import torch
 from torch import nn
 
+from core.errors import MelaScreenError
+
 log = logging.getLogger(__name__)
 
 LITE0 = "tf_efficientnet_lite0"
@@ -17,7 +19,7 @@ LITE0_TENSORS = 296
 NO_WEIGHTS = "none"  # pretrained_path value for a randomly initialised model (tests)
 
 
-class WeightsError(RuntimeError):
+class WeightsError(MelaScreenError, RuntimeError):
     """Pretrained weights are missing or do not fit the architecture."""
 
 
@@ -48,8 +50,7 @@ def map_lite0_state_dict(source: dict[str, torch.Tensor], target: dict[str, torc
     for (skey, tensor), dkey in zip(src, dst):
         if tuple(tensor.shape) != tuple(target[dkey].shape):
             raise WeightsError(
-                f"lite0 weight mapping: {skey} {tuple(tensor.shape)} does not fit {dkey} "
-                f"{tuple(target[dkey].shape)}"
+                f"lite0 weight mapping: {skey} {tuple(tensor.shape)} does not fit {dkey} {tuple(target[dkey].shape)}"
             )
         mapped[dkey] = tensor
     return mapped
@@ -68,7 +69,9 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def build_model(arch: str, num_classes: int, pretrained_path: str | None = None, drop_rate: float | None = None) -> nn.Module:
+def build_model(
+    arch: str, num_classes: int, pretrained_path: str | None = None, drop_rate: float | None = None
+) -> nn.Module:
     """A timm model with local ImageNet weights; the classifier is new (num_classes outputs).
 
     pretrained_path: None uses the arch's built-in source (lite0: the installed package; other
@@ -102,7 +105,8 @@ def build_model(arch: str, num_classes: int, pretrained_path: str | None = None,
     missing = [k for k in missing if not k.startswith(classifier + ".")]
     if missing or unexpected:
         raise WeightsError(
-            f"{pretrained_path or 'lite0 package'} does not fit {arch}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            f"{pretrained_path or 'lite0 package'} does not fit {arch}: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
         )
     return model
 

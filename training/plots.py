@@ -65,8 +65,15 @@ def _matrix(ax, counts: np.ndarray, row_labels: Sequence[str], col_labels: Seque
     for i in range(counts.shape[0]):
         for j in range(counts.shape[1]):
             colour = "white" if share[i, j] > 0.6 else "black"
-            ax.text(j, i, f"{int(counts[i, j])}\n{100 * share[i, j]:.1f}%", ha="center", va="center",
-                    fontsize=8, color=colour)
+            ax.text(
+                j,
+                i,
+                f"{int(counts[i, j])}\n{100 * share[i, j]:.1f}%",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color=colour,
+            )
     ax.set_xticks(range(len(col_labels)), labels=list(col_labels))
     ax.set_yticks(range(len(row_labels)), labels=[f"{r} (n={int(n)})" for r, n in zip(row_labels, rows[:, 0])])
 
@@ -99,7 +106,8 @@ def plot_confusion_7class(
     ax.set_xlabel("predicted class (argmax of the ensemble's calibrated probabilities)")
     ax.set_ylabel("true diagnosis")
     ax.set_title(
-        f"Diagnosis confusion matrix, balanced accuracy {balanced_accuracy:.3f}" + (f"\n{subtitle}" if subtitle else ""),
+        f"Diagnosis confusion matrix, balanced accuracy {balanced_accuracy:.3f}"
+        + (f"\n{subtitle}" if subtitle else ""),
         fontsize=10,
     )
     return _save(fig, path)
@@ -122,8 +130,13 @@ def plot_ensemble_vs_members(
     for xi, v in zip(x, values):
         ax.annotate(_fmt_auc(v), (xi, v), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
     if ensemble_ci is not None and all(np.isfinite(ensemble_ci)):
-        ax.axhspan(ensemble_ci[0], ensemble_ci[1], color="orange", alpha=0.2,
-                   label=f"ensemble 95% CI [{ensemble_ci[0]:.3f}, {ensemble_ci[1]:.3f}]")
+        ax.axhspan(
+            ensemble_ci[0],
+            ensemble_ci[1],
+            color="orange",
+            alpha=0.2,
+            label=f"ensemble 95% CI [{ensemble_ci[0]:.3f}, {ensemble_ci[1]:.3f}]",
+        )
     ax.axhline(ensemble_auc, color="orange", lw=2.2, label=f"ensemble AUC {_fmt_auc(ensemble_auc)}")
     finite = [v for v in values + [ensemble_auc] + list(ensemble_ci or ()) if v is not None and np.isfinite(v)]
     lo = min(finite) if finite else 0.5
@@ -156,8 +169,13 @@ def plot_cam_grid(path: str | Path, tiles: Sequence[tuple[np.ndarray, str]], tit
 def _label_beside(x_share: float) -> dict:
     """Annotation placement that keeps the text inside the axes at either end."""
     right = x_share > 0.6
-    return dict(textcoords="offset points", xytext=(-8 if right else 8, 8), ha="right" if right else "left", fontsize=7,
-                bbox=dict(boxstyle="round", fc="white", alpha=0.8, lw=0.3))
+    return dict(
+        textcoords="offset points",
+        xytext=(-8 if right else 8, 8),
+        ha="right" if right else "left",
+        fontsize=7,
+        bbox=dict(boxstyle="round", fc="white", alpha=0.8, lw=0.3),
+    )
 
 
 def plot_risk_coverage(
@@ -179,11 +197,17 @@ def plot_risk_coverage(
     fig = _new_figure(12.5, 5.0)
     ax = fig.add_subplot(1, 2, 1)
     ax.plot(100 * cleared_coverage, 100 * cleared_mel_rate, lw=1.8, label="melanomas among auto-cleared images")
-    ax.plot(100 * cleared_coverage, 100 * cleared_mel_missed, lw=1.8, ls="--", label="share of all melanomas auto-cleared")
+    ax.plot(
+        100 * cleared_coverage, 100 * cleared_mel_missed, lw=1.8, ls="--", label="share of all melanomas auto-cleared"
+    )
     for label, (cov, rate, missed) in operating_points.items():
         ax.scatter([100 * cov, 100 * cov], [100 * rate, 100 * missed], s=40, zorder=3, color="black")
-        ax.annotate(f"{label}: {100 * cov:.1f}% cleared,\n{100 * rate:.2f}% of them melanoma,\n"
-                    f"{100 * missed:.1f}% of melanomas missed", (100 * cov, 100 * rate), **_label_beside(cov))
+        ax.annotate(
+            f"{label}: {100 * cov:.1f}% cleared,\n{100 * rate:.2f}% of them melanoma,\n"
+            f"{100 * missed:.1f}% of melanomas missed",
+            (100 * cov, 100 * rate),
+            **_label_beside(cov),
+        )
     ax.set_xlabel("coverage: % of all images auto-cleared as benign")
     ax.set_ylabel("%")
     ax.set_title("Moving the benign threshold: what auto-clearing costs", fontsize=10)
@@ -193,12 +217,20 @@ def plot_risk_coverage(
     ax.grid(alpha=0.3)
 
     ax = fig.add_subplot(1, 2, 2)
-    ax.plot(100 * selective_coverage, 100 * selective_risk, lw=1.8, color="purple",
-            label="error among the most confident calls")
+    ax.plot(
+        100 * selective_coverage,
+        100 * selective_risk,
+        lw=1.8,
+        color="purple",
+        label="error among the most confident calls",
+    )
     for label, (cov, risk) in selective_points.items():
         ax.scatter([100 * cov], [100 * risk], s=45, zorder=3, color="black", label=f"{label} (benign + suspicious)")
-        ax.annotate(f"{label}: {100 * cov:.1f}% decided,\n{100 * risk:.2f}% wrong", (100 * cov, 100 * risk),
-                    **_label_beside(cov))
+        ax.annotate(
+            f"{label}: {100 * cov:.1f}% decided,\n{100 * risk:.2f}% wrong",
+            (100 * cov, 100 * risk),
+            **_label_beside(cov),
+        )
     ax.set_xlabel("coverage: % of images given a confident call (most confident first)")
     ax.set_ylabel("selective risk: % of these calls wrong")
     ax.set_title("Risk-coverage of confident calls (melanoma if p >= 0.5)", fontsize=10)
@@ -226,15 +258,27 @@ def plot_reliability(
     centres = (bin_edges[:-1] + bin_edges[1:]) / 2
     width = np.diff(bin_edges)
     filled = counts > 0
-    ax.bar(centres[filled], observed[filled], width=width[filled] * 0.95, color="#4c72b0", alpha=0.8,
-           edgecolor="black", lw=0.5, label="observed melanoma share")
-    ax.scatter(mean_predicted[filled], observed[filled], color="black", s=14, zorder=3, label="(mean predicted p, observed)")
+    ax.bar(
+        centres[filled],
+        observed[filled],
+        width=width[filled] * 0.95,
+        color="#4c72b0",
+        alpha=0.8,
+        edgecolor="black",
+        lw=0.5,
+        label="observed melanoma share",
+    )
+    ax.scatter(
+        mean_predicted[filled], observed[filled], color="black", s=14, zorder=3, label="(mean predicted p, observed)"
+    )
     ax.plot([0, 1], [0, 1], ls="--", color="grey", label="perfect calibration")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_ylabel("observed share of melanomas in bin")
-    ax.set_title(f"Reliability of p(melanoma), {len(centres)} bins, ECE {ece:.4f}" + (f"\n{subtitle}" if subtitle else ""),
-                 fontsize=10)
+    ax.set_title(
+        f"Reliability of p(melanoma), {len(centres)} bins, ECE {ece:.4f}" + (f"\n{subtitle}" if subtitle else ""),
+        fontsize=10,
+    )
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
     hist.bar(centres, counts, width=width * 0.95, color="grey")

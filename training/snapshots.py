@@ -30,24 +30,23 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from evalkit.labelled import project_relative
+from training import checkpoint
+from training.checkpoint import atomic_save, export_record, seed_everything, write_summary
 from training.config import ConfigError, load_config, save_config
 from training.data import CLASS_NAMES, DermoscopyDataset, balanced_rows
-from training.models import backbone_units, build_model
-from training.train import (
+from training.distributed import init_distributed
+from training.loop import (
     PhaseForward,
-    atomic_save,
+    epoch_row,
     evaluate_logits,
-    export_record,
-    init_distributed,
     param_groups,
     predict_images,
-    prepare_data,
-    rng_state,
-    seed_everything,
-    set_rng_state,
+    train_one_epoch,
     training_loss,
-    write_summary,
 )
+from training.models import backbone_units, build_model
+from training.run_data import prepare_data
 
 log = logging.getLogger("training.snapshots")
 
@@ -60,7 +59,7 @@ def run_snapshots(cfg, init: Path, out: Path, cycles: int, keep: int, lr: float,
     data = prepare_data(cfg, out, d)
     seed_everything(cfg.seeds[0] if cfg.seeds else 0)
     model = build_model(cfg.model.arch, len(CLASS_NAMES), None, cfg.model.drop_rate)
-    init_ckpt = torch.load(init, map_location="cpu", weights_only=False)
+    init_ckpt = checkpoint.load(init)
     model.load_state_dict(init_ckpt["state_dict"])
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -77,11 +76,11 @@ def run_snapshots(cfg, init: Path, out: Path, cycles: int, keep: int, lr: float,
     start_cycle = 0
     last = out / "last.pt"
     if resume and last.exists():
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        ckpt = checkpoint.load(last)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        set_rng_state(ckpt["rng"])
+        checkpoint.set_rng_state(ckpt["rng"])
         history, start_cycle = ckpt["history"], ckpt["cycle"]
         log.info("resuming after cycle %d", start_cycle)
     elif last.exists():
@@ -97,36 +96,44 @@ def run_snapshots(cfg, init: Path, out: Path, cycles: int, keep: int, lr: float,
         n_steps = math.ceil(len(ds) / phase.batch_size)
         if cfg.max_steps_per_epoch:
             n_steps = min(n_steps, cfg.max_steps_per_epoch)
-        fwd.train()
-        losses, seen = [], 0
-        for step, (x, y) in enumerate(DataLoader(ds, batch_size=phase.batch_size, shuffle=False, num_workers=0)):
-            if step >= n_steps:
-                break
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            loss = loss_fn(fwd(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step(cycle + (step + 1) / n_steps)
-            losses.append(float(loss.item()))
-            seen += len(y)
-            if (step + 1) % 25 == 0:
-                log.info("  cycle %d step %d/%d, loss %.4f, %.1f images/s", cycle + 1, step + 1, n_steps,
-                         np.mean(losses[-25:]), seen / (time.time() - t0))
-        val_logits = predict_images(model, data, data.val_rows, cfg.eval_batch_size, cfg.channels_last, torch.device("cpu"))
+        batches = DataLoader(ds, batch_size=phase.batch_size, shuffle=False, num_workers=0)
+        result = train_one_epoch(
+            fwd,
+            batches,
+            loss_fn,
+            optimizer,
+            scheduler,
+            cycle,
+            n_steps,
+            torch.device("cpu"),
+            cfg.channels_last,
+            label=f"cycle {cycle + 1} ",
+        )
+        val_logits = predict_images(
+            model, data, data.val_rows, cfg.eval_batch_size, cfg.channels_last, torch.device("cpu")
+        )
         metrics = evaluate_logits(val_logits, val_labels, loss_fn)
-        row = {"phase": 3, "epoch": cycle + 1, "train_loss": float(np.mean(losses)), **metrics,
-               "seconds": time.time() - t0, "images_per_s": seen / max(time.time() - t0, 1e-9)}
+        row = epoch_row(3, cycle + 1, result, metrics, t0)
         history.append(row)
-        log.info("cycle %d/%d: train loss %.4f, val loss %.4f, val mel AUC %.4f, bal acc %.3f, %.0f s", cycle + 1, cycles,
-                 row["train_loss"], row["val_loss"], row["val_mel_auc"], row["val_balanced_accuracy"], row["seconds"])
+        log.info(
+            "cycle %d/%d: train loss %.4f, val loss %.4f, val mel AUC %.4f, bal acc %.3f, %.0f s",
+            cycle + 1,
+            cycles,
+            row["train_loss"],
+            row["val_loss"],
+            row["val_mel_auc"],
+            row["val_balanced_accuracy"],
+            row["seconds"],
+        )
         member = out / f"member-{cycle}"
         member.mkdir(exist_ok=True)
-        record = export_record(cfg, data, cycle, model, {**metrics, "snapshot_cycle": cycle + 1, "init": str(init)})
+        record = export_record(
+            cfg, data, cycle, model, {**metrics, "snapshot_cycle": cycle + 1, "init": project_relative(init)}
+        )
         atomic_save(record, member / "best.pt")
-        atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "cycle": cycle + 1, "rng": rng_state(), "history": history}, last)
+        atomic_save(
+            checkpoint.resume_state(model, optimizer, scheduler, {"cycle": cycle + 1, "history": history}), last
+        )
         write_summary(out / "summary.csv", history)
     # Only the last `keep` snapshots are members: earlier ones are still far from converged.
     for old in sorted(out.glob("member-*"), key=lambda p: int(p.name.split("-")[1]))[:-keep]:
@@ -153,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     if not Path(args.init).is_file():
-        print(f"error: no checkpoint at {args.init}; train a member first (scripts/train_default.sh)", file=sys.stderr)
+        print(f"error: no checkpoint at {args.init}; train a member first (python -m training.train)", file=sys.stderr)
         return 2
     run_snapshots(cfg, Path(args.init), Path(args.out), args.cycles, args.keep, args.lr, args.resume)
     return 0

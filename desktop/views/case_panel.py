@@ -21,22 +21,22 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QRadioButton,
+    QSpinBox,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
+from core.outcomes import DEFAULT_FOLLOW_UP_MONTHS, MAX_FOLLOW_UP_MONTHS, REVIEW_CHOICES
 from core.results import ScreeningResult
-from core.store import REVIEW_DECISIONS, Review
+from core.store import Review, local_time
 
-from ..style import REVIEW_LABELS
 from ..workers import Worker, WorkerPool
 from .case_view import CaseData, CaseView, load_case
 
 
 def history_line(review: Review) -> str:
-    when = review.created[:16].replace("T", " ") + " UTC"
-    text = f"{when} — {review.reviewer} — {REVIEW_LABELS.get(review.decision, review.decision)}"
+    text = f"{local_time(review.created)} — {review.reviewer} — {review.words}"
     return text + (f" — “{review.note}”" if review.note else "")
 
 
@@ -53,7 +53,7 @@ class NoteEdit(QPlainTextEdit):
 
 
 class ReviewForm(QWidget):
-    save_requested = Signal(str, str)  # decision, note
+    save_requested = Signal(str, str, object)  # decision, note, follow-up months (monitor) or None
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -62,12 +62,25 @@ class ReviewForm(QWidget):
         decisions = QGroupBox("Your decision")
         dlay = QVBoxLayout(decisions)
         self.buttons: dict[str, QRadioButton] = {}
-        for i, key in enumerate(REVIEW_DECISIONS, start=1):
-            b = QRadioButton(f"&{i}  {REVIEW_LABELS.get(key, key)}")
-            b.setProperty("decision", key)
-            self.group.addButton(b, i)
-            self.buttons[key] = b
-            dlay.addWidget(b)
+        self.months = QSpinBox()  # "monitor": follow up in N months, set here without a dialog
+        self.months.setRange(1, MAX_FOLLOW_UP_MONTHS)
+        self.months.setValue(DEFAULT_FOLLOW_UP_MONTHS)
+        self.months.setSuffix(" months")
+        self.months.setToolTip("Monitor: see the lesion again after this many months")
+        for choice in REVIEW_CHOICES:
+            b = QRadioButton(f"&{choice.key}  {choice.label}")
+            b.setProperty("decision", choice.code)
+            self.group.addButton(b, choice.key)
+            self.buttons[choice.code] = b
+            if choice.asks_months:
+                row = QHBoxLayout()
+                row.setContentsMargins(0, 0, 0, 0)
+                row.addWidget(b)
+                row.addWidget(self.months)
+                row.addStretch(1)
+                dlay.addLayout(row)
+            else:
+                dlay.addWidget(b)
         self.note = NoteEdit()
         self.note.setPlaceholderText("Note (optional). E: write a note, Esc: back, Ctrl+Enter: save")
         self.note.setTabChangesFocus(True)
@@ -119,7 +132,7 @@ class ReviewForm(QWidget):
         self.note.clear()
         self.status.clear()
         enabled = result_id is not None
-        for w in (*self.buttons.values(), self.note, self.save):
+        for w in (*self.buttons.values(), self.note, self.save, self.months):
             w.setEnabled(enabled)
         self.show_history(history)
 
@@ -135,9 +148,13 @@ class ReviewForm(QWidget):
             return
         decision = self.chosen()
         if decision is None:
-            self.status.setText("<span style='color:#c62828'>Choose a decision first (keys 1–4).</span>")
+            self.status.setText("<span style='color:#c62828'>Choose a decision first (keys 1–5).</span>")
             return
-        self.save_requested.emit(decision, self.note.toPlainText().strip())
+        months = self.months.value() if self.buttons[decision] is self._monitor_button() else None
+        self.save_requested.emit(decision, self.note.toPlainText().strip(), months)
+
+    def _monitor_button(self) -> QRadioButton | None:
+        return next((self.buttons[c.code] for c in REVIEW_CHOICES if c.asks_months), None)
 
 
 @dataclass(frozen=True)
@@ -182,8 +199,8 @@ class CasePanel(QWidget):
         ctx = Qt.ShortcutContext.WidgetWithChildrenShortcut
         for seq in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(seq), self, self.form._on_save, context=ctx)
-        for i, key in enumerate(REVIEW_DECISIONS, start=1):
-            QShortcut(QKeySequence(str(i)), self, lambda k=key: self.form.choose(k), context=ctx)
+        for choice in REVIEW_CHOICES:
+            QShortcut(QKeySequence(str(choice.key)), self, lambda k=choice.code: self.form.choose(k), context=ctx)
         QShortcut(QKeySequence("E"), self, self.focus_note, context=ctx)
         QShortcut(QKeySequence("H"), self, self.case_view.toggle_heat_map, context=ctx)
         QShortcut(QKeySequence("+"), self, lambda: self.case_view.view.zoom(1.25), context=ctx)
@@ -219,7 +236,7 @@ class CasePanel(QWidget):
             return  # the user has moved on
         store = self.store_fn()
         history = store.history(case.result_id) if (store is not None and case.result_id is not None) else []
-        self.case_view.show_case(case)
+        self.case_view.show_case(case, history[-1] if history else None)  # reviews follow the image
         self.form.set_case(case.result_id if case.result.ok else None, history)
         self.form.set_reviewer(self.reviewer_name())
         self.loaded.emit(case)
@@ -235,7 +252,7 @@ class CasePanel(QWidget):
         self._reviewer_name = name
         self.form.set_reviewer(name)
 
-    def _save(self, decision: str, note: str) -> None:
+    def _save(self, decision: str, note: str, months: int | None = None) -> None:
         store = self.store_fn()
         result_id = self.form.result_id
         if store is None or result_id is None:
@@ -246,11 +263,12 @@ class CasePanel(QWidget):
             return
         self.set_reviewer_name(name)
         try:
-            review = store.add_review(result_id, name, decision, note)
+            review = store.add_review(result_id, name, decision, note, months)
         except Exception as exc:  # StoreError / ValueError: say it, keep the form as it is
             QMessageBox.warning(self, "Review not saved", f"The review could not be saved:\n{exc}")
             return
         self.form.set_case(result_id, store.history(result_id))
+        self.case_view.details.set_review(review)
         self.form.status.setText(f"<span style='color:#2e7d32'>Saved: {history_line(review)}</span>")
         self.setFocus()
         self.reviewed.emit(result_id, review)

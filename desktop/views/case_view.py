@@ -6,12 +6,12 @@ import html
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QFrame,
     QGraphicsPixmapItem,
     QGraphicsScene,
@@ -27,12 +27,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.cam import overlay
-from core.errors import ImageReadError
-from core.images import read_image
+from core.cam import HEATMAP_MODES, compose
+from core.gate import percent
+from core.images import resize_longest_side
+from core.outcomes import class_name, review_choice
+from core.pictures import case_picture
 from core.results import ScreeningResult
+from core.store import local_time
 
-from ..style import CLASS_WORDS, DECISION_LOOKS, badge_css, decision_key
+from ..style import DECISION_LOOKS, badge_css, decision_key, result_words
 
 
 @dataclass(frozen=True)
@@ -45,16 +48,9 @@ class CaseData:
     image_note: str = ""  # why the picture is not the original file, if it is not
 
 
-def _thumbnail_rgb(data: bytes | None) -> np.ndarray | None:
-    if not data:
-        return None
-    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 def load_case(store, result_id: int | None, shown: ScreeningResult) -> CaseData:
-    """Read the stored result (with heat map) and the image file; fall back to the thumbnail when
-    the file has moved or changed since it was screened, and say so."""
+    """Read the stored result (with heat map) and the picture (core.pictures: the file if it is
+    still the screened image, else the stored thumbnail, saying so)."""
     result = shown
     if store is not None and result_id is not None:
         stored = store.get_result(result_id)
@@ -62,18 +58,11 @@ def load_case(store, result_id: int | None, shown: ScreeningResult) -> CaseData:
             result = replace(stored, path=shown.path, from_store=shown.from_store)
     if not result.ok:
         return CaseData(result_id, result, None, "")
-    try:
-        image = read_image(result.path)
-    except ImageReadError as exc:
-        thumb = _thumbnail_rgb(store.thumbnail(result_id)) if (store is not None and result_id is not None) else None
-        return CaseData(result_id, result, thumb, f"The original file cannot be read now ({exc.reason}); showing the stored thumbnail.")
-    if result.sha256 and image.sha256 != result.sha256:
-        thumb = _thumbnail_rgb(store.thumbnail(result_id)) if (store is not None and result_id is not None) else None
-        return CaseData(
-            result_id, result, thumb,
-            "The file has changed since it was screened; showing the stored thumbnail of the screened image.",
-        )
-    rgb, note = _display_size(image.rgb)
+    thumb = store.thumbnail(result_id) if (store is not None and result_id is not None) else None
+    pic = case_picture(result.path, result.sha256, thumb)
+    if pic.rgb is None or pic.from_thumbnail:
+        return CaseData(result_id, result, pic.rgb, pic.note)
+    rgb, note = _display_size(pic.rgb)
     return CaseData(result_id, result, rgb, note)
 
 
@@ -82,10 +71,9 @@ DISPLAY_MAX_SIDE = 2400  # keeps redrawing the heat map quick; dermoscopy detail
 
 def _display_size(rgb: np.ndarray) -> tuple[np.ndarray, str]:
     h, w = rgb.shape[:2]
-    scale = DISPLAY_MAX_SIDE / max(h, w)
-    if scale >= 1.0:
+    if max(h, w) <= DISPLAY_MAX_SIDE:
         return rgb, ""
-    small = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    small = resize_longest_side(rgb, DISPLAY_MAX_SIDE, enlarge=False)
     return small, f"Shown at {small.shape[1]} × {small.shape[0]} px (the file is {w} × {h})."
 
 
@@ -163,7 +151,8 @@ def _section(title: str) -> QLabel:
 
 
 class CaseDetails(QWidget):
-    """The right-hand panel: decision, p(melanoma), reason, class probabilities, members, quality."""
+    """The right-hand panel: the clinician's decision, the outcome in words, the most likely class and
+    the reason; the numbers (probabilities, members, quality, gate thresholds) one click away."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -177,19 +166,25 @@ class CaseDetails(QWidget):
         self.badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint = QLabel()
         self.hint.setWordWrap(True)
+        self.review_label = QLabel()
+        self.review_label.setWordWrap(True)
+        self.likely = QLabel()
+        self.likely.setStyleSheet("font-size:15px;")
+        self.likely.setWordWrap(True)
         self.p_label = QLabel()
-        self.p_label.setStyleSheet("font-size:16px;")
+        self.p_label.setWordWrap(True)
         self.reason = QLabel()
         self.reason.setWordWrap(True)
         self.reason.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.file_label)
+        lay.addWidget(self.review_label)
         row = QHBoxLayout()
         row.addWidget(self.badge)
         row.addStretch(1)
         lay.addLayout(row)
-        lay.addWidget(self.p_label)
+        lay.addWidget(self.likely)
         lay.addWidget(self.hint)
-        lay.addWidget(_section("Why this decision (gate)"))
+        lay.addWidget(_section("Why"))
         lay.addWidget(self.reason)
         lay.addWidget(_section("Class probabilities (ensemble mean)"))
         self.class_grid = QGridLayout()
@@ -197,20 +192,56 @@ class CaseDetails(QWidget):
         self.class_grid.setVerticalSpacing(2)
         self.class_grid.setColumnStretch(1, 1)
         lay.addLayout(self.class_grid)
-        lay.addWidget(_section("Ensemble members: p(melanoma)"))
+        # The numbers, one click away.
+        self.details_toggle = QToolButton()
+        self.details_toggle.setCheckable(True)
+        self.details_toggle.setText("Details (numbers) ▸")
+        self.details_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.details_toggle.setStyleSheet("QToolButton { border:none; color:#1565c0; margin-top:8px; }")
+        lay.addWidget(self.details_toggle)
+        self.details_box = QWidget()
+        dlay = QVBoxLayout(self.details_box)
+        dlay.setContentsMargins(0, 0, 0, 0)
+        dlay.addWidget(self.p_label)
+        self.gate_numbers = QLabel()
+        self.gate_numbers.setWordWrap(True)
+        self.gate_numbers.setStyleSheet("color:#455a64;")
+        self.gate_numbers.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        dlay.addWidget(self.gate_numbers)
+        dlay.addWidget(_section("Ensemble members: p(melanoma)"))
         self.members = QLabel()
         self.members.setWordWrap(True)
-        lay.addWidget(self.members)
-        lay.addWidget(_section("Image quality"))
+        dlay.addWidget(self.members)
+        dlay.addWidget(_section("Image quality"))
         self.quality = QLabel()
         self.quality.setWordWrap(True)
-        lay.addWidget(self.quality)
+        dlay.addWidget(self.quality)
+        self.details_box.hide()
+        self.details_toggle.toggled.connect(self._toggle_details)
+        lay.addWidget(self.details_box)
         lay.addWidget(_section("Image"))
         self.image_info = QLabel()
         self.image_info.setWordWrap(True)
         self.image_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.image_info)
         lay.addStretch(1)
+
+    def _toggle_details(self, shown: bool) -> None:
+        self.details_box.setVisible(shown)
+        self.details_toggle.setText("Details (numbers) ▾" if shown else "Details (numbers) ▸")
+
+    def set_review(self, review) -> None:
+        """The clinician's latest decision, shown above the machine's outcome (None: not reviewed)."""
+        if review is None:
+            self.review_label.setText("<span style='color:#546e7a'>Not reviewed yet</span>")
+            return
+        choice = review_choice(review.decision)
+        note = f" — “{html.escape(review.note)}”" if review.note else ""
+        self.review_label.setText(
+            f"<span style='font-size:15px'>Clinician: <b style='color:{choice.colour}'>{html.escape(review.words)}"
+            f"</b></span><br><span style='color:#546e7a'>{html.escape(review.reviewer)}, "
+            f"{html.escape(local_time(review.created))}{note}</span>"
+        )
 
     def _clear_classes(self) -> None:
         while self.class_grid.count():
@@ -221,7 +252,8 @@ class CaseDetails(QWidget):
     def show_result(self, r: ScreeningResult | None, note: str = "") -> None:
         self._clear_classes()
         if r is None:
-            for w in (self.file_label, self.badge, self.hint, self.p_label, self.reason, self.members, self.quality, self.image_info):
+            for w in (self.file_label, self.badge, self.hint, self.p_label, self.reason, self.members, self.quality,
+                      self.image_info, self.review_label, self.likely, self.gate_numbers):
                 w.setText("")
             self.badge.setStyleSheet("")
             return
@@ -229,17 +261,33 @@ class CaseDetails(QWidget):
         look = DECISION_LOOKS[key]
         self.file_label.setText(Path(r.path).name)
         self.file_label.setToolTip(r.path)
-        self.badge.setText(look.label)
-        self.badge.setStyleSheet(badge_css(key))
+        self.badge.setText(result_words(r))
+        self.badge.setToolTip("MelaScreen's outcome")
+        self.badge.setStyleSheet(badge_css(key, r.band))
         self.hint.setText(look.hint)
-        self.p_label.setText("" if r.p_melanoma is None else f"p(melanoma) = {r.p_melanoma:.3f}")
-        self.reason.setText(r.reason or "—")
+        if r.likely_class:
+            p_likely = r.class_probs.get(r.likely_class)
+            self.likely.setText(f"Most likely: <b>{html.escape(class_name(r.likely_class))}</b>"
+                                + ("" if p_likely is None else f" ({percent(p_likely)})"))
+        else:
+            self.likely.setText("")
+        numbers = []
+        if r.p_malignant is not None:
+            numbers.append(f"p(malignant) = <b>{r.p_malignant:.3f}</b>")
+        if r.p_melanoma is not None:
+            numbers.append(f"p(melanoma) = {r.p_melanoma:.3f}")
+        if r.band:
+            numbers.append(f"review band: {r.band}")
+        self.p_label.setText(" · ".join(numbers))
+        self.gate_numbers.setText(html.escape(r.details) if r.details else "")
+        self.reason.setText(html.escape(r.reason) if r.reason else "—")
         probs = sorted(r.class_probs.items(), key=lambda kv: -kv[1])
         for i, (name, p) in enumerate(probs):
-            words = CLASS_WORDS.get(name, name)
+            words = class_name(name)
             label = QLabel(words)
             label.setToolTip(name)
-            if name == "mel":
+            label.setWordWrap(True)
+            if name == r.likely_class:
                 label.setStyleSheet("font-weight:bold;")
             bar = QProgressBar()
             bar.setRange(0, 1000)
@@ -293,7 +341,12 @@ class CaseView(QWidget):
         self.view = ImageView()
         self.heat_toggle = QCheckBox("Heat map (H)")
         self.heat_toggle.setChecked(True)
-        self.heat_toggle.setToolTip("Grad-CAM: where the models looked when scoring melanoma (red = most). Not an outline of the lesion.")
+        self.heat_toggle.setToolTip(
+            "Grad-CAM: where the models looked when scoring melanoma (red = most). Not an outline of the lesion."
+        )
+        self.heat_mode = QComboBox()
+        self.heat_mode.addItems(HEATMAP_MODES)
+        self.heat_mode.setToolTip("Overlay on the image, the map beside the image, or its outlines on the image")
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(round(opacity * 100))
@@ -315,6 +368,7 @@ class CaseView(QWidget):
             buttons.append(b)
         bar = QHBoxLayout()
         bar.addWidget(self.heat_toggle)
+        bar.addWidget(self.heat_mode)
         bar.addWidget(QLabel("Opacity"))
         bar.addWidget(self.opacity)
         bar.addWidget(self.opacity_value)
@@ -324,7 +378,8 @@ class CaseView(QWidget):
         bar.addWidget(self.zoom_label)
         self.legend = QLabel(
             "Heat map: <span style='color:#d32f2f'><b>red</b></span> = regions that raised p(melanoma) most, "
-            "<span style='color:#1565c0'><b>blue</b></span>/clear = little. Drag to pan, wheel to zoom."
+            "<span style='color:#1565c0'><b>blue</b></span>/clear = little. Colours are scaled per image: even a "
+            "case at low p shows a red spot, so read the map together with the outcome. Drag to pan, wheel to zoom."
         )
         self.legend.setStyleSheet("color:#455a64;")
         self.legend.setWordWrap(True)
@@ -353,6 +408,7 @@ class CaseView(QWidget):
         lay.addWidget(left_w, 3)
         lay.addWidget(scroll, 2)
         self.heat_toggle.toggled.connect(lambda _: self._render(keep_view=True))
+        self.heat_mode.currentTextChanged.connect(lambda _: self._render(keep_view=False))
         self.opacity.valueChanged.connect(self._on_opacity)
         self.view.zoomed.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f} %"))
         self._on_opacity(self.opacity.value(), emit=False)
@@ -371,18 +427,24 @@ class CaseView(QWidget):
         self.message.setText(text)
         self.message.setVisible(bool(text))
         self.heat_toggle.setEnabled(False)
+        self.heat_mode.setEnabled(False)
         self.opacity.setEnabled(False)
 
-    def show_case(self, case: CaseData) -> None:
+    def show_case(self, case: CaseData, review=None) -> None:
+        """Show a case; `review` is the image's latest review (None: not reviewed)."""
         self.case = case
         self.details.show_result(case.result, case.image_note)
+        self.details.set_review(review)
         has_cam = case.result.cam is not None and case.rgb is not None
         self.heat_toggle.setEnabled(has_cam)
+        self.heat_mode.setEnabled(has_cam)
         self.opacity.setEnabled(has_cam)
         messages = []
         if case.rgb is None:
             messages.append(
-                "This file could not be screened: " + case.result.reason if not case.result.ok else "No picture available."
+                "This file could not be screened: " + case.result.reason
+                if not case.result.ok
+                else "No picture available."
             )
         elif case.result.cam is None:
             messages.append("No heat map is stored for this result.")
@@ -393,14 +455,16 @@ class CaseView(QWidget):
         self._render(keep_view=False)
 
     def heat_map_shown(self) -> bool:
-        return bool(self.case and self.case.rgb is not None and self.case.result.cam is not None and self.heat_toggle.isChecked())
+        case = self.case
+        return bool(case and case.rgb is not None and case.result.cam is not None and self.heat_toggle.isChecked())
 
     def composed_rgb(self) -> np.ndarray | None:
         """The picture as drawn: with the heat map blended in when it is switched on."""
         if self.case is None or self.case.rgb is None:
             return None
         if self.heat_map_shown():
-            return overlay(self.case.rgb, self.case.result.cam, self.opacity.value() / 100.0)
+            return compose(self.case.rgb, self.case.result.cam, self.heat_mode.currentText(),
+                           self.opacity.value() / 100.0)
         return self.case.rgb
 
     def _render(self, keep_view: bool) -> None:

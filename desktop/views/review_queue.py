@@ -1,6 +1,10 @@
-"""The review queue: uncertain and suspicious results not yet reviewed, oldest first.
+"""The review queue: review and suspicious results not yet reviewed, highest p(malignant) first.
 
-Works without the mouse: N / P next and previous case, 1–4 a decision, E the note (Esc back),
+An image reviewed before (under any run, confidence or bundle) is not queued again: its review
+follows it. Every column sorts (click its header); the default is highest risk first.
+
+Works without the mouse: N / P next and previous case, 1–5 a decision (2 = monitor, in the months
+shown beside it), E the note (Esc back),
 Ctrl+Enter save, H heat map on/off, + / − / 0 zoom. A saved case leaves the queue and the next
 one opens.
 """
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QItemSelectionModel, QSize, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, QSize, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -26,11 +30,14 @@ from PySide6.QtWidgets import (
 
 from core.results import ScreeningResult
 
-from ..models import ITEM_ROLE, THUMB_H, THUMB_W, QueueModel, ThumbnailCache
+from ..models import ITEM_ROLE, SORT_ROLE, THUMB_H, THUMB_W, QueueModel, ThumbnailCache
 from ..workers import WorkerPool
 from .case_panel import CasePanel, CaseRef
 
-KEYS_HELP = "Keys: N / P next / previous · 1–4 decision · E note (Esc back) · Ctrl+Enter save · H heat map · + / − / 0 zoom"
+KEYS_HELP = (
+    "Keys: N / P next / previous · 1 no action · 2 monitor · 3 excise · 4 refer · 5 retake · E note (Esc back) · "
+    "Ctrl+Enter save · H heat map · + / − / 0 zoom"
+)
 
 
 class ReviewQueueView(QWidget):
@@ -41,23 +48,38 @@ class ReviewQueueView(QWidget):
         super().__init__(parent)
         self.store_fn = store_fn
         self.model = QueueModel(ThumbnailCache(self._thumbnail))
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SORT_ROLE)
         self.table = QTableView()
-        self.table.setModel(self.model)
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(QueueModel.P, Qt.SortOrder.DescendingOrder)  # highest risk first
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setDefaultSectionSize(THUMB_H + 6)
         self.table.verticalHeader().hide()
         self.table.setIconSize(QSize(THUMB_W, THUMB_H))
+        # Columns share the width (no sideways scrolling); long text is elided, in full in the tooltip.
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(QueueModel.FILE, QHeaderView.ResizeMode.Stretch)
-        self.table.setColumnHidden(QueueModel.QUEUED, True)  # order says it; the tooltip has the time
+        header.setSectionResizeMode(QueueModel.DECISION, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(QueueModel.LIKELY, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(QueueModel.LAST, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(40)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # file names keep their ends
+        self.table.setWordWrap(False)
+        self.table.setColumnHidden(QueueModel.QUEUED, True)  # the tooltip has the time
         self.table.setMinimumWidth(330)
         self.title = QLabel()
         self.title.setStyleSheet("font-size:14px; font-weight:bold;")
         self.include_reviewed = QCheckBox("Show reviewed cases too")
-        self.include_reviewed.setToolTip("Reviewed cases leave the queue; tick this to see them and add another review.")
+        self.include_reviewed.setToolTip(
+            "Reviewed cases leave the queue; tick this to see them and add another review."
+        )
         self.refresh_button = QPushButton("Refresh")
         self.help = QLabel(KEYS_HELP)
         self.help.setStyleSheet("color:#455a64;")
@@ -79,7 +101,7 @@ class ReviewQueueView(QWidget):
         split.addWidget(self.panel)
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 5)
-        split.setSizes([420, 1000])
+        split.setSizes([560, 940])
         split.setChildrenCollapsible(False)
         lay = QVBoxLayout(self)
         lay.addWidget(split, 1)
@@ -109,23 +131,25 @@ class ReviewQueueView(QWidget):
         self.table.setColumnHidden(QueueModel.LAST, not self.include_reviewed.isChecked())
         waiting = sum(1 for i in items if i.last_review is None)
         self.title.setText(
-            f"Review queue: {waiting} case{'s' if waiting != 1 else ''} waiting (oldest first)"
+            f"Review queue: {waiting} case{'s' if waiting != 1 else ''} waiting (highest risk first)"
             if store is not None
             else "Review queue: no results file open"
         )
         self.queue_changed.emit(waiting)
         if not items:
-            self.panel.clear("Nothing to review. Uncertain and suspicious results appear here after screening.")
+            self.panel.clear("Nothing to review. Review and suspicious results appear here after screening.")
             return
         row = 0
         if keep_row is not None:
             row = min(keep_row, len(items) - 1)
         elif current is not None:
-            row = next((i for i, it in enumerate(items) if it.result_id == current), 0)
+            ids = [self.proxy.data(self.proxy.index(i, 0), ITEM_ROLE).result_id for i in range(self.proxy.rowCount())]
+            row = ids.index(current) if current in ids else 0
         self.select_row(row)
 
     def select_row(self, row: int) -> None:
-        idx = self.model.index(row, QueueModel.FILE)
+        """Select row `row` of the table as sorted now."""
+        idx = self.proxy.index(row, QueueModel.FILE)
         self.table.selectionModel().setCurrentIndex(
             idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
         )
@@ -139,16 +163,17 @@ class ReviewQueueView(QWidget):
     def _open_current(self, current, _previous, force: bool = False) -> None:
         if not current.isValid():
             return
-        item = self.model.data(current, ITEM_ROLE)
+        item = self.proxy.data(current, ITEM_ROLE)
         if not force and self.panel.current is not None and self.panel.current.result_id == item.result_id:
             return
         shown = ScreeningResult(path=item.path, sha256=item.sha256, status="ok", decision=item.decision,
-                                reason=item.reason, p_melanoma=item.p_melanoma)
+                                reason=item.reason, p_melanoma=item.p_melanoma, p_malignant=item.p_malignant,
+                                likely_class=item.likely_class, malignant_class=item.malignant_class, band=item.band)
         self.panel.open(CaseRef(item.result_id, shown))
 
     def next_case(self) -> None:
         row = self.current_row()
-        if row + 1 < self.model.rowCount():
+        if row + 1 < self.proxy.rowCount():
             self.select_row(row + 1)
 
     def previous_case(self) -> None:

@@ -19,16 +19,19 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QProgressBar,
-    QSizePolicy,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
+from core.gate import MELANOMA_ONLY_NOTE, Thresholds
+from core.outcomes import BANDS
+from core.runs import shown_status
 from core.screening import RunSummary
-from core.store import RunInfo
+from core.store import RunInfo, local_time
 
 from ..models import ITEM_ROLE, THUMB_H, THUMB_W, DecisionFilter, ResultsModel, ThumbnailCache
 from ..style import DECISION_LOOKS, DECISION_ORDER
@@ -50,9 +53,28 @@ def format_duration(seconds: float | None) -> str:
 
 
 def run_label(run: RunInfo) -> str:
-    when = run.started[:16].replace("T", " ")
-    status = {"running": "interrupted", "finished": "finished"}.get(run.status, run.status)
-    return f"{when} UTC · {Path(run.folder).name or run.folder} · {run.counts.total} files · {status}"
+    status = shown_status(run.status, run.settings)  # "interrupted" once the run's process is gone
+    return f"{local_time(run.started)} · {Path(run.folder).name or run.folder} · {run.counts.total} files · {status}"
+
+
+def legend_html(thresholds: Thresholds | None, melanoma_only: bool = False) -> str:
+    """What the outcomes and the review bands mean at the gate in use, with the fitted cut points."""
+    if thresholds is None:
+        return ""
+    what = "p(melanoma)" if melanoma_only else "p(malignant)"
+    parts = [f"<b>no cancer suspected</b> below {thresholds.low:.3f}",
+             f"<b>suspicious</b> from {thresholds.high:.3f}"]
+    if thresholds.has_bands:
+        cuts = {"high": f"≥ {thresholds.high_risk_from:.3f}",
+                "moderate": f"{thresholds.moderate_from:.3f}–{thresholds.high_risk_from:.3f}",
+                "low": f"&lt; {thresholds.moderate_from:.3f}"}
+        bands = ", ".join(f"<span style='background:{b.colour}'>&nbsp;{b.name}&nbsp;</span> {cuts[b.code]}"
+                          for b in BANDS)
+        parts.insert(1, f"<b>review</b> between, by risk: {bands}")
+    else:
+        parts.insert(1, "<b>review</b> between (no risk bands fitted for this confidence)")
+    note = f" · {MELANOMA_ONLY_NOTE}" if melanoma_only else ""
+    return f"Gate on {what}: " + "; ".join(parts) + note
 
 
 class ScreeningView(QWidget):
@@ -63,6 +85,7 @@ class ScreeningView(QWidget):
     run_selected = Signal(int)
     export_csv = Signal()
     export_report = Signal()
+    export_pdf = Signal()
     open_settings = Signal()
 
     def __init__(self, store_thumbnail, parent=None):
@@ -129,10 +152,10 @@ class ScreeningView(QWidget):
             b = QPushButton()
             b.setCheckable(True)
             b.setChecked(True)
-            b.setToolTip(f"Show or hide {look.label.lower()} results")
+            b.setToolTip(f"Show or hide “{look.name.format(cls='…')}” results: {look.hint}")
             b.setStyleSheet(
-                f"QPushButton {{ border:2px solid {look.background}; border-radius:4px; padding:3px 10px; }}"
-                f"QPushButton:checked {{ background:{look.background}; color:{look.foreground}; font-weight:bold; }}"
+                f"QPushButton {{ border:2px solid {look.colour}; border-radius:4px; padding:3px 10px; }}"
+                f"QPushButton:checked {{ background:{look.colour}; color:{look.text_colour}; font-weight:bold; }}"
             )
             b.toggled.connect(self._apply_filter)
             self.filter_buttons[key] = b
@@ -146,12 +169,18 @@ class ScreeningView(QWidget):
         self.runs_combo.activated.connect(self._on_run_chosen)
         self.csv_button = QPushButton("Export CSV…")
         self.csv_button.clicked.connect(self.export_csv)
-        self.report_button = QPushButton("Printable report…")
+        self.report_button = QPushButton("HTML report…")
         self.report_button.clicked.connect(self.export_report)
+        self.pdf_button = QPushButton("PDF report…")
+        self.pdf_button.clicked.connect(self.export_pdf)
         chips.addWidget(QLabel("Runs:"))
         chips.addWidget(self.runs_combo)
         chips.addWidget(self.csv_button)
         chips.addWidget(self.report_button)
+        chips.addWidget(self.pdf_button)
+        self.legend = QLabel()
+        self.legend.setWordWrap(True)
+        self.legend.setStyleSheet("color:#37474f;")
 
         # Results table.
         self.model = ResultsModel(ThumbnailCache(store_thumbnail))
@@ -160,7 +189,8 @@ class ScreeningView(QWidget):
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
-        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # run order until the user sorts
+        # Highest risk first; every column sorts by its SORT_ROLE.
+        self.table.sortByColumn(ResultsModel.P, Qt.SortOrder.DescendingOrder)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -174,8 +204,9 @@ class ScreeningView(QWidget):
         header.resizeSection(ResultsModel.THUMB, THUMB_W + 12)
         header.resizeSection(ResultsModel.FILE, 230)
         header.resizeSection(ResultsModel.P, 100)
-        header.resizeSection(ResultsModel.DECISION, 130)
-        header.resizeSection(ResultsModel.SOURCE, 130)
+        header.resizeSection(ResultsModel.DECISION, 230)
+        header.resizeSection(ResultsModel.LIKELY, 200)
+        header.resizeSection(ResultsModel.SOURCE, 120)
         header.setSectionResizeMode(ResultsModel.REASON, QHeaderView.ResizeMode.Stretch)
         self.table.doubleClicked.connect(self._open_index)
         self.table.activated.connect(self._open_index)
@@ -215,6 +246,7 @@ class ScreeningView(QWidget):
         lay.addWidget(self.progress_widget)
         lay.addWidget(self.summary_label)
         lay.addLayout(chips)
+        lay.addWidget(self.legend)
         lay.addWidget(split, 1)
         self.set_model_state("loading", "Loading the models…")
         self._update_counts()
@@ -247,6 +279,11 @@ class ScreeningView(QWidget):
         has_rows = bool(self.model.rows) and self.current_run_id is not None
         self.csv_button.setEnabled(has_rows and not self.running)
         self.report_button.setEnabled(has_rows and not self.running)
+        self.pdf_button.setEnabled(has_rows and not self.running)
+
+    def set_legend(self, thresholds: Thresholds | None, melanoma_only: bool = False) -> None:
+        self.legend.setText(legend_html(thresholds, melanoma_only))
+        self.legend.setVisible(thresholds is not None)
 
     def set_runs(self, runs: list[RunInfo]) -> None:
         self.runs_combo.blockSignals(True)
@@ -255,6 +292,8 @@ class ScreeningView(QWidget):
             self.runs_combo.addItem("no runs yet", None)
         for r in runs:
             self.runs_combo.addItem(run_label(r), r.id)
+            self.runs_combo.setItemData(self.runs_combo.count() - 1, f"{run_label(r)}\n{r.folder}",
+                                        Qt.ItemDataRole.ToolTipRole)
         if self.current_run_id is not None:
             i = self.runs_combo.findData(self.current_run_id)
             if i >= 0:
@@ -332,13 +371,15 @@ class ScreeningView(QWidget):
                 self.failures.addItem(f"{Path(row.result.path).name}: {row.result.reason}")
         self.progress.setRange(0, max(run.counts.total, 1))
         self.progress.setValue(run.counts.total)
-        self.progress_label.setText(f"Stored run of {run.started[:16].replace('T', ' ')} UTC ({run.status})")
+        status = shown_status(run.status, run.settings)
+        self.progress_label.setText(f"Stored run of {local_time(run.started)} ({status})")
         state = {
             "finished": "",
             "cancelled": " This run was cancelled before the end.",
-            "running": " This run was interrupted before the end.",
+            "interrupted": " This run was interrupted before the end.",
+            "running": " This run is still going on in another window or process.",
             "failed": " This run stopped with an error.",
-        }.get(run.status, "")
+        }.get(status, "")
         self.summary_label.setText(
             f"Stored results of this folder ({run.counts.total} files, {run.counts.reused} of them from earlier runs)."
             f"{state} Press Screen to check the folder for new or changed files; stored results are reused, "
@@ -355,7 +396,7 @@ class ScreeningView(QWidget):
     def _update_counts(self) -> None:
         counts = self.model.counts()
         for key, b in self.filter_buttons.items():
-            text = f"{DECISION_LOOKS[key].label.capitalize()}: {counts[key]}"
+            text = f"{DECISION_LOOKS[key].short.capitalize()}: {counts[key]}"
             b.setText(text)
             # The checked style is bold: size for bold text so the count is never clipped.
             bold = QFont(b.font())

@@ -50,7 +50,6 @@ def make_folder(folder, n_images, real_paths=(), broken=True):
     if broken:
         (folder / "empty.jpg").write_bytes(b"")
         (folder / "notes.jpg").write_text("this is a text file with an image extension")
-        good = (folder / sorted(p.name for p in folder.iterdir() if p.suffix in (".jpg", ".png"))[0]).read_bytes()
         ok, jpg = cv2.imencode(".jpg", synthetic_lesion(99))
         (folder / "truncated.jpg").write_bytes(jpg.tobytes()[: len(jpg) // 2])
         (folder / "readme.txt").write_text("not an image")
@@ -66,7 +65,9 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def test_screen_writes_one_row_per_file_and_a_second_run_queues_nothing_twice(tmp_path, synthetic_bundle, real_image_paths):
+def test_screen_writes_one_row_per_file_and_a_second_run_queues_nothing_twice(
+    tmp_path, synthetic_bundle, real_image_paths
+):
     folder = make_folder(tmp_path / "clinic", 8, real_image_paths[:4])
     db, report, heat = tmp_path / "results.sqlite", tmp_path / "report.csv", tmp_path / "heat"
     out = run_cli("screen", folder, "--bundle", synthetic_bundle, "--db", db, "--report", report, "--heatmaps", heat,
@@ -104,10 +105,12 @@ def test_review_decide_is_appended_and_shown(tmp_path, synthetic_bundle):
     listing = run_cli("review", "list", "--db", db).stdout.strip().splitlines()
     assert listing and "queue is empty" not in listing[0]
     case = int(listing[0].split()[0])
-    run_cli("review", "decide", case, "--decision", "refer", "--reviewer", "Dr A", "--note", "irregular border", "--db", db)
-    run_cli("review", "decide", case, "--decision", "biopsy", "--reviewer", "Dr B", "--db", db)
+    run_cli("review", "decide", case, "--decision", "refer", "--reviewer", "Dr A", "--note", "irregular border",
+            "--db", db)
+    run_cli("review", "decide", case, "--decision", "monitor", "--months", "3", "--reviewer", "Dr B", "--db", db)
     shown = run_cli("review", "show", case, "--db", db).stdout
-    assert shown.index("Dr A: refer - irregular border") < shown.index("Dr B: biopsy")
+    assert shown.index("Dr A: refer to a specialist - irregular border") < shown.index(
+        "Dr B: monitor (follow up in 3 months)")
     assert str(case) not in [line.split()[0] for line in run_cli("review", "list", "--db", db).stdout.splitlines()]
     bad = run_cli("review", "decide", case, "--decision", "refer", "--reviewer", " ", "--db", db, check=False)
     assert bad.returncode != 0 and "reviewer" in bad.stderr
@@ -163,6 +166,8 @@ def test_kill_9_mid_batch_then_resume_loses_and_doubles_nothing(tmp_path, synthe
     before = con.execute("SELECT count(*) FROM results").fetchone()[0]
     con.close()
     assert 5 <= before < 40
+    runs = run_cli("runs", "--db", db).stdout.splitlines()
+    assert len(runs) == 1 and "interrupted" in runs[0]  # stored as "running"; its process is gone
     out = run_cli("screen", folder, "--bundle", synthetic_bundle, "--db", db, env_home=tmp_path / "home")
     assert f"({before} taken from earlier runs)" in out.stdout
     con = sqlite3.connect(db)
@@ -175,7 +180,10 @@ def test_kill_9_mid_batch_then_resume_loses_and_doubles_nothing(tmp_path, synthe
 
 
 def test_importing_core_loads_neither_torch_nor_qt():
-    code = "import core, core.cli, core.screening, core.store, sys; assert not {'torch','PySide6','timm'} & set(sys.modules), sorted(sys.modules)"
+    code = (
+        "import core, core.cli, core.screening, core.store, sys; "
+        "assert not {'torch','PySide6','timm'} & set(sys.modules), sorted(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
@@ -187,8 +195,8 @@ def test_a_new_confidence_setting_re_decides_stored_images(tmp_path, synthetic_b
     assert "(0 taken from earlier runs)" in out.stdout
     first = {r["path"]: r for r in read_csv(r1)}
     for r in read_csv(r2):
-        p = float(r["p_melanoma"])
-        assert p == pytest.approx(float(first[r["path"]]["p_melanoma"]), abs=1e-6)
+        p = float(r["p_malignant"])  # the gate decides on p(malignant), the sum of the malignant classes
+        assert p == pytest.approx(float(first[r["path"]]["p_malignant"]), abs=1e-6)
         expected = "benign" if p < 0.4 else "suspicious" if p >= 0.6 else "uncertain"
         assert r["decision"] == expected or "disagree" in r["reason"]
 
@@ -211,3 +219,112 @@ def test_progress_shows_no_speed_until_a_second_has_passed():
     out = io.StringIO()
     ProgressLine(stream=out)(early)
     assert "img/s" not in out.getvalue() and "1/10" in out.getvalue()
+
+
+# ------------------------------------------------------------------- checks before the batch starts
+
+
+def test_output_path_problems_stop_before_the_bundle_loads(tmp_path):
+    folder = make_folder(tmp_path / "f", 1, broken=False)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    db = tmp_path / "never.sqlite"
+    cases = [
+        (("--report", tmp_path), "is a folder"),
+        (("--report", a_file / "report.csv"), "--report"),
+        (("--heatmaps", a_file), "is a file, not a folder"),
+        (("--heatmaps", a_file / "heat"), "--heatmaps"),
+    ]
+    if Path("/proc/self").is_dir():  # a read-only file system: refuses even root, unlike chmod
+        cases += [(("--report", "/proc/melascreen.csv"), "cannot be written"),
+                  (("--heatmaps", "/proc/melascreen-heat"), "--heatmaps")]
+    for extra, words in cases:
+        # The bundle does not exist: an output problem must be found before the bundle is even looked at.
+        out = run_cli("screen", folder, "--bundle", tmp_path / "no-bundle", "--db", db, *extra, check=False)
+        assert out.returncode == 2, (extra, out.stderr)
+        assert words in out.stderr and "Traceback" not in out.stderr, (extra, out.stderr)
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("value", ["1.5", "0.2", "1", "nan", "-0.99"])
+def test_out_of_range_threshold_exits_2_before_the_bundle_loads(tmp_path, value):
+    folder = make_folder(tmp_path / "f", 1, broken=False)
+    out = run_cli("screen", folder, "--bundle", tmp_path / "no-bundle", "--threshold", value, check=False)
+    assert out.returncode == 2 and "--threshold must be" in out.stderr
+
+
+def test_empty_folder_with_sub_folders_hints_at_recursive(tmp_path):
+    (tmp_path / "clinic" / "2026-11" / "patient-a").mkdir(parents=True)
+    (tmp_path / "clinic" / "2026-12").mkdir()
+    out = run_cli("screen", tmp_path / "clinic", check=False)
+    assert out.returncode == 2 and "2 sub-folder(s)" in out.stderr and "--recursive" in out.stderr
+    (tmp_path / "empty").mkdir()
+    out = run_cli("screen", tmp_path / "empty", check=False)
+    assert out.returncode == 2 and "no files to screen" in out.stderr and "--recursive" not in out.stderr
+
+
+def test_odd_entries_get_report_rows_and_names_reach_the_terminal_escaped(tmp_path, synthetic_bundle):
+    folder = make_folder(tmp_path / "f", 2, broken=False)
+    (folder / "dangling.jpg").symlink_to(tmp_path / "moved-away.jpg")
+    (folder / "loop.jpg").symlink_to(folder / "loop.jpg")
+    (folder / "album.jpg").mkdir()
+    (folder / "evil\x1b]0;pwned\x07\x1b[31mred.jpg").write_text("not an image")
+    db, report = tmp_path / "r.sqlite", tmp_path / "report.csv"
+    out = run_cli("screen", folder, "--bundle", synthetic_bundle, "--db", db, "--report", report)
+    rows = {Path(r["path"]).name: r for r in read_csv(report)}
+    assert len(rows) == 6 and "screened 6 files" in out.stdout
+    assert "no longer exists" in rows["dangling.jpg"]["reason"]
+    assert "loop" in rows["loop.jpg"]["reason"]
+    assert "folder" in rows["album.jpg"]["reason"]
+    assert all(rows[n]["status"] == "error" for n in ("dangling.jpg", "loop.jpg", "album.jpg"))
+    assert "\x1b" not in out.stderr + out.stdout and "\x07" not in out.stderr
+    assert "evil\\x1b]0;pwned\\x07\\x1b[31mred.jpg" in out.stderr
+
+    # A file that could not be screened cannot be reviewed: it is never listed for review.
+    con = sqlite3.connect(db)
+    error_id = con.execute("SELECT id FROM results WHERE status = 'error' LIMIT 1").fetchone()[0]
+    con.close()
+    refused = run_cli("review", "decide", error_id, "--decision", "refer", "--reviewer", "Dr A", "--db", db,
+                      check=False)
+    assert refused.returncode == 2 and "cannot be reviewed" in refused.stderr
+    from core.store import ReviewStore
+
+    with ReviewStore.open(db) as store:
+        with pytest.raises(ValueError, match="cannot be reviewed"):
+            store.add_review(error_id, "Dr A", "refer")
+
+
+def test_a_report_that_cannot_be_written_at_the_end_says_where_the_results_are(tmp_path, synthetic_bundle,
+                                                                              monkeypatch, capsys):
+    from core import cli, patient_report
+
+    folder = make_folder(tmp_path / "f", 2, broken=False)
+    db, report = tmp_path / "r.sqlite", tmp_path / "report.csv"
+    report.write_text("the previous report\n")
+
+    def disk_full(results, path, *args, **kwargs):
+        Path(path).write_text("path,status\nhalf a ro")  # a partial file, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(patient_report, "write_run_csv", disk_full)
+    monkeypatch.setenv("MELASCREEN_HOME", str(tmp_path / "home"))
+    code = cli.main(
+        ["screen", str(folder), "--bundle", str(synthetic_bundle), "--db", str(db), "--report", str(report)]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "No space left on device" in err and str(db) in err and "run 1" in err
+    assert report.read_text() == "the previous report\n"  # the old report is whole, no truncated one
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_printable_escapes_control_characters_only():
+    from core.cli import printable
+
+    assert printable("Müller läsion 皮膚.jpg") == "Müller läsion 皮膚.jpg"
+    assert printable("a\x1b[2Jb\r\n\u202e") == "a\\x1b[2Jb\\r\\n\\u202e"
+
+
+def test_help_documents_the_exit_codes():
+    out = run_cli("--help").stdout
+    assert "exit codes:" in out and "  2  nothing was done" in out

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -23,8 +25,9 @@ from core.images import (
     QualityThresholds,
     assess_quality,
     read_image,
+    resize_longest_side,
     scan_candidates,
-    scan_folder,
+    visible_subfolders,
 )
 from core.results import QualityReport
 
@@ -166,21 +169,24 @@ CMYK_JPEG = base64.b64decode(
 
 @pytest.fixture()
 def clinic_folder(tmp_path: Path) -> Path:
-    names = ("b.png", "a.JPG", "e.jpeg", "c.Tiff", "notes.txt", ".hidden.jpg", ".cache/x.jpg", "sub/d.bmp", "sub/readme.md")
+    names = (
+        "b.png", "a.JPG", "e.jpeg", "c.Tiff", "notes.txt", ".hidden.jpg", ".cache/x.jpg", "sub/d.bmp", "sub/readme.md"
+    )
     for name in names:
         write(tmp_path / name, b"x")
     return tmp_path
 
 
-def test_scan_folder_lists_images_by_extension_sorted_without_hidden(clinic_folder: Path):
-    found = scan_folder(clinic_folder)
-    assert [p.name for p in found] == ["a.JPG", "b.png", "c.Tiff", "e.jpeg"]
+def test_scan_candidates_lists_files_sorted_case_insensitively_without_hidden(clinic_folder: Path):
+    found = scan_candidates(clinic_folder)
+    assert [p.name for p in found] == ["a.JPG", "b.png", "c.Tiff", "e.jpeg", "notes.txt"]
     assert all(p.parent == clinic_folder for p in found)
 
 
-def test_scan_folder_recursive_descends_but_skips_hidden_folders(clinic_folder: Path):
-    found = [p.relative_to(clinic_folder).as_posix() for p in scan_folder(clinic_folder, recursive=True)]
-    assert found == ["a.JPG", "b.png", "c.Tiff", "e.jpeg", "sub/d.bmp"]
+def test_scan_candidates_recursive_descends_but_skips_hidden_folders(clinic_folder: Path):
+    found = [p.relative_to(clinic_folder).as_posix() for p in scan_candidates(clinic_folder, recursive=True)]
+    assert found == ["a.JPG", "b.png", "c.Tiff", "e.jpeg", "notes.txt", "sub/d.bmp", "sub/readme.md"]
+    assert visible_subfolders(clinic_folder) == 1  # .cache is hidden
 
 
 def test_scan_candidates_reports_every_visible_file(clinic_folder: Path):
@@ -191,13 +197,13 @@ def test_scan_candidates_reports_every_visible_file(clinic_folder: Path):
 
 def test_scan_refuses_missing_folder_and_file(tmp_path: Path):
     with pytest.raises(ImageReadError, match="does not exist"):
-        scan_folder(tmp_path / "nope")
+        scan_candidates(tmp_path / "nope")
     with pytest.raises(ImageReadError, match="not a folder"):
         scan_candidates(write(tmp_path / "a.jpg", b"x"))
 
 
 def test_extensions_are_the_documented_ones():
-    assert IMAGE_EXTENSIONS == (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+    assert IMAGE_EXTENSIONS == (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".dcm", ".dicom")
 
 
 # ------------------------------------------------------------------------------------- decoding
@@ -271,6 +277,14 @@ def test_16_bit_images_are_scaled_to_8_bit(tmp_path: Path, ext: str):
     assert tuple(loaded.rgb[0, 30]) == (100, 100, 50)
     assert tuple(loaded.rgb[0, 50]) == (255, 255, 127)  # 32767 / 257 = 127.5
     assert any("16-bit" in n for n in loaded.notes)
+
+
+def test_16_bit_grey_png_is_scaled_to_8_bit_grey(tmp_path: Path):
+    grey16 = np.zeros((40, 60), np.uint16)
+    grey16[:, 20:40], grey16[:, 40:] = 257 * 100, 65535
+    loaded = read_image(write(tmp_path / "deep-grey.png", encode(grey16, ".png")))
+    assert loaded.source_mode == "16-bit" and loaded.rgb.shape == (40, 60, 3)
+    assert [tuple(loaded.rgb[0, x]) for x in (0, 30, 50)] == [(0, 0, 0), (100, 100, 100), (255, 255, 255)]
 
 
 def test_grey_image_becomes_three_equal_channels(tmp_path: Path):
@@ -404,6 +418,89 @@ def test_refuses_damaged_pixel_data(tmp_path: Path):
     data = bytearray(encode(skin_texture(), ".png"))
     data[data.find(b"IDAT") + 100] ^= 0xFF  # one flipped byte inside the compressed pixels
     assert "damaged" in refusal(write(tmp_path / "flipped.png", bytes(data)))
+
+
+def overwritten(data: bytes, at: int, count: int, seed: int) -> bytes:
+    out = bytearray(data)
+    out[at : at + count] = np.random.default_rng(seed).integers(0, 256, count, dtype=np.uint8).tobytes()
+    return bytes(out)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_refuses_jpeg_with_2_kb_overwritten_mid_file(tmp_path: Path, seed: int):
+    # libjpeg decodes this with only a warning (and Pillow does not pass warnings on): the picture
+    # below the patch comes out as noise or flat grey. It must never be screened as ok.
+    data = real_or_synthetic_jpeg()
+    reason = refusal(write(tmp_path / "patched.jpg", overwritten(data, len(data) // 2, 2048, seed)))
+    assert "damaged" in reason and "copy it again" in reason
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.5, 0.9])
+def test_refuses_jpeg_cut_off_with_an_end_marker_added(tmp_path: Path, fraction: float):
+    data = real_or_synthetic_jpeg()
+    cut = data[: int(len(data) * fraction)] + b"\xff\xd9"  # decodes "cleanly", the rest mid-grey
+    assert "damaged or incomplete" in refusal(write(tmp_path / "half.jpg", cut))
+
+
+def test_real_jpegs_are_not_called_damaged(tmp_path: Path):
+    if HAM_IMAGES.is_dir():
+        sources = [p.read_bytes() for p in sorted(HAM_IMAGES.glob("*.jpg"))[:200]]
+    else:
+        qualities = (50, 95) * 4
+        sources = [encode(skin_texture(seed=s), ".jpg", cv2.IMWRITE_JPEG_QUALITY, q) for s, q in enumerate(qualities)]
+    for i, data in enumerate(sources):
+        assert read_image(write(tmp_path / f"{i}.jpg", data)).rgb.shape[2] == 3
+
+
+def test_restart_markers_and_progressive_jpegs_are_read(tmp_path: Path):
+    rgb = skin_texture()
+    with_restarts = encode(rgb, ".jpg", cv2.IMWRITE_JPEG_RST_INTERVAL, 4)
+    assert with_restarts.count(b"\xff\xd3") > 1
+    progressive = encode(rgb, ".jpg", cv2.IMWRITE_JPEG_PROGRESSIVE, 1)
+    for name, data in (("rst.jpg", with_restarts), ("progressive.jpg", progressive)):
+        expected = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        np.testing.assert_array_equal(read_image(write(tmp_path / name, data)).rgb, expected)
+    # Restart markers out of their 0..7 order mean lost or overwritten data.
+    swapped = with_restarts.replace(b"\xff\xd3", b"\xff\xd5", 1)
+    assert "damaged" in refusal(write(tmp_path / "swapped.jpg", swapped))
+
+
+def test_reads_palette_png_with_transparency(tmp_path: Path):
+    from PIL import Image
+
+    rgb = quadrants()
+    palette = Image.fromarray(rgb).quantize(colors=8)
+    palette.info["transparency"] = int(np.asarray(palette)[0, -1])  # the green quadrant: see-through
+    buffer = io.BytesIO()
+    palette.save(buffer, "PNG", transparency=palette.info["transparency"])
+    loaded = read_image(write(tmp_path / "palette.png", buffer.getvalue()))
+    assert loaded.source_mode == "palette" and loaded.rgb.dtype == np.uint8
+    np.testing.assert_array_equal(loaded.rgb[30, 10], rgb[30, 10])
+    assert (loaded.rgb[10, 60] == 255).all() and "transparent areas shown on white" in loaded.notes
+
+
+def test_links_that_lead_nowhere_and_folders_named_like_images_are_candidates(tmp_path: Path):
+    write(tmp_path / "good.png", encode(quadrants(), ".png"))
+    (tmp_path / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")
+    (tmp_path / "album.jpg").mkdir()
+    (tmp_path / "plain_folder").mkdir()
+    os.mkfifo(tmp_path / "pipe.jpg")  # would block whoever opens it: left out
+    found = {p.name: p for p in scan_candidates(tmp_path)}
+    assert sorted(found) == ["album.jpg", "dangling.jpg", "good.png", "loop.jpg"]
+    assert "no longer exists" in refusal(found["dangling.jpg"])
+    assert "loop" in refusal(found["loop.jpg"])
+    assert "folder" in refusal(found["album.jpg"])
+
+
+def test_resize_longest_side():
+    rgb = skin_texture(288, 384)
+    small = resize_longest_side(rgb, 160)
+    assert small.shape == (120, 160, 3) and small.dtype == np.uint8
+    np.testing.assert_array_equal(small, cv2.resize(rgb, (160, 120), interpolation=cv2.INTER_AREA))
+    assert resize_longest_side(rgb, 768).shape == (576, 768, 3)
+    assert resize_longest_side(rgb, 768, enlarge=False) is rgb
+    assert resize_longest_side(rgb[:, :1], 100).shape == (100, 1, 3)  # never a zero-wide image
 
 
 # -------------------------------------------------------------------------------------- quality

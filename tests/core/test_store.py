@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -27,7 +27,7 @@ from core.store import (
     ReviewStore,
     decode_cam,
     encode_cam,
-    encode_thumbnail,
+    local_time,
     migrate,
 )
 
@@ -55,6 +55,11 @@ def make_result(i: int, decision: Decision = Decision.BENIGN, folder: str = "/sc
         width=384,
         height=288,
         cam=heat if cam else None,
+        p_malignant=p,
+        likely_class="mel" if p > 0.5 else "nv",
+        malignant_class="mel",
+        band="moderate" if decision is Decision.UNCERTAIN else None,
+        details=f"p(malignant)={p:.3f}",
     )
 
 
@@ -95,16 +100,16 @@ def test_empty_v0_file_is_migrated_and_data_survives_reopen(tmp_path):
     path = tmp_path / "old.sqlite"
     path.write_bytes(b"")  # an empty file is a SQLite database at user_version 0
     with ReviewStore.open(path) as s:
-        assert s.schema_version == 1
+        assert s.schema_version == SCHEMA_VERSION
         run = new_run(s)
         s.add_result(run, make_result(1, Decision.UNCERTAIN), FP)
     with ReviewStore.open(path) as s:  # reopening an up-to-date file migrates nothing
-        assert s.schema_version == 1
+        assert s.schema_version == SCHEMA_VERSION
         assert len(s.run_results(run)) == 1 and len(s.queue()) == 1
 
 
 def test_migrations_apply_in_order_from_an_older_version(tmp_path):
-    """A v1 file with data, run through a (test-only) v2 step: data kept, version bumped."""
+    """A current file with data, run through a (test-only) next step: data kept, version bumped."""
     path = tmp_path / "v1.sqlite"
     with ReviewStore.open(path) as s:
         run = new_run(s)
@@ -112,13 +117,14 @@ def test_migrations_apply_in_order_from_an_older_version(tmp_path):
         s.add_review(rid, "dr a", "refer")
     conn = sqlite3.connect(path, isolation_level=None)
     v2 = "ALTER TABLE reviews ADD COLUMN site TEXT;"
-    assert migrate(conn, MIGRATIONS + (v2,), str(path)) == 2
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    n = len(MIGRATIONS)
+    assert migrate(conn, MIGRATIONS + (v2,), str(path)) == n + 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == n + 1
     assert conn.execute("SELECT reviewer, decision, site FROM reviews").fetchall() == [("dr a", "refer", None)]
     # A step that fails leaves the file at the version before it.
-    with pytest.raises(StoreError, match="schema version 3"):
+    with pytest.raises(StoreError, match=f"schema version {n + 2}"):
         migrate(conn, MIGRATIONS + (v2, "CREATE TABLE broken (;"), str(path))
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == n + 1
     conn.close()
 
 
@@ -143,7 +149,7 @@ def test_bad_files_raise_store_error(tmp_path):
 
     blocker = tmp_path / "plain_file"
     blocker.write_text("x")
-    with pytest.raises(StoreError, match="cannot create the folder"):
+    with pytest.raises(StoreError, match="cannot create the results file or its folder"):
         ReviewStore.open(blocker / "results.sqlite")
 
     other = tmp_path / "other_app.sqlite"
@@ -316,7 +322,7 @@ def test_thumbnails_are_stored_and_returned(store):
     run = new_run(store)
     image = np.zeros((288, 384, 3), np.uint8)
     image[:, :, 2] = 200  # red in BGR
-    jpeg = encode_thumbnail(image)
+    jpeg = cv2.imencode(".jpg", cv2.resize(image, (160, 120), interpolation=cv2.INTER_AREA))[1].tobytes()
     rid = store.add_result(run, make_result(0), FP, thumbnail=jpeg)
     back = store.thumbnail(rid)
     assert back == jpeg
@@ -329,21 +335,24 @@ def test_thumbnails_are_stored_and_returned(store):
 # -- review queue and reviews -------------------------------------------------------------------
 
 
-def test_queue_holds_exactly_uncertain_and_suspicious_oldest_first(store):
+def test_queue_holds_exactly_uncertain_and_suspicious_highest_risk_first(store):
     run = new_run(store)
     ids = {}
     for i in range(9):
         ids[i] = store.add_result(run, make_result(i, decision_for(i)), FP)
     store.add_result(run, error_result("/scans/a/bad.png"), FP)
     q = store.queue()
-    expected = [ids[i] for i in range(9) if decision_for(i) is not Decision.BENIGN]
+    in_queue = [i for i in range(9) if decision_for(i) is not Decision.BENIGN]
+    # p(malignant) highest first: the suspicious ones (0.93 + i/1e4), then the uncertain (0.4 + i/1e4)
+    expected = [ids[i] for i in sorted(in_queue, key=lambda i: -make_result(i, decision_for(i)).p_malignant)]
     assert [item.result_id for item in q] == expected
     assert {item.decision for item in q} == {Decision.UNCERTAIN, Decision.SUSPICIOUS}
-    assert q[0].path == "/scans/a/img_001.jpg" and q[0].p_melanoma == pytest.approx(0.4001)
+    assert q[0].path == "/scans/a/img_008.jpg" and q[0].p_malignant == pytest.approx(0.9308)
+    assert q[-1].band == "moderate" and q[-1].likely_class == "nv" and q[0].malignant_class == "mel"
+    assert [x.p_malignant for x in q] == sorted((x.p_malignant for x in q), reverse=True)
     assert all(item.last_review is None for item in q)
-    assert [x.queued_at for x in q] == sorted(x.queued_at for x in q)
 
-    review = store.add_review(q[0].result_id, "dr a", "benign", "regular network")
+    review = store.add_review(q[0].result_id, "dr a", "no_action", "regular network")
     q2 = store.queue()
     assert [x.result_id for x in q2] == expected[1:]
     full = store.queue(include_reviewed=True)
@@ -356,20 +365,30 @@ def test_reviews_validate_and_keep_history_in_order(store):
     rid = store.add_result(run, make_result(0, Decision.SUSPICIOUS), FP)
     with pytest.raises(ValueError, match="reviewer"):
         store.add_review(rid, "   ", "refer")
-    with pytest.raises(ValueError, match="benign, refer, biopsy, unclear_image"):
+    with pytest.raises(ValueError, match="no_action, monitor, excise, refer, retake"):
         store.add_review(rid, "dr a", "malignant")
+    with pytest.raises(ValueError, match="no_action, monitor, excise, refer, retake"):
+        store.add_review(rid, "dr a", "biopsy")  # an old code: readable in old files, not written any more
     with pytest.raises(ValueError, match="no screening result"):
         store.add_review(999, "dr a", "refer")
+    with pytest.raises(ValueError, match="months"):
+        store.add_review(rid, "dr a", "monitor", follow_up_months=0)
+    with pytest.raises(ValueError, match="only a 'monitor'"):
+        store.add_review(rid, "dr a", "excise", follow_up_months=6)
 
-    made = [store.add_review(rid, who, d, note) for who, d, note in
-            [("dr a", "refer", "asymmetric"), ("dr b", "biopsy", ""), ("dr a", "unclear_image", "retake")]]
+    made = [store.add_review(rid, who, d, note, months) for who, d, note, months in
+            [("dr a", "refer", "asymmetric", None), ("dr b", "excise", "", None), ("dr a", "retake", "blurred", None),
+             ("dr c", "monitor", "", 3), ("dr c", "monitor", "", None)]]
     hist = store.history(rid)
     assert hist == made
-    assert [r.decision for r in hist] == ["refer", "biopsy", "unclear_image"]
+    assert [r.decision for r in hist] == ["refer", "excise", "retake", "monitor", "monitor"]
+    assert [r.follow_up_months for r in hist] == [None, None, None, 3, 6]  # 6: the default interval
+    assert hist[3].words == "monitor (follow up in 3 months)" and hist[1].words == "excise / biopsy"
     assert all(r.created.endswith("+00:00") for r in hist)
     assert [r.created for r in hist] == sorted(r.created for r in hist)
     assert store.queue(include_reviewed=True)[0].last_review == made[-1]
-    assert set(REVIEW_DECISIONS) == {"benign", "refer", "biopsy", "unclear_image"}
+    assert REVIEW_DECISIONS == ("no_action", "monitor", "excise", "refer", "retake")
+    assert local_time(hist[0].created)[-6] in "+-" and local_time(None) == ""
 
 
 def test_reviews_are_append_only_in_the_database(store):
@@ -468,3 +487,114 @@ def test_kill_9_mid_batch_loses_nothing_committed_and_resume_adds_no_duplicates(
         assert len({q.sha256 for q in s.queue()}) == expected_queue
         assert s.get_run(run2).counts.reused == n
         assert s.integrity_check() == "ok"
+
+
+# -- schema 2: malignancy triage, reviews that follow the image -----------------------------------
+
+
+def _write_version_1_file(path: Path) -> None:
+    """A results file as MelaScreen wrote it before schema 2: version-1 SQL, one run, three results
+    (one an error), reviews with the old codes."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, MIGRATIONS[:1], str(path))
+    ex = conn.execute
+    ex("INSERT INTO runs (folder, bundle_name, bundle_version, bundle_fingerprint, settings_json, started, status)"
+       " VALUES ('/scans/old', 'demo', '1.0', 'old-fp', '{}', '2026-11-20T10:00:00.000+00:00', 'finished')")
+    rows = [
+        ("a" * 64, "ok", "uncertain", "p(melanoma)=0.300 between 0.027 and 0.878", 0.3,
+         '{"akiec": 0.05, "bcc": 0.4, "mel": 0.3, "nv": 0.25}'),
+        ("b" * 64, "ok", "benign", "p(melanoma)=0.010 < 0.027", 0.01, '{"mel": 0.01, "nv": 0.99}'),
+        (None, "error", None, "not an image", None, "{}"),
+    ]
+    for i, (sha, status, decision, reason, p, probs) in enumerate(rows):
+        ex("INSERT INTO results (sha256, bundle_fingerprint, first_run_id, path, status, decision, reason, p_melanoma,"
+           " class_probs_json, created) VALUES (?, 'old-fp', 1, ?, ?, ?, ?, ?, ?, '2026-11-20T10:00:01.000+00:00')",
+           (sha, f"/scans/old/{i}.jpg", status, decision, reason, p, probs))
+        ex("INSERT INTO run_items (run_id, path, result_id, position, added) VALUES (1, ?, ?, ?, 't')",
+           (f"/scans/old/{i}.jpg", i + 1, i + 1))
+    ex("INSERT INTO review_queue (result_id, queued_at) VALUES (1, '2026-11-20T10:00:01.000+00:00')")
+    for code in ("biopsy", "unclear_image", "benign", "refer"):
+        ex("INSERT INTO reviews (result_id, reviewer, decision, note, created)"
+           " VALUES (1, 'dr old', ?, 'n', '2026-11-20T11:00:00.000+00:00')", (code,))
+    conn.close()
+
+
+def test_a_version_1_file_opens_with_every_result_and_review(tmp_path):
+    path = tmp_path / "v1.sqlite"
+    _write_version_1_file(path)
+    with ReviewStore.open(path) as s:
+        assert s.schema_version == SCHEMA_VERSION and s.integrity_check() == "ok"
+        (run,) = s.runs()
+        assert run.result_key == "old-fp" and run.counts.total == 3 and run.counts.uncertain == 1
+        results = s.run_results(1)
+        assert [r.status for r in results] == ["ok", "ok", "error"]
+        first, second = results[0], results[1]
+        # p(malignant) of an old row: its stored malignant classes (akiec + bcc + mel)
+        assert first.p_malignant == pytest.approx(0.75) and first.likely_class == "bcc"
+        assert first.malignant_class == "bcc" and first.band is None
+        assert second.p_malignant == pytest.approx(0.01) and second.likely_class == "nv"
+        assert first.details == "p(melanoma)=0.300 between 0.027 and 0.878"
+        hist = s.history(1)
+        assert [r.id for r in hist] == [1, 2, 3, 4]
+        assert [r.decision for r in hist] == ["biopsy", "unclear_image", "benign", "refer"]
+        assert [r.words for r in hist] == [
+            "excise / biopsy", "image unusable (retake)", "no action (benign)", "refer to a specialist"]
+        assert s.queue(include_reviewed=True)[0].last_review == hist[-1]
+        # Still append-only after the table was rebuilt.
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            s._conn.execute("DELETE FROM reviews")
+        # The old key still finds the old result: the column was renamed, not emptied.
+        assert s.find_result("a" * 64, "old-fp").p_melanoma == pytest.approx(0.3)
+        s.add_review(1, "dr new", "monitor", follow_up_months=12)
+        assert s.history(1)[-1].follow_up_months == 12
+
+
+def test_rescreening_a_reviewed_image_with_another_gate_keeps_its_review_and_does_not_requeue(store):
+    run = new_run(store)
+    first = store.add_result(run, make_result(3, Decision.UNCERTAIN), FP)
+    review = store.add_review(first, "dr a", "monitor", "flat, regular", 6)
+    # The same image screened again with another confidence (another result key): a new result ...
+    run2 = new_run(store, fp=FP_B)
+    second = store.add_result(run2, make_result(3, Decision.SUSPICIOUS), FP_B)
+    assert second != first
+    # ... that is not queued as new, and whose history shows the earlier review.
+    assert store.queue() == []
+    assert store.history(second) == [review]
+    assert store.queue(include_reviewed=True)[0].last_review == review
+    assert store.latest_reviews([make_result(3).sha256, "unknown"]) == {make_result(3).sha256: review}
+    # A review of the new result is part of the same history, for both results.
+    later = store.add_review(second, "dr b", "excise")
+    assert store.history(first) == [review, later] == store.image_history(make_result(3).sha256)
+
+
+# -- schema 4: the intake check -------------------------------------------------------------------
+
+
+def test_a_version_3_file_gains_the_intake_columns_and_old_rows_stay_unchecked(tmp_path):
+    path = tmp_path / "v3.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, MIGRATIONS[:3], str(path)) == 3
+    conn.execute("INSERT INTO runs (folder, bundle_name, bundle_version, result_key, settings_json, started, status)"
+                 " VALUES ('/scans/old', 'demo', '1.0', 'old-key', '{}', '2026-11-28T10:00:00.000+00:00', 'finished')")
+    conn.execute("INSERT INTO results (sha256, result_key, first_run_id, path, status, decision, reason, p_melanoma,"
+                 " p_malignant, created) VALUES (?, 'old-key', 1, '/scans/old/a.jpg', 'ok', 'benign', 'clear', 0.01,"
+                 " 0.02, '2026-11-28T10:00:01.000+00:00')", ("c" * 64,))
+    conn.execute("INSERT INTO run_items (run_id, path, result_id, position, added) VALUES (1, '/scans/old/a.jpg', 1, 1,"
+                 " 't')")
+    conn.close()
+    with ReviewStore.open(path) as s:
+        assert s.schema_version == SCHEMA_VERSION == 4 and s.integrity_check() == "ok"
+        old = s.find_result("c" * 64, "old-key")
+        assert old.ood_score is None and old.intake is None  # never checked: not shown as familiar
+        assert old.decision is Decision.BENIGN and old.p_malignant == pytest.approx(0.02)
+        run = new_run(s, fp="new-key")
+        flagged = replace(make_result(1, Decision.UNCERTAIN), ood_score=41.5, intake="not_dermoscopy")
+        rid = s.add_result(run, flagged, "new-key")
+        back = s.get_result(rid)
+        assert back.ood_score == pytest.approx(41.5) and back.intake == "not_dermoscopy"
+        # A broken score (inf) is kept as it is, not turned into a number that looks familiar.
+        rid = s.add_result(run, replace(make_result(2, Decision.UNCERTAIN), ood_score=float("inf"),
+                                        intake="unfamiliar"), "new-key")
+        assert s.get_result(rid).ood_score == float("inf")
+        with pytest.raises(StoreError, match="CHECK"):
+            s.add_result(run, replace(make_result(3), intake="maybe"), "new-key")

@@ -35,10 +35,10 @@ def test_gate_three_outcomes_and_reasons():
     assert decide(_pred(0.01), t).decision is Decision.BENIGN
     assert decide(_pred(0.9), t).decision is Decision.SUSPICIOUS
     mid = decide(_pred(0.3), t)
-    assert mid.decision is Decision.UNCERTAIN and "between" in mid.reason
+    assert mid.decision is Decision.UNCERTAIN and "not ruled out" in mid.reason
     q = QualityReport(sharpness=1, brightness=10, dark_fraction=0.9, bright_fraction=0, flags=("underexposed",))
     low_q = decide(_pred(0.01), t, quality=q)
-    assert low_q.decision is Decision.UNCERTAIN and "underexposed" in low_q.reason
+    assert low_q.decision is Decision.UNCERTAIN and "image too dark" in low_q.reason
     assert decide(_pred(0.01, spread=0.4), t, max_member_spread=0.2).decision is Decision.UNCERTAIN
 
 
@@ -54,7 +54,7 @@ def test_gate_settings_fitted_and_fallback():
 
 def test_ensemble_probabilities_are_calibrated_means(synthetic_bundle):
     b = load_bundle(synthetic_bundle)
-    ens = Ensemble(b, EnsembleSettings(provider="cpu"))
+    ens = Ensemble(b, EnsembleSettings(engine="onnxruntime", provider="cpu"))  # the reference engine
     assert ens.provider_in_use == "CPUExecutionProvider"
     rng = np.random.default_rng(1)
     x = rng.normal(0, 0.5, size=(3, 3, 64, 64)).astype(np.float32)

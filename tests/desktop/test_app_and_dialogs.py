@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtWidgets import QDialogButtonBox
@@ -61,10 +62,10 @@ def test_first_start_needs_the_disclaimer_and_a_name(qtbot):
 
 def test_settings_dialog_changes_are_saved_and_applied(make_window, qtbot, tmp_path):
     w = make_window()
-    assert w.model.screener.thresholds.high == 0.6  # the synthetic bundle's fitted 0.99 thresholds
-    d = SettingsDialog(w.settings, w.model.screener.provider_in_use, "", w)
+    assert w.model.screener.thresholds(w.settings.gate()).high == 0.6  # the synthetic bundle's fitted 0.99 thresholds
+    d = SettingsDialog(w.settings, w.model.screener.engine_in_use, "", w)
     qtbot.addWidget(d)
-    assert "CPUExecutionProvider" in d.provider_info.text()
+    assert w.model.screener.engine_in_use in d.provider_info.text() and " CPU " in w.model.screener.engine_in_use
     d.use_default_confidence.setChecked(False)
     d.confidence.setValue(0.9)
     d.reviewer.setText("Dr. C")
@@ -73,10 +74,26 @@ def test_settings_dialog_changes_are_saved_and_applied(make_window, qtbot, tmp_p
     assert (new.confidence, new.reviewer, new.provider) == (0.9, "Dr. C", "cpu")
     with qtbot.waitSignal(w.model_loaded, timeout=20_000):
         w.apply_settings(new)
-    assert w.model.screener.thresholds.high == 0.9  # no fitted entry for 0.9: the calibrated p itself
+    assert w.model.screener.thresholds(w.settings.gate()).high == 0.9  # no fitted entry for 0.9: the calibrated p
     assert w.queue_view.panel.form.reviewer.text().endswith("<b>Dr. C</b>")
     saved = load_settings(w.settings_file).settings
     assert (saved.confidence, saved.reviewer, saved.provider) == (0.9, "Dr. C", "cpu")
+
+
+def test_engine_setting_reloads_the_models_and_the_status_bar_says_what_runs(make_window, qtbot):
+    w = make_window()
+    d = SettingsDialog(w.settings, w.model.screener.engine_in_use, "", w)
+    qtbot.addWidget(d)
+    d.engine.setCurrentIndex(d.engine.findData("onnxruntime"))
+    new = d.values()
+    assert (new.engine, new.precision) == ("onnxruntime", "exact")
+    with qtbot.waitSignal(w.model_loaded, timeout=20_000):
+        w.apply_settings(new)
+    assert w.model.screener.engine.engine == "onnxruntime"
+    assert w.model.screener.engine_in_use in w.model_label.text()
+    loaded = w.model
+    w.apply_settings(replace(w.settings, confidence=0.95))  # a gate setting: passed per run, nothing reloads
+    assert w.model is loaded
 
 
 def test_about_shows_bundle_checksums_card_and_notices(make_window, qtbot, tmp_path):
@@ -84,7 +101,7 @@ def test_about_shows_bundle_checksums_card_and_notices(make_window, qtbot, tmp_p
     notices = tmp_path / "NOTICES"
     notices.write_text("PySide6 — LGPLv3\nonnxruntime — MIT\n")
     assert find_notices([tmp_path / "nowhere", tmp_path]) == notices
-    d = AboutDialog(w.model.bundle, True, w.model.screener.provider_in_use, "", notices, w)
+    d = AboutDialog(w.model.bundle, True, w.model.screener.engine_in_use, "", notices, w)
     qtbot.addWidget(d)
     assert d.notices_text.toPlainText().startswith("PySide6 — LGPLv3")
     html = d.tabs.widget(0).toPlainText()

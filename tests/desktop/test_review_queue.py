@@ -1,5 +1,5 @@
-"""The review queue: exactly the uncertain and suspicious results; a keyboard-only review loop;
-reviews stored, shown in the history and kept when the window is rebuilt."""
+"""The review queue: exactly the review and suspicious results, highest risk first; a keyboard-only
+review loop; reviews stored, shown in the history, in the results table and kept when the window is rebuilt."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from core.store import ReviewStore
+from desktop.models import QueueModel
 
 
 def _needs_review_ids(window) -> set[int]:
@@ -35,9 +36,16 @@ def test_queue_holds_exactly_uncertain_and_suspicious(make_window, screen, clini
     queued = [item.result_id for item in w.queue_view.model.items]
     assert sorted(queued) == sorted(expected)
     assert len(queued) == len(set(queued))
-    # Oldest first.
-    times = [item.queued_at for item in w.queue_view.model.items]
-    assert times == sorted(times)
+    # Highest p(malignant) first, in the store's order and in the table as shown.
+    ps = [item.p_malignant for item in w.queue_view.model.items]
+    assert ps == sorted(ps, reverse=True)
+    proxy = w.queue_view.proxy
+    shown = [proxy.data(proxy.index(r, QueueModel.P)) for r in range(proxy.rowCount())]
+    assert shown == [f"{p:.3f}" for p in ps]
+    # Every column sorts: by file name, then back to risk.
+    w.queue_view.table.sortByColumn(QueueModel.FILE, Qt.SortOrder.AscendingOrder)
+    names = [proxy.data(proxy.index(r, QueueModel.FILE)) for r in range(proxy.rowCount())]
+    assert names == sorted(names, key=str.casefold)
     assert w.tabs.tabText(2) == f"Review queue ({len(expected)})"
 
 
@@ -60,9 +68,11 @@ def test_keyboard_review_loop_and_history_survive_a_restart(make_window, screen,
     QTest.keyClick(queue.panel, Qt.Key.Key_P)
     _wait_case(qtbot, queue.panel, first_id)
 
-    # 3 = biopsy, E to the note, type, Esc back, Ctrl+Enter to save.
+    # 2 = monitor (months beside it), 3 = excise, E to the note, type, Esc back, Ctrl+Enter to save.
+    QTest.keyClick(queue.panel, Qt.Key.Key_2)
+    assert queue.panel.form.chosen() == "monitor" and queue.panel.form.months.value() == 6
     QTest.keyClick(queue.panel, Qt.Key.Key_3)
-    assert queue.panel.form.chosen() == "biopsy"
+    assert queue.panel.form.chosen() == "excise"
     QTest.keyClick(queue.panel, Qt.Key.Key_E)
     assert queue.panel.form.note.hasFocus()
     QTest.keyClicks(queue.panel.form.note, "Pen and paper: asymmetric, 2 colours")  # N and P typed, not shortcuts
@@ -80,7 +90,7 @@ def test_keyboard_review_loop_and_history_survive_a_restart(make_window, screen,
     with ReviewStore.open(w.settings.resolved_database_path()) as other:
         history = other.history(first_id)
     assert [(r.reviewer, r.decision, r.note) for r in history] == [
-        ("Dr. Test", "biopsy", "Pen and paper: asymmetric, 2 colours")
+        ("Dr. Test", "excise", "Pen and paper: asymmetric, 2 colours")
     ]
 
     # A new window on the same files: the review is still there and the case stays out of the queue.
@@ -93,15 +103,17 @@ def test_keyboard_review_loop_and_history_survive_a_restart(make_window, screen,
     w2.queue_view.select_row(row)
     _wait_case(qtbot, w2.queue_view.panel, first_id)
     lines = [w2.queue_view.panel.form.history.item(i).text() for i in range(w2.queue_view.panel.form.history.count())]
-    assert len(lines) == 1 and "Dr. Test" in lines[0] and "Biopsy" in lines[0] and "asymmetric" in lines[0]
+    assert len(lines) == 1 and "Dr. Test" in lines[0] and "excise / biopsy" in lines[0] and "asymmetric" in lines[0]
+    assert "excise / biopsy" in w2.queue_view.panel.case_view.details.review_label.text()
 
-    # A second review is added beside the first, never over it.
+    # A second review is added beside the first, never over it; monitor keeps its months.
     form = w2.queue_view.panel.form
-    form.choose("refer")
+    form.choose("monitor")
+    form.months.setValue(3)
     form._on_save()
     qtbot.waitUntil(lambda: len(w2.store.history(first_id)) == 2, timeout=5_000)
-    decisions = [r.decision for r in w2.store.history(first_id)]
-    assert decisions == ["biopsy", "refer"]
+    assert [(r.decision, r.follow_up_months) for r in w2.store.history(first_id)] == [("excise", None), ("monitor", 3)]
+    assert "monitor (follow up in 3 months)" in w2.queue_view.panel.case_view.details.review_label.text()
 
 
 def test_saving_without_a_decision_asks_for_one(make_window, screen, qtbot, clinic_folder):
@@ -138,15 +150,32 @@ def test_case_view_shows_heat_map_and_details(make_window, screen, qtbot, clinic
     assert d.class_grid.count() == 3 * len(case.result.class_probs)
     assert f"{len(case.result.member_p)} models" in d.members.text()
     assert d.reason.text() == case.result.reason
-    assert d.badge.text() in ("BENIGN", "UNCERTAIN", "SUSPICIOUS")
+    assert d.badge.text().startswith(("no cancer suspected", "review", "suspicious for "))
+    assert d.likely.text().startswith("Most likely: ")  # the most likely class, in words
+    # The numbers are one click away.
+    assert not d.details_box.isVisibleTo(d)
+    d.details_toggle.click()
+    assert d.details_box.isVisibleTo(d) and "p(malignant) = " in d.p_label.text()
+    # Heat map modes: side by side doubles the width, contours keep the size.
+    view.opacity.setValue(45)
+    view.heat_mode.setCurrentText("side by side")
+    assert view.composed_rgb().shape[1] > 2 * case.rgb.shape[1]
+    view.heat_mode.setCurrentText("contour")
+    assert view.composed_rgb().shape == case.rgb.shape
+    view.heat_mode.setCurrentText("overlay")
     # Zoom and fit.
     view.view.zoom(2.0)
     assert view.view.scale_factor() > 1.0
     view.view.fit()
     # Reviews can be recorded from here too, and reach the queue view.
-    w.case_panel.form.choose("benign")
+    w.case_panel.form.choose("no_action")
     w.case_panel.form._on_save()
-    assert [r.decision for r in w.store.history(row.result_id)] == ["benign"]
+    assert [r.decision for r in w.store.history(row.result_id)] == ["no_action"]
+    # The table and the case now show the clinician's decision, not the machine's.
+    cell = w.screening.model.index(w.screening.model.rows.index(row), 2)
+    assert w.screening.model.data(cell) == "✓ no action"
+    assert "Clinician: no action (benign)" in w.screening.model.data(cell, Qt.ItemDataRole.ToolTipRole)
+    assert "no action (benign)" in d.review_label.text()
 
 
 def test_case_falls_back_to_thumbnail_when_file_is_gone(make_window, screen, qtbot, clinic_folder):

@@ -27,8 +27,13 @@ def test_screening_fills_the_table_and_lists_failures(make_window, screen, clini
     files = _table_texts(view, ResultsModel.FILE)
     assert "zz_broken.jpg" in files and "zz_notes.txt" in files
     decisions = _table_texts(view, ResultsModel.DECISION)
-    assert decisions.count("NOT SCREENED") == 2
-    assert all(d in ("BENIGN", "UNCERTAIN", "SUSPICIOUS") for f, d in zip(files, decisions) if not f.startswith("zz_"))
+    assert decisions.count("not screened") == 2
+    assert all(d.startswith(("no cancer suspected", "review", "suspicious for "))
+               for f, d in zip(files, decisions) if not f.startswith("zz_"))
+    # Highest p(malignant) first by default; the files that could not be screened last.
+    ps = _table_texts(view, ResultsModel.P)
+    assert ps[-2:] == ["—", "—"] and [float(p) for p in ps[:-2]] == sorted((float(p) for p in ps[:-2]), reverse=True)
+    assert all(t and t != "—" for t in _table_texts(view, ResultsModel.LIKELY)[:-2])
     # Each failure is listed with its reason.
     failures = [view.failures.item(i).text() for i in range(view.failures.count())]
     assert len(failures) == 2

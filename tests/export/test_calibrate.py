@@ -138,3 +138,88 @@ def test_fitted_gate_travels_in_the_manifest():
     # Stricter confidence never makes the benign side larger (unless a lower level was clamped).
     unclamped = [f.thresholds.low for f in fits if not f.low_clamped]
     assert unclamped == sorted(unclamped, reverse=True)
+
+
+# -- the malignancy gate ------------------------------------------------------------------------
+
+from core.gate import GateSettings, decide  # noqa: E402
+from core.results import Decision, Prediction  # noqa: E402
+from export.calibrate import ensemble_malignancy, fit_malignancy_gate, fit_malignancy_thresholds  # noqa: E402
+
+
+def calibrated_cases(n: int, seed: int):
+    """Synthetic validation cases with calibrated p(malignant): a case is malignant with probability p.
+    A third of the malignancies are melanomas."""
+    rng = np.random.default_rng(seed)
+    p = rng.beta(0.4, 1.6, size=n)
+    mal = rng.random(n) < p
+    mel = mal & (rng.random(n) < 1 / 3)
+    return p, mal, mel
+
+
+@pytest.mark.parametrize("confidence", CONFIDENCES)
+def test_malignancy_gate_clears_at_most_the_allowed_share_of_malignancies_and_melanomas(confidence):
+    p, mal, mel = calibrated_cases(4000, seed=int(confidence * 100))
+    fit = fit_malignancy_thresholds(p, mal, mel, confidence)
+    t = fit.thresholds
+    cleared = p < t.low
+    assert mal[cleared].sum() <= (1 - confidence) * mal.sum() + 1e-9
+    assert mel[cleared].sum() <= (1 - confidence) * mel.sum() + 1e-9
+    assert mal[cleared].mean() <= 1 - confidence + 1e-9
+    assert (fit.n_cleared, fit.malignant_cleared, fit.melanoma_cleared) == (cleared.sum(), mal[cleared].sum(),
+                                                                             mel[cleared].sum())
+    suspicious = p >= t.high
+    if fit.high_found:
+        assert mal[suspicious].mean() >= confidence - 1e-9
+    # Bands split review in order, and say what they promise on validation.
+    assert t.low <= t.moderate_from <= t.high_risk_from <= t.high
+    review = (p >= t.low) & (p < t.high)
+    high_band = review & (p >= t.high_risk_from)
+    low_band = review & (p < t.moderate_from)
+    if high_band.any():
+        assert mal[high_band].mean() >= 0.5 - 1e-9
+    if low_band.any():
+        assert mal[low_band].mean() <= 0.05 + 1e-9
+    counted = fit.band_counts
+    assert counted["high"] == (high_band.sum(), mal[high_band].sum())
+    assert counted["low"] == (low_band.sum(), mal[low_band].sum())
+    assert sum(v[0] for v in counted.values()) == review.sum()
+    # The gate puts each validation case in the band the fit counted it in.
+    bands = [decide(Prediction(p_melanoma=0.0, member_p=(0.0,), spread=0.0, class_probs={}, p_malignant=float(x)),
+                    t).band for x in p[review]]
+    assert bands.count("high") == counted["high"][0] and bands.count("low") == counted["low"][0]
+
+
+def test_malignancy_gate_is_larger_when_melanomas_alone_would_be_bounded():
+    """A basal cell carcinoma at low p(melanoma) but high p(malignant) is no longer cleared."""
+    p, mal, mel = calibrated_cases(3000, seed=5)
+    settings, fits = fit_malignancy_gate(p, mal, mel)
+    assert sorted(settings.fitted) == sorted(CONFIDENCES)
+    assert GateSettings.from_dict(settings.to_dict()) == settings  # bands survive the manifest
+    lows = [settings.fitted[c].low for c in CONFIDENCES]
+    assert lows == sorted(lows, reverse=True)  # higher confidence, fewer cleared
+    assert [f.to_dict()["confidence"] for f in fits] == list(CONFIDENCES)
+    bcc = Prediction(p_melanoma=0.01, member_p=(0.01,), spread=0.0, class_probs={"bcc": 0.86, "mel": 0.01, "nv": 0.13},
+                     p_malignant=0.87, likely_class="bcc", malignant_class="bcc")
+    out = decide(bcc, settings.thresholds(0.99))
+    assert out.decision is not Decision.BENIGN
+    assert "basal cell carcinoma" in out.reason
+
+
+def test_malignancy_fit_refuses_bad_input():
+    with pytest.raises(ValueError, match="one p"):
+        fit_malignancy_thresholds(np.zeros(3), np.zeros(2), np.zeros(3), 0.99)
+    with pytest.raises(ValueError, match="melanoma must also be marked malignant"):
+        fit_malignancy_thresholds(np.zeros(2), np.array([0, 0]), np.array([1, 0]), 0.99)
+    with pytest.raises(ValueError, match="probabilities"):
+        fit_malignancy_thresholds(np.array([0.1, np.nan]), np.zeros(2), np.zeros(2), 0.99)
+    with pytest.raises(ValueError, match="confidence"):
+        fit_malignancy_thresholds(np.zeros(2), np.zeros(2), np.zeros(2), 1.0)
+
+
+def test_ensemble_malignancy_sums_the_malignant_classes():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(2, 5, 4)).astype(np.float32)
+    p = ensemble_malignancy(logits, [1.0, 2.0], [0, 2])
+    probs = (softmax(logits[0]) + softmax(logits[1] / 2.0)) / 2
+    np.testing.assert_allclose(p, probs[:, 0] + probs[:, 2], rtol=1e-5)

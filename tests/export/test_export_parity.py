@@ -175,3 +175,13 @@ def test_wrapper_stays_in_eval_mode(convnext):
     _, exported = convnext
     exported.reference.train()  # dropout on or BatchNorm batch statistics would break the closed form
     assert not exported.reference.training and not exported.reference.model.training
+
+
+def test_export_errors_are_melascreen_errors():
+    from core.errors import MelaScreenError
+    from export.onnx_export import ExportError
+    from export.package import PackagingError
+    from training.models import WeightsError
+
+    for error in (ExportError, PackagingError, ParityError, UnsupportedHeadError, WeightsError):
+        assert issubclass(error, MelaScreenError), error

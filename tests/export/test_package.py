@@ -16,6 +16,7 @@ from core.screening import Screener  # noqa: E402
 from export.calibrate import CONFIDENCES  # noqa: E402
 from export.onnx_export import read_member_metadata  # noqa: E402
 from export.package import EVALUATION_BEGIN, EVALUATION_END, main, package  # noqa: E402
+from synthetic_bundle import TEST_SIGNING_KEY  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -82,7 +83,7 @@ def bundle_dir(tmp_path_factory):
         pytest.fail(f"the shared data set is missing at {DATA}; these tests screen real images")
     tmp = tmp_path_factory.mktemp("pkg")
     run = make_run(tmp / "run")
-    return package(run, tmp / "bundle", weights_dtype="float16", workers=1, version="test")
+    return package(run, tmp / "bundle", weights_dtype="float16", workers=1, version="test", sign_key=TEST_SIGNING_KEY)
 
 
 def test_bundle_loads_with_verified_members_and_fitted_calibration(bundle_dir):
@@ -166,14 +167,16 @@ def test_two_snapshot_chains_with_one_seed_get_their_own_files_and_card_lines(tm
         record = torch.load(run / folder / "best.pt", map_location="cpu", weights_only=True)
         record["val_metrics"] = {**record["val_metrics"], "snapshot_cycle": 1, "init": init}
         torch.save(record, run / folder / "best.pt")
-    bundle = load_bundle(package(run, tmp_path / "bundle", members=["member-0", "other-chain-member-0"]))
+    bundle = load_bundle(package(run, tmp_path / "bundle", members=["member-0", "other-chain-member-0"]),
+                         allow_unsigned=True)
     assert [(m.file, m.seed) for m in bundle.manifest.members] == [("member-0.onnx", 0), ("member-1.onnx", 0)]
     assert {p.name for p in (tmp_path / "bundle").glob("*.onnx")} == {"member-0.onnx", "member-1.onnx"}
     assert "continued from `chain-a/best.pt`: cycle 1" in bundle.model_card
     assert "continued from `chain-b/best.pt`: cycle 1" in bundle.model_card
     assert "| member-1.onnx | cycle 1 from chain-b |" in bundle.model_card
-    assert bundle.manifest.provenance["checkpoints"] == [
-        str(run / "member-0" / "best.pt"), str(run / "other-chain-member-0" / "best.pt")]
+    # Relative to the run folder: a bundle carries no absolute path of the machine that built it.
+    assert bundle.manifest.provenance["checkpoints"] == ["member-0/best.pt", "other-chain-member-0/best.pt"]
+    assert not any(str(tmp_path) in json.dumps(v) for v in bundle.manifest.provenance.values())
     from export.onnx_export import read_member_metadata
 
     assert read_member_metadata(tmp_path / "bundle" / "member-1.onnx")["checkpoint"] == "run/other-chain-member-0"

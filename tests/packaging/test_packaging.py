@@ -40,7 +40,8 @@ DECISIONS = {"benign", "suspicious", "uncertain"}
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    keep = {k: os.environ[k] for k in ("LANG", "TMPDIR") if k in os.environ}
+    # MELASCREEN_TRUSTED_KEYS: the test publisher key that signs the synthetic bundle (tests/conftest.py).
+    keep = {k: os.environ[k] for k in ("LANG", "TMPDIR", "MELASCREEN_TRUSTED_KEYS") if k in os.environ}
     return {"PATH": CLEAN_PATH, "LANG": keep.get("LANG", "C.UTF-8"), **keep, **extra}
 
 

@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "dermoscopy"
-if not (DATA / "labels.csv").is_file():
-    DATA = Path("/work/shared/data/dermoscopy")
 
 
 @pytest.fixture(scope="session")

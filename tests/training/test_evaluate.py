@@ -16,9 +16,8 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
-from training import evaluate as ev
-from training.evaluate import FIGURES, read_cases
-from training.metrics import (
+from evalkit.labelled import LabelsError
+from evalkit.metrics import (
     balanced_accuracy,
     bootstrap_auc_ci,
     brier_score,
@@ -30,6 +29,8 @@ from training.metrics import (
     roc_curve,
     selective_risk_curve,
 )
+from training import evaluate as ev
+from training.evaluate import FIGURES, read_cases
 
 # ---------------------------------------------------------------------------------- metrics
 
@@ -136,12 +137,15 @@ def _write_csv(path, header, rows):
 
 def test_read_cases_split_file_and_plain_labels(tmp_path):
     split = tmp_path / "split.csv"
-    _write_csv(split, ["image_id", "lesion_id", "dx", "melanoma", "split"],
-               [["a", "L1", "mel", 1, "test"], ["b", "L2", "nv", 0, "train"], ["c", "L2", "nv", 0, "test"]])
+    _write_csv(
+        split,
+        ["image_id", "lesion_id", "dx", "melanoma", "split"],
+        [["a", "L1", "mel", 1, "test"], ["b", "L2", "nv", 0, "train"], ["c", "L2", "nv", 0, "test"]],
+    )
     cases, used = read_cases(split, "test")
     assert [c.image_id for c in cases] == ["a", "c"] and "test" in used
     assert cases[0].melanoma and not cases[1].melanoma and cases[1].lesion_id == "L2"
-    with pytest.raises(ev.EvaluationError, match="no rows in split 'val'"):
+    with pytest.raises(LabelsError, match="no rows in split 'val'"):
         read_cases(split, "val")
     plain = tmp_path / "labels.csv"
     _write_csv(plain, ["image_id", "dx"], [["x", "mel"], ["y", "bkl"]])
@@ -149,7 +153,7 @@ def test_read_cases_split_file_and_plain_labels(tmp_path):
     assert [c.melanoma for c in cases] == [True, False] and "no split column" in used
     bad = tmp_path / "bad.csv"
     _write_csv(bad, ["file", "label"], [["x", 1]])
-    with pytest.raises(ev.EvaluationError, match="image_id"):
+    with pytest.raises(LabelsError, match="image_id"):
         read_cases(bad)
 
 
@@ -192,8 +196,22 @@ def labelled_folder(tmp_path_factory):
 def test_report_folder_holds_metrics_and_every_figure(synthetic_bundle, labelled_folder, tmp_path, capsys):
     root, split = labelled_folder
     out = tmp_path / "report"
-    argv = ["--bundle", str(synthetic_bundle), "--split-file", str(split), "--split", "test", "--out", str(out),
-            "--images", str(root / "images"), "--bootstrap", "200", "--provider", "cpu"]
+    argv = [
+        "--bundle",
+        str(synthetic_bundle),
+        "--split-file",
+        str(split),
+        "--split",
+        "test",
+        "--out",
+        str(out),
+        "--images",
+        str(root / "images"),
+        "--bootstrap",
+        "200",
+        "--provider",
+        "cpu",
+    ]
     assert ev.main(argv) == 0
     printed = capsys.readouterr()
     assert "Melanomas auto-cleared as benign" in printed.out and "Confident cases only" in printed.out
@@ -213,8 +231,15 @@ def test_report_folder_holds_metrics_and_every_figure(synthetic_bundle, labelled
     g = metrics["gate"]["0.99"]
     assert metrics["gate_default_confidence"] == 0.99 and g["fitted_on_validation"]
     assert sum(g["counts"].values()) == 16
-    for key in ("melanomas_auto_cleared_share", "benign_auto_cleared_share", "sensitivity_sent_to_human",
-                "review_n", "review_share", "confident_only", "all_cases"):
+    for key in (
+        "melanomas_auto_cleared_share",
+        "benign_auto_cleared_share",
+        "sensitivity_sent_to_human",
+        "review_n",
+        "review_share",
+        "confident_only",
+        "all_cases",
+    ):
         assert key in g
     assert g["confident_only"]["coverage"] is not None
 
@@ -248,8 +273,20 @@ def test_reuse_refuses_a_cache_from_another_bundle(synthetic_bundle, labelled_fo
 
     root, split = labelled_folder
     out = tmp_path / "report"
-    base = ["--split-file", str(split), "--out", str(out), "--images", str(root / "images"), "--bootstrap", "0",
-            "--limit", "4", "--provider", "cpu"]
+    base = [
+        "--split-file",
+        str(split),
+        "--out",
+        str(out),
+        "--images",
+        str(root / "images"),
+        "--bootstrap",
+        "0",
+        "--limit",
+        "4",
+        "--provider",
+        "cpu",
+    ]
     assert ev.main(["--bundle", str(synthetic_bundle), *base]) == 0
     other = make_bundle(tmp_path / "other", members=3)
     assert ev.main(["--bundle", str(other), *base, "--reuse"]) == 2
@@ -263,21 +300,113 @@ def test_evaluation_runs_without_torch():
 
 
 def test_model_card_section_is_replaced_with_the_test_figures(tmp_path, monkeypatch):
+    from synthetic_bundle import make_bundle
+
     from core.bundle import EVALUATION_BEGIN, EVALUATION_END, load_bundle
     from training.evaluate import update_model_card
 
-    from synthetic_bundle import make_bundle
-
     root = make_bundle(tmp_path / "b")
+    bundle = load_bundle(root)  # before editing the card: it is signed, and editing it is the point here
     card = root / "model_card.md"
     card.write_text(f"# Card\n\n## Test-set evaluation\n{EVALUATION_BEGIN}\n_not yet_\n{EVALUATION_END}\n\n## After\n")
     metrics = {"placeholder": True}
-    import training.evaluate as ev
+    from training.evaluation import report
 
     # The figures' wording is summary_markdown's (tested above); here: where they land.
-    monkeypatch.setattr(ev, "summary_markdown", lambda m, b, u: ["- melanoma AUC 0.5 (test)"])
-    update_model_card(card, metrics, load_bundle(root), "test rows", "python -m training.evaluate --x")
-    update_model_card(card, metrics, load_bundle(root), "test rows", "python -m training.evaluate --y")
+    monkeypatch.setattr(report, "summary_markdown", lambda m, b, u: ["- melanoma AUC 0.5 (test)"])
+    update_model_card(card, metrics, bundle, "test rows", "python -m training.evaluate --x")
+    update_model_card(card, metrics, bundle, "test rows", "python -m training.evaluate --y")
     text = card.read_text()
     assert "_not yet_" not in text and text.count(EVALUATION_BEGIN) == 1 and "## After" in text
     assert "--y" in text and "--x" not in text and "melanoma AUC 0.5 (test)" in text
+
+
+def test_several_sets_in_one_report_and_raw_outputs_rescored(
+    synthetic_bundle, labelled_folder, tmp_path, monkeypatch, capsys
+):
+    """--sets writes a column per set; --raw-npz re-scores logits computed elsewhere, with no model run."""
+    from training.evaluation import cli
+
+    root, split = labelled_folder
+    plain = tmp_path / "labels.csv"
+    rows = list(csv.DictReader(open(split)))
+    _write_csv(plain, ["image_id", "dx", "melanoma"], [[r["image_id"], r["dx"], r["melanoma"]] for r in rows])
+    sets = {
+        "ham10000": cli.LabelledSet("ham10000", split, root / "images", "test"),
+        "derm7pt": cli.LabelledSet("derm7pt", plain, root / "images", None),
+    }
+    monkeypatch.setattr(cli, "TEST_SETS", sets)
+    out = tmp_path / "multi"
+    base = ["--bundle", str(synthetic_bundle), "--out", str(out), "--bootstrap", "50", "--provider", "cpu"]
+    assert ev.main([*base, "--sets", "ham10000,derm7pt"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())["sets"]
+    assert set(metrics) == {"ham10000", "derm7pt"}
+    d7 = metrics["derm7pt"]
+    assert d7["n_images"] == 19 and d7["n_melanomas"] == 8 and d7["n_malignant"] == 8 + 4  # bcc are i % 3 == 2
+    g = d7["gate"]["0.99"]
+    assert sum(g["review_by_band"].values()) == g["review_n"]
+    assert set(g["auto_cleared_share_by_class"]) == {"akiec", "bcc", "mel"}
+    summary = (out / "summary.md").read_text()
+    assert "| ham10000 | derm7pt |" in summary and "all malignancies auto-cleared" in summary
+
+    # The same logits as a lead's raw file (N x members x classes): identical numbers, no images read.
+    with np.load(out / "derm7pt" / ev.CACHE_FILE) as z:
+        ids, logits = z["image_ids"], z["member_logits"]
+    raw = tmp_path / "raw.npz"
+    dx_of = {r["image_id"]: r["dx"] for r in rows}
+    np.savez(raw, ids=ids, dx=np.array([dx_of[str(i)] for i in ids]), logits=logits.transpose(1, 0, 2))
+    again = tmp_path / "again"
+    monkeypatch.setattr(cli, "score_images", lambda *a, **k: pytest.fail("the models ran"))
+    assert (
+        ev.main(
+            [
+                *base[:2],
+                "--out",
+                str(again),
+                "--bootstrap",
+                "50",
+                "--provider",
+                "cpu",
+                "--sets",
+                "derm7pt",
+                "--raw-npz",
+                f"derm7pt={raw}",
+            ]
+        )
+        == 0
+    )
+    rescored = json.loads((again / "metrics.json").read_text())["sets"]["derm7pt"]
+    assert rescored["melanoma_auc"] == d7["melanoma_auc"] and rescored["gate"]["0.99"]["review_n"] == g["review_n"]
+    assert ev.main([*base, "--sets", "derm7pt", "--raw-npz", str(raw)]) == 2  # a set name is required
+    # An evaluation's own cache works as raw outputs too (quality flags kept): same numbers again.
+    own = tmp_path / "own"
+    assert (
+        ev.main(
+            [
+                *base[:2],
+                "--out",
+                str(own),
+                "--bootstrap",
+                "50",
+                "--provider",
+                "cpu",
+                "--sets",
+                "derm7pt",
+                "--raw-npz",
+                f"derm7pt={out / 'derm7pt' / ev.CACHE_FILE}",
+            ]
+        )
+        == 0
+    )
+    assert json.loads((own / "metrics.json").read_text())["sets"]["derm7pt"]["gate"] == d7["gate"]
+    # Two reports side by side: the model card's comparison table.
+    from training.evaluation.compare import main as compare
+
+    capsys.readouterr()
+    assert compare([str(out), str(own)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| bundle | ham10000 mel AUC") and len(table) == 4
+    assert "not scored" in table[3]  # the second report scored derm7pt only
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, ids=ids, dx=np.array(["nv"] * len(ids)), logits=logits.transpose(1, 0, 2))
+    assert ev.main([*base, "--sets", "derm7pt", "--raw-npz", f"derm7pt={wrong}"]) == 2  # labels disagree

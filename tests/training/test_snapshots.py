@@ -1,9 +1,11 @@
 import json
 
-import torch
+import pytest
 
-from training import snapshots, train
-from training.config import load_config
+torch = pytest.importorskip("torch", reason="training tests need the train extra (torch, timm)")
+
+from training import snapshots, train  # noqa: E402
+from training.config import load_config  # noqa: E402
 
 
 def test_snapshot_members_are_written_per_cycle_and_resume_continues(tiny_overrides, tmp_path):
@@ -24,12 +26,3 @@ def test_snapshot_members_are_written_per_cycle_and_resume_continues(tiny_overri
     a = torch.load(out / "member-1" / "best.pt", map_location="cpu", weights_only=True)["state_dict"]
     b = torch.load(out / "member-2" / "best.pt", map_location="cpu", weights_only=True)["state_dict"]
     assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
-
-    # Their weight average is a member export can read, with what it averaged recorded.
-    from training.average import run_average
-
-    metrics = run_average(cfg, [out / "member-1" / "best.pt", out / "member-2" / "best.pt"], tmp_path / "avg", bn_images=8)
-    avg = torch.load(tmp_path / "avg" / "best.pt", map_location="cpu", weights_only=True)
-    key = next(k for k in a if a[k].is_floating_point() and not torch.equal(a[k], b[k]) and "running" not in k)
-    torch.testing.assert_close(avg["state_dict"][key], (a[key] + b[key]) / 2)
-    assert avg["val_metrics"]["averaged_cycles"] == [2, 3] and 0.0 <= metrics["val_mel_auc"] <= 1.0

@@ -40,3 +40,12 @@ def test_shipped_configs_load():
     assert cpu.model.arch == "tf_efficientnet_lite0"
     assert gpu.model.arch == "convnext_base" and len(gpu.seeds) == 5
     assert (gpu.phase1.epochs, gpu.phase2.epochs, gpu.phase3.epochs) == (10, 15, 25)
+
+
+def test_training_and_export_errors_are_melascreen_errors():
+    """Issue 17: one error family, so the CLIs report them as errors a person can act on."""
+    from core.errors import MelaScreenError
+    from evalkit.labelled import LabelsError
+
+    assert issubclass(ConfigError, MelaScreenError) and issubclass(ConfigError, ValueError)
+    assert issubclass(LabelsError, MelaScreenError)

@@ -3,21 +3,13 @@ from collections import Counter
 
 import numpy as np
 import pytest
-import torch
 
-from core.preprocess import PreprocessParams
-from training.data import (
-    CLASS_NAMES,
-    DermoscopyDataset,
-    balanced_rows,
-    image_cache,
-    load_labels,
-    make_split,
-    random_resized_crop,
-    read_split,
-    resolve_split,
-    write_split,
-)
+torch = pytest.importorskip("torch", reason="training tests need the train extra (torch, timm)")
+
+from core.preprocess import PreprocessParams  # noqa: E402
+from training.cache import image_cache  # noqa: E402
+from training.data import CLASS_NAMES, DermoscopyDataset, balanced_rows, random_resized_crop  # noqa: E402
+from training.splits import load_labels, make_split, read_split, resolve_split, write_split  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +60,16 @@ def test_resolve_split_reuses_the_run_split_and_a_given_file(tiny_labels, tmp_pa
 
 
 def test_image_cache_is_built_once_and_matches_core_preprocessing(tmp_path, labels_csv):
+    from core.images import read_image
     from core.preprocess import preprocess, resize_square
-    from training.data import DATA_IMAGE_SUFFIX, decode_rgb
 
     images_dir = labels_csv.parent / "images"
     ids = [im.image_id for im in load_labels(labels_csv, max_images=4)]
     params = PreprocessParams()
     arr = image_cache(ids, images_dir, params, 64, tmp_path, workers=2)
     assert arr.shape == (4, 64, 64, 3) and arr.dtype == np.uint8
-    expected = resize_square(preprocess(decode_rgb(images_dir / f"{ids[2]}{DATA_IMAGE_SUFFIX}"), params), 64)
+    # The app's decoder and preprocessing, step by step.
+    expected = resize_square(preprocess(read_image(images_dir / f"{ids[2]}.jpg").rgb, params), 64)
     np.testing.assert_array_equal(arr[2], expected)
     files = sorted(p.name for p in tmp_path.glob("images-64-*.npy"))
     assert len(files) == 1
@@ -151,6 +144,8 @@ def test_random_resized_crop_covers_the_requested_share():
     out = random_resized_crop(img, random.Random(0), scale=(0.25, 0.25), ratio=(1.0, 1.0))
     assert out.shape == img.shape
     # Quarter-area (50 px wide) crops land at random places: mostly black, mostly white, across the edge.
-    shares = {round(float((random_resized_crop(img, random.Random(s), (0.25, 0.25), (1.0, 1.0)) > 127).mean()), 2)
-              for s in range(40)}
+    shares = {
+        round(float((random_resized_crop(img, random.Random(s), (0.25, 0.25), (1.0, 1.0)) > 127).mean()), 2)
+        for s in range(40)
+    }
     assert min(shares) < 0.2 and max(shares) > 0.8 and any(0.3 < v < 0.7 for v in shares)

@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
+import pytest
+
+torch = pytest.importorskip("torch", reason="training tests need the train extra (torch, timm)")
 
 ROOT = Path(__file__).resolve().parents[2]
 

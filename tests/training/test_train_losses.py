@@ -2,9 +2,10 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
-from training.losses import FocalLoss, class_weights
+torch = pytest.importorskip("torch", reason="training tests need the train extra (torch, timm)")
+
+from training.losses import FocalLoss, class_weights  # noqa: E402
 
 
 def test_focal_loss_matches_a_hand_computation():

@@ -1,8 +1,9 @@
 import pytest
-import timm
-import torch
 
-from training.models import (
+timm = pytest.importorskip("timm")
+torch = pytest.importorskip("torch", reason="training tests need the train extra (torch, timm)")
+
+from training.models import (  # noqa: E402
     LITE0,
     LITE0_TENSORS,
     Units,

@@ -3,11 +3,12 @@
 import csv
 
 import pytest
-import torch
 
-from training import train
-from training.config import load_config
-from training.data import CLASS_NAMES
+torch = pytest.importorskip("torch", reason="training tests need the train extra (torch, timm)")
+
+from training import train  # noqa: E402
+from training.config import load_config  # noqa: E402
+from training.data import CLASS_NAMES  # noqa: E402
 
 
 def _summary(path):

@@ -1,0 +1,183 @@
+"""The intake check: is this an image like the dermoscopy images the models were trained on?
+
+Each member of a bundle that has the check returns a third output, `ood`: the class-conditional
+Mahalanobis distance of its pooled features from the training images, divided by its median on
+training images (written by export/ood.py). The ensemble's score is the mean over members. The
+bundle's manifest carries two thresholds fitted on validation images: above `threshold` (about 1%
+of validation images) an image is "unfamiliar" and never cleared; above `clear_threshold` (far
+beyond any validation image) it is not a dermoscopy image at all (a photo, a screenshot, a page).
+
+Deep features alone miss images with little structure (flat colours, text, gradients: their
+features sit near the training mean), so the check has a second part on the decoded picture
+itself: 13 colour and texture statistics (`image_statistics`), scored by Mahalanobis distance
+from the training images' statistics (mean and precision travel in the manifest). Either part
+over its threshold flags the image; `image_clear_threshold` (beyond every training image) marks
+it as not dermoscopy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+OOD_OUTPUT = "ood"
+UNFAMILIAR_REASON = "does not look like the dermoscopy images the models were trained on"
+NOT_DERMOSCOPY_REASON = (
+    "does not look like a dermoscopy image of skin (a photo, a screenshot or a document?): "
+    "check that the right file was chosen"
+)
+_FIELDS = (
+    "method", "threshold", "clear_threshold", "validation_flagged", "fitted_on",
+    "image_mean", "image_precision", "image_threshold", "image_clear_threshold",
+)  # fmt: skip
+IMAGE_STATISTICS = 13
+STATS_SIDE = 256  # statistics are taken on the picture with its longest side at this size
+
+
+def image_statistics(rgb: np.ndarray) -> np.ndarray:
+    """Colour and texture of a decoded RGB uint8 picture: 13 numbers a dermoscopy image keeps in a
+    narrow range (skin colours, soft texture, no dominant flat colour, no saturated graphics)."""
+    h, w = rgb.shape[:2]
+    scale = STATS_SIDE / max(h, w)
+    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float64)
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(np.float64)
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    sharpness = cv2.Laplacian(grey, cv2.CV_64F).var()
+    gradient = np.hypot(cv2.Sobel(grey, cv2.CV_64F, 1, 0), cv2.Sobel(grey, cv2.CV_64F, 0, 1)).mean()
+    bins = (small // 32).reshape(-1, 3).astype(np.int64)
+    dominant = np.bincount(bins[:, 0] * 64 + bins[:, 1] * 8 + bins[:, 2], minlength=512).max() / len(bins)
+    hist = np.bincount(grey.ravel(), minlength=256) / grey.size
+    entropy = -(hist[hist > 0] * np.log2(hist[hist > 0])).sum()
+    hue, sat, val = hsv[:, 0] * 2, hsv[:, 1] / 255, hsv[:, 2]
+    skin = np.mean(((hue < 50) | (hue > 330)) & (sat > 0.1) & (val > 40))
+    return np.array(
+        [*lab.mean(axis=0), *lab.std(axis=0), np.log1p(sharpness), np.log1p(gradient),
+         np.mean(sat < 0.08), skin, dominant, entropy, np.mean(sat > 0.8)]
+    )  # fmt: skip
+
+
+def _finite(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"ood.{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class IntakeCheck:
+    """The manifest's `ood` section."""
+
+    threshold: float
+    clear_threshold: float
+    method: str = "mahalanobis"
+    validation_flagged: float = 0.0  # share of validation images the whole check flagged when fitted
+    fitted_on: str = ""  # which images the statistics and thresholds came from, in words
+    # The picture-statistics part (None: the bundle's check has only the feature part).
+    image_mean: tuple[float, ...] | None = None
+    image_precision: tuple[tuple[float, ...], ...] | None = None
+    image_threshold: float | None = None
+    image_clear_threshold: float | None = None
+
+    def __post_init__(self):
+        for name in ("threshold", "clear_threshold", "validation_flagged"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"ood.{name} must be a finite number, got {value!r}")
+        if not 0 < self.threshold <= self.clear_threshold <= 1e9:
+            raise ValueError("ood thresholds must satisfy 0 < threshold <= clear_threshold <= 1e9")
+        if not 0 <= self.validation_flagged <= 1:
+            raise ValueError("ood.validation_flagged must be a share between 0 and 1")
+        if self.method != "mahalanobis":
+            raise ValueError(f"ood.method {self.method!r} is not known; this MelaScreen knows 'mahalanobis'")
+        if not isinstance(self.fitted_on, str) or len(self.fitted_on) > 500:
+            raise ValueError("ood.fitted_on must be a short text")
+        image_part = (self.image_mean, self.image_precision, self.image_threshold, self.image_clear_threshold)
+        if any(v is None for v in image_part) and not all(v is None for v in image_part):
+            raise ValueError("ood: image_mean, image_precision, image_threshold and image_clear_threshold go together")
+        if self.image_mean is not None:
+            mean = [_finite("image_mean", v) for v in self.image_mean]
+            rows = self.image_precision
+            if len(mean) != IMAGE_STATISTICS or len(rows) != IMAGE_STATISTICS:
+                raise ValueError(f"ood.image_mean and image_precision need {IMAGE_STATISTICS} statistics")
+            for row in rows:
+                if not isinstance(row, (list, tuple)) or len(row) != IMAGE_STATISTICS:
+                    raise ValueError(f"ood.image_precision must be {IMAGE_STATISTICS} x {IMAGE_STATISTICS}")
+                for v in row:
+                    _finite("image_precision", v)
+            lo, hi = _finite("image_threshold", self.image_threshold), _finite("image_clear_threshold", self.image_clear_threshold)
+            if not 0 < lo <= hi <= 1e9:
+                raise ValueError("ood image thresholds must satisfy 0 < image_threshold <= image_clear_threshold <= 1e9")
+            object.__setattr__(self, "image_mean", tuple(mean))
+            object.__setattr__(self, "image_precision", tuple(tuple(float(v) for v in row) for row in rows))
+
+    @property
+    def has_image_part(self) -> bool:
+        return self.image_mean is not None
+
+    def image_score(self, statistics: np.ndarray) -> float:
+        """Squared Mahalanobis distance of a picture's statistics from the training images'."""
+        d = np.asarray(statistics, np.float64) - np.asarray(self.image_mean)
+        return float(d @ np.asarray(self.image_precision) @ d)
+
+    def to_dict(self) -> dict:
+        out = {name: getattr(self, name) for name in _FIELDS}
+        if not self.has_image_part:
+            for name in _FIELDS[5:]:
+                del out[name]
+        else:
+            out["image_mean"] = list(self.image_mean)
+            out["image_precision"] = [list(r) for r in self.image_precision]
+        return out
+
+    @classmethod
+    def from_dict(cls, data) -> IntakeCheck:
+        if not isinstance(data, dict):
+            raise ValueError("the ood section must be a JSON object")
+        unknown = sorted(set(data) - set(_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown ood keys {unknown}; known: {list(_FIELDS)}")
+        missing = [k for k in ("threshold", "clear_threshold") if k not in data]
+        if missing:
+            raise ValueError(f"the ood section lacks {missing}")
+        if not isinstance(data.get("image_precision", []), list):
+            raise ValueError("ood.image_precision must be a list of rows")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class IntakeFinding:
+    """What the check found for one image."""
+
+    score: float  # the feature part's score (ensemble mean of the members' `ood` outputs)
+    level: str  # "familiar", "unfamiliar" or "not_dermoscopy"
+    image_score: float | None = None  # the picture-statistics part's score, when the check has it
+
+    @property
+    def flagged(self) -> bool:
+        return self.level != "familiar"
+
+    @property
+    def reason(self) -> str:
+        return {"unfamiliar": UNFAMILIAR_REASON, "not_dermoscopy": NOT_DERMOSCOPY_REASON}.get(self.level, "")
+
+
+def ensemble_score(member_scores: np.ndarray) -> float:
+    """member_scores: one normalised score per member (id view) -> the ensemble's score."""
+    scores = np.asarray(member_scores, dtype=np.float64)
+    return float(scores.mean()) if scores.size and np.all(np.isfinite(scores)) else math.inf
+
+
+def assess(score: float, check: IntakeCheck, statistics: np.ndarray | None = None) -> IntakeFinding:
+    """Either part over its threshold flags the image; a score that is not finite (NaN from a broken
+    input) counts as unfamiliar, never as familiar."""
+    image = check.image_score(statistics) if check.has_image_part and statistics is not None else None
+    if not math.isfinite(score) or (image is not None and not math.isfinite(image)):
+        return IntakeFinding(score=score, level="unfamiliar", image_score=image)
+    if score > check.clear_threshold or (image is not None and image > check.image_clear_threshold):
+        return IntakeFinding(score=score, level="not_dermoscopy", image_score=image)
+    if score > check.threshold or (image is not None and image > check.image_threshold):
+        return IntakeFinding(score=score, level="unfamiliar", image_score=image)
+    return IntakeFinding(score=score, level="familiar", image_score=image)

@@ -1,0 +1,246 @@
+"""A lesion's timeline: its pictures from every visit side by side, at the same zoom, panned together.
+
+Each picture is labelled with its visit date, p(malignant), the outcome of the gate then and the
+clinician's review; a red line says when p(malignant) rose between visits, because change over
+time is one of the strongest signs of melanoma.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import cv2
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QFrame,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.errors import ImageReadError
+from core.images import read_image, resize_longest_side
+from core.outcomes import outcome
+from core.patients import TimelineEntry
+
+DISPLAY_SIDE = 1024  # pictures are shown at most this large: enough to compare, light on memory
+MAX_SHOWN = 6  # the latest visits; older ones stay in the report
+
+
+def entry_picture(entry: TimelineEntry, thumbnail: Callable[[int], bytes | None]) -> np.ndarray | None:
+    """The picture as RGB: from its file when it still holds the same bytes, else the stored thumbnail."""
+    if entry.path:
+        try:
+            image = read_image(entry.path)
+            if image.sha256 == entry.sha256:
+                return resize_longest_side(image.rgb, DISPLAY_SIDE, enlarge=False)
+        except ImageReadError:
+            pass
+    data = thumbnail(entry.result_id) if entry.result_id is not None else None
+    if not data:
+        return None
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _pixmap(rgb: np.ndarray) -> QPixmap:
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    return QPixmap.fromImage(QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy())
+
+
+def rise_text(entries: Sequence[TimelineEntry]) -> str:
+    """ "p(malignant) rose from 0.20 (2024-01-10) to 0.45 (2024-07-10)", one clause per rise; "" if none."""
+    clauses = []
+    dated = [e for e in entries if e.visit_date is not None and e.p_malignant is not None]
+    for e in dated:
+        if e.rose_from is None:
+            continue
+        earlier = [d for d in dated if d.visit_date < e.visit_date]
+        before = max((d.visit_date for d in earlier), default=None)
+        clauses.append(
+            f"p(malignant) rose from {e.rose_from:.2f}"
+            + (f" ({before.isoformat()})" if before else "")
+            + f" to {e.p_malignant:.2f} ({e.visit_date.isoformat()})"
+        )
+    return "; ".join(clauses)
+
+
+class SyncedImageView(QGraphicsView):
+    """A picture that zooms with the wheel; `view_changed` lets its siblings follow."""
+
+    view_changed = Signal(object)  # self
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self._item = QGraphicsPixmapItem()
+        self._item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.scene().addItem(self._item)
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setMinimumSize(220, 220)
+        self._fitted = True  # follows the window's size until someone zooms
+        self.horizontalScrollBar().valueChanged.connect(lambda _v: self.view_changed.emit(self))
+        self.verticalScrollBar().valueChanged.connect(lambda _v: self.view_changed.emit(self))
+
+    def set_picture(self, rgb: np.ndarray | None) -> None:
+        self._item.setPixmap(_pixmap(rgb) if rgb is not None else QPixmap())
+        self.scene().setSceneRect(self._item.boundingRect())
+
+    def fit(self) -> None:
+        self._fitted = True
+        if not self._item.pixmap().isNull():
+            self.fitInView(self._item, Qt.AspectRatioMode.KeepAspectRatio)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._fitted:
+            self.fit()
+
+    def wheelEvent(self, event) -> None:
+        factor = 1.25 if event.angleDelta().y() > 0 else 0.8
+        self._fitted = False
+        self.scale(factor, factor)
+        self.view_changed.emit(self)
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        self.fit()  # back to the whole picture, and the siblings follow
+        self.view_changed.emit(self)
+
+    def relative_view(self) -> tuple[float, float, float]:
+        """(zoom relative to fit, centre x, centre y as fractions of the picture): the same for every picture,
+        whatever its size, so that the same region of the lesion is shown in each."""
+        rect = self._item.boundingRect()
+        if rect.isEmpty():
+            return 1.0, 0.5, 0.5
+        fit = min(self.viewport().width() / rect.width(), self.viewport().height() / rect.height())
+        centre = self.mapToScene(self.viewport().rect().center())
+        return self.transform().m11() / max(fit, 1e-9), centre.x() / rect.width(), centre.y() / rect.height()
+
+    def apply_relative_view(self, zoom: float, cx: float, cy: float) -> None:
+        rect = self._item.boundingRect()
+        if rect.isEmpty():
+            return
+        fit = min(self.viewport().width() / rect.width(), self.viewport().height() / rect.height())
+        self._fitted = abs(zoom - 1.0) < 1e-3
+        self.blockSignals(True)
+        self.horizontalScrollBar().blockSignals(True)
+        self.verticalScrollBar().blockSignals(True)
+        try:
+            self.resetTransform()
+            self.scale(fit * zoom, fit * zoom)
+            self.centerOn(cx * rect.width(), cy * rect.height())
+        finally:
+            self.horizontalScrollBar().blockSignals(False)
+            self.verticalScrollBar().blockSignals(False)
+            self.blockSignals(False)
+
+
+class LesionTimelineView(QWidget):
+    """Pictures of one lesion, oldest visit left; zoom and pan in one moves them all."""
+
+    def __init__(self, thumbnail: Callable[[int], bytes | None], parent=None):
+        super().__init__(parent)
+        self.thumbnail = thumbnail
+        self.views: list[SyncedImageView] = []
+        self.captions: list[QLabel] = []
+        self.title = QLabel("Choose a lesion to see its visits side by side.")
+        self.title.setStyleSheet("font-weight:bold;")
+        self.title.setWordWrap(True)
+        self.rise = QLabel()
+        self.rise.setStyleSheet("color:#c62828; font-weight:bold;")
+        self.rise.setWordWrap(True)
+        self.rise.hide()
+        self.strip = QWidget()
+        self.strip_layout = QHBoxLayout(self.strip)
+        self.strip_layout.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self.strip)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.title)
+        lay.addWidget(self.rise)
+        lay.addWidget(scroll, 1)
+        self._syncing = False
+
+    def clear(self, text: str = "Choose a lesion to see its visits side by side.") -> None:
+        while self.strip_layout.count():
+            item = self.strip_layout.takeAt(0)
+            widget = item.widget()
+            if widget is not None:
+                widget.hide()  # at once: deleteLater alone leaves it drawn until the event loop runs
+                widget.setParent(None)
+                widget.deleteLater()
+        self.views, self.captions = [], []
+        self.title.setText(text)
+        self.rise.hide()
+
+    def show_timeline(self, title: str, entries: Sequence[TimelineEntry]) -> None:
+        self.clear(title)
+        shown = list(entries)[-MAX_SHOWN:]
+        hidden = len(entries) - len(shown)
+        if hidden:
+            self.title.setText(f"{title} (the latest {len(shown)} of {len(entries)} pictures; all are in the report)")
+        text = rise_text(entries)
+        self.rise.setText(f"▲ {text}" if text else "")
+        self.rise.setVisible(bool(text))
+        for e in shown:
+            box = QWidget()
+            col = QVBoxLayout(box)
+            col.setContentsMargins(2, 2, 2, 2)
+            caption = QLabel(self._caption(e))
+            caption.setWordWrap(True)
+            caption.setTextFormat(Qt.TextFormat.RichText)
+            view = SyncedImageView()
+            view.set_picture(entry_picture(e, self.thumbnail))
+            view.view_changed.connect(self._follow)
+            col.addWidget(caption)
+            col.addWidget(view, 1)
+            self.strip_layout.addWidget(box, 1)
+            self.views.append(view)
+            self.captions.append(caption)
+        self.fit_all()
+
+    @staticmethod
+    def _caption(e: TimelineEntry) -> str:
+        o = outcome(e.decision)
+        p = "—" if e.p_malignant is None else f"{e.p_malignant:.3f}"
+        when = e.visit_date.isoformat() if e.visit_date else "undated visit"
+        words = e.words if e.decision is not None else "not screened"
+        review = f"review: {e.review.words} ({e.review.reviewer})" if e.review else "not reviewed"
+        rose = f" <span style='color:#c62828'>▲ from {e.rose_from:.3f}</span>" if e.rose_from is not None else ""
+        return (
+            f"<b>{when}</b> · p(malignant) {p}{rose}<br>"
+            f"<span style='background:{o.colour};color:{o.text_colour}'>&nbsp;{words}&nbsp;</span> · {review}"
+        )
+
+    def fit_all(self) -> None:
+        for v in self.views:
+            v.fit()
+
+    def _follow(self, source: SyncedImageView) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            zoom, cx, cy = source.relative_view()
+            for v in self.views:
+                if v is not source:
+                    v.apply_relative_view(zoom, cx, cy)
+        finally:
+            self._syncing = False
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.fit_all()

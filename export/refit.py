@@ -1,0 +1,113 @@
+"""Re-fit a bundle's gate on p(malignant) without retraining: declare the malignant classes, fit the
+thresholds and risk bands on validation images, write a new (unsigned) bundle.
+
+    python -m export.refit --bundle core/models/default --out NEW_BUNDLE \
+        --validation ham10000=configs/splits/ham10000_lesion_split.csv:val \
+        --validation isic2017=../shared/data/isic2017/labels.csv:val [--raw-npz ham10000=FILE ...]
+
+Members, temperatures, preprocessing and views are unchanged. Validation member logits are
+computed through core (what the app runs), or taken from a `--raw-npz` file written earlier with
+the same bundle (arrays `ids`, `dx`, `logits`: N x members x classes, TTA-averaged, before temperature).
+A labels file lists images by `image_id` with a `dx` column and a part column (`split` or
+`challenge_split`); images are `<labels folder>/images/<image_id>.jpg`, or under `--data`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from core.bundle import Bundle, load_bundle, write_bundle
+from core.ensemble import Ensemble, EnsembleSettings
+from core.model_input import InputSpec, model_input_from_file
+
+from .calibrate import ensemble_malignancy, fit_malignancy_gate
+
+MALIGNANT_CLASSES = ("akiec", "bcc", "mel")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+_HAM_IMAGES = DATA / "dermoscopy" / "images"
+
+
+def read_part(spec: str) -> tuple[str, list[tuple[Path, str, str]]]:
+    """'name=labels.csv:part' -> (name, [(image path, image id, dx)])."""
+    name, _, rest = spec.partition("=")
+    labels, _, part = rest.rpartition(":")
+    labels_path = Path(labels)
+    rows = list(csv.DictReader(open(labels_path, newline="")))
+    column = "split" if "split" in rows[0] else "challenge_split"
+    folder = labels_path.parent / "images"
+    if not folder.is_dir():  # a split file kept apart from its images (configs/splits/)
+        folder = _HAM_IMAGES
+    return name, [(folder / f"{r['image_id']}.jpg", r["image_id"], r["dx"]) for r in rows if r[column] == part]
+
+
+def member_logits(bundle: Bundle, items: list[tuple[Path, str, str]], threads: int = 0) -> np.ndarray:
+    """N x members x classes, TTA-averaged, before temperature, through core's own ensemble."""
+    ensemble = Ensemble(bundle, EnsembleSettings(threads=threads))
+    spec = InputSpec.from_manifest(bundle.manifest)
+    out = [ensemble.member_logits(model_input_from_file(p, spec)[None])[:, 0] for p, _, _ in items]
+    return np.stack(out)
+
+
+def _npz_logits(path: Path, items: list[tuple[Path, str, str]]) -> np.ndarray:
+    data = np.load(path)
+    index = {str(i): k for k, i in enumerate(data["ids"])}
+    missing = [iid for _, iid, _ in items if iid not in index]
+    if missing:
+        raise SystemExit(f"{path}: {len(missing)} validation images are missing (e.g. {missing[0]})")
+    return data["logits"][[index[iid] for _, iid, _ in items]]
+
+
+def refit(bundle: Bundle, out: Path, sets: dict[str, tuple[list, np.ndarray]]) -> tuple[Bundle, list]:
+    m = bundle.manifest
+    names = m.class_names
+    mal_idx = [names.index(c) for c in MALIGNANT_CLASSES]
+    logits = np.concatenate([lg for _, lg in sets.values()])  # N x M x K
+    dx = np.array([d for items, _ in sets.values() for _, _, d in items])
+    temps = [mem.temperature for mem in m.members]
+    p_mal = ensemble_malignancy(logits.transpose(1, 0, 2), temps, mal_idx)
+    gate, fits = fit_malignancy_gate(p_mal, np.isin(dx, MALIGNANT_CLASSES), dx == m.positive_class, base=m.gate)
+    provenance = dict(m.provenance)
+    provenance["gate_refit"] = {
+        "malignant_classes": list(MALIGNANT_CLASSES),
+        "validation": {name: len(items) for name, (items, _) in sets.items()},
+        "fits": [f.to_dict() for f in fits],
+    }
+    manifest = replace(m, malignant_classes=MALIGNANT_CLASSES, gate=gate, provenance=provenance)
+    files = {mem.file: bundle.member_path(mem) for mem in m.members}
+    if out.exists():
+        shutil.rmtree(out)
+    return write_bundle(out, manifest, files, bundle.model_card), list(fits)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bundle", required=True, type=Path)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--validation", action="append", required=True, help="NAME=LABELS.csv:PART")
+    ap.add_argument("--raw-npz", action="append", default=[], help="NAME=FILE: cached member logits of that set")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    bundle = load_bundle(args.bundle, allow_unsigned=True)
+    cached = dict(s.split("=", 1) for s in args.raw_npz)
+    sets = {}
+    for spec in args.validation:
+        name, items = read_part(spec)
+        logits = _npz_logits(Path(cached[name]), items) if name in cached else member_logits(bundle, items, args.threads)
+        sets[name] = (items, logits)
+    new, fits = refit(bundle, args.out, sets)
+    print(json.dumps(new.manifest.gate.to_dict(), indent=2))
+    for f in fits:
+        print(json.dumps(f.to_dict()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""Strict manifest schema: every bad value is a one-line BundleError (exit 2 in the CLI), never a traceback.
+
+The manifests below are signed by the trusted test publisher, so they pass the signature check and
+reach the schema: a trusted signature never makes a bad manifest acceptable.
+"""
+
+import copy
+import hashlib
+import json
+import math
+import random
+import shutil
+
+import pytest
+from synthetic_bundle import TEST_SIGNING_KEY
+
+from core.bundle import MANIFEST, MODEL_CARD, load_bundle
+from core.cli import main as cli_main
+from core.errors import BundleError
+from core.preprocess import PreprocessParams
+from core.signing import SIGNATURE, sign_files
+
+MEMBERS = ("member-0.onnx", "member-1.onnx")
+
+
+@pytest.fixture()
+def bundle_copy(synthetic_bundle, tmp_path):
+    dst = tmp_path / "b"
+    shutil.copytree(synthetic_bundle, dst)
+    return dst
+
+
+def _base(synthetic_bundle) -> dict:
+    return json.loads((synthetic_bundle / MANIFEST).read_text())
+
+
+def _write_signed(folder, text: str | bytes) -> None:
+    """Write a manifest as given and sign the folder's files as they are (without reading the manifest)."""
+    (folder / MANIFEST).write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    files = {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in (MANIFEST, MODEL_CARD, *MEMBERS)}
+    (folder / SIGNATURE).write_text(json.dumps(sign_files(files, TEST_SIGNING_KEY)))
+
+
+def _set(path, value):
+    def change(d):
+        *parents, last = path
+        for p in parents:
+            d = d[p]
+        d[last] = value
+
+    return change
+
+
+def _delete(path):
+    def change(d):
+        *parents, last = path
+        for p in parents:
+            d = d[p]
+        del d[last]
+
+    return change
+
+
+def _deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+# name -> a change to the manifest dict, or a function of the manifest text
+MUTATIONS = {
+    "clahe_tiles_zero": _set(["preprocessing", "clahe_tiles"], 0),
+    "working_size_string": _set(["preprocessing", "working_size"], "448"),
+    "temperature_nan": _set(["members", 0, "temperature"], math.nan),
+    "temperature_inf": _set(["members", 0, "temperature"], math.inf),
+    "temperature_1e999_literal": lambda t: t.replace('"temperature": 1.0', '"temperature": 1e999', 1),
+    "temperature_zero": _set(["members", 1, "temperature"], 0),
+    "max_member_spread_nan": _set(["gate", "max_member_spread"], math.nan),
+    "gate_null": _set(["gate"], None),
+    "gate_list": _set(["gate"], []),
+    "gate_unknown_key": _set(["gate", "max_member_spead"], 0.5),
+    "gate_low_above_high": _set(["gate", "fitted", "0.99"], {"low": 0.9, "high": 0.1}),
+    "nested_200000_deep": lambda t: t.replace('"provenance": {', f'"provenance": {{"deep": {_deep(200_000)}, ', 1),
+    "tta_1000_views": _set(["tta_views"], ["id", "flip", "rot90"] * 333 + ["zoom"]),
+    "tta_unknown_view": _set(["tta_views"], ["id", "spin"]),
+    "input_size_bool": _set(["input_size"], True),
+    "input_size_huge": _set(["input_size"], 10**12),
+    "input_size_float": _set(["input_size"], 64.5),
+    "integer_with_5000_digits": lambda t: t.replace('"input_size": 64', '"input_size": ' + "9" * 5000, 1),
+    "std_zero": _set(["std"], [0.5, 0.0, 0.5]),
+    "std_two_values": _set(["std"], [0.5, 0.5]),
+    "mean_above_one": _set(["mean"], [0.5, 300, 0.5]),
+    "mean_null": _set(["mean"], None),
+    "one_class": _set(["class_names"], ["mel"]),
+    "duplicate_class": _set(["class_names"], ["akiec", "bcc", "bkl", "df", "mel", "nv", "mel"]),
+    "positive_class_unknown": _set(["positive_class"], "melanoma"),
+    "malignant_class_unknown": _set(["malignant_classes"], ["mel", "scc"]),
+    "unknown_top_level_key": _set(["thresholds"], {"low": 0.9}),
+    "unknown_member_key": _set(["members", 0, "temprature"], 0.5),
+    "unknown_preprocessing_key": _set(["preprocessing", "working_sise"], 320),
+    "members_null": _set(["members"], None),
+    "members_empty": _set(["members"], []),
+    "33_members": lambda t: _many_members(t, 33),
+    "member_path_traversal": _set(["members", 0, "file"], "../member-0.onnx"),
+    "member_is_the_manifest": _set(["members", 0, "file"], "manifest.json"),
+    "sha256_not_hex": _set(["members", 0, "sha256"], "z" * 64),
+    "name_100000_chars": _set(["name"], "x" * 100_000),
+    "name_missing": _delete(["name"]),
+    "provenance_string": _set(["provenance"], "from the lab"),
+    "provenance_nan": _set(["provenance", "score"], math.nan),
+    "schema_version_string": _set(["schema_version"], "2"),
+    "schema_version_3": _set(["schema_version"], 3),
+    "ood_null": _set(["ood"], None),
+    "ood_threshold_nan": _set(["ood"], {"threshold": math.nan, "clear_threshold": 50.0}),
+    "ood_unknown_key": _set(["ood"], {"threshold": 2.0, "clear_threshold": 50.0, "thresold": 1}),
+    "manifest_is_a_list": lambda t: "[" + t + "]",
+    "manifest_of_5_mb": lambda t: t.replace('"provenance": {', '"provenance": {"pad": "' + "x" * (5 << 20) + '", ', 1),
+    "manifest_not_utf8": lambda t: t.encode().replace(b'"name": "', b'"name": "\xff', 1),
+}
+
+
+def _many_members(text: str, n: int) -> str:
+    d = json.loads(text)
+    d["members"] = [dict(d["members"][0], file=f"m{i}.onnx") for i in range(n)]
+    return json.dumps(d)
+
+
+def _apply(base: dict, mutation) -> str:
+    if mutation.__name__ == "change":
+        d = copy.deepcopy(base)
+        mutation(d)
+        return json.dumps(d, indent=2)
+    return mutation(json.dumps(base, indent=2))
+
+
+@pytest.mark.parametrize("name", sorted(MUTATIONS))
+def test_each_mutated_manifest_is_refused_with_a_one_line_reason_and_exit_2(
+    name, synthetic_bundle, bundle_copy, capsys
+):
+    _write_signed(bundle_copy, _apply(_base(synthetic_bundle), MUTATIONS[name]))
+    with pytest.raises(BundleError) as err:
+        load_bundle(bundle_copy)
+    message = str(err.value)
+    assert "\n" not in message and len(message) < 600 and err.value.file.endswith(MANIFEST)
+    assert cli_main(["bundle", "verify", str(bundle_copy)]) == 2
+    out = capsys.readouterr()
+    assert out.err.count("\n") == 1 and out.err.startswith("error: ") and "Traceback" not in out.err
+
+
+def test_the_reasons_name_the_field(synthetic_bundle, bundle_copy):
+    expected = {
+        "clahe_tiles_zero": "preprocessing.clahe_tiles: must be an integer in 1..64, got 0",
+        "working_size_string": "preprocessing.working_size: must be an integer in 32..4096, got '448'",
+        "temperature_nan": "NaN is not a number MelaScreen accepts",
+        "temperature_1e999_literal": "members[0].temperature: must be a finite number in (0, 100], got inf",
+        "max_member_spread_nan": "NaN",
+        "gate_null": "manifest.gate: must be an object, got null",
+        "nested_200000_deep": "nested too deeply",
+        "tta_1000_views": "manifest.tta_views: needs 1..16 entries, got 1000",
+        "input_size_bool": "manifest.input_size: must be an integer in 32..1024, got true",
+        "unknown_top_level_key": "manifest: unknown keys 'thresholds'",
+        "33_members": "manifest.members: needs 1..32 entries, got 33",
+        "manifest_of_5_mb": "larger than 4 MB",
+    }
+    base = _base(synthetic_bundle)
+    for name, words in expected.items():
+        _write_signed(bundle_copy, _apply(base, MUTATIONS[name]))
+        with pytest.raises(BundleError) as err:
+            load_bundle(bundle_copy)
+        assert words in str(err.value), name
+
+
+def test_preprocess_params_from_dict_is_strict():
+    assert PreprocessParams.from_dict({}) == PreprocessParams()
+    assert PreprocessParams.from_dict({"clahe_clip": 3}).clahe_clip == 3.0
+    for bad in ({"clahe_tiles": 0}, {"working_size": "448"}, {"hair": 1}, {"clahe_clip": math.inf}, {"x": 1}):
+        with pytest.raises(ValueError):
+            PreprocessParams.from_dict(bad)
+
+
+# ---------------------------------------------------------------------------------------------- fuzz
+
+_ODD_VALUES = [
+    None, True, False, 0, -1, 1, 2**63, 10**30, -(10**30), 0.5, 1e308, -1e308, math.nan, math.inf, -math.inf,
+    "", "x", "448", "mel", "\x1b[2J", "a" * 5000, [], {}, [[[[]]]], {"a": {"b": {"c": None}}}, [1, "a", None],
+]
+
+
+def _nodes(d, path=()):
+    """Every (path, value) in a JSON document."""
+    yield path, d
+    if isinstance(d, dict):
+        for k, v in d.items():
+            yield from _nodes(v, (*path, k))
+    elif isinstance(d, list):
+        for i, v in enumerate(d):
+            yield from _nodes(v, (*path, i))
+
+
+def _mutate(doc: dict, rng: random.Random) -> dict:
+    doc = copy.deepcopy(doc)
+    for _ in range(rng.randint(1, 3)):
+        nodes = [(p, v) for p, v in _nodes(doc) if p]
+        path, value = rng.choice(nodes)
+        parent = doc
+        for p in path[:-1]:
+            parent = parent[p]
+        key = path[-1]
+        op = rng.randrange(6)
+        if op == 0:
+            del parent[key]
+        elif op == 1:
+            parent[key] = rng.choice(_ODD_VALUES)
+        elif op == 2:
+            parent[key] = [value] * rng.choice([2, 50, 1000])
+        elif op == 3:
+            nested = value
+            for _ in range(rng.choice([2, 20, 5000])):
+                nested = [nested]
+            parent[key] = nested
+        elif op == 4 and isinstance(parent, dict):
+            parent[rng.choice(["extra", "x" * 300, "gate", "fitted"])] = rng.choice(_ODD_VALUES)
+        else:
+            parent[key] = {"str": str(value)[:50], "int": 7, "float": -0.0}[rng.choice(["str", "int", "float"])]
+    return doc
+
+
+def test_fuzzed_manifests_raise_only_bundle_errors(synthetic_bundle, bundle_copy):
+    base = _base(synthetic_bundle)
+    (bundle_copy / SIGNATURE).unlink()
+    rng = random.Random(12)
+    refused = loaded = 0
+    for i in range(400):
+        if i % 10 == 9:  # byte-level damage too: truncation and flipped bytes
+            raw = bytearray(json.dumps(base).encode())
+            if i % 20 == 9:
+                raw = raw[: rng.randrange(len(raw))]
+            else:
+                for _ in range(3):
+                    raw[rng.randrange(len(raw))] = rng.randrange(256)
+            (bundle_copy / MANIFEST).write_bytes(bytes(raw))
+        else:
+            try:
+                text = json.dumps(_mutate(base, rng))
+            except RecursionError:  # the mutation itself is too deep for json.dumps: skip that draw
+                continue
+            (bundle_copy / MANIFEST).write_text(text)
+        try:
+            load_bundle(bundle_copy, verify=False, allow_unsigned=True)
+            loaded += 1
+        except BundleError as exc:
+            assert "\n" not in str(exc)
+            refused += 1
+    assert refused > 250 and refused + loaded > 350

@@ -1,0 +1,211 @@
+"""Signed bundles: any changed byte in any file is refused naming it; unsigned only when allowed."""
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from synthetic_bundle import TEST_SIGNING_KEY
+
+from core.bundle import MANIFEST, MODEL_CARD, load_bundle, sign_bundle
+from core.cli import main as cli_main
+from core.errors import BundleError
+from core.signing import SIGNATURE, Trust, key_id, public_key_pem, read_public_key, trust_of
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _copy(src, tmp_path, name="b"):
+    dst = tmp_path / name
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _flip_byte(path: Path, where: float = 0.5) -> None:
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * where)] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name", [MANIFEST, MODEL_CARD, "member-0.onnx", "member-1.onnx"])
+def test_one_changed_byte_in_any_file_is_refused_naming_it(synthetic_bundle, tmp_path, name):
+    b = _copy(synthetic_bundle, tmp_path)
+    _flip_byte(b / name)
+    with pytest.raises(BundleError) as err:
+        load_bundle(b)
+    assert err.value.file.endswith(name)
+    assert "changed after the bundle was signed" in str(err.value) or "checksum" in str(err.value)
+
+
+def test_an_edited_gate_threshold_in_the_manifest_is_refused_before_it_is_read(synthetic_bundle, tmp_path):
+    b = _copy(synthetic_bundle, tmp_path)
+    data = json.loads((b / MANIFEST).read_text())
+    data["gate"]["fitted"]["0.99"]["low"] = 0.59  # valid JSON, valid values: only the signature can tell
+    (b / MANIFEST).write_text(json.dumps(data, indent=2))
+    with pytest.raises(BundleError) as err:
+        load_bundle(b)
+    assert err.value.file.endswith(MANIFEST) and "changed after the bundle was signed" in str(err.value)
+
+
+def test_a_tampered_signature_or_file_list_is_refused(synthetic_bundle, tmp_path):
+    b = _copy(synthetic_bundle, tmp_path)
+    doc = json.loads((b / SIGNATURE).read_text())
+    doc["files"]["extra.txt"] = "0" * 64  # adding to the list breaks the signature
+    (b / SIGNATURE).write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match="signature does not match"):
+        load_bundle(b)
+    (b / SIGNATURE).write_text("{}")
+    with pytest.raises(BundleError, match=SIGNATURE):
+        load_bundle(b)
+
+
+def test_unsigned_bundle_is_refused_unless_allowed_and_then_says_so(synthetic_bundle, tmp_path):
+    b = _copy(synthetic_bundle, tmp_path)
+    (b / SIGNATURE).unlink()
+    with pytest.raises(BundleError, match="unsigned bundle"):
+        load_bundle(b)
+    loaded = load_bundle(b, allow_unsigned=True)
+    assert loaded.unsigned and loaded.signer is None and "unsigned bundle" in loaded.trust_text
+
+
+def test_a_key_that_is_not_trusted_is_refused_and_trusting_it_works(synthetic_bundle, tmp_path):
+    b = _copy(synthetic_bundle, tmp_path)
+    other = Ed25519PrivateKey.generate()
+    sign_bundle(b, other)
+    with pytest.raises(BundleError, match="not trusted here"):
+        load_bundle(b)
+    pub = tmp_path / "other.pub"
+    pub.write_bytes(public_key_pem(other))
+    loaded = load_bundle(b, trust=Trust.default([pub]))
+    assert loaded.signer.key_id == read_public_key(pub).key_id and loaded.signer.origin == str(pub)
+    # Allowing unsigned bundles accepts it as unsigned, with the reason, never as signed.
+    research = load_bundle(b, allow_unsigned=True)
+    assert research.unsigned and "not trusted" in research.trust_note
+
+
+def test_public_keys_are_read_as_pem_raw_or_hex(tmp_path):
+    key = Ed25519PrivateKey.generate()
+    want = trust_of(key).keys[0]
+    raw = want.public_bytes
+    (tmp_path / "a.pub").write_bytes(public_key_pem(key))
+    (tmp_path / "b.pub").write_bytes(raw)
+    (tmp_path / "c.pub").write_text(raw.hex() + "\n")
+    (tmp_path / "d.pub").write_text("not a key")
+    for name in ("a.pub", "b.pub", "c.pub"):
+        assert read_public_key(tmp_path / name).key_id == want.key_id == key_id(raw)
+    with pytest.raises(BundleError, match="d.pub"):
+        read_public_key(tmp_path / "d.pub")
+    with pytest.raises(BundleError, match="not found"):
+        Trust.default([tmp_path / "missing.pub"])
+
+
+def test_every_listed_file_must_exist_and_members_must_be_listed(synthetic_bundle, tmp_path):
+    from core.signing import sign_files
+
+    b = _copy(synthetic_bundle, tmp_path)
+    (b / "notes.txt").write_text("release notes")
+    files = json.loads((b / SIGNATURE).read_text())["files"]
+    files["notes.txt"] = hashlib.sha256(b"release notes").hexdigest()
+    (b / SIGNATURE).write_text(json.dumps(sign_files(files, TEST_SIGNING_KEY)))
+    assert not load_bundle(b).unsigned
+    (b / "notes.txt").write_text("release notes, edited")
+    with pytest.raises(BundleError, match="notes.txt was changed"):
+        load_bundle(b)
+    del files["member-1.onnx"], files["notes.txt"]
+    (b / SIGNATURE).write_text(json.dumps(sign_files(files, TEST_SIGNING_KEY)))
+    with pytest.raises(BundleError, match="member-1.onnx is not covered by the bundle's signature"):
+        load_bundle(b)
+
+
+def test_identity_is_the_same_signed_or_unsigned_and_covers_the_card(synthetic_bundle, tmp_path):
+    b = _copy(synthetic_bundle, tmp_path)
+    signed = load_bundle(b)
+    (b / SIGNATURE).unlink()
+    assert load_bundle(b, allow_unsigned=True).identity == signed.identity
+    (b / MODEL_CARD).write_text("# another card\n")
+    assert load_bundle(b, allow_unsigned=True).identity != signed.identity
+
+
+def test_export_sign_makes_a_key_pair_and_signs(synthetic_bundle, tmp_path, capsys):
+    from export.sign import main as sign_main
+
+    b = _copy(synthetic_bundle, tmp_path)
+    (b / SIGNATURE).unlink()
+    key = tmp_path / "publisher.pem"
+    assert sign_main(["--new-key", str(key)]) == 0
+    assert (key.stat().st_mode & 0o777) == 0o600 and (tmp_path / "publisher.pub").is_file()
+    assert sign_main(["--new-key", str(key)]) == 2  # never overwrites a key
+    assert sign_main([str(b), "--key", str(key)]) == 0
+    kid = read_public_key(tmp_path / "publisher.pub").key_id
+    assert f"key {kid}" in capsys.readouterr().out
+    assert load_bundle(b, trust=Trust.default([tmp_path / "publisher.pub"])).signer.key_id == kid
+    # A bundle core would refuse is not signed.
+    data = json.loads((b / MANIFEST).read_text())
+    data["input_size"] = 4096
+    (b / MANIFEST).write_text(json.dumps(data))
+    assert sign_main([str(b), "--key", str(key)]) == 2
+    assert "input_size" in capsys.readouterr().err
+
+
+def test_cli_bundle_verify_says_which_key_signed_it_and_refuses_with_exit_2(synthetic_bundle, tmp_path, capsys):
+    assert cli_main(["bundle", "verify", str(synthetic_bundle)]) == 0
+    out = capsys.readouterr().out
+    assert f"signed by key {trust_of(TEST_SIGNING_KEY).keys[0].key_id}" in out
+    b = _copy(synthetic_bundle, tmp_path)
+    _flip_byte(b / MANIFEST, 0.3)
+    assert cli_main(["bundle", "verify", str(b)]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json" in err and "Traceback" not in err
+    (b / SIGNATURE).unlink()
+    shutil.copy(synthetic_bundle / MANIFEST, b / MANIFEST)
+    assert cli_main(["bundle", "info", str(b)]) == 2
+    assert "unsigned bundle" in capsys.readouterr().err
+    assert cli_main(["bundle", "info", str(b), "--allow-unsigned"]) == 0
+    assert "UNSIGNED BUNDLE" in capsys.readouterr().out
+
+
+def test_cli_trust_key_option(synthetic_bundle, tmp_path, capsys):
+    b = _copy(synthetic_bundle, tmp_path)
+    other = Ed25519PrivateKey.generate()
+    sign_bundle(b, other)
+    assert cli_main(["bundle", "info", str(b)]) == 2
+    assert "not trusted" in capsys.readouterr().err
+    pub = tmp_path / "other.pub"
+    pub.write_bytes(public_key_pem(other))
+    assert cli_main(["bundle", "info", str(b), "--trust-key", str(pub)]) == 0
+    assert "signed by key" in capsys.readouterr().out
+
+
+def test_a_trusted_key_in_the_user_folder_is_trusted(synthetic_bundle, tmp_path, monkeypatch):
+    from core.paths import user_trusted_keys_dir
+
+    monkeypatch.setenv("MELASCREEN_HOME", str(tmp_path / "home"))
+    b = _copy(synthetic_bundle, tmp_path)
+    other = Ed25519PrivateKey.generate()
+    sign_bundle(b, other)
+    with pytest.raises(BundleError):
+        load_bundle(b)
+    user_trusted_keys_dir().mkdir(parents=True)
+    (user_trusted_keys_dir() / "lab.pub").write_bytes(public_key_pem(other))
+    assert load_bundle(b).signer.origin.endswith("lab.pub")
+
+
+def test_screen_of_an_unsigned_bundle_says_unsigned(synthetic_bundle, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    b = _copy(synthetic_bundle, tmp_path)
+    (b / SIGNATURE).unlink()
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(folder / "a.png")
+    cmd = [sys.executable, "-m", "core.cli", "screen", str(folder), "--bundle", str(b), "--db", str(tmp_path / "r.db")]
+    refused = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "unsigned bundle" in refused.stderr and "Traceback" not in refused.stderr
+    allowed = subprocess.run(cmd + ["--allow-unsigned"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert allowed.returncode == 0, allowed.stderr
+    assert "UNSIGNED BUNDLE" in allowed.stderr and "UNSIGNED BUNDLE" in allowed.stdout

@@ -1,0 +1,80 @@
+"""Exports a clinic files: the CSV and the HTML report carry outcomes in words and the clinicians' decisions."""
+
+import csv
+import hashlib
+
+import cv2
+import numpy as np
+
+from core.report import CSV_COLUMNS, by_risk, report_html, spreadsheet_safe, write_csv
+from core.results import Decision, ScreeningResult
+from core.store import ReviewStore
+
+
+def result(path, p_mal, decision, likely="nv", mal_class="mel", band=None, sha=None, reason="r"):
+    return ScreeningResult(
+        path=str(path), sha256=sha or hashlib.sha256(str(path).encode()).hexdigest(), status="ok", decision=decision,
+        reason=reason, p_melanoma=p_mal / 2, member_p=(p_mal / 2,), spread=0.0,
+        class_probs={"mel": p_mal / 2, "bcc": p_mal / 2, "nv": 1 - p_mal}, p_malignant=p_mal, likely_class=likely,
+        malignant_class=mal_class, band=band, details=f"p(malignant)={p_mal:.3f}",
+    )
+
+
+def test_spreadsheet_formulas_are_defused():
+    for bad in ("=cmd|' /C calc'!A0", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
+        assert spreadsheet_safe(bad) == "'" + bad
+    assert spreadsheet_safe("melanoma") == "melanoma" and spreadsheet_safe("") == ""
+
+
+def test_csv_has_the_clinic_columns_highest_risk_first_with_the_reviews(tmp_path):
+    rows_in = [
+        result(tmp_path / "a.jpg", 0.02, Decision.BENIGN),
+        result("=cmd.jpg", 0.93, Decision.SUSPICIOUS, likely="bcc", mal_class="bcc", reason="=1+1"),
+        result(tmp_path / "c.jpg", 0.40, Decision.UNCERTAIN, band="high"),
+        ScreeningResult(path=str(tmp_path / "bad.png"), sha256=None, status="error", reason="not an image"),
+    ]
+    with ReviewStore.open(tmp_path / "r.sqlite") as store:
+        run = store.start_run(str(tmp_path), "demo", "1", "key", {})
+        ids = [store.add_result(run, r, "key") for r in rows_in]
+        store.add_review(ids[2], "Dr A", "monitor", "=HYPERLINK()", 6)
+        reviews = store.latest_reviews([r.sha256 for r in rows_in if r.sha256])
+    out = write_csv(rows_in, tmp_path / "out.csv", ["mel", "bcc", "nv"], reviews)
+    with open(out, newline="", encoding="utf-8") as f:
+        table = list(csv.DictReader(f))
+        f.seek(0)
+        raw = f.read()
+    assert list(table[0])[: len(CSV_COLUMNS)] == list(CSV_COLUMNS)
+    assert list(CSV_COLUMNS[:12]) == ["path", "status", "outcome", "reason", "likely_class", "p_malignant",
+                                      "p_melanoma", "band", "review_decision", "reviewer", "review_time",
+                                      "review_note"]
+    # Highest p(malignant) first, as the app sorts; errors last.
+    assert [r["p_malignant"] for r in table] == ["0.9300", "0.4000", "0.0200", ""]
+    top = table[0]
+    assert top["path"] == "'=cmd.jpg" and top["reason"] == "'=1+1"
+    assert top["outcome"] == "suspicious for basal cell carcinoma" and top["likely_class"] == "basal cell carcinoma"
+    review_row = table[1]
+    assert review_row["outcome"] == "review (high risk)" and review_row["band"] == "high"
+    assert review_row["review_decision"] == "monitor (follow up in 6 months)" and review_row["reviewer"] == "Dr A"
+    assert review_row["review_note"] == "'=HYPERLINK()"
+    assert review_row["review_time"][-6] in "+-"  # local time with its offset
+    assert table[2]["outcome"] == "no cancer suspected" and table[3]["outcome"] == "not screened"
+    assert not any(line.startswith(("=", "+", "-", "@")) for cell_line in raw.splitlines()
+                   for line in cell_line.split(","))
+
+
+def test_html_report_lists_each_case_with_picture_outcome_and_decision(tmp_path):
+    img = np.full((60, 80, 3), 128, np.uint8)
+    cv2.imwrite(str(tmp_path / "lesion.png"), img)
+    sha = hashlib.sha256((tmp_path / "lesion.png").read_bytes()).hexdigest()
+    r1 = result(tmp_path / "lesion.png", 0.7, Decision.UNCERTAIN, likely="mel", band="high", sha=sha)
+    r2 = result(tmp_path / "gone.png", 0.95, Decision.SUSPICIOUS, likely="mel")
+
+    class FakeReview:  # the shape of core.store.Review the report reads
+        decision, words, reviewer, note, created = "excise", "excise / biopsy", "Dr B", "", "2026-11-25T20:46:42+00:00"
+
+    doc = report_html([r1, r2], reviews={sha: FakeReview()})
+    assert doc.index("gone.png") < doc.index("lesion.png")  # highest risk first
+    assert "review (high risk)" in doc and "suspicious for melanoma" in doc
+    assert "excise / biopsy" in doc and "Dr B" in doc and "not reviewed" in doc
+    assert doc.count("data:image/jpeg;base64,") == 1  # the file that exists; the other has no picture
+    assert [r.path for r in by_risk([r1, r2])] == [r2.path, r1.path]

@@ -1,0 +1,191 @@
+"""The patient worklist, a lesion's visits side by side (same zoom, panned together), and the
+per-patient PDF report."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.bundle import load_bundle
+from core.screening import Screener, screen_folder
+from core.store import ReviewStore
+
+SHOTS = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
+
+
+def lesion(path: Path, shade: int, size: int = 160) -> None:
+    img = np.full((size, size + 40, 3), (150, 170, 205), np.uint8)
+    cv2.ellipse(
+        img, (size // 2 + 20, size // 2), (size // 3, size // 4), 15, 0, 360, (shade // 3, shade // 2, shade), -1
+    )
+    cv2.imwrite(str(path), img)
+
+
+@pytest.fixture
+def store(tmp_path, synthetic_bundle):
+    day = tmp_path / "day"
+    day.mkdir()
+    lesion(day / "p1-l1-jan.png", 180)
+    lesion(day / "p1-l1-jul.png", 20)
+    lesion(day / "p1-l2-jul.png", 120)
+    lesion(day / "p2-l1-jul.png", 200, size=200)
+    (day / "melascreen.csv").write_text(
+        "file,patient_id,lesion_id,body_site,visit_date\n"
+        "p1-l1-jan.png,P1,L1,left shin,2024-01-10\n"
+        "p1-l1-jul.png,P1,L1,left shin,2024-07-10\n"
+        "p1-l2-jul.png,P1,L2,back,2024-07-10\n"
+        "p2-l1-jul.png,P2,L1,chest,2024-07-10\n"
+    )
+    with ReviewStore.open(tmp_path / "r.sqlite") as s:
+        screen_folder(Screener(load_bundle(synthetic_bundle)), day, s)
+        yield s
+
+
+def test_worklist_lesions_and_a_synchronised_timeline(qtbot, store, tmp_path):
+    from desktop.views.patients import PatientWorklistView
+
+    view = PatientWorklistView(lambda: store, lambda: "dr a")
+    qtbot.addWidget(view)
+    view.resize(1300, 800)
+    view.show()
+    view.refresh()
+    assert view.patient_table.rowCount() == 2
+    assert view.patient_table.item(0, 0).text() == "P1"  # its July picture is the riskiest waiting case
+    assert view.current_patient() == "P1"
+    assert [view.lesion_table.item(r, 0).text() for r in range(view.lesion_table.rowCount())][0] == "L1"
+    assert view.lesion_table.item(0, 1).text() == "left shin"
+    view.select_lesion(view.lesions[0].lesion_key)
+    tl = view.timeline
+    assert len(tl.views) == 2
+    assert "2024-01-10" in tl.captions[0].text() and "2024-07-10" in tl.captions[1].text()
+    assert tl.rise.isVisible() and "rose from" in tl.rise.text()
+    qtbot.wait(50)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    view.grab().save(str(SHOTS / "patients-worklist.png"))
+    a, b = tl.views
+    a.scale(2.0, 2.0)
+    a.centerOn(40, 50)
+    a.view_changed.emit(a)
+    za, xa, ya = a.relative_view()
+    zb, xb, yb = b.relative_view()
+    assert zb == pytest.approx(za, rel=0.02) and za > 1.5
+    assert (xb, yb) == (pytest.approx(xa, abs=0.03), pytest.approx(ya, abs=0.03))
+    view.grab().save(str(SHOTS / "patients-timeline-zoomed.png"))
+
+
+def test_patient_pdf_report_renders(qtbot, store, tmp_path):
+    from desktop.views.patients import PatientWorklistView
+
+    view = PatientWorklistView(lambda: store)
+    qtbot.addWidget(view)
+    view.refresh()
+    out = view.export_report(".pdf", str(tmp_path / "P1.pdf"))
+    assert out is not None and out.read_bytes()[:5] == b"%PDF-"
+    csv_out = view.export_report(".csv", str(tmp_path / "P1.csv"))
+    assert "left shin" in csv_out.read_text()
+    if shutil.which("pdftoppm"):
+        subprocess.run(
+            ["pdftoppm", "-r", "50", "-png", "-f", "1", "-l", "1", str(out), str(tmp_path / "page")],
+            check=True,
+            timeout=60,
+        )
+        page = next(tmp_path.glob("page*.png"))
+        img = cv2.imread(str(page))
+        assert img is not None and img.shape[0] > 300 and (img < 200).any()  # something was drawn
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(page, SHOTS / "patient-report-page1.png")
+
+
+HAM = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dermoscopy"
+
+
+@pytest.mark.skipif(not (HAM / "labels.csv").is_file(), reason="needs ../shared/data/dermoscopy (HAM10000)")
+def test_real_repeat_pictures_of_one_lesion_side_by_side(qtbot, tmp_path, synthetic_bundle):
+    """Two real HAM10000 pictures of one lesion, filed as two visits, shown side by side."""
+    import csv as csv_module
+
+    from desktop.views.patients import PatientWorklistView
+
+    groups: dict[str, list[str]] = {}
+    with open(HAM / "labels.csv", newline="") as f:
+        for row in csv_module.DictReader(f):
+            groups.setdefault(row["lesion_id"], []).append(row["image_id"])
+    ham_lesion, ids = next(
+        (k, sorted(v))
+        for k, v in sorted(groups.items())
+        if len(v) >= 2 and all((HAM / "images" / f"{i}.jpg").is_file() for i in v[:2])
+    )
+    day = tmp_path / "real"
+    day.mkdir()
+    for i in ids[:2]:
+        shutil.copy(HAM / "images" / f"{i}.jpg", day / f"{i}.jpg")
+    (day / "melascreen.csv").write_text(
+        "file,patient_id,lesion_id,body_site,visit_date\n"
+        f"{ids[0]}.jpg,H1,{ham_lesion},upper back,2024-02-01\n{ids[1]}.jpg,H1,{ham_lesion},upper back,2024-08-01\n"
+    )
+    with ReviewStore.open(tmp_path / "r.sqlite") as s:
+        screen_folder(Screener(load_bundle(synthetic_bundle)), day, s)
+        view = PatientWorklistView(lambda: s)
+        qtbot.addWidget(view)
+        view.resize(1300, 800)
+        view.show()
+        view.refresh()
+        assert view.current_patient() == "H1" and len(view.timeline.views) == 2
+        width = cv2.imread(str(day / f"{ids[0]}.jpg")).shape[1]
+        assert all(v._item.pixmap().width() == width for v in view.timeline.views)  # the full picture, not a thumbnail
+        qtbot.wait(50)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        view.grab().save(str(SHOTS / "patients-real-lesion-two-visits.png"))
+
+
+def test_the_app_files_a_sidecar_folder_under_patients(make_window, screen, tmp_path, qtbot):
+    """Screening a folder with a sidecar in the app: the Patients tab lists them, riskiest first, and
+    a bad sidecar row is said in the status bar; L on an open case shows its lesion's visits."""
+    from desktop.views.case_panel import CaseRef
+
+    day = tmp_path / "appday"
+    day.mkdir()
+    lesion(day / "a-jan.png", 180)
+    lesion(day / "a-jul.png", 20)
+    lesion(day / "b.png", 200)
+    (day / "melascreen.csv").write_text(
+        "file,patient_id,lesion_id,body_site,visit_date\n"
+        "a-jan.png,PA,L1,left shin,2024-01-10\na-jul.png,PA,L1,left shin,2024-07-10\n"
+        "b.png,PB,L1,back,2024-07-10\nmissing.png,PB,L2,back,2024-07-10\n"
+    )
+    w = make_window()
+    summary = screen(w, day)
+    assert summary.total == 3 and len(summary.intake_issues) == 1
+    assert "missing.png" in w.message_label.toolTip()  # the label itself may be elided
+    w.tabs.setCurrentWidget(w.patients_view)
+    view = w.patients_view
+    assert [p.patient_id for p in view.patients][0] == "PA" and len(view.patients) == 2
+    assert len(view.timeline.views) == 2
+    qtbot.wait(100)  # let the new pictures be laid out before the screenshot
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    w.grab().save(str(SHOTS / "app-patients-tab.png"))
+    entries = w.store.run_entries(summary.run_id, with_cam=False)
+    jul = next(e for e in entries if e.result.path.endswith("a-jul.png"))
+    w.open_case(CaseRef(jul.result_id, jul.result))
+    assert "1 other picture(s) of this lesion" in w.message_label.toolTip()
+    b = next(e for e in entries if e.result.path.endswith("b.png"))
+    w.case_panel.current = CaseRef(b.result_id, b.result)
+    w.tabs.setCurrentWidget(w.screening)
+    w.show_lesion_visits(w.case_panel)
+    assert w.tabs.currentWidget() is view and view.current_patient() == "PB"
+
+
+def test_melascreen_report_command_writes_a_pdf(qtbot, store, tmp_path, capsys):
+    from desktop.launcher import main
+
+    out = tmp_path / "P1-report.pdf"
+    assert main(["report", "--patient", "P1", "--out", str(out), "--db", str(store.path)]) == 0
+    assert out.read_bytes()[:5] == b"%PDF-" and "written" in capsys.readouterr().out
+    if shutil.which("pdfinfo"):
+        info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, timeout=60).stdout
+        assert "MelaScreen report, patient P1" in info

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # torch/torchvision are pinned in pyproject's `train` extra; pip takes them from this platform's local wheels.
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-fast system-deps app-deps dist clean-venv
+.PHONY: run test test-fast lint system-deps app-deps dist clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,13 @@ system-deps:
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-test: $(VENV)/.dev-installed system-deps
+# Lint, format and the layer contracts of ../shared/ARCHITECTURE.md (import-linter), then the tests.
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+test: $(VENV)/.dev-installed system-deps lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow" -q
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m slow -q
 

@@ -79,8 +79,10 @@ def main() -> None:
     m = bundle.manifest
     screener = Screener(bundle, EnsembleSettings(engine=args.engine, provider="cpu", threads=args.threads))
     paths = sorted(p for p in folder.iterdir() if p.is_file())
-    print(f"bundle {m.name} {m.version}: {len(m.members)} members x {len(m.tta_views)} views at {m.input_size}px; "
-          f"{len(paths)} images from {folder}; engine {screener.engine_in_use}")
+    print(
+        f"bundle {m.name} {m.version}: {len(m.members)} members x {len(m.tta_views)} views at {m.input_size}px; "
+        f"{len(paths)} images from {folder}; engine {screener.engine_in_use}"
+    )
     stages: dict[str, list[float]] = {}
     db = Path(tempfile.mkdtemp()) / "bench.sqlite"
     with ReviewStore.open(db) as store:
@@ -104,8 +106,10 @@ def main() -> None:
     if args.torch_run:
         torch_ms = torch_reference(Path(args.torch_run), bundle, paths, args.threads)
         print(f"\ntorch eager + grad-cam GradCAM, same members and views: {torch_ms:.0f} ms per image")
-        print(f"{screener.engine_in_use} ensemble with in-graph CAM: {onnx_ms:.0f} ms per image; "
-              f"ratio torch/engine = {torch_ms / onnx_ms:.2f}")
+        print(
+            f"{screener.engine_in_use} ensemble with in-graph CAM: {onnx_ms:.0f} ms per image; "
+            f"ratio torch/engine = {torch_ms / onnx_ms:.2f}"
+        )
 
 
 def torch_reference(run_dir: Path, bundle, paths, threads: int) -> float:

@@ -111,8 +111,10 @@ def main(argv: list[str] | None = None) -> None:
     sizes = args.sizes or [base.working_size, 256, 768]
     images = load(args.folder, args.count, args.source_side)
     h, w = images[0].shape[:2]
-    print(f"{len(images)} images from {args.folder}, source {w} x {h}, OpenCV {cv2.__version__}, "
-          f"{cv2.getNumThreads()} threads; times in ms per image: mean (median)")
+    print(
+        f"{len(images)} images from {args.folder}, source {w} x {h}, OpenCV {cv2.__version__}, "
+        f"{cv2.getNumThreads()} threads; times in ms per image: mean (median)"
+    )
     header = f"{'working':>8} {'image':>9} {'kernels':>15} " + " ".join(f"{s:>14}" for s in STAGES + ("total",))
     print(header + f" {'corner px':>17} {'hair px':>15} {'with corners':>12}")
     for size in sizes:
@@ -129,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
         shape = f"{result['shape'][1]}x{result['shape'][0]}"
         kernels = f"h{sz.hair_kernel} r{sz.corner_inpaint_radius}/{sz.hair_inpaint_radius}"
         print(
-            f"{size:>8} {shape:>9} {kernels:>15} " + " ".join(f"{c:>14}" for c in cells)
+            f"{size:>8} {shape:>9} {kernels:>15} "
+            + " ".join(f"{c:>14}" for c in cells)
             + f" {statistics.mean(result['corner_px']):8.0f} ({100 * statistics.mean(fraction):4.1f}%)"
             + f" {statistics.mean(result['hair_px']):6.0f} ({100 * statistics.mean(hair_fraction):4.1f}%)"
             + f" {result['with_corners']:>5}/{len(images)}"

@@ -334,8 +334,9 @@ def _zip_entry_problem(info: zipfile.ZipInfo) -> str | None:
 def _check_zip(zf: zipfile.ZipFile, zpath: Path) -> list[zipfile.ZipInfo]:
     infos = zf.infolist()
     if len(infos) > MAX_ZIP_ENTRIES:
-        raise BundleError(f"the zip holds {len(infos)} entries (at most {MAX_ZIP_ENTRIES}); not a model bundle",
-                          str(zpath))
+        raise BundleError(
+            f"the zip holds {len(infos)} entries (at most {MAX_ZIP_ENTRIES}); not a model bundle", str(zpath)
+        )
     for info in infos:
         if (problem := _zip_entry_problem(info)) is not None:
             raise BundleError(f"zip entry {info.filename[:80]!r} {problem}; refused", str(zpath))
@@ -344,8 +345,9 @@ def _check_zip(zf: zipfile.ZipFile, zpath: Path) -> list[zipfile.ZipInfo]:
         raise BundleError("the zip holds two entries with the same name; refused", str(zpath))
     total = sum(i.file_size for i in infos)
     if total > MAX_ZIP_TOTAL_BYTES:
-        raise BundleError(f"the zip expands to {total / 1e9:.1f} GB (at most {MAX_ZIP_TOTAL_BYTES / 1e9:.1f} GB)",
-                          str(zpath))
+        raise BundleError(
+            f"the zip expands to {total / 1e9:.1f} GB (at most {MAX_ZIP_TOTAL_BYTES / 1e9:.1f} GB)", str(zpath)
+        )
     return infos
 
 
@@ -358,8 +360,9 @@ def _copy_limited(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dst: Path, budget:
             written += len(block)
             budget[0] -= len(block)
             if written > info.file_size or budget[0] < 0:
-                raise BundleError(f"zip entry {info.filename[:80]!r} expands beyond its declared size; refused",
-                                  str(zpath))
+                raise BundleError(
+                    f"zip entry {info.filename[:80]!r} expands beyond its declared size; refused", str(zpath)
+                )
             out.write(block)
 
 

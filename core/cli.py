@@ -223,8 +223,10 @@ def cmd_review_list(args) -> int:
         p = it.p_malignant if it.p_malignant is not None else it.p_melanoma
         words = outcome_label(it.decision, it.malignant_class, it.band)
         likely = f"  {class_name(it.likely_class)} most likely" if it.likely_class else ""
-        print(f"{it.result_id:6d}  {words:32s}  p(malignant)={'-' if p is None else f'{p:.3f}'}{likely}"
-              f"  {local_time(it.queued_at)}  {printable(it.path)}{printable(last)}")
+        print(
+            f"{it.result_id:6d}  {words:32s}  p(malignant)={'-' if p is None else f'{p:.3f}'}{likely}"
+            f"  {local_time(it.queued_at)}  {printable(it.path)}{printable(last)}"
+        )
     return EXIT_OK
 
 
@@ -262,8 +264,11 @@ def cmd_review_decide(args) -> int:
     with _open_store(args) as store:
         r = store.get_result(args.id)
         if r is not None and not r.ok:
-            print(f"error: result {args.id} ({printable(r.path)}) could not be screened ({printable(r.reason)}), "
-                  "so it cannot be reviewed; fix or copy the file again and screen it", file=sys.stderr)
+            print(
+                f"error: result {args.id} ({printable(r.path)}) could not be screened ({printable(r.reason)}), "
+                "so it cannot be reviewed; fix or copy the file again and screen it",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
         review = store.add_review(args.id, args.reviewer, args.decision, args.note or "", args.months)
     print(f"recorded: result {review.result_id} {review.words} by {review.reviewer} at {local_time(review.created)}")
@@ -280,8 +285,10 @@ def cmd_runs(args) -> int:
         print("no runs yet")
     for run in runs:  # newest first; a run whose process was killed shows as interrupted
         c = run.counts
-        print(f"{run.id:5d}  {shown_status(run.status, run.settings):11s}  {local_time(run.started)}  "
-              f"{c.total} files, {c.error} errors  {run.bundle_name} {run.bundle_version}  {printable(run.folder)}")
+        print(
+            f"{run.id:5d}  {shown_status(run.status, run.settings):11s}  {local_time(run.started)}  "
+            f"{c.total} files, {c.error} errors  {run.bundle_name} {run.bundle_version}  {printable(run.folder)}"
+        )
     return EXIT_OK
 
 
@@ -292,9 +299,11 @@ def _intake_line(m) -> str:
     if check is None:
         return NO_INTAKE_CHECK
     fitted = f"; fitted on {check.fitted_on}" if check.fitted_on else ""
-    return (f"intake check ({check.method}): unfamiliar above {check.threshold:.4g} "
-            f"({100 * check.validation_flagged:.1f}% of validation images), not dermoscopy above "
-            f"{check.clear_threshold:.4g}{fitted}")
+    return (
+        f"intake check ({check.method}): unfamiliar above {check.threshold:.4g} "
+        f"({100 * check.validation_flagged:.1f}% of validation images), not dermoscopy above "
+        f"{check.clear_threshold:.4g}{fitted}"
+    )
 
 
 def cmd_bundle_info(args) -> int:
@@ -304,9 +313,14 @@ def cmd_bundle_info(args) -> int:
     print(f"{m.name} {m.version} (schema {m.schema_version}, created {m.created})")
     print(f"  task {m.task}; classes {', '.join(m.class_names)}; positive {m.positive_class}")
     print(f"  input {m.input_size}px, mean {m.mean}, std {m.std}; TTA {', '.join(m.tta_views)}")
-    print(f"  gate at {m.gate.default_confidence}: no cancer suspected < {t.low:.4f}, suspicious >= {t.high:.4f}"
-          + (f"; review bands: moderate from {t.moderate_from:.4f}, high from {t.high_risk_from:.4f}"
-             if t.has_bands else ""))
+    print(
+        f"  gate at {m.gate.default_confidence}: no cancer suspected < {t.low:.4f}, suspicious >= {t.high:.4f}"
+        + (
+            f"; review bands: moderate from {t.moderate_from:.4f}, high from {t.high_risk_from:.4f}"
+            if t.has_bands
+            else ""
+        )
+    )
     print(f"  {_intake_line(m)}")
     for mem in m.members:
         print(f"  member {mem.file}: {mem.arch}, seed {mem.seed}, T={mem.temperature:.3f}, sha256 {mem.sha256[:16]}...")
@@ -334,8 +348,10 @@ def cmd_bundle_verify(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="melascreen", description=f"Melanoma screening of dermoscopy images. {DISCLAIMER}",
-        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="melascreen",
+        description=f"Melanoma screening of dermoscopy images. {DISCLAIMER}",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -347,11 +363,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--heatmaps", help="folder for Grad-CAM overlay PNGs")
     s.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
     s.add_argument(
-        "--engine", choices=("auto", "onnxruntime", "openvino"), default="auto",
+        "--engine",
+        choices=("auto", "onnxruntime", "openvino"),
+        default="auto",
         help="inference engine (auto: OpenVINO when installed and it reproduces onnxruntime, else onnxruntime)",
     )
     s.add_argument(
-        "--precision", choices=("exact", "fast"), default="exact",
+        "--precision",
+        choices=("exact", "fast"),
+        default="exact",
         help="exact: f32, checked against onnxruntime at load; fast: bf16 where the CPU supports it (OpenVINO)",
     )
     s.add_argument("--threshold", type=float, default=None, help="gate confidence (default: the bundle's, 0.99)")
@@ -371,10 +391,18 @@ def build_parser() -> argparse.ArgumentParser:
     rs.set_defaults(func=cmd_review_show)
     rd = rsub.add_parser("decide", help="record a review decision (appended, never overwritten)")
     rd.add_argument("id", type=int)
-    rd.add_argument("--decision", required=True, choices=REVIEW_CODES,
-                    help="; ".join(f"{c.code}: {c.label}" for c in REVIEW_CHOICES))
-    rd.add_argument("--months", type=int, default=None,
-                    help=f"monitor: follow up in this many months (default {DEFAULT_FOLLOW_UP_MONTHS})")
+    rd.add_argument(
+        "--decision",
+        required=True,
+        choices=REVIEW_CODES,
+        help="; ".join(f"{c.code}: {c.label}" for c in REVIEW_CHOICES),
+    )
+    rd.add_argument(
+        "--months",
+        type=int,
+        default=None,
+        help=f"monitor: follow up in this many months (default {DEFAULT_FOLLOW_UP_MONTHS})",
+    )
     rd.add_argument("--reviewer", required=True)
     rd.add_argument("--note", default="")
     rd.set_defaults(func=cmd_review_decide)
@@ -394,10 +422,17 @@ def build_parser() -> argparse.ArgumentParser:
     bv.add_argument("path", nargs="?")
     bv.set_defaults(func=cmd_bundle_verify)
     for q in (s, bi, bv):
-        q.add_argument("--trust-key", action="append", metavar="FILE",
-                       help="also trust this publisher public key (.pub file or folder of them); repeatable")
-        q.add_argument("--allow-unsigned", action="store_true",
-                       help="accept an unsigned or untrusted bundle (research only; output says 'unsigned')")
+        q.add_argument(
+            "--trust-key",
+            action="append",
+            metavar="FILE",
+            help="also trust this publisher public key (.pub file or folder of them); repeatable",
+        )
+        q.add_argument(
+            "--allow-unsigned",
+            action="store_true",
+            help="accept an unsigned or untrusted bundle (research only; output says 'unsigned')",
+        )
     return p
 
 

@@ -70,8 +70,9 @@ class Ensemble:
         declares it for members without the output is refused: the check must never be skipped in silence."""
         if self.manifest.ood is None:
             return False
-        lacking = [spec.file for spec, mem in zip(self.manifest.members, self.members)
-                   if OOD_OUTPUT not in mem.output_names]
+        lacking = [
+            spec.file for spec, mem in zip(self.manifest.members, self.members) if OOD_OUTPUT not in mem.output_names
+        ]
         if lacking:
             raise BundleError(
                 f"the manifest declares an intake check, but member(s) {', '.join(lacking)} have no "
@@ -93,9 +94,7 @@ class Ensemble:
     def views(self) -> tuple[str, ...]:
         return self.manifest.tta_views
 
-    def _run_views(
-        self, batch: np.ndarray, want_cam: bool
-    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def _run_views(self, batch: np.ndarray, want_cam: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """batch: B x 3 x S x S -> logits M x B x K, cams M x B x h x w (positive class) or None, and
         intake scores M x B or None."""
         outputs = OUTPUT_NAMES[:2] if want_cam else OUTPUT_NAMES[:1]
@@ -112,8 +111,9 @@ class Ensemble:
         logits = np.stack([np.concatenate([out[logits_name] for out in member_runs]) for member_runs in runs])
         ood = None
         if self.has_intake_check:
-            ood = np.stack([np.concatenate([out[OOD_OUTPUT].reshape(-1) for out in member_runs])
-                            for member_runs in runs]).astype(np.float32)
+            ood = np.stack(
+                [np.concatenate([out[OOD_OUTPUT].reshape(-1) for out in member_runs]) for member_runs in runs]
+            ).astype(np.float32)
         if not want_cam:
             return logits.astype(np.float32), None, ood
         cams = np.stack([np.concatenate([out[cam_name][:, pos] for out in member_runs]) for member_runs in runs])

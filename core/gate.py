@@ -41,8 +41,10 @@ def _keys(data, allowed: set[str], required: set[str], what: str) -> None:
         raise ValueError(f"gate: {what} must be a JSON object, got {type(data).__name__}")
     unknown = set(data) - allowed
     if unknown:
-        raise ValueError(f"gate: unknown key(s) in {what}: {', '.join(sorted(map(str, unknown)))}; "
-                         f"allowed: {', '.join(sorted(allowed))}")
+        raise ValueError(
+            f"gate: unknown key(s) in {what}: {', '.join(sorted(map(str, unknown)))}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
     missing = required - set(data)
     if missing:
         raise ValueError(f"gate: {what} lacks {', '.join(sorted(missing))}")
@@ -69,9 +71,7 @@ class Thresholds:
             raise ValueError(
                 "gate band cut points come in pairs: give both moderate_from and high_risk_from, or neither"
             )
-        if self.moderate_from is not None and not (
-            self.low <= self.moderate_from <= self.high_risk_from <= self.high
-        ):
+        if self.moderate_from is not None and not (self.low <= self.moderate_from <= self.high_risk_from <= self.high):
             raise ValueError(
                 "gate band cut points must satisfy low <= moderate_from <= high_risk_from <= high, got "
                 f"{self.low}, {self.moderate_from}, {self.high_risk_from}, {self.high}"
@@ -171,7 +171,7 @@ class GateSettings:
             try:
                 level = float(key)
             except (TypeError, ValueError):
-                raise ValueError(f"gate: fitted key {key!r} is not a confidence level such as \"0.99\"") from None
+                raise ValueError(f'gate: fitted key {key!r} is not a confidence level such as "0.99"') from None
             if not math.isfinite(level) or not 0.5 <= level < 1.0:
                 raise ValueError(f"gate: fitted confidence level {key!r} must be in [0.5, 1)")
             fitted[level] = Thresholds.from_dict(value, f"fitted[{key}]")
@@ -222,21 +222,34 @@ def decide(
     spread = prediction.malignant_spread
     likely = _likely_words(prediction)
     what = "p(melanoma)" if melanoma_only else "p(malignant)"
-    numbers = [f"{what}={p:.3f}", f"p(melanoma)={prediction.p_melanoma:.3f}" if not melanoma_only else "",
-               f"no cancer suspected below {thresholds.low:.3f}", f"suspicious from {thresholds.high:.3f}"]
+    numbers = [
+        f"{what}={p:.3f}",
+        f"p(melanoma)={prediction.p_melanoma:.3f}" if not melanoma_only else "",
+        f"no cancer suspected below {thresholds.low:.3f}",
+        f"suspicious from {thresholds.high:.3f}",
+    ]
     if thresholds.has_bands:
-        numbers.append(f"review bands: moderate from {thresholds.moderate_from:.3f}, "
-                       f"high from {thresholds.high_risk_from:.3f}")
+        numbers.append(
+            f"review bands: moderate from {thresholds.moderate_from:.3f}, high from {thresholds.high_risk_from:.3f}"
+        )
     numbers.append(f"member spread {spread:.3f} (limit {max_member_spread:.2f})")
     if quality is not None and quality.flags:
         numbers.append(f"quality flags: {', '.join(quality.flags)}")
     if intake is not None:
-        limits = (f"; unfamiliar above {intake_check.threshold:.3g}, not dermoscopy above "
-                  f"{intake_check.clear_threshold:.3g}") if intake_check is not None else ""
+        limits = (
+            (
+                f"; unfamiliar above {intake_check.threshold:.3g}, not dermoscopy above "
+                f"{intake_check.clear_threshold:.3g}"
+            )
+            if intake_check is not None
+            else ""
+        )
         numbers.append(f"intake score {intake.score:.3g} ({intake_level(intake.level).name}{limits})")
         if intake.image_score is not None and intake_check is not None and intake_check.has_image_part:
-            numbers.append(f"picture statistics score {intake.image_score:.3g} (unfamiliar above "
-                           f"{intake_check.image_threshold:.3g}, not dermoscopy above {intake_check.image_clear_threshold:.3g})")
+            numbers.append(
+                f"picture statistics score {intake.image_score:.3g} (unfamiliar above "
+                f"{intake_check.image_threshold:.3g}, not dermoscopy above {intake_check.image_clear_threshold:.3g})"
+            )
     if melanoma_only:
         numbers.append(MELANOMA_ONLY_NOTE)
     details = "; ".join(n for n in numbers if n)

@@ -107,9 +107,14 @@ class IntakeCheck:
                     raise ValueError(f"ood.image_precision must be {IMAGE_STATISTICS} x {IMAGE_STATISTICS}")
                 for v in row:
                     _finite("image_precision", v)
-            lo, hi = _finite("image_threshold", self.image_threshold), _finite("image_clear_threshold", self.image_clear_threshold)
+            lo, hi = (
+                _finite("image_threshold", self.image_threshold),
+                _finite("image_clear_threshold", self.image_clear_threshold),
+            )
             if not 0 < lo <= hi <= 1e9:
-                raise ValueError("ood image thresholds must satisfy 0 < image_threshold <= image_clear_threshold <= 1e9")
+                raise ValueError(
+                    "ood image thresholds must satisfy 0 < image_threshold <= image_clear_threshold <= 1e9"
+                )
             object.__setattr__(self, "image_mean", tuple(mean))
             object.__setattr__(self, "image_precision", tuple(tuple(float(v) for v in row) for row in rows))
 

@@ -29,22 +29,46 @@ class Outcome:
 
 OUTCOMES: tuple[Outcome, ...] = (
     Outcome(
-        "suspicious", "suspicious for {cls}", "suspicious", 0, "#c62828", "#ffffff",
-        "The models are confident of a malignancy: refer or excise", True,
+        "suspicious",
+        "suspicious for {cls}",
+        "suspicious",
+        0,
+        "#c62828",
+        "#ffffff",
+        "The models are confident of a malignancy: refer or excise",
+        True,
     ),
     Outcome(
-        "uncertain", "review", "review", 1, "#f9a825", "#000000",
-        "Needs a clinician's review: the models are not confident either way, or the image is unsuitable", True,
+        "uncertain",
+        "review",
+        "review",
+        1,
+        "#f9a825",
+        "#000000",
+        "Needs a clinician's review: the models are not confident either way, or the image is unsuitable",
+        True,
     ),
     Outcome(
-        "benign", "no cancer suspected", "clear", 2, "#2e7d32", "#ffffff",
-        "Below the low threshold: the models are confident this is not a skin cancer", False,
+        "benign",
+        "no cancer suspected",
+        "clear",
+        2,
+        "#2e7d32",
+        "#ffffff",
+        "Below the low threshold: the models are confident this is not a skin cancer",
+        False,
     ),
 )
 # A file that could not be screened: not an outcome of the gate, but shown beside them.
 NOT_SCREENED = Outcome(
-    "error", "not screened", "not screened", 3, "#616161", "#ffffff",
-    "The file could not be screened; see the reason", False,
+    "error",
+    "not screened",
+    "not screened",
+    3,
+    "#616161",
+    "#ffffff",
+    "The file could not be screened; see the reason",
+    False,
 )
 OUTCOME_CODES: tuple[str, ...] = tuple(o.code for o in OUTCOMES)
 _OUTCOMES = {o.code: o for o in (*OUTCOMES, NOT_SCREENED)}
@@ -163,8 +187,12 @@ REVIEW_CHOICES: tuple[ReviewChoice, ...] = (
 )
 REVIEW_CODES: tuple[str, ...] = tuple(c.code for c in REVIEW_CHOICES)
 # Codes written by MelaScreen before the clinic's choices (store schema 1) -> today's choice.
-LEGACY_REVIEW_CODES: dict[str, str] = {"benign": "no_action", "refer": "refer", "biopsy": "excise",
-                                       "unclear_image": "retake"}
+LEGACY_REVIEW_CODES: dict[str, str] = {
+    "benign": "no_action",
+    "refer": "refer",
+    "biopsy": "excise",
+    "unclear_image": "retake",
+}
 # Every value the store accepts (old files keep their rows; new reviews use REVIEW_CODES).
 STORED_REVIEW_CODES: tuple[str, ...] = REVIEW_CODES + tuple(c for c in LEGACY_REVIEW_CODES if c not in REVIEW_CODES)
 DEFAULT_FOLLOW_UP_MONTHS = 6

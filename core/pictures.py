@@ -36,12 +36,14 @@ def case_picture(path: str, sha256: str | None, thumbnail: bytes | None) -> Case
         image = read_image(path)
     except ImageReadError as exc:
         return CasePicture(
-            decode_thumbnail(thumbnail), True,
+            decode_thumbnail(thumbnail),
+            True,
             f"The original file cannot be read now ({exc.reason}); showing the stored thumbnail.",
         )
     if sha256 and image.sha256 != sha256:
         return CasePicture(
-            decode_thumbnail(thumbnail), True,
+            decode_thumbnail(thumbnail),
+            True,
             "The file has changed since it was screened; showing the stored thumbnail of the screened image.",
         )
     return CasePicture(image.rgb, False, "")

@@ -18,9 +18,26 @@ from .results import ScreeningResult
 
 # Reader-facing columns first, then the technical ones; p_<class> columns follow for each class.
 CSV_COLUMNS = (
-    "path", "status", "outcome", "reason", "likely_class", "p_malignant", "p_melanoma", "band",
-    "review_decision", "reviewer", "review_time", "review_note",
-    "intake", "decision", "malignant_class", "details", "spread", "ood_score", "quality_flags", "sha256",
+    "path",
+    "status",
+    "outcome",
+    "reason",
+    "likely_class",
+    "p_malignant",
+    "p_melanoma",
+    "band",
+    "review_decision",
+    "reviewer",
+    "review_time",
+    "review_note",
+    "intake",
+    "decision",
+    "malignant_class",
+    "details",
+    "spread",
+    "ood_score",
+    "quality_flags",
+    "sha256",
 )
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -258,6 +275,6 @@ classes together). Heat map: Grad-CAM, where the models looked, not the outline 
 scaled per image, so even a case at low p shows a red spot.</p>
 <table class="results" width="100%"><thead><tr><th>Image</th><th>Heat map</th>
 <th>Case: outcome, reason, most likely class</th><th>Clinician's decision</th></tr></thead><tbody>
-{''.join(rows)}
+{"".join(rows)}
 </tbody></table></body></html>
 """

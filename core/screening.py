@@ -201,9 +201,7 @@ class Screener:
             statistics = image_statistics(image.rgb) if check is not None and check.has_image_part else None
         except (cv2.error, ValueError, MemoryError) as exc:
             return self._error(path, f"could not be analysed ({type(exc).__name__}: {exc})", image.sha256)
-        return PreparedImage(
-            path, image.sha256, image.width, image.height, quality, x, thumbnail, timings, statistics
-        )
+        return PreparedImage(path, image.sha256, image.width, image.height, quality, x, thumbnail, timings, statistics)
 
     def infer(
         self, images: list[PreparedImage], thresholds: Thresholds, with_cam: bool = True

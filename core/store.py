@@ -380,9 +380,28 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str], where: str) -> 
 
 # Columns read back into a ScreeningResult, in the order `_result` unpacks them.
 _RESULT_COLUMNS = (
-    "id", "sha256", "first_run_id", "path", "status", "decision", "reason", "p_melanoma", "member_p_json",
-    "spread", "class_probs_json", "quality_json", "width", "height", "cam_png",
-    "p_malignant", "likely_class", "malignant_class", "band", "details", "ood_score", "intake",
+    "id",
+    "sha256",
+    "first_run_id",
+    "path",
+    "status",
+    "decision",
+    "reason",
+    "p_melanoma",
+    "member_p_json",
+    "spread",
+    "class_probs_json",
+    "quality_json",
+    "width",
+    "height",
+    "cam_png",
+    "p_malignant",
+    "likely_class",
+    "malignant_class",
+    "band",
+    "details",
+    "ood_score",
+    "intake",
 )
 _RUN_COLUMNS = (
     "id, folder, bundle_name, bundle_version, result_key, settings_json, started, finished, status, summary_json"
@@ -394,8 +413,9 @@ _RISK_ORDER = "coalesce(r.p_malignant, r.p_melanoma) IS NULL, coalesce(r.p_malig
 
 def _review(row: Sequence) -> Review:
     rid, result_id, reviewer, decision, note, created, months, sha = row
-    return Review(int(rid), int(result_id), reviewer, decision, note, created,
-                  None if months is None else int(months), sha)
+    return Review(
+        int(rid), int(result_id), reviewer, decision, note, created, None if months is None else int(months), sha
+    )
 
 
 def _result_select(prefix: str = "", with_cam: bool = True) -> str:
@@ -624,12 +644,30 @@ class ReviewStore:
                         " ood_score, intake)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
-                            result.sha256, result_key, run_id, result.path, result.status, decision,
-                            result.reason, result.p_melanoma, _json(list(result.member_p)), result.spread,
-                            _json(result.class_probs), quality, result.width, result.height, cam_png,
-                            thumbnail, now, result.p_malignant, result.likely_class or None,
-                            result.malignant_class or None, result.band, result.details or "",
-                            result.ood_score, result.intake,
+                            result.sha256,
+                            result_key,
+                            run_id,
+                            result.path,
+                            result.status,
+                            decision,
+                            result.reason,
+                            result.p_melanoma,
+                            _json(list(result.member_p)),
+                            result.spread,
+                            _json(result.class_probs),
+                            quality,
+                            result.width,
+                            result.height,
+                            cam_png,
+                            thumbnail,
+                            now,
+                            result.p_malignant,
+                            result.likely_class or None,
+                            result.malignant_class or None,
+                            result.band,
+                            result.details or "",
+                            result.ood_score,
+                            result.intake,
                         ),
                     ).lastrowid
                 )
@@ -651,14 +689,16 @@ class ReviewStore:
                     (old_error, old_error),
                 )
 
-            already_reviewed = result.ok and c.execute(
-                "SELECT 1 FROM reviews v JOIN results r ON r.id = v.result_id WHERE r.sha256 = ? LIMIT 1",
-                (result.sha256,),
-            ).fetchone() is not None
+            already_reviewed = (
+                result.ok
+                and c.execute(
+                    "SELECT 1 FROM reviews v JOIN results r ON r.id = v.result_id WHERE r.sha256 = ? LIMIT 1",
+                    (result.sha256,),
+                ).fetchone()
+                is not None
+            )
             if result.ok and Decision(decision).needs_review and not already_reviewed:
-                c.execute(
-                    "INSERT OR IGNORE INTO review_queue (result_id, queued_at) VALUES (?, ?)", (result_id, now)
-                )
+                c.execute("INSERT OR IGNORE INTO review_queue (result_id, queued_at) VALUES (?, ?)", (result_id, now))
             return result_id
 
     def find_result(self, sha256: str, result_key: str) -> ScreeningResult | None:
@@ -708,9 +748,30 @@ class ReviewStore:
 
     @staticmethod
     def _result(row: tuple, from_store: bool) -> ScreeningResult:
-        (_id, sha256, _first_run, path, status, decision, reason, p_mel, member_p_json, spread,
-         class_probs_json, quality_json, width, height, cam_png, p_mal, likely, mal_class, band, details,
-         ood_score, intake) = row
+        (
+            _id,
+            sha256,
+            _first_run,
+            path,
+            status,
+            decision,
+            reason,
+            p_mel,
+            member_p_json,
+            spread,
+            class_probs_json,
+            quality_json,
+            width,
+            height,
+            cam_png,
+            p_mal,
+            likely,
+            mal_class,
+            band,
+            details,
+            ood_score,
+            intake,
+        ) = row
         quality = None
         if quality_json is not None:
             q = json.loads(quality_json)
@@ -745,8 +806,9 @@ class ReviewStore:
         """Review and suspicious results, highest p(malignant) first; by default only images not
         yet reviewed (a review of the same image under another result counts: reviews follow it)."""
         where = (
-            "" if include_reviewed else
-            " WHERE NOT EXISTS (SELECT 1 FROM reviews v2 JOIN results r2 ON r2.id = v2.result_id"
+            ""
+            if include_reviewed
+            else " WHERE NOT EXISTS (SELECT 1 FROM reviews v2 JOIN results r2 ON r2.id = v2.result_id"
             " WHERE r2.sha256 = r.sha256)"
         )
         rows = self._read(
@@ -757,9 +819,18 @@ class ReviewStore:
         latest = self.latest_reviews([r[2] for r in rows])
         return [
             QueueItem(
-                result_id=int(r[0]), path=r[1], sha256=r[2], decision=Decision(r[3]), p_melanoma=r[4], reason=r[5],
-                queued_at=r[6], last_review=latest.get(r[2]), p_malignant=r[7], likely_class=r[8] or "",
-                malignant_class=r[9] or "", band=r[10],
+                result_id=int(r[0]),
+                path=r[1],
+                sha256=r[2],
+                decision=Decision(r[3]),
+                p_melanoma=r[4],
+                reason=r[5],
+                queued_at=r[6],
+                last_review=latest.get(r[2]),
+                p_malignant=r[7],
+                likely_class=r[8] or "",
+                malignant_class=r[9] or "",
+                band=r[10],
             )
             for r in rows
         ]
@@ -769,7 +840,7 @@ class ReviewStore:
         wanted = sorted({s for s in sha256s if s})
         found: dict[str, Review] = {}
         for i in range(0, len(wanted), 500):  # SQLite limits the number of parameters
-            chunk = wanted[i:i + 500]
+            chunk = wanted[i : i + 500]
             marks = ", ".join("?" * len(chunk))
             rows = self._read(
                 f"SELECT {_REVIEW_COLUMNS} FROM reviews v JOIN results r ON r.id = v.result_id"
@@ -795,8 +866,10 @@ class ReviewStore:
         if review_choice(decision).asks_months:
             months = DEFAULT_FOLLOW_UP_MONTHS if follow_up_months is None else follow_up_months
             if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= MAX_FOLLOW_UP_MONTHS:
-                raise ValueError(f"follow-up must be a whole number of months from 1 to {MAX_FOLLOW_UP_MONTHS}, "
-                                 f"got {follow_up_months!r}")
+                raise ValueError(
+                    f"follow-up must be a whole number of months from 1 to {MAX_FOLLOW_UP_MONTHS}, "
+                    f"got {follow_up_months!r}"
+                )
         elif follow_up_months is not None:
             raise ValueError(f"only a 'monitor' review takes a follow-up interval, not {decision!r}")
         else:

@@ -11,9 +11,7 @@ import numpy as np
 
 ZOOM_FRACTION = 0.8
 _ROTATIONS = {"id": 0, "rot90": 1, "rot180": 2, "rot270": 3}
-VIEWS = frozenset(
-    list(_ROTATIONS) + [f"flip_{r}" for r in ("rot90", "rot180", "rot270")] + ["flip", "zoom"]
-)
+VIEWS = frozenset(list(_ROTATIONS) + [f"flip_{r}" for r in ("rot90", "rot180", "rot270")] + ["flip", "zoom"])
 
 
 def _parse(view: str) -> tuple[bool, int]:

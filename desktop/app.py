@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -19,7 +19,9 @@ from .settings import load_settings, save_settings, settings_path
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="melascreen gui", description="MelaScreen desktop app")
-    parser.add_argument("--bundle", help="model bundle (folder or .zip) for this session, instead of the one in Settings")
+    parser.add_argument(
+        "--bundle", help="model bundle (folder or .zip) for this session, instead of the one in Settings"
+    )
     parser.add_argument("--folder", help="folder to show as chosen at start")
     args, _qt_args = parser.parse_known_args(argv)
     return args
@@ -54,7 +56,9 @@ def run_app(argv: list[str] | None = None) -> int:
         try:
             save_settings(settings, path)
         except OSError as exc:
-            QMessageBox.warning(None, "Settings", f"The settings could not be saved ({exc}); they apply to this session only.")
+            QMessageBox.warning(
+                None, "Settings", f"The settings could not be saved ({exc}); they apply to this session only."
+            )
     if args.folder:
         settings = replace(settings, last_folder=args.folder)
     window = MainWindow(settings, settings_file=path, bundle_override=args.bundle)

@@ -121,7 +121,9 @@ def _path_row(edit: QLineEdit, button: QPushButton) -> QWidget:
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: AppSettings, provider_in_use: str | None = None, bundle_message: str = "", parent=None):
+    def __init__(
+        self, settings: AppSettings, provider_in_use: str | None = None, bundle_message: str = "", parent=None
+    ):
         super().__init__(parent)
         self.setWindowTitle("MelaScreen settings")
         self.setMinimumWidth(640)
@@ -146,7 +148,9 @@ class SettingsDialog(QDialog):
         words = {"auto": "Automatic (GPU when available)", "cpu": "CPU", "cuda": "CUDA (NVIDIA GPU)"}
         for p in PROVIDERS:
             self.provider.addItem(words[p], p)
-        self.provider.setCurrentIndex(max(0, PROVIDERS.index(settings.provider) if settings.provider in PROVIDERS else 0))
+        self.provider.setCurrentIndex(
+            max(0, PROVIDERS.index(settings.provider) if settings.provider in PROVIDERS else 0)
+        )
         # Only what this offline app can use: cloud providers (e.g. Azure) are never offered.
         avail = ", ".join(p for p in available_providers() if p in ("CPUExecutionProvider", "CUDAExecutionProvider"))
         in_use = provider_in_use or "models not loaded"
@@ -228,13 +232,18 @@ class SettingsDialog(QDialog):
             self.bundle.setText(path)
 
     def _choose_bundle_zip(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a model bundle (.zip)", self.bundle.text(), "Model bundle (*.zip)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose a model bundle (.zip)", self.bundle.text(), "Model bundle (*.zip)"
+        )
         if path:
             self.bundle.setText(path)
 
     def _choose_database(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
-            self, "Results file", self.database.text() or str(default_database_path()), "MelaScreen results (*.sqlite)",
+            self,
+            "Results file",
+            self.database.text() or str(default_database_path()),
+            "MelaScreen results (*.sqlite)",
             options=QFileDialog.Option.DontConfirmOverwrite,
         )
         if path:
@@ -267,7 +276,8 @@ def bundle_html(bundle: Bundle | None, verified: bool, provider_in_use: str | No
     metrics = (
         f"<p><b>Validation</b> (the split the thresholds were fitted on): ensemble melanoma AUC "
         f"{_auc_text(ens.get('mel_auc'))} on {ens.get('n', '?')} images ({ens.get('n_melanoma', '?')} melanomas). "
-        if ens else "<p>"
+        if ens
+        else "<p>"
     ) + "The figures on unseen test lesions, over all melanomas, are in the <i>Model card</i> tab.</p>"
     check = "all member checksums verified when loaded" if verified else "checksums NOT verified"
     return (
@@ -279,8 +289,11 @@ def bundle_html(bundle: Bundle | None, verified: bool, provider_in_use: str | No
         "<table border='1' cellspacing='0' cellpadding='3'><tr><th>member</th><th>architecture</th><th>seed</th>"
         f"<th>temperature</th><th>val. AUC</th><th>SHA-256</th></tr>{rows}</table>"
         f"<p>Classes: {', '.join(m.class_names)} (p(melanoma) = {m.positive_class}; "
-        + (f"{MELANOMA_ONLY_NOTE})</p>" if m.melanoma_only_gate
-           else f"the gate works on p(malignant) = {' + '.join(m.malignant_classes)})</p>")
+        + (
+            f"{MELANOMA_ONLY_NOTE})</p>"
+            if m.melanoma_only_gate
+            else f"the gate works on p(malignant) = {' + '.join(m.malignant_classes)})</p>"
+        )
         + f"{metrics}"
     )
 
@@ -290,8 +303,15 @@ def _auc_text(value) -> str:
 
 
 class AboutDialog(QDialog):
-    def __init__(self, bundle: Bundle | None, verified: bool, provider_in_use: str | None,
-                 load_message: str = "", notices: Path | None = None, parent=None):
+    def __init__(
+        self,
+        bundle: Bundle | None,
+        verified: bool,
+        provider_in_use: str | None,
+        load_message: str = "",
+        notices: Path | None = None,
+        parent=None,
+    ):
         super().__init__(parent)
         self.setWindowTitle("About MelaScreen")
         self.resize(760, 620)

@@ -29,10 +29,10 @@ from core.runs import shown_status
 from core.screening import RunSummary
 from core.store import ReviewStore, local_time
 
+from .dialogs import AboutDialog, SettingsDialog, find_notices
 from .elided_label import ElidedLabel
 from .models import ThumbnailCache
 from .pdf import html_to_pdf
-from .dialogs import AboutDialog, SettingsDialog, find_notices
 from .settings import AppSettings, save_settings
 from .style import DISCLAIMER_SHORT
 from .views.case_panel import CasePanel, CaseRef
@@ -72,8 +72,9 @@ class MainWindow(QMainWindow):
     run_done = Signal(object)  # RunSummary, or the exception when screening failed
     export_done = Signal(str)  # path written
 
-    def __init__(self, settings: AppSettings, settings_file: Path | None = None, bundle_override: str | None = None,
-                 parent=None):
+    def __init__(
+        self, settings: AppSettings, settings_file: Path | None = None, bundle_override: str | None = None, parent=None
+    ):
         super().__init__(parent)
         self.settings = settings
         self.settings_file = settings_file
@@ -100,7 +101,9 @@ class MainWindow(QMainWindow):
         case_help.setStyleSheet("color:#455a64;")
         case_help.setWordWrap(True)
         case_lay.addWidget(case_help)
-        self.queue_view = ReviewQueueView(lambda: self.store, self.pool, self._reviewer_for_save, settings.heatmap_opacity)
+        self.queue_view = ReviewQueueView(
+            lambda: self.store, self.pool, self._reviewer_for_save, settings.heatmap_opacity
+        )
         self.tabs = QTabWidget()
         self.tabs.addTab(self.screening, "Screening")
         self.tabs.addTab(case_tab, "Case")
@@ -182,7 +185,9 @@ class MainWindow(QMainWindow):
         ctx = Qt.ShortcutContext.WidgetWithChildrenShortcut
         QShortcut(QKeySequence("N"), self.case_tab, lambda: self._step_case(1), context=ctx)
         QShortcut(QKeySequence("P"), self.case_tab, lambda: self._step_case(-1), context=ctx)
-        QShortcut(QKeySequence("Backspace"), self.case_tab, lambda: self.tabs.setCurrentWidget(self.screening), context=ctx)
+        QShortcut(
+            QKeySequence("Backspace"), self.case_tab, lambda: self.tabs.setCurrentWidget(self.screening), context=ctx
+        )
         self.tabs.currentChanged.connect(self._tab_changed)
         self.patients_view.report_written.connect(lambda path: self.notify(f"Patient report written: {path}", 8000))
         QShortcut(QKeySequence("L"), self.case_tab, lambda: self.show_lesion_visits(self.case_panel), context=ctx)
@@ -256,8 +261,9 @@ class MainWindow(QMainWindow):
             return
         self.model_message = f"Loading the models from {path}…"
         self._update_model_state(state="loading")
-        job = load_model_job(path, self.settings.session(), self.settings.trusted_keys,
-                             self.settings.allow_unsigned_bundles)
+        job = load_model_job(
+            path, self.settings.session(), self.settings.trusted_keys, self.settings.allow_unsigned_bundles
+        )
         worker = Worker(job, name="load model")
         worker.signals.progress.connect(lambda text, n=request: self._model_progress(n, text))
         worker.signals.result.connect(lambda model, n=request: self._model_ready(n, model))
@@ -280,7 +286,11 @@ class MainWindow(QMainWindow):
     def _model_error(self, request: int, exc: BaseException) -> None:
         if request != self._model_request:
             return
-        kind = "The model bundle could not be loaded" if isinstance(exc, MelaScreenError) else "Unexpected error while loading the models"
+        kind = (
+            "The model bundle could not be loaded"
+            if isinstance(exc, MelaScreenError)
+            else "Unexpected error while loading the models"
+        )
         self.model_message = f"{kind}: {exc}. Choose another bundle or provider in Settings."
         self._update_model_state(state="error")
         self.model_failed.emit(self.model_message)
@@ -308,7 +318,9 @@ class MainWindow(QMainWindow):
     # -- screening ----------------------------------------------------------------------------
 
     def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a folder of dermoscopy images", self.settings.last_folder)
+        folder = QFileDialog.getExistingDirectory(
+            self, "Choose a folder of dermoscopy images", self.settings.last_folder
+        )
         if folder:
             self.screening.set_folder(folder)
             self.settings = replace(self.settings, last_folder=folder)
@@ -382,7 +394,10 @@ class MainWindow(QMainWindow):
         run = self.store.get_run(run_id)
         if run is None:
             return
-        rows = [ResultRow(e.result, e.result_id if e.result.ok else None) for e in self.store.run_entries(run_id, with_cam=False)]
+        rows = [
+            ResultRow(e.result, e.result_id if e.result.ok else None)
+            for e in self.store.run_entries(run_id, with_cam=False)
+        ]
         self.screening.show_run(run, rows)
         self._show_reviews()
 
@@ -410,8 +425,11 @@ class MainWindow(QMainWindow):
             return
         others = [e for e in lesion_timeline(self.store, filed.lesion_key) if e.sha256 != ref.shown.sha256]
         if others:
-            self.notify(f"Patient {filed.patient_id}, lesion {filed.lesion_label}: {len(others)} other picture(s) "
-                        "of this lesion; press L to see its visits side by side.", 10_000)
+            self.notify(
+                f"Patient {filed.patient_id}, lesion {filed.lesion_label}: {len(others)} other picture(s) "
+                "of this lesion; press L to see its visits side by side.",
+                10_000,
+            )
 
     def show_lesion_visits(self, panel) -> None:
         """The open case's lesion in the Patients tab: its earlier visits side by side."""
@@ -447,7 +465,11 @@ class MainWindow(QMainWindow):
     # -- export -------------------------------------------------------------------------------
 
     def _export_name(self, suffix: str) -> str:
-        run = self.store.get_run(self.screening.current_run_id) if (self.store and self.screening.current_run_id) else None
+        run = (
+            self.store.get_run(self.screening.current_run_id)
+            if (self.store and self.screening.current_run_id)
+            else None
+        )
         folder = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(run.folder).name) if run else "results"
         base = Path(self.settings.last_folder or Path.home())
         return str(base / f"melascreen-run{run.id if run else ''}-{folder}{suffix}")
@@ -458,7 +480,9 @@ class MainWindow(QMainWindow):
             self.notify("Nothing to export yet: screen a folder or choose an earlier run first.", 8000)
             return None
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export results as CSV", self._export_name(".csv"), "CSV (*.csv)")
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export results as CSV", self._export_name(".csv"), "CSV (*.csv)"
+            )
             if not path:
                 return None
         classes = self.model.bundle.manifest.class_names if self.model else ()
@@ -488,8 +512,10 @@ class MainWindow(QMainWindow):
             return None
         interactive = path is None
         if interactive:
-            title, pattern = {"html": ("Export printable report", "HTML report (*.html)"),
-                              "pdf": ("Export report as PDF", "PDF (*.pdf)")}[kind]
+            title, pattern = {
+                "html": ("Export printable report", "HTML report (*.html)"),
+                "pdf": ("Export report as PDF", "PDF (*.pdf)"),
+            }[kind]
             path, _ = QFileDialog.getSaveFileName(self, title, self._export_name(f".{kind}"), pattern)
             if not path:
                 return None
@@ -523,15 +549,21 @@ class MainWindow(QMainWindow):
 
         worker = Worker(job, name="report")
         worker.signals.result.connect(done)
-        worker.signals.failed.connect(lambda exc: QMessageBox.warning(self, "Export failed", f"The report could not be written:\n{exc}"))
+        worker.signals.failed.connect(
+            lambda exc: QMessageBox.warning(self, "Export failed", f"The report could not be written:\n{exc}")
+        )
         self.notify("Writing the report…")
         self.pool.start(worker)
         return worker
 
     def _report_written(self, path, open_it: bool = False) -> None:
         if open_it and not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
-            self.notify(f"Report written: {path}. It could not be opened here (no program for it is set up): "
-                        "open it from your file manager.", 20_000, error=True)
+            self.notify(
+                f"Report written: {path}. It could not be opened here (no program for it is set up): "
+                "open it from your file manager.",
+                20_000,
+                error=True,
+            )
         else:
             self.notify(f"Report written: {path}", 10_000)
         self.export_done.emit(str(path))
@@ -555,7 +587,11 @@ class MainWindow(QMainWindow):
         store_changed = new.resolved_database_path() != old.resolved_database_path() or self.store is None
         # The confidence is passed with each run: changing only it reloads nothing.
         model_changed = (new.bundle_path, new.session(), tuple(new.trusted_keys), new.allow_unsigned_bundles) != (
-            old.bundle_path, old.session(), tuple(old.trusted_keys), old.allow_unsigned_bundles)
+            old.bundle_path,
+            old.session(),
+            tuple(old.trusted_keys),
+            old.allow_unsigned_bundles,
+        )
         self._pending_store = self._pending_store or store_changed
         self._pending_model = self._pending_model or model_changed or self.model is None
         if self.screening_worker is not None:
@@ -583,7 +619,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         if self.screening_worker is not None:
             answer = QMessageBox.question(
-                self, "Screening is running",
+                self,
+                "Screening is running",
                 "Stop screening and quit? The results screened so far are kept.",
             )
             if answer != QMessageBox.StandardButton.Yes:

@@ -71,8 +71,7 @@ def _outcome_cell(result: ScreeningResult, review: Review | None, role: int):
     machine = result_words(result)
     if review is not None:
         choice = review_choice(review.decision)
-        tip = (f"Clinician: {review.words} ({review.reviewer}, {local_time(review.created)})\n"
-               f"MelaScreen said: {machine}")
+        tip = f"Clinician: {review.words} ({review.reviewer}, {local_time(review.created)})\nMelaScreen said: {machine}"
         short = review_words(review.decision, review.follow_up_months, short=True)
         return _badge_cell(f"✓ {short}", choice.colour, "#ffffff", tip, role)
     look = DECISION_LOOKS[decision_key(result)]
@@ -213,8 +212,10 @@ class ResultsModel(_ListTableModel):
             if role == SORT_ROLE:
                 return _risk_sort(r)
             if role == Qt.ItemDataRole.ToolTipRole and r.p_melanoma is not None:
-                return f"p(malignant) {r.p_malignant if r.p_malignant is not None else r.p_melanoma:.4f}; " \
-                       f"p(melanoma) {r.p_melanoma:.4f}"
+                return (
+                    f"p(malignant) {r.p_malignant if r.p_malignant is not None else r.p_melanoma:.4f}; "
+                    f"p(melanoma) {r.p_melanoma:.4f}"
+                )
             return _p_cell(r.p_malignant if r.p_malignant is not None else r.p_melanoma, role)
         elif col == self.DECISION:
             if role == SORT_ROLE:  # most urgent first when sorted ascending; then by p(malignant)
@@ -313,8 +314,14 @@ class QueueModel(_ListTableModel):
         if col == self.DECISION:
             if role == SORT_ROLE:
                 return risk_rank(item.decision.value, item.band) * 2.0 + 1.0 - (p or 0.0)
-            shown = ScreeningResult(path=item.path, sha256=item.sha256, status="ok", decision=item.decision,
-                                    malignant_class=item.malignant_class, band=item.band)
+            shown = ScreeningResult(
+                path=item.path,
+                sha256=item.sha256,
+                status="ok",
+                decision=item.decision,
+                malignant_class=item.malignant_class,
+                band=item.band,
+            )
             return _outcome_cell(shown, item.last_review, role)
         if col == self.P:
             return _p_cell(p, role)

@@ -41,7 +41,7 @@ class AppSettings:
     def resolved_database_path(self) -> Path:
         return Path(self.database_path).expanduser() if self.database_path else default_database_path()
 
-    def checked(self) -> "AppSettings":
+    def checked(self) -> AppSettings:
         """The same settings with out-of-range values replaced by safe ones (a hand-edited file)."""
         provider = self.provider if self.provider in PROVIDERS else "auto"
         confidence = self.confidence
@@ -52,8 +52,14 @@ class AppSettings:
         precision = self.precision if self.precision in PRECISIONS else "exact"
         keys = self.trusted_keys if isinstance(self.trusted_keys, (list, tuple)) else ()
         return replace(
-            self, provider=provider, engine=engine, precision=precision, confidence=confidence, heatmap_opacity=opacity,
-            trusted_keys=tuple(str(k) for k in keys), allow_unsigned_bundles=self.allow_unsigned_bundles is True,
+            self,
+            provider=provider,
+            engine=engine,
+            precision=precision,
+            confidence=confidence,
+            heatmap_opacity=opacity,
+            trusted_keys=tuple(str(k) for k in keys),
+            allow_unsigned_bundles=self.allow_unsigned_bundles is True,
         )
 
     def session(self) -> EnsembleSettings:

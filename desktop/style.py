@@ -38,10 +38,7 @@ def badge_css(key: str, band_code: str | None = None) -> str:
     """The badge of an outcome; "review" takes its risk band's shade when it has one."""
     look = DECISION_LOOKS[key]
     colour = band(band_code).colour if (key == "uncertain" and band_code in BAND_CODES) else look.colour
-    return (
-        f"background:{colour}; color:{look.text_colour}; border-radius:4px;"
-        " padding:3px 10px; font-weight:bold;"
-    )
+    return f"background:{colour}; color:{look.text_colour}; border-radius:4px; padding:3px 10px; font-weight:bold;"
 
 
 DISCLAIMER_SHORT = "Research tool — not a medical device. Results are not a diagnosis."

@@ -13,9 +13,10 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
@@ -98,9 +99,7 @@ class LoadedModel:
     load_s: float
 
 
-def load_model_job(
-    bundle_path: str | Path, session: EnsembleSettings, trusted_keys=(), allow_unsigned: bool = False
-):
+def load_model_job(bundle_path: str | Path, session: EnsembleSettings, trusted_keys=(), allow_unsigned: bool = False):
     """Verify the bundle's checksums and build the engines (seconds for real models). The gate (confidence)
     is not part of this: it is passed with each screening run."""
 
@@ -137,7 +136,9 @@ class ScreeningBatch:
 
 
 def row_for(result: ScreeningResult, store, result_key: str) -> ResultRow:
-    rid = store.result_id_for(result.sha256, result_key) if (store is not None and result.ok and result.sha256) else None
+    rid = (
+        store.result_id_for(result.sha256, result_key) if (store is not None and result.ok and result.sha256) else None
+    )
     return ResultRow(replace(result, cam=None), rid)
 
 
@@ -178,4 +179,3 @@ def screening_job(
         return summary
 
     return job
-

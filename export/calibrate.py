@@ -114,7 +114,10 @@ def fit_temperature(
     t = math.exp((lo + hi) / 2.0)
     at_bound = min(abs(math.log(t / bounds[0])), abs(math.log(bounds[1] / t))) < 1e-3
     return TemperatureFit(
-        temperature=t, nll_before=nll(logits, labels), nll_after=nll(logits, labels, t), n=len(labels),
+        temperature=t,
+        nll_before=nll(logits, labels),
+        nll_after=nll(logits, labels, t),
+        n=len(labels),
         at_bound=at_bound,
     )
 
@@ -224,17 +227,26 @@ class MalignancyFit:
     def to_dict(self) -> dict:
         t = self.thresholds
         return {
-            "confidence": self.confidence, "low": t.low, "high": t.high,
+            "confidence": self.confidence,
+            "low": t.low,
+            "high": t.high,
             "bands": {"moderate": t.moderate_from, "high": t.high_risk_from},
-            "n": self.n, "n_malignant": self.n_malignant, "n_melanoma": self.n_melanoma,
-            "n_cleared": self.n_cleared, "malignant_cleared": self.malignant_cleared,
-            "melanoma_cleared": self.melanoma_cleared, "n_suspicious": self.n_suspicious,
-            "malignant_suspicious": self.malignant_suspicious, "melanoma_suspicious": self.melanoma_suspicious,
+            "n": self.n,
+            "n_malignant": self.n_malignant,
+            "n_melanoma": self.n_melanoma,
+            "n_cleared": self.n_cleared,
+            "malignant_cleared": self.malignant_cleared,
+            "melanoma_cleared": self.melanoma_cleared,
+            "n_suspicious": self.n_suspicious,
+            "malignant_suspicious": self.malignant_suspicious,
+            "melanoma_suspicious": self.melanoma_suspicious,
             # the names of the melanoma-only fit (ThresholdFit), read by the model card writer
-            "n_benign": self.n_cleared, "melanoma_below_low": self.melanoma_cleared,
+            "n_benign": self.n_cleared,
+            "melanoma_below_low": self.melanoma_cleared,
             "melanoma_at_or_above_high": self.melanoma_suspicious,
             "band_counts": {k: {"n": v[0], "malignant": v[1]} for k, v in self.band_counts.items()},
-            "high_found": self.high_found, "low_clamped": self.low_clamped,
+            "high_found": self.high_found,
+            "low_clamped": self.low_clamped,
         }
 
 
@@ -266,8 +278,10 @@ def fit_malignancy_thresholds(
     mal = np.asarray(is_malignant).astype(bool)
     mel = np.asarray(is_melanoma).astype(bool)
     if p.ndim != 1 or len(p) == 0 or mal.shape != p.shape or mel.shape != p.shape:
-        raise ValueError(f"need one p(malignant), one is_malignant and one is_melanoma per case, got "
-                         f"{p.shape}, {mal.shape}, {mel.shape}")
+        raise ValueError(
+            f"need one p(malignant), one is_malignant and one is_melanoma per case, got "
+            f"{p.shape}, {mal.shape}, {mel.shape}"
+        )
     if not np.all(np.isfinite(p)) or p.min() < 0.0 or p.max() > 1.0 + 1e-6:
         raise ValueError("p(malignant) must be finite probabilities in [0, 1]")
     if np.any(mel & ~mal):
@@ -285,8 +299,12 @@ def fit_malignancy_thresholds(
         candidates.append((1.0, n))
     low, n_low = 0.0, 0
     for t, j in candidates:  # ascending: the last that qualifies is the largest
-        if (j > 0 and cum_mal[j] <= risk * j + eps and cum_mal[j] <= risk * cum_mal[n] + eps
-                and cum_mel[j] <= risk * cum_mel[n] + eps):
+        if (
+            j > 0
+            and cum_mal[j] <= risk * j + eps
+            and cum_mal[j] <= risk * cum_mal[n] + eps
+            and cum_mel[j] <= risk * cum_mel[n] + eps
+        ):
             low, n_low = t, j
     high, found = 1.0, False
     for t, j in zip(values.tolist(), first.tolist()):
@@ -322,12 +340,20 @@ def fit_malignancy_thresholds(
     i_high = int(np.searchsorted(ps, high_risk_from, side="left"))
     bands = {"low": (a, i_mod), "moderate": (i_mod, i_high), "high": (i_high, b)}
     return MalignancyFit(
-        confidence=confidence, thresholds=thresholds, n=n, n_malignant=int(cum_mal[n]), n_melanoma=int(cum_mel[n]),
-        n_cleared=n_low, malignant_cleared=int(cum_mal[n_low]), melanoma_cleared=int(cum_mel[n_low]),
-        n_suspicious=n_high, malignant_suspicious=int(cum_mal[n] - cum_mal[n - n_high]),
+        confidence=confidence,
+        thresholds=thresholds,
+        n=n,
+        n_malignant=int(cum_mal[n]),
+        n_melanoma=int(cum_mel[n]),
+        n_cleared=n_low,
+        malignant_cleared=int(cum_mal[n_low]),
+        melanoma_cleared=int(cum_mel[n_low]),
+        n_suspicious=n_high,
+        malignant_suspicious=int(cum_mal[n] - cum_mal[n - n_high]),
         melanoma_suspicious=int(cum_mel[n] - cum_mel[n - n_high]),
         band_counts={k: (int(j - i), int(cum_mal[j] - cum_mal[i])) for k, (i, j) in bands.items()},
-        high_found=found, low_clamped=clamped,
+        high_found=found,
+        low_clamped=clamped,
     )
 
 

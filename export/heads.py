@@ -109,7 +109,9 @@ def inspect_head(model: nn.Module, probe_size: int = 64) -> HeadSpec:
     """Find the head's kind and modules, or raise `UnsupportedHeadError` naming the module at fault."""
     arch = _arch(model)
     if not hasattr(model, "forward_features") or not hasattr(model, "forward_head"):
-        raise UnsupportedHeadError(arch, type(model).__name__, "not a timm classifier (no forward_features/forward_head)")
+        raise UnsupportedHeadError(
+            arch, type(model).__name__, "not a timm classifier (no forward_features/forward_head)"
+        )
     head = getattr(model, "head", None)
     if head is not None and type(head).__name__ == "NormMlpClassifierHead":
         allowed = {"global_pool", "norm", "flatten", "pre_logits", "drop", "fc"}
@@ -193,7 +195,7 @@ class CamClassifier(nn.Module):
         self.spec = spec or inspect_head(model)
         self.train(False)
 
-    def train(self, mode: bool = True) -> "CamClassifier":
+    def train(self, mode: bool = True) -> CamClassifier:
         # Always eval: dropout off and BatchNorm on running statistics, or the closed form is wrong.
         return super().train(False)
 

@@ -148,7 +148,11 @@ def add_intake_check(
             onnx.save(add_ood_output(onnx.load(str(bundle.member_path(mem))), s), str(path))
             files[mem.file] = path
         provenance = dict(m.provenance)
-        provenance["intake_check"] = {"components": n_components, "fitted_on": fitted_on, "flag_share_per_part": PART_FLAG_SHARE}
+        provenance["intake_check"] = {
+            "components": n_components,
+            "fitted_on": fitted_on,
+            "flag_share_per_part": PART_FLAG_SHARE,
+        }
         manifest = replace(m, ood=check, provenance=provenance)
         return write_bundle(out, manifest, files, bundle.model_card)
 

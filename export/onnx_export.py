@@ -164,7 +164,9 @@ def export_member(
     onnx.save(proto, str(path))
     size = path.stat().st_size
     seconds = time.perf_counter() - t0
-    log.info("exported %s (%s, %s weights): %.1f MB in %.1f s", path.name, info.arch, weights_dtype, size / 1e6, seconds)
+    log.info(
+        "exported %s (%s, %s weights): %.1f MB in %.1f s", path.name, info.arch, weights_dtype, size / 1e6, seconds
+    )
     return ExportedMember(
         path=path,
         info=info,

@@ -118,8 +118,11 @@ def load_checkpoint(path: Path) -> tuple[Checkpoint, dict]:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises pickle, zip and runtime errors here
         raise PackagingError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc})") from exc
-    missing = [k for k in ("state_dict", "arch", "num_classes", "class_names", "input_size", "mean", "std", "seed")
-               if k not in record]
+    missing = [
+        k
+        for k in ("state_dict", "arch", "num_classes", "class_names", "input_size", "mean", "std", "seed")
+        if k not in record
+    ]
     if missing:
         raise PackagingError(f"{path}: checkpoint lacks {missing}; was it written by training/train.py?")
     ckpt = Checkpoint(
@@ -178,7 +181,9 @@ def check_members_agree(ckpts: list[Checkpoint]) -> None:
                     "members of one bundle must share inputs and classes"
                 )
     if POSITIVE_CLASS not in first.class_names:
-        raise PackagingError(f"{first.path}: class names {first.class_names} lack the positive class {POSITIVE_CLASS!r}")
+        raise PackagingError(
+            f"{first.path}: class names {first.class_names} lack the positive class {POSITIVE_CLASS!r}"
+        )
 
 
 def preprocessing_params(ckpt: Checkpoint) -> PreprocessParams:
@@ -195,9 +200,7 @@ def _square_image(job: tuple[str, dict, int]) -> np.ndarray:
     return square_from_file(path, PreprocessParams.from_dict(params), size)  # the app's path, before normalising
 
 
-def load_validation_squares(
-    paths: list[Path], params: PreprocessParams, size: int, workers: int
-) -> np.ndarray:
+def load_validation_squares(paths: list[Path], params: PreprocessParams, size: int, workers: int) -> np.ndarray:
     """uint8 N x S x S x 3, through core's preprocessing (normalised later, chunk by chunk)."""
     jobs = [(str(p), params.to_dict(), size) for p in paths]
     if workers > 1 and len(jobs) > 1:
@@ -230,7 +233,10 @@ def git_state() -> dict:
         out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
         return out.stdout.strip() if out.returncode == 0 else ""
 
-    return {"commit": git("rev-parse", "HEAD") or "unknown", "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    return {
+        "commit": git("rev-parse", "HEAD") or "unknown",
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
 
 
 def library_versions() -> dict:
@@ -288,28 +294,39 @@ def model_card(manifest: Manifest, ckpts: list[Checkpoint], info: dict) -> str:
         f"- architecture {ckpts[0].arch}, input {manifest.input_size} px, mean {list(manifest.mean)}, std "
         f"{list(manifest.std)}, ImageNet-pretrained ({model_cfg.get('pretrained_path') or 'built-in source'}), "
         f"drop rate {model_cfg.get('drop_rate', '?')}",
-        f"- preprocessing (core.preprocess, the same code the app runs): {json.dumps(manifest.preprocessing.to_dict())}",
+        "- preprocessing (core.preprocess, the same code the app runs): "
+        + json.dumps(manifest.preprocessing.to_dict()),
         f"- augmentation {data_cfg.get('augment', '?')}, at most {data_cfg.get('max_per_class', '?')} training "
         f"images per class per epoch; focal loss gamma {loss_cfg.get('gamma', '?')}, class weights "
         f"(1/frequency)^{loss_cfg.get('class_weight_power', '?')}",
     ]
     for name, ph in phases:
-        lines.append(f"- {name}: {ph.get('epochs', '?')} epochs, lr {ph.get('lr', '?')}, batch {ph.get('batch_size', '?')}")
+        lines.append(
+            f"- {name}: {ph.get('epochs', '?')} epochs, lr {ph.get('lr', '?')}, batch {ph.get('batch_size', '?')}"
+        )
     snapshots = [c for c in ckpts if "snapshot_cycle" in c.val_metrics]
     if snapshots:
         # Members may come from several chains (different starting checkpoints): one line per chain.
         chains: dict[str, list[str]] = {}
         for c in snapshots:
             chains.setdefault(str(c.val_metrics.get("init", "?")), []).append(str(c.val_metrics["snapshot_cycle"]))
-        lines.append("- members are snapshots (training/snapshots.py): full fine-tuning with one-epoch warm restarts, "
-                     "each member the model at the end of one cycle:")
+        lines.append(
+            "- members are snapshots (training/snapshots.py): full fine-tuning with one-epoch warm restarts, "
+            "each member the model at the end of one cycle:"
+        )
         for init, cycles in chains.items():
             lines.append(f"  - continued from `{init}`: cycle {', '.join(cycles)}")
-    seeds = f"recorded seeds {[c.seed for c in ckpts]}" + (" (a snapshot records its cycle index - 1)" if snapshots else "")
+    seeds = f"recorded seeds {[c.seed for c in ckpts]}" + (
+        " (a snapshot records its cycle index - 1)" if snapshots else ""
+    )
     lines += [f"- {seeds}; full configuration in manifest.json provenance.config", ""]
-    lines += ["## Validation (the split the bundle was calibrated on)", "",
-              "| member | trained as | temperature | val mel AUC (training, no TTA) | val mel AUC (ONNX, TTA) | NLL before / after T |",
-              "| --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "## Validation (the split the bundle was calibrated on)",
+        "",
+        "| member | trained as | temperature | val mel AUC (training, no TTA) | val mel AUC (ONNX, TTA) "
+        "| NLL before / after T |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for m, c in zip(manifest.members, ckpts):
         vm = m.val_metrics
         lines.append(
@@ -318,28 +335,44 @@ def model_card(manifest: Manifest, ckpts: list[Checkpoint], info: dict) -> str:
             f"{_fmt(vm.get('nll_after_temperature', 'n/a'))} |"
         )
     ens = info["ensemble_validation"]
-    lines += ["", f"Ensemble on {ens['n']} validation images ({ens['n_melanoma']} melanoma): mel AUC "
-              f"{ens['mel_auc']:.4f}, accuracy {ens['accuracy']:.4f}, NLL {ens['nll']:.4f}.", "",
-              "Gate thresholds (fitted on validation p(melanoma)):", "",
-              "Rule: below `low`, at most 1 - confidence of the cases are melanoma AND at most 1 - confidence of "
-              "all validation melanomas fall; at or above `high`, at least `confidence` of the cases are melanoma. "
-              "With few validation melanomas these bounds are coarse: read the last column.", "",
-              "| confidence | low (benign below) | high (suspicious at/above) | benign calls (melanoma among them) "
-              "| suspicious calls (melanoma among them) | melanomas called benign |",
-              "| --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        f"Ensemble on {ens['n']} validation images ({ens['n_melanoma']} melanoma): mel AUC "
+        f"{ens['mel_auc']:.4f}, accuracy {ens['accuracy']:.4f}, NLL {ens['nll']:.4f}.",
+        "",
+        "Gate thresholds (fitted on validation p(melanoma)):",
+        "",
+        "Rule: below `low`, at most 1 - confidence of the cases are melanoma AND at most 1 - confidence of "
+        "all validation melanomas fall; at or above `high`, at least `confidence` of the cases are melanoma. "
+        "With few validation melanomas these bounds are coarse: read the last column.",
+        "",
+        "| confidence | low (benign below) | high (suspicious at/above) | benign calls (melanoma among them) "
+        "| suspicious calls (melanoma among them) | melanomas called benign |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for f in info["threshold_fits"]:
-        high = f"{f['high']:.4f}" + ("" if f["high_found"] else " (none reached the confidence: nothing is called suspicious)")
+        high = f"{f['high']:.4f}" + (
+            "" if f["high_found"] else " (none reached the confidence: nothing is called suspicious)"
+        )
         missed = f"{f['melanoma_below_low']} of {ens['n_melanoma']}" if ens["n_melanoma"] else "n/a"
-        lines.append(f"| {f['confidence']:g} | {f['low']:.4f} | {high} | {f['n_benign']} ({f['melanoma_below_low']}) | "
-                     f"{f['n_suspicious']} ({f['melanoma_at_or_above_high']}) | {missed} |")
+        lines.append(
+            f"| {f['confidence']:g} | {f['low']:.4f} | {high} | {f['n_benign']} ({f['melanoma_below_low']}) | "
+            f"{f['n_suspicious']} ({f['melanoma_at_or_above_high']}) | {missed} |"
+        )
     lines += [
         "",
         "## Export",
         f"ONNX opset {info['opset']}, weights stored as {info['weights_dtype']}"
-        + (" (torch weights rounded to fp16 before export; parity measured against that rounded model; compute is fp32)"
-           if info["weights_dtype"] == "float16" else "")
+        + (
+            " (torch weights rounded to fp16 before export; parity measured against that rounded model;"
+            " compute is fp32)"
+            if info["weights_dtype"] == "float16"
+            else ""
+        )
         + f". Parity (max abs, tolerance {info['tolerance']:g}): "
-        + "; ".join(f"{p['file']}: logits {p['logits_max_abs']:.2g}, CAM {p['cam_max_abs']:.2g}" for p in info["parity"]),
+        + "; ".join(
+            f"{p['file']}: logits {p['logits_max_abs']:.2g}, CAM {p['cam_max_abs']:.2g}" for p in info["parity"]
+        ),
         "",
         "## Known limits",
         "- Trained and validated on HAM10000 only: one dataset from two sites (Vienna, Queensland), mostly fair "
@@ -373,7 +406,8 @@ def _trained_as(ckpt: Checkpoint) -> str:
     """A member's origin for the card: its seed, or for a snapshot its cycle and chain (whose recorded
     seed is the cycle index, so 'seed' alone would mislead)."""
     if "snapshot_cycle" in ckpt.val_metrics:
-        return f"cycle {ckpt.val_metrics['snapshot_cycle']} from {_checkpoint_label(Path(str(ckpt.val_metrics.get('init', '?'))))}"
+        init = _checkpoint_label(Path(str(ckpt.val_metrics.get("init", "?"))))
+        return f"cycle {ckpt.val_metrics['snapshot_cycle']} from {init}"
     return f"seed {ckpt.seed}"
 
 
@@ -389,19 +423,35 @@ def export_members(
     members, files, parity = [], {}, []
     for k, (ckpt, state) in enumerate(loaded):
         t = time.perf_counter()
-        info = MemberInfo(ckpt.arch, ckpt.seed, ckpt.input_size, ckpt.class_names, ckpt.mean, ckpt.std,
-                          extra={"git_commit": commit, "checkpoint": _checkpoint_label(ckpt.path)})
+        info = MemberInfo(
+            ckpt.arch,
+            ckpt.seed,
+            ckpt.input_size,
+            ckpt.class_names,
+            ckpt.mean,
+            ckpt.std,
+            extra={"git_commit": commit, "checkpoint": _checkpoint_label(ckpt.path)},
+        )
         # Named by position, not seed: snapshot members of two chains can record the same cycle as seed.
         fname = f"member-{k}.onnx"
         exported = export_member(rebuild_member(ckpt, state), folder / fname, info, weights_dtype)
         report = check_parity(exported.path, exported.reference, parity_inputs, ("random normal", "validation images"))
         reference = "torch model with fp16-rounded weights" if weights_dtype == "float16" else "torch model"
         parity.append({"file": fname, **report.to_dict(), "reference": reference})
-        members.append(Member(file=fname, sha256="", arch=ckpt.arch, seed=ckpt.seed, val_metrics=dict(ckpt.val_metrics)))
+        members.append(
+            Member(file=fname, sha256="", arch=ckpt.arch, seed=ckpt.seed, val_metrics=dict(ckpt.val_metrics))
+        )
         files[fname] = exported.path
-        log.info("step 3: %s (seed %d) exported (%.1f MB, %s weights) and parity-checked (logits %.2g, CAM %.2g) in %.1f s",
-                 fname, ckpt.seed, exported.size_bytes / 1e6, weights_dtype, report.logits_max_abs, report.cam_max_abs,
-                 time.perf_counter() - t)
+        log.info(
+            "step 3: %s (seed %d) exported (%.1f MB, %s weights) and parity-checked (logits %.2g, CAM %.2g) in %.1f s",
+            fname,
+            ckpt.seed,
+            exported.size_bytes / 1e6,
+            weights_dtype,
+            report.logits_max_abs,
+            report.cam_max_abs,
+            time.perf_counter() - t,
+        )
     return members, files, parity
 
 
@@ -418,8 +468,12 @@ def fit_calibration(members: list[Member], logits: np.ndarray, labels: np.ndarra
     temps = calibrate.fit_temperatures(logits, labels)
     for m, fit in zip(members, temps):
         if fit.at_bound:
-            log.warning("%s: temperature %.3g is at the search bound %s: check this member and the validation data",
-                        m.file, fit.temperature, calibrate.TEMPERATURE_BOUNDS)
+            log.warning(
+                "%s: temperature %.3g is at the search bound %s: check this member and the validation data",
+                m.file,
+                fit.temperature,
+                calibrate.TEMPERATURE_BOUNDS,
+            )
     pos = list(class_names).index(POSITIVE_CLASS)
     is_mel = labels == pos
     t = np.array([f.temperature for f in temps], np.float32)
@@ -431,19 +485,28 @@ def fit_calibration(members: list[Member], logits: np.ndarray, labels: np.ndarra
     gate, fits = calibrate.fit_malignancy_gate(p_mal, is_mal, is_mel)
     fitted = []
     for m, fit, member_logits in zip(members, temps, logits):
-        metrics = {**m.val_metrics, "tta_val_mel_auc": roc_auc(is_mel, member_logits[:, pos] - _logsumexp(member_logits)),
-                   "nll_before_temperature": fit.nll_before, "nll_after_temperature": fit.nll_after,
-                   "calibration_cases": fit.n}
+        metrics = {
+            **m.val_metrics,
+            "tta_val_mel_auc": roc_auc(is_mel, member_logits[:, pos] - _logsumexp(member_logits)),
+            "nll_before_temperature": fit.nll_before,
+            "nll_after_temperature": fit.nll_after,
+            "calibration_cases": fit.n,
+        }
         fitted.append(replace(m, temperature=fit.temperature, val_metrics=metrics))
     probs = softmax(logits / t[:, None, None]).mean(axis=0)
     ensemble_val = {
-        "n": int(len(labels)), "n_melanoma": int(is_mel.sum()), "mel_auc": roc_auc(is_mel, p),
+        "n": int(len(labels)),
+        "n_melanoma": int(is_mel.sum()),
+        "mel_auc": roc_auc(is_mel, p),
         "accuracy": float((probs.argmax(1) == labels).mean()),
         "nll": float(-np.mean(np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-12)))),
     }
     record = {
-        "split": "val", "n": int(len(labels)), "temperatures": [f.temperature for f in temps],
-        "threshold_fits": [f.to_dict() for f in fits], "ensemble_validation": ensemble_val,
+        "split": "val",
+        "n": int(len(labels)),
+        "temperatures": [f.temperature for f in temps],
+        "threshold_fits": [f.to_dict() for f in fits],
+        "ensemble_validation": ensemble_val,
         "p_melanoma": "mean over members of softmax(TTA-averaged logits / T_member)[mel], as core.ensemble",
     }
     return Calibration(members=tuple(fitted), gate=gate, p_melanoma=p, record=record)
@@ -481,8 +544,12 @@ def package(
     check_members_agree(ckpts)
     first = ckpts[0]
     params = preprocessing_params(first)
-    log.info("step 1: %d checkpoints (%s) read in %.1f s", len(ckpts), ", ".join(f"{c.arch}/{c.seed}" for c in ckpts),
-             time.perf_counter() - t)
+    log.info(
+        "step 1: %d checkpoints (%s) read in %.1f s",
+        len(ckpts),
+        ", ".join(f"{c.arch}/{c.seed}" for c in ckpts),
+        time.perf_counter() - t,
+    )
 
     split_path = Path(split_file) if split_file else run_dir / "split.csv"
     try:
@@ -499,15 +566,23 @@ def package(
     if unknown:
         raise PackagingError(f"{split_path}: diagnoses {sorted(set(unknown))} are not among {first.class_names}")
     t = time.perf_counter()
-    squares = load_validation_squares([image_path(images_dir, c.image_id) for c in val], params, first.input_size, workers)
+    squares = load_validation_squares(
+        [image_path(images_dir, c.image_id) for c in val], params, first.input_size, workers
+    )
     labels = np.array([first.class_names.index(c.dx) for c in val], dtype=np.int64)
-    log.info("step 2: %d validation images preprocessed through core in %.1f s (%.0f MB as uint8)", len(val),
-             time.perf_counter() - t, squares.nbytes / 1e6)
+    log.info(
+        "step 2: %d validation images preprocessed through core in %.1f s (%.0f MB as uint8)",
+        len(val),
+        time.perf_counter() - t,
+        squares.nbytes / 1e6,
+    )
 
     staging.mkdir(parents=True)
     git = git_state()
     random_inputs = np.random.default_rng(0).standard_normal((PARITY_RANDOM, 3, first.input_size, first.input_size))
-    parity_inputs = np.concatenate([random_inputs.astype(np.float32), model_inputs(squares[:PARITY_REAL], first.mean, first.std)])
+    parity_inputs = np.concatenate(
+        [random_inputs.astype(np.float32), model_inputs(squares[:PARITY_REAL], first.mean, first.std)]
+    )
     members, files, parity = export_members(loaded, staging, weights_dtype, parity_inputs, git["commit"])
 
     counts: dict[str, int] = {}
@@ -515,8 +590,12 @@ def package(
         counts[c.split] = counts.get(c.split, 0) + 1
     provenance = {
         # Paths relative to the project root: a bundle must not carry its build machine's folders.
-        "data": {"dataset": "HAM10000", "images_dir": project_relative(images_dir), "split_counts": counts,
-                 "validation_used": len(val)},
+        "data": {
+            "dataset": "HAM10000",
+            "images_dir": project_relative(images_dir),
+            "split_counts": counts,
+            "validation_used": len(val),
+        },
         "split_file": project_relative(split_path),
         "split_sha256": sha256_file(split_path),
         "run_dir": project_relative(run_dir),
@@ -530,52 +609,91 @@ def package(
             "opset": OPSET,
             "weights_dtype": weights_dtype,
             "fp16_note": "torch weights were rounded to fp16 before export and parity was measured against "
-                         "that rounded model; ONNX compute is fp32" if weights_dtype == "float16" else "",
+            "that rounded model; ONNX compute is fp32"
+            if weights_dtype == "float16"
+            else "",
             "parity": parity,
         },
     }
     unfitted = Manifest(
-        name=name, version=version or datetime.now(timezone.utc).strftime("%Y.%m.%d"), class_names=first.class_names,
-        positive_class=POSITIVE_CLASS, malignant_classes=tuple(c for c in MALIGNANT_CLASSES if c in first.class_names),
-        input_size=first.input_size, mean=first.mean, std=first.std,
-        members=tuple(members), preprocessing=params, tta_views=tuple(tta_views),
+        name=name,
+        version=version or datetime.now(timezone.utc).strftime("%Y.%m.%d"),
+        class_names=first.class_names,
+        positive_class=POSITIVE_CLASS,
+        malignant_classes=tuple(c for c in MALIGNANT_CLASSES if c in first.class_names),
+        input_size=first.input_size,
+        mean=first.mean,
+        std=first.std,
+        members=tuple(members),
+        preprocessing=params,
+        tta_views=tuple(tta_views),
         provenance={**provenance, "calibration": "NOT FITTED: temperatures 1, default gate"},
     )
     t = time.perf_counter()
     bundle = write_bundle(staging, unfitted, files, "UNFITTED staging bundle: do not ship.\n")
-    log.info("step 4: unfitted bundle written to %s (%.1f MB) in %.1f s", staging, _dir_size(staging) / 1e6,
-             time.perf_counter() - t)
+    log.info(
+        "step 4: unfitted bundle written to %s (%.1f MB) in %.1f s",
+        staging,
+        _dir_size(staging) / 1e6,
+        time.perf_counter() - t,
+    )
 
     t = time.perf_counter()
     logits = ensemble_member_logits(Ensemble(bundle, EnsembleSettings(provider="cpu")), squares, first.mean, first.std)
-    log.info("step 5: TTA member logits on %d validation images x %d views x %d members in %.1f s",
-             len(squares), len(tta_views), len(members), time.perf_counter() - t)
+    log.info(
+        "step 5: TTA member logits on %d validation images x %d views x %d members in %.1f s",
+        len(squares),
+        len(tta_views),
+        len(members),
+        time.perf_counter() - t,
+    )
 
     t = time.perf_counter()
     cal = fit_calibration(members, logits, labels, first.class_names)
     fits = cal.record["threshold_fits"]
-    log.info("step 6: calibration fitted in %.1f s: temperatures %s; ensemble val mel AUC %.4f; thresholds %s",
-             time.perf_counter() - t, [round(m.temperature, 3) for m in cal.members],
-             cal.record["ensemble_validation"]["mel_auc"],
-             {f"{f['confidence']:g}": (round(f["low"], 4), round(f["high"], 4)) for f in fits})
+    log.info(
+        "step 6: calibration fitted in %.1f s: temperatures %s; ensemble val mel AUC %.4f; thresholds %s",
+        time.perf_counter() - t,
+        [round(m.temperature, 3) for m in cal.members],
+        cal.record["ensemble_validation"]["mel_auc"],
+        {f"{f['confidence']:g}": (round(f["low"], 4), round(f["high"], 4)) for f in fits},
+    )
 
     t = time.perf_counter()
     final = replace(unfitted, members=cal.members, gate=cal.gate, provenance={**provenance, "calibration": cal.record})
-    card = model_card(final, ckpts, {
-        "split_file": split_path.name, "split_sha256": provenance["split_sha256"], "split_counts": counts,
-        "validation_used": len(val),
-        "ensemble_validation": cal.record["ensemble_validation"], "threshold_fits": fits,
-        "opset": OPSET, "weights_dtype": weights_dtype, "tolerance": parity[0]["tolerance"], "parity": parity,
-    })
+    card = model_card(
+        final,
+        ckpts,
+        {
+            "split_file": split_path.name,
+            "split_sha256": provenance["split_sha256"],
+            "split_counts": counts,
+            "validation_used": len(val),
+            "ensemble_validation": cal.record["ensemble_validation"],
+            "threshold_fits": fits,
+            "opset": OPSET,
+            "weights_dtype": weights_dtype,
+            "tolerance": parity[0]["tolerance"],
+            "parity": parity,
+        },
+    )
     # The member files stay where they are: the staging folder becomes the final bundle.
-    check_core_agrees(write_bundle(staging, final, {m.file: staging / m.file for m in final.members}, card, sign_key),
-                      squares[:CONSISTENCY_CASES], cal.p_melanoma[:CONSISTENCY_CASES])
+    check_core_agrees(
+        write_bundle(staging, final, {m.file: staging / m.file for m in final.members}, card, sign_key),
+        squares[:CONSISTENCY_CASES],
+        cal.p_melanoma[:CONSISTENCY_CASES],
+    )
     if out_dir.exists():
         shutil.rmtree(out_dir)
     staging.rename(out_dir)
     load_bundle(out_dir, trust=trust_of(sign_key) if sign_key is not None else Trust(allow_unsigned=True))
-    log.info("step 7: final bundle %s written and re-checked through core in %.1f s: %.1f MB; total %.1f s",
-             out_dir, time.perf_counter() - t, _dir_size(out_dir) / 1e6, time.perf_counter() - t_all)
+    log.info(
+        "step 7: final bundle %s written and re-checked through core in %.1f s: %.1f MB; total %.1f s",
+        out_dir,
+        time.perf_counter() - t,
+        _dir_size(out_dir) / 1e6,
+        time.perf_counter() - t_all,
+    )
     return out_dir
 
 
@@ -588,11 +706,15 @@ def check_core_agrees(bundle_or_path, squares: np.ndarray, expected_p: np.ndarra
     """The final bundle through core gives the p(melanoma) the thresholds were fitted on."""
     bundle = load_bundle(bundle_or_path) if not hasattr(bundle_or_path, "manifest") else bundle_or_path
     m = bundle.manifest
-    preds = Ensemble(bundle, EnsembleSettings(provider="cpu")).predict(model_inputs(squares, m.mean, m.std), with_cam=False)
+    preds = Ensemble(bundle, EnsembleSettings(provider="cpu")).predict(
+        model_inputs(squares, m.mean, m.std), with_cam=False
+    )
     got = np.array([pr.p_melanoma for pr in preds])
     err = float(np.abs(got - expected_p).max()) if len(got) else 0.0
     if not err <= tol:
-        raise PackagingError(f"core's p(melanoma) differs from the calibration's by {err:.3g}: thresholds would not apply")
+        raise PackagingError(
+            f"core's p(melanoma) differs from the calibration's by {err:.3g}: thresholds would not apply"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -612,10 +734,18 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        package(args.run, args.out, args.split_file, args.weights_dtype, args.images_dir, args.max_val,
-                args.workers, version=args.version,
-                members=[m.strip() for m in args.members.split(",")] if args.members else None,
-                sign_key=read_private_key(args.sign_key) if args.sign_key else None)
+        package(
+            args.run,
+            args.out,
+            args.split_file,
+            args.weights_dtype,
+            args.images_dir,
+            args.max_val,
+            args.workers,
+            version=args.version,
+            members=[m.strip() for m in args.members.split(",")] if args.members else None,
+            sign_key=read_private_key(args.sign_key) if args.sign_key else None,
+        )
     except MelaScreenError as exc:  # PackagingError, ParityError, UnsupportedHeadError, ExportError, BundleError
         log.error("%s", exc)
         return 2

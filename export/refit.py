@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     sets = {}
     for spec in args.validation:
         name, items = read_part(spec)
-        logits = _npz_logits(Path(cached[name]), items) if name in cached else member_logits(bundle, items, args.threads)
+        logits = (
+            _npz_logits(Path(cached[name]), items) if name in cached else member_logits(bundle, items, args.threads)
+        )
         sets[name] = (items, logits)
     new, fits = refit(bundle, args.out, sets)
     print(json.dumps(new.manifest.gate.to_dict(), indent=2))

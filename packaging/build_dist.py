@@ -60,8 +60,11 @@ def check_bundle(bundle: Path, require: bool) -> str | None:
                 "model into core/models/default first, or pass --bundle PATH; --require-model refuses to "
                 "build a clinic release without one"
             )
-        print(f"warning: no model bundle in {bundle}: the app is built without a default model "
-              "(users must pick a bundle); use --require-model for releases", file=sys.stderr)
+        print(
+            f"warning: no model bundle in {bundle}: the app is built without a default model "
+            "(users must pick a bundle); use --require-model for releases",
+            file=sys.stderr,
+        )
         return None
     sys.path.insert(0, str(ROOT))
     from core.bundle import load_bundle
@@ -76,8 +79,20 @@ def check_bundle(bundle: Path, require: bool) -> str | None:
 
 def freeze(bundle: Path, out: Path, work: Path) -> Path:
     env = dict(os.environ, MELASCREEN_BUNDLE=str(bundle.resolve()))
-    cmd = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
-           "--distpath", str(out), "--workpath", str(work / "pyinstaller"), str(SPEC)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "PyInstaller",
+        "--noconfirm",
+        "--clean",
+        "--log-level",
+        "WARN",
+        "--distpath",
+        str(out),
+        "--workpath",
+        str(work / "pyinstaller"),
+        str(SPEC),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     (work).mkdir(parents=True, exist_ok=True)
     (work / "pyinstaller.log").write_text(proc.stdout + proc.stderr)
@@ -144,16 +159,27 @@ def sha256(path: Path) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     default_targets = "app,deb,run,nsis-check" if LINUX else "app,nsis"
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE,
-                   help="model bundle folder to embed as core/models/default (default: %(default)s)")
+    p.add_argument(
+        "--bundle",
+        type=Path,
+        default=DEFAULT_BUNDLE,
+        help="model bundle folder to embed as core/models/default (default: %(default)s)",
+    )
     p.add_argument("--require-model", action="store_true", help="fail when the bundle has no manifest.json")
     p.add_argument("--out", type=Path, default=ROOT / "dist", help="output folder (default: dist/)")
     p.add_argument("--work", type=Path, default=ROOT / "build", help="scratch folder (default: build/)")
-    p.add_argument("--targets", default=default_targets,
-                   help=f"comma-separated: app, deb, run, nsis (real Windows setup), nsis-check "
-                        f"(compile the script around a placeholder) (default: {default_targets})")
-    p.add_argument("--compression", choices=("release", "fast"), default="release",
-                   help="installer compression: release (xz, smallest, minutes) or fast (gzip -1, for tests)")
+    p.add_argument(
+        "--targets",
+        default=default_targets,
+        help=f"comma-separated: app, deb, run, nsis (real Windows setup), nsis-check "
+        f"(compile the script around a placeholder) (default: {default_targets})",
+    )
+    p.add_argument(
+        "--compression",
+        choices=("release", "fast"),
+        default="release",
+        help="installer compression: release (xz, smallest, minutes) or fast (gzip -1, for tests)",
+    )
     p.add_argument("--skip-freeze", action="store_true", help="reuse OUT/melascreen from an earlier build")
     return p.parse_args(argv)
 
@@ -192,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
             from linux_installers import build_deb
 
             t0 = time.monotonic()
-            artifacts.append(build_deb(app_dir, out, info["version"], info["linux"]["debian_depends"], work, args.compression))
+            artifacts.append(
+                build_deb(app_dir, out, info["version"], info["linux"]["debian_depends"], work, args.compression)
+            )
             info["timings_s"]["deb"] = round(time.monotonic() - t0, 1)
         if "run" in targets:
             from linux_installers import build_run
@@ -205,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
 
             makensis = find_makensis()
             if makensis is None:
-                raise BuildError("makensis not found: install NSIS (Debian: apt-get install -y nsis; Windows: choco install nsis)")
+                raise BuildError(
+                    "makensis not found: install NSIS (Debian: apt-get install -y nsis; Windows: choco install nsis)"
+                )
             t0 = time.monotonic()
             setup_name = f"melascreen-{info['version']}-windows-x64-setup.exe"
             if "nsis" in targets:

@@ -16,8 +16,18 @@ from pathlib import Path
 
 # Always present with glibc itself; never a separate dependency to declare.
 GLIBC_LIBS = frozenset(
-    {"libc.so.6", "libm.so.6", "libdl.so.2", "librt.so.1", "libpthread.so.0", "libutil.so.1",
-     "libresolv.so.2", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "libcrypt.so.1"}
+    {
+        "libc.so.6",
+        "libm.so.6",
+        "libdl.so.2",
+        "librt.so.1",
+        "libpthread.so.0",
+        "libutil.so.1",
+        "libresolv.so.2",
+        "ld-linux-x86-64.so.2",
+        "ld-linux-aarch64.so.1",
+        "libcrypt.so.1",
+    }
 )
 _VERSION_RE = {
     "GLIBC": re.compile(r"\bGLIBC_(\d+(?:\.\d+)+)\b"),
@@ -88,7 +98,11 @@ def debian_package_of(path: str) -> str | None:
         return None
     for candidate in (path, str(Path(path).resolve())):
         # merged /usr: ldconfig may report /lib/... while dpkg knows /usr/lib/... (or the reverse)
-        for variant in (candidate, candidate.replace("/usr/lib/", "/lib/", 1), candidate.replace("/lib/", "/usr/lib/", 1)):
+        for variant in (
+            candidate,
+            candidate.replace("/usr/lib/", "/lib/", 1),
+            candidate.replace("/lib/", "/usr/lib/", 1),
+        ):
             out = subprocess.run(["dpkg", "-S", variant], capture_output=True, text=True)
             if out.returncode == 0 and out.stdout:
                 return out.stdout.split(":", 1)[0].strip()

@@ -41,8 +41,9 @@ DEB_COMPRESSION = {"release": ["-Zxz", "-z6"], "fast": ["-Zgzip", "-z1"]}
 RUN_COMPRESSION = {"release": ["--xz", "--complevel", "6", "--threads", "0"], "fast": ["--gzip", "--complevel", "1"]}
 
 
-def build_deb(app_dir: Path, out_dir: Path, version: str, depends: list[str], work: Path,
-              compression: str = "release") -> Path:
+def build_deb(
+    app_dir: Path, out_dir: Path, version: str, depends: list[str], work: Path, compression: str = "release"
+) -> Path:
     """dpkg-deb package of the frozen app; `depends` is the Debian Depends list."""
     root = work / "deb-root"
     shutil.rmtree(root, ignore_errors=True)
@@ -85,7 +86,9 @@ def build_deb(app_dir: Path, out_dir: Path, version: str, depends: list[str], wo
     out = out_dir / f"melascreen_{version}_{fields['Architecture']}.deb"
     subprocess.run(
         ["dpkg-deb", "--root-owner-group", *DEB_COMPRESSION[compression], "--build", str(root), str(out)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     shutil.rmtree(root)
     return out
@@ -110,9 +113,20 @@ def build_run(app_dir: Path, out_dir: Path, version: str, work: Path, compressio
     out = out_dir / f"melascreen-{version}-linux-{machine}.run"
     makeself = shutil.which("makeself") or shutil.which("makeself.sh")
     subprocess.run(
-        [makeself, *RUN_COMPRESSION[compression], "--nox11", "--sha256", "--tar-quietly",
-         str(stage), str(out), f"MelaScreen {version} (per-user install)", "./install.sh"],
-        check=True, capture_output=True, text=True,
+        [
+            makeself,
+            *RUN_COMPRESSION[compression],
+            "--nox11",
+            "--sha256",
+            "--tar-quietly",
+            str(stage),
+            str(out),
+            f"MelaScreen {version} (per-user install)",
+            "./install.sh",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     shutil.rmtree(stage)
     return out

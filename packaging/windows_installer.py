@@ -30,8 +30,13 @@ def find_makensis() -> str | None:
 def build_nsis(app_dir: Path, out_file: Path, version: str, makensis: str) -> Path:
     flag = "/" if sys.platform == "win32" else "-"
     cmd = [
-        makensis, f"{flag}V2", f"{flag}DVERSION={version}", f"{flag}DAPPDIR={app_dir.resolve()}",
-        f"{flag}DOUTFILE={out_file.resolve()}", f"{flag}DICON={ICON}", str(NSI),
+        makensis,
+        f"{flag}V2",
+        f"{flag}DVERSION={version}",
+        f"{flag}DAPPDIR={app_dir.resolve()}",
+        f"{flag}DOUTFILE={out_file.resolve()}",
+        f"{flag}DICON={ICON}",
+        str(NSI),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

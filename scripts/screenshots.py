@@ -58,7 +58,16 @@ def synthetic_images(folder: Path, n: int) -> None:
         img = np.full((288, 384, 3), (200, 170, 150), np.uint8)
         img = (img + rng.normal(0, 6, img.shape)).clip(0, 255).astype(np.uint8)
         shade = int(40 + 150 * i / max(n - 1, 1))
-        cv2.ellipse(img, (190 + 10 * (i % 3), 140), (70 + 3 * i, 50 + 2 * i), 15 * i, 0, 360, (shade, shade // 2, shade // 3), -1)
+        cv2.ellipse(
+            img,
+            (190 + 10 * (i % 3), 140),
+            (70 + 3 * i, 50 + 2 * i),
+            15 * i,
+            0,
+            360,
+            (shade, shade // 2, shade // 3),
+            -1,
+        )
         cv2.imwrite(str(folder / f"synthetic-{i:02d}.jpg"), cv2.GaussianBlur(img, (5, 5), 0))
 
 
@@ -175,7 +184,9 @@ def main(argv=None) -> int:
     # Sort by p(melanoma), most suspicious first, and open the top case.
     window.screening.table.sortByColumn(2, Qt.SortOrder.DescendingOrder)
     save(window, out, "05-results-sorted-by-p", app)
-    rows = [r for r in window.screening.visible_rows() if r.result.ok and not (r.result.quality and r.result.quality.flags)]
+    rows = [
+        r for r in window.screening.visible_rows() if r.result.ok and not (r.result.quality and r.result.quality.flags)
+    ]
     top = rows[0]
     cases = []
     window.case_panel.loaded.connect(cases.append)

@@ -47,8 +47,16 @@ def not_dermoscopy(kind: str, size=(288, 384)) -> np.ndarray:
     if kind == "text":
         img = np.full((h, w, 3), 255, np.uint8)
         for row in range(12):
-            cv2.putText(img, "Lorem ipsum dolor sit amet 1234", (8, 22 + 22 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                        (0, 0, 0), 1, cv2.LINE_AA)
+            cv2.putText(
+                img,
+                "Lorem ipsum dolor sit amet 1234",
+                (8, 22 + 22 * row),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.6,
+                (0, 0, 0),
+                1,
+                cv2.LINE_AA,
+            )
         return img
     if kind == "checkerboard":
         yy, xx = np.mgrid[0:h, 0:w]
@@ -82,8 +90,14 @@ def make_intake_bundle(target: Path, n_train: int = 40, n_val: int = 40, **bundl
     train = [skin_like(1000 + i) for i in range(n_train)]
     labels = np.array(["nv" if i % 2 else "mel" for i in range(n_train)])
     val = [skin_like(5000 + i) for i in range(n_val)]
-    add_intake_check(plain, target, _features(plain, train), labels, _features(plain, val),
-                     f"{n_train} synthetic skin-like images (statistics); {n_val} others (thresholds)")
+    add_intake_check(
+        plain,
+        target,
+        _features(plain, train),
+        labels,
+        _features(plain, val),
+        f"{n_train} synthetic skin-like images (statistics); {n_val} others (thresholds)",
+    )
     sign_bundle(target, TEST_SIGNING_KEY)
     return target
 

@@ -171,8 +171,14 @@ class CasePanel(QWidget):
     reviewed = Signal(int, object)  # result_id, Review
     loaded = Signal(object)  # CaseData
 
-    def __init__(self, store_fn: Callable[[], object], pool: WorkerPool, reviewer: Callable[[], str | None],
-                 opacity: float = 0.45, parent=None):
+    def __init__(
+        self,
+        store_fn: Callable[[], object],
+        pool: WorkerPool,
+        reviewer: Callable[[], str | None],
+        opacity: float = 0.45,
+        parent=None,
+    ):
         super().__init__(parent)
         self.store_fn = store_fn
         self.pool = pool

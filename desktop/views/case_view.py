@@ -252,8 +252,19 @@ class CaseDetails(QWidget):
     def show_result(self, r: ScreeningResult | None, note: str = "") -> None:
         self._clear_classes()
         if r is None:
-            for w in (self.file_label, self.badge, self.hint, self.p_label, self.reason, self.members, self.quality,
-                      self.image_info, self.review_label, self.likely, self.gate_numbers):
+            for w in (
+                self.file_label,
+                self.badge,
+                self.hint,
+                self.p_label,
+                self.reason,
+                self.members,
+                self.quality,
+                self.image_info,
+                self.review_label,
+                self.likely,
+                self.gate_numbers,
+            ):
                 w.setText("")
             self.badge.setStyleSheet("")
             return
@@ -267,8 +278,10 @@ class CaseDetails(QWidget):
         self.hint.setText(look.hint)
         if r.likely_class:
             p_likely = r.class_probs.get(r.likely_class)
-            self.likely.setText(f"Most likely: <b>{html.escape(class_name(r.likely_class))}</b>"
-                                + ("" if p_likely is None else f" ({percent(p_likely)})"))
+            self.likely.setText(
+                f"Most likely: <b>{html.escape(class_name(r.likely_class))}</b>"
+                + ("" if p_likely is None else f" ({percent(p_likely)})")
+            )
         else:
             self.likely.setText("")
         numbers = []
@@ -463,8 +476,9 @@ class CaseView(QWidget):
         if self.case is None or self.case.rgb is None:
             return None
         if self.heat_map_shown():
-            return compose(self.case.rgb, self.case.result.cam, self.heat_mode.currentText(),
-                           self.opacity.value() / 100.0)
+            return compose(
+                self.case.rgb, self.case.result.cam, self.heat_mode.currentText(), self.opacity.value() / 100.0
+            )
         return self.case.rgb
 
     def _render(self, keep_view: bool) -> None:

@@ -43,8 +43,14 @@ KEYS_HELP = (
 class ReviewQueueView(QWidget):
     queue_changed = Signal(int)  # cases waiting
 
-    def __init__(self, store_fn: Callable[[], object], pool: WorkerPool, reviewer: Callable[[], str | None],
-                 opacity: float = 0.45, parent=None):
+    def __init__(
+        self,
+        store_fn: Callable[[], object],
+        pool: WorkerPool,
+        reviewer: Callable[[], str | None],
+        opacity: float = 0.45,
+        parent=None,
+    ):
         super().__init__(parent)
         self.store_fn = store_fn
         self.model = QueueModel(ThumbnailCache(self._thumbnail))
@@ -166,9 +172,18 @@ class ReviewQueueView(QWidget):
         item = self.proxy.data(current, ITEM_ROLE)
         if not force and self.panel.current is not None and self.panel.current.result_id == item.result_id:
             return
-        shown = ScreeningResult(path=item.path, sha256=item.sha256, status="ok", decision=item.decision,
-                                reason=item.reason, p_melanoma=item.p_melanoma, p_malignant=item.p_malignant,
-                                likely_class=item.likely_class, malignant_class=item.malignant_class, band=item.band)
+        shown = ScreeningResult(
+            path=item.path,
+            sha256=item.sha256,
+            status="ok",
+            decision=item.decision,
+            reason=item.reason,
+            p_melanoma=item.p_melanoma,
+            p_malignant=item.p_malignant,
+            likely_class=item.likely_class,
+            malignant_class=item.malignant_class,
+            band=item.band,
+        )
         self.panel.open(CaseRef(item.result_id, shown))
 
     def next_case(self) -> None:

@@ -62,14 +62,16 @@ def legend_html(thresholds: Thresholds | None, melanoma_only: bool = False) -> s
     if thresholds is None:
         return ""
     what = "p(melanoma)" if melanoma_only else "p(malignant)"
-    parts = [f"<b>no cancer suspected</b> below {thresholds.low:.3f}",
-             f"<b>suspicious</b> from {thresholds.high:.3f}"]
+    parts = [f"<b>no cancer suspected</b> below {thresholds.low:.3f}", f"<b>suspicious</b> from {thresholds.high:.3f}"]
     if thresholds.has_bands:
-        cuts = {"high": f"≥ {thresholds.high_risk_from:.3f}",
-                "moderate": f"{thresholds.moderate_from:.3f}–{thresholds.high_risk_from:.3f}",
-                "low": f"&lt; {thresholds.moderate_from:.3f}"}
-        bands = ", ".join(f"<span style='background:{b.colour}'>&nbsp;{b.name}&nbsp;</span> {cuts[b.code]}"
-                          for b in BANDS)
+        cuts = {
+            "high": f"≥ {thresholds.high_risk_from:.3f}",
+            "moderate": f"{thresholds.moderate_from:.3f}–{thresholds.high_risk_from:.3f}",
+            "low": f"&lt; {thresholds.moderate_from:.3f}",
+        }
+        bands = ", ".join(
+            f"<span style='background:{b.colour}'>&nbsp;{b.name}&nbsp;</span> {cuts[b.code]}" for b in BANDS
+        )
         parts.insert(1, f"<b>review</b> between, by risk: {bands}")
     else:
         parts.insert(1, "<b>review</b> between (no risk bands fitted for this confidence)")
@@ -292,8 +294,9 @@ class ScreeningView(QWidget):
             self.runs_combo.addItem("no runs yet", None)
         for r in runs:
             self.runs_combo.addItem(run_label(r), r.id)
-            self.runs_combo.setItemData(self.runs_combo.count() - 1, f"{run_label(r)}\n{r.folder}",
-                                        Qt.ItemDataRole.ToolTipRole)
+            self.runs_combo.setItemData(
+                self.runs_combo.count() - 1, f"{run_label(r)}\n{r.folder}", Qt.ItemDataRole.ToolTipRole
+            )
         if self.current_run_id is not None:
             i = self.runs_combo.findData(self.current_run_id)
             if i >= 0:
@@ -322,7 +325,11 @@ class ScreeningView(QWidget):
                 self.failures.addItem(f"{Path(row.result.path).name}: {row.result.reason}")
         self.progress.setRange(0, max(batch.total, 1))
         self.progress.setValue(batch.done)
-        eta = f", about {format_duration(batch.eta_s)} left" if batch.eta_s is not None and batch.done < batch.total else ""
+        eta = (
+            f", about {format_duration(batch.eta_s)} left"
+            if batch.eta_s is not None and batch.done < batch.total
+            else ""
+        )
         rate = f" · {batch.rate:.1f} images/s" if batch.rate is not None else ""
         self.progress_label.setText(f"{batch.done} of {batch.total} files{rate}{eta}")
         self._update_counts()

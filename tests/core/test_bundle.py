@@ -158,8 +158,13 @@ def test_the_optional_intake_check_section_round_trips(synthetic_bundle, tmp_pat
 
     b = _copy(synthetic_bundle, tmp_path)
     assert load_bundle(b).manifest.ood is None and "ood" not in load_bundle(b).manifest.to_dict()
-    check = {"method": "mahalanobis", "threshold": 2.5, "clear_threshold": 40.0, "validation_flagged": 0.01,
-             "fitted_on": "synthetic"}
+    check = {
+        "method": "mahalanobis",
+        "threshold": 2.5,
+        "clear_threshold": 40.0,
+        "validation_flagged": 0.01,
+        "fitted_on": "synthetic",
+    }
     _edit_manifest(b, lambda d: d.update(ood=check))
     m = load_bundle(b).manifest
     assert m.ood == IntakeCheck(**check) and m.to_dict()["ood"] == check

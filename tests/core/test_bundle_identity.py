@@ -38,9 +38,7 @@ VARIANTS = {
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_a_bundle_differing_in_one_setting_does_not_reuse_stored_results(
-    name, synthetic_bundle, images, tmp_path
-):
+def test_a_bundle_differing_in_one_setting_does_not_reuse_stored_results(name, synthetic_bundle, images, tmp_path):
     db = tmp_path / "results.sqlite"
     assert _reused(synthetic_bundle, images, db) == 0
     assert _reused(synthetic_bundle, images, db) == 3  # same bundle: taken from the earlier run

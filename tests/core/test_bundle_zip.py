@@ -97,7 +97,7 @@ def test_duplicate_entries_are_refused(synthetic_bundle, tmp_path):
 def test_symlink_entries_are_refused(tmp_path):
     z = tmp_path / "link.zip"
     info = zipfile.ZipInfo("member-0.onnx")
-    info.external_attr = (0o120777 << 16)
+    info.external_attr = 0o120777 << 16
     with zipfile.ZipFile(z, "w") as zf:
         zf.writestr(info, "/etc/passwd")
     with pytest.raises(BundleError, match="symbolic link"):

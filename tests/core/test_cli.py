@@ -22,7 +22,11 @@ def run_cli(*args, env_home=None, check=True, timeout=300):
         env["MELASCREEN_HOME"] = str(env_home)
     proc = subprocess.run(
         [sys.executable, "-m", "core.cli", *map(str, args)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
@@ -70,8 +74,19 @@ def test_screen_writes_one_row_per_file_and_a_second_run_queues_nothing_twice(
 ):
     folder = make_folder(tmp_path / "clinic", 8, real_image_paths[:4])
     db, report, heat = tmp_path / "results.sqlite", tmp_path / "report.csv", tmp_path / "heat"
-    out = run_cli("screen", folder, "--bundle", synthetic_bundle, "--db", db, "--report", report, "--heatmaps", heat,
-                  env_home=tmp_path / "home")
+    out = run_cli(
+        "screen",
+        folder,
+        "--bundle",
+        synthetic_bundle,
+        "--db",
+        db,
+        "--report",
+        report,
+        "--heatmaps",
+        heat,
+        env_home=tmp_path / "home",
+    )
     assert "screened 13 files" in out.stdout and "5 errors" in out.stdout
     rows = read_csv(report)
     assert len(rows) == 13
@@ -105,12 +120,14 @@ def test_review_decide_is_appended_and_shown(tmp_path, synthetic_bundle):
     listing = run_cli("review", "list", "--db", db).stdout.strip().splitlines()
     assert listing and "queue is empty" not in listing[0]
     case = int(listing[0].split()[0])
-    run_cli("review", "decide", case, "--decision", "refer", "--reviewer", "Dr A", "--note", "irregular border",
-            "--db", db)
+    run_cli(
+        "review", "decide", case, "--decision", "refer", "--reviewer", "Dr A", "--note", "irregular border", "--db", db
+    )
     run_cli("review", "decide", case, "--decision", "monitor", "--months", "3", "--reviewer", "Dr B", "--db", db)
     shown = run_cli("review", "show", case, "--db", db).stdout
     assert shown.index("Dr A: refer to a specialist - irregular border") < shown.index(
-        "Dr B: monitor (follow up in 3 months)")
+        "Dr B: monitor (follow up in 3 months)"
+    )
     assert str(case) not in [line.split()[0] for line in run_cli("review", "list", "--db", db).stdout.splitlines()]
     bad = run_cli("review", "decide", case, "--decision", "refer", "--reviewer", " ", "--db", db, check=False)
     assert bad.returncode != 0 and "reviewer" in bad.stderr
@@ -143,7 +160,10 @@ def test_kill_9_mid_batch_then_resume_loses_and_doubles_nothing(tmp_path, synthe
     env = dict(os.environ, MELASCREEN_HOME=str(tmp_path / "home"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "core.cli", "screen", str(folder), "--bundle", str(synthetic_bundle), "--db", str(db)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120
     stored = 0
@@ -236,8 +256,10 @@ def test_output_path_problems_stop_before_the_bundle_loads(tmp_path):
         (("--heatmaps", a_file / "heat"), "--heatmaps"),
     ]
     if Path("/proc/self").is_dir():  # a read-only file system: refuses even root, unlike chmod
-        cases += [(("--report", "/proc/melascreen.csv"), "cannot be written"),
-                  (("--heatmaps", "/proc/melascreen-heat"), "--heatmaps")]
+        cases += [
+            (("--report", "/proc/melascreen.csv"), "cannot be written"),
+            (("--heatmaps", "/proc/melascreen-heat"), "--heatmaps"),
+        ]
     for extra, words in cases:
         # The bundle does not exist: an output problem must be found before the bundle is even looked at.
         out = run_cli("screen", folder, "--bundle", tmp_path / "no-bundle", "--db", db, *extra, check=False)
@@ -284,8 +306,9 @@ def test_odd_entries_get_report_rows_and_names_reach_the_terminal_escaped(tmp_pa
     con = sqlite3.connect(db)
     error_id = con.execute("SELECT id FROM results WHERE status = 'error' LIMIT 1").fetchone()[0]
     con.close()
-    refused = run_cli("review", "decide", error_id, "--decision", "refer", "--reviewer", "Dr A", "--db", db,
-                      check=False)
+    refused = run_cli(
+        "review", "decide", error_id, "--decision", "refer", "--reviewer", "Dr A", "--db", db, check=False
+    )
     assert refused.returncode == 2 and "cannot be reviewed" in refused.stderr
     from core.store import ReviewStore
 
@@ -294,8 +317,9 @@ def test_odd_entries_get_report_rows_and_names_reach_the_terminal_escaped(tmp_pa
             store.add_review(error_id, "Dr A", "refer")
 
 
-def test_a_report_that_cannot_be_written_at_the_end_says_where_the_results_are(tmp_path, synthetic_bundle,
-                                                                              monkeypatch, capsys):
+def test_a_report_that_cannot_be_written_at_the_end_says_where_the_results_are(
+    tmp_path, synthetic_bundle, monkeypatch, capsys
+):
     from core import cli, patient_report
 
     folder = make_folder(tmp_path / "f", 2, broken=False)

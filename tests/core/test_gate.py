@@ -14,8 +14,13 @@ BANDED = Thresholds(low=0.03, high=0.8, moderate_from=0.1, high_risk_from=0.4)
 def pred(class_probs, members=None, malignant=MALIGNANT):
     p_mal, likely, mal_class = summarise_classes(class_probs, malignant)
     return Prediction(
-        p_melanoma=class_probs.get("mel", 0.0), member_p=(class_probs.get("mel", 0.0),), spread=0.0,
-        class_probs=class_probs, p_malignant=p_mal, likely_class=likely, malignant_class=mal_class,
+        p_melanoma=class_probs.get("mel", 0.0),
+        member_p=(class_probs.get("mel", 0.0),),
+        spread=0.0,
+        class_probs=class_probs,
+        p_malignant=p_mal,
+        likely_class=likely,
+        malignant_class=mal_class,
         member_p_malignant=tuple(members or ()),
     )
 

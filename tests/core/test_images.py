@@ -170,7 +170,15 @@ CMYK_JPEG = base64.b64decode(
 @pytest.fixture()
 def clinic_folder(tmp_path: Path) -> Path:
     names = (
-        "b.png", "a.JPG", "e.jpeg", "c.Tiff", "notes.txt", ".hidden.jpg", ".cache/x.jpg", "sub/d.bmp", "sub/readme.md"
+        "b.png",
+        "a.JPG",
+        "e.jpeg",
+        "c.Tiff",
+        "notes.txt",
+        ".hidden.jpg",
+        ".cache/x.jpg",
+        "sub/d.bmp",
+        "sub/readme.md",
     )
     for name in names:
         write(tmp_path / name, b"x")

@@ -56,9 +56,16 @@ def folder(tmp_path_factory):
 
 
 def _pred(p: float, members=(0.5,)) -> Prediction:
-    return Prediction(p_melanoma=p, member_p=(p,), spread=0.0, class_probs={"nv": 1 - p, "mel": p}, p_malignant=p,
-                      likely_class="nv" if p < 0.5 else "mel", malignant_class="mel",
-                      member_p_malignant=tuple(members))
+    return Prediction(
+        p_melanoma=p,
+        member_p=(p,),
+        spread=0.0,
+        class_probs={"nv": 1 - p, "mel": p},
+        p_malignant=p,
+        likely_class="nv" if p < 0.5 else "mel",
+        malignant_class="mel",
+        member_p_malignant=tuple(members),
+    )
 
 
 # -- the gate -----------------------------------------------------------------------------------
@@ -231,8 +238,19 @@ def test_openvino_gives_the_same_intake_score(bundles):
 def test_cli_csv_and_bundle_info_say_it_in_words(bundles, folder, tmp_path):
     with_check, plain = bundles
     report = tmp_path / "report.csv"
-    out = run_cli("screen", folder, "--bundle", with_check, "--db", tmp_path / "r.sqlite", "--report", report,
-                  "--engine", "onnxruntime", env_home=tmp_path / "home")
+    out = run_cli(
+        "screen",
+        folder,
+        "--bundle",
+        with_check,
+        "--db",
+        tmp_path / "r.sqlite",
+        "--report",
+        report,
+        "--engine",
+        "onnxruntime",
+        env_home=tmp_path / "home",
+    )
     assert f"{len(NOT_DERMOSCOPY_KINDS)} unlike the training images" in out.stdout
     rows = {Path(r["path"]).name: r for r in read_csv(report)}
     for kind in NOT_DERMOSCOPY_KINDS:

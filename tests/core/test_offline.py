@@ -28,9 +28,21 @@ IDLE_S = 15  # the telemetry thread first resolves its host 5-10 s after the fir
 # onnxruntime suppresses telemetry itself in CI (these variables) and in its own unit tests: the
 # traced processes must not inherit them, or a leak would go unseen on a CI runner only.
 SELF_SUPPRESSING = (
-    "CI", "TF_BUILD", "GITHUB_ACTIONS", "GITLAB_CI", "CIRCLECI", "TRAVIS", "JENKINS_URL", "CODEBUILD_BUILD_ID",
-    "BUILDKITE", "TEAMCITY_VERSION", "APPVEYOR", "BITBUCKET_BUILD_NUMBER", "SYSTEM_TEAMFOUNDATIONCOLLECTIONURI",
-    "ORT_RUNNING_UNIT_TESTS", *TELEMETRY_OPT_OUTS,
+    "CI",
+    "TF_BUILD",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "CIRCLECI",
+    "TRAVIS",
+    "JENKINS_URL",
+    "CODEBUILD_BUILD_ID",
+    "BUILDKITE",
+    "TEAMCITY_VERSION",
+    "APPVEYOR",
+    "BITBUCKET_BUILD_NUMBER",
+    "SYSTEM_TEAMFOUNDATIONCOLLECTIONURI",
+    "ORT_RUNNING_UNIT_TESTS",
+    *TELEMETRY_OPT_OUTS,
 )
 LOCAL_FAMILIES = {"AF_UNIX", "AF_LOCAL", "AF_NETLINK"}
 
@@ -48,7 +60,11 @@ def traced(trace: Path, args: list[str], env: dict[str, str]) -> subprocess.Pope
     assert strace, "strace is needed for this test: apt-get install strace (Makefile SYSTEM_PACKAGES)"
     return subprocess.Popen(
         [strace, "-f", "-qq", "-e", "trace=network,connect", "-o", str(trace), *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -87,8 +103,19 @@ def test_screen_opens_no_network_socket(tmp_path: Path, synthetic_bundle: Path):
         cv2.circle(rgb, (192, 144), 60 + 10 * i, (60, 40, 30), -1)
         cv2.imwrite(str(folder / f"lesion_{i}.png"), rgb)
     trace = tmp_path / "screen.trace"
-    args = [sys.executable, "-m", "core.cli", "screen", str(folder), "--bundle", str(synthetic_bundle),
-            "--db", str(tmp_path / "r.sqlite"), "--report", str(tmp_path / "r.csv")]
+    args = [
+        sys.executable,
+        "-m",
+        "core.cli",
+        "screen",
+        str(folder),
+        "--bundle",
+        str(synthetic_bundle),
+        "--db",
+        str(tmp_path / "r.sqlite"),
+        "--report",
+        str(tmp_path / "r.csv"),
+    ]
     rc, out, err = finish(traced(trace, args, clean_env(tmp_path / "home")))
     assert rc == 0, err
     assert "screened 2 files" in out
@@ -111,9 +138,10 @@ def test_onnxruntime_stays_silent_for_the_life_of_a_session(tmp_path: Path, synt
     member = str(synthetic_bundle / "member-0.onnx")
     env = clean_env(tmp_path / "home")
     runs = {
-        who: (tmp_path / f"{who}.trace", traced(
-            tmp_path / f"{who}.trace", [sys.executable, "-c", IDLE_SESSION, who, member, str(IDLE_S)], env
-        ))
+        who: (
+            tmp_path / f"{who}.trace",
+            traced(tmp_path / f"{who}.trace", [sys.executable, "-c", IDLE_SESSION, who, member, str(IDLE_S)], env),
+        )
         for who in ("core", "control")  # side by side: the wait is paid once
     }
     results = {who: (finish(proc), trace.read_text()) for who, (trace, proc) in runs.items()}
@@ -135,6 +163,12 @@ def test_openvino_is_imported_without_its_reporting_converter(tmp_path: Path):
         "import sys, core, openvino; "
         "print(sorted(m for m, mod in sys.modules.items() if mod and ('telemetry' in m or 'openvino.tools' in m)))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean_env(tmp_path / "home"),
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=clean_env(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "[]"

@@ -34,15 +34,27 @@ def test_stored_codes_stay_and_words_say_what_they_mean():
 
 
 def test_risk_rank_orders_suspicious_then_review_bands_then_clear():
-    ranks = [risk_rank("suspicious"), risk_rank("uncertain", "high"), risk_rank("uncertain", "moderate"),
-             risk_rank("uncertain", "low"), risk_rank("uncertain"), risk_rank("benign"), risk_rank(None)]
+    ranks = [
+        risk_rank("suspicious"),
+        risk_rank("uncertain", "high"),
+        risk_rank("uncertain", "moderate"),
+        risk_rank("uncertain", "low"),
+        risk_rank("uncertain"),
+        risk_rank("benign"),
+        risk_rank(None),
+    ]
     assert ranks == sorted(ranks) and len(set(ranks)) == len(ranks)
     assert [b.code for b in BANDS] == ["high", "moderate", "low"]
 
 
 def test_five_review_choices_on_keys_one_to_five_and_old_codes_shown_as_new():
     assert [(c.key, c.code) for c in REVIEW_CHOICES] == [
-        (1, "no_action"), (2, "monitor"), (3, "excise"), (4, "refer"), (5, "retake")]
+        (1, "no_action"),
+        (2, "monitor"),
+        (3, "excise"),
+        (4, "refer"),
+        (5, "retake"),
+    ]
     assert [c.code for c in REVIEW_CHOICES if c.asks_months] == ["monitor"]
     assert set(LEGACY_REVIEW_CODES) == {"benign", "refer", "biopsy", "unclear_image"}
     assert set(STORED_REVIEW_CODES) >= set(LEGACY_REVIEW_CODES)

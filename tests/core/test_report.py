@@ -13,10 +13,20 @@ from core.store import ReviewStore
 
 def result(path, p_mal, decision, likely="nv", mal_class="mel", band=None, sha=None, reason="r"):
     return ScreeningResult(
-        path=str(path), sha256=sha or hashlib.sha256(str(path).encode()).hexdigest(), status="ok", decision=decision,
-        reason=reason, p_melanoma=p_mal / 2, member_p=(p_mal / 2,), spread=0.0,
-        class_probs={"mel": p_mal / 2, "bcc": p_mal / 2, "nv": 1 - p_mal}, p_malignant=p_mal, likely_class=likely,
-        malignant_class=mal_class, band=band, details=f"p(malignant)={p_mal:.3f}",
+        path=str(path),
+        sha256=sha or hashlib.sha256(str(path).encode()).hexdigest(),
+        status="ok",
+        decision=decision,
+        reason=reason,
+        p_melanoma=p_mal / 2,
+        member_p=(p_mal / 2,),
+        spread=0.0,
+        class_probs={"mel": p_mal / 2, "bcc": p_mal / 2, "nv": 1 - p_mal},
+        p_malignant=p_mal,
+        likely_class=likely,
+        malignant_class=mal_class,
+        band=band,
+        details=f"p(malignant)={p_mal:.3f}",
     )
 
 
@@ -44,9 +54,20 @@ def test_csv_has_the_clinic_columns_highest_risk_first_with_the_reviews(tmp_path
         f.seek(0)
         raw = f.read()
     assert list(table[0])[: len(CSV_COLUMNS)] == list(CSV_COLUMNS)
-    assert list(CSV_COLUMNS[:12]) == ["path", "status", "outcome", "reason", "likely_class", "p_malignant",
-                                      "p_melanoma", "band", "review_decision", "reviewer", "review_time",
-                                      "review_note"]
+    assert list(CSV_COLUMNS[:12]) == [
+        "path",
+        "status",
+        "outcome",
+        "reason",
+        "likely_class",
+        "p_malignant",
+        "p_melanoma",
+        "band",
+        "review_decision",
+        "reviewer",
+        "review_time",
+        "review_note",
+    ]
     # Highest p(malignant) first, as the app sorts; errors last.
     assert [r["p_malignant"] for r in table] == ["0.9300", "0.4000", "0.0200", ""]
     top = table[0]
@@ -58,8 +79,9 @@ def test_csv_has_the_clinic_columns_highest_risk_first_with_the_reviews(tmp_path
     assert review_row["review_note"] == "'=HYPERLINK()"
     assert review_row["review_time"][-6] in "+-"  # local time with its offset
     assert table[2]["outcome"] == "no cancer suspected" and table[3]["outcome"] == "not screened"
-    assert not any(line.startswith(("=", "+", "-", "@")) for cell_line in raw.splitlines()
-                   for line in cell_line.split(","))
+    assert not any(
+        line.startswith(("=", "+", "-", "@")) for cell_line in raw.splitlines() for line in cell_line.split(",")
+    )
 
 
 def test_html_report_lists_each_case_with_picture_outcome_and_decision(tmp_path):

@@ -243,7 +243,9 @@ def test_add_result_twice_for_same_run_and_path_changes_nothing(store):
     assert store.add_result(run, res, FP) == store.add_result(run, res, FP)
     err = error_result("/scans/a/bad.jpg")
     assert store.add_result(run, err, FP) == store.add_result(run, err, FP)
-    counts = [store._conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("results", "run_items", "review_queue")]
+    counts = [
+        store._conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("results", "run_items", "review_queue")
+    ]
     assert counts == [2, 2, 1]
 
 
@@ -376,9 +378,16 @@ def test_reviews_validate_and_keep_history_in_order(store):
     with pytest.raises(ValueError, match="only a 'monitor'"):
         store.add_review(rid, "dr a", "excise", follow_up_months=6)
 
-    made = [store.add_review(rid, who, d, note, months) for who, d, note, months in
-            [("dr a", "refer", "asymmetric", None), ("dr b", "excise", "", None), ("dr a", "retake", "blurred", None),
-             ("dr c", "monitor", "", 3), ("dr c", "monitor", "", None)]]
+    made = [
+        store.add_review(rid, who, d, note, months)
+        for who, d, note, months in [
+            ("dr a", "refer", "asymmetric", None),
+            ("dr b", "excise", "", None),
+            ("dr a", "retake", "blurred", None),
+            ("dr c", "monitor", "", 3),
+            ("dr c", "monitor", "", None),
+        ]
+    ]
     hist = store.history(rid)
     assert hist == made
     assert [r.decision for r in hist] == ["refer", "excise", "retake", "monitor", "monitor"]
@@ -498,24 +507,39 @@ def _write_version_1_file(path: Path) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     migrate(conn, MIGRATIONS[:1], str(path))
     ex = conn.execute
-    ex("INSERT INTO runs (folder, bundle_name, bundle_version, bundle_fingerprint, settings_json, started, status)"
-       " VALUES ('/scans/old', 'demo', '1.0', 'old-fp', '{}', '2026-11-20T10:00:00.000+00:00', 'finished')")
+    ex(
+        "INSERT INTO runs (folder, bundle_name, bundle_version, bundle_fingerprint, settings_json, started, status)"
+        " VALUES ('/scans/old', 'demo', '1.0', 'old-fp', '{}', '2026-11-20T10:00:00.000+00:00', 'finished')"
+    )
     rows = [
-        ("a" * 64, "ok", "uncertain", "p(melanoma)=0.300 between 0.027 and 0.878", 0.3,
-         '{"akiec": 0.05, "bcc": 0.4, "mel": 0.3, "nv": 0.25}'),
+        (
+            "a" * 64,
+            "ok",
+            "uncertain",
+            "p(melanoma)=0.300 between 0.027 and 0.878",
+            0.3,
+            '{"akiec": 0.05, "bcc": 0.4, "mel": 0.3, "nv": 0.25}',
+        ),
         ("b" * 64, "ok", "benign", "p(melanoma)=0.010 < 0.027", 0.01, '{"mel": 0.01, "nv": 0.99}'),
         (None, "error", None, "not an image", None, "{}"),
     ]
     for i, (sha, status, decision, reason, p, probs) in enumerate(rows):
-        ex("INSERT INTO results (sha256, bundle_fingerprint, first_run_id, path, status, decision, reason, p_melanoma,"
-           " class_probs_json, created) VALUES (?, 'old-fp', 1, ?, ?, ?, ?, ?, ?, '2026-11-20T10:00:01.000+00:00')",
-           (sha, f"/scans/old/{i}.jpg", status, decision, reason, p, probs))
-        ex("INSERT INTO run_items (run_id, path, result_id, position, added) VALUES (1, ?, ?, ?, 't')",
-           (f"/scans/old/{i}.jpg", i + 1, i + 1))
+        ex(
+            "INSERT INTO results (sha256, bundle_fingerprint, first_run_id, path, status, decision, reason, p_melanoma,"
+            " class_probs_json, created) VALUES (?, 'old-fp', 1, ?, ?, ?, ?, ?, ?, '2026-11-20T10:00:01.000+00:00')",
+            (sha, f"/scans/old/{i}.jpg", status, decision, reason, p, probs),
+        )
+        ex(
+            "INSERT INTO run_items (run_id, path, result_id, position, added) VALUES (1, ?, ?, ?, 't')",
+            (f"/scans/old/{i}.jpg", i + 1, i + 1),
+        )
     ex("INSERT INTO review_queue (result_id, queued_at) VALUES (1, '2026-11-20T10:00:01.000+00:00')")
     for code in ("biopsy", "unclear_image", "benign", "refer"):
-        ex("INSERT INTO reviews (result_id, reviewer, decision, note, created)"
-           " VALUES (1, 'dr old', ?, 'n', '2026-11-20T11:00:00.000+00:00')", (code,))
+        ex(
+            "INSERT INTO reviews (result_id, reviewer, decision, note, created)"
+            " VALUES (1, 'dr old', ?, 'n', '2026-11-20T11:00:00.000+00:00')",
+            (code,),
+        )
     conn.close()
 
 
@@ -538,7 +562,11 @@ def test_a_version_1_file_opens_with_every_result_and_review(tmp_path):
         assert [r.id for r in hist] == [1, 2, 3, 4]
         assert [r.decision for r in hist] == ["biopsy", "unclear_image", "benign", "refer"]
         assert [r.words for r in hist] == [
-            "excise / biopsy", "image unusable (retake)", "no action (benign)", "refer to a specialist"]
+            "excise / biopsy",
+            "image unusable (retake)",
+            "no action (benign)",
+            "refer to a specialist",
+        ]
         assert s.queue(include_reviewed=True)[0].last_review == hist[-1]
         # Still append-only after the table was rebuilt.
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -574,13 +602,19 @@ def test_a_version_3_file_gains_the_intake_columns_and_old_rows_stay_unchecked(t
     path = tmp_path / "v3.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
     assert migrate(conn, MIGRATIONS[:3], str(path)) == 3
-    conn.execute("INSERT INTO runs (folder, bundle_name, bundle_version, result_key, settings_json, started, status)"
-                 " VALUES ('/scans/old', 'demo', '1.0', 'old-key', '{}', '2026-11-28T10:00:00.000+00:00', 'finished')")
-    conn.execute("INSERT INTO results (sha256, result_key, first_run_id, path, status, decision, reason, p_melanoma,"
-                 " p_malignant, created) VALUES (?, 'old-key', 1, '/scans/old/a.jpg', 'ok', 'benign', 'clear', 0.01,"
-                 " 0.02, '2026-11-28T10:00:01.000+00:00')", ("c" * 64,))
-    conn.execute("INSERT INTO run_items (run_id, path, result_id, position, added) VALUES (1, '/scans/old/a.jpg', 1, 1,"
-                 " 't')")
+    conn.execute(
+        "INSERT INTO runs (folder, bundle_name, bundle_version, result_key, settings_json, started, status)"
+        " VALUES ('/scans/old', 'demo', '1.0', 'old-key', '{}', '2026-11-28T10:00:00.000+00:00', 'finished')"
+    )
+    conn.execute(
+        "INSERT INTO results (sha256, result_key, first_run_id, path, status, decision, reason, p_melanoma,"
+        " p_malignant, created) VALUES (?, 'old-key', 1, '/scans/old/a.jpg', 'ok', 'benign', 'clear', 0.01,"
+        " 0.02, '2026-11-28T10:00:01.000+00:00')",
+        ("c" * 64,),
+    )
+    conn.execute(
+        "INSERT INTO run_items (run_id, path, result_id, position, added) VALUES (1, '/scans/old/a.jpg', 1, 1, 't')"
+    )
     conn.close()
     with ReviewStore.open(path) as s:
         assert s.schema_version == SCHEMA_VERSION == 4 and s.integrity_check() == "ok"
@@ -593,8 +627,9 @@ def test_a_version_3_file_gains_the_intake_columns_and_old_rows_stay_unchecked(t
         back = s.get_result(rid)
         assert back.ood_score == pytest.approx(41.5) and back.intake == "not_dermoscopy"
         # A broken score (inf) is kept as it is, not turned into a number that looks familiar.
-        rid = s.add_result(run, replace(make_result(2, Decision.UNCERTAIN), ood_score=float("inf"),
-                                        intake="unfamiliar"), "new-key")
+        rid = s.add_result(
+            run, replace(make_result(2, Decision.UNCERTAIN), ood_score=float("inf"), intake="unfamiliar"), "new-key"
+        )
         assert s.get_result(rid).ood_score == float("inf")
         with pytest.raises(StoreError, match="CHECK"):
             s.add_result(run, replace(make_result(3), intake="maybe"), "new-key")

@@ -55,8 +55,6 @@ def clinic_folder(tmp_path, real_image_paths) -> Path:
     return folder
 
 
-
-
 @pytest.fixture
 def make_window(qtbot, synthetic_bundle, tmp_path):
     """Builds a main window on the synthetic bundle and waits until its models are loaded."""

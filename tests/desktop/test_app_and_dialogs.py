@@ -130,7 +130,9 @@ def test_run_app_opens_the_window_on_the_saved_settings(qtbot, synthetic_bundle,
     from desktop.main_window import MainWindow
     from desktop.settings import save_settings, settings_path
 
-    save_settings(AppSettings(bundle_path=str(synthetic_bundle), reviewer="Dr. D", disclaimer_accepted=True), settings_path())
+    save_settings(
+        AppSettings(bundle_path=str(synthetic_bundle), reviewer="Dr. D", disclaimer_accepted=True), settings_path()
+    )
     seen = []
 
     def close_when_loaded():

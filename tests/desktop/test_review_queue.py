@@ -16,8 +16,7 @@ def _needs_review_ids(window) -> set[int]:
 
 def _wait_case(qtbot, panel, result_id=None):
     qtbot.waitUntil(
-        lambda: panel.case_view.case is not None
-        and (result_id is None or panel.case_view.case.result_id == result_id),
+        lambda: panel.case_view.case is not None and (result_id is None or panel.case_view.case.result_id == result_id),
         timeout=10_000,
     )
 

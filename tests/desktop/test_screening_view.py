@@ -28,8 +28,11 @@ def test_screening_fills_the_table_and_lists_failures(make_window, screen, clini
     assert "zz_broken.jpg" in files and "zz_notes.txt" in files
     decisions = _table_texts(view, ResultsModel.DECISION)
     assert decisions.count("not screened") == 2
-    assert all(d.startswith(("no cancer suspected", "review", "suspicious for "))
-               for f, d in zip(files, decisions) if not f.startswith("zz_"))
+    assert all(
+        d.startswith(("no cancer suspected", "review", "suspicious for "))
+        for f, d in zip(files, decisions)
+        if not f.startswith("zz_")
+    )
     # Highest p(malignant) first by default; the files that could not be screened last.
     ps = _table_texts(view, ResultsModel.P)
     assert ps[-2:] == ["—", "—"] and [float(p) for p in ps[:-2]] == sorted((float(p) for p in ps[:-2]), reverse=True)
@@ -44,7 +47,11 @@ def test_screening_fills_the_table_and_lists_failures(make_window, screen, clini
     counts = view.model.counts()
     run = w.store.get_run(summary.run_id)
     assert (counts["benign"], counts["uncertain"], counts["suspicious"], counts["error"]) == (
-        run.counts.benign, run.counts.uncertain, run.counts.suspicious, run.counts.error)
+        run.counts.benign,
+        run.counts.uncertain,
+        run.counts.suspicious,
+        run.counts.error,
+    )
     assert view.filter_buttons["error"].text() == "Not screened: 2"
     # Good rows know their id in the store and show a thumbnail.
     ok_rows = [r for r in view.model.rows if r.result.ok]
@@ -53,7 +60,10 @@ def test_screening_fills_the_table_and_lists_failures(make_window, screen, clini
     assert view.model.data(idx, Qt.ItemDataRole.DecorationRole) is not None
     # The decision cell carries text and a colour.
     idx = view.model.index(0, ResultsModel.DECISION)
-    assert view.model.data(idx, Qt.ItemDataRole.DisplayRole) and view.model.data(idx, Qt.ItemDataRole.BackgroundRole) is not None
+    assert (
+        view.model.data(idx, Qt.ItemDataRole.DisplayRole)
+        and view.model.data(idx, Qt.ItemDataRole.BackgroundRole) is not None
+    )
 
 
 def test_second_screening_reuses_stored_results(make_window, screen, clinic_folder):
@@ -66,7 +76,9 @@ def test_second_screening_reuses_stored_results(make_window, screen, clinic_fold
     assert {s for s, f in zip(sources, files) if not f.startswith("zz_")} == {"from earlier run"}
     assert "from earlier runs" in w.screening.summary_label.text()
     # Screening twice never queues an image twice.
-    assert len(w.store.queue()) == sum(1 for r in w.screening.model.rows if r.result.ok and r.result.decision.needs_review)
+    assert len(w.store.queue()) == sum(
+        1 for r in w.screening.model.rows if r.result.ok and r.result.decision.needs_review
+    )
 
 
 def test_choosing_a_screened_folder_shows_its_stored_results(make_window, screen, clinic_folder):
@@ -154,7 +166,9 @@ def test_dropping_a_folder_screens_it(make_window, qtbot, clinic_folder):
     w = make_window()
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(clinic_folder))])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     with qtbot.waitSignal(w.run_done, timeout=60_000):
         w.screening.dropEvent(event)
     assert w.screening.folder == str(clinic_folder)

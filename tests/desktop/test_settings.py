@@ -20,8 +20,15 @@ def test_settings_live_in_melascreen_home(melascreen_home):
 
 def test_round_trip(tmp_path):
     s = AppSettings(
-        bundle_path="/models/b1", provider="cpu", confidence=0.95, database_path=str(tmp_path / "r.sqlite"),
-        reviewer="Dr. Ö. Müller", disclaimer_accepted=True, recursive=True, heatmap_opacity=0.3, last_folder="/x",
+        bundle_path="/models/b1",
+        provider="cpu",
+        confidence=0.95,
+        database_path=str(tmp_path / "r.sqlite"),
+        reviewer="Dr. Ö. Müller",
+        disclaimer_accepted=True,
+        recursive=True,
+        heatmap_opacity=0.3,
+        last_folder="/x",
     )
     path = save_settings(s, tmp_path / "s.json")
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -38,8 +45,14 @@ def test_missing_file_gives_defaults(tmp_path):
 
 
 def test_version_1_file_is_migrated(tmp_path):
-    v1 = {"model_bundle": "/b", "db_path": "/d.sqlite", "reviewer_name": "AB", "threshold_percent": 97,
-          "use_gpu": True, "disclaimer_accepted": True}
+    v1 = {
+        "model_bundle": "/b",
+        "db_path": "/d.sqlite",
+        "reviewer_name": "AB",
+        "threshold_percent": 97,
+        "use_gpu": True,
+        "disclaimer_accepted": True,
+    }
     path = tmp_path / "s.json"
     path.write_text(json.dumps(v1))
     s = load_settings(path).settings

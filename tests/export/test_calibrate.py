@@ -129,8 +129,15 @@ def test_fitted_gate_travels_in_the_manifest():
     gate, fits = fit_gate(p, y)
     assert set(gate.fitted) == set(CONFIDENCES) and len(fits) == len(CONFIDENCES)
     manifest = Manifest(
-        name="t", version="1", class_names=("mel", "nv"), positive_class="mel", input_size=64,
-        mean=(0.5,) * 3, std=(0.5,) * 3, members=(Member("m.onnx", "0" * 64, "a", 0),), gate=gate,
+        name="t",
+        version="1",
+        class_names=("mel", "nv"),
+        positive_class="mel",
+        input_size=64,
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        members=(Member("m.onnx", "0" * 64, "a", 0),),
+        gate=gate,
     )
     back = Manifest.from_dict(manifest.to_dict())
     for c in CONFIDENCES:
@@ -166,8 +173,11 @@ def test_malignancy_gate_clears_at_most_the_allowed_share_of_malignancies_and_me
     assert mal[cleared].sum() <= (1 - confidence) * mal.sum() + 1e-9
     assert mel[cleared].sum() <= (1 - confidence) * mel.sum() + 1e-9
     assert mal[cleared].mean() <= 1 - confidence + 1e-9
-    assert (fit.n_cleared, fit.malignant_cleared, fit.melanoma_cleared) == (cleared.sum(), mal[cleared].sum(),
-                                                                             mel[cleared].sum())
+    assert (fit.n_cleared, fit.malignant_cleared, fit.melanoma_cleared) == (
+        cleared.sum(),
+        mal[cleared].sum(),
+        mel[cleared].sum(),
+    )
     suspicious = p >= t.high
     if fit.high_found:
         assert mal[suspicious].mean() >= confidence - 1e-9
@@ -185,8 +195,10 @@ def test_malignancy_gate_clears_at_most_the_allowed_share_of_malignancies_and_me
     assert counted["low"] == (low_band.sum(), mal[low_band].sum())
     assert sum(v[0] for v in counted.values()) == review.sum()
     # The gate puts each validation case in the band the fit counted it in.
-    bands = [decide(Prediction(p_melanoma=0.0, member_p=(0.0,), spread=0.0, class_probs={}, p_malignant=float(x)),
-                    t).band for x in p[review]]
+    bands = [
+        decide(Prediction(p_melanoma=0.0, member_p=(0.0,), spread=0.0, class_probs={}, p_malignant=float(x)), t).band
+        for x in p[review]
+    ]
     assert bands.count("high") == counted["high"][0] and bands.count("low") == counted["low"][0]
 
 
@@ -199,8 +211,15 @@ def test_malignancy_gate_is_larger_when_melanomas_alone_would_be_bounded():
     lows = [settings.fitted[c].low for c in CONFIDENCES]
     assert lows == sorted(lows, reverse=True)  # higher confidence, fewer cleared
     assert [f.to_dict()["confidence"] for f in fits] == list(CONFIDENCES)
-    bcc = Prediction(p_melanoma=0.01, member_p=(0.01,), spread=0.0, class_probs={"bcc": 0.86, "mel": 0.01, "nv": 0.13},
-                     p_malignant=0.87, likely_class="bcc", malignant_class="bcc")
+    bcc = Prediction(
+        p_melanoma=0.01,
+        member_p=(0.01,),
+        spread=0.0,
+        class_probs={"bcc": 0.86, "mel": 0.01, "nv": 0.13},
+        p_malignant=0.87,
+        likely_class="bcc",
+        malignant_class="bcc",
+    )
     out = decide(bcc, settings.thresholds(0.99))
     assert out.decision is not Decision.BENIGN
     assert "basal cell carcinoma" in out.reason

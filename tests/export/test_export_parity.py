@@ -68,7 +68,10 @@ def lite0_fp32(lite0, tmp_path_factory):
 @pytest.fixture(scope="module")
 def lite0_fp16(lite0, tmp_path_factory):
     return export_member(
-        lite0, tmp_path_factory.mktemp("l16") / "member.onnx", info("tf_efficientnet_lite0", 64), weights_dtype="float16"
+        lite0,
+        tmp_path_factory.mktemp("l16") / "member.onnx",
+        info("tf_efficientnet_lite0", 64),
+        weights_dtype="float16",
     )
 
 

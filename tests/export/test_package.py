@@ -4,11 +4,12 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="export tests need the train extra (torch, timm, grad-cam)")
 timm = pytest.importorskip("timm")
+
+from synthetic_bundle import TEST_SIGNING_KEY  # noqa: E402
 
 from core.bundle import load_bundle  # noqa: E402
 from core.results import Decision  # noqa: E402
@@ -16,7 +17,6 @@ from core.screening import Screener  # noqa: E402
 from export.calibrate import CONFIDENCES  # noqa: E402
 from export.onnx_export import read_member_metadata  # noqa: E402
 from export.package import EVALUATION_BEGIN, EVALUATION_END, main, package  # noqa: E402
-from synthetic_bundle import TEST_SIGNING_KEY  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -47,9 +47,11 @@ def make_run(run_dir: Path) -> Path:
         w.writerow(["image_id", "lesion_id", "dx", "melanoma", "split"])
         for r in pick_cases():
             w.writerow([r["image_id"], r["lesion_id"], r["dx"], int(r["dx"] == "mel"), r["split"]])
-    config = {"data": {"images_dir": str(DATA / "images"), "input_size": SIZE, "augment": "flips"},
-              "model": {"arch": "convnext_atto", "pretrained_path": "none", "drop_rate": 0.0},
-              "phase1": {"epochs": 1, "lr": 0.001, "batch_size": 8}}
+    config = {
+        "data": {"images_dir": str(DATA / "images"), "input_size": SIZE, "augment": "flips"},
+        "model": {"arch": "convnext_atto", "pretrained_path": "none", "drop_rate": 0.0},
+        "phase1": {"epochs": 1, "lr": 0.001, "batch_size": 8},
+    }
     for seed in SEEDS:
         torch.manual_seed(seed)
         model = timm.create_model("convnext_atto", pretrained=False, num_classes=len(CLASSES))
@@ -69,7 +71,13 @@ def make_run(run_dir: Path) -> Path:
                 "std": [0.229, 0.224, 0.225],
                 "preprocess": {"working_size": 256},
                 "seed": seed,
-                "val_metrics": {"val_loss": 1.0, "val_mel_auc": 0.5, "val_balanced_accuracy": 0.2, "phase": 1, "epoch": 1},
+                "val_metrics": {
+                    "val_loss": 1.0,
+                    "val_mel_auc": 0.5,
+                    "val_balanced_accuracy": 0.2,
+                    "phase": 1,
+                    "epoch": 1,
+                },
                 "config": config,
             },
             run_dir / f"member-{seed}" / "best.pt",
@@ -167,8 +175,9 @@ def test_two_snapshot_chains_with_one_seed_get_their_own_files_and_card_lines(tm
         record = torch.load(run / folder / "best.pt", map_location="cpu", weights_only=True)
         record["val_metrics"] = {**record["val_metrics"], "snapshot_cycle": 1, "init": init}
         torch.save(record, run / folder / "best.pt")
-    bundle = load_bundle(package(run, tmp_path / "bundle", members=["member-0", "other-chain-member-0"]),
-                         allow_unsigned=True)
+    bundle = load_bundle(
+        package(run, tmp_path / "bundle", members=["member-0", "other-chain-member-0"]), allow_unsigned=True
+    )
     assert [(m.file, m.seed) for m in bundle.manifest.members] == [("member-0.onnx", 0), ("member-1.onnx", 0)]
     assert {p.name for p in (tmp_path / "bundle").glob("*.onnx")} == {"member-0.onnx", "member-1.onnx"}
     assert "continued from `chain-a/best.pt`: cycle 1" in bundle.model_card

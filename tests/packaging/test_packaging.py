@@ -33,7 +33,10 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "packaging" / "build_dist.py"
 CLEAN_PATH = "/usr/bin:/bin"  # no venv, no pyenv shims: the app must carry its own Python
 TOOLS = {
-    "readelf": "binutils", "makeself": "makeself", "makensis": "nsis", "dpkg-deb": "dpkg",
+    "readelf": "binutils",
+    "makeself": "makeself",
+    "makensis": "nsis",
+    "dpkg-deb": "dpkg",
     "desktop-file-validate": "desktop-file-utils",
 }
 DECISIONS = {"benign", "suspicious", "uncertain"}
@@ -57,9 +60,21 @@ def built(tmp_path_factory):
     out, work = base / "dist", base / "build"
     start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, str(BUILD), "--bundle", str(bundle), "--out", str(out), "--work", str(work),
-         "--compression", "fast"],
-        capture_output=True, text=True, timeout=1800,
+        [
+            sys.executable,
+            str(BUILD),
+            "--bundle",
+            str(bundle),
+            "--out",
+            str(out),
+            "--work",
+            str(work),
+            "--compression",
+            "fast",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert proc.returncode == 0, f"build failed:\n{proc.stdout}\n{proc.stderr}"
     info = json.loads((out / "build-info.json").read_text())
@@ -67,7 +82,11 @@ def built(tmp_path_factory):
     print(f"\nbuild: {info['test_build_s']}s, sizes {info['sizes_bytes']}")
     version = info["version"]
     return {
-        "base": base, "out": out, "work": work, "info": info, "app": out / "melascreen",
+        "base": base,
+        "out": out,
+        "work": work,
+        "info": info,
+        "app": out / "melascreen",
         "deb": next(out.glob(f"melascreen_{version}_*.deb")),
         "run": next(out.glob(f"melascreen-{version}-linux-*.run")),
     }
@@ -114,11 +133,14 @@ def test_frozen_app_carries_bundle_notices_and_no_research_code(built):
 
 def test_deb_contents_and_metadata(built):
     listing = subprocess.run(["dpkg-deb", "-c", str(built["deb"])], capture_output=True, text=True, check=True).stdout
-    for path in ("./opt/melascreen/melascreen", "./opt/melascreen/NOTICES",
-                 "./opt/melascreen/_internal/core/models/default/manifest.json",
-                 "./usr/share/applications/melascreen.desktop",
-                 "./usr/share/icons/hicolor/256x256/apps/melascreen.png",
-                 "./usr/share/doc/melascreen/copyright"):
+    for path in (
+        "./opt/melascreen/melascreen",
+        "./opt/melascreen/NOTICES",
+        "./opt/melascreen/_internal/core/models/default/manifest.json",
+        "./usr/share/applications/melascreen.desktop",
+        "./usr/share/icons/hicolor/256x256/apps/melascreen.png",
+        "./usr/share/doc/melascreen/copyright",
+    ):
         assert f" {path}\n" in listing + "\n" or f" {path} " in listing, f"{path} missing from the .deb"
     assert re.search(r"\./usr/bin/melascreen -> /opt/melascreen/melascreen", listing)
     depends = subprocess.run(["dpkg-deb", "-f", str(built["deb"]), "Depends"], capture_output=True, text=True).stdout
@@ -145,7 +167,9 @@ def test_deb_installs_runs_and_removes_cleanly(built, images, tmp_path):
     assert os.readlink(root / "usr" / "bin" / "melascreen") == "/opt/melascreen/melascreen"
     desktop = root / "usr" / "share" / "applications" / "melascreen.desktop"
     subprocess.run(["desktop-file-validate", str(desktop)], check=True)
-    proc = subprocess.run([str(app), "bundle", "verify"], env=clean_env(HOME=str(tmp_path)), capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(app), "bundle", "verify"], env=clean_env(HOME=str(tmp_path)), capture_output=True, text=True
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("ok:"), proc.stderr
     subprocess.run([*dpkg, "-r", "melascreen"], check=True, capture_output=True)
     left = [p for p in root.rglob("*") if not p.is_relative_to(root / "var")]
@@ -156,7 +180,9 @@ def _start_xvfb() -> tuple[subprocess.Popen, str]:
     read_fd, write_fd = os.pipe()
     xvfb = subprocess.Popen(
         ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     os.close(write_fd)
     # Xvfb writes the number, then the newline: read both, or its second write fails and it exits.
@@ -171,8 +197,9 @@ def _start_xvfb() -> tuple[subprocess.Popen, str]:
 
 
 def _app_window_shown(display: str) -> bool:
-    tree = subprocess.run(["xwininfo", "-root", "-tree"], env={"DISPLAY": display, "PATH": CLEAN_PATH},
-                          capture_output=True, text=True).stdout
+    tree = subprocess.run(
+        ["xwininfo", "-root", "-tree"], env={"DISPLAY": display, "PATH": CLEAN_PATH}, capture_output=True, text=True
+    ).stdout
     # The main window (class melascreen/MelaScreen), not Qt's 1x1 client-leader window.
     return re.search(r'\("melascreen" "MelaScreen"\)\s+\d{3,}x\d{3,}', tree) is not None
 
@@ -183,8 +210,9 @@ def _open_gui_until_first_window(app: Path, env: dict[str, str]) -> float | None
         xvfb, display = _start_xvfb()
         try:
             start = time.monotonic()
-            proc = subprocess.Popen([str(app)], env={**env, "DISPLAY": display}, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                [str(app)], env={**env, "DISPLAY": display}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
             shown = None
             while time.monotonic() - start < 60 and proc.poll() is None:
                 if _app_window_shown(display):
@@ -201,8 +229,13 @@ def _open_gui_until_first_window(app: Path, env: dict[str, str]) -> float | None
         assert "Traceback" not in err, err
         return shown
     # No X server for tests: the offscreen platform, alive after 20 s and no traceback.
-    proc = subprocess.Popen([str(app)], env={**env, "QT_QPA_PLATFORM": "offscreen"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(app)],
+        env={**env, "QT_QPA_PLATFORM": "offscreen"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
@@ -231,12 +264,21 @@ def test_run_installs_per_user_screens_opens_gui_and_uninstalls(built, images, t
     assert f"Exec={app_dir / 'melascreen'}" in menu.read_text()
 
     app_env = clean_env(
-        HOME=str(home), MELASCREEN_HOME=str(outside / "melascreen"), XDG_CACHE_HOME=str(outside / "cache"),
-        XDG_CONFIG_HOME=str(outside / "config"), XDG_RUNTIME_DIR=str(outside / "tmp"), TMPDIR=str(outside / "tmp"),
+        HOME=str(home),
+        MELASCREEN_HOME=str(outside / "melascreen"),
+        XDG_CACHE_HOME=str(outside / "cache"),
+        XDG_CONFIG_HOME=str(outside / "config"),
+        XDG_RUNTIME_DIR=str(outside / "tmp"),
+        TMPDIR=str(outside / "tmp"),
     )
     report = outside / "report.csv"
-    proc = subprocess.run([str(launcher), "screen", str(images), "--report", str(report)],
-                          env=app_env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(launcher), "screen", str(images), "--report", str(report)],
+        env=app_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     rows = list(csv.DictReader(report.open(encoding="utf-8")))
@@ -249,8 +291,10 @@ def test_run_installs_per_user_screens_opens_gui_and_uninstalls(built, images, t
     # The GUI: settings say the disclaimer was accepted, so the main window is the first window.
     from desktop.settings import AppSettings, save_settings
 
-    save_settings(replace(AppSettings(), disclaimer_accepted=True, reviewer="packaging test"),
-                  outside / "melascreen" / "config" / "settings.json")
+    save_settings(
+        replace(AppSettings(), disclaimer_accepted=True, reviewer="packaging test"),
+        outside / "melascreen" / "config" / "settings.json",
+    )
     shown_after = _open_gui_until_first_window(launcher, app_env)
     if shown_after is not None:
         print(f"\nGUI: main window shown {shown_after:.2f}s after start (installed .run, Xvfb)")
@@ -272,9 +316,20 @@ def test_release_build_refuses_to_run_without_a_trained_model(tmp_path):
     empty = tmp_path / "no-model"
     empty.mkdir()
     proc = subprocess.run(
-        [sys.executable, str(BUILD), "--require-model", "--bundle", str(empty), "--out", str(tmp_path / "dist"),
-         "--work", str(tmp_path / "build")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(BUILD),
+            "--require-model",
+            "--bundle",
+            str(empty),
+            "--out",
+            str(tmp_path / "dist"),
+            "--work",
+            str(tmp_path / "build"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1
     assert "no trained model bundle" in proc.stderr and "core/models/default" in proc.stderr

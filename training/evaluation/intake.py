@@ -29,8 +29,18 @@ from evalkit.metrics import roc_auc
 from ..non_dermoscopy import write_set
 
 SETS = {  # name: (labels file, part, part column, images folder)
-    "HAM10000 test": ("configs/splits/ham10000_lesion_split.csv", "test", "split", SHARED_DATA / "dermoscopy" / "images"),
-    "ISIC 2017 test": (SHARED_DATA / "isic2017" / "labels.csv", "test", "challenge_split", SHARED_DATA / "isic2017" / "images"),
+    "HAM10000 test": (
+        "configs/splits/ham10000_lesion_split.csv",
+        "test",
+        "split",
+        SHARED_DATA / "dermoscopy" / "images",
+    ),
+    "ISIC 2017 test": (
+        SHARED_DATA / "isic2017" / "labels.csv",
+        "test",
+        "challenge_split",
+        SHARED_DATA / "isic2017" / "images",
+    ),
     "Derm7pt (all)": (SHARED_DATA / "derm7pt" / "labels.csv", None, "split", SHARED_DATA / "derm7pt" / "images"),
 }
 

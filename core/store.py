@@ -803,14 +803,20 @@ class ReviewStore:
     # -- review queue and reviews ------------------------------------------------------------
 
     def queue(self, include_reviewed: bool = False) -> list[QueueItem]:
-        """Review and suspicious results, highest p(malignant) first; by default only images not
-        yet reviewed (a review of the same image under another result counts: reviews follow it)."""
+        """Review and suspicious results, highest p(malignant) first, one per image (its latest queued
+        result); by default only images not yet reviewed (a review of the same image under another
+        result counts: reviews follow it)."""
+        # One entry per image: screening it again (another confidence or bundle) queues a newer result of
+        # the same picture, which replaces the older entry in the list instead of standing beside it.
         where = (
-            ""
-            if include_reviewed
-            else " WHERE NOT EXISTS (SELECT 1 FROM reviews v2 JOIN results r2 ON r2.id = v2.result_id"
-            " WHERE r2.sha256 = r.sha256)"
+            " WHERE q.result_id = (SELECT MAX(q3.result_id) FROM review_queue q3 JOIN results r3"
+            " ON r3.id = q3.result_id WHERE r3.sha256 = r.sha256)"
         )
+        if not include_reviewed:
+            where += (
+                " AND NOT EXISTS (SELECT 1 FROM reviews v2 JOIN results r2 ON r2.id = v2.result_id"
+                " WHERE r2.sha256 = r.sha256)"
+            )
         rows = self._read(
             "SELECT q.result_id, r.path, r.sha256, r.decision, r.p_melanoma, r.reason, q.queued_at,"
             " r.p_malignant, r.likely_class, r.malignant_class, r.band"

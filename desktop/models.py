@@ -13,7 +13,7 @@ from core.outcomes import BAND_CODES, band, class_name, review_choice, review_wo
 from core.results import ScreeningResult
 from core.store import QueueItem, Review, local_time
 
-from .style import DECISION_LOOKS, decision_key, qcolor, result_words
+from .style import DECISION_LOOKS, decision_key, qcolor, result_short_words, result_words
 from .workers import ResultRow
 
 SORT_ROLE = Qt.ItemDataRole.UserRole
@@ -78,7 +78,8 @@ def _outcome_cell(result: ScreeningResult, review: Review | None, role: int):
     colour = look.colour
     if look.code == "uncertain" and result.band in BAND_CODES:  # the band's own shade: open "high" first
         colour = band(result.band).colour
-    return _badge_cell(machine, colour, look.text_colour, look.hint, role)
+    tip = f"{machine}: {look.hint}"
+    return _badge_cell(result_short_words(result), colour, look.text_colour, tip, role)
 
 
 def _risk_sort(result: ScreeningResult) -> float:

@@ -30,6 +30,16 @@ def result_words(result: ScreeningResult) -> str:
     return outcome_label(result.decision, result.malignant_class, result.band)
 
 
+def result_short_words(result: ScreeningResult) -> str:
+    """For narrow table columns: "high risk", "suspicious", "no cancer", "not screened" (full words in the tooltip)."""
+    key = decision_key(result)
+    if key == "error":
+        return NOT_SCREENED.name
+    if key == "uncertain" and result.band in BAND_CODES:
+        return f"{result.band} risk"
+    return DECISION_LOOKS[key].short
+
+
 def qcolor(hex_colour: str) -> QColor:
     return QColor(hex_colour)
 

@@ -231,10 +231,11 @@ def test_same_image_reused_across_runs_and_not_queued_twice(store):
     assert store.latest_run_for_folder("/scans/b", FP).id == run2
     assert store.latest_run_for_folder("/scans/b", FP_B) is None
 
-    # A different model set gets its own row (and its own queue entry).
+    # A different model set gets its own row; the queue still lists the image once, with its newer result.
     run3 = new_run(store, "/scans/a", FP_B)
-    assert store.add_result(run3, first, FP_B) != rid
-    assert len(store.queue()) == 2
+    newer = store.add_result(run3, first, FP_B)
+    assert newer != rid
+    assert [item.result_id for item in store.queue()] == [newer]
 
 
 def test_add_result_twice_for_same_run_and_path_changes_nothing(store):

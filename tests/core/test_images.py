@@ -31,7 +31,7 @@ from core.images import (
 )
 from core.results import QualityReport
 
-HAM_IMAGES = Path("/work/shared/data/dermoscopy/images")
+HAM_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "data" / "dermoscopy" / "images"
 
 
 # ------------------------------------------------------------------------------------- builders

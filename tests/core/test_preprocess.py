@@ -28,7 +28,7 @@ from core.preprocess import (
     to_working_size,
 )
 
-HAM_IMAGES = Path("/work/shared/data/dermoscopy/images")
+HAM_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "data" / "dermoscopy" / "images"
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 ONLY_CORNERS = PreprocessParams(hair=False, clahe=False)
 ONLY_HAIR = PreprocessParams(corners=False, clahe=False)

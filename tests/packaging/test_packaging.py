@@ -109,6 +109,16 @@ def images(tmp_path_factory, real_image_paths):
             cv2.circle(img, (192, 144), 60, (30, 20, 10), -1)
             img = np.clip(img.astype(int) + rng.integers(-12, 12, img.shape), 0, 255).astype(np.uint8)
             cv2.imwrite(str(folder / f"synthetic-{i}.jpg"), img)
+    # A DICOM file too: the frozen app must carry pydicom's handlers (loaded at run time) and Pillow.
+    import cv2
+    import numpy as np
+    from dicom_files import write_dicom
+
+    rng = np.random.default_rng(1)
+    picture = np.full((288, 384, 3), (200, 150, 140), np.uint8)
+    cv2.circle(picture, (192, 144), 60, (90, 60, 50), -1)
+    picture = np.clip(picture.astype(int) + rng.integers(-10, 10, picture.shape), 0, 255).astype(np.uint8)
+    write_dicom(folder / "dermoscope-export.dcm", picture, patient_id="P-PACK")
     return folder
 
 

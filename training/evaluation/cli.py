@@ -91,6 +91,7 @@ class EvaluationSettings:
     images_dir: Path = DEFAULT_IMAGES
     confidence: float | None = None  # None: the bundle's default
     provider: str = "auto"
+    engine: str = "auto"  # core.engines: "auto", "onnxruntime" or "openvino" (compare engines on a whole set)
     threads: int = 2
     batch_size: int = 8
     n_bootstrap: int = 2000
@@ -190,7 +191,9 @@ def run_evaluation(
     if len(set(ids)) != len(ids):
         raise EvaluationError("the labels list an image_id more than once; each image must appear once")
     bundle = bundle or load_bundle(bundle_path)
-    ensemble = ensemble or Ensemble(bundle, EnsembleSettings(provider=settings.provider, threads=settings.threads))
+    ensemble = ensemble or Ensemble(
+        bundle, EnsembleSettings(engine=settings.engine, provider=settings.provider, threads=settings.threads)
+    )
     out.mkdir(parents=True, exist_ok=True)
     done = _scored(bundle, ensemble, cases, out, settings)
     ev = build_evaluation(bundle, ensemble, cases, done, settings.confidence)
@@ -203,6 +206,7 @@ def run_evaluation(
         "rows_used": used,
         "images_dir": images_dir.name,
         "provider": ensemble.provider_in_use,
+        "engine": ensemble.engine_in_use,
         "raw_outputs": settings.raw_npz.name if settings.raw_npz is not None else CACHE_FILE,
     }
     tiles = None
@@ -232,7 +236,9 @@ def run_sets(
     """Every set into OUT/<set>/, then OUT/summary.md and OUT/metrics.json with one column per set."""
     out = Path(out)
     bundle = load_bundle(bundle_path)
-    ensemble = Ensemble(bundle, EnsembleSettings(provider=settings.provider, threads=settings.threads))
+    ensemble = Ensemble(
+        bundle, EnsembleSettings(engine=settings.engine, provider=settings.provider, threads=settings.threads)
+    )
     columns, used = {}, {}
     for s in sets:
         cases, rows = read_cases(s.labels, s.split, split_column=s.split_column)
@@ -272,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--limit", type=int, default=None, help="evaluate a seeded random sample of N images")
     ap.add_argument("--confidence", type=float, default=None, help="gate confidence (default: the bundle's)")
     ap.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--engine", default="auto", choices=("auto", "onnxruntime", "openvino"))
     ap.add_argument("--threads", type=int, default=2, help="preprocessing and inference threads")
     ap.add_argument("--batch-size", type=int, default=8, help="images per ensemble run")
     ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the AUC interval")
@@ -306,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             images_dir=Path(args.images),
             confidence=args.confidence,
             provider=args.provider,
+            engine=args.engine,
             threads=args.threads,
             batch_size=args.batch_size,
             n_bootstrap=args.bootstrap,

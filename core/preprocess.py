@@ -23,6 +23,10 @@ class PreprocessParams:
     corner_threshold: int = field(default=50, metadata=rule("int", lo=0, hi=255))
     corner_min_fraction: float = field(default=0.001, metadata=rule("float", lo=0.0, hi=1.0))
     corner_inpaint_radius: int = field(default=15, metadata=rule("int", lo=1, hi=100))
+    # Shades of Gray colour constancy (Finlayson & Trezzi 2004): divides out the light source's cast,
+    # which differs between dermatoscopes. Off by default so bundles trained without it see the same pixels.
+    colour_constancy: bool = field(default=False, metadata=rule("bool"))
+    colour_constancy_p: float = field(default=6.0, metadata=rule("float", lo=1.0, hi=32.0))
     hair: bool = field(default=True, metadata=rule("bool"))
     hair_kernel: int = field(default=17, metadata=rule("int", lo=1, hi=101))
     hair_threshold: int = field(default=10, metadata=rule("int", lo=0, hi=255))
@@ -153,12 +157,36 @@ def apply_clahe(rgb: np.ndarray, params: PreprocessParams) -> np.ndarray:
     return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
 
 
+def illuminant(rgb: np.ndarray, p: float = 6.0, ignore: np.ndarray | None = None) -> np.ndarray:
+    """Shades of Gray estimate of the light source: the Minkowski p-norm mean of each channel,
+    scaled to unit mean (p=1 is grey world, p=inf is max-RGB). `ignore`: pixels left out."""
+    _check_rgb(rgb)
+    x = rgb.reshape(-1, 3)
+    if ignore is not None and ignore.any() and not ignore.all():
+        x = x[~ignore.reshape(-1)]
+    x = x.astype(np.float64) / 255.0
+    e = np.power(np.mean(np.power(x, p), axis=0), 1.0 / p)
+    e = np.maximum(e, 1e-6)
+    return e / e.mean()
+
+
+def colour_constancy(rgb: np.ndarray, p: float = 6.0, ignore: np.ndarray | None = None) -> np.ndarray:
+    """Divide out the Shades of Gray illuminant estimate: a white light source leaves the image as it is."""
+    e = illuminant(rgb, p, ignore)
+    out = rgb.astype(np.float32) / e.astype(np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 def preprocess(rgb: np.ndarray, params: PreprocessParams) -> np.ndarray:
-    """Corners, hair, CLAHE (each switchable) at working resolution; RGB uint8, aspect ratio kept."""
+    """Corners, colour constancy, hair, CLAHE (each switchable) at working resolution; RGB uint8,
+    aspect ratio kept."""
     image = to_working_size(rgb, params.working_size)
     sizes = scaled_sizes(max(image.shape[:2]), params)
     if params.corners:
         image = remove_corners(image, params, sizes)
+    if params.colour_constancy:
+        # After the corners are filled: a black vignette would pull the estimate towards dark pixels.
+        image = colour_constancy(image, params.colour_constancy_p)
     if params.hair:
         image = remove_hair(image, params, sizes)
     if params.clahe:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from core.images import read_image
-from core.preprocess import PreprocessParams, corner_mask, hair_mask, to_working_size
+from core.preprocess import PreprocessParams, colour_constancy, corner_mask, hair_mask, illuminant, to_working_size
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SOURCES = {
@@ -28,13 +29,6 @@ SOURCES = {
     "ISIC 2017": ("isic2017", lambda r: True),
     "Derm7pt": ("derm7pt", lambda r: True),
 }
-
-
-def shades_of_gray(rgb: np.ndarray, p: float = 6.0) -> np.ndarray:
-    """The illuminant estimate (Finlayson & Trezzi 2004), normalised to unit mean."""
-    x = rgb.reshape(-1, 3).astype(np.float64) / 255.0
-    e = np.power(np.mean(np.power(x, p), axis=0), 1.0 / p)
-    return e / e.mean()
 
 
 def lesion_share(rgb: np.ndarray, frame: np.ndarray) -> float:
@@ -53,7 +47,8 @@ def describe(paths: list[Path], params: PreprocessParams) -> dict[str, float]:
         image = read_image(p)
         small = to_working_size(image.rgb, params.working_size)
         frame = corner_mask(small, params) > 0
-        illum = shades_of_gray(small)
+        illum = illuminant(small, 6.0, frame)
+        balanced = colour_constancy(small, 6.0, frame)
         grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
         rows.append(
             {
@@ -66,12 +61,18 @@ def describe(paths: list[Path], params: PreprocessParams) -> dict[str, float]:
                 "cast_b": illum[2],
                 "dark_border": frame.mean(),
                 "hair_mask": (hair_mask(small, params) > 0).mean(),
+                # Threshold 20 (the candidate's): how much texture a gentler hair removal still takes.
+                "hair_mask_20": (hair_mask(small, replace(params, hair_threshold=20)) > 0).mean(),
+                # After Shades of Gray: what is left of the colour difference between sources.
+                "balanced_r": balanced[..., 0].mean(),
+                "balanced_g": balanced[..., 1].mean(),
+                "balanced_b": balanced[..., 2].mean(),
                 "lesion_share": lesion_share(small, frame),
                 "sharpness": cv2.Laplacian(grey, cv2.CV_64F).var(),
             }
         )
     # Shares (border, hair, lesion) as means: most images have no black border, so its median is 0.
-    shares = ("dark_border", "hair_mask", "lesion_share")
+    shares = ("dark_border", "hair_mask", "hair_mask_20", "lesion_share")
     return {k: float((np.mean if k in shares else np.median)([r[k] for r in rows])) for k in rows[0]}
 
 

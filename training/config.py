@@ -24,6 +24,22 @@ class ConfigError(MelaScreenError, ValueError):
 
 
 @dataclass(frozen=True)
+class SourceConfig:
+    """A further labelled source trained beside the primary one (HAM10000), split by its own parts.
+
+    Its images carry only the diagnoses it was labelled with (ISIC 2017: mel, nv, bkl): the loss of
+    its images is a softmax over those classes only, so it never teaches "not a BCC" from an image
+    nobody checked for BCC."""
+
+    name: str
+    labels_csv: str
+    images_dir: str
+    split_column: str = "challenge_split"
+    # Per-class cap of this source in one balanced epoch (None: the run's max_per_class).
+    max_per_class: int | None = None
+
+
+@dataclass(frozen=True)
 class DataConfig:
     labels_csv: str = str(DEFAULT_DATA_DIR / "labels.csv")
     images_dir: str = str(DEFAULT_DATA_DIR / "images")
@@ -44,8 +60,11 @@ class DataConfig:
     # Augmentation of image batches: "flips" (h/v flips), "dihedral" (8 views) or "rich" (dihedral +
     # random-resized crop + brightness/contrast/saturation jitter; see training.data).
     augment: str = "flips"
-    # Class-balanced undersampling: each epoch keeps at most this many training images per class.
+    # Class-balanced undersampling: each epoch keeps at most this many training images per class
+    # (per class and source where there are several sources).
     max_per_class: int | None = None
+    name: str = "HAM10000"  # the primary source, as reports and the manifest name it
+    extra_sources: tuple[SourceConfig, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -84,9 +84,25 @@ def colour_jitter(
     return np.clip(x + 0.5, 0, 255).astype(np.uint8)
 
 
+def sharpness_jitter(img: np.ndarray, rnd: random.Random, strength: float = 1.0) -> np.ndarray:
+    """Blur or sharpen by a random amount: dermatoscopes differ in sharpness (Derm7pt's pictures
+    measure about 4x HAM10000's Laplacian variance, training.camera_shift)."""
+    amount = rnd.uniform(-strength, strength)
+    if abs(amount) < 0.1:
+        return img
+    blurred = cv2.GaussianBlur(img, (0, 0), 1.0)
+    # One formula both ways: amount < 0 mixes towards the blurred copy, amount > 0 is an unsharp mask.
+    out = cv2.addWeighted(img, 1 + amount, blurred, -amount, 0)
+    return np.ascontiguousarray(out)
+
+
+AUGMENTATIONS = ("none", "flips", "dihedral", "rich", "camera")
+
+
 class DermoscopyDataset(Dataset):
-    """Cached images with labels. Augmentation draws one view per item: flips, dihedral, or rich
-    (dihedral + random-resized crop + brightness/contrast/saturation jitter)."""
+    """Cached images with labels. Augmentation draws one view per item: flips, dihedral, rich
+    (dihedral + random-resized crop + brightness/contrast/saturation jitter) or camera (rich with a
+    wider zoom range, stronger colour jitter and blur/sharpening: another clinic's dermatoscope)."""
 
     def __init__(
         self,
@@ -97,16 +113,20 @@ class DermoscopyDataset(Dataset):
         augment: str | None = None,
         rows: np.ndarray | None = None,
     ):
-        if augment not in (None, "none", "flips", "dihedral", "rich"):
-            raise ValueError(f"unknown augmentation {augment!r}: use none, flips, dihedral or rich")
+        if augment not in (None, *AUGMENTATIONS):
+            raise ValueError(f"unknown augmentation {augment!r}: use one of {', '.join(AUGMENTATIONS)}")
         self.images = images
         self.labels = np.asarray(labels, dtype=np.int64)
         self.rows = np.arange(len(self.labels)) if rows is None else np.asarray(rows)
         self.mean, self.std = tuple(mean), tuple(std)
-        self.views = {"flips": FLIP_VIEWS, "dihedral": DIHEDRAL_VIEWS, "rich": DIHEDRAL_VIEWS}.get(
-            augment or "none", ("id",)
-        )
+        self.views = {
+            "flips": FLIP_VIEWS,
+            "dihedral": DIHEDRAL_VIEWS,
+            "rich": DIHEDRAL_VIEWS,
+            "camera": DIHEDRAL_VIEWS,
+        }.get(augment or "none", ("id",))
         self.rich = augment == "rich"
+        self.camera = augment == "camera"
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -124,20 +144,36 @@ class DermoscopyDataset(Dataset):
             img = apply_view_hwc(view, img)
         if self.rich:
             img = colour_jitter(random_resized_crop(img, random), random)
+        if self.camera:
+            # Zoom down to 40% of the area: Derm7pt's lesions fill 36% of the picture, HAM10000's 21%.
+            img = random_resized_crop(img, random, scale=(0.4, 1.0))
+            img = colour_jitter(img, random, brightness=0.2, contrast=0.2, saturation=0.2)
+            img = sharpness_jitter(img, random)
         return np.ascontiguousarray(img)
 
 
-def balanced_rows(labels: np.ndarray, max_per_class: int | None, rng: np.random.Generator) -> np.ndarray:
-    """Indices of one epoch: every class capped at max_per_class images (drawn fresh each epoch)."""
+def balanced_rows(
+    labels: np.ndarray,
+    max_per_class: int | None,
+    rng: np.random.Generator,
+    sources: np.ndarray | None = None,
+    source_caps: tuple[int | None, ...] | None = None,
+) -> np.ndarray:
+    """Indices of one epoch: every class of every source capped at its source's cap (or
+    max_per_class), drawn fresh each epoch."""
     labels = np.asarray(labels)
-    if max_per_class is None:
+    sources = np.zeros(len(labels), np.int64) if sources is None else np.asarray(sources)
+    caps = source_caps or (max_per_class,)
+    if all(c is None for c in caps) and max_per_class is None:
         return rng.permutation(len(labels))
     keep = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        if len(idx) > max_per_class:
-            idx = rng.choice(idx, size=max_per_class, replace=False)
-        keep.append(idx)
+    for s in np.unique(sources):
+        cap = caps[s] if s < len(caps) and caps[s] is not None else max_per_class
+        for c in np.unique(labels[sources == s]):
+            idx = np.flatnonzero((labels == c) & (sources == s))
+            if cap is not None and len(idx) > cap:
+                idx = rng.choice(idx, size=cap, replace=False)
+            keep.append(idx)
     return rng.permutation(np.concatenate(keep))
 
 

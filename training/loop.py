@@ -18,7 +18,7 @@ from evalkit.metrics import balanced_accuracy, roc_auc
 
 from .config import PhaseConfig, TrainConfig
 from .data import class_counts, normalise
-from .losses import FocalLoss, class_weights
+from .losses import SourceMaskedFocalLoss, class_weights
 from .models import Units
 from .run_data import RunData
 from .splits import MELANOMA_INDEX
@@ -110,13 +110,32 @@ def param_groups(model: nn.Module, units: Units, start: int, phase: PhaseConfig)
     return groups
 
 
-def training_loss(cfg: TrainConfig, train_labels: np.ndarray) -> FocalLoss:
-    """Focal loss with class weights from the class counts one balanced epoch sees (capped at
-    max_per_class): the loss every stage trains and validates with."""
-    counts = class_counts(train_labels)
-    if cfg.data.max_per_class is not None:
-        counts = np.minimum(counts, cfg.data.max_per_class)
-    return FocalLoss(cfg.loss.gamma, class_weights(counts, cfg.loss.class_weight_power))
+def training_loss(
+    cfg: TrainConfig,
+    train_labels: np.ndarray,
+    train_sources: np.ndarray | None = None,
+    masks: np.ndarray | None = None,
+    source_caps: tuple[int | None, ...] | None = None,
+) -> SourceMaskedFocalLoss:
+    """Focal loss with class weights from the class counts one balanced epoch sees (each source's
+    classes capped at its cap): the loss every stage trains and validates with. Targets are
+    RunData.targets (label + classes * source); with one source they are the labels."""
+    sources = np.zeros(len(train_labels), np.int64) if train_sources is None else np.asarray(train_sources)
+    caps = source_caps or (cfg.data.max_per_class,)
+    counts = np.zeros(len(class_counts(train_labels)), np.int64)
+    for s in np.unique(sources):
+        per_source = class_counts(np.asarray(train_labels)[sources == s])
+        cap = caps[s] if s < len(caps) else cfg.data.max_per_class
+        counts += np.minimum(per_source, cap) if cap is not None else per_source
+    if masks is None:
+        masks = np.ones((1, len(counts)), bool)
+    return SourceMaskedFocalLoss(masks, cfg.loss.gamma, class_weights(counts, cfg.loss.class_weight_power))
+
+
+def run_loss(cfg: TrainConfig, data: RunData) -> SourceMaskedFocalLoss:
+    """training_loss for a run's training rows and sources."""
+    rows = data.train_rows
+    return training_loss(cfg, data.labels[rows], data.source_of[rows], data.masks(), data.source_caps)
 
 
 @dataclass(frozen=True)
@@ -168,14 +187,30 @@ def train_one_epoch(
     return EpochResult(float(np.mean(losses)) if losses else float("nan"), seen, time.time() - t0)
 
 
-def evaluate_logits(logits: np.ndarray, labels: np.ndarray, loss_fn: nn.Module) -> dict:
+def evaluate_logits(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    loss_fn: nn.Module,
+    targets: np.ndarray | None = None,
+    sources: np.ndarray | None = None,
+    source_names: tuple[str, ...] = (),
+) -> dict:
+    """Validation loss (on `targets`, the loss's encoding; default the labels), melanoma AUC and
+    balanced accuracy over all validation images, and melanoma AUC per source where there are several."""
     probs = softmax(logits)
-    loss = float(loss_fn(torch.from_numpy(logits), torch.from_numpy(labels)).item())
-    return {
+    targets = labels if targets is None else targets
+    loss = float(loss_fn(torch.from_numpy(logits), torch.from_numpy(targets)).item())
+    out = {
         "val_loss": loss,
         "val_mel_auc": roc_auc(labels == MELANOMA_INDEX, probs[:, MELANOMA_INDEX]),
         "val_balanced_accuracy": balanced_accuracy(labels, probs.argmax(1)),
     }
+    if sources is not None and len(source_names) > 1:
+        for s, name in enumerate(source_names):
+            rows = sources == s
+            if rows.any():
+                out[f"val_mel_auc_{name}"] = roc_auc(labels[rows] == MELANOMA_INDEX, probs[rows, MELANOMA_INDEX])
+    return out
 
 
 @torch.no_grad()

@@ -35,3 +35,30 @@ class FocalLoss(nn.Module):
         if self.weight is not None:
             loss = loss * self.weight[target]
         return loss.mean()
+
+
+class SourceMaskedFocalLoss(nn.Module):
+    """Focal loss over images of several sources, each labelled with its own set of diagnoses.
+
+    Targets are encoded as label + classes * source (training.run_data.RunData.targets). An image's
+    softmax runs over the classes its source labels only (`masks[source]`): an ISIC 2017 naevus is
+    taught "naevus rather than melanoma or keratosis", not "not a basal cell carcinoma", which its
+    labellers never checked. With one source and a full mask this is FocalLoss exactly.
+    """
+
+    def __init__(self, masks: np.ndarray, gamma: float = 2.0, weight: torch.Tensor | None = None):
+        super().__init__()
+        self.gamma = gamma
+        self.n_classes = int(np.asarray(masks).shape[1])
+        self.register_buffer("masks", torch.as_tensor(np.asarray(masks, bool)), persistent=False)
+        self.register_buffer("weight", weight if weight is not None else None, persistent=False)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        label, source = target % self.n_classes, target // self.n_classes
+        allowed = self.masks[source]
+        masked = logits.float().masked_fill(~allowed, float("-inf"))
+        logp = F.log_softmax(masked, dim=1).gather(1, label[:, None]).squeeze(1)
+        loss = -((1.0 - logp.exp()) ** self.gamma) * logp
+        if self.weight is not None:
+            loss = loss * self.weight[label]
+        return loss.mean()

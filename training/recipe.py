@@ -29,7 +29,9 @@ class Step:
     config: str
     out: str  # relative to the runs folder
     after: str | None = None
-    init: str | None = None  # snapshots: member folder (relative to runs) whose best.pt starts the chain
+    # snapshots: member folder (relative to runs) whose best.pt starts the chain, or a bundle member
+    # file (.onnx, relative to the project root)
+    init: str | None = None
     cycles: int | None = None
     keep: int = 5
     lr: float = 3e-4
@@ -106,9 +108,11 @@ def step_argv(step: Step, runs: Path) -> list[str]:
         argv += ["--set", s]
     if step.command == "train":
         return [*argv, "--resume"]
+    # A bundle member (.onnx, relative to the project root) or a member folder under runs.
+    init = Path(step.init) if step.init.endswith(".onnx") else runs / step.init / "best.pt"
     argv += [
         "--init",
-        str(runs / step.init / "best.pt"),
+        str(init),
         "--out",
         str(out),
         "--cycles",

@@ -36,16 +36,17 @@ from training.checkpoint import atomic_save, export_record, seed_everything, wri
 from training.config import ConfigError, load_config, save_config
 from training.data import CLASS_NAMES, DermoscopyDataset, balanced_rows
 from training.distributed import init_distributed
+from training.from_bundle import load_member_weights
 from training.loop import (
     PhaseForward,
     epoch_row,
     evaluate_logits,
     param_groups,
     predict_images,
+    run_loss,
     train_one_epoch,
-    training_loss,
 )
-from training.models import backbone_units, build_model
+from training.models import NO_WEIGHTS, backbone_units, build_model
 from training.run_data import prepare_data
 
 log = logging.getLogger("training.snapshots")
@@ -58,9 +59,12 @@ def run_snapshots(cfg, init: Path, out: Path, cycles: int, keep: int, lr: float,
     save_config(cfg, out / "config.yaml")
     data = prepare_data(cfg, out, d)
     seed_everything(cfg.seeds[0] if cfg.seeds else 0)
-    model = build_model(cfg.model.arch, len(CLASS_NAMES), None, cfg.model.drop_rate)
-    init_ckpt = checkpoint.load(init)
-    model.load_state_dict(init_ckpt["state_dict"])
+    model = build_model(cfg.model.arch, len(CLASS_NAMES), NO_WEIGHTS, cfg.model.drop_rate)
+    # A training record (best.pt) or a shipped bundle's member (.onnx: its weights, read back).
+    if init.suffix == ".onnx":
+        load_member_weights(model, init)
+    else:
+        model.load_state_dict(checkpoint.load(init)["state_dict"])
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     units = backbone_units(model)
@@ -70,7 +74,8 @@ def run_snapshots(cfg, init: Path, out: Path, cycles: int, keep: int, lr: float,
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=1, eta_min=lr * 0.01)
 
     train_labels, val_labels = data.labels[data.train_rows], data.labels[data.val_rows]
-    loss_fn = training_loss(cfg, train_labels)  # on the CPU, training and validation share it
+    train_sources, val_sources = data.source_of[data.train_rows], data.source_of[data.val_rows]
+    loss_fn = run_loss(cfg, data)  # on the CPU, training and validation share it
 
     history: list[dict] = []
     start_cycle = 0
@@ -91,8 +96,8 @@ def run_snapshots(cfg, init: Path, out: Path, cycles: int, keep: int, lr: float,
         t0 = time.time()
         rng = np.random.default_rng([1000, cycle])
         random.seed(int(rng.integers(2**31)))
-        rows = balanced_rows(train_labels, cfg.data.max_per_class, rng)
-        ds = DermoscopyDataset(data.images, data.labels, data.mean, data.std, cfg.data.augment, data.train_rows[rows])
+        rows = balanced_rows(train_labels, cfg.data.max_per_class, rng, train_sources, data.source_caps)
+        ds = DermoscopyDataset(data.images, data.targets, data.mean, data.std, cfg.data.augment, data.train_rows[rows])
         n_steps = math.ceil(len(ds) / phase.batch_size)
         if cfg.max_steps_per_epoch:
             n_steps = min(n_steps, cfg.max_steps_per_epoch)
@@ -112,7 +117,9 @@ def run_snapshots(cfg, init: Path, out: Path, cycles: int, keep: int, lr: float,
         val_logits = predict_images(
             model, data, data.val_rows, cfg.eval_batch_size, cfg.channels_last, torch.device("cpu")
         )
-        metrics = evaluate_logits(val_logits, val_labels, loss_fn)
+        metrics = evaluate_logits(
+            val_logits, val_labels, loss_fn, data.targets[data.val_rows], val_sources, data.source_names
+        )
         row = epoch_row(3, cycle + 1, result, metrics, t0)
         history.append(row)
         log.info(
@@ -146,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Snapshot-ensemble fine-tuning (CPU recipe for the default bundle).")
     ap.add_argument("--config", required=True)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--init", required=True, help="best.pt to start from (a member after phases 1-3)")
+    ap.add_argument(
+        "--init", required=True, help="best.pt to start from (a member after phases 1-3), or a bundle member's .onnx"
+    )
     ap.add_argument("--out", required=True)
     ap.add_argument("--cycles", type=int, default=6)
     ap.add_argument("--keep", type=int, default=5)

@@ -39,8 +39,8 @@ from training.loop import (
     param_groups,
     predict_cached,
     predict_images,
+    run_loss,
     train_one_epoch,
-    training_loss,
 )
 from training.models import backbone_units, build_model
 from training.run_data import RunData, prepare_data
@@ -145,7 +145,10 @@ def train_member(
 
     train_labels = data.labels[data.train_rows]
     val_labels = data.labels[data.val_rows]
-    loss_fn, eval_loss = training_loss(cfg, train_labels).to(device), training_loss(cfg, train_labels)
+    # Targets carry each image's source for the source-masked loss (equal to the labels with one source).
+    train_targets, val_targets = data.targets[data.train_rows], data.targets[data.val_rows]
+    train_sources = data.source_of[data.train_rows]
+    loss_fn, eval_loss = run_loss(cfg, data).to(device), run_loss(cfg, data)
 
     history: list[dict] = []
     best = {"val_mel_auc": -1.0}
@@ -196,7 +199,7 @@ def train_member(
             t0 = time.time()
             rng = np.random.default_rng([seed, phase_no, epoch])
             random.seed(int(rng.integers(2**31)))
-            rows = balanced_rows(train_labels, cfg.data.max_per_class, rng)
+            rows = balanced_rows(train_labels, cfg.data.max_per_class, rng, train_sources, data.source_caps)
             n_steps = math.ceil(len(rows) / phase.batch_size)
             if cfg.max_steps_per_epoch:
                 n_steps = min(n_steps, cfg.max_steps_per_epoch)
@@ -213,13 +216,13 @@ def train_member(
                                 ]
                             )
                         ),
-                        torch.from_numpy(train_labels[rows[b : b + phase.batch_size]]),
+                        torch.from_numpy(train_targets[rows[b : b + phase.batch_size]]),
                     )
                     for b in range(0, len(rows), phase.batch_size)
                 )
             else:
                 ds = DermoscopyDataset(
-                    data.images, data.labels, data.mean, data.std, cfg.data.augment, data.train_rows[rows]
+                    data.images, data.targets, data.mean, data.std, cfg.data.augment, data.train_rows[rows]
                 )
                 sampler = DistributedSampler(ds, d.world, d.rank, shuffle=False, drop_last=True) if d.active else None
                 batches = iter(
@@ -254,7 +257,9 @@ def train_member(
                 val_logits = predict_cached(fwd, feats[1].prefix[0], cfg.eval_batch_size, device)
             else:
                 val_logits = predict_images(model, data, data.val_rows, cfg.eval_batch_size, cfg.channels_last, device)
-            metrics = evaluate_logits(val_logits, val_labels, eval_loss)
+            metrics = evaluate_logits(
+                val_logits, val_labels, eval_loss, val_targets, data.source_of[data.val_rows], data.source_names
+            )
             row = epoch_row(phase_no, epoch + 1, result, metrics, t0, d.world)
             history.append(row)
             log.info(

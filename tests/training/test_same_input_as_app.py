@@ -41,7 +41,11 @@ def odd_images(tmp_path_factory):
     return folder, ["rotated", "grey", "alpha"]
 
 
-@pytest.mark.parametrize("params", [PreprocessParams(), None], ids=["preprocessed", "raw"])
+@pytest.mark.parametrize(
+    "params",
+    [PreprocessParams(), PreprocessParams(colour_constancy=True, hair_threshold=20), None],
+    ids=["preprocessed", "colour-constancy", "raw"],
+)
 def test_training_and_app_give_the_same_model_input(odd_images, tmp_path, params):
     folder, ids = odd_images
     assert read_image(folder / "rotated.jpg").rgb.shape[:2] == (120, 80)  # the EXIF rotation was applied

@@ -289,6 +289,7 @@ def model_card(manifest: Manifest, ckpts: list[Checkpoint], info: dict) -> str:
         f"lesion is in two splits: {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))} images.",
         f"Temperatures and gate thresholds were fitted on the validation split only ({info['validation_used']} of "
         f"{counts.get('val', 0)} validation images); the test split was not used by training or packaging.",
+        *_extra_source_lines(data_cfg),
         "",
         "## Training recipe",
         f"- architecture {ckpts[0].arch}, input {manifest.input_size} px, mean {list(manifest.mean)}, std "
@@ -375,8 +376,14 @@ def model_card(manifest: Manifest, ckpts: list[Checkpoint], info: dict) -> str:
         ),
         "",
         "## Known limits",
-        "- Trained and validated on HAM10000 only: one dataset from two sites (Vienna, Queensland), mostly fair "
-        "skin; performance on other dermoscopes, populations and skin types is unknown.",
+        (
+            "- Trained on HAM10000 and "
+            + ", ".join(src.get("name", "?") for src in data_cfg.get("extra_sources", []))
+            + ": a few sites and dermatoscopes, mostly fair skin; measure a new camera before relying on it."
+            if data_cfg.get("extra_sources")
+            else "- Trained and validated on HAM10000 only: one dataset from two sites (Vienna, Queensland), mostly "
+            "fair skin; performance on other dermoscopes, populations and skin types is unknown."
+        ),
         "- Dermoscopy images only; clinical (non-dermoscopic) photographs are out of scope.",
         "- Thresholds are estimated from a few hundred validation cases; at high confidence levels they rest "
         "on few cases and carry wide uncertainty. The test-set section below is the honest estimate.",
@@ -393,6 +400,23 @@ def model_card(manifest: Manifest, ckpts: list[Checkpoint], info: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _extra_source_lines(data_cfg: dict) -> list[str]:
+    """The model card's lines for training sources beyond HAM10000 (training.config SourceConfig)."""
+    sources = data_cfg.get("extra_sources") or []
+    if not sources:
+        return []
+    lines = ["", "Further training sources (their own train parts for training, val parts for validation):"]
+    for src in sources:
+        cap = src.get("max_per_class") or data_cfg.get("max_per_class", "?")
+        lines.append(
+            f"- {src.get('name', '?')}: `{project_relative(src.get('labels_csv', '?'))}`, parts from column "
+            f"`{src.get('split_column', '?')}`, at most {cap} images per class per epoch; its images are scored "
+            "over the diagnoses it labels only (a source-masked loss), so a source without basal cell carcinoma "
+            "labels never teaches 'not a basal cell carcinoma'."
+        )
+    return lines
 
 
 # ------------------------------------------------------------------------------ the pipeline
@@ -525,11 +549,14 @@ def package(
     tta_views: tuple[str, ...] = DEFAULT_TTA,
     members: Sequence[str] | None = None,
     sign_key=None,
+    save_logits: str | Path | None = None,
 ) -> Path:
     """Run the whole packaging; returns the final bundle folder (replaced only once all checks pass).
 
     `sign_key` (an Ed25519 private key, core.signing.read_private_key): the final bundle is signed;
-    without it the bundle is unsigned and loads only where unsigned bundles are allowed."""
+    without it the bundle is unsigned and loads only where unsigned bundles are allowed.
+    `save_logits`: also write the validation member logits (npz: ids, dx, logits N x members x
+    classes, TTA-averaged, before temperature) that export.refit and training.evaluate can reuse."""
     t_all = time.perf_counter()
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
@@ -595,6 +622,11 @@ def package(
             "images_dir": project_relative(images_dir),
             "split_counts": counts,
             "validation_used": len(val),
+            # Further training sources (training.config SourceConfig), each split by its own parts.
+            "extra_sources": [
+                {k: project_relative(v) if k in ("labels_csv", "images_dir") else v for k, v in src.items()}
+                for src in first.config.get("data", {}).get("extra_sources", []) or []
+            ],
         },
         "split_file": project_relative(split_path),
         "split_sha256": sha256_file(split_path),
@@ -647,6 +679,15 @@ def package(
         len(members),
         time.perf_counter() - t,
     )
+
+    if save_logits is not None:
+        np.savez(
+            save_logits,
+            ids=np.array([c.image_id for c in val]),
+            dx=np.array([c.dx for c in val]),
+            logits=np.asarray(logits).transpose(1, 0, 2).astype(np.float32),
+        )
+        log.info("step 5: validation member logits saved to %s", save_logits)
 
     t = time.perf_counter()
     cal = fit_calibration(members, logits, labels, first.class_names)
@@ -729,6 +770,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version", help="bundle version (default: today's date)")
     ap.add_argument("--members", help="comma-separated member folders of RUN to export (default: every member-*)")
     ap.add_argument("--sign-key", help="Ed25519 private key (PEM) to sign the bundle with (python -m export.sign)")
+    ap.add_argument("--save-logits", help="also write the validation member logits to this .npz (for export.refit)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):
@@ -745,6 +787,7 @@ def main(argv: list[str] | None = None) -> int:
             version=args.version,
             members=[m.strip() for m in args.members.split(",")] if args.members else None,
             sign_key=read_private_key(args.sign_key) if args.sign_key else None,
+            save_logits=args.save_logits,
         )
     except MelaScreenError as exc:  # PackagingError, ParityError, UnsupportedHeadError, ExportError, BundleError
         log.error("%s", exc)

@@ -28,7 +28,7 @@ from core.bundle import Bundle, load_bundle, write_bundle
 from core.ensemble import Ensemble, EnsembleSettings
 from core.model_input import InputSpec, model_input_from_file
 
-from .calibrate import ensemble_malignancy, fit_malignancy_gate
+from .calibrate import ensemble_malignancy, fit_malignancy_gate, fit_temperatures
 
 MALIGNANT_CLASSES = ("akiec", "bcc", "mel")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -65,22 +65,36 @@ def _npz_logits(path: Path, items: list[tuple[Path, str, str]]) -> np.ndarray:
     return data["logits"][[index[iid] for _, iid, _ in items]]
 
 
-def refit(bundle: Bundle, out: Path, sets: dict[str, tuple[list, np.ndarray]]) -> tuple[Bundle, list]:
+def refit(
+    bundle: Bundle, out: Path, sets: dict[str, tuple[list, np.ndarray]], temperatures: bool = False
+) -> tuple[Bundle, list]:
+    """The gate (and with `temperatures`, each member's temperature first) fitted on all `sets`."""
     m = bundle.manifest
     names = m.class_names
     mal_idx = [names.index(c) for c in MALIGNANT_CLASSES]
     logits = np.concatenate([lg for _, lg in sets.values()])  # N x M x K
     dx = np.array([d for items, _ in sets.values() for _, _, d in items])
-    temps = [mem.temperature for mem in m.members]
+    members = m.members
+    if temperatures:
+        # Every validation image has a true label, even where its source labels only some classes.
+        fits_t = fit_temperatures(logits.transpose(1, 0, 2), np.array([names.index(d) for d in dx]))
+        members = tuple(
+            replace(
+                mem, temperature=f.temperature, val_metrics={**mem.val_metrics, "temperature_refit_nll": f.nll_after}
+            )
+            for mem, f in zip(m.members, fits_t)
+        )
+    temps = [mem.temperature for mem in members]
     p_mal = ensemble_malignancy(logits.transpose(1, 0, 2), temps, mal_idx)
     gate, fits = fit_malignancy_gate(p_mal, np.isin(dx, MALIGNANT_CLASSES), dx == m.positive_class, base=m.gate)
     provenance = dict(m.provenance)
     provenance["gate_refit"] = {
         "malignant_classes": list(MALIGNANT_CLASSES),
+        "temperatures_refit": bool(temperatures),
         "validation": {name: len(items) for name, (items, _) in sets.items()},
         "fits": [f.to_dict() for f in fits],
     }
-    manifest = replace(m, malignant_classes=MALIGNANT_CLASSES, gate=gate, provenance=provenance)
+    manifest = replace(m, members=members, malignant_classes=MALIGNANT_CLASSES, gate=gate, provenance=provenance)
     files = {mem.file: bundle.member_path(mem) for mem in m.members}
     if out.exists():
         shutil.rmtree(out)
@@ -94,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--validation", action="append", required=True, help="NAME=LABELS.csv:PART")
     ap.add_argument("--raw-npz", action="append", default=[], help="NAME=FILE: cached member logits of that set")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--temperatures", action="store_true", help="re-fit each member's temperature on these sets too")
+    ap.add_argument("--save-raw", action="append", default=[], help="NAME=FILE: write the member logits of that set")
     args = ap.parse_args(argv)
     bundle = load_bundle(args.bundle, allow_unsigned=True)
     cached = dict(s.split("=", 1) for s in args.raw_npz)
@@ -104,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
             _npz_logits(Path(cached[name]), items) if name in cached else member_logits(bundle, items, args.threads)
         )
         sets[name] = (items, logits)
-    new, fits = refit(bundle, args.out, sets)
+    for spec in args.save_raw:
+        name, _, path = spec.partition("=")
+        items, logits = sets[name]
+        np.savez(path, ids=np.array([i for _, i, _ in items]), dx=np.array([d for _, _, d in items]), logits=logits)
+    new, fits = refit(bundle, args.out, sets, args.temperatures)
     print(json.dumps(new.manifest.gate.to_dict(), indent=2))
     for f in fits:
         print(json.dumps(f.to_dict()))

@@ -4,6 +4,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="export tests need the train extra (torch, timm, grad-cam)")
@@ -12,8 +13,10 @@ timm = pytest.importorskip("timm")
 from synthetic_bundle import TEST_SIGNING_KEY  # noqa: E402
 
 from core.bundle import load_bundle  # noqa: E402
+from core.ensemble import softmax  # noqa: E402
 from core.results import Decision  # noqa: E402
 from core.screening import Screener  # noqa: E402
+from evalkit.metrics import roc_auc  # noqa: E402
 from export.calibrate import CONFIDENCES  # noqa: E402
 from export.onnx_export import read_member_metadata  # noqa: E402
 from export.package import EVALUATION_BEGIN, EVALUATION_END, main, package  # noqa: E402
@@ -91,7 +94,15 @@ def bundle_dir(tmp_path_factory):
         pytest.fail(f"the shared data set is missing at {DATA}; these tests screen real images")
     tmp = tmp_path_factory.mktemp("pkg")
     run = make_run(tmp / "run")
-    return package(run, tmp / "bundle", weights_dtype="float16", workers=1, version="test", sign_key=TEST_SIGNING_KEY)
+    return package(
+        run,
+        tmp / "bundle",
+        weights_dtype="float16",
+        workers=1,
+        version="test",
+        sign_key=TEST_SIGNING_KEY,
+        save_logits=tmp / "val-logits.npz",
+    )
 
 
 def test_bundle_loads_with_verified_members_and_fitted_calibration(bundle_dir):
@@ -112,6 +123,19 @@ def test_bundle_loads_with_verified_members_and_fitted_calibration(bundle_dir):
     assert len(parity) == 2 and all(p["logits_max_abs"] <= 1e-4 and p["cam_max_abs"] <= 1e-4 for p in parity)
     assert "validation images" in parity[0]["input_kinds"] and "rounded" in parity[0]["reference"]
     assert not Path(str(bundle_dir) + ".unfitted").exists()
+
+
+def test_the_validation_logits_are_saved_for_a_later_refit(bundle_dir):
+    """What export.refit --raw-npz reads: ids and dx of the validation images, member logits N x M x K
+    that give back the calibration's p(melanoma) with the fitted temperatures."""
+    data = np.load(bundle_dir.parent / "val-logits.npz")
+    m = load_bundle(bundle_dir).manifest
+    assert data["logits"].shape == (12, 2, len(CLASSES)) and len(data["ids"]) == len(data["dx"]) == 12
+    temps = np.array([mem.temperature for mem in m.members], np.float32)
+    p = softmax(data["logits"].transpose(1, 0, 2) / temps[:, None, None])[:, :, CLASSES.index("mel")].mean(0)
+    assert m.provenance["calibration"]["ensemble_validation"]["mel_auc"] == pytest.approx(
+        roc_auc(data["dx"] == "mel", p), abs=1e-6
+    )
 
 
 def test_model_card_leaves_a_marked_section_for_the_evaluation(bundle_dir):

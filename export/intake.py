@@ -43,15 +43,25 @@ class LabelledImages:
     paths: tuple[Path, ...]
     labels: tuple[str, ...]
 
+    def __add__(self, other: LabelledImages) -> LabelledImages:
+        return LabelledImages(self.paths + other.paths, self.labels + other.labels)
 
-def split_images(split_file: Path, data_dir: Path, part: str, limit: int | None = None, seed: int = 0):
-    rows = [r for r in csv.DictReader(open(split_file, newline="")) if r["split"] == part]
+
+def split_images(
+    split_file: Path, data_dir: Path, part: str, limit: int | None = None, seed: int = 0, column: str = "split"
+):
+    rows = [r for r in csv.DictReader(open(split_file, newline="")) if r[column] == part]
     if limit is not None and limit < len(rows):
         keep = np.sort(np.random.default_rng(seed).choice(len(rows), limit, replace=False))
         rows = [rows[i] for i in keep]
     return LabelledImages(
         tuple(data_dir / "images" / f"{r['image_id']}.jpg" for r in rows), tuple(r["dx"] for r in rows)
     )
+
+
+def extra_source_images(labels_csv: Path, part: str, limit: int | None) -> LabelledImages:
+    """A further training source's part (ISIC 2017: labels.csv with challenge_split, images/ beside it)."""
+    return split_images(labels_csv, labels_csv.parent, part, limit, column="challenge_split")
 
 
 def _feature_session(member_path: Path, threads: int) -> ort.InferenceSession:
@@ -185,10 +195,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--train-features", type=Path, help="npz (feats, dx) computed earlier for the training sample")
     ap.add_argument("--val-features", type=Path, help="npz (feats, dx) computed earlier for the validation split")
+    ap.add_argument(
+        "--extra-source",
+        type=Path,
+        action="append",
+        default=[],
+        help="labels.csv of a further training source (challenge_split parts, images/ beside it): its train "
+        "part joins the statistics, its val part the thresholds",
+    )
+    ap.add_argument("--extra-train-images", type=int, default=1000, help="training images sampled per extra source")
     args = ap.parse_args(argv)
     bundle = load_bundle(args.bundle, allow_unsigned=True)
     train = split_images(args.split_file, args.data, "train", args.train_images)
     val = split_images(args.split_file, args.data, "val")
+    for labels_csv in args.extra_source:
+        train = train + extra_source_images(labels_csv, "train", args.extra_train_images)
+        val = val + extra_source_images(labels_csv, "val", None)
     if args.train_features:
         train_feats, train_labels = _load_npz_features(args.train_features)
         if len(train_feats) != len(train.paths):
@@ -200,8 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         val_feats = member_features(bundle, val, args.threads)
     train_pictures, val_pictures = picture_statistics(train.paths), picture_statistics(val.paths)
+    sources = ", ".join([args.split_file.name, *(str(p.parent.name) for p in args.extra_source)])
     fitted_on = (
-        f"{len(train_feats)} training images of {args.split_file.name} (statistics, id view); "
+        f"{len(train_feats)} training images of {sources} (statistics, id view); "
         f"{len(val_feats)} validation images (thresholds)"
     )
     if args.out.exists():

@@ -768,6 +768,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-val", type=int, help="use only N validation images, evenly spread (smoke runs)")
     ap.add_argument("--workers", type=int, default=2, help="processes for preprocessing")
     ap.add_argument("--version", help="bundle version (default: today's date)")
+    ap.add_argument("--name", default="MelaScreen HAM10000 ensemble", help="bundle name shown in the app")
     ap.add_argument("--members", help="comma-separated member folders of RUN to export (default: every member-*)")
     ap.add_argument("--sign-key", help="Ed25519 private key (PEM) to sign the bundle with (python -m export.sign)")
     ap.add_argument("--save-logits", help="also write the validation member logits to this .npz (for export.refit)")
@@ -785,6 +786,7 @@ def main(argv: list[str] | None = None) -> int:
             args.max_val,
             args.workers,
             version=args.version,
+            name=args.name,
             members=[m.strip() for m in args.members.split(",")] if args.members else None,
             sign_key=read_private_key(args.sign_key) if args.sign_key else None,
             save_logits=args.save_logits,

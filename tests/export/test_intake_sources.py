@@ -1,0 +1,27 @@
+"""export.intake reads a further training source's parts (ISIC 2017's challenge_split) beside the
+HAM10000 split: its train part joins the statistics' sample, its val part the thresholds."""
+
+import csv
+
+from export.intake import extra_source_images, split_images
+
+
+def test_a_further_source_adds_its_parts(tmp_path):
+    labels = tmp_path / "isic" / "labels.csv"
+    labels.parent.mkdir()
+    with open(labels, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image_id", "dx", "melanoma", "challenge_split"])
+        for i in range(10):
+            w.writerow([f"I{i}", "mel" if i % 3 == 0 else "nv", int(i % 3 == 0), "train" if i < 7 else "val"])
+    split = tmp_path / "split.csv"
+    with open(split, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image_id", "lesion_id", "dx", "melanoma", "split"])
+        for i in range(4):
+            w.writerow([f"H{i}", f"L{i}", "bcc", 0, "train"])
+    train = split_images(split, tmp_path / "ham", "train") + extra_source_images(labels, "train", 5)
+    assert len(train.paths) == 4 + 5 and train.labels[:4] == ("bcc",) * 4
+    assert all(p.parent == labels.parent / "images" for p in train.paths[4:])
+    val = extra_source_images(labels, "val", None)
+    assert [p.stem for p in val.paths] == ["I7", "I8", "I9"] and val.labels == ("nv", "nv", "mel")

@@ -128,3 +128,29 @@ def test_a_shipped_member_is_read_back_exactly(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(MemberWeightsError, match="member.onnx"):
         load_member_weights(model, bad)
+
+
+def test_camera_augmentation_zooms_blurs_and_keeps_the_shape():
+    import random
+
+    from training.data import DermoscopyDataset, sharpness_jitter
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
+    ds = DermoscopyDataset(img[None], [0], (0.5,) * 3, (0.5,) * 3, augment="camera")
+    random.seed(1)
+    views = [ds.augment(img) for _ in range(8)]
+    assert all(v.shape == img.shape and v.dtype == np.uint8 for v in views)
+    assert sum(not np.array_equal(v, img) for v in views) == 8
+    # Blur lowers the local contrast, sharpening raises it; a small amount leaves the picture alone.
+    lap = lambda x: float(np.abs(np.diff(x.astype(float), axis=1)).mean())  # noqa: E731
+
+    class Fixed:
+        def __init__(self, v):
+            self.v = v
+
+        def uniform(self, a, b):
+            return self.v
+
+    assert lap(sharpness_jitter(img, Fixed(-0.9))) < lap(img) < lap(sharpness_jitter(img, Fixed(0.9)))
+    assert np.array_equal(sharpness_jitter(img, Fixed(0.05)), img)

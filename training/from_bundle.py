@@ -40,8 +40,7 @@ def state_dict_from_onnx(path: str | Path) -> dict[str, torch.Tensor]:
         name = name[len(PREFIX) :]
         if name.endswith(FP16_SUFFIX):
             name = name[: -len(FP16_SUFFIX)]
-        array = numpy_helper.to_array(init)
-        out[name] = torch.from_numpy(np.array(array, dtype=np.int64 if array.dtype == np.int64 else np.float32))
+        out[name] = torch.from_numpy(np.array(numpy_helper.to_array(init), dtype=np.float32))
     if not out:
         raise MemberWeightsError(f"{path}: no model weights found (was it exported by export.onnx_export?)")
     return out

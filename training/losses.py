@@ -30,11 +30,16 @@ class FocalLoss(nn.Module):
         self.register_buffer("weight", weight if weight is not None else None, persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logp = F.log_softmax(logits.float(), dim=1).gather(1, target[:, None]).squeeze(1)
-        loss = -((1.0 - logp.exp()) ** self.gamma) * logp
-        if self.weight is not None:
-            loss = loss * self.weight[target]
-        return loss.mean()
+        return focal_loss(logits, target, self.gamma, self.weight)
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float, weight: torch.Tensor | None) -> torch.Tensor:
+    """The focal loss both modules compute; masked-out classes arrive as -inf logits."""
+    logp = F.log_softmax(logits.float(), dim=1).gather(1, target[:, None]).squeeze(1)
+    loss = -((1.0 - logp.exp()) ** gamma) * logp
+    if weight is not None:
+        loss = loss * weight[target]
+    return loss.mean()
 
 
 class SourceMaskedFocalLoss(nn.Module):
@@ -56,9 +61,4 @@ class SourceMaskedFocalLoss(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         label, source = target % self.n_classes, target // self.n_classes
         allowed = self.masks[source]
-        masked = logits.float().masked_fill(~allowed, float("-inf"))
-        logp = F.log_softmax(masked, dim=1).gather(1, label[:, None]).squeeze(1)
-        loss = -((1.0 - logp.exp()) ** self.gamma) * logp
-        if self.weight is not None:
-            loss = loss * self.weight[label]
-        return loss.mean()
+        return focal_loss(logits.float().masked_fill(~allowed, float("-inf")), label, self.gamma, self.weight)

@@ -5,6 +5,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from tiny_labels import write_labels
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "dermoscopy"
 
@@ -29,12 +30,7 @@ def tiny_labels(tmp_path_factory, labels_csv) -> Path:
         if per_dx[dx] < 4 and len(imgs) <= 3:
             per_dx[dx] += 1
             chosen.extend(imgs)
-    out = tmp_path_factory.mktemp("tiny") / "labels.csv"
-    with open(out, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(chosen)
-    return out
+    return write_labels(tmp_path_factory.mktemp("tiny") / "labels.csv", chosen)
 
 
 def _tiny_overrides(tmp: Path, labels: Path, **extra) -> list[str]:

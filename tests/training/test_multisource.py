@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_labels import write_labels
 
 torch = pytest.importorskip("torch", reason="training tests need the train extra (torch, timm)")
 
@@ -35,12 +36,7 @@ def tiny_isic(tmp_path_factory) -> Path:
     for part, n in (("train", 2), ("val", 1)):
         for dx in ("mel", "nv", "bkl"):
             pick += [r for r in rows if r["challenge_split"] == part and r["dx"] == dx][:n]
-    out = tmp_path_factory.mktemp("isic") / "labels.csv"
-    with open(out, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(pick)
-    return out
+    return write_labels(tmp_path_factory.mktemp("isic") / "labels.csv", pick)
 
 
 def two_source_overrides(tiny_overrides, isic_labels: Path, **extra) -> list[str]:

@@ -29,7 +29,15 @@ from core.images import read_image
 from core.model_input import InputSpec, model_input_from_file
 from core.ood import IntakeCheck, ensemble_score, image_statistics
 
-from .ood import DEFAULT_COMPONENTS, MahalanobisStats, add_ood_output, feature_tensor, fit_mahalanobis, ood_scores
+from .ood import (
+    DEFAULT_COMPONENTS,
+    MahalanobisStats,
+    add_ood_output,
+    feature_tensor,
+    fit_mahalanobis,
+    ood_scores,
+    strip_ood_output,
+)
 
 # Each part flags this share of validation images, so the whole check flags about 1% of them.
 PART_FLAG_SHARE = 0.005
@@ -155,7 +163,9 @@ def add_intake_check(
         files = {}
         for mem, s in zip(m.members, stats):
             path = Path(tmp) / mem.file
-            onnx.save(add_ood_output(onnx.load(str(bundle.member_path(mem))), s), str(path))
+            # A member that has a check already gets the new one instead (re-fitted on other images).
+            plain = strip_ood_output(onnx.load(str(bundle.member_path(mem))))
+            onnx.save(add_ood_output(plain, s), str(path))
             files[mem.file] = path
         provenance = dict(m.provenance)
         provenance["intake_check"] = {

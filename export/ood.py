@@ -147,3 +147,30 @@ def add_ood_output(model: onnx.ModelProto, stats: MahalanobisStats, output: str 
     g.output.append(helper.make_tensor_value_info(output, TensorProto.FLOAT, ["N"]))
     onnx.checker.check_model(out)
     return out
+
+
+def strip_ood_output(model: onnx.ModelProto, output: str = OOD_OUTPUT) -> onnx.ModelProto:
+    """A copy of `model` without its `ood` output and the nodes and weights only it used, so the
+    intake check can be fitted afresh (other training images, another ensemble). The other outputs
+    are computed by the very same nodes: logits and heat maps stay bit-identical."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    keep_outputs = [o for o in g.output if o.name != output]
+    if len(keep_outputs) == len(g.output):
+        return out
+    needed = {o.name for o in keep_outputs}
+    kept = []
+    for node in reversed(list(g.node)):  # graph nodes are in topological order
+        if any(name in needed for name in node.output):
+            kept.append(node)
+            needed.update(i for i in node.input if i)
+    used_inits = [t for t in g.initializer if t.name in needed]
+    del g.output[:]
+    g.output.extend(keep_outputs)
+    del g.node[:]
+    g.node.extend(reversed(kept))
+    del g.initializer[:]
+    g.initializer.extend(used_inits)
+    onnx.checker.check_model(out)
+    return out

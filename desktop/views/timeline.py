@@ -12,12 +12,8 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QFrame,
-    QGraphicsPixmapItem,
-    QGraphicsScene,
-    QGraphicsView,
     QHBoxLayout,
     QLabel,
     QScrollArea,
@@ -29,6 +25,8 @@ from core.errors import ImageReadError
 from core.images import read_image, resize_longest_side
 from core.outcomes import outcome
 from core.patients import TimelineEntry
+
+from .image_view import ImageView, rgb_to_pixmap
 
 DISPLAY_SIDE = 1024  # pictures are shown at most this large: enough to compare, light on memory
 MAX_SHOWN = 6  # the latest visits; older ones stay in the report
@@ -50,12 +48,6 @@ def entry_picture(entry: TimelineEntry, thumbnail: Callable[[int], bytes | None]
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _pixmap(rgb: np.ndarray) -> QPixmap:
-    rgb = np.ascontiguousarray(rgb)
-    h, w = rgb.shape[:2]
-    return QPixmap.fromImage(QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy())
-
-
 def rise_text(entries: Sequence[TimelineEntry]) -> str:
     """ "p(malignant) rose from 0.20 (2024-01-10) to 0.45 (2024-07-10)", one clause per rise; "" if none."""
     clauses = []
@@ -73,43 +65,22 @@ def rise_text(entries: Sequence[TimelineEntry]) -> str:
     return "; ".join(clauses)
 
 
-class SyncedImageView(QGraphicsView):
+class SyncedImageView(ImageView):
     """A picture that zooms with the wheel; `view_changed` lets its siblings follow."""
 
     view_changed = Signal(object)  # self
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setScene(QGraphicsScene(self))
-        self._item = QGraphicsPixmapItem()
-        self._item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
-        self.scene().addItem(self._item)
-        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setMinimumSize(220, 220)
-        self._fitted = True  # follows the window's size until someone zooms
         self.horizontalScrollBar().valueChanged.connect(lambda _v: self.view_changed.emit(self))
         self.verticalScrollBar().valueChanged.connect(lambda _v: self.view_changed.emit(self))
 
     def set_picture(self, rgb: np.ndarray | None) -> None:
-        self._item.setPixmap(_pixmap(rgb) if rgb is not None else QPixmap())
-        self.scene().setSceneRect(self._item.boundingRect())
-
-    def fit(self) -> None:
-        self._fitted = True
-        if not self._item.pixmap().isNull():
-            self.fitInView(self._item, Qt.AspectRatioMode.KeepAspectRatio)
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        if self._fitted:
-            self.fit()
+        self.set_pixmap(rgb_to_pixmap(rgb) if rgb is not None else None)
 
     def wheelEvent(self, event) -> None:
-        factor = 1.25 if event.angleDelta().y() > 0 else 0.8
-        self._fitted = False
-        self.scale(factor, factor)
+        super().wheelEvent(event)
         self.view_changed.emit(self)
 
     def mouseDoubleClickEvent(self, event) -> None:
@@ -131,7 +102,7 @@ class SyncedImageView(QGraphicsView):
         if rect.isEmpty():
             return
         fit = min(self.viewport().width() / rect.width(), self.viewport().height() / rect.height())
-        self._fitted = abs(zoom - 1.0) < 1e-3
+        self._fit = abs(zoom - 1.0) < 1e-3
         self.blockSignals(True)
         self.horizontalScrollBar().blockSignals(True)
         self.verticalScrollBar().blockSignals(True)

@@ -68,12 +68,15 @@ def resume_state(model: nn.Module, optimizer, scheduler, extra: dict) -> dict:
 
 
 def write_summary(path: Path, rows: list[dict]) -> None:
+    """One row per epoch: SUMMARY_FIELDS, then whatever else the rows carry (per-source AUCs)."""
+    extra = sorted({k for r in rows for k in r} - set(SUMMARY_FIELDS))
+    fields = SUMMARY_FIELDS + extra
     tmp = path.with_suffix(".csv.partial")
     with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS)
+        w = csv.DictWriter(f, fieldnames=fields, restval="")
         w.writeheader()
         for r in rows:
-            w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in SUMMARY_FIELDS})
+            w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in fields if k in r})
     os.replace(tmp, path)
 
 

@@ -106,6 +106,9 @@ def test_a_two_source_run_trains_and_reports_each_source(tiny_overrides, tiny_is
     record = torch.load(out / "member-0" / "best.pt", map_location="cpu", weights_only=False)
     assert "val_mel_auc_ISIC 2017" in record["val_metrics"] and "val_mel_auc_HAM10000" in record["val_metrics"]
     assert record["config"]["data"]["extra_sources"][0]["name"] == "ISIC 2017"
+    # the per-source figures reach summary.csv too, so a chain stopped early can still be read
+    header = (out / "summary.csv").read_text().splitlines()[0].split(",")
+    assert "val_mel_auc_ISIC 2017" in header and "val_mel_auc_HAM10000" in header
 
 
 def test_a_shipped_member_is_read_back_exactly(tmp_path):

@@ -25,3 +25,20 @@ def test_a_further_source_adds_its_parts(tmp_path):
     assert all(p.parent == labels.parent / "images" for p in train.paths[4:])
     val = extra_source_images(labels, "val", None)
     assert [p.stem for p in val.paths] == ["I7", "I8", "I9"] and val.labels == ("nv", "nv", "mel")
+
+
+def test_features_are_the_same_whatever_the_batch(tmp_path):
+    import numpy as np
+    from intake_bundle import skin_like, write_rgb
+    from synthetic_bundle import make_bundle
+
+    from core.bundle import load_bundle
+    from export.intake import LabelledImages, member_features
+
+    bundle = load_bundle(make_bundle(tmp_path / "b", members=2))
+    paths = tuple(write_rgb(tmp_path / "img" / f"{i}.jpg", skin_like(i)) for i in range(5))
+    images = LabelledImages(paths, ("nv",) * 5)
+    one_by_one = member_features(bundle, images, batch_size=1)
+    batched = member_features(bundle, images, batch_size=3)
+    assert one_by_one.shape == (5, 2, batched.shape[2]) and batched.shape[2] > 0
+    np.testing.assert_allclose(batched, one_by_one, rtol=1e-5, atol=1e-5)

@@ -23,7 +23,7 @@ import onnx
 
 from core.bundle import Bundle, Manifest, load_bundle, write_bundle
 
-from .ood import OOD_OUTPUT, strip_ood_output
+from .ood import strip_ood_output
 
 # What a member's input and output depend on: merged bundles must agree on all of it.
 SHARED_FIELDS = ("class_names", "positive_class", "input_size", "mean", "std", "preprocessing", "tta_views")
@@ -59,10 +59,8 @@ def merge(bundles: list[Bundle], out: Path, name: str | None = None, version: st
             listed = []
             for mem in bundle.manifest.members:
                 file = f"member-{len(members)}.onnx"
-                model = onnx.load(str(bundle.member_path(mem)))
-                if any(o.name == OOD_OUTPUT for o in model.graph.output):
-                    model = strip_ood_output(model)
-                onnx.save(model, str(Path(tmp) / file))
+                # strip_ood_output leaves a member without the output as it is
+                onnx.save(strip_ood_output(onnx.load(str(bundle.member_path(mem)))), str(Path(tmp) / file))
                 files[file] = Path(tmp) / file
                 members.append(replace(mem, file=file, sha256=""))
                 listed.append({"file": file, "was": mem.file, "sha256_before": mem.sha256})

@@ -262,6 +262,29 @@ class SettingsDialog(QDialog):
         )
 
 
+def _validation_html(m) -> str:
+    """The ensemble's validation AUC: per source where the gate was re-fitted on several (export.refit),
+    else the one split it was packaged with."""
+    per_set = m.provenance.get("gate_refit", {}).get("ensemble_validation")
+    if per_set:
+        parts = "; ".join(
+            f"{_auc_text(v.get('mel_auc'))} on {html.escape(name)} ({v.get('n', '?')} images, "
+            f"{v.get('n_melanoma', '?')} melanomas)"
+            for name, v in per_set.items()
+        )
+        return (
+            "<p><b>Validation</b> (the images temperatures and thresholds were fitted on): "
+            f"ensemble melanoma AUC {parts}. "
+        )
+    ens = m.provenance.get("calibration", {}).get("ensemble_validation", {})
+    if not ens:
+        return "<p>"
+    return (
+        f"<p><b>Validation</b> (the split the thresholds were fitted on): ensemble melanoma AUC "
+        f"{_auc_text(ens.get('mel_auc'))} on {ens.get('n', '?')} images ({ens.get('n_melanoma', '?')} melanomas). "
+    )
+
+
 def bundle_html(bundle: Bundle | None, verified: bool, provider_in_use: str | None, load_message: str = "") -> str:
     if bundle is None:
         return f"<p><b>No model bundle is loaded.</b></p><p>{load_message}</p>"
@@ -272,13 +295,10 @@ def bundle_html(bundle: Bundle | None, verified: bool, provider_in_use: str | No
         f"<td><code>{mem.sha256[:16]}…</code></td></tr>"
         for mem in m.members
     )
-    ens = m.provenance.get("calibration", {}).get("ensemble_validation", {})
     metrics = (
-        f"<p><b>Validation</b> (the split the thresholds were fitted on): ensemble melanoma AUC "
-        f"{_auc_text(ens.get('mel_auc'))} on {ens.get('n', '?')} images ({ens.get('n_melanoma', '?')} melanomas). "
-        if ens
-        else "<p>"
-    ) + "The figures on unseen test lesions, over all melanomas, are in the <i>Model card</i> tab.</p>"
+        _validation_html(m)
+        + "The figures on unseen test lesions, over all melanomas, are in the <i>Model card</i> tab.</p>"
+    )
     check = "all member checksums verified when loaded" if verified else "checksums NOT verified"
     return (
         f"<h3>{m.name} <small>version {m.version}</small></h3>"

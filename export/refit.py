@@ -27,6 +27,7 @@ import numpy as np
 from core.bundle import Bundle, load_bundle, write_bundle
 from core.ensemble import Ensemble, EnsembleSettings
 from core.model_input import InputSpec, model_input_from_file
+from evalkit.metrics import roc_auc
 
 from .calibrate import ensemble_malignancy, fit_malignancy_gate, fit_temperatures
 
@@ -65,6 +66,32 @@ def _npz_logits(path: Path, items: list[tuple[Path, str, str]]) -> np.ndarray:
     return data["logits"][[index[iid] for _, iid, _ in items]]
 
 
+def ensemble_validation(
+    sets: dict[str, tuple[list, np.ndarray]], temperatures, class_names, positive_class: str
+) -> dict[str, dict]:
+    """Per validation set: the ensemble's melanoma and malignancy AUC with the fitted temperatures
+    (what the About box and the model card report for a bundle whose members came from several)."""
+    mel = [class_names.index(positive_class)]
+    mal = [class_names.index(c) for c in MALIGNANT_CLASSES]
+    out = {}
+    for name, (items, logits) in sets.items():
+        dx = np.array([d for _, _, d in items])
+        by_member = logits.transpose(1, 0, 2)
+        is_mel, is_mal = dx == positive_class, np.isin(dx, MALIGNANT_CLASSES)
+        out[name] = {
+            "n": len(items),
+            "n_melanoma": int(is_mel.sum()),
+            "mel_auc": _finite(roc_auc(is_mel, ensemble_malignancy(by_member, temperatures, mel))),
+            "n_malignant": int(is_mal.sum()),
+            "malignant_auc": _finite(roc_auc(is_mal, ensemble_malignancy(by_member, temperatures, mal))),
+        }
+    return out
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None  # a set with one class has no AUC; JSON has no NaN
+
+
 def refit(
     bundle: Bundle, out: Path, sets: dict[str, tuple[list, np.ndarray]], temperatures: bool = False
 ) -> tuple[Bundle, list]:
@@ -93,6 +120,7 @@ def refit(
         "temperatures_refit": bool(temperatures),
         "validation": {name: len(items) for name, (items, _) in sets.items()},
         "fits": [f.to_dict() for f in fits],
+        "ensemble_validation": ensemble_validation(sets, temps, names, m.positive_class),
     }
     manifest = replace(m, members=members, malignant_classes=MALIGNANT_CLASSES, gate=gate, provenance=provenance)
     files = {mem.file: bundle.member_path(mem) for mem in m.members}

@@ -185,7 +185,29 @@ def test_about_shows_the_validation_metrics_of_the_default_bundle():
     from desktop.dialogs import bundle_html
 
     bundle = load_bundle(default_bundle_path())
-    ens = bundle.manifest.provenance["calibration"]["ensemble_validation"]
     html = bundle_html(bundle, True, "CPUExecutionProvider")
-    assert f"melanoma AUC {ens['mel_auc']:.3f}" in html and "val. AUC" in html
+    per_set = bundle.manifest.provenance.get("gate_refit", {}).get("ensemble_validation")
+    if per_set:  # a gate re-fitted on several sources (export.refit): one AUC each
+        for name, v in per_set.items():
+            assert f"{v['mel_auc']:.3f} on {name} ({v['n']} images" in html
+    else:
+        ens = bundle.manifest.provenance["calibration"]["ensemble_validation"]
+        assert f"melanoma AUC {ens['mel_auc']:.3f}" in html
+    assert "val. AUC" in html
     assert "Model card" in html  # where the test-split figures are
+
+
+def test_about_shows_one_validation_auc_per_source_of_a_refitted_gate(synthetic_bundle):
+    from core.bundle import load_bundle
+    from desktop.dialogs import bundle_html
+
+    bundle = load_bundle(synthetic_bundle, allow_unsigned=True)
+    per_set = {
+        "ham10000": {"n": 1548, "n_melanoma": 177, "mel_auc": 0.8912},
+        "isic2017": {"n": 150, "n_melanoma": 30, "mel_auc": None},
+    }
+    provenance = {**bundle.manifest.provenance, "gate_refit": {"ensemble_validation": per_set}}
+    m = replace(bundle.manifest, provenance=provenance)
+    html = bundle_html(replace(bundle, manifest=m), True, None)
+    assert "0.891 on ham10000 (1548 images, 177 melanomas)" in html
+    assert "— on isic2017 (150 images, 30 melanomas)" in html  # no AUC recorded: a dash, not a crash

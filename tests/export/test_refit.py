@@ -65,3 +65,25 @@ def test_computed_logits_can_be_saved_and_reused(bundle, tmp_path, monkeypatch):
     assert refit.main([*argv2, "--raw-npz", f"a={saved}"]) == 0
     a, b = load_bundle(tmp_path / "o1", allow_unsigned=True), load_bundle(tmp_path / "o2", allow_unsigned=True)
     assert a.manifest.gate == b.manifest.gate
+
+
+def test_the_ensemble_validation_auc_is_recorded_per_source(bundle, tmp_path):
+    a = write_set(tmp_path, "a", 400, 4)
+    items, logits = a
+    # Source b labels melanoma only by the first member's argmax: its melanoma AUC is near 1.
+    dx_b = ["mel" if CLASSES[int(np.argmax(lg[0]))] == "mel" else "nv" for lg in logits]
+    b = ([(p, f"b{i}", d) for (p, i, _), d in zip(items, dx_b)], logits)
+    new, _ = refit.refit(bundle, tmp_path / "out", {"a": a, "b": b}, temperatures=True)
+    per_set = new.manifest.provenance["gate_refit"]["ensemble_validation"]
+    assert set(per_set) == {"a", "b"}
+    assert per_set["a"]["n"] == 400 and per_set["a"]["n_melanoma"] == sum(d == "mel" for _, _, d in items)
+    assert 0.5 < per_set["a"]["mel_auc"] < per_set["b"]["mel_auc"] and per_set["b"]["mel_auc"] > 0.95
+    # b labels no akiec/bcc: its malignancies are its melanomas.
+    assert per_set["b"]["n_malignant"] == per_set["b"]["n_melanoma"] and 0.5 < per_set["b"]["malignant_auc"] <= 1
+
+
+def test_a_set_with_one_class_records_no_auc(bundle, tmp_path):
+    items, logits = write_set(tmp_path, "a", 30, 5)
+    only_nv = [(p, i, "nv") for p, i, _ in items]
+    per_set = refit.ensemble_validation({"a": (only_nv, logits)}, [1.0, 1.0], CLASSES, "mel")
+    assert per_set["a"]["mel_auc"] is None and per_set["a"]["n_melanoma"] == 0  # stored as JSON null, not NaN

@@ -264,24 +264,20 @@ class SettingsDialog(QDialog):
 
 def _validation_html(m) -> str:
     """The ensemble's validation AUC: per source where the gate was re-fitted on several (export.refit),
-    else the one split it was packaged with."""
+    else on the one split it was packaged with."""
     per_set = m.provenance.get("gate_refit", {}).get("ensemble_validation")
-    if per_set:
-        parts = "; ".join(
-            f"{_auc_text(v.get('mel_auc'))} on {html.escape(name)} ({v.get('n', '?')} images, "
-            f"{v.get('n_melanoma', '?')} melanomas)"
-            for name, v in per_set.items()
-        )
-        return (
-            "<p><b>Validation</b> (the images temperatures and thresholds were fitted on): "
-            f"ensemble melanoma AUC {parts}. "
-        )
-    ens = m.provenance.get("calibration", {}).get("ensemble_validation", {})
-    if not ens:
+    packaged = m.provenance.get("calibration", {}).get("ensemble_validation")
+    if not per_set and packaged:
+        per_set = {"the validation split": packaged}
+    if not per_set:
         return "<p>"
+    parts = "; ".join(
+        f"{_auc_text(v.get('mel_auc'))} on {html.escape(name)} ({v.get('n', '?')} images, "
+        f"{v.get('n_melanoma', '?')} melanomas)"
+        for name, v in per_set.items()
+    )
     return (
-        f"<p><b>Validation</b> (the split the thresholds were fitted on): ensemble melanoma AUC "
-        f"{_auc_text(ens.get('mel_auc'))} on {ens.get('n', '?')} images ({ens.get('n_melanoma', '?')} melanomas). "
+        f"<p><b>Validation</b> (the images temperatures and thresholds were fitted on): ensemble melanoma AUC {parts}. "
     )
 
 

@@ -29,7 +29,7 @@ from core.ensemble import Ensemble, EnsembleSettings
 from core.model_input import InputSpec, model_input_from_file
 from evalkit.metrics import roc_auc
 
-from .calibrate import ensemble_malignancy, fit_malignancy_gate, fit_temperatures
+from .calibrate import ensemble_malignancy, ensemble_probability, fit_malignancy_gate, fit_temperatures
 
 MALIGNANT_CLASSES = ("akiec", "bcc", "mel")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -71,7 +71,7 @@ def ensemble_validation(
 ) -> dict[str, dict]:
     """Per validation set: the ensemble's melanoma and malignancy AUC with the fitted temperatures
     (what the About box and the model card report for a bundle whose members came from several)."""
-    mel = [class_names.index(positive_class)]
+    mel = class_names.index(positive_class)
     mal = [class_names.index(c) for c in MALIGNANT_CLASSES]
     out = {}
     for name, (items, logits) in sets.items():
@@ -81,7 +81,7 @@ def ensemble_validation(
         out[name] = {
             "n": len(items),
             "n_melanoma": int(is_mel.sum()),
-            "mel_auc": _finite(roc_auc(is_mel, ensemble_malignancy(by_member, temperatures, mel))),
+            "mel_auc": _finite(roc_auc(is_mel, ensemble_probability(by_member, temperatures, mel))),
             "n_malignant": int(is_mal.sum()),
             "malignant_auc": _finite(roc_auc(is_mal, ensemble_malignancy(by_member, temperatures, mal))),
         }

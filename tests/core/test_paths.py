@@ -3,6 +3,7 @@ files replaced whole or not at all."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import sys
@@ -11,12 +12,15 @@ from pathlib import Path
 import pytest
 
 from core.paths import (
+    FileWriteError,
     OutputPathError,
     atomic_target,
     check_output_file,
     check_output_folder,
     create_private_file,
     make_private_folder,
+    os_error_words,
+    write_file_atomically,
 )
 from core.runs import INTERRUPTED, owner_stamp, shown_status
 
@@ -64,14 +68,60 @@ def test_atomic_target_replaces_whole_or_not_at_all(tmp_path: Path):
     with atomic_target(target) as temp:
         temp.write_bytes(b"new")
     assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["heat.png"]
-    if os.name == "posix":
-        umask = os.umask(0o022)
-        try:
-            with atomic_target(tmp_path / "report.csv") as temp:
-                temp.write_text("a,b\n")
-        finally:
-            os.umask(umask)
-        assert mode(tmp_path / "report.csv") == 0o644  # as a plain open() gives, not mkstemp's 0600
+
+
+@posix_only
+def test_written_files_are_private_unless_the_user_shares_them(tmp_path: Path):
+    umask = os.umask(0o022)
+    try:
+        with atomic_target(tmp_path / "heat.png") as temp:
+            temp.write_bytes(b"png")
+        write_file_atomically(tmp_path / "report.html", "<p>patient</p>")
+        with atomic_target(tmp_path / "replaced.pdf") as temp:
+            temp.unlink()  # a writer that makes its own file (default mode) instead of filling ours
+            temp.write_bytes(b"%PDF")
+        write_file_atomically(tmp_path / "shared.csv", "a,b\n", private=False)
+    finally:
+        os.umask(umask)
+    assert mode(tmp_path / "heat.png") == 0o600
+    assert mode(tmp_path / "report.html") == 0o600
+    assert mode(tmp_path / "replaced.pdf") == 0o600
+    assert mode(tmp_path / "shared.csv") == 0o644  # as a plain open() gives
+    assert (tmp_path / "report.html").read_text() == "<p>patient</p>"
+
+
+@posix_only
+def test_new_output_folders_are_private_with_their_parents(tmp_path: Path):
+    check_output_folder(tmp_path / "a" / "b" / "heat", "--heatmaps")
+    assert [mode(tmp_path / p) for p in ("a", "a/b", "a/b/heat")] == [0o700] * 3
+    check_output_file(tmp_path / "out" / "r.csv", "--report")
+    assert mode(tmp_path / "out") == 0o700
+    check_output_folder(tmp_path / "shared", "--heatmaps", private=False)
+    assert mode(tmp_path / "shared") == 0o777 & ~_umask()
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def test_a_failed_write_names_the_file_asked_for_and_the_real_cause(tmp_path: Path):
+    target = tmp_path / "report.csv"
+    with pytest.raises(FileWriteError) as info:
+        with atomic_target(target) as temp:
+            temp.write_text("half")
+            raise OSError(errno.ENOSPC, "No space left on device", str(temp))
+    message = str(info.value)
+    assert str(target) in message and ".partial" not in message
+    assert "disk is full" in message and "free disk space" in message
+    assert isinstance(info.value, OSError) and info.value.errno == errno.ENOSPC  # callers catching OSError still do
+    assert list(tmp_path.iterdir()) == []
+    read_only = os_error_words(OSError(errno.EROFS, "Read-only file system"))
+    assert "read-only" in read_only and "disk space" not in read_only and "full" not in read_only
+    assert "permission denied" in os_error_words(OSError(errno.EACCES, "Permission denied"))
+    with pytest.raises(FileWriteError, match=str(tmp_path / "missing" / "r.csv")):
+        write_file_atomically(tmp_path / "missing" / "r.csv", b"x")  # its folder does not exist
 
 
 def test_output_checks(tmp_path: Path):

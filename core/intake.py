@@ -5,7 +5,12 @@ Sources, in this order of precedence (the first that names a patient for a file 
 1. a sidecar CSV, `melascreen.csv` in the screened folder (or `--sidecar FILE`), one row per file:
    `file, patient_id, lesion_id, body_site, visit_date` and optionally `age, sex, note`.
    `file` is the path relative to the screened folder; `visit_date` is an ISO date (2024-03-15).
-   Commas, semicolons or tabs separate the columns (spreadsheets save any of them).
+   Commas, semicolons or tabs separate the columns (spreadsheets save any of them); the header line
+   decides which. Quoting is the csv module's, as spreadsheets write it: quoted fields, doubled quotes
+   ("" inside quotes), notes over several lines, a byte-order mark (UTF-8 or UTF-16).
+   Bounds (FIELD_LIMITS): patient_id and lesion_id at most 64 characters (DICOM's limit for a
+   PatientID), body_site 128, file 1,024, note 2,000; ids hold no control characters. A row over a
+   bound is an issue (a longer note is cut, and said so); a sidecar over 20 MB is not read.
 2. the folder layout, when asked for (`layout="patient-visit"`):
    `PATIENT/image`, `PATIENT/VISIT_DATE/image`, `PATIENT/LESION/image` or
    `PATIENT/VISIT_DATE/LESION/image` (or LESION/VISIT_DATE); a folder whose name is a date
@@ -22,9 +27,11 @@ read or stored; the patient id is whatever the clinic uses.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -38,6 +45,10 @@ SIDECAR_COLUMNS = ("file", "patient_id", "lesion_id", "body_site", "visit_date",
 SOURCES = ("sidecar", "folder", "dicom")
 _SEXES = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "O"}
 MAX_AGE = 130
+# Longest accepted value per column, in characters: ids as DICOM's LO (PatientID), the rest generous.
+FIELD_LIMITS = {"file": 1024, "patient_id": 64, "lesion_id": 64, "body_site": 128, "note": 2000}
+MAX_SIDECAR_BYTES = 20_000_000  # ~200,000 rows; a larger file is not a sidecar someone typed
+_SHOWN = 60  # characters of a bad value repeated in a message
 
 
 @dataclass(frozen=True)
@@ -131,11 +142,68 @@ def default_sidecar(folder: str | os.PathLike) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def _dialect(sample: str):
+def _shown(text: str, limit: int = _SHOWN) -> str:
+    """A value as repeated in a message: bounded, so one bad cell cannot flood a report."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _decode_sidecar(raw: bytes) -> str:
+    """Text of a sidecar: UTF-16 when it starts with its byte-order mark (spreadsheets' "Unicode text"),
+    else UTF-8 with or without one. UnicodeDecodeError when it is neither."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return raw.decode("utf-16")
+    return raw.decode("utf-8-sig")
+
+
+def _delimiter(text: str) -> str:
+    """The separator of the header line: the most frequent of , ; tab outside quotes (comma on a tie)."""
+    counts = {",": 0, ";": 0, "\t": 0}
+    quoted = False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        elif ch in "\r\n" and not quoted:
+            break
+        elif ch in counts and not quoted:
+            counts[ch] += 1
+    return max(counts, key=lambda d: (counts[d], d == ","))
+
+
+class _SidecarDialect(csv.excel):
+    """As spreadsheets write CSV: "quoted" fields, "" for a quote inside one, line breaks inside quotes.
+    strict: a broken quote is an error with its line, not a row that swallows the rest of the file."""
+
+    skipinitialspace = True
+    strict = True
+
+
+def _sidecar_rows(text: str, delimiter: str) -> Iterator[tuple[int, list[str] | None, str]]:
+    """(first line, cells, "") per record (a record may span lines: a quoted note); at broken quoting
+    or an over-long cell, one last (line, None, what is wrong) and nothing after it."""
+    dialect = type("_Dialect", (_SidecarDialect,), {"delimiter": delimiter})
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    start = 1
     try:
-        return csv.Sniffer().sniff(sample.splitlines()[0] if sample else "", delimiters=",;\t")
-    except csv.Error:
-        return csv.excel
+        for row in reader:
+            yield start, row, ""
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        if "field limit" in str(exc):
+            why = f"a cell is longer than {csv.field_size_limit()} characters ({exc})"
+        else:
+            why = f"its quoting is broken: a quote opened and never closed, or text after a closing quote ({exc})"
+        yield start, None, why
+
+
+def _field_problems(values: dict[str, str]) -> list[str]:
+    problems = []
+    for col in ("file", "patient_id", "lesion_id", "body_site"):
+        value = values.get(col, "")
+        if len(value) > FIELD_LIMITS[col]:
+            problems.append(f"{col} is {len(value)} characters long; the limit is {FIELD_LIMITS[col]}")
+        elif col != "file" and value and not value.isprintable():
+            problems.append(f"{col} {ascii(_shown(value))} holds control characters (line breaks, tabs, escapes)")
+    return problems
 
 
 def read_sidecar(
@@ -150,21 +218,35 @@ def read_sidecar(
     sidecar, folder = Path(sidecar), Path(folder)
     name = sidecar.name
     try:
-        text = sidecar.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
+        size = sidecar.stat().st_size
+        if size > MAX_SIDECAR_BYTES:
+            return {}, [
+                IntakeIssue(
+                    name,
+                    None,
+                    f"the sidecar is {size / 1e6:.0f} MB; the limit is {MAX_SIDECAR_BYTES / 1e6:.0f} MB "
+                    "(one line per picture is far less): it is not read",
+                )
+            ]
+        text = _decode_sidecar(sidecar.read_bytes())
+    except UnicodeError:
         return {}, [IntakeIssue(name, None, "the sidecar is not UTF-8 text; save it from the spreadsheet as CSV UTF-8")]
     except OSError as exc:
         return {}, [IntakeIssue(name, None, f"the sidecar cannot be read ({exc.strerror or exc})")]
-    reader = csv.reader(text.splitlines(), _dialect(text[:4096]))
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
-        return {}, [IntakeIssue(name, 1, "the sidecar is empty; it needs a header line naming its columns")]
+    rows = _sidecar_rows(text, _delimiter(text))
     issues: list[IntakeIssue] = []
+    _, first, broken = next(rows, (1, None, ""))
+    if broken:
+        return {}, [IntakeIssue(name, 1, f"the header line cannot be read: {broken}")]
+    if not first:
+        return {}, [IntakeIssue(name, 1, "the sidecar is empty; it needs a header line naming its columns")]
+    header = [h.strip().lstrip("\ufeff").lower() for h in first]
     for col in header:
         if col not in SIDECAR_COLUMNS:
             issues.append(
-                IntakeIssue(name, 1, f"unknown column '{col}' (ignored); the columns are {', '.join(SIDECAR_COLUMNS)}")
+                IntakeIssue(
+                    name, 1, f"unknown column '{_shown(col)}' (ignored); the columns are {', '.join(SIDECAR_COLUMNS)}"
+                )
             )
     missing = [c for c in SIDECAR_REQUIRED if c not in header]
     if missing:
@@ -175,25 +257,46 @@ def read_sidecar(
     seen_files: dict[str, int] = {}
     lesion_sites: dict[tuple, tuple[str | None, int]] = {}
     root = os.path.abspath(folder)
-    for row in reader:
-        line = reader.line_num
+    for line, row, broken in rows:
+        if row is None:
+            issues.append(
+                IntakeIssue(
+                    name,
+                    line,
+                    f"the sidecar cannot be read from this line on: {broken}; the rows from here are not used. "
+                    "Save it again from the spreadsheet as CSV",
+                )
+            )
+            break
         if not any(cell.strip() for cell in row):
             continue
         values = {col: (row[i].strip() if i < len(row) else "") for i, col in enumerate(header)}
         file = values.get("file", "")
-        label = file or f"(line {line})"
-        problems: list[str] = []
+        label = _shown(file) if file else f"(line {line})"
+        problems: list[str] = _field_problems(values)
+        note = values.get("note", "").replace("\r\n", "\n").replace("\r", "\n")  # one kind of line break
+        if len(note) > FIELD_LIMITS["note"]:
+            issues.append(
+                IntakeIssue(
+                    label,
+                    line,
+                    f"the note is {len(note)} characters long; only its first {FIELD_LIMITS['note']} are kept",
+                )
+            )
+            note = note[: FIELD_LIMITS["note"]]
         if len(row) > len(header) and any(c.strip() for c in row[len(header) :]):
             problems.append(f"{len(row)} cells but the header names {len(header)} columns")
         target = None
         if not file:
             problems.append("no file named")
+        elif problems and len(file) > FIELD_LIMITS["file"]:
+            pass  # said above; not looked up
         else:
             target = os.path.abspath(os.path.join(folder, file))
             if os.path.commonpath([root, target]) != root:
                 problems.append("the file lies outside the screened folder")
             elif not os.path.isfile(target):
-                problems.append(f"unknown file: there is no '{file}' in {folder}")
+                problems.append(f"unknown file: there is no '{_shown(file)}' in {folder}")
             elif path_key(target) in seen_files:
                 problems.append(f"the file is already listed on line {seen_files[path_key(target)]}")
         patient = values.get("patient_id", "")
@@ -203,7 +306,7 @@ def read_sidecar(
         if values.get("visit_date"):
             visit = parse_iso_date(values["visit_date"])
             if visit is None:
-                problems.append(f"bad visit_date '{values['visit_date']}': write the date as YYYY-MM-DD")
+                problems.append(f"bad visit_date '{_shown(values['visit_date'])}': write the date as YYYY-MM-DD")
         age = None
         if values.get("age"):
             try:
@@ -211,12 +314,12 @@ def read_sidecar(
             except ValueError:
                 age = -1
             if not 0 <= age <= MAX_AGE:
-                problems.append(f"bad age '{values['age']}': a whole number of years, 0 to {MAX_AGE}")
+                problems.append(f"bad age '{_shown(values['age'])}': a whole number of years, 0 to {MAX_AGE}")
         sex = None
         if values.get("sex"):
             sex = _SEXES.get(values["sex"].lower())
             if sex is None:
-                problems.append(f"bad sex '{values['sex']}': F, M or O (or leave it empty)")
+                problems.append(f"bad sex '{_shown(values['sex'])}': F, M or O (or leave it empty)")
         lesion = values.get("lesion_id") or None
         site = values.get("body_site") or None
         if lesion and patient and not problems:
@@ -240,7 +343,7 @@ def read_sidecar(
             visit_date=visit,
             age=age,
             sex=sex,
-            note=values.get("note", ""),
+            note=note,
             source="sidecar",
         )
     return identities, issues
@@ -294,6 +397,24 @@ def identity_from_dicom(path: str | os.PathLike) -> Identity | None:
     )
 
 
+def _dicom_identity_or_problem(path: str | os.PathLike) -> tuple[Identity | None, str | None]:
+    """A DICOM file's identity, or why it gives none: a DICOM without a PatientID is filed under no
+    patient, and the user must hear it (they expected the file to name its patient)."""
+    try:
+        identity = identity_from_dicom(path)
+    except ImageReadError:
+        return None, None  # screening reports the file's own problem
+    if identity is None:
+        return None, (
+            "the DICOM file has no PatientID: screened with no patient; name its patient in a sidecar "
+            f"({SIDECAR_NAME}) or fix the export"
+        )
+    problems = _field_problems({"patient_id": identity.patient_id, "lesion_id": identity.lesion_id or ""})
+    if problems:
+        return None, "; ".join(problems) + " (DICOM tags) - screened with no patient"
+    return identity, None
+
+
 # ----------------------------------------------------------------------------------------- intake
 
 
@@ -332,10 +453,9 @@ def resolve_intake(
             if problem:
                 issues.append(IntakeIssue(str(p), None, problem))
         if identity is None and is_dicom_path(p):
-            try:
-                identity = identity_from_dicom(p)
-            except ImageReadError:
-                identity = None  # screening reports the file's own problem
+            identity, problem = _dicom_identity_or_problem(p)
+            if problem:
+                issues.append(IntakeIssue(str(p), None, problem))
         if identity is not None:
             identities[key] = identity
     return Intake(identities=identities, issues=tuple(issues), sidecar=sidecar_path)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from dicom_files import write_dicom
 
-from core.intake import Identity, read_sidecar, resolve_intake
+from core.intake import FIELD_LIMITS, Identity, path_key, read_sidecar, resolve_intake
 
 
 def picture(path: Path, shade: int = 120) -> Path:
@@ -119,3 +119,82 @@ def test_dicom_tags_and_precedence(tmp_path):
 def test_bad_layout_name_is_refused(tmp_path):
     with pytest.raises(ValueError, match="patient-visit"):
         resolve_intake(tmp_path, [], layout="by-patient")
+
+
+def test_sidecar_as_spreadsheets_write_it(tmp_path):
+    """Quoted fields, "" inside quotes, notes over several lines, CRLF and a byte-order mark."""
+    for name in ("a.png", "b, c.png", "d.png"):
+        picture(tmp_path / name)
+    text = (
+        "file,patient_id,lesion_id,body_site,note\r\n"
+        'a.png,P1,L1,"back, left","the ""dark"" one,\r\nsecond line\r\nthird line"\r\n'
+        '"b, c.png","P 2",,arm,\r\n'
+        "d.png,,L3,leg,\r\n"  # no patient: reported on its own line, after the 3-line note
+    )
+    (tmp_path / "melascreen.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    identities, issues = read_sidecar(tmp_path / "melascreen.csv", tmp_path)
+    a = identities[path_key(tmp_path / "a.png")]
+    assert (a.patient_id, a.body_site) == ("P1", "back, left")
+    assert a.note == 'the "dark" one,\nsecond line\nthird line'
+    assert identities[path_key(tmp_path / "b, c.png")].patient_id == "P 2"
+    (issue,) = issues
+    assert issue.file == "d.png" and issue.row == 6 and "no patient_id" in issue.message
+
+
+def test_sidecar_saved_as_unicode_text_utf16_with_tabs(tmp_path):
+    picture(tmp_path / "a.png")
+    (tmp_path / "melascreen.csv").write_bytes('file\tpatient_id\tnote\na.png\tP-ü\t"tab\there"\n'.encode("utf-16"))
+    identities, issues = read_sidecar(tmp_path / "melascreen.csv", tmp_path)
+    assert issues == []
+    assert identities[path_key(tmp_path / "a.png")].patient_id == "P-ü"
+    assert identities[path_key(tmp_path / "a.png")].note == "tab\there"
+
+
+def test_sidecar_values_are_bounded_and_said_so(tmp_path):
+    for name in ("a.png", "b.png", "c.png", "d.png"):
+        picture(tmp_path / name)
+    long_id = "H" * 100_002
+    (tmp_path / "melascreen.csv").write_text(
+        "file,patient_id,lesion_id,note\n"
+        f"a.png,{long_id},L1,\n"
+        f"b.png,P2,L2,{'n' * 5000}\n"
+        f'c.png,"P\x1b]0;owned\x07",L3,\n'
+        f"d.png,{'P' * FIELD_LIMITS['patient_id']},{'L' * 65},\n"
+    )
+    identities, issues = read_sidecar(tmp_path / "melascreen.csv", tmp_path)
+    by_file = {i.file: i.message for i in issues}
+    assert FIELD_LIMITS["patient_id"] == 64 and FIELD_LIMITS["note"] == 2000
+    assert "patient_id is 100002 characters long; the limit is 64" in by_file["a.png"]
+    assert "control characters" in by_file["c.png"] and "\x1b" not in by_file["c.png"]
+    assert "lesion_id is 65 characters long" in by_file["d.png"]
+    assert "only its first 2000 are kept" in by_file["b.png"]
+    assert {Path(k).name for k in identities} == {"b.png"}  # a long note is cut, the identity kept
+    assert len(identities[path_key(tmp_path / "b.png")].note) == 2000
+    assert all(len(i.message) < 400 for i in issues)  # a bad value is never repeated whole
+
+
+def test_broken_sidecar_quoting_or_a_giant_cell_is_an_issue_not_a_crash(tmp_path):
+    picture(tmp_path / "a.png")
+    picture(tmp_path / "b.png")
+    (tmp_path / "melascreen.csv").write_text('file,patient_id,note\na.png,P1,fine\nb.png,P2,"never closed\n')
+    identities, issues = read_sidecar(tmp_path / "melascreen.csv", tmp_path)
+    assert {Path(k).name for k in identities} == {"a.png"}
+    (issue,) = issues
+    assert issue.row == 3 and "quoting is broken" in issue.message and "not used" in issue.message
+    (tmp_path / "melascreen.csv").write_text(f"file,patient_id,note\na.png,P1,fine\nb.png,P2,{'x' * 200_000}\n")
+    identities, issues = read_sidecar(tmp_path / "melascreen.csv", tmp_path)
+    assert {Path(k).name for k in identities} == {"a.png"}
+    assert issues[0].row == 3 and "longer than" in issues[0].message and len(issues[0].message) < 400
+
+
+def test_a_dicom_without_patient_id_is_an_intake_issue(tmp_path):
+    rgb = np.full((40, 40, 3), 150, np.uint8)
+    plain = write_dicom(tmp_path / "plain.dcm", rgb, patient_id=None)
+    named = write_dicom(tmp_path / "named.dcm", rgb, patient_id="MRN-2")
+    intake = resolve_intake(tmp_path, [plain, named])
+    assert intake.identity_for(plain) is None and intake.identity_for(named).patient_id == "MRN-2"
+    (issue,) = intake.issues
+    assert Path(issue.file) == plain and "no PatientID" in issue.message and "sidecar" in issue.message
+    (tmp_path / "melascreen.csv").write_text("file,patient_id\nplain.dcm,SIDE-1\n")
+    intake = resolve_intake(tmp_path, [plain])  # named by the sidecar: nothing to report
+    assert intake.issues == () and intake.identity_for(plain).patient_id == "SIDE-1"

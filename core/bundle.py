@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -55,6 +56,11 @@ MAX_MEMBERS = 32
 MAX_TTA_VIEWS = 16
 MAX_CLASSES = 64
 MAX_FITTED_LEVELS = 32
+# Values that would distort every result are refused (issue 26): a temperature outside this range makes the
+# members' outputs one-hot or flat (export.calibrate fits within the same bounds); a std outside it blows the
+# normalised image up or squashes it (pixels are 0..1: ImageNet's std is ~0.22, "no normalisation" is 1).
+TEMPERATURE_RANGE = (0.05, 20.0)
+STD_RANGE = (0.01, 10.0)
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_CARD_BYTES = 4 << 20
 # Zip bundles: refused before anything is written when they exceed these.
@@ -70,6 +76,9 @@ DEFAULT_BUNDLE_SIGNED = True
 RESERVED_NAMES = (MANIFEST, MODEL_CARD, SIGNATURE)
 _FILE_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 _CLASS_NAME = r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}"
+# POSIX or Windows absolute, UNC, home-relative (~/, ~user/) or a file: URL.
+_ABSOLUTE_PATH = re.compile(r"\s*(/|\\|~[A-Za-z0-9_.-]*[/\\]|[A-Za-z]:[\\/]|file:)", re.IGNORECASE)
+PROVENANCE_MAX_CLIMB = 1
 # The evaluation step writes test-split metrics between these markers of model_card.md.
 EVALUATION_BEGIN = "<!-- EVALUATION:BEGIN (written by the evaluation step; test split only) -->"
 EVALUATION_END = "<!-- EVALUATION:END -->"
@@ -87,7 +96,7 @@ class Member:
     arch: str = field(default="unknown", metadata=rule("str", max_len=100))
     seed: int = field(default=0, metadata=rule("int", lo=0, hi=2**63 - 1))
     # Fitted on the validation split; logits are divided by it.
-    temperature: float = field(default=1.0, metadata=rule("float", lo=0.0, hi=100.0, lo_open=True))
+    temperature: float = field(default=1.0, metadata=rule("float", lo=TEMPERATURE_RANGE[0], hi=TEMPERATURE_RANGE[1]))
     val_metrics: dict = field(default_factory=dict, metadata=rule("json"))
 
     def to_dict(self) -> dict:
@@ -118,7 +127,7 @@ class Manifest:
     input_size: int = field(metadata=rule("int", lo=32, hi=1024))
     mean: tuple[float, float, float] = field(metadata=rule("float_list", min_items=3, max_items=3, lo=0.0, hi=1.0))
     std: tuple[float, float, float] = field(
-        metadata=rule("float_list", min_items=3, max_items=3, lo=0.0, hi=10.0, lo_open=True)
+        metadata=rule("float_list", min_items=3, max_items=3, lo=STD_RANGE[0], hi=STD_RANGE[1])
     )
     members: tuple[Member, ...]
     preprocessing: PreprocessParams = field(default_factory=PreprocessParams)
@@ -227,8 +236,9 @@ class Manifest:
             problems.append(f"more than {MAX_MEMBERS} members")
         if not 32 <= self.input_size <= 1024:
             problems.append(f"input_size {self.input_size} is out of range 32..1024")
-        if len(self.mean) != 3 or len(self.std) != 3 or any(not 0 < s <= 10 for s in self.std):
-            problems.append("mean and std need three values each, 0 < std <= 10")
+        lo, hi = STD_RANGE
+        if len(self.mean) != 3 or len(self.std) != 3 or any(not lo <= s <= hi for s in self.std):
+            problems.append(f"mean and std need three values each, std in [{lo:g}, {hi:g}]")
         bad_views = [v for v in self.tta_views if v not in VIEWS]
         if bad_views or not self.tta_views or len(self.tta_views) > MAX_TTA_VIEWS:
             problems.append(f"tta_views need 1..{MAX_TTA_VIEWS} of {sorted(VIEWS)}; unknown: {bad_views[:5]}")
@@ -236,12 +246,46 @@ class Manifest:
         if len(set(files)) != len(files):
             problems.append("two members share one file")
         for mem in self.members:
-            if not 0 < mem.temperature <= 100:
-                problems.append(f"member {mem.file} has temperature {mem.temperature} outside (0, 100]")
+            lo, hi = TEMPERATURE_RANGE
+            if not lo <= mem.temperature <= hi:
+                problems.append(f"member {mem.file} has temperature {mem.temperature:g} outside [{lo:g}, {hi:g}]")
             if Path(mem.file).name != mem.file or mem.file in RESERVED_NAMES or mem.file in ("", ".", ".."):
                 problems.append(f"member file {mem.file!r} must be a plain file name inside the bundle")
+        if (where := provenance_path_problem(self.provenance)) is not None:
+            problems.append(where)
         if problems:
             raise BundleError("; ".join(problems), source)
+
+
+def _path_like_problem(text: str) -> str | None:
+    """Why a provenance string that is a path is refused, or None (text that is no path passes)."""
+    if _ABSOLUTE_PATH.match(text):
+        return "is an absolute path (a bundle must not carry its build machine's folders)"
+    depth = 0
+    for part in re.split(r"[/\\]", text):
+        depth += -1 if part == ".." else (0 if part in ("", ".") else 1)
+        if depth < -PROVENANCE_MAX_CLIMB:
+            return f"climbs more than {PROVENANCE_MAX_CLIMB} folder above the project with '..'"
+    return None
+
+
+def provenance_path_problem(value, where: str = "manifest.provenance") -> str | None:
+    """The first path in free-form provenance that is absolute or climbs out with `..` too far, in words.
+
+    Provenance paths are project-relative (evalkit.labelled.project_relative): the data and runs live
+    beside the project, so one `..` is how export writes them ("../shared/data/..."); anything further
+    up, or absolute, is refused."""
+    stack = [(where, value)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend((f"{path}.{k}", x) for k, x in v.items())
+        elif isinstance(v, list):
+            stack.extend((f"{path}[{i}]", x) for i, x in enumerate(v))
+        elif isinstance(v, str) and (problem := _path_like_problem(v)) is not None:
+            where_text = "".join(c if c.isprintable() else "?" for c in path[:120])
+            return f"{where_text}: {v[:60]!r} {problem}"
+    return None
 
 
 def _members_list(value) -> list:

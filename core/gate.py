@@ -13,6 +13,7 @@ cleared and never called suspicious on the models' word alone; it goes to review
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from .ood import IntakeCheck, IntakeFinding
@@ -24,6 +25,12 @@ DEFAULT_MAX_MEMBER_SPREAD = 0.25  # members disagreeing more than this -> review
 # Quality flags (core.images.assess_quality) in words.
 QUALITY_WORDS = {"blurred": "image blurred", "underexposed": "image too dark", "overexposed": "image too bright"}
 MELANOMA_ONLY_NOTE = "melanoma-only gate (bundle written before malignancy triage)"
+# A gate read from a bundle must be able to hold a case (issue 26): it never clears a p(malignant) of
+# CLEAR_BELOW_MAX or more (the models then call malignant more likely than not), and its review range
+# [low, high) is at least MIN_REVIEW_WIDTH wide.
+CLEAR_BELOW_MAX = 0.5
+MIN_REVIEW_WIDTH = 0.05
+_LEVEL_KEY = re.compile(r"0\.[0-9]{1,12}")  # how to_dict writes a confidence level ("0.99"): ASCII digits only
 
 
 def _number(value, what: str, lo: float = 0.0, hi: float = 1.0) -> float:
@@ -168,20 +175,58 @@ class GateSettings:
             raise ValueError(f"gate: fitted must be a JSON object of confidence -> thresholds, got {fitted_raw!r}")
         fitted = {}
         for key, value in fitted_raw.items():
-            try:
-                level = float(key)
-            except (TypeError, ValueError):
-                raise ValueError(f'gate: fitted key {key!r} is not a confidence level such as "0.99"') from None
-            if not math.isfinite(level) or not 0.5 <= level < 1.0:
+            if not isinstance(key, str) or not _LEVEL_KEY.fullmatch(key):
+                raise ValueError(f'gate: fitted key {str(key)[:20]!r} is not a confidence level such as "0.99"')
+            level = float(key)
+            if not 0.5 <= level < 1.0:
                 raise ValueError(f"gate: fitted confidence level {key!r} must be in [0.5, 1)")
+            if level in fitted:  # "0.990" and "0.99": one level, two sets of thresholds
+                raise ValueError(f"gate: fitted confidence level {key!r} is given twice (as {level:g})")
             fitted[level] = Thresholds.from_dict(value, f"fitted[{key}]")
-        return cls(
+        settings = cls(
             default_confidence=_number(
                 data.get("default_confidence", DEFAULT_CONFIDENCE), "default_confidence", 0.5, 1.0
             ),
             fitted=fitted,
             max_member_spread=_number(data.get("max_member_spread", DEFAULT_MAX_MEMBER_SPREAD), "max_member_spread"),
         )
+        settings.check_can_hold()
+        return settings
+
+    def check_can_hold(self) -> None:
+        """ValueError unless every fitted level, and the default confidence, gives a gate that can hold a
+        case: low < CLEAR_BELOW_MAX, high - low >= MIN_REVIEW_WIDTH, bands inside [low, high), and a
+        stricter level never clears more nor calls suspicious more than a looser one."""
+        for level, t in sorted(self.fitted.items()):
+            where = f"fitted[{level:g}]"
+            if not t.low < CLEAR_BELOW_MAX:
+                raise ValueError(
+                    f"gate: {where}.low {t.low:g} would clear cases the models call more likely malignant than "
+                    f"not; it must be below {CLEAR_BELOW_MAX:g}"
+                )
+            if t.high - t.low < MIN_REVIEW_WIDTH - 1e-12:
+                raise ValueError(
+                    f"gate: {where}: low {t.low:g} and high {t.high:g} leave review narrower than "
+                    f"{MIN_REVIEW_WIDTH:g}; review must be able to hold the cases between"
+                )
+            if t.has_bands and not t.high_risk_from < t.high:
+                raise ValueError(
+                    f"gate: {where}.bands must lie in [low, high), got high band from {t.high_risk_from:g}"
+                )
+        levels = sorted(self.fitted)
+        for loose, strict in zip(levels, levels[1:]):
+            a, b = self.fitted[loose], self.fitted[strict]
+            if b.low > a.low + 1e-12 or b.high < a.high - 1e-12:
+                raise ValueError(
+                    f"gate: fitted level {strict:g} clears more or calls suspicious more than level {loose:g} "
+                    f"(low {b.low:g} vs {a.low:g}, high {b.high:g} vs {a.high:g}); levels must be monotonic"
+                )
+        c = self.default_confidence
+        if not any(abs(level - c) < 1e-9 for level in self.fitted) and 2 * c - 1 < MIN_REVIEW_WIDTH - 1e-12:
+            raise ValueError(
+                f"gate: default_confidence {c:g} has no fitted thresholds, and 1 - {c:g} .. {c:g} leaves review "
+                f"narrower than {MIN_REVIEW_WIDTH:g}; use at least {0.5 + MIN_REVIEW_WIDTH / 2:g}"
+            )
 
 
 def percent(p: float) -> str:

@@ -78,6 +78,27 @@ MUTATIONS = {
     "gate_list": _set(["gate"], []),
     "gate_unknown_key": _set(["gate", "max_member_spead"], 0.5),
     "gate_low_above_high": _set(["gate", "fitted", "0.99"], {"low": 0.9, "high": 0.1}),
+    # Issue 26: values that pass type checks but let a gate clear what it must hold, or distort every result.
+    "gate_low_equals_high_one": _set(["gate", "fitted", "0.99"], {"low": 1.0, "high": 1.0}),
+    "gate_low_0.5": _set(["gate", "fitted", "0.99"], {"low": 0.5, "high": 0.9}),
+    "gate_review_too_narrow": _set(["gate", "fitted", "0.99"], {"low": 0.2, "high": 0.22}),
+    "gate_band_at_high": _set(
+        ["gate", "fitted", "0.99"], {"low": 0.1, "high": 0.8, "bands": {"moderate": 0.2, "high": 0.8}}
+    ),
+    "gate_levels_not_monotonic": _set(
+        ["gate", "fitted"], {"0.9": {"low": 0.1, "high": 0.7}, "0.99": {"low": 0.2, "high": 0.9}}
+    ),
+    "gate_level_twice_0.990_0.99": lambda t: t.replace(
+        '"0.99": {', '"0.990": {"low": 0.45, "high": 0.5}, "0.99": {', 1
+    ),
+    "gate_level_unicode_digits": lambda t: t.replace('"0.99": {', '"0.\\u0669\\u0669": {', 1),
+    "gate_default_confidence_0.5_unfitted": _set(["gate", "default_confidence"], 0.5),
+    "temperature_1e-9": _set(["members", 0, "temperature"], 1e-9),
+    "temperature_100": _set(["members", 0, "temperature"], 100.0),
+    "std_1e-300": _set(["std"], [0.5, 1e-300, 0.5]),
+    "provenance_absolute_path": _set(["provenance", "data"], {"images_dir": "/home/lab/ham10000"}),
+    "provenance_windows_path": _set(["provenance", "runs"], ["ok/run", "C:\\Users\\lab\\runs"]),
+    "provenance_climbs_out": _set(["provenance", "split_file"], "../../../etc/passwd"),
     "nested_200000_deep": lambda t: t.replace('"provenance": {', f'"provenance": {{"deep": {_deep(200_000)}, ', 1),
     "tta_1000_views": _set(["tta_views"], ["id", "flip", "rot90"] * 333 + ["zoom"]),
     "tta_unknown_view": _set(["tta_views"], ["id", "spin"]),
@@ -150,7 +171,18 @@ def test_the_reasons_name_the_field(synthetic_bundle, bundle_copy):
         "clahe_tiles_zero": "preprocessing.clahe_tiles: must be an integer in 1..64, got 0",
         "working_size_string": "preprocessing.working_size: must be an integer in 32..4096, got '448'",
         "temperature_nan": "NaN is not a number MelaScreen accepts",
-        "temperature_1e999_literal": "members[0].temperature: must be a finite number in (0, 100], got inf",
+        "temperature_1e999_literal": "members[0].temperature: must be a finite number in [0.05, 20], got inf",
+        "temperature_1e-9": "members[0].temperature: must be a finite number in [0.05, 20], got 1e-09",
+        "std_1e-300": "manifest.std[1]: must be a finite number in [0.01, 10], got 1e-300",
+        "gate_low_equals_high_one": "would clear cases the models call more likely malignant than not",
+        "gate_review_too_narrow": "leave review narrower than 0.05",
+        "gate_band_at_high": "bands must lie in [low, high)",
+        "gate_levels_not_monotonic": "levels must be monotonic",
+        "gate_level_twice_0.990_0.99": "fitted confidence level '0.99' is given twice",
+        "gate_default_confidence_0.5_unfitted": "default_confidence 0.5 has no fitted thresholds",
+        "provenance_absolute_path": "manifest.provenance.data.images_dir: '/home/lab/ham10000' is an absolute path",
+        "provenance_windows_path": "is an absolute path",
+        "provenance_climbs_out": "climbs more than 1 folder above the project",
         "max_member_spread_nan": "NaN",
         "gate_null": "manifest.gate: must be an object, got null",
         "nested_200000_deep": "nested too deeply",

@@ -62,6 +62,7 @@ MAX_FITTED_LEVELS = 32
 TEMPERATURE_RANGE = (0.05, 20.0)
 STD_RANGE = (0.01, 10.0)
 MAX_MANIFEST_BYTES = 4 << 20
+MAX_MEMBER_BYTES = 2 << 30  # read into memory whole to be hashed and run (the shipped members are ~10 MB)
 MAX_CARD_BYTES = 4 << 20
 # Zip bundles: refused before anything is written when they exceed these.
 MAX_ZIP_ENTRIES = 256
@@ -326,6 +327,33 @@ class Bundle:
 
     def member_path(self, member: Member) -> Path:
         return self.root / member.file
+
+    def member_sha256(self, member: Member) -> str:
+        """The SHA-256 this bundle stands for: the signed file list's when signed, else the manifest's."""
+        return dict(self.files).get(member.file, member.sha256)
+
+    def read_member(self, member: Member) -> bytes:
+        """The member file's bytes, read once and checked against `member_sha256`: engines are built from
+        exactly these bytes, so the model that runs is the model that was verified (a file changed on disk
+        after `load_bundle` is refused here, never run under the bundle's identity)."""
+        path = self.member_path(member)
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size > MAX_MEMBER_BYTES:
+                    raise BundleError(f"member file is larger than {MAX_MEMBER_BYTES >> 30} GB", str(path))
+                data = f.read(MAX_MEMBER_BYTES + 1)
+        except OSError as exc:
+            raise BundleError(f"cannot read the member file ({exc.strerror or exc})", str(path)) from None
+        actual = hashlib.sha256(data).hexdigest()
+        expected = self.member_sha256(member)
+        if actual != expected:
+            raise BundleError(
+                f"changed since the bundle was verified (SHA-256 {actual[:12]}..., verified {expected[:12]}...); "
+                "refused. Load the bundle again, or reinstall it if the file was not meant to change",
+                str(path),
+            )
+        return data
 
     @property
     def unsigned(self) -> bool:

@@ -1,7 +1,7 @@
 """Inference engines: one bundle member in, named outputs (`logits`, `cam`, later more) out.
 
 Two implementations of one small interface (`MemberEngine.run(batch, outputs) -> {name: array}`):
-onnxruntime (CPU or CUDA; the reference) and OpenVINO (CPU; read from the same ONNX file). `open_members`
+onnxruntime (CPU or CUDA; the reference) and OpenVINO (CPU; read from the same ONNX bytes). `open_members`
 builds one engine per member of a bundle for an engine choice:
 
 - `onnxruntime` or `openvino`: that engine or an `EngineError`, never a silent fallback;
@@ -12,6 +12,12 @@ Precision `exact` is f32 and, for OpenVINO, checked against onnxruntime at load 
 `fast` (bf16 where the CPU has it) is only ever a setting: it is checked loosely at load and its measured
 agreement is reported in `EngineInfo`, never chosen by `auto`.
 
+Both engines are built from the bytes `Bundle.read_member` read and checked against the verified SHA-256,
+never from the path: a file swapped after the bundle was verified is refused, never run under the bundle's
+identity. Before anything runs, every member is checked against its manifest on a probe input
+(`check_against_manifest`): logits N x len(class_names), cam N x K x h x w, and the `ood` output when the
+manifest declares the intake check; a mismatch is a BundleError naming the member file.
+
 OpenVINO is imported lazily, so everything here works (onnxruntime only) when it is not installed.
 An engine member is not thread-safe: one caller at a time (the screening pipeline runs it on one thread).
 """
@@ -20,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -28,6 +33,7 @@ import onnxruntime as ort
 
 from .bundle import INPUT_NAME, OUTPUT_NAMES, Bundle
 from .errors import BundleError, EngineError, ProviderError
+from .ood import OOD_OUTPUT
 
 ENGINES = ("auto", "onnxruntime", "openvino")
 PRECISIONS = ("exact", "fast")
@@ -104,19 +110,36 @@ def _check_graph(inputs: list[str], outputs: list[str], shape: Sequence, input_s
         )
 
 
+@dataclass(frozen=True)
+class MemberModel:
+    """One member's verified ONNX bytes and the file they came from (for messages)."""
+
+    file: str
+    data: bytes
+
+
+def verified_models(bundle: Bundle) -> list[MemberModel]:
+    """Every member's bytes, each read once and checked against the bundle's verified SHA-256."""
+    return [MemberModel(str(bundle.member_path(mem)), bundle.read_member(mem)) for mem in bundle.manifest.members]
+
+
 class OnnxRuntimeMember:
-    def __init__(self, path: Path, providers: list[str], threads: int, input_size: int):
+    def __init__(self, model: MemberModel, providers: list[str], threads: int, input_size: int):
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
+        self.file = model.file
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+            self.session = ort.InferenceSession(model.data, sess_options=opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise BundleError(f"onnxruntime cannot load this member ({exc})", str(path)) from exc
+            text = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            raise BundleError(f"onnxruntime cannot load this member ({text})", model.file) from exc
         self.output_names = tuple(o.name for o in self.session.get_outputs())
         inputs = self.session.get_inputs()
-        _check_graph([i.name for i in inputs], list(self.output_names), inputs[0].shape, input_size, str(path))
+        if not inputs:
+            raise BundleError(f"model has no inputs; a MelaScreen member needs input '{INPUT_NAME}'", model.file)
+        _check_graph([i.name for i in inputs], list(self.output_names), inputs[0].shape, input_size, model.file)
 
     @property
     def provider(self) -> str:
@@ -127,9 +150,51 @@ class OnnxRuntimeMember:
         return dict(zip(outputs, values))
 
 
-def _onnxruntime_members(bundle: Bundle, providers: list[str], threads: int) -> list[OnnxRuntimeMember]:
+def _onnxruntime_members(
+    bundle: Bundle, models: Sequence[MemberModel], providers: list[str], threads: int
+) -> list[OnnxRuntimeMember]:
+    members = [OnnxRuntimeMember(model, providers, threads, bundle.manifest.input_size) for model in models]
+    check_against_manifest(bundle, members)
+    return members
+
+
+def check_against_manifest(bundle: Bundle, members: Sequence[MemberEngine]) -> None:
+    """Every member's outputs on a one-image probe have the shapes the manifest implies; BundleError naming
+    the member file otherwise (a model with 7 logits and a manifest with 6 or 8 class names must not run)."""
     m = bundle.manifest
-    return [OnnxRuntimeMember(bundle.member_path(mem), providers, threads, m.input_size) for mem in m.members]
+    k = len(m.class_names)
+    x = probe_input(m.input_size, 1)
+    wanted = OUTPUT_NAMES if m.ood is None else (*OUTPUT_NAMES, OOD_OUTPUT)
+    for spec, member in zip(m.members, members):
+        where = getattr(member, "file", str(bundle.member_path(spec)))
+        missing = [n for n in wanted if n not in member.output_names]
+        if missing:
+            why = " (the manifest declares the intake check)" if OOD_OUTPUT in missing else ""
+            raise BundleError(f"model lacks output(s) {missing}{why}; install the bundle again from its source", where)
+        try:
+            out = member.run(x, wanted)
+        except Exception as exc:  # the engines raise their own types; any of them means this member cannot run
+            text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise BundleError(
+                f"model does not run on a {m.input_size} x {m.input_size} input, the manifest's input size ({text})",
+                where,
+            ) from None
+        problem = _output_problem(out, k, m.ood is not None)
+        if problem:
+            raise BundleError(f"{problem}; the model does not match its manifest", where)
+
+
+def _output_problem(out: dict[str, np.ndarray], k: int, with_ood: bool) -> str | None:
+    logits, cam = np.asarray(out["logits"]), np.asarray(out["cam"])
+    if logits.shape != (1, k):
+        return f"logits have shape {list(logits.shape)} for one image, the manifest's {k} class names need [1, {k}]"
+    if not np.all(np.isfinite(logits)):
+        return "logits are not finite on the probe input"
+    if cam.ndim != 4 or cam.shape[:2] != (1, k) or min(cam.shape[2:]) < 1:
+        return f"cam has shape {list(cam.shape)} for one image, the manifest's {k} class names need [1, {k}, h, w]"
+    if with_ood and np.asarray(out[OOD_OUTPUT]).size != 1:
+        return f"ood has shape {list(np.asarray(out[OOD_OUTPUT]).shape)} for one image, one score per image needed"
+    return None
 
 
 def _onnxruntime_info(members: list[OnnxRuntimeMember], requested_provider: str, note: str = "") -> EngineInfo:
@@ -168,9 +233,10 @@ def openvino_version() -> str | None:
 
 
 class OpenVinoMember:
-    def __init__(self, core, path: Path, config: dict, input_size: int):
+    def __init__(self, core, source: MemberModel, config: dict, input_size: int):
+        self.file = source.file
         try:
-            model = core.read_model(str(path))
+            model = core.read_model(source.data)  # the verified ONNX bytes (no weights file: ONNX holds them)
             compiled = core.compile_model(model, "CPU", config)
         except Exception as exc:  # OpenVINO raises RuntimeError and its own types
             raise EngineError(f"OpenVINO cannot compile this member ({exc}); choose the onnxruntime engine") from exc
@@ -178,7 +244,7 @@ class OpenVinoMember:
         inputs = [i.get_any_name() for i in compiled.inputs]
         shape = model.inputs[0].get_partial_shape()
         dims = [d.get_length() if d.is_static else "?" for d in shape] if shape.rank.is_static else []
-        _check_graph(inputs, list(self.output_names), dims, input_size, str(path))
+        _check_graph(inputs, list(self.output_names), dims, input_size, source.file)
         self._request = compiled.create_infer_request()
 
     def run(self, batch: np.ndarray, outputs: Sequence[str] = OUTPUT_NAMES) -> dict[str, np.ndarray]:
@@ -186,7 +252,9 @@ class OpenVinoMember:
         return {name: np.array(result[name]) for name in outputs}  # copies: the request reuses its buffers
 
 
-def _openvino_members(bundle: Bundle, precision: str, threads: int) -> tuple[list[OpenVinoMember], EngineInfo]:
+def _openvino_members(
+    bundle: Bundle, models: Sequence[MemberModel], precision: str, threads: int
+) -> tuple[list[OpenVinoMember], EngineInfo]:
     ov = _import_openvino()
     try:
         core = ov.Core()
@@ -202,8 +270,7 @@ def _openvino_members(bundle: Bundle, precision: str, threads: int) -> tuple[lis
     config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
-    m = bundle.manifest
-    members = [OpenVinoMember(core, bundle.member_path(mem), config, m.input_size) for mem in m.members]
+    members = [OpenVinoMember(core, model, config, bundle.manifest.input_size) for model in models]
     version = str(ov.__version__).split("-")[0]
     return members, EngineInfo("openvino", version, "CPU", hint, note=note)
 
@@ -239,9 +306,9 @@ def probe_difference(members: Sequence[MemberEngine], reference: Sequence[Member
 
 
 def _checked_openvino(
-    bundle: Bundle, precision: str, threads: int, reference: Sequence[MemberEngine]
+    bundle: Bundle, models: Sequence[MemberModel], precision: str, threads: int, reference: Sequence[MemberEngine]
 ) -> tuple[list[OpenVinoMember], EngineInfo]:
-    members, info = _openvino_members(bundle, precision, threads)
+    members, info = _openvino_members(bundle, models, precision, threads)
     diff = probe_difference(members, reference, probe_input(bundle.manifest.input_size))
     limit = PROBE_TOLERANCE if info.precision == "f32" else FAST_PROBE_TOLERANCE
     if not diff <= limit:
@@ -267,23 +334,24 @@ def open_members(
     providers = provider_list(provider)
     fast_note = "onnxruntime has no faster precision here: fast runs f32" if precision == "fast" else ""
 
+    models = verified_models(bundle)  # read once; both engines are built from these bytes
     if engine == "onnxruntime":
-        members = _onnxruntime_members(bundle, providers, threads)
+        members = _onnxruntime_members(bundle, models, providers, threads)
         return members, _onnxruntime_info(members, provider, fast_note)
 
     if engine == "openvino":
         if provider == "cuda":
             raise EngineError("OpenVINO runs the models on the CPU here; choose the CPU provider or onnxruntime")
         _import_openvino()  # a missing package says so before any session is built
-        reference = _onnxruntime_members(bundle, ["CPUExecutionProvider"], threads)
-        members, info = _checked_openvino(bundle, precision, threads, reference)
+        reference = _onnxruntime_members(bundle, models, ["CPUExecutionProvider"], threads)
+        members, info = _checked_openvino(bundle, models, precision, threads, reference)
         return members, info
 
     # auto: CUDA first (a GPU beats any CPU engine), then OpenVINO if it reproduces the reference.
-    reference = _onnxruntime_members(bundle, providers, threads)
+    reference = _onnxruntime_members(bundle, models, providers, threads)
     if providers[0] == "CUDAExecutionProvider":
         return reference, _onnxruntime_info(reference, provider, "CUDA is available: onnxruntime on the GPU")
     try:
-        return _checked_openvino(bundle, precision, threads, reference)
+        return _checked_openvino(bundle, models, precision, threads, reference)
     except EngineError as exc:
         return reference, _onnxruntime_info(reference, provider, f"auto chose onnxruntime: {exc}")

@@ -324,6 +324,7 @@ class Bundle:
     files: tuple[tuple[str, str], ...] = ()  # (name, sha256) of every file of the bundle, sorted
     signer: TrustedKey | None = None  # the trusted key that signed it; None: unsigned (allowed by the caller)
     trust_note: str = ""  # for an unsigned bundle: why it is unsigned
+    trust_warnings: tuple[str, ...] = ()  # key files or folders passed over when the trust was read (Trust.warnings)
 
     def member_path(self, member: Member) -> Path:
         return self.root / member.file
@@ -684,15 +685,17 @@ def load_bundle(
     if not src.exists():
         raise BundleError("model bundle not found; choose an existing bundle folder or .zip", str(src))
     if not src.is_file():
-        return _load_folder(src, src, verify, trust)
-    root, reused = _unzip(src)
-    try:
-        return _load_folder(root, src, verify, trust)
-    except BundleError:
-        if not reused:
-            raise
-        # The cached extraction may have been damaged since; one fresh extraction, then the verdict stands.
-        return _load_folder(_unzip(src, fresh=True)[0], src, verify, trust)
+        bundle = _load_folder(src, src, verify, trust)
+    else:
+        root, reused = _unzip(src)
+        try:
+            bundle = _load_folder(root, src, verify, trust)
+        except BundleError:
+            if not reused:
+                raise
+            # The cached extraction may have been damaged since; one fresh extraction, then the verdict stands.
+            bundle = _load_folder(_unzip(src, fresh=True)[0], src, verify, trust)
+    return replace(bundle, trust_warnings=trust.warnings) if trust.warnings else bundle
 
 
 def bundle_files(root: Path) -> dict[str, str]:

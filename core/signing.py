@@ -12,6 +12,11 @@ byte of any listed file (the manifest included) or the list itself breaks it. Tr
 come from the project (`core/trusted_keys/*.pub`, the publisher's), from the user's config folder
 (`<config>/trusted_keys/*.pub`), from MELASCREEN_TRUSTED_KEYS (files or folders, os.pathsep
 separated) and from the caller (app settings, CLI --trust-key). The private key never ships.
+
+Keys are taken like ssh takes them: a key file or folder that group or others may write is ignored
+with a warning; only real key formats are read (PEM, OpenSSH ssh-ed25519, or `melascreen-ed25519
+<key>`); a junk file in a key folder is skipped with a warning; a path the user named that does not
+exist is an error. The warnings travel with the `Trust` (and each `Bundle` loaded with it) and are logged.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import os
 import re
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -38,6 +45,8 @@ MAX_SIGNATURE_BYTES = 1 << 20
 MAX_KEY_BYTES = 16 << 10
 TRUSTED_KEYS_ENV = "MELASCREEN_TRUSTED_KEYS"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+RAW_KEY_HEADER = "melascreen-ed25519"  # a one-line key file: "melascreen-ed25519 <hex or base64> [comment]"
+log = logging.getLogger(__name__)
 
 
 def project_keys_dir() -> Path:
@@ -64,24 +73,58 @@ def key_id(public_bytes: bytes) -> str:
 
 
 def public_key_from_bytes(data: bytes, origin: str) -> TrustedKey:
-    """A public key file: PEM (SubjectPublicKeyInfo), the raw 32 bytes, or those as 64 hex characters."""
-    raw: bytes | None = None
+    """A public key file in one of the formats a key is published in; anything else is a BundleError.
+
+    - PEM SubjectPublicKeyInfo (`-----BEGIN PUBLIC KEY-----`, what `export.sign` writes);
+    - OpenSSH (`ssh-ed25519 AAAA... comment`, what ssh-keygen writes);
+    - MelaScreen's one-line form `melascreen-ed25519 <64 hex or base64 of the 32 raw bytes> [comment]`.
+
+    Bare bytes or bare hex are not keys: any 32-byte text file would be one."""
     text = data.strip()
-    if len(data) == 32:
-        raw = data
-    elif re.fullmatch(rb"[0-9a-fA-F]{64}", text):
-        raw = bytes.fromhex(text.decode())
-    elif text.startswith(b"-----BEGIN"):
+    if text.startswith(b"-----BEGIN"):
         try:
             key = serialization.load_pem_public_key(text)
         except (ValueError, UnsupportedAlgorithm) as exc:
-            raise BundleError(f"not a readable PEM public key ({exc})", origin) from None
+            raise BundleError(f"not a readable PEM public key ({str(exc)[:100]})", origin) from None
         if not isinstance(key, Ed25519PublicKey):
             raise BundleError("not an Ed25519 public key", origin)
         raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    if raw is None:
-        raise BundleError("not an Ed25519 public key (expected PEM, 32 raw bytes or 64 hex characters)", origin)
-    return TrustedKey(key_id(raw), raw, origin)
+        return TrustedKey(key_id(raw), raw, origin)
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith(b"#")]
+    words = lines[0].split() if len(lines) == 1 else []
+    if len(words) >= 2 and words[0] == b"ssh-ed25519":
+        try:
+            key = serialization.load_ssh_public_key(b" ".join(words[:2]))
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise BundleError(f"not a readable OpenSSH public key ({str(exc)[:100]})", origin) from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise BundleError("not an Ed25519 public key", origin)
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return TrustedKey(key_id(raw), raw, origin)
+    if len(words) >= 2 and words[0] == RAW_KEY_HEADER.encode():
+        raw = _raw_key(words[1])
+        if raw is None:
+            raise BundleError(f"{RAW_KEY_HEADER} needs the 32 raw key bytes as 64 hex or base64 characters", origin)
+        return TrustedKey(key_id(raw), raw, origin)
+    raise BundleError(
+        f"not an Ed25519 public key (expected PEM, an OpenSSH ssh-ed25519 line or '{RAW_KEY_HEADER} <hex or base64>')",
+        origin,
+    )
+
+
+def _raw_key(word: bytes) -> bytes | None:
+    if re.fullmatch(rb"[0-9a-fA-F]{64}", word):
+        return bytes.fromhex(word.decode())
+    try:
+        raw = base64.b64decode(word, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == 32 else None
+
+
+def raw_key_line(public_bytes: bytes, comment: str = "") -> str:
+    """The one-line MelaScreen form of a public key."""
+    return f"{RAW_KEY_HEADER} {base64.b64encode(public_bytes).decode('ascii')}" + (f" {comment}" if comment else "")
 
 
 def read_public_key(path: str | Path) -> TrustedKey:
@@ -95,42 +138,99 @@ def read_public_key(path: str | Path) -> TrustedKey:
     return public_key_from_bytes(data, str(p))
 
 
-def keys_in(location: str | Path) -> tuple[TrustedKey, ...]:
-    """The keys of one file, or of every *.pub file in a folder (a missing folder holds none)."""
+def _writable_by_others(p: Path, allow_sticky: bool = False) -> str | None:
+    """Why `p` must not be trusted (group or others may write it, as ssh refuses), or None. Not on Windows,
+    whose permissions os.stat does not show."""
+    if os.name == "nt":
+        return None
+    try:
+        mode = p.stat().st_mode
+    except OSError as exc:
+        return f"cannot be checked ({exc.strerror or exc})"
+    if mode & 0o022 and not (allow_sticky and mode & stat.S_ISVTX):
+        who = "group and others" if mode & 0o022 == 0o022 else ("group" if mode & 0o020 else "others")
+        return f"is writable by {who} (mode {stat.S_IMODE(mode):04o}); make it writable by its owner only"
+    return None
+
+
+@dataclass(frozen=True)
+class KeyScan:
+    """The keys found in one place, and why any file or folder there was passed over."""
+
+    keys: tuple[TrustedKey, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def scan_keys(location: str | Path, named: bool = False) -> KeyScan:
+    """The keys of one key file, or of every *.pub file in a key folder, checked like ssh checks its keys.
+
+    A folder or file writable by group or others is ignored with a warning (anyone who can write there
+    could make their bundle "signed"); in a folder, a file that is no key is skipped with a warning. A
+    location the user `named` (--trust-key, settings, MELASCREEN_TRUSTED_KEYS) must exist and, if a file,
+    must be a key: otherwise BundleError. An unnamed folder that does not exist holds no keys."""
     p = Path(location)
     if p.is_dir():
-        return tuple(read_public_key(f) for f in sorted(p.glob("*.pub")) if f.is_file())
+        if (why := _writable_by_others(p)) is not None:
+            return KeyScan((), (f"trusted keys in {p} ignored: the folder {why}",))
+        keys, warnings = [], []
+        for f in sorted(p.glob("*.pub")):
+            if not f.is_file():
+                continue
+            if (why := _writable_by_others(f)) is not None:
+                warnings.append(f"trusted key {f} ignored: it {why}")
+                continue
+            try:
+                keys.append(read_public_key(f))
+            except BundleError as exc:
+                warnings.append(f"trusted key {f} skipped: {str(exc).removeprefix(f'{f}: ')}")
+        return KeyScan(tuple(keys), tuple(warnings))
     if p.exists():
-        return (read_public_key(p),)
-    raise BundleError("trusted key file not found", str(p))
+        for target, what, sticky_ok in ((p, "it", False), (p.parent, "its folder", True)):
+            if (why := _writable_by_others(target, allow_sticky=sticky_ok)) is not None:
+                return KeyScan((), (f"trusted key {p} ignored: {what} {why}",))
+        return KeyScan((read_public_key(p),))
+    if named:
+        raise BundleError(
+            f"trusted key file or folder not found; check the path (--trust-key, settings or {TRUSTED_KEYS_ENV})",
+            str(p),
+        )
+    return KeyScan()
+
+
+def keys_in(location: str | Path) -> tuple[TrustedKey, ...]:
+    """The keys of one named file or folder (see `scan_keys`; warnings are dropped here)."""
+    return scan_keys(location, named=True).keys
 
 
 @dataclass(frozen=True)
 class Trust:
-    """Which signers a load accepts, and whether an unsigned bundle is allowed (research only)."""
+    """Which signers a load accepts, whether an unsigned bundle is allowed (research only), and the
+    warnings about key files and folders that were passed over (for the command line and the app to show)."""
 
     keys: tuple[TrustedKey, ...] = ()
     allow_unsigned: bool = False
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def default(cls, extra_keys=(), allow_unsigned: bool = False) -> Trust:
         """The project's publisher keys, the user's key folder, MELASCREEN_TRUSTED_KEYS and `extra_keys`
-        (files or folders from the app's settings or the command line)."""
+        (files or folders from the app's settings or the command line). Each warning is also logged."""
         from .paths import user_trusted_keys_dir
 
-        locations: list[str | Path] = [project_keys_dir(), user_trusted_keys_dir()]
+        scans = [scan_keys(project_keys_dir()), scan_keys(user_trusted_keys_dir())]
         for loc in os.environ.get(TRUSTED_KEYS_ENV, "").split(os.pathsep):
-            if loc.strip():
-                locations.append(loc.strip())
+            if loc.strip():  # named by the user: a missing path is an error, not silence
+                scans.append(scan_keys(loc.strip(), named=True))
+        scans.extend(scan_keys(loc, named=True) for loc in extra_keys)
         keys: dict[str, TrustedKey] = {}
-        for loc in locations:
-            if Path(loc).exists():
-                for k in keys_in(loc):
-                    keys.setdefault(k.key_id, k)
-        for loc in extra_keys:  # named explicitly: a missing file is an error, not silence
-            for k in keys_in(loc):
+        warnings: list[str] = []
+        for scan in scans:
+            for k in scan.keys:
                 keys.setdefault(k.key_id, k)
-        return cls(tuple(keys.values()), allow_unsigned)
+            warnings.extend(w for w in scan.warnings if w not in warnings)
+        for w in warnings:
+            log.warning("warning: %s", w)
+        return cls(tuple(keys.values()), allow_unsigned, tuple(warnings))
 
     def find(self, wanted_key_id: str) -> TrustedKey | None:
         return next((k for k in self.keys if k.key_id == wanted_key_id), None)

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,17 @@ from synthetic_bundle import TEST_SIGNING_KEY
 from core.bundle import MANIFEST, MODEL_CARD, load_bundle, sign_bundle
 from core.cli import main as cli_main
 from core.errors import BundleError
-from core.signing import SIGNATURE, Trust, key_id, public_key_pem, read_public_key, trust_of
+from core.signing import (
+    RAW_KEY_HEADER,
+    SIGNATURE,
+    TRUSTED_KEYS_ENV,
+    Trust,
+    key_id,
+    public_key_pem,
+    raw_key_line,
+    read_public_key,
+    trust_of,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,20 +98,111 @@ def test_a_key_that_is_not_trusted_is_refused_and_trusting_it_works(synthetic_bu
     assert research.unsigned and "not trusted" in research.trust_note
 
 
-def test_public_keys_are_read_as_pem_raw_or_hex(tmp_path):
+def test_public_keys_are_read_only_in_real_key_formats(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
     key = Ed25519PrivateKey.generate()
     want = trust_of(key).keys[0]
     raw = want.public_bytes
-    (tmp_path / "a.pub").write_bytes(public_key_pem(key))
-    (tmp_path / "b.pub").write_bytes(raw)
-    (tmp_path / "c.pub").write_text(raw.hex() + "\n")
-    (tmp_path / "d.pub").write_text("not a key")
-    for name in ("a.pub", "b.pub", "c.pub"):
-        assert read_public_key(tmp_path / name).key_id == want.key_id == key_id(raw)
-    with pytest.raises(BundleError, match="d.pub"):
-        read_public_key(tmp_path / "d.pub")
+    ssh = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    good = {
+        "pem.pub": public_key_pem(key),
+        "openssh.pub": ssh + b" lab@clinic\n",
+        "header-base64.pub": (raw_key_line(raw, "lab key") + "\n").encode(),
+        "header-hex.pub": f"# the lab's key\n{RAW_KEY_HEADER} {raw.hex()}\n".encode(),
+    }
+    bad = {
+        "raw-32-bytes.pub": raw,  # any 32-byte file would be a key
+        "bare-hex.pub": (raw.hex() + "\n").encode(),
+        "text-32.pub": b"this text file holds 32 bytes!!\n"[:32],
+        "junk.pub": b"not a key",
+        "rsa-ssh.pub": b"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ== x",
+        "short-header.pub": f"{RAW_KEY_HEADER} {raw[:31].hex()}".encode(),
+    }
+    for name, data in {**good, **bad}.items():
+        (tmp_path / name).write_bytes(data)
+    for name in good:
+        assert read_public_key(tmp_path / name).key_id == want.key_id == key_id(raw), name
+    for name in bad:
+        with pytest.raises(BundleError, match=name):
+            read_public_key(tmp_path / name)
     with pytest.raises(BundleError, match="not found"):
         Trust.default([tmp_path / "missing.pub"])
+
+
+# ------------------------------------------------------------------------------ trusted keys like ssh
+
+
+def _signed_by_other(synthetic_bundle, tmp_path):
+    b = _copy(synthetic_bundle, tmp_path)
+    other = Ed25519PrivateKey.generate()
+    sign_bundle(b, other)
+    return b, other
+
+
+def test_a_key_folder_writable_by_others_is_ignored_with_a_warning(synthetic_bundle, tmp_path, caplog):
+    b, other = _signed_by_other(synthetic_bundle, tmp_path)
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    (folder / "lab.pub").write_bytes(public_key_pem(other))
+    (folder / "lab.pub").chmod(0o666)
+    folder.chmod(0o777)  # the red team's case: any local user could drop a key here
+    trust = Trust.default([folder])
+    assert trust.find(key_id(trust_of(other).keys[0].public_bytes)) is None
+    assert any("ignored" in w and "writable by group and others (mode 0777)" in w for w in trust.warnings)
+    with pytest.raises(BundleError, match="not trusted"):
+        load_bundle(b, trust=trust)
+    assert any("mode 0777" in r.getMessage() for r in caplog.records)  # logged too: the user sees it
+
+
+def test_a_key_file_writable_by_others_is_ignored_and_its_safe_neighbours_are_read(synthetic_bundle, tmp_path):
+    b, other = _signed_by_other(synthetic_bundle, tmp_path)
+    folder = tmp_path / "keys"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    (folder / "open.pub").write_bytes(public_key_pem(Ed25519PrivateKey.generate()))
+    (folder / "open.pub").chmod(0o666)
+    (folder / "lab.pub").write_bytes(public_key_pem(other))
+    (folder / "lab.pub").chmod(0o644)
+    trust = Trust.default([folder])
+    assert load_bundle(b, trust=trust).signer.origin.endswith("lab.pub")
+    assert [w for w in trust.warnings if "open.pub" in w and "writable by group and others (mode 0666)" in w]
+    # Named as a file: the same rule, and a folder others may write (without the sticky bit) counts too.
+    named = Trust.default([folder / "open.pub"])
+    assert not named.find(trust_of(other).keys[0].key_id) and "mode 0666" in named.warnings[0]
+    (folder / "open.pub").chmod(0o644)
+    folder.chmod(0o777)
+    assert "its folder is writable" in Trust.default([folder / "lab.pub"]).warnings[0]
+    folder.chmod(0o1777)  # sticky, like /tmp: others cannot replace the file
+    assert load_bundle(b, trust=Trust.default([folder / "lab.pub"])).signer.origin.endswith("lab.pub")
+
+
+def test_a_named_key_path_that_does_not_exist_is_an_error(synthetic_bundle, tmp_path, monkeypatch, capsys):
+    test_key = os.environ[TRUSTED_KEYS_ENV]
+    monkeypatch.setenv(TRUSTED_KEYS_ENV, str(tmp_path / "nonexistent"))
+    with pytest.raises(BundleError, match="trusted key file or folder not found"):
+        Trust.default()
+    assert cli_main(["bundle", "info", str(synthetic_bundle)]) == 2
+    err = capsys.readouterr().err
+    assert "nonexistent" in err and "not found" in err and "Traceback" not in err
+    monkeypatch.setenv(TRUSTED_KEYS_ENV, test_key)
+    assert cli_main(["bundle", "info", str(synthetic_bundle), "--trust-key", str(tmp_path / "typo.pub")]) == 2
+    assert "typo.pub" in capsys.readouterr().err
+
+
+def test_a_junk_key_in_a_key_folder_is_skipped_with_a_warning_and_the_default_bundle_still_loads(tmp_path, monkeypatch):
+    from core.bundle import default_bundle_path
+    from core.paths import user_trusted_keys_dir
+
+    monkeypatch.setenv("MELASCREEN_HOME", str(tmp_path / "home"))
+    folder = user_trusted_keys_dir()
+    folder.mkdir(parents=True)
+    (folder / "junk.pub").write_text("x" * 32)  # the red team's junk key: 32 bytes of text
+    (folder / "empty.pub").write_bytes(b"")
+    bundle = load_bundle(default_bundle_path(), verify=False)
+    assert not bundle.unsigned and bundle.signer.origin.endswith("publisher.pub")
+    assert len(bundle.trust_warnings) == 2 and all("skipped" in w for w in bundle.trust_warnings)
+    assert "junk.pub" in " ".join(bundle.trust_warnings)
 
 
 def test_every_listed_file_must_exist_and_members_must_be_listed(synthetic_bundle, tmp_path):

@@ -1,8 +1,9 @@
 """The patient worklist: patients with the highest-risk waiting case first; a patient's lesions with
-their body site and latest outcome; the chosen lesion's visits side by side; a report to file.
+their body site and latest outcome, pinned on a body map (a click on a pin opens the lesion); the
+chosen lesion's visits side by side; a report to file.
 
-Everything it shows comes from core.patients; the report is core.patient_report's HTML, made a
-PDF by Qt (desktop/pdf.py), or its CSV.
+Everything it shows comes from core.patients; the report is core.patient_report's, laid out as PDF
+pages by Qt (desktop/pdf.py), or its CSV.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
     QMessageBox,
     QPushButton,
@@ -33,6 +35,7 @@ from core.patient_report import write_patient_report
 from core.patients import LesionSummary, PatientSummary, lesion_timeline, patient_lesions, worklist
 
 from ..pdf import html_to_pdf
+from .body_map import BodyMapView
 from .timeline import LesionTimelineView
 
 PATIENT_COLUMNS = (
@@ -44,7 +47,7 @@ PATIENT_COLUMNS = (
     "Pictures",
     "Last visit",
 )
-LESION_COLUMNS = ("Lesion", "Body site", "Visits", "Last visit", "Latest outcome", "p(malignant)", "Review")
+LESION_COLUMNS = ("Lesion", "Body site", "Visits", "Last visit", "Latest outcome", "p(malignant)", "Review", "Pin")
 
 
 def _item(text: str, data=None) -> QTableWidgetItem:
@@ -96,6 +99,7 @@ class PatientWorklistView(QWidget):
         self.lesion_title.setStyleSheet("font-weight:bold;")
         self.lesion_table = _table(LESION_COLUMNS)
         self.timeline = LesionTimelineView(self._thumbnail)
+        self.body_map = BodyMapView()
 
         top = QHBoxLayout()
         top.addWidget(self.title, 1)
@@ -107,7 +111,12 @@ class PatientWorklistView(QWidget):
         lw.setContentsMargins(0, 0, 0, 0)
         lw.addWidget(self.lesion_title)
         lw.addWidget(self.lesion_table, 1)
-        right.addWidget(lesions_w)
+        upper = QSplitter(Qt.Orientation.Horizontal)
+        upper.addWidget(lesions_w)
+        upper.addWidget(self.body_map)
+        upper.setStretchFactor(0, 3)
+        upper.setStretchFactor(1, 2)
+        right.addWidget(upper)
         right.addWidget(self.timeline)
         right.setStretchFactor(1, 3)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -122,6 +131,7 @@ class PatientWorklistView(QWidget):
         self.refresh_button.clicked.connect(self.refresh)
         self.patient_table.itemSelectionChanged.connect(self._patient_chosen)
         self.lesion_table.itemSelectionChanged.connect(self._lesion_chosen)
+        self.body_map.lesion_clicked.connect(self.select_lesion)
         self.pdf_button.clicked.connect(lambda: self.export_report(".pdf"))
         self.csv_button.clicked.connect(lambda: self.export_report(".csv"))
         self._update_buttons()
@@ -168,6 +178,7 @@ class PatientWorklistView(QWidget):
                 "No patient yet: screen a folder with a sidecar CSV, patient folders or DICOM files"
             )
             self.timeline.clear()
+            self.body_map.clear()
         self._update_buttons()
 
     def select_patient(self, patient_id: str) -> None:
@@ -197,7 +208,9 @@ class PatientWorklistView(QWidget):
             t.setItem(row, 4, _badge(_item(words), le.latest_decision))
             t.setItem(row, 5, _item("" if le.latest_p_malignant is None else f"{le.latest_p_malignant:.3f}"))
             t.setItem(row, 6, _item(le.latest_review.words if le.latest_review else "not reviewed"))
+            t.setItem(row, 7, _item(str(row + 1)))  # the lesion's number on the body map
         t.blockSignals(False)
+        self.body_map.show_lesions(pid, self.lesions)
         if self.lesions:
             t.selectRow(0)
             self._lesion_chosen()
@@ -233,6 +246,7 @@ class PatientWorklistView(QWidget):
         name = le.label if le.labelled else "without a lesion id"
         title = f"Patient {le.patient_id}, lesion {name} ({le.body_site or 'body site not recorded'})"
         self.timeline.show_timeline(title, lesion_timeline(store, le.lesion_key))
+        self.body_map.select(le.lesion_key)
 
     def _update_buttons(self) -> None:
         on = self.current_patient() is not None
@@ -241,11 +255,19 @@ class PatientWorklistView(QWidget):
 
     # -- report -------------------------------------------------------------------------------
 
-    def export_report(self, suffix: str, path: str | None = None) -> Path | None:
+    def export_report(self, suffix: str, path: str | None = None, summary: str | None = None) -> Path | None:
+        """Write the chosen patient's report; asked interactively (no `path`): the file, and for a PDF the
+        clinician's summary printed on it. The clinic's name, address and phone come from Settings."""
         pid = self.current_patient()
         store = self.store_fn()
         if pid is None or store is None:
             return None
+        if summary is None and path is None and suffix == ".pdf":
+            summary, ok = QInputDialog.getMultiLineText(
+                self, "Patient report", f"Summary for patient {pid} (printed on the report; may be left empty):"
+            )
+            if not ok:
+                return None
         if path is None:
             kinds = {".pdf": "PDF report (*.pdf)", ".csv": "CSV table (*.csv)"}
             safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in pid)
@@ -255,7 +277,9 @@ class PatientWorklistView(QWidget):
             if not path:
                 return None
         try:
-            out = write_patient_report(store, pid, path, pdf_writer=html_to_pdf, reviewer=self.reviewer() or "")
+            out = write_patient_report(
+                store, pid, path, pdf_writer=html_to_pdf, reviewer=self.reviewer() or "", summary=summary or ""
+            )
         except (OSError, ValueError, MelaScreenError) as exc:
             QMessageBox.warning(self, "Report not written", f"The report could not be written:\n{exc}")
             return None

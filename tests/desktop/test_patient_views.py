@@ -78,6 +78,129 @@ def test_worklist_lesions_and_a_synchronised_timeline(qtbot, store, tmp_path):
     view.grab().save(str(SHOTS / "patients-timeline-zoomed.png"))
 
 
+def test_body_map_pins_each_lesion_and_a_click_opens_its_timeline(qtbot, store):
+    from PySide6.QtCore import Qt
+
+    from desktop.views.patients import PatientWorklistView
+
+    view = PatientWorklistView(lambda: store)
+    qtbot.addWidget(view)
+    view.resize(1300, 800)
+    view.show()
+    view.refresh()
+    assert view.current_patient() == "P1"
+    body = view.body_map
+    by_key = {le.lesion_key: le.label for le in view.lesions}
+    pinned = {by_key[p.key] for p in body.figure.pins}
+    assert pinned == {"L1", "L2"} and not body.off_map.isVisible()
+    assert "2 of 2 lesion(s) placed" in body.title.text()
+    back = next(p for p in body.figure.pins if by_key[p.key] == "L2")
+    assert back.view == "back"
+    assert [view.lesion_table.item(r, 7).text() for r in range(view.lesion_table.rowCount())] == ["1", "2"]
+    qtbot.mouseClick(body.figure, Qt.MouseButton.LeftButton, pos=body.figure.pin_position(back).toPoint())
+    rows = view.lesion_table.selectionModel().selectedRows()
+    assert rows and view.lesions[rows[0].row()].label == "L2"
+    assert "lesion L2" in view.timeline.title.text() and body.figure.selected == back.key
+    view.select_patient("P2")
+    assert {by_key.get(p.key, "other") for p in body.figure.pins} == {"other"} and len(body.figure.pins) == 1
+
+
+def test_a_lesion_at_an_unknown_site_is_listed_not_guessed(qtbot, tmp_path, synthetic_bundle):
+    from desktop.views.patients import PatientWorklistView
+
+    day = tmp_path / "odd"
+    day.mkdir()
+    lesion(day / "a.png", 60)
+    lesion(day / "b.png", 140)
+    (day / "melascreen.csv").write_text(
+        "file,patient_id,lesion_id,body_site,visit_date\na.png,PX,L1,behind the moon,2024-07-10\n"
+        "b.png,PX,L2,Forearm (left),2024-07-10\n"
+    )
+    with ReviewStore.open(tmp_path / "r.sqlite") as s:
+        screen_folder(Screener(load_bundle(synthetic_bundle)), day, s)
+        view = PatientWorklistView(lambda: s)
+        qtbot.addWidget(view)
+        view.refresh()
+        body = view.body_map
+        assert len(body.figure.pins) == 2  # the left forearm, seen from the front and from the back
+        assert not body.off_map.isHidden() and "'behind the moon' is not a known body site" in body.off_map.text()
+        assert "1 of 2 lesion(s) placed" in body.title.text()
+
+
+def multi_lesion_store(folder: Path, bundle: Path, db: Path) -> ReviewStore:
+    """Patient P9 with 5 lesions of 2 visits each, one reviewed 'excise', one 'monitor': several pages."""
+    folder.mkdir()
+    rows = ["file,patient_id,lesion_id,body_site,visit_date,age,sex"]
+    for i, site in enumerate(("left forearm", "back", "scalp", "right shin", "chest")):
+        for v, when in enumerate(("2024-01-10", "2024-07-10")):
+            name = f"l{i}-v{v}.png"
+            lesion(folder / name, 25 + 40 * i + 17 * v, size=150 + 10 * v)
+            rows.append(f"{name},P9,L{i + 1},{site},{when},{61 + v},M")
+    (folder / "melascreen.csv").write_text("\n".join(rows) + "\n")
+    store = ReviewStore.open(db)
+    screen_folder(Screener(load_bundle(bundle)), folder, store)
+    from core.patients import lesion_timeline, patient_lesions
+
+    for le in patient_lesions(store, "P9"):
+        last = lesion_timeline(store, le.lesion_key)[-1]
+        if le.label == "L1":
+            store.add_review(last.result_id, "Dr B", "excise")
+        elif le.label == "L2":
+            store.add_review(last.result_id, "Dr B", "monitor", follow_up_months=3)
+    return store
+
+
+@pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler-utils (pdftotext, pdfimages)")
+def test_patient_pdf_has_the_patient_on_every_page_and_no_cut_picture(qtbot, tmp_path, synthetic_bundle):
+    from core.clinic import Clinic, save_clinic
+    from desktop.views.patients import PatientWorklistView
+
+    save_clinic(Clinic("Example Skin Clinic", "1 High Street, Town", "0123 456"))
+    with multi_lesion_store(tmp_path / "p9", synthetic_bundle, tmp_path / "r.sqlite") as s:
+        view = PatientWorklistView(lambda: s, lambda: "Dr B")
+        qtbot.addWidget(view)
+        view.refresh()
+        out = view.export_report(".pdf", str(tmp_path / "P9.pdf"), summary="Excise L1; see L2 in 3 months.")
+    assert out is not None and out.read_bytes()[:5] == b"%PDF-"
+    info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, timeout=60).stdout
+    pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
+    assert pages >= 2
+    for n in range(1, pages + 1):
+        text = subprocess.run(
+            ["pdftotext", "-f", str(n), "-l", str(n), "-layout", str(out), "-"], capture_output=True, text=True
+        ).stdout
+        assert "Patient P9 · age 62 · sex M (male)" in text, f"page {n}"
+        assert "Example Skin Clinic" in text and f"Page {n} of {pages}" in text
+    whole = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
+    whole = whole.replace("\ufb01", "fi").replace("\ufb02", "fl")  # the PDF's ligatures, as pdftotext keeps them
+    for words in ("URGENT", "follow-up by", "heat map of melanoma", "body diagram: left forearm", "Signature:"):
+        assert words in whole, words
+    assert "Excise L1; see L2 in 3 months." in whole and "confidence 0.99" in whole
+    # Every picture, heat map and diagram is drawn once, whole, on one page: a picture cut by a page
+    # break would be drawn twice (once on each page).
+    listing = subprocess.run(["pdfimages", "-list", str(out)], capture_output=True, text=True).stdout.splitlines()[2:]
+    images = [line.split() for line in listing if line.strip()]
+    assert len(images) == 5 + 10 + 10  # 5 body diagrams, 10 pictures, 10 heat maps
+    assert {int(i[3]) for i in images if int(i[3]) == 440} == {440}  # the diagrams, at full size
+    shots = tmp_path / "pages"
+    shots.mkdir()
+    subprocess.run(["pdftoppm", "-r", "40", "-png", str(out), str(shots / "p")], check=True, timeout=120)
+    rendered = sorted(shots.glob("p*.png"))
+    assert len(rendered) == pages
+    for page in rendered:
+        img = cv2.imread(str(page))
+        assert img is not None and (img < 128).any()
+
+
+def test_pages_hold_whole_blocks():
+    from desktop.pdf import _paginate
+
+    pages = _paginate([100, 300, 50, 400, 900], [False, True, False, False, False], 500, 5)
+    assert pages == [[(0, 0.0), (1, 105.0), (2, 410.0)], [(3, 0.0)], [(4, 0.0)]]
+    # a heading whose next block does not fit goes with it to the next page
+    assert _paginate([300, 40, 200], [False, True, False], 500, 0) == [[(0, 0.0)], [(1, 0.0), (2, 40.0)]]
+
+
 def test_patient_pdf_report_renders(qtbot, store, tmp_path):
     from desktop.views.patients import PatientWorklistView
 

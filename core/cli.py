@@ -455,3 +455,6 @@ def main(argv: list[str] | None = None, pdf_writer=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+    from .followup import add_due_command  # `review due`: the follow-up list (core/followup.py)
+
+    add_due_command(rsub, _open_store)

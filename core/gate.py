@@ -27,7 +27,7 @@ QUALITY_WORDS = {"blurred": "image blurred", "underexposed": "image too dark", "
 MELANOMA_ONLY_NOTE = "melanoma-only gate (bundle written before malignancy triage)"
 # A gate read from a bundle must be able to hold a case (issue 26): it never clears a p(malignant) of
 # CLEAR_BELOW_MAX or more (the models then call malignant more likely than not), and its review range
-# [low, high) is at least MIN_REVIEW_WIDTH wide.
+# [low, high) is at least MIN_REVIEW_WIDTH wide (or low is 0: it clears nothing).
 CLEAR_BELOW_MAX = 0.5
 MIN_REVIEW_WIDTH = 0.05
 _LEVEL_KEY = re.compile(r"0\.[0-9]{1,12}")  # how to_dict writes a confidence level ("0.99"): ASCII digits only
@@ -195,8 +195,9 @@ class GateSettings:
 
     def check_can_hold(self) -> None:
         """ValueError unless every fitted level, and the default confidence, gives a gate that can hold a
-        case: low < CLEAR_BELOW_MAX, high - low >= MIN_REVIEW_WIDTH, bands inside [low, high), and a
-        stricter level never clears more nor calls suspicious more than a looser one."""
+        case: low < CLEAR_BELOW_MAX, high - low >= MIN_REVIEW_WIDTH unless low is 0 (nothing cleared), and a
+        stricter level never clears more nor calls suspicious more than a looser one. (Band cut points lie
+        in [low, high] by Thresholds' own rule; a cut at high is an empty high band.)"""
         for level, t in sorted(self.fitted.items()):
             where = f"fitted[{level:g}]"
             if not t.low < CLEAR_BELOW_MAX:
@@ -204,14 +205,10 @@ class GateSettings:
                     f"gate: {where}.low {t.low:g} would clear cases the models call more likely malignant than "
                     f"not; it must be below {CLEAR_BELOW_MAX:g}"
                 )
-            if t.high - t.low < MIN_REVIEW_WIDTH - 1e-12:
+            if t.low > 0 and t.high - t.low < MIN_REVIEW_WIDTH - 1e-12:  # low 0: nothing is cleared
                 raise ValueError(
                     f"gate: {where}: low {t.low:g} and high {t.high:g} leave review narrower than "
                     f"{MIN_REVIEW_WIDTH:g}; review must be able to hold the cases between"
-                )
-            if t.has_bands and not t.high_risk_from < t.high:
-                raise ValueError(
-                    f"gate: {where}.bands must lie in [low, high), got high band from {t.high_risk_from:g}"
                 )
         levels = sorted(self.fitted)
         for loose, strict in zip(levels, levels[1:]):
@@ -306,8 +303,10 @@ def decide(
 
     quality_words = ", ".join(QUALITY_WORDS.get(f, f) for f in quality.flags) if quality is not None else ""
     if intake is not None and intake.level == "not_dermoscopy":
-        # Which class it "most likely" is means nothing for a photo or a page: the reason alone.
-        return review(f"{intake.reason}; {quality_words}" if quality_words else intake.reason)
+        # Not a patient's case: no class, no band, no probability in what a user reads (core.outcomes
+        # shows it as "not a dermoscopy image: check the file"); the numbers stay in the details.
+        reason = f"{intake.reason}; {quality_words}" if quality_words else intake.reason
+        return GateOutcome(Decision.UNCERTAIN, reason, None, details)
     if quality_words:
         if intake is not None and intake.flagged:
             return review(f"{quality_words}; {intake.reason}")

@@ -59,19 +59,48 @@ OUTCOMES: tuple[Outcome, ...] = (
         False,
     ),
 )
+# A picture the intake check calls not dermoscopy (a photo, a page, a screenshot) is not a patient's case:
+# its own outcome, with no diagnosis, probability or band anywhere. Stored as the gate's "uncertain"
+# row with intake "not_dermoscopy" (the database's decision values never change meaning), shown as this.
+NOT_DERMOSCOPY = Outcome(
+    "not_dermoscopy",
+    "not a dermoscopy image: check the file",
+    "check file",
+    3,
+    "#546e7a",
+    "#ffffff",
+    "The picture does not look like a dermoscopy image of skin: check that the right file was chosen",
+    False,
+)
 # A file that could not be screened: not an outcome of the gate, but shown beside them.
 NOT_SCREENED = Outcome(
     "error",
     "not screened",
     "not screened",
-    3,
+    4,
     "#616161",
     "#ffffff",
     "The file could not be screened; see the reason",
     False,
 )
 OUTCOME_CODES: tuple[str, ...] = tuple(o.code for o in OUTCOMES)
-_OUTCOMES = {o.code: o for o in (*OUTCOMES, NOT_SCREENED)}
+_OUTCOMES = {o.code: o for o in (*OUTCOMES, NOT_DERMOSCOPY, NOT_SCREENED)}
+# Every outcome a user can meet, most urgent first: the legend and counters list them in this order.
+ALL_OUTCOMES: tuple[Outcome, ...] = (*OUTCOMES, NOT_DERMOSCOPY, NOT_SCREENED)
+
+
+def outcome_code_of(decision, intake: str | None = None, ok: bool = True) -> str:
+    """The outcome a user reads for a stored (decision, intake level): "not_dermoscopy" for a picture the
+    intake check calls not dermoscopy, "error" for a file that could not be screened, else the decision."""
+    if not ok or decision is None:
+        return NOT_SCREENED.code
+    if intake == "not_dermoscopy":
+        return NOT_DERMOSCOPY.code
+    return getattr(decision, "value", decision)
+
+
+def is_not_dermoscopy(code) -> bool:
+    return getattr(code, "value", code) == NOT_DERMOSCOPY.code
 
 
 def outcome(code: str | None) -> Outcome:
@@ -111,6 +140,7 @@ BANDS: tuple[Band, ...] = (
 )
 BAND_CODES: tuple[str, ...] = tuple(b.code for b in BANDS)
 _BANDS = {b.code: b for b in BANDS}
+UNFAMILIAR_PREFIX = "unfamiliar picture, "  # said before an unfamiliar image's outcome
 
 
 def band(code: str) -> Band:
@@ -120,18 +150,25 @@ def band(code: str) -> Band:
         raise ValueError(f"unknown risk band {code!r}; known: {', '.join(BAND_CODES)}") from None
 
 
-def outcome_label(code: str | None, malignant_class: str | None = None, band_code: str | None = None) -> str:
-    """Outcome words with the band when there is one: "review (high risk)"."""
+def outcome_label(
+    code: str | None, malignant_class: str | None = None, band_code: str | None = None, intake: str | None = None
+) -> str:
+    """Outcome words with the band when there is one: "review (high risk)"; with `intake` given, a picture
+    that is not dermoscopy reads "not a dermoscopy image: check the file" and an unfamiliar one says so first."""
+    if intake == "not_dermoscopy" and code is not None:
+        return NOT_DERMOSCOPY.name
     words = outcome_words(code, malignant_class)
     if band_code and getattr(code, "value", code) == "uncertain":
-        return f"{words} ({band(band_code).name})"
+        words = f"{words} ({band(band_code).name})"
+    if intake == "unfamiliar" and getattr(code, "value", code) == "uncertain":
+        return f"{UNFAMILIAR_PREFIX}{words}"
     return words
 
 
 def risk_rank(code: str | None, band_code: str | None = None) -> int:
     """One integer for "most urgent first": suspicious, review high/moderate/low, clear, not screened."""
     o = outcome(code)
-    base = o.rank * (len(BANDS) + 1)
+    base = o.rank * (len(BANDS) + 1)  # not dermoscopy and not screened: after every case
     if o.code == "uncertain":
         base += _BANDS[band_code].rank if band_code in _BANDS else len(BANDS)
     return base

@@ -18,7 +18,7 @@ from datetime import date
 
 from .errors import StoreError
 from .intake import Identity, Intake, IntakeIssue, IntakeSettings, resolve_intake
-from .outcomes import outcome, outcome_label
+from .outcomes import outcome, outcome_label, risk_rank
 from .results import Decision, ScreeningResult
 from .store import QueueItem, Review, ReviewStore, utc_now
 
@@ -45,6 +45,17 @@ class AttachedIdentity:
     age: int | None
     note: str
     source: str
+    sex: str | None = None  # the patient's: "F", "M", "O" or unknown
+
+    @property
+    def who(self) -> str:
+        """ "P001, 54 y, F" for a table cell: patient first, what is known of age and sex after."""
+        parts = [self.patient_id]
+        if self.age is not None:
+            parts.append(f"{self.age} y")
+        if self.sex:
+            parts.append(self.sex)
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -89,11 +100,17 @@ class TimelineEntry:
     rose_from: float | None = None  # the previous visit's p(malignant) when this one is higher by >= ROSE_MARGIN
     malignant_class: str = ""
     band: str | None = None
+    intake: str | None = None  # the intake check's level (core.outcomes.INTAKE_LEVELS)
+    confidence: float | None = None  # the gate's confidence that made the outcome (None: not recorded)
 
     @property
     def words(self) -> str:
         """The outcome as a clinician reads it: "review (high risk)", "no cancer suspected", ..."""
-        return outcome_label(self.decision, self.malignant_class, self.band)
+        return outcome_label(self.decision, self.malignant_class, self.band, self.intake)
+
+    @property
+    def confidence_words(self) -> str:
+        return "confidence not recorded" if self.confidence is None else f"at confidence {self.confidence:g}"
 
 
 def _require_schema(store: ReviewStore) -> None:
@@ -222,14 +239,17 @@ class PatientFiling:
 # -------------------------------------------------------------------------------------- reading
 
 _IDENTITY_SELECT = (
-    "SELECT iv.sha256, l.patient_id, l.id, l.label, l.labelled, l.body_site, v.visit_date, iv.age, iv.note, iv.source"
-    " FROM image_visits iv JOIN visits v ON v.id = iv.visit_id JOIN lesions l ON l.id = v.lesion_id"
+    "SELECT iv.sha256, l.patient_id, l.id, l.label, l.labelled, l.body_site, v.visit_date, iv.age, iv.note, iv.source,"
+    " p.sex FROM image_visits iv JOIN visits v ON v.id = iv.visit_id JOIN lesions l ON l.id = v.lesion_id"
+    " JOIN patients p ON p.id = l.patient_id"
 )
 
 
 def _attached(row) -> AttachedIdentity:
-    sha, patient, key, label, labelled, site, visit_date, age, note, source = row
-    return AttachedIdentity(sha, patient, int(key), label, bool(labelled), site, _date(visit_date), age, note, source)
+    sha, patient, key, label, labelled, site, visit_date, age, note, source, sex = row
+    return AttachedIdentity(
+        sha, patient, int(key), label, bool(labelled), site, _date(visit_date), age, note, source, sex
+    )
 
 
 def identity_of(store: ReviewStore, sha256: str) -> AttachedIdentity | None:
@@ -267,6 +287,37 @@ def patient_queue(store: ReviewStore, patient_id: str, include_reviewed: bool = 
     """The review queue restricted to one patient's images, in the queue's order."""
     shas = {a.sha256 for a in patient_images(store, patient_id)}
     return [q for q in store.queue(include_reviewed=include_reviewed) if q.sha256 in shas]
+
+
+def queue_by_patient(items: Sequence[QueueItem], identities: dict[str, AttachedIdentity]) -> list[QueueItem]:
+    """The review queue as a clinic works it: patients ordered by their highest-risk waiting case, each
+    patient's lesions by their most urgent picture, then the lesion's pictures (oldest visit first). An
+    image filed under no patient stands alone, placed by its own risk."""
+
+    def urgency(q: QueueItem) -> tuple:
+        return (risk_rank(q.decision, q.band), -(_p(q) if _p(q) is not None else -1.0))
+
+    groups: dict[tuple, list[QueueItem]] = {}
+    for q in items:
+        a = identities.get(q.sha256)
+        groups.setdefault(("p", a.patient_id) if a else ("image", q.sha256), []).append(q)
+
+    def lesion_key(q: QueueItem) -> int:
+        return identities[q.sha256].lesion_key
+
+    out: list[QueueItem] = []
+    for _, members in sorted(groups.items(), key=lambda kv: (min(urgency(q) for q in kv[1]), kv[0])):
+        if members and members[0].sha256 not in identities:
+            out.extend(members)
+            continue
+        lesions: dict[int, list[QueueItem]] = {}
+        for q in members:
+            lesions.setdefault(lesion_key(q), []).append(q)
+        for _, pics in sorted(lesions.items(), key=lambda kv: (min(urgency(q) for q in kv[1]), kv[0])):
+            out.extend(
+                sorted(pics, key=lambda q: (identities[q.sha256].visit_date or date.max, urgency(q), q.result_id))
+            )
+    return out
 
 
 def worklist(store: ReviewStore) -> list[PatientSummary]:
@@ -318,12 +369,17 @@ def _latest_results(store: ReviewStore, sha256s: Sequence[str]) -> dict[str, tup
         chunk = wanted[i : i + 500]
         rows = store._read(
             "SELECT r.sha256, r.id, r.path, coalesce(r.p_malignant, r.p_melanoma), r.decision, r.malignant_class,"
-            " r.band FROM results r"
-            f" WHERE r.status = 'ok' AND r.sha256 IN ({', '.join('?' * len(chunk))}) ORDER BY r.id",
+            " r.band, r.intake, (SELECT json_extract(u.settings_json, '$.confidence') FROM runs u"
+            " WHERE u.id = r.first_run_id) FROM results r"
+            f" WHERE r.status = 'ok' AND r.sha256 IN ({', '.join('?' * len(chunk))})"
+            # The latest decision is that of the run that saw the image last (a later run at the clinic's
+            # confidence wins over an earlier one at another), not the newest row.
+            " ORDER BY (SELECT max(i.run_id) FROM run_items i WHERE i.result_id = r.id), r.id",
             chunk,
         )
-        for sha, rid, path, p, decision, malignant, band in rows:
-            found[sha] = (int(rid), path, p, None if decision is None else Decision(decision), malignant or "", band)
+        for sha, rid, path, p, decision, malignant, band, intake, confidence in rows:
+            d = None if decision is None else Decision(decision)
+            found[sha] = (int(rid), path, p, d, malignant or "", band, intake, confidence)
     return found
 
 
@@ -340,10 +396,22 @@ def lesion_timeline(store: ReviewStore, lesion_key: int) -> list[TimelineEntry]:
     reviews = store.latest_reviews(shas)
     entries: list[TimelineEntry] = []
     for sha, visit_date in rows:
-        rid, path, p, decision, malignant, band = latest.get(sha, (None, "", None, None, "", None))
+        rid, path, p, decision, malignant, band, intake, confidence = latest.get(
+            sha, (None, "", None, None, "", None, None, None)
+        )
         entries.append(
             TimelineEntry(
-                _date(visit_date), sha, rid, path, p, decision, reviews.get(sha), malignant_class=malignant, band=band
+                _date(visit_date),
+                sha,
+                rid,
+                path,
+                p,
+                decision,
+                reviews.get(sha),
+                malignant_class=malignant,
+                band=band,
+                intake=intake,
+                confidence=None if confidence is None else float(confidence),
             )
         )
     return _mark_rises(entries)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .outcomes import outcome
+from .outcomes import outcome, outcome_code_of
 
 
 class Decision(str, enum.Enum):
@@ -109,7 +109,19 @@ class ScreeningResult:
     details: str = ""  # the gate's numbers (thresholds, spread), shown on demand
     ood_score: float | None = None  # the intake check's score (core.ood); None: no check (or an old result)
     intake: str | None = None  # "familiar", "unfamiliar" or "not_dermoscopy"; None: no intake check
+    confidence: float | None = None  # the gate's confidence that made the decision; None: not known here
+    trial: bool = False  # decided at a trial confidence, on screen only: never what the record shows
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def outcome_code(self) -> str:
+        """What a user reads (core.outcomes): the decision, "not_dermoscopy" or "error"."""
+        return outcome_code_of(self.decision, self.intake, self.ok)
+
+    @property
+    def is_case(self) -> bool:
+        """A patient's case: screened, and a picture the intake check accepts as dermoscopy."""
+        return self.ok and self.intake != "not_dermoscopy"

@@ -133,6 +133,18 @@ class _Pending:
     prepared: Future | None = None
 
 
+def result_key(bundle: Bundle, gate: GateChoice = GateChoice()) -> str:
+    """Stored results are reused only for the same models AND the same gate, so changing the
+    confidence setting re-decides images instead of showing their old decision. The intake check's
+    thresholds live in the manifest, which the bundle's identity covers (like every file of it)."""
+    gate_settings = bundle.manifest.gate
+    t = gate_settings.thresholds(gate.confidence)
+    gate_text = f"{t.low:.6g}:{t.high:.6g}:{gate_settings.max_member_spread:.6g}"
+    if t.has_bands:  # bands are part of what a stored result says
+        gate_text += f":{t.moderate_from:.6g}:{t.high_risk_from:.6g}"
+    return hashlib.sha256(f"{bundle.identity}|{gate_text}".encode()).hexdigest()[:16]
+
+
 class Screener:
     """Holds the ensemble (engines made once); gate and run settings come with each call."""
 
@@ -166,14 +178,7 @@ class Screener:
         return assess(prediction.ood_score, check, statistics)
 
     def result_key(self, gate: GateChoice = GateChoice()) -> str:
-        """Stored results are reused only for the same models AND the same gate, so changing the
-        confidence setting re-decides images instead of showing their old decision. The intake check's
-        thresholds live in the manifest, which the bundle's identity covers (like every file of it)."""
-        t = self.thresholds(gate)
-        gate_text = f"{t.low:.6g}:{t.high:.6g}:{self.max_member_spread:.6g}"
-        if t.has_bands:  # bands are part of what a stored result says
-            gate_text += f":{t.moderate_from:.6g}:{t.high_risk_from:.6g}"
-        return hashlib.sha256(f"{self.bundle.identity}|{gate_text}".encode()).hexdigest()[:16]
+        return result_key(self.bundle, gate)
 
     # -- one image, in steps ------------------------------------------------------------------
 
@@ -287,6 +292,7 @@ class Screener:
         yielded or stored. `total` defaults to len(paths) when paths has a length."""
         thresholds = self.thresholds(gate)  # a bad confidence fails here, before any work
         key = self.result_key(gate)
+        confidence = gate.confidence if gate.confidence is not None else self.bundle.manifest.gate.default_confidence
         if total is None and isinstance(paths, Sized):
             total = len(paths)
         stop = should_stop or (lambda: False)
@@ -295,6 +301,8 @@ class Screener:
         for result, thumbnail in self._pipeline(paths, store, key, thresholds, run, stop):
             if stop():
                 return
+            if result.ok and result.confidence is None:  # every outcome says which confidence made it
+                result = replace(result, confidence=confidence)
             if store is not None:
                 store.add_result(run_id, result, key, thumbnail=thumbnail or None)
             done += 1
@@ -431,10 +439,10 @@ def screen_folder(
 
 
 def summarize(results: list[ScreeningResult], run_id=None, cancelled=False, elapsed_s=0.0) -> RunSummary:
-    counts = {"benign": 0, "suspicious": 0, "uncertain": 0}
+    counts = {"benign": 0, "suspicious": 0, "uncertain": 0, "not_dermoscopy": 0}
     for r in results:
         if r.ok and r.decision is not None:
-            counts[r.decision.value] += 1
+            counts[r.outcome_code] += 1  # a picture that is not dermoscopy is not a case to review
     return RunSummary(
         run_id=run_id,
         total=len(results),

@@ -808,9 +808,17 @@ class ReviewStore:
         result counts: reviews follow it)."""
         # One entry per image: screening it again (another confidence or bundle) queues a newer result of
         # the same picture, which replaces the older entry in the list instead of standing beside it.
+        # And the latest run that saw the image decides whether it is listed at all: a run at another
+        # confidence that clears it (issue 24: the confidence re-applied) takes it off the list.
         where = (
             " WHERE q.result_id = (SELECT MAX(q3.result_id) FROM review_queue q3 JOIN results r3"
             " ON r3.id = q3.result_id WHERE r3.sha256 = r.sha256)"
+            " AND (SELECT r4.decision FROM run_items i4 JOIN results r4 ON r4.id = i4.result_id"
+            " WHERE r4.sha256 = r.sha256 AND r4.status = 'ok' ORDER BY i4.run_id DESC, r4.id DESC LIMIT 1)"
+            " != 'benign'"
+            # A picture the intake check calls not dermoscopy is not a patient's case: it is listed as an
+            # image to check (core.outcomes.NOT_DERMOSCOPY), never in the review queue.
+            " AND coalesce(r.intake, '') != 'not_dermoscopy'"
         )
         if not include_reviewed:
             where += (

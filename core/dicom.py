@@ -15,12 +15,14 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 
+from .damage import jpeg_decoder_damage, jpeg_structure_damage, picture_damage
 from .errors import ImageReadError
 from .images import ImageLimits, LoadedImage
 
@@ -34,6 +36,7 @@ DERMOSCOPY_SOP_CLASSES = {
 _LATERALITY_WORDS = {"L": "left", "R": "right", "B": "both sides", "U": "unpaired"}
 # The only tags the identity reader asks pydicom for (never PatientName).
 _IDENTITY_TAGS = (
+    "SpecificCharacterSet",  # how the text tags are encoded
     "SOPClassUID",
     "SOPInstanceUID",
     "PatientID",
@@ -61,8 +64,18 @@ class DicomIdentity:
     sex: str | None  # "F", "M", "O"
 
 
+def _regular_file(path: str | os.PathLike) -> bool:
+    """Only regular files are opened: opening a pipe (FIFO) waits for a writer, forever."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def has_dicom_preamble(path: str | os.PathLike) -> bool:
     """True when the file has DICOM Part 10's 'DICM' marker after its 128-byte preamble."""
+    if not _regular_file(path):
+        return False
     try:
         with open(path, "rb") as handle:
             head = handle.read(132)
@@ -79,9 +92,23 @@ def _text(ds, keyword: str) -> str | None:
     value = ds.get(keyword)
     if value is None:
         return None
+    if isinstance(value, (bytes, bytearray)):
+        # A text tag pydicom left undecoded (stored with VR UN or OB, e.g. longer than its VR allows):
+        # decoded with the file's character set, never shown as Python's b'...'.
+        value = _decode_text(ds, bytes(value))
     # str.strip, not str(): pydicom's UID.__str__ gives the UID's name instead of its digits.
-    text = (value if isinstance(value, str) else str(value)).strip()
+    text = (value if isinstance(value, str) else str(value)).strip(" \t\r\n\x00")
     return text or None
+
+
+def _decode_text(ds, raw: bytes) -> str:
+    from pydicom.charset import convert_encodings, decode_bytes
+
+    declared = ds.get("SpecificCharacterSet") or "ISO_IR 6"
+    try:
+        return decode_bytes(raw, convert_encodings(declared), set())
+    except (LookupError, ValueError, UnicodeDecodeError):
+        return raw.decode("latin-1")  # every byte is a character: nothing is lost
 
 
 def _dicom_date(text: str | None) -> date | None:
@@ -119,6 +146,8 @@ def _read_dataset(path: str, data: bytes | None = None, **kwargs):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    if data is None and not _regular_file(path):
+        raise ImageReadError(path, "this is not a regular file (a device or a pipe), so it is not an image")
     source = io.BytesIO(data) if data is not None else path
     try:
         return pydicom.dcmread(source, **kwargs)
@@ -182,6 +211,30 @@ def _read_bytes(path: str, limits: ImageLimits) -> bytes:
     return data
 
 
+_INCOMPLETE = (
+    "the DICOM file is incomplete (it ends before its picture does), probably an interrupted copy or export; "
+    "copy it again from the original"
+)
+# JPEG baseline and extended: the codings libjpeg-turbo reads, checked like a JPEG file (core.damage).
+_JPEG_SYNTAXES = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"}
+
+
+def _check_jpeg_frame(path: str, ds) -> None:
+    """The JPEG inside the file gets the same damage checks as a JPEG file: marker structure and
+    libjpeg-turbo's warnings as errors. Refuses with the reason in words."""
+    from pydicom.encaps import generate_frames
+
+    try:
+        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    except (StopIteration, ValueError, KeyError, TypeError, struct.error, EOFError) as exc:
+        raise ImageReadError(path, f"the picture inside this DICOM file is damaged or incomplete ({exc})") from None
+    damage = jpeg_structure_damage(frame) or jpeg_decoder_damage(frame)
+    if damage is not None:
+        words = damage.replace("the image file is", "the JPEG picture inside this DICOM file is", 1)
+        words = words.replace("the image data is", "the JPEG picture inside this DICOM file is", 1)
+        raise ImageReadError(path, words)
+
+
 def read_dicom_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits()) -> LoadedImage:
     """Decode a DICOM dermoscopy photograph into 8-bit RGB, or raise ImageReadError with the reason."""
     from pydicom.pixels import pixel_array
@@ -190,6 +243,9 @@ def read_dicom_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits(
     data = _read_bytes(path, limits)
     digest = hashlib.sha256(data).hexdigest()
     ds = _read_dataset(path, data)
+    if len(ds) == 0 and data[128:132] == b"DICM":
+        # pydicom gives back an empty dataset when the file ends inside an element it is reading
+        raise ImageReadError(path, _INCOMPLETE)
     _check_sop_class(path, ds)
     if "PixelData" not in ds:
         raise ImageReadError(path, "this DICOM file holds no picture (no pixel data)")
@@ -209,11 +265,21 @@ def read_dicom_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits(
         )
     notes: list[str] = []
     frames = int(ds.get("NumberOfFrames") or 1)
+    if frames > 1:
+        raise ImageReadError(
+            path,
+            f"this DICOM file holds {frames} pictures (frames); MelaScreen screens one picture per file and will "
+            "not guess which one shows the lesion: export the picture to screen as a file of its own",
+        )
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    from_jpeg = syntax in _JPEG_SYNTAXES
+    if from_jpeg:
+        _check_jpeg_frame(path, ds)
     try:
-        # raw=False: pydicom converts YBR to RGB; index=0 decodes only the first frame.
-        pixels = pixel_array(ds, index=0 if frames > 1 else None)
+        pixels = pixel_array(ds)  # raw=False: pydicom converts YBR to RGB
     except (NotImplementedError, RuntimeError) as exc:
-        syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+        if from_jpeg:  # a JPEG this build reads, so the data is at fault
+            raise ImageReadError(path, f"the JPEG picture inside this DICOM file is damaged ({exc})") from None
         name = syntax.name if syntax is not None else "an unknown encoding"
         raise ImageReadError(
             path,
@@ -222,8 +288,6 @@ def read_dicom_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits(
         ) from None
     except (ValueError, AttributeError, KeyError, TypeError, struct.error, EOFError, OSError) as exc:
         raise ImageReadError(path, f"the DICOM picture is damaged and cannot be decoded ({exc})") from None
-    if frames > 1:
-        notes.append(f"first of {frames} frames")
     if pixels.dtype != np.uint8:
         if pixels.dtype.kind not in "ui":
             raise ImageReadError(path, "the DICOM picture stores floating-point pixels, which MelaScreen does not read")
@@ -237,15 +301,20 @@ def read_dicom_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits(
         source_mode = "rgb8"
     else:
         raise ImageReadError(path, f"the DICOM picture has an unexpected shape {pixels.shape}; expected colour pixels")
+    pixels = np.ascontiguousarray(pixels)
+    damage = picture_damage(pixels, from_jpeg)
+    if damage is not None and damage.strong:
+        raise ImageReadError(path, damage.reason.replace("the picture is", "the picture inside this DICOM file is", 1))
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
     if photometric.startswith("YBR"):
         notes.append(f"DICOM {photometric} colours converted to RGB")
     return LoadedImage(
         path=path,
-        rgb=np.ascontiguousarray(pixels),
+        rgb=pixels,
         sha256=digest,
         width=int(pixels.shape[1]),
         height=int(pixels.shape[0]),
         source_mode=source_mode,
         notes=tuple(notes),
+        damage=damage.reason if damage is not None else None,
     )

@@ -4,8 +4,11 @@ Decoding is defensive because the files come from clinic folders, USB sticks and
 refusal is an `ImageReadError` whose reason a clinician can act on. Pillow decodes (JPEG, PNG, BMP,
 TIFF; the format read from the file's bytes, not its extension) and reports truncated data; its
 image size is checked against our limits before any pixel is decoded. libjpeg decodes overwritten
-or cut-off JPEG data with only a warning (a grey lower half), so JPEG marker structure and the
-grey fill are checked here: a damaged picture is refused, never screened.
+or cut-off JPEG data with only a warning, so every JPEG first goes through core.damage (marker
+structure, libjpeg-turbo's warnings as errors) and every decoded picture through its pixel checks:
+a damaged picture is refused, and one that may be damaged carries `LoadedImage.damage`, which
+`assess_quality` turns into a flag that sends it to review. A file with several pictures (a
+multi-page TIFF, an animated PNG) is refused: which page shows the lesion is not guessed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,15 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .damage import (
+    DAMAGED,
+    MAY_BE_DAMAGED,
+    TRUNCATED,
+    grey_filled_end,
+    jpeg_decoder_damage,
+    jpeg_structure_damage,
+    picture_damage,
+)
 from .errors import ImageReadError
 from .results import QualityReport
 
@@ -88,9 +100,11 @@ def _candidates(folder: Path, recursive: bool) -> list[Path]:
                     pending.append(Path(entry.path))
                 elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
                     found.append(Path(entry.path))
-            elif stat.S_ISREG(info.st_mode):
+            else:
+                # Regular files, and pipes, sockets and devices too: each gets a row saying what it is.
+                # Nothing here opens them (opening a pipe waits for a writer, forever); read_image
+                # looks at its type first and refuses it.
                 found.append(Path(entry.path))
-            # Pipes, sockets and devices are left out: opening a pipe can wait forever.
     # Case-insensitive order so that the same folder lists the same way on every platform.
     return sorted(found, key=lambda p: (str(p).casefold(), str(p)))
 
@@ -129,6 +143,7 @@ class LoadedImage:
     height: int
     source_mode: str  # "rgb8", "gray", "rgba", "palette", "16-bit" or "cmyk": how the file stored its pixels
     notes: tuple[str, ...] = ()  # conversions applied, in words
+    damage: str | None = None  # weak signs of damage, in words (strong signs refuse the file): sent to review
 
 
 _ORIENTATION_WORDS = {
@@ -145,11 +160,12 @@ _NOT_AN_IMAGE = (
     "this is not a picture MelaScreen can read (JPEG, PNG, BMP or TIFF); it may be another kind of "
     "file with an image's name"
 )
-_TRUNCATED = (
-    "the image file is incomplete (it ends before the picture does), probably an interrupted copy or "
-    "download; copy it again from the original"
+_TRUNCATED = TRUNCATED
+_DAMAGED = DAMAGED
+_MANY_PAGES = (
+    "this {kind} file holds {count} pictures ({what}); MelaScreen screens one picture per file and will not "
+    "guess which one shows the lesion: save the picture to screen as a file of its own"
 )
-_DAMAGED = "the image data is damaged or incomplete and cannot be trusted; copy it again from the original"
 _UNSUPPORTED_DEPTH = (
     "the image stores its pixels as floating-point or signed numbers, which MelaScreen does not read; "
     "save it as an 8- or 16-bit image"
@@ -235,64 +251,6 @@ def _looks_like_image(data: bytes) -> bool:
 _BMP_HEADER_SIZES = {12, 40, 52, 56, 64, 108, 124}  # the DIB header versions that exist
 
 
-# Markers that may sit between the scans of a (progressive) JPEG; anything else inside the picture
-# data means bytes were overwritten or lost.
-_BETWEEN_SCANS = {0xC4, 0xCC, 0xDB, 0xDC, 0xDD, 0xDA, 0xFE, *range(0xE0, 0xF0)}
-
-
-def _jpeg_data_damage(data: bytes) -> str | None:
-    """Check the JPEG's marker structure through its entropy-coded data (libjpeg decodes broken data
-    with only a warning, which Pillow does not pass on). None when intact, else _TRUNCATED/_DAMAGED.
-
-    Inside the coded data a 0xFF byte is always followed by 0x00 (stuffing), a restart marker in
-    sequence, or another 0xFF (fill); random bytes written over the data break this with near
-    certainty (a 2 KB patch holds about 8 0xFF bytes)."""
-    pos, size, in_scan, next_restart = 2, len(data), False, 0
-    while True:
-        if in_scan:
-            pos = data.find(b"\xff", pos)
-            if pos < 0:
-                return _TRUNCATED
-        if pos + 1 >= size:
-            return _TRUNCATED
-        if data[pos] != 0xFF:
-            return _DAMAGED  # a segment length pointed at something that is not a marker
-        marker = data[pos + 1]
-        if marker == 0xFF:
-            pos += 1  # fill byte
-            continue
-        if in_scan and marker == 0x00:
-            pos += 2
-            continue
-        if in_scan and 0xD0 <= marker <= 0xD7:
-            if marker - 0xD0 != next_restart:
-                return _DAMAGED
-            next_restart = (next_restart + 1) % 8
-            pos += 2
-            continue
-        if marker == 0xD9:
-            return None if in_scan else _DAMAGED  # end of image, after at least one scan
-        if in_scan and marker not in _BETWEEN_SCANS:
-            return _DAMAGED
-        if pos + 4 > size:
-            return _TRUNCATED
-        length = struct.unpack_from(">H", data, pos + 2)[0]
-        if length < 2:
-            return _DAMAGED
-        if pos + 2 + length > size:
-            # Before the picture data this is a header cut off; inside it, a marker made of overwritten bytes.
-            return _DAMAGED if in_scan else _TRUNCATED
-        pos += 2 + length
-        if marker == 0xDA:
-            in_scan, next_restart = True, 0
-
-
-def _grey_filled_end(rgb: np.ndarray) -> bool:
-    """True when the last rows are exactly mid-grey, which is how libjpeg fills the blocks it never
-    received when an end marker comes too early (a file cut short with an end marker added)."""
-    return bool((rgb[-8:] == 128).all())
-
-
 def _exif_orientation(image: Image.Image) -> int:
     try:
         value = int(image.getexif().get(0x0112, 1))
@@ -346,8 +304,16 @@ def _to_rgb8(image: Image.Image, sixteen: bool, notes: list[str]) -> tuple[np.nd
     return np.asarray(image), source or "rgb8"
 
 
-def _decode(path: str, data: bytes, limits: ImageLimits) -> tuple[np.ndarray, str, list[str]]:
-    """Pillow does the decoding; every failure becomes an ImageReadError with a reason."""
+def _pages(image: Image.Image) -> int:
+    try:
+        return int(getattr(image, "n_frames", 1) or 1)
+    except _DECODE_ERRORS:
+        return 1
+
+
+def _decode(path: str, data: bytes, limits: ImageLimits) -> tuple[np.ndarray, str, list[str], str | None]:
+    """Pillow does the decoding, after the JPEG checks of core.damage; every failure becomes an
+    ImageReadError with a reason. Also returns weak signs of damage in words (None: none found)."""
     try:
         image = Image.open(io.BytesIO(data), formats=_PILLOW_FORMATS)
     except Image.DecompressionBombError as exc:  # Pillow's own ceiling (about 179 megapixels)
@@ -369,7 +335,14 @@ def _decode(path: str, data: bytes, limits: ImageLimits) -> tuple[np.ndarray, st
         # How the file stores its samples, read before anything loads the pixels and clears it (a PNG's
         # getexif does): Pillow reads 16-bit colour as 8-bit (the high byte) and says so only here.
         sixteen = any(";16" in str(tile.args[0] if isinstance(tile.args, tuple) else tile.args) for tile in image.tile)
-        if image.format == "JPEG" and (damage := _jpeg_data_damage(data)) is not None:
+        # MPO (a camera's JPEG with extra pictures appended) is screened on its primary picture, the one
+        # every viewer shows; the checks read the primary picture's data, which comes first.
+        jpeg = image.format in ("JPEG", "MPO")
+        pages = _pages(image)
+        if pages > 1 and not jpeg:
+            what = "an animation" if image.format == "PNG" else "pages"
+            raise _refuse(path, _MANY_PAGES.format(kind=image.format, count=pages, what=what))
+        if jpeg and (damage := jpeg_structure_damage(data) or jpeg_decoder_damage(data)) is not None:
             raise _refuse(path, damage)
         if image.format == "PNG":
             _verify(path, data)  # chunk checksums: Pillow checks them only when asked
@@ -386,9 +359,22 @@ def _decode(path: str, data: bytes, limits: ImageLimits) -> tuple[np.ndarray, st
             raise _refuse(path, str(exc)) from None
         if orientation != 1:
             notes.append(f"turned upright from its EXIF orientation tag ({_ORIENTATION_WORDS[orientation]})")
-        if image.format == "JPEG" and source_mode != "cmyk" and _grey_filled_end(rgb):
+        if jpeg and source_mode != "cmyk" and grey_filled_end(rgb):
             raise _refuse(path, _DAMAGED)
-    return np.ascontiguousarray(rgb), source_mode, notes
+        if pages > 1:
+            notes.append(f"the primary picture of {pages} in this camera file")
+    rgb = np.ascontiguousarray(rgb)
+    return rgb, source_mode, notes, _pixel_damage(path, rgb, jpeg)
+
+
+def _pixel_damage(path: str, rgb: np.ndarray, from_jpeg: bool) -> str | None:
+    """Strong pixel evidence of damage refuses the picture; weak evidence is returned, in words."""
+    finding = picture_damage(rgb, from_jpeg)
+    if finding is None:
+        return None
+    if finding.strong:
+        raise _refuse(path, finding.reason)
+    return finding.reason
 
 
 def _verify(path: str, data: bytes) -> None:
@@ -417,7 +403,7 @@ def read_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits()) -> 
 
         return read_dicom_image(path, limits)
     digest = hashlib.sha256(data).hexdigest()
-    rgb, source_mode, notes = _decode(path, data, limits)
+    rgb, source_mode, notes, damage = _decode(path, data, limits)
     height, width = rgb.shape[:2]
     return LoadedImage(
         path=path,
@@ -427,6 +413,7 @@ def read_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits()) -> 
         height=height,
         source_mode=source_mode,
         notes=tuple(notes),
+        damage=damage,
     )
 
 
@@ -473,8 +460,12 @@ def _analysis_grey(rgb: np.ndarray, size: int) -> np.ndarray:
     return resize_longest_side(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), size)
 
 
-def assess_quality(rgb: np.ndarray, thresholds: QualityThresholds = QualityThresholds()) -> QualityReport:
-    """Sharpness, brightness and clipped fractions of an RGB uint8 image, with the flags they raise."""
+def assess_quality(
+    rgb: np.ndarray, thresholds: QualityThresholds = QualityThresholds(), damage: str | None = None
+) -> QualityReport:
+    """Sharpness, brightness and clipped fractions of an RGB uint8 image, with the flags they raise.
+    `damage`: weak signs of damage found when the file was read (LoadedImage.damage); they add the
+    flag MAY_BE_DAMAGED, so the gate holds the picture for review."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an H x W x 3 uint8 image, got {rgb.shape} {rgb.dtype}")
     # A fixed analysis size makes the Laplacian's variance independent of the camera's resolution.
@@ -490,6 +481,8 @@ def assess_quality(rgb: np.ndarray, thresholds: QualityThresholds = QualityThres
         flags.append("underexposed")
     if brightness > thresholds.max_brightness or bright > thresholds.max_bright_fraction:
         flags.append("overexposed")
+    if damage:
+        flags.append(MAY_BE_DAMAGED)
     return QualityReport(
         sharpness=sharpness,
         brightness=brightness,

@@ -31,6 +31,8 @@ def write_dicom(
     encoding: str = "rgb",  # "rgb", "ybr" (uncompressed YBR_FULL) or "jpeg" (baseline, through Pillow)
     age: str | None = "045Y",
     sex: str | None = "F",
+    jpeg_data: bytes | None = None,  # with encoding="jpeg": these JPEG bytes as the picture (e.g. damaged ones)
+    character_set: str | None = None,  # Specific Character Set, e.g. "ISO_IR 192" (UTF-8)
 ) -> Path:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -38,6 +40,8 @@ def write_dicom(
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.SOPClassUID = sop_class
     ds.Modality = "XC"
+    if character_set is not None:
+        ds.SpecificCharacterSet = character_set
     ds.PatientName = patient_name
     if patient_id is not None:
         ds.PatientID = patient_id
@@ -67,7 +71,7 @@ def write_dicom(
         Image.fromarray(rgb).save(buf, format="JPEG", quality=95)
         ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
         ds.PhotometricInterpretation = "YBR_FULL_422"
-        ds.PixelData = encapsulate([buf.getvalue()])
+        ds.PixelData = encapsulate([jpeg_data if jpeg_data is not None else buf.getvalue()])
         ds["PixelData"].VR = "OB"
     else:
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian

@@ -493,9 +493,10 @@ def test_links_that_lead_nowhere_and_folders_named_like_images_are_candidates(tm
     (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")
     (tmp_path / "album.jpg").mkdir()
     (tmp_path / "plain_folder").mkdir()
-    os.mkfifo(tmp_path / "pipe.jpg")  # would block whoever opens it: left out
+    os.mkfifo(tmp_path / "pipe.jpg")  # would block whoever opens it: listed, and refused without opening
     found = {p.name: p for p in scan_candidates(tmp_path)}
-    assert sorted(found) == ["album.jpg", "dangling.jpg", "good.png", "loop.jpg"]
+    assert sorted(found) == ["album.jpg", "dangling.jpg", "good.png", "loop.jpg", "pipe.jpg"]
+    assert "pipe" in refusal(found["pipe.jpg"])
     assert "no longer exists" in refusal(found["dangling.jpg"])
     assert "loop" in refusal(found["loop.jpg"])
     assert "folder" in refusal(found["album.jpg"])

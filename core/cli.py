@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .bundle import DISCLAIMER, MELANOMA_ONLY_NOTE, Bundle, default_bundle_path, load_bundle
 from .errors import BundleError, EngineError, ImageReadError, MelaScreenError, ProviderError, StoreError
+from .evidence_cli import add_evidence_commands
 from .outcomes import DEFAULT_FOLLOW_UP_MONTHS, REVIEW_CHOICES, REVIEW_CODES, class_name, outcome_label
 from .paths import OutputPathError, atomic_target, check_output_file, check_output_folder, default_database_path
 from .patient_cli import add_report_command, add_screen_options
@@ -134,7 +135,7 @@ def cmd_screen(args) -> int:
     session = EnsembleSettings(
         engine=args.engine, provider=args.provider, precision=args.precision, threads=args.threads
     )
-    gate = GateChoice(confidence=args.threshold)
+    gate = GateChoice(confidence=args.threshold, auto_clearing=getattr(args, "auto_clearing", "on") == "on")
     run = RunSettings(recursive=args.recursive, intake=intake_settings(args))
     thresholds = bundle.manifest.gate.thresholds(gate.confidence)  # a bad --threshold fails before the engines load
     screener = Screener(bundle, session)
@@ -174,6 +175,8 @@ def cmd_screen(args) -> int:
         except OSError as exc:
             report_failed = exc.strerror or str(exc)
     print_intake(summary, identities)
+    if summary.clearing and summary.clearing.get("words"):  # the camera check and auto-clearing (issue 25)
+        print(f"camera check: {summary.clearing['words']}", file=sys.stderr)
     for r in results:
         if not r.ok:
             print(f"error: {printable(r.path)}: {printable(r.reason)}", file=sys.stderr)
@@ -375,6 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="exact: f32, checked against onnxruntime at load; fast: bf16 where the CPU supports it (OpenVINO)",
     )
     s.add_argument("--threshold", type=float, default=None, help="gate confidence (default: the bundle's, 0.99)")
+    s.add_argument(
+        "--auto-clearing",
+        choices=("on", "off"),
+        default="on",
+        help="off (until this camera is validated): no image is 'no cancer suspected', it is review (low risk)",
+    )
     s.add_argument("--recursive", action="store_true", help="include sub-folders")
     s.add_argument("--threads", type=int, default=0, help="inference threads (0: automatic)")
     add_screen_options(s)
@@ -412,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--db", help=f"results database (default: {default_database_path()})")
 
     add_report_command(sub)
+    add_evidence_commands(sub)  # outcome add / import, audit (core/evidence_cli.py)
 
     b = sub.add_parser("bundle", help="inspect a model bundle")
     bsub = b.add_subparsers(dest="bundle_command", required=True)

@@ -47,6 +47,8 @@ class GateChoice:
     """Gate settings, chosen per run: changing them re-decides images, never rebuilds the engines."""
 
     confidence: float | None = None  # None: the bundle's default (0.99)
+    auto_clearing: bool = True  # False: no image is "no cancer suspected" (core/auto_clearing.py)
+    held_reason: str = ""  # why clearing is off, said on each image it holds back
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class RunSummary:
     elapsed_s: float
     intake_issues: tuple[IntakeIssue, ...] = ()  # bad sidecar rows, filing conflicts: reported, never dropped
     intake_flagged: int = 0  # images the intake check found unlike the training images (all sent to review)
+    clearing: dict | None = None  # the camera check and whether the run could clear (core/auto_clearing.py)
 
 
 def thumbnail_jpeg(rgb: np.ndarray, size: int = THUMBNAIL_SIZE) -> bytes:
@@ -142,6 +145,8 @@ def result_key(bundle: Bundle, gate: GateChoice = GateChoice()) -> str:
     gate_text = f"{t.low:.6g}:{t.high:.6g}:{gate_settings.max_member_spread:.6g}"
     if t.has_bands:  # bands are part of what a stored result says
         gate_text += f":{t.moderate_from:.6g}:{t.high_risk_from:.6g}"
+    if not gate.auto_clearing:  # a held result is not a cleared one: never reused for the other
+        gate_text += ":held"
     return hashlib.sha256(f"{bundle.identity}|{gate_text}".encode()).hexdigest()[:16]
 
 
@@ -301,6 +306,10 @@ class Screener:
         for result, thumbnail in self._pipeline(paths, store, key, thresholds, run, stop):
             if stop():
                 return
+            if not gate.auto_clearing:  # "review (low risk)" with the reason instead of cleared
+                from .auto_clearing import OFF_SETTING, hold
+
+                result = hold(result, gate.held_reason or OFF_SETTING)
             if result.ok and result.confidence is None:  # every outcome says which confidence made it
                 result = replace(result, confidence=confidence)
             if store is not None:
@@ -403,6 +412,10 @@ def screen_folder(
     paths = scan_candidates(folder, recursive=run.recursive or run.intake.needs_subfolders)
     filing = PatientFiling(folder, paths, run.intake)  # identities resolved up front; the sidecar is not screened
     paths = filing.paths
+    from .auto_clearing import run_clearing
+
+    clearing = run_clearing(screener.bundle, paths, gate.auto_clearing, store)  # the camera check (issue 25)
+    gate = replace(gate, auto_clearing=clearing.allowed, held_reason=clearing.why)
     run_id = None
     if store is not None:
         m = screener.bundle.manifest
@@ -417,6 +430,7 @@ def screen_folder(
                 "engine": screener.engine_in_use,
                 "provider": screener.provider_in_use,
                 "recursive": run.recursive,
+                "clearing": clearing.to_dict(),
                 **owner_stamp(),  # pid + host: a killed run can be shown as interrupted (core/runs.py)
             },
         )
@@ -432,7 +446,7 @@ def screen_folder(
         status = "cancelled" if len(results) < len(paths) else "finished"
     finally:
         summary = summarize(results, run_id, cancelled=status != "finished", elapsed_s=time.perf_counter() - start)
-        summary = replace(summary, intake_issues=tuple(filing.issues))
+        summary = replace(summary, intake_issues=tuple(filing.issues), clearing=clearing.to_dict())
         if store is not None:
             store.finish_run(run_id, status, summary_dict(summary))
     return results, summary
@@ -464,4 +478,5 @@ def summary_dict(s: RunSummary) -> dict:
         **s.counts,
         **({"intake_flagged": s.intake_flagged} if s.intake_flagged else {}),
         **({"intake_issues": [str(i) for i in s.intake_issues]} if s.intake_issues else {}),
+        **({"clearing": s.clearing} if s.clearing else {}),
     }

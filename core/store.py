@@ -225,8 +225,36 @@ ALTER TABLE results ADD COLUMN intake TEXT
     CHECK (intake IS NULL OR intake IN ('familiar', 'unfamiliar', 'not_dermoscopy'));
 """
 
+# Version 5 (the clinic's evidence, issue 25): what a lesion or an image turned out to be. One row names
+# a lesion or an image (by sha256), never both; append-only like reviews (a correction is a newer row).
+# Diagnosis codes are checked in core/evidence.py (they follow the bundle's classes).
+_SCHEMA_V5 = """
+CREATE TABLE confirmed_diagnoses (
+    id           INTEGER PRIMARY KEY,
+    lesion_id    INTEGER REFERENCES lesions (id),
+    sha256       TEXT,
+    diagnosis    TEXT NOT NULL CHECK (length(trim(diagnosis)) > 0),
+    method       TEXT NOT NULL CHECK (method IN ('histopathology', 'follow_up', 'consensus')),
+    confirmed_on TEXT CHECK (confirmed_on IS NULL OR date(confirmed_on) = confirmed_on),
+    entered_by   TEXT NOT NULL CHECK (length(trim(entered_by)) > 0),
+    note         TEXT NOT NULL DEFAULT '',
+    created      TEXT NOT NULL,
+    CHECK ((lesion_id IS NULL) != (sha256 IS NULL))
+);
+CREATE INDEX confirmed_by_lesion ON confirmed_diagnoses (lesion_id, id);
+CREATE INDEX confirmed_by_image ON confirmed_diagnoses (sha256, id);
+CREATE TRIGGER confirmed_no_update BEFORE UPDATE ON confirmed_diagnoses
+BEGIN
+    SELECT RAISE(ABORT, 'confirmed diagnoses are append-only: add a corrected one instead of changing one');
+END;
+CREATE TRIGGER confirmed_no_delete BEFORE DELETE ON confirmed_diagnoses
+BEGIN
+    SELECT RAISE(ABORT, 'confirmed diagnoses are append-only: they cannot be deleted');
+END;
+"""
+
 # MIGRATIONS[i] takes the schema from version i to i + 1. Append; never edit a released entry.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -29,6 +29,8 @@ from PySide6.QtWidgets import (
 
 import core
 from core.bundle import DISCLAIMER, MELANOMA_ONLY_NOTE, Bundle, default_bundle_path
+from core.clinic import Clinic, load_clinic, save_clinic
+from core.clinician_page import clinician_page
 from core.engines import ENGINES, PRECISIONS, available_providers, openvino_version
 from core.paths import default_database_path
 
@@ -207,6 +209,15 @@ class SettingsDialog(QDialog):
         db_btn.clicked.connect(self._choose_database)
         self.reviewer = QLineEdit(settings.reviewer)
         self.reviewer.setPlaceholderText("your name or initials, stored with every review")
+        # The clinic printed at the top of every page of a patient report (core.clinic: the command line
+        # reads the same file).
+        clinic = load_clinic()
+        self.clinic_name = QLineEdit(clinic.name)
+        self.clinic_name.setPlaceholderText("printed at the top of patient reports")
+        self.clinic_address = QPlainTextEdit(clinic.address)
+        self.clinic_address.setPlaceholderText("street, town (one or two lines)")
+        self.clinic_address.setFixedHeight(52)
+        self.clinic_phone = QLineEdit(clinic.phone)
 
         form = QFormLayout()
         form.addRow("Model bundle:", bundle_row)
@@ -219,12 +230,30 @@ class SettingsDialog(QDialog):
         form.addRow("", conf_help)
         form.addRow("Results file:", _path_row(self.database, db_btn))
         form.addRow("Reviewer name:", self.reviewer)
+        form.addRow("Clinic name:", self.clinic_name)
+        form.addRow("Clinic address:", self.clinic_address)
+        form.addRow("Clinic phone:", self.clinic_phone)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(buttons)
+
+    def clinic(self) -> Clinic:
+        return Clinic(self.clinic_name.text(), self.clinic_address.toPlainText(), self.clinic_phone.text()).checked()
+
+    def accept(self) -> None:
+        """Save the clinic (its own small file, shared with the command line); the app saves the rest."""
+        if self.clinic() != load_clinic():
+            try:
+                save_clinic(self.clinic())
+            except OSError as exc:
+                from PySide6.QtWidgets import QMessageBox
+
+                QMessageBox.warning(self, "Clinic not saved", f"The clinic's details could not be saved:\n{exc}")
+                return
+        super().accept()
 
     def _choose_bundle_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Choose a model bundle folder", self.bundle.text())
@@ -330,13 +359,20 @@ class AboutDialog(QDialog):
     ):
         super().__init__(parent)
         self.setWindowTitle("About MelaScreen")
-        self.resize(760, 620)
+        self.resize(780, 860)
         head = QLabel(
             f"<h2>MelaScreen {core.__version__}</h2>"
             f"<p style='color:#c62828'><b>{(bundle.manifest.disclaimer if bundle else DISCLAIMER)}</b></p>"
         )
         head.setWordWrap(True)
         self.head = head
+        # At the top, in plain words for clinicians: written from the bundle's own figures (core.clinician_page).
+        self.clinician = QTextBrowser()
+        self.clinician.setStyleSheet("QTextBrowser { background: #f5f9fc; }")
+        if bundle is not None:
+            self.clinician.setHtml(clinician_page(bundle.manifest, bundle.model_card).html())
+        else:
+            self.clinician.setHtml(f"<p><b>No model bundle is loaded.</b></p><p>{html.escape(load_message)}</p>")
         tabs = QTabWidget()
         self.tabs = tabs
         model = QTextBrowser()
@@ -369,5 +405,6 @@ class AboutDialog(QDialog):
         buttons.accepted.connect(self.accept)
         lay = QVBoxLayout(self)
         lay.addWidget(head)
-        lay.addWidget(tabs, 1)
+        lay.addWidget(self.clinician, 3)
+        lay.addWidget(tabs, 2)
         lay.addWidget(buttons)

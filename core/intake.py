@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from .body_sites import site_from_text
 from .errors import ImageReadError
 
 SIDECAR_NAME = "melascreen.csv"
@@ -256,6 +257,7 @@ def read_sidecar(
     identities: dict[str, Identity] = {}
     seen_files: dict[str, int] = {}
     lesion_sites: dict[tuple, tuple[str | None, int]] = {}
+    unknown_sites: set[str] = set()
     root = os.path.abspath(folder)
     for line, row, broken in rows:
         if row is None:
@@ -346,6 +348,16 @@ def read_sidecar(
             note=note,
             source="sidecar",
         )
+        if site and site.casefold() not in unknown_sites and site_from_text(site).unknown:
+            unknown_sites.add(site.casefold())  # said once per word; the row is used, the site kept as written
+            issues.append(
+                IntakeIssue(
+                    label,
+                    line,
+                    f"body site '{_shown(site)}' is not in MelaScreen's list of body sites (e.g. 'left forearm', "
+                    "'upper back', 'scalp'): it is kept as written but cannot be shown on the body map",
+                )
+            )
     return identities, issues
 
 

@@ -100,3 +100,21 @@ def test_pins_are_placed_fanned_out_and_the_svg_is_well_formed():
     assert len(circles) == len(pins)
     texts = "".join(e.text or "" for e in root.iter() if e.tag.endswith("text"))
     assert "Front" in texts and "Back" in texts
+
+
+def test_sidecar_words_outside_the_vocabulary_are_reported_once_and_kept(tmp_path):
+    from core.intake import read_sidecar
+
+    for name in ("a.png", "b.png", "c.png"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "melascreen.csv").write_text(
+        "file,patient_id,lesion_id,body_site,visit_date\n"
+        "a.png,P1,L1,behind the moon,2024-01-10\n"
+        "b.png,P1,L1,behind the moon,2024-07-10\n"
+        "c.png,P1,L2,Lt. forearm,2024-07-10\n"
+    )
+    identities, issues = read_sidecar(tmp_path / "melascreen.csv", tmp_path)
+    assert len(identities) == 3  # every row is used
+    assert sorted(i.body_site for i in identities.values()) == ["Lt. forearm", "behind the moon", "behind the moon"]
+    assert len(issues) == 1 and issues[0].row == 2
+    assert "'behind the moon' is not in MelaScreen's list of body sites" in issues[0].message

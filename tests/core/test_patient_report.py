@@ -185,3 +185,16 @@ def test_months_are_added_as_a_calendar_does():
     assert add_months(date(2024, 1, 31), 1) == date(2024, 2, 29)
     assert add_months(date(2024, 11, 15), 6) == date(2025, 5, 15)
     assert add_months(date(2024, 3, 1), 12) == date(2025, 3, 1)
+
+
+def test_the_command_line_report_prints_the_clinic_and_summary(store, tmp_path, monkeypatch, capsys):
+    from core.cli import main
+
+    monkeypatch.setenv("MELASCREEN_HOME", str(tmp_path / "home"))
+    save_clinic(CLINIC)  # what the app's Settings save
+    out = tmp_path / "P7.html"
+    args = ["report", "--patient", "P7", "--out", str(out), "--db", str(store.path), "--summary", "Refer L1 now."]
+    assert main([*args, "--reviewer", "Dr A"]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert "Example Skin Clinic · 1 High Street, Town · tel. 0123 456" in page and "Refer L1 now." in page
+    assert "Patient P7 · age 54 · sex F (female)" in page and "written" in capsys.readouterr().out

@@ -49,7 +49,7 @@ class Labelled:
 def _load(cache: Path, bundle: Path, names, key: FeatureKey | None, want_members: bool) -> Labelled:
     xs, ls, ys, ms, gs = [], [], [], [], []
     for name in names:
-        if name in TEST_ONLY:
+        if name.partition("@")[0] in TEST_ONLY:
             raise ProtocolError(f"{name} tests the product and is never read for choice")
         s: ImageSet = load_set(name)
         sources = []

@@ -60,12 +60,22 @@ class ImageSet:
     def source(self) -> str:
         return self.name.split("_")[0]
 
+    @property
+    def base(self) -> str:
+        return self.name.partition("@")[0]
+
 
 def load_set(name: str) -> ImageSet:
-    if name not in _SETS:
-        raise LabelsError(f"unknown image set {name!r}; known: {', '.join(SET_NAMES)}")
-    labels, column, split, images = _SETS[name]
+    """A named set; "NAME@N" is a seeded random subset of N whole lesions' images of it (CPU time)."""
+    base, _, limit = name.partition("@")
+    if base not in _SETS:
+        raise LabelsError(f"unknown image set {name!r}; known: {', '.join(SET_NAMES)} (optionally @N)")
+    labels, column, split, images = _SETS[base]
     cases, _ = read_cases(labels, split, split_column=column)
+    if limit:
+        lesions = sorted({c.lesion_id or c.image_id for c in cases})
+        keep = set(np.random.default_rng(0).permutation(lesions)[: int(limit)].tolist())
+        cases = [c for c in cases if (c.lesion_id or c.image_id) in keep]
     return ImageSet(
         name,
         tuple(c.image_id for c in cases),

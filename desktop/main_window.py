@@ -36,6 +36,7 @@ from .pdf import html_to_pdf
 from .settings import AppSettings, save_settings
 from .style import DISCLAIMER_SHORT
 from .views.case_panel import CasePanel, CaseRef
+from .views.evidence import EvidenceView
 from .views.patients import PatientWorklistView
 from .views.review_queue import ReviewQueueView
 from .views.screening import ScreeningView
@@ -110,6 +111,14 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.queue_view, "Review queue")
         self.patients_view = PatientWorklistView(lambda: self.store, lambda: self.settings.reviewer)
         self.tabs.addTab(self.patients_view, "Patients")
+        self.evidence_view = EvidenceView(
+            lambda: self.store,
+            lambda: self.settings.reviewer,
+            lambda: self.model.bundle if self.model else None,
+            lambda: self.settings.auto_clearing,
+            lambda on: self.apply_settings(replace(self.settings, auto_clearing=on)),
+        )
+        self.tabs.addTab(self.evidence_view, "Evidence")  # confirmed diagnoses and the audit (issue 25)
         self.case_tab = case_tab
         self.setCentralWidget(self.tabs)
 
@@ -368,6 +377,9 @@ class MainWindow(QMainWindow):
     def _screening_finished(self, summary: RunSummary) -> None:
         self.screening_worker = None
         self.screening.run_finished(summary)
+        clearing = summary.clearing or {}
+        if clearing.get("auto_clearing") == "off" or clearing.get("camera_check", {}).get("fired"):
+            self.notify(f"Camera check: {clearing.get('words', '')}", error=True)  # prominent, never silent
         self._show_reviews()
         self.screening.set_runs(self.store.runs() if self.store else [])
         self.queue_view.refresh()

@@ -37,6 +37,8 @@ class AppSettings:
     # switch that accepts unsigned bundles (every screen then says "unsigned bundle").
     trusted_keys: tuple[str, ...] = ()
     allow_unsigned_bundles: bool = False
+    # False: "off until validated", no image is "no cancer suspected" (core/auto_clearing.py, issue 25).
+    auto_clearing: bool = True
 
     def resolved_database_path(self) -> Path:
         return Path(self.database_path).expanduser() if self.database_path else default_database_path()
@@ -60,6 +62,7 @@ class AppSettings:
             heatmap_opacity=opacity,
             trusted_keys=tuple(str(k) for k in keys),
             allow_unsigned_bundles=self.allow_unsigned_bundles is True,
+            auto_clearing=self.auto_clearing is not False,
         )
 
     def session(self) -> EnsembleSettings:
@@ -68,7 +71,7 @@ class AppSettings:
 
     def gate(self) -> GateChoice:
         """The gate settings: passed with each run, never a reason to reload the models."""
-        return GateChoice(confidence=self.confidence)
+        return GateChoice(confidence=self.confidence, auto_clearing=self.auto_clearing)
 
 
 SCHEMA_VERSION = 2

@@ -1,0 +1,224 @@
+"""The clinic's evidence: record what lesions turned out to be, import a file of them, and read the audit.
+
+Everything here is core's: confirmed diagnoses from core.evidence, the audit from core.audit (its HTML is
+shown as it is written to a file; PDF through desktop/pdf.py, the Qt writer the other reports use).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QDate
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDateEdit,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.audit import audit_html, run_audit, write_audit_csv
+from core.errors import MelaScreenError
+from core.evidence import (
+    DIAGNOSES,
+    METHODS,
+    EvidenceError,
+    add_confirmed,
+    diagnosis_words,
+    image_of_file,
+    import_csv,
+    lesion_key,
+)
+
+from ..pdf import html_to_pdf
+
+
+class EvidenceView(QWidget):
+    """Confirmed-diagnosis entry (a picture, or a patient's lesion), CSV import, and the audit."""
+
+    def __init__(
+        self,
+        store: Callable,
+        reviewer: Callable[[], str],
+        bundle: Callable,
+        auto_clearing: Callable[[], bool] = lambda: True,
+        set_auto_clearing: Callable[[bool], None] | None = None,
+        parent=None,
+    ):
+        super().__init__(parent)
+        self._store, self._reviewer, self._bundle = store, reviewer, bundle
+        self._audit = None
+        self.clearing = QComboBox()
+        self.clearing.addItem("on", True)
+        self.clearing.addItem("off until this camera is validated", False)
+        self.clearing.setCurrentIndex(0 if auto_clearing() else 1)
+        self.clearing.setToolTip(
+            "Off: no image is 'no cancer suspected'; each is 'review (low risk)' with the reason, and the audit "
+            "counts what would have been cleared. A run turns it off by itself when its pictures differ from the "
+            "training images (camera check), unless this camera is validated."
+        )
+        if set_auto_clearing is not None:
+            self.clearing.currentIndexChanged.connect(lambda _i: set_auto_clearing(bool(self.clearing.currentData())))
+        clearing_row = QHBoxLayout()
+        clearing_row.addWidget(QLabel("Auto-clearing:"))
+        clearing_row.addWidget(self.clearing)
+        clearing_row.addStretch(1)
+        entry = QGroupBox("Record a confirmed diagnosis (appended; a correction is a newer entry)")
+        form = QFormLayout(entry)
+        self.file_edit = QLineEdit()
+        self.file_edit.setPlaceholderText("a screened picture (or leave empty and give patient + lesion)")
+        browse = QPushButton("Choose picture…")
+        browse.clicked.connect(self._choose_file)
+        row = QHBoxLayout()
+        row.addWidget(self.file_edit, 1)
+        row.addWidget(browse)
+        form.addRow("Picture", row)
+        self.patient_edit, self.lesion_edit = QLineEdit(), QLineEdit()
+        form.addRow("or patient id", self.patient_edit)
+        form.addRow("and lesion id", self.lesion_edit)
+        self.diagnosis = QComboBox()
+        for code in DIAGNOSES:
+            self.diagnosis.addItem(diagnosis_words(code), code)
+        form.addRow("Diagnosis", self.diagnosis)
+        self.method = QComboBox()
+        for code, words in METHODS.items():
+            self.method.addItem(words, code)
+        form.addRow("Confirmed by", self.method)
+        self.date = QDateEdit(QDate.currentDate())
+        self.date.setCalendarPopup(True)
+        self.date.setDisplayFormat("yyyy-MM-dd")
+        form.addRow("Date", self.date)
+        self.note = QLineEdit()
+        form.addRow("Note", self.note)
+        buttons = QHBoxLayout()
+        self.record_button = QPushButton("Record")
+        self.record_button.clicked.connect(self.record)
+        self.import_button = QPushButton("Import CSV…")
+        self.import_button.clicked.connect(self._choose_import)
+        buttons.addWidget(self.record_button)
+        buttons.addWidget(self.import_button)
+        buttons.addStretch(1)
+        form.addRow(buttons)
+        self.entry_message = QLabel("")
+        self.entry_message.setWordWrap(True)
+        form.addRow(self.entry_message)
+
+        audit_bar = QHBoxLayout()
+        self.audit_button = QPushButton("Run audit")
+        self.audit_button.clicked.connect(self.refresh_audit)
+        self.save_button = QPushButton("Save audit…")
+        self.save_button.clicked.connect(self._choose_save)
+        audit_bar.addWidget(self.audit_button)
+        audit_bar.addWidget(self.save_button)
+        audit_bar.addStretch(1)
+        self.audit_view = QTextBrowser()
+        layout = QVBoxLayout(self)
+        layout.addLayout(clearing_row)
+        layout.addWidget(entry)
+        layout.addLayout(audit_bar)
+        layout.addWidget(self.audit_view, 1)
+
+    # -- entry -----------------------------------------------------------------------------------
+
+    def _choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "The screened picture")
+        if path:
+            self.file_edit.setText(path)
+
+    def record(self) -> bool:
+        store = self._store()
+        if store is None:
+            self._say("no results file is open", error=True)
+            return False
+        try:
+            if self.file_edit.text().strip():
+                target = {"sha256": image_of_file(store, self.file_edit.text().strip())}
+            elif self.patient_edit.text().strip() and self.lesion_edit.text().strip():
+                target = {"lesion": lesion_key(store, self.patient_edit.text(), self.lesion_edit.text())}
+            else:
+                raise EvidenceError("choose a screened picture, or give the patient id and the lesion id")
+            c = add_confirmed(
+                store,
+                self.diagnosis.currentData(),
+                self.method.currentData(),
+                self._reviewer() or "",
+                confirmed_on=self.date.date().toString("yyyy-MM-dd"),
+                note=self.note.text(),
+                **target,
+            )
+        except (EvidenceError, MelaScreenError) as exc:
+            self._say(str(exc), error=True)
+            return False
+        self._say(f"recorded: {c.words}, entered by {c.entered_by}")
+        self.file_edit.clear()
+        self.note.clear()
+        return True
+
+    def _choose_import(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Confirmed diagnoses (CSV)", filter="CSV (*.csv)")
+        if path:
+            self.import_file(path)
+
+    def import_file(self, path: str) -> tuple[int, int]:
+        store = self._store()
+        if store is None:
+            self._say("no results file is open", error=True)
+            return 0, 0
+        try:
+            report = import_csv(store, path, self._reviewer() or "import")
+        except EvidenceError as exc:
+            self._say(str(exc), error=True)
+            return 0, 0
+        text = f"imported {len(report.imported)} confirmed diagnoses from {Path(path).name}"
+        if report.problems:
+            text += f"; {len(report.problems)} rows not imported:\n" + "\n".join(str(p) for p in report.problems[:20])
+            if len(report.problems) > 20:
+                text += f"\n… and {len(report.problems) - 20} more"
+        self._say(text, error=bool(report.problems))
+        return len(report.imported), len(report.problems)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.entry_message.setText(text)
+        self.entry_message.setStyleSheet("color:#b71c1c;" if error else "color:#1b5e20;")
+
+    # -- audit -----------------------------------------------------------------------------------
+
+    def refresh_audit(self):
+        store = self._store()
+        if store is None:
+            self.audit_view.setPlainText("No results file is open.")
+            return None
+        self._audit = run_audit(store, self._bundle())
+        self.audit_view.setHtml(audit_html(self._audit))
+        return self._audit
+
+    def _choose_save(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the audit", filter="PDF (*.pdf);;HTML (*.html);;CSV (*.csv)")
+        if path:
+            self.save_audit(path)
+
+    def save_audit(self, path: str) -> Path | None:
+        audit = self._audit or self.refresh_audit()
+        if audit is None:
+            return None
+        out = Path(path)
+        try:
+            if out.suffix.lower() == ".csv":
+                write_audit_csv(audit, out)
+            elif out.suffix.lower() == ".pdf":
+                html_to_pdf(audit_html(audit), out)
+            else:
+                out.write_text(audit_html(audit), encoding="utf-8")
+        except OSError as exc:
+            QMessageBox.warning(self, "Audit not saved", f"{out}: {exc.strerror or exc}")
+            return None
+        return out

@@ -1,0 +1,40 @@
+"""The Evidence tab: record and import confirmed diagnoses, read and save the audit, switch auto-clearing."""
+
+from __future__ import annotations
+
+from core.bundle import load_bundle
+from core.screening import GateChoice, Screener, screen_folder
+from core.store import ReviewStore
+from desktop.settings import AppSettings
+from desktop.views.evidence import EvidenceView
+
+
+def test_record_import_audit_and_the_auto_clearing_switch(qtbot, synthetic_bundle, clinic_folder, tmp_path):
+    bundle = load_bundle(synthetic_bundle)
+    store = ReviewStore.open(tmp_path / "r.sqlite")
+    results, summary = screen_folder(Screener(bundle), clinic_folder, store)
+    assert summary.clearing is not None  # the run's camera check and clearing verdict travel with it
+    switched = []
+    view = EvidenceView(lambda: store, lambda: "Dr. Test", lambda: bundle, lambda: True, switched.append)
+    qtbot.addWidget(view)
+    pictures = [r.path for r in results if r.ok]
+    view.file_edit.setText(pictures[0])
+    view.diagnosis.setCurrentIndex(view.diagnosis.findData("mel"))
+    assert view.record() and "recorded: melanoma" in view.entry_message.text()
+    view.file_edit.setText(str(clinic_folder / "zz_notes.txt"))
+    assert not view.record() and "not been screened" in view.entry_message.text()
+    csv_file = tmp_path / "outcomes.csv"
+    csv_file.write_text(f"file,diagnosis,method,date\n{pictures[1]},nv,histopathology,\n{pictures[2]},???,x,\n")
+    assert view.import_file(str(csv_file)) == (1, 1) and "line 3" in view.entry_message.text()
+    audit = view.refresh_audit()
+    assert audit.groups and "too few confirmed cases" in view.audit_view.toPlainText()
+    assert view.save_audit(str(tmp_path / "audit.pdf")).read_bytes().startswith(b"%PDF")
+    view.clearing.setCurrentIndex(1)  # "off until this camera is validated"
+    assert switched == [False]
+    store.close()
+
+
+def test_the_setting_reaches_the_gate_and_survives_a_hand_edited_file():
+    assert AppSettings(auto_clearing=False).gate() == GateChoice(auto_clearing=False)
+    assert AppSettings(auto_clearing="yes").checked().auto_clearing is True
+    assert AppSettings(auto_clearing=False).checked().auto_clearing is False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import sys
 import time
@@ -11,25 +12,29 @@ from pathlib import Path
 from .bundle import DISCLAIMER, MELANOMA_ONLY_NOTE, Bundle, default_bundle_path, load_bundle
 from .errors import BundleError, EngineError, ImageReadError, MelaScreenError, ProviderError, StoreError
 from .evidence_cli import add_evidence_commands
-from .outcomes import DEFAULT_FOLLOW_UP_MONTHS, REVIEW_CHOICES, REVIEW_CODES, class_name, outcome_label
+from .outcomes import (
+    DEFAULT_FOLLOW_UP_MONTHS,
+    REVIEW_CHOICES,
+    REVIEW_CODES,
+    class_name,
+    outcome_label,
+    outcome_words,
+)
 from .paths import OutputPathError, atomic_target, check_output_file, check_output_folder, default_database_path
 from .patient_cli import add_report_command, add_screen_options
+from .provenance import Provenance, provenance_of_bundle
+from .terminal import escaped_output, printable
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_CODES_HELP = """exit codes:
   0  done (files that could not be screened are listed as errors; the run itself succeeded)
-  1  the work failed part-way or at the end, e.g. the report could not be written (the results are
-     kept in the database) or a review could not be recorded
-  2  nothing was done: a wrong argument or path (report or heat-map folder not writable, --threshold
-     out of range, a folder with nothing to screen), or a model bundle or results database that is
-     damaged, unsigned or unusable; the message says which file and why
+  1  the work failed part-way or at the end, e.g. the report or some heat maps could not be written
+     (the results are kept in the database), the database failed during the run, or a review could
+     not be recorded
+  2  nothing was done and nothing was written: a wrong argument or path (--db, report or heat-map
+     folder not writable, --threshold out of range, a folder with nothing to screen), or a model bundle
+     or results database that is damaged, unsigned or unusable; the message says which file and why
   130  stopped with Ctrl+C"""
-
-
-def printable(text: object) -> str:
-    """`text` with control characters and terminal escape sequences shown as \\x1b-style escapes: a file
-    name can hold anything, and must not recolour, move or retitle the user's terminal."""
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
 
 
 def _trust(args):
@@ -40,7 +45,8 @@ def _trust(args):
 
 
 def _trust_line(bundle: Bundle) -> str:
-    return f"UNSIGNED BUNDLE ({bundle.trust_note}): research use only" if bundle.unsigned else bundle.trust_text
+    text = f"UNSIGNED BUNDLE ({bundle.trust_note}): research use only" if bundle.unsigned else bundle.trust_text
+    return printable(text)
 
 
 def _load_bundle_or_default(path: str | None, args=None, verify: bool = True) -> Bundle:
@@ -57,8 +63,8 @@ def _load_bundle_or_default(path: str | None, args=None, verify: bool = True) ->
 class ProgressLine:
     """A one-line progress bar on stderr; plain periodic lines when stderr is not a terminal."""
 
-    def __init__(self, stream=sys.stderr, width: int = 28):
-        self.stream = stream
+    def __init__(self, stream=None, width: int = 28):
+        self.stream = sys.stderr if stream is None else stream  # looked up now, not at import
         self.width = width
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self._last = 0.0
@@ -82,19 +88,28 @@ class ProgressLine:
         self.stream.flush()
 
 
-def _heatmap_name(result) -> str:
+def _heatmap_name(result, unsigned: bool = False) -> str:
     stem = Path(result.path).stem
     tag = (result.sha256 or hashlib.sha256(result.path.encode()).hexdigest())[:8]
-    return f"{stem}-{tag}-heatmap.png"
+    return f"{stem}-{tag}-heatmap" + ("-UNSIGNED" if unsigned else "") + ".png"
 
 
-def _write_heatmap(result, folder: Path) -> None:
-    from .cam import overlay, write_png
+def _write_heatmap(result, folder: Path, made_by: Provenance) -> None:
+    """The overlay PNG, named -UNSIGNED for an unsigned bundle, carrying what made it in its text
+    chunks; written whole (atomic), private to the user."""
+    import cv2
+
+    from .cam import overlay
     from .images import read_image
+    from .png_text import png_with_text
 
     image = read_image(result.path)
-    with atomic_target(folder / _heatmap_name(result)) as temp:  # a full disk leaves no truncated PNG
-        write_png(temp, overlay(image.rgb, result.cam))
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(overlay(image.rgb, result.cam), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"OpenCV could not encode the heat map of {result.path}")
+    text = {"Software": "MelaScreen", "Description": made_by.line(), "Disclaimer": DISCLAIMER}
+    with atomic_target(folder / _heatmap_name(result, made_by.unsigned)) as temp:  # never a truncated PNG
+        temp.write_bytes(png_with_text(buf.tobytes(), text))
 
 
 def _check_before_loading(args, folder: Path) -> str | None:
@@ -118,62 +133,100 @@ def _check_before_loading(args, folder: Path) -> str | None:
     return None
 
 
+def _results_store_before_loading(db: Path):
+    """The results database, checked before the bundle loads (~20 s): an existing file is opened (SQLite's
+    quick_check, schema) and returned; for a new one only its folder is checked (None is returned), so a
+    command refused later leaves no new file behind."""
+    from .store import ReviewStore
+
+    if db.exists():
+        return ReviewStore.open(db)
+    try:
+        check_output_file(db, "--db")
+    except OutputPathError as exc:
+        raise StoreError(str(exc)) from None
+    return None
+
+
 def cmd_screen(args) -> int:
     from .ensemble import EnsembleSettings
     from .patient_cli import intake_settings, print_intake
-    from .patient_report import write_run_csv
     from .patients import identities_of
+    from .report import write_run_csv  # the one run CSV of the app and the CLI
     from .screening import GateChoice, RunSettings, Screener, screen_folder
     from .store import ReviewStore
 
     folder = Path(args.folder)
     problem = _check_before_loading(args, folder)
+    try:
+        intake = intake_settings(args)
+    except ValueError as exc:
+        problem = problem or str(exc)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    bundle = _load_bundle_or_default(args.bundle, args)
-    session = EnsembleSettings(
-        engine=args.engine, provider=args.provider, precision=args.precision, threads=args.threads
-    )
-    gate = GateChoice(confidence=args.threshold, auto_clearing=getattr(args, "auto_clearing", "on") == "on")
-    run = RunSettings(recursive=args.recursive, intake=intake_settings(args))
-    thresholds = bundle.manifest.gate.thresholds(gate.confidence)  # a bad --threshold fails before the engines load
-    screener = Screener(bundle, session)
-    db = Path(args.db) if args.db else default_database_path()
-    m = bundle.manifest
-    print(f"MelaScreen: {DISCLAIMER}", file=sys.stderr)
-    print(
-        f"bundle {m.name} {m.version} ({len(m.members)} members), engine {screener.engine_in_use}"
-        + (f" ({screener.engine.note})" if screener.engine.note else "")
-        + f", gate: benign below {thresholds.low:.3f}, suspicious from {thresholds.high:.3f}, "
-        + ("intake check on, " if m.ood is not None else "no intake check, ")
-        + f"database {db}",
-        file=sys.stderr,
-    )
-    print(_trust_line(bundle), file=sys.stderr)
-    heat_dir = Path(args.heatmaps) if args.heatmaps else None  # checked and created before the bundle loaded
-    bar = ProgressLine()
+    db = Path(args.db).expanduser() if args.db else default_database_path()
+    with contextlib.ExitStack() as stack:
+        store = _results_store_before_loading(db)
+        if store is not None:
+            stack.enter_context(store)
+        bundle = _load_bundle_or_default(args.bundle, args)
+        session = EnsembleSettings(
+            engine=args.engine, provider=args.provider, precision=args.precision, threads=args.threads
+        )
+        gate = GateChoice(confidence=args.threshold, auto_clearing=getattr(args, "auto_clearing", "on") == "on")
+        run = RunSettings(recursive=args.recursive, intake=intake)
+        thresholds = bundle.manifest.gate.thresholds(gate.confidence)  # a bad --threshold fails before the engines
+        screener = Screener(bundle, session)
+        made_by = provenance_of_bundle(bundle, engine=screener.engine_in_use, confidence=gate.confidence)
+        m = bundle.manifest
+        print(f"MelaScreen: {DISCLAIMER}", file=sys.stderr)
+        print(
+            f"bundle {printable(m.name)} {printable(m.version)} ({len(m.members)} members), engine "
+            f"{printable(screener.engine_in_use)}"
+            + (f" ({printable(screener.engine.note)})" if screener.engine.note else "")
+            + f", gate: {outcome_words('benign')} below {thresholds.low:.3f}, suspicious from {thresholds.high:.3f}, "
+            + ("intake check on, " if m.ood is not None else "no intake check, ")
+            + f"database {printable(db)}",
+            file=sys.stderr,
+        )
+        print(_trust_line(bundle), file=sys.stderr)
+        print(f"results made by: {printable(made_by.line())}", file=sys.stderr)
+        heat_dir = Path(args.heatmaps) if args.heatmaps else None  # checked and created before the bundle loaded
+        heat_failed: list[str] = []
+        bar = ProgressLine()
 
-    def on_progress(progress) -> None:
-        r = progress.result  # heat maps are written as results arrive: the run keeps none in memory
-        if heat_dir and r.ok and r.cam is not None:
-            try:
-                _write_heatmap(r, heat_dir)
-            except (ImageReadError, OSError) as exc:
-                print(f"warning: heat map for {printable(r.path)} not written ({printable(exc)})", file=sys.stderr)
-        bar(progress)
+        def on_progress(progress) -> None:
+            r = progress.result  # heat maps are written as results arrive: the run keeps none in memory
+            if heat_dir and r.ok and r.cam is not None:
+                try:
+                    _write_heatmap(r, heat_dir, made_by)
+                except (ImageReadError, OSError) as exc:
+                    heat_failed.append(str(exc))
+                    print(f"warning: heat map for {printable(r.path)} not written ({printable(exc)})", file=sys.stderr)
+            bar(progress)
 
-    with ReviewStore.open(db) as store:
-        results, summary = screen_folder(screener, folder, store, on_progress=on_progress, gate=gate, run=run)
-        identities = identities_of(store, [r.sha256 for r in results if r.sha256])
-        reviews = store.latest_reviews([r.sha256 for r in results if r.sha256])  # reviews follow the image
+        if store is None:
+            store = stack.enter_context(ReviewStore.open(db))
+        try:
+            results, summary = screen_folder(screener, folder, store, on_progress=on_progress, gate=gate, run=run)
+            identities = identities_of(store, [r.sha256 for r in results if r.sha256])
+            reviews = store.latest_reviews([r.sha256 for r in results if r.sha256])  # reviews follow the image
+        except StoreError as exc:  # the run had begun: what was stored before the fault is kept (exit 1, not 2)
+            print(
+                f"error: {printable(exc)}. The results stored before this are kept in {printable(db)}",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
     report_failed = None
     if args.report:
-        try:
-            with atomic_target(args.report) as temp:  # the old report stays whole until the new one is
-                write_run_csv(results, temp, m.class_names, identities, summary.intake_issues, reviews)
+        try:  # written whole or not at all (atomic), private to the user, saying what made it
+            with atomic_target(args.report) as temp:  # whole even if the writer were not atomic itself
+                write_run_csv(
+                    results, temp, m.class_names, identities, summary.intake_issues, reviews, provenance=made_by
+                )
         except OSError as exc:
-            report_failed = exc.strerror or str(exc)
+            report_failed = exc
     print_intake(summary, identities)
     if summary.clearing and summary.clearing.get("words"):  # the camera check and auto-clearing (issue 25)
         print(f"camera check: {summary.clearing['words']}", file=sys.stderr)
@@ -183,22 +236,32 @@ def cmd_screen(args) -> int:
     c = summary.counts
     print(
         f"screened {summary.total} files in {summary.elapsed_s:.1f}s: {c['benign']} no cancer suspected, "
-        f"{c['suspicious']} suspicious, {c['uncertain']} to review, {summary.errors} errors "
+        f"{c['suspicious']} suspicious, {c['uncertain']} to review, "
+        f"{c.get('not_dermoscopy', 0)} not dermoscopy images (check the file), {summary.errors} errors "
         f"({summary.reused} taken from earlier runs)"
         + (f"; {summary.intake_flagged} unlike the training images (sent to review)" if summary.intake_flagged else "")
-        + f"; run {summary.run_id} in {db}"
+        + f"; run {summary.run_id} in {printable(db)}"
         + (f"; report {printable(args.report)}" if args.report and not report_failed else "")
+        + (f"; heat maps in {printable(heat_dir)}" if heat_dir and not heat_failed else "")
         + ("; UNSIGNED BUNDLE" if bundle.unsigned else "")
     )
-    if report_failed:
+    status = EXIT_OK
+    if heat_failed:
         print(
-            f"error: the report could not be written to {printable(args.report)} ({report_failed}). Every result "
-            f"is stored in {db} (run {summary.run_id}): once there is space, the same screen command with "
-            "--report writes it in seconds, taking the stored results instead of screening again",
+            f"error: {len(heat_failed)} heat map(s) could not be written to {printable(heat_dir)} (first: "
+            f"{printable(heat_failed[0])}); the results themselves are stored in {printable(db)}",
             file=sys.stderr,
         )
-        return EXIT_FAILURE
-    return EXIT_OK
+        status = EXIT_FAILURE
+    if report_failed:
+        print(
+            f"error: the report could not be written: {printable(report_failed)}. Every result "
+            f"is stored in {printable(db)} (run {summary.run_id}): once that is fixed, the same screen command "
+            "with --report writes it in seconds, taking the stored results instead of screening again",
+            file=sys.stderr,
+        )
+        status = EXIT_FAILURE
+    return status
 
 
 def _open_store(args):
@@ -210,11 +273,21 @@ def _open_store(args):
     return ReviewStore.open(db)
 
 
+def _open_store_for_reading(args):
+    """For commands that only list or report: works on a read-only file or folder, and changes nothing."""
+    from .store import ReviewStore
+
+    db = Path(args.db).expanduser() if args.db else default_database_path()
+    if not db.exists():
+        raise StoreError(f"no results database at {db}: screen a folder first or pass --db")
+    return ReviewStore.open_for_reading(db)
+
+
 def cmd_review_list(args) -> int:
     from .patients import patient_queue
     from .store import local_time
 
-    with _open_store(args) as store:
+    with _open_store_for_reading(args) as store:
         if args.patient:
             items = patient_queue(store, args.patient, include_reviewed=args.all)
         else:
@@ -236,7 +309,7 @@ def cmd_review_list(args) -> int:
 def cmd_review_show(args) -> int:
     from .store import local_time
 
-    with _open_store(args) as store:
+    with _open_store_for_reading(args) as store:
         r = store.get_result(args.id)
         if r is None:
             print(f"error: no result with id {args.id}", file=sys.stderr)
@@ -246,18 +319,19 @@ def cmd_review_show(args) -> int:
     words = outcome_label(r.decision, r.malignant_class, r.band) if r.ok else "not screened"
     print(f"  {words}: {printable(r.reason)}")
     if r.details:
-        print(f"  details: {r.details}")
+        print(f"  details: {printable(r.details)}")
     if r.p_malignant is not None:
         print(f"  p(malignant) {r.p_malignant:.4f}; most likely {class_name(r.likely_class) or '-'}")
     if r.p_melanoma is not None:
         print(f"  p(melanoma) {r.p_melanoma:.4f}, member spread {r.spread:.4f}, members {list(r.member_p)}")
         top = sorted(r.class_probs.items(), key=lambda kv: -kv[1])
-        print("  classes: " + ", ".join(f"{k} {v:.3f}" for k, v in top))
+        print("  classes: " + printable(", ".join(f"{k} {v:.3f}" for k, v in top)))
     if r.quality and r.quality.flags:
-        print(f"  quality flags: {', '.join(r.quality.flags)}")
+        print(f"  quality flags: {printable(', '.join(r.quality.flags))}")
     print("  reviews:" if history else "  not reviewed yet")
     for h in history:
-        print(f"    {local_time(h.created)}  {h.reviewer}: {h.words}" + (f" - {h.note}" if h.note else ""))
+        note = f" - {printable(h.note)}" if h.note else ""
+        print(f"    {local_time(h.created)}  {printable(h.reviewer)}: {h.words}{note}")
     return EXIT_OK
 
 
@@ -274,7 +348,10 @@ def cmd_review_decide(args) -> int:
             )
             return EXIT_USAGE
         review = store.add_review(args.id, args.reviewer, args.decision, args.note or "", args.months)
-    print(f"recorded: result {review.result_id} {review.words} by {review.reviewer} at {local_time(review.created)}")
+    print(
+        f"recorded: result {review.result_id} {review.words} by {printable(review.reviewer)} "
+        f"at {local_time(review.created)}"
+    )
     return EXIT_OK
 
 
@@ -282,7 +359,7 @@ def cmd_runs(args) -> int:
     from .runs import shown_status
     from .store import local_time
 
-    with _open_store(args) as store:
+    with _open_store_for_reading(args) as store:
         runs = store.runs()
     if not runs:
         print("no runs yet")
@@ -290,7 +367,8 @@ def cmd_runs(args) -> int:
         c = run.counts
         print(
             f"{run.id:5d}  {shown_status(run.status, run.settings):11s}  {local_time(run.started)}  "
-            f"{c.total} files, {c.error} errors  {run.bundle_name} {run.bundle_version}  {printable(run.folder)}"
+            f"{c.total} files, {c.error} errors  {printable(run.bundle_name)} {printable(run.bundle_version)}  "
+            f"{printable(run.folder)}"
         )
     return EXIT_OK
 
@@ -309,14 +387,20 @@ def _intake_line(m) -> str:
     )
 
 
+def _say_printable(text: str = "") -> None:
+    """Print a line of bundle text with its control characters escaped (a manifest is anyone's text)."""
+    print(printable(text))
+
+
 def cmd_bundle_info(args) -> int:
     b = _load_bundle_or_default(args.path, args, verify=False)
     m = b.manifest
     t = m.gate.thresholds()
-    print(f"{m.name} {m.version} (schema {m.schema_version}, created {m.created})")
-    print(f"  task {m.task}; classes {', '.join(m.class_names)}; positive {m.positive_class}")
-    print(f"  input {m.input_size}px, mean {m.mean}, std {m.std}; TTA {', '.join(m.tta_views)}")
-    print(
+    say = _say_printable
+    say(f"{m.name} {m.version} (schema {m.schema_version}, created {m.created})")
+    say(f"  task {m.task}; classes {', '.join(m.class_names)}; positive {m.positive_class}")
+    say(f"  input {m.input_size}px, mean {m.mean}, std {m.std}; TTA {', '.join(m.tta_views)}")
+    say(
         f"  gate at {m.gate.default_confidence}: no cancer suspected < {t.low:.4f}, suspicious >= {t.high:.4f}"
         + (
             f"; review bands: moderate from {t.moderate_from:.4f}, high from {t.high_risk_from:.4f}"
@@ -324,15 +408,15 @@ def cmd_bundle_info(args) -> int:
             else ""
         )
     )
-    print(f"  {_intake_line(m)}")
+    say(f"  {_intake_line(m)}")
     for mem in m.members:
-        print(f"  member {mem.file}: {mem.arch}, seed {mem.seed}, T={mem.temperature:.3f}, sha256 {mem.sha256[:16]}...")
+        say(f"  member {mem.file}: {mem.arch}, seed {mem.seed}, T={mem.temperature:.3f}, sha256 {mem.sha256[:16]}...")
     if m.melanoma_only_gate:
-        print(f"  {MELANOMA_ONLY_NOTE}")
+        say(f"  {MELANOMA_ONLY_NOTE}")
     else:
-        print(f"  malignant classes {', '.join(m.malignant_classes)}")
-    print(f"  {_trust_line(b)}; identity {b.identity[:16]}")
-    print(f"  {m.disclaimer}")
+        say(f"  malignant classes {', '.join(m.malignant_classes)}")
+    say(f"  {_trust_line(b)}; identity {b.identity[:16]}")
+    say(f"  {m.disclaimer}")
     return EXIT_OK
 
 
@@ -340,12 +424,13 @@ def cmd_bundle_verify(args) -> int:
     from .ensemble import Ensemble, EnsembleSettings
 
     b = _load_bundle_or_default(args.path, args, verify=True)
+    say = _say_printable
     ens = Ensemble(b, EnsembleSettings(engine="onnxruntime", provider="cpu"))
-    print(
+    say(
         f"ok: {b.manifest.name} {b.manifest.version}: {len(b.manifest.members)} members, checksums verified, "
         f"all load in onnxruntime ({ens.provider_in_use})"
     )
-    print(_trust_line(b))
+    say(_trust_line(b))
     return EXIT_OK
 
 
@@ -415,6 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--reviewer", required=True)
     rd.add_argument("--note", default="")
     rd.set_defaults(func=cmd_review_decide)
+    from .followup import add_due_command  # `review due`: the follow-up list (core/followup.py)
+
+    add_due_command(rsub, _open_store)
     ru = sub.add_parser("runs", help="screening runs, newest first (a killed run shows as interrupted)")
     ru.set_defaults(func=cmd_runs)
     for q in (rl, rs, rd, ru):
@@ -451,7 +539,8 @@ def main(argv: list[str] | None = None, pdf_writer=None) -> int:
     args = build_parser().parse_args(argv)
     args.pdf_writer = pdf_writer
     try:
-        return args.func(args)
+        with escaped_output():  # a safety net under every line: stored or bundle text cannot drive the terminal
+            return args.func(args)
     except (BundleError, StoreError, ProviderError, EngineError, OutputPathError) as exc:
         print(f"error: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
@@ -465,6 +554,3 @@ def main(argv: list[str] | None = None, pdf_writer=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-    from .followup import add_due_command  # `review due`: the follow-up list (core/followup.py)
-
-    add_due_command(rsub, _open_store)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .intake import LAYOUTS, SIDECAR_NAME, IntakeSettings
 from .paths import default_database_path
+from .terminal import printable
 
 
 def add_screen_options(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +33,7 @@ def add_screen_options(parser: argparse.ArgumentParser) -> None:
 def intake_settings(args) -> IntakeSettings:
     sidecar = getattr(args, "sidecar", None)
     if sidecar and not Path(sidecar).is_file():
-        raise ValueError(f"the sidecar file {sidecar} does not exist")
+        raise ValueError(f"the sidecar file {printable(sidecar)} does not exist")
     return IntakeSettings(sidecar=Path(sidecar) if sidecar else None, layout=getattr(args, "layout", "none"))
 
 
@@ -40,7 +41,7 @@ def print_intake(summary, identities: dict, stream=None) -> None:
     """Every intake issue on its own line, then how many files were filed under patients."""
     stream = stream or sys.stderr
     for issue in summary.intake_issues:
-        print(f"intake: {issue}", file=stream)
+        print(f"intake: {printable(issue)}", file=stream)
     patients = {a.patient_id for a in identities.values()}
     if identities or summary.intake_issues:
         print(
@@ -58,9 +59,11 @@ def cmd_report(args) -> int:
     db = Path(args.db) if args.db else default_database_path()
     if not db.exists():
         raise StoreError(f"no results database at {db}: screen a folder first or pass --db")
-    with ReviewStore.open(db) as store:
-        out = write_patient_report(store, args.patient, args.out, getattr(args, "pdf_writer", None), args.reviewer)
-    print(f"report for patient {args.patient} written: {out}")
+    with ReviewStore.open_for_reading(db) as store:  # a report changes nothing: a read-only file will do
+        out = write_patient_report(
+            store, args.patient, args.out, getattr(args, "pdf_writer", None), args.reviewer, summary=args.summary
+        )
+    print(f"report for patient {printable(args.patient)} written: {printable(out)}")
     return 0
 
 
@@ -69,6 +72,7 @@ def add_report_command(sub) -> argparse.ArgumentParser:
     rp.add_argument("--patient", required=True, help="the clinic's patient id")
     rp.add_argument("--out", required=True, help="FILE.pdf (needs the desktop app's PySide6), FILE.html or FILE.csv")
     rp.add_argument("--reviewer", default="", help="who makes the report (printed on it)")
+    rp.add_argument("--summary", default="", help="the clinician's summary, printed on the report")
     rp.add_argument("--db", help=f"results database (default: {default_database_path()})")
     rp.set_defaults(func=cmd_report)
     return rp

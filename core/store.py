@@ -41,7 +41,7 @@ import numpy as np
 
 from .errors import StoreError
 from .outcomes import DEFAULT_FOLLOW_UP_MONTHS, MAX_FOLLOW_UP_MONTHS, REVIEW_CODES, review_choice, review_words
-from .paths import create_private_file, make_private_folder
+from .paths import create_private_file, make_private_folder, os_error_words
 from .results import Decision, QualityReport, ScreeningResult
 
 # "MELA" in ASCII: marks a SQLite file as a MelaScreen results store.
@@ -454,31 +454,124 @@ def _json(value) -> str:
     return json.dumps(value, sort_keys=True, allow_nan=True)
 
 
+def _sqlite_cause(exc: sqlite3.Error) -> str:
+    """What went wrong, in words, from SQLite's error code: a read-only file is not a full disk."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    words = {
+        "SQLITE_READONLY": "the results file or its folder is read-only",
+        "SQLITE_FULL": "the disk is full; free disk space",
+        "SQLITE_BUSY": "another program holds the results file locked; close it and try again",
+        "SQLITE_LOCKED": "another program holds the results file locked; close it and try again",
+        "SQLITE_CORRUPT": "the results file is damaged; restore a backup or choose another file",
+        "SQLITE_NOTADB": "the file is not a MelaScreen results file",
+        "SQLITE_IOERR": "the disk reported a read or write error",
+        "SQLITE_CANTOPEN": "the file cannot be opened (its folder is missing or not accessible)",
+        "SQLITE_PERM": "permission denied",
+    }
+    for code, text in words.items():
+        if name == code or name.startswith(code + "_"):
+            return f"{text} ({exc})"
+    return str(exc)
+
+
+def _open_problem(exc: sqlite3.DatabaseError) -> str:
+    msg = str(exc)
+    if "not a database" in msg or "malformed" in msg or "encrypted" in msg:
+        return f"{msg}; it is not a MelaScreen results file (or it is damaged); choose another file or restore a backup"
+    return _sqlite_cause(exc)
+
+
+def _quick_check(conn: sqlite3.Connection, where: str) -> None:
+    """SQLite's quick_check (page structure, no index cross-check: a fraction of integrity_check's
+    time) before anything is written: a damaged file is refused as it is, never written into."""
+    rows = conn.execute("PRAGMA quick_check(3)").fetchall()
+    found = [str(r[0]) for r in rows]
+    if found != ["ok"]:
+        raise StoreError(
+            f"{where}: the results file is damaged (SQLite's check: {'; '.join(found)[:300]}); nothing was "
+            "written to it. Restore a backup, or choose another results file"
+        )
+
+
+def _connect_read_only(path: Path, where: str) -> sqlite3.Connection:
+    """A connection that cannot change the file. mode=ro still needs to create the -shm file of a WAL
+    database; where the folder is read-only too, immutable=1 reads the file as it is, which is right
+    only when no un-merged -wal file holds newer results (then we say so instead)."""
+    if not path.is_file():
+        raise StoreError(f"{where}: there is no results file here; screen a folder first or give its path")
+    base = path.absolute().as_uri()
+    conn = None
+    try:
+        try:
+            conn = sqlite3.connect(f"{base}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+            _quick_check(conn, where)
+        except sqlite3.OperationalError as exc:
+            if conn is not None:
+                conn.close()
+                conn = None
+            name = getattr(exc, "sqlite_errorname", "") or ""
+            if not name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
+                raise
+            wal = path.with_name(path.name + "-wal")
+            if wal.is_file() and wal.stat().st_size > 0:
+                raise StoreError(
+                    f"{where}: the results file is read-only and its newest results are still in {wal.name}, "
+                    "which only a MelaScreen that may write there can merge; open it once where it can be "
+                    "written (or copy the file with its -wal file to a folder you can write to)"
+                ) from exc
+            conn = sqlite3.connect(f"{base}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+            _quick_check(conn, where)
+        conn.execute("PRAGMA query_only = ON")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{where}: this results file has schema version {version}, but this MelaScreen only knows "
+                f"versions up to {len(MIGRATIONS)}. It was written by a newer MelaScreen: update MelaScreen."
+            )
+        if app_id != APPLICATION_ID:
+            raise StoreError(f"{where}: this is not a MelaScreen results file; choose another file")
+        return conn
+    except StoreError:
+        if conn is not None:
+            conn.close()
+        raise
+    except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
+        raise StoreError(f"{where}: cannot read the results file: {_open_problem(exc)}") from exc
+
+
 class ReviewStore:
     """The results database. Open with `ReviewStore.open(path)`; use as a context manager."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path):
+    def __init__(self, conn: sqlite3.Connection, path: Path, read_only: bool = False):
         self._conn = conn
         self._lock = threading.RLock()
         self.path = path
+        self.read_only = read_only  # opened for reading only: every write is refused with a reason
 
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path) -> ReviewStore:
+    def open(cls, path: str | Path, read_only: bool = False) -> ReviewStore:
+        """Open (and create, or upgrade) the results file. SQLite's quick_check runs before anything is
+        written: a damaged file is refused untouched, so a refusal means nothing was written to it.
+
+        read_only: for listings and reports; never creates, upgrades or changes the file, and works on a
+        file (or folder) the user may only read. `open_for_reading` picks this when it must."""
         path = Path(path).expanduser()
         where = str(path)
         if path.is_dir():
             raise StoreError(f"{where}: is a folder; give the path of a results file, e.g. {path / 'results.sqlite'}")
+        if read_only:
+            return cls(_connect_read_only(path, where), path, read_only=True)
         try:
             # Private (0700 folder it creates, 0600 file and -wal/-shm): it holds names, paths, thumbnails.
             make_private_folder(path.parent)
             create_private_file(path)
         except OSError as exc:
-            raise StoreError(
-                f"{where}: cannot create the results file or its folder ({exc.strerror or exc}); "
-                "choose a location you can write to"
-            ) from exc
+            raise StoreError(f"{where}: cannot create the results file or its folder: {os_error_words(exc)}") from exc
         conn = None
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per result.
@@ -487,7 +580,8 @@ class ReviewStore:
             )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA foreign_keys = ON")
-            # The first real read: a file that is not SQLite fails here.
+            # The first real read (a file that is not SQLite fails here), before the first write.
+            _quick_check(conn, where)
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreError(
@@ -504,13 +598,28 @@ class ReviewStore:
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
-            msg = str(exc)
-            if "not a database" in msg or "malformed" in msg or "encrypted" in msg:
-                hint = "it is not a MelaScreen results file (or it is damaged); choose another file or restore a backup"
-            else:
-                hint = "check that the path exists and that you may read and write it"
-            raise StoreError(f"{where}: cannot open the results file ({msg}); {hint}") from exc
+            raise StoreError(f"{where}: cannot open the results file: {_open_problem(exc)}") from exc
         return cls(conn, path)
+
+    @classmethod
+    def open_for_reading(cls, path: str | Path) -> ReviewStore:
+        """For listings and reports: read-only when the file or its folder cannot be written (a file on
+        a read-only disk, a colleague's file) or always, never creating a file; an older file is
+        upgraded first when it can be."""
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise StoreError(f"{path}: there is no results file here; screen a folder first or give its path")
+        store = cls.open(path, read_only=True)
+        if store.schema_version < len(MIGRATIONS):  # written by an older MelaScreen: upgrade it if we may
+            store.close()
+            try:
+                return cls.open(path)
+            except StoreError as exc:
+                raise StoreError(
+                    f"{exc}. This results file was written by an older MelaScreen and must be upgraded once "
+                    "before it can be read: open it where it can be written"
+                ) from exc
+        return store
 
     def close(self) -> None:
         with self._lock:
@@ -544,12 +653,13 @@ class ReviewStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken up front (IMMEDIATE) so it cannot deadlock on upgrade."""
         with self._lock:
+            if self.read_only:
+                raise StoreError(f"{self.path}: the results file was opened for reading only; nothing was written")
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise StoreError(
-                    f"{self.path}: cannot write to the results file ({exc}); another program may "
-                    "hold it locked, or the disk is read-only or full"
+                    f"{self.path}: cannot write to the results file: {_sqlite_cause(exc)}; nothing was written"
                 ) from exc
             try:
                 yield self._conn
@@ -558,7 +668,9 @@ class ReviewStore:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"{self.path}: writing to the results file failed and was undone: {exc}") from exc
+                    raise StoreError(
+                        f"{self.path}: writing to the results file failed and was undone: {_sqlite_cause(exc)}"
+                    ) from exc
                 raise
 
     # -- runs ------------------------------------------------------------------------------

@@ -320,7 +320,8 @@ def test_odd_entries_get_report_rows_and_names_reach_the_terminal_escaped(tmp_pa
 def test_a_report_that_cannot_be_written_at_the_end_says_where_the_results_are(
     tmp_path, synthetic_bundle, monkeypatch, capsys
 ):
-    from core import cli, patient_report
+    import core.report
+    from core import cli
 
     folder = make_folder(tmp_path / "f", 2, broken=False)
     db, report = tmp_path / "r.sqlite", tmp_path / "report.csv"
@@ -330,7 +331,7 @@ def test_a_report_that_cannot_be_written_at_the_end_says_where_the_results_are(
         Path(path).write_text("path,status\nhalf a ro")  # a partial file, then the disk is full
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(patient_report, "write_run_csv", disk_full)
+    monkeypatch.setattr(core.report, "write_run_csv", disk_full)  # the one run CSV writer (issue 24)
     monkeypatch.setenv("MELASCREEN_HOME", str(tmp_path / "home"))
     code = cli.main(
         ["screen", str(folder), "--bundle", str(synthetic_bundle), "--db", str(db), "--report", str(report)]
@@ -352,3 +353,223 @@ def test_printable_escapes_control_characters_only():
 def test_help_documents_the_exit_codes():
     out = run_cli("--help").stdout
     assert "exit codes:" in out and "  2  nothing was done" in out
+
+
+# ------------------------------------------------- what made a result, private files, store faults (issue 26)
+
+posix_only = pytest.mark.skipif(os.name != "posix", reason="permission bits are a POSIX notion")
+
+
+def file_mode(path) -> int:
+    return os.stat(path).st_mode & 0o777
+
+
+@pytest.fixture(scope="module")
+def unsigned_bundle(tmp_path_factory):
+    from synthetic_bundle import make_bundle
+
+    return make_bundle(tmp_path_factory.mktemp("unsigned") / "bundle", sign_key=None)
+
+
+def screen_in_process(capsys, monkeypatch, tmp_path, *args):
+    from core import cli
+
+    monkeypatch.setenv("MELASCREEN_HOME", str(tmp_path / "home"))
+    code = cli.main(["screen", *map(str, args)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@posix_only
+def test_an_unsigned_run_says_so_in_its_output_csv_and_heat_maps_all_private(
+    tmp_path, unsigned_bundle, capsys, monkeypatch
+):
+    from core.png_text import png_text
+
+    folder = make_folder(tmp_path / "f", 3, broken=False)
+    db, report, heat = tmp_path / "out" / "r.sqlite", tmp_path / "out" / "report.csv", tmp_path / "new" / "heat"
+    umask = os.umask(0o022)  # the usual umask: without care, files would be 0644 and folders 0755
+    try:
+        code, out, err = screen_in_process(
+            capsys, monkeypatch, tmp_path, folder, "--bundle", unsigned_bundle, "--allow-unsigned",
+            "--db", db, "--report", report, "--heatmaps", heat,
+        )  # fmt: skip
+    finally:
+        os.umask(umask)
+    assert code == 0, err
+    made_by = "Model bundle synthetic-test-bundle 0.0.1, UNSIGNED BUNDLE, engine"
+    assert f"results made by: {made_by}" in err and "UNSIGNED BUNDLE" in out
+    with open(report, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and all(r["signature"] == "UNSIGNED BUNDLE" for r in rows)
+    assert all(r["bundle"] == "synthetic-test-bundle" and r["bundle_version"] == "0.0.1" for r in rows)
+    maps = sorted(heat.glob("*.png"))
+    assert len(maps) == 3 and all(p.name.endswith("-heatmap-UNSIGNED.png") for p in maps)
+    for p in maps:
+        text = png_text(p.read_bytes())
+        assert text["Description"].startswith(made_by) and "confidence 0.99" in text["Description"]
+        assert cv2.imread(str(p)) is not None  # still a valid PNG
+    assert {file_mode(p) for p in [report, db, *maps]} == {0o600}
+    assert [file_mode(d) for d in (tmp_path / "out", tmp_path / "new", heat)] == [0o700] * 3
+
+
+def test_a_signed_run_names_its_key_in_output_csv_and_heat_maps(tmp_path, synthetic_bundle, capsys, monkeypatch):
+    from core.png_text import png_text
+
+    folder = make_folder(tmp_path / "f", 1, broken=False)
+    report, heat = tmp_path / "report.csv", tmp_path / "heat"
+    code, out, err = screen_in_process(
+        capsys, monkeypatch, tmp_path, folder, "--bundle", synthetic_bundle, "--db", tmp_path / "r.sqlite",
+        "--report", report, "--heatmaps", heat,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "results made by: Model bundle synthetic-test-bundle 0.0.1, signed by key " in err
+    assert "UNSIGNED" not in out + err
+    (row,) = read_csv(report)
+    assert row["signature"].startswith("signed by key ") and row["engine"] not in ("", "not recorded")
+    (png,) = heat.glob("*.png")
+    assert "signed by key" in png_text(png.read_bytes())["Description"] and "UNSIGNED" not in png.name
+
+
+def test_heat_maps_that_cannot_be_written_end_with_exit_1_and_the_count(
+    tmp_path, synthetic_bundle, capsys, monkeypatch
+):
+    import core.png_text
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(core.png_text, "png_with_text", disk_full)
+    folder = make_folder(tmp_path / "f", 3, broken=False)
+    heat, db = tmp_path / "heat", tmp_path / "r.sqlite"
+    code, out, err = screen_in_process(
+        capsys, monkeypatch, tmp_path, folder, "--bundle", synthetic_bundle, "--db", db, "--heatmaps", heat
+    )
+    assert code == 1
+    assert "3 heat map(s) could not be written" in err and "disk is full" in err and str(db) in err
+    assert "screened 3 files" in out and list(heat.iterdir()) == []  # no half-written PNG, no temp file
+
+
+def damage(db: Path) -> bytes:
+    """Random bytes over a page in the middle of the file, as the red team did; returns the new bytes."""
+    data = bytearray(db.read_bytes())
+    middle = (len(data) // 2) // 4096 * 4096
+    data[middle : middle + 4096] = np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    db.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_a_damaged_database_is_refused_untouched_before_the_bundle_loads(tmp_path, capsys, monkeypatch):
+    from core.store import ReviewStore
+
+    folder = make_folder(tmp_path / "f", 1, broken=False)
+    db = tmp_path / "r.sqlite"
+    with ReviewStore.open(db) as store:
+        for i in range(60):  # a few pages of runs, so the middle of the file is a b-tree page
+            store.finish_run(store.start_run(f"/clinic/{i}" * 20, "b", "1", "k", {"i": i}))
+    damaged = damage(db)
+    # The bundle does not exist: the database is checked (and refused) first.
+    code, out, err = screen_in_process(capsys, monkeypatch, tmp_path, folder, "--bundle", tmp_path / "nope", "--db", db)
+    assert code == 2 and "damaged" in err and str(db) in err and "bundle" not in err.lower(), err
+    assert db.read_bytes() == damaged  # exit 2: nothing was written
+    assert not Path(f"{db}-wal").exists() or Path(f"{db}-wal").stat().st_size == 0
+
+
+def test_a_bad_db_path_is_reported_before_the_bundle_loads(tmp_path, capsys, monkeypatch):
+    folder = make_folder(tmp_path / "f", 1, broken=False)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    other = tmp_path / "contacts.sqlite"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE contacts (name TEXT)")
+    con.close()
+    cases = [(a_file / "r.sqlite", "--db"), (tmp_path, "is a folder"), (other, "another program")]
+    if Path("/proc/self").is_dir():
+        cases.append((Path("/proc/melascreen.sqlite"), "cannot be written"))
+    for db, words in cases:
+        code, out, err = screen_in_process(
+            capsys, monkeypatch, tmp_path, folder, "--bundle", tmp_path / "no-bundle", "--db", db
+        )
+        assert code == 2 and words in err and "no-bundle" not in err and "Traceback" not in err, (db, err)
+    assert not (tmp_path / "home").exists()  # nothing created for a refused command
+
+
+def drop_root_write_power() -> list[str]:
+    """A prefix that runs a command without root's power to ignore file permissions, so that a read-only
+    file is read-only even in a container that runs tests as root; [] for other users."""
+    if os.geteuid() != 0:
+        return []
+    import shutil
+
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: a read-only file cannot be made here")
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--"]
+
+
+@posix_only
+def test_a_read_only_database_can_be_listed_and_is_left_unchanged(tmp_path):
+    from core.store import ReviewStore
+
+    db = tmp_path / "ro" / "r.sqlite"
+    with ReviewStore.open(db) as store:
+        store.finish_run(store.start_run(str(tmp_path / "clinic"), "b", "1", "k", {}), summary={})
+    before = db.read_bytes()
+    db.chmod(0o400)
+    db.parent.chmod(0o500)  # not even -shm or -wal can be made beside it
+    try:
+        env = {**os.environ, "MELASCREEN_HOME": str(tmp_path / "home")}
+
+        def cli(*args):
+            return subprocess.run(
+                [*drop_root_write_power(), sys.executable, "-m", "core.cli", *map(str, args), "--db", str(db)],
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+
+        runs = cli("runs")
+        assert runs.returncode == 0 and "clinic" in runs.stdout, runs.stderr
+        listing = cli("review", "list")
+        assert listing.returncode == 0 and "queue is empty" in listing.stdout, listing.stderr
+        decide = cli("review", "decide", "1", "--decision", "refer", "--reviewer", "Dr A")
+        assert decide.returncode == 2 and "read-only" in decide.stderr and "disk space" not in decide.stderr
+    finally:
+        db.parent.chmod(0o700)
+        db.chmod(0o600)
+    assert db.read_bytes() == before and sorted(p.name for p in db.parent.iterdir()) == ["r.sqlite"]
+
+
+def test_stored_text_reaches_the_terminal_escaped(tmp_path, capsys, monkeypatch):
+    from core import cli
+    from core.results import Decision, ScreeningResult
+    from core.store import ReviewStore
+
+    db = tmp_path / "r.sqlite"
+    evil = "Dr \x1b]0;owned\x07\x1b[2J"
+    with ReviewStore.open(db) as store:
+        run = store.start_run("/clinic\x1b[31m", "bundle\x1b[5m", "1\x07", "k", {})
+        result = ScreeningResult(
+            path="/clinic/a\x1b[8m.jpg", sha256="a" * 64, status="ok", decision=Decision.UNCERTAIN,
+            p_melanoma=0.5, member_p=(0.5, 0.5), spread=0.0, reason="r\x1b[1A",
+        )  # fmt: skip
+        rid = store.add_result(run, result, "k")
+        store.add_review(rid, evil, "refer", note="line one\nfake: line\x1b[A")
+    monkeypatch.setenv("MELASCREEN_HOME", str(tmp_path / "home"))
+    for command in (["review", "show", str(rid)], ["runs"], ["review", "list", "--all"]):
+        assert cli.main([*command, "--db", str(db)]) == 0
+        out = capsys.readouterr()
+        assert "\x1b" not in out.out + out.err and "\x07" not in out.out + out.err, command
+    cli.main(["review", "decide", str(rid), "--decision", "refer", "--reviewer", evil, "--db", str(db)])
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "Dr \\x1b]0;owned\\x07" in out
+
+
+def test_the_terminal_guard_escapes_what_a_command_forgot_to(capsys):
+    import sys as _sys
+
+    from core.terminal import escaped_output
+
+    with escaped_output():
+        print("progress\r line\n\x1b[2J cleared?\x07")
+        print("to stderr \x1b]0;title\x07", file=_sys.stderr)
+    out = capsys.readouterr()
+    assert out.out == "progress\r line\n\\x1b[2J cleared?\\x07\n"
+    assert out.err == "to stderr \\x1b]0;title\\x07\n"

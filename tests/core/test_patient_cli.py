@@ -140,6 +140,7 @@ def test_missing_sidecar_file_is_a_clear_error(tmp_path, synthetic_bundle, capsy
                 str(tmp_path / "nope.csv"),
             ]
         )
-        == 1
+        == 2  # a wrong argument: said before the bundle loads, nothing written
     )
     assert "sidecar file" in capsys.readouterr().err
+    assert not (tmp_path / "r.sqlite").exists()

@@ -634,3 +634,76 @@ def test_a_version_3_file_gains_the_intake_columns_and_old_rows_stay_unchecked(t
         assert s.get_result(rid).ood_score == float("inf")
         with pytest.raises(StoreError, match="CHECK"):
             s.add_result(run, replace(make_result(3), intake="maybe"), "new-key")
+
+
+# -- store faults said right (issue 26) --------------------------------------------------------------
+
+
+def fill_and_damage(path: Path) -> bytes:
+    """A store with a few pages of runs and results, then 4 KiB of random bytes over a page in the middle of
+    the file (as the red team did); returns the damaged file's bytes."""
+    with ReviewStore.open(path) as s:
+        run = new_run(s)
+        for i in range(40):
+            s.add_result(run, make_result(i, decision_for(i), cam=False), FP)
+    data = bytearray(path.read_bytes())
+    middle = (len(data) // 2) // 4096 * 4096
+    data[middle : middle + 4096] = np.random.default_rng(7).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_a_damaged_file_is_refused_before_anything_is_written(tmp_path):
+    path = tmp_path / "r.sqlite"
+    damaged = fill_and_damage(path)
+    for read_only in (False, True):
+        with pytest.raises(StoreError, match="damaged") as info:
+            ReviewStore.open(path, read_only=read_only)
+        assert str(path) in str(info.value)
+        assert path.read_bytes() == damaged  # not a byte written: no run, no WAL switch, no upgrade
+    assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+
+
+def test_a_read_only_store_lists_everything_and_refuses_writes_with_the_reason(tmp_path):
+    path = tmp_path / "r.sqlite"
+    with ReviewStore.open(path) as s:
+        run = new_run(s)
+        s.add_result(run, make_result(1, Decision.SUSPICIOUS), FP)
+    before = path.read_bytes()
+    with ReviewStore.open_for_reading(path) as s:
+        assert s.read_only and len(s.runs()) == 1 and len(s.queue()) == 1
+        with pytest.raises(StoreError, match="opened for reading only; nothing was written"):
+            s.start_run("/x", "b", "1", FP, {})
+    assert path.read_bytes() == before
+    with pytest.raises(StoreError, match="no results file here"):
+        ReviewStore.open_for_reading(tmp_path / "missing.sqlite")
+    assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_a_read_only_open_of_an_older_file_upgrades_it_when_it_may(tmp_path):
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    migrate(conn, MIGRATIONS[:3], str(path))
+    conn.close()
+    with ReviewStore.open_for_reading(path) as s:
+        assert s.schema_version == SCHEMA_VERSION and s.runs() == []
+
+
+def test_a_full_disk_is_called_a_full_disk_and_a_read_only_file_read_only(tmp_path):
+    path = tmp_path / "r.sqlite"
+    with ReviewStore.open(path) as s:
+        run = new_run(s)
+        pages = s._conn.execute("PRAGMA page_count").fetchone()[0]
+        s._conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
+        with pytest.raises(StoreError, match="the disk is full") as info:
+            for i in range(50):
+                s.add_result(run, make_result(i), FP)
+        assert "undone" in str(info.value) and "read-only" not in str(info.value)
+    from core.store import _sqlite_cause
+
+    ro = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    with pytest.raises(sqlite3.OperationalError) as raised:
+        ro.execute("INSERT INTO runs (folder) VALUES ('x')")
+    ro.close()
+    words = _sqlite_cause(raised.value)
+    assert "read-only" in words and "disk" not in words and "full" not in words

@@ -53,6 +53,10 @@ STATISTIC_WORDS: tuple[tuple[str, str, str], ...] = (
     ("saturated share", "more saturated colour", "less saturated colour"),
 )
 assert len(STATISTIC_WORDS) == IMAGE_STATISTICS
+# The statistics in four kinds, so the words name each way the pictures differ, not six ways of one:
+# colour cast, texture and sharpness, colour variety, framing.
+STATISTIC_GROUPS: tuple[tuple[int, ...], ...] = ((0, 1, 2), (3, 6, 7, 11), (4, 5, 8, 12), (9, 10))
+WORDS_PER_GROUP = 2
 CONSEQUENCE = "expect more reviews and weaker ranking"
 
 
@@ -78,9 +82,17 @@ class CameraCheck:
 
     @property
     def differences(self) -> str:
-        """ "more contrast, greener, sharper": the statistics that moved most, in words."""
-        words = [STATISTIC_WORDS[i][1 if z > 0 else 2] for i, z in self.deviations if abs(z) >= MENTION_Z]
-        return ", ".join(words[:6]) or "in no single measure, but in their combination"
+        """ "more contrast, sharper, yellower, greener, ...": in each kind of statistic, the ones that moved
+        most (at least MENTION_Z training SDs), the kind that moved most first."""
+        z = dict(self.deviations)
+        groups = []
+        for group in STATISTIC_GROUPS:
+            moved = sorted((i for i in group if abs(z.get(i, 0.0)) >= MENTION_Z), key=lambda i: -abs(z[i]))
+            if moved:
+                groups.append((abs(z[moved[0]]), moved[:WORDS_PER_GROUP]))
+        groups.sort(key=lambda g: -g[0])
+        words = [STATISTIC_WORDS[i][1 if z[i] > 0 else 2] for _, moved in groups for i in moved]
+        return ", ".join(words) or "in no single measure, but in their combination"
 
     @property
     def measures(self) -> str:

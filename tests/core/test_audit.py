@@ -128,3 +128,12 @@ def test_auto_clearing_off_clears_nothing_and_the_audit_counts_what_it_held(simu
     assert sorted(c.result.sha256 for c in off.held_malignant) == sorted(c.result.sha256 for c in on.missed)
     assert off.what_if  # a held run is still re-gated from its stored probabilities
     assert hold(held[0], "x") == held[0]  # nothing left to hold
+
+
+def test_since_leaves_out_results_made_before_it(simulated_clinic):
+    from datetime import date, timedelta
+
+    bundle, _, db, _, _ = simulated_clinic
+    with ReviewStore.open(db) as store:
+        assert run_audit(store, bundle, since=date.today() + timedelta(days=1), n_bootstrap=0).groups == ()
+        assert run_audit(store, bundle, since=date.today(), n_bootstrap=0).groups

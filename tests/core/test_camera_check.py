@@ -45,7 +45,8 @@ def test_quiet_on_pictures_like_the_training_ones_and_says_which_way_others_diff
         np.array([image_statistics(greener_and_sharper(skin_like(i, (144, 192)))) for i in range(40)]), check
     )
     assert other.fired and other.shift > 10 * max(same.shift, 0.1)
-    assert "greener" in other.differences and "sharper" in other.differences
+    assert "greener" in other.differences
+    assert "sharper" in other.differences or "more fine texture" in other.differences
     assert other.words.startswith("these images differ from the training images (")
     assert "expect more reviews and weaker ranking" in other.words and "shift" in other.measures
     again = CameraCheck.from_dict(other.to_dict())  # as the run summary keeps it

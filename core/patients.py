@@ -478,3 +478,41 @@ def _latest_entry(timeline: list[TimelineEntry]) -> TimelineEntry | None:
         candidates = timeline
     candidates = [e for e in candidates if e.decision is not None] or candidates
     return min(candidates, key=lambda e: _urgency(e.decision, e.p_malignant), default=None)
+
+
+@dataclass(frozen=True)
+class FilingSummary:
+    """Where a run's pictures were filed, in one line a clinician reads after the run (issue 24, item 8)."""
+
+    filed: int  # patients' pictures filed under a patient
+    patients: int
+    unfiled: int  # pictures of skin filed under no patient
+    problems: tuple[str, ...]  # intake issues, each with its sidecar line
+
+    @property
+    def words(self) -> str:
+        n = len(self.problems)
+        text = (
+            f"{self.filed} image{'s' if self.filed != 1 else ''} filed under {self.patients} "
+            f"patient{'s' if self.patients != 1 else ''}, {n} identity problem{'s' if n != 1 else ''}"
+        )
+        if self.unfiled:
+            text += f"; {self.unfiled} image{'s' if self.unfiled != 1 else ''} with no patient"
+        return text
+
+    @property
+    def alarming(self) -> bool:
+        """Pictures fell back to "no patient" in a run that files patients (or has identity problems)."""
+        return self.unfiled > 0 and (self.filed > 0 or bool(self.problems))
+
+
+def filing_summary(store: ReviewStore, results: Iterable[ScreeningResult], problems: Iterable[str]) -> FilingSummary:
+    cases = [r for r in results if r.is_case and r.sha256]
+    ids = identities_of(store, [r.sha256 for r in cases])
+    filed = [r for r in cases if r.sha256 in ids]
+    return FilingSummary(
+        filed=len(filed),
+        patients=len({ids[r.sha256].patient_id for r in filed}),
+        unfiled=len(cases) - len(filed),
+        problems=tuple(str(p) for p in problems),
+    )

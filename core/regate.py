@@ -73,6 +73,14 @@ def regate(result: ScreeningResult, bundle, thresholds: Thresholds) -> Screening
     return replace(result, decision=out.decision, reason=out.reason, band=out.band, details=out.details)
 
 
+def _held(result: ScreeningResult, held: bool, why: str) -> ScreeningResult:
+    if not held:
+        return result
+    from .auto_clearing import hold  # the same hold as screening applies
+
+    return hold(result, why)
+
+
 def regate_run(
     bundle, store, run_id: int, gate: GateChoice, record: bool = True
 ) -> tuple[list[ScreeningResult], RunSummary]:
@@ -86,7 +94,14 @@ def regate_run(
     if run is None:
         raise RegateError(f"there is no run {run_id} in {store.path}")
     old_confidence = run_confidence(run)
-    if old_confidence is None or result_key(bundle, GateChoice(old_confidence)) != run.result_key:
+    # A run whose clearing was off (core/auto_clearing.py: the camera check or the clinic's setting) stays
+    # so: the new confidence moves the thresholds, never the reason clearing was held back.
+    clearing = (run.settings or {}).get("clearing") or {}
+    held = clearing.get("auto_clearing") == "off"
+    why = str(clearing.get("why") or "")
+    held_choice = {"auto_clearing": False, "held_reason": why} if held else {}
+    gate = replace(gate, **held_choice)
+    if old_confidence is None or result_key(bundle, GateChoice(old_confidence, **held_choice)) != run.result_key:
         raise RegateError(
             f"run {run_id} was screened with other models ({run.bundle_name} {run.bundle_version}) or without a "
             "recorded confidence: screen its folder again to decide it with the models loaded now"
@@ -97,7 +112,7 @@ def regate_run(
     key = result_key(bundle, gate)
     entries = store.run_entries(run_id, with_cam=record)  # heat maps travel with a recorded result
     decided = [
-        (e, replace(regate(e.result, bundle, thresholds), confidence=confidence, trial=not record, from_store=True))
+        (e, replace(_held(regate(e.result, bundle, thresholds), held, why), confidence=confidence, trial=not record))
         for e in entries
     ]
     new_run = None

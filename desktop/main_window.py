@@ -24,9 +24,12 @@ from PySide6.QtWidgets import (
 
 from core.bundle import DISCLAIMER, default_bundle_path
 from core.errors import MelaScreenError, StoreError
-from core.report import report_html, write_csv, write_html
+from core.patients import filing_summary, identities_of
+from core.provenance import provenance_of_run
+from core.regate import RegateError, regate_run, run_confidence
+from core.report import report_html, write_html, write_run_csv
 from core.runs import shown_status
-from core.screening import RunSummary
+from core.screening import GateChoice, RunSummary
 from core.store import ReviewStore, local_time
 
 from .dialogs import AboutDialog, SettingsDialog, find_notices
@@ -37,13 +40,15 @@ from .settings import AppSettings, save_settings
 from .style import DISCLAIMER_SHORT
 from .views.case_panel import CasePanel, CaseRef
 from .views.evidence import EvidenceView
+from .views.follow_up import FollowUpView
 from .views.patients import PatientWorklistView
 from .views.review_queue import ReviewQueueView
 from .views.screening import ScreeningView
 from .workers import LoadedModel, ResultRow, ScreeningBatch, Worker, WorkerPool, load_model_job, screening_job
 
 CASE_KEYS_HELP = (
-    "Keys: N / P next / previous row of the results · Backspace back to the results · 1–4 decision · "
+    "Keys: N / P next / previous row of the results · Backspace back to the results · "
+    "1 no action · 2 monitor (then the months, e.g. 2 1 2 = 12) · 3 excise · 4 refer · 5 retake · "
     "E note (Esc back) · Ctrl+Enter save · H heat map · + / − / 0 zoom · L this lesion's visits (Patients)"
 )
 NO_BUNDLE_MESSAGE = (
@@ -65,6 +70,13 @@ def bundle_to_load(settings: AppSettings, override: str | None = None) -> tuple[
     if (default / "manifest.json").is_file():
         return default, ""
     return None, NO_BUNDLE_MESSAGE
+
+
+class _Issue:
+    """A stored run's intake issue (kept as its words in the run's summary), for the CSV's intake rows."""
+
+    def __init__(self, text: str):
+        self.file, self.row, self.message = "", None, text
 
 
 class MainWindow(QMainWindow):
@@ -111,6 +123,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.queue_view, "Review queue")
         self.patients_view = PatientWorklistView(lambda: self.store, lambda: self.settings.reviewer)
         self.tabs.addTab(self.patients_view, "Patients")
+        self.follow_up_view = FollowUpView(lambda: self.store)
+        self.tabs.addTab(self.follow_up_view, "Follow-up")
         self.evidence_view = EvidenceView(
             lambda: self.store,
             lambda: self.settings.reviewer,
@@ -119,6 +133,7 @@ class MainWindow(QMainWindow):
             lambda on: self.apply_settings(replace(self.settings, auto_clearing=on)),
         )
         self.tabs.addTab(self.evidence_view, "Evidence")  # confirmed diagnoses and the audit (issue 25)
+        self.trial_confidence: float | None = None  # a confidence tried on screen, never recorded
         self.case_tab = case_tab
         self.setCentralWidget(self.tabs)
 
@@ -186,6 +201,9 @@ class MainWindow(QMainWindow):
         s.export_report.connect(self.export_report)
         s.export_pdf.connect(self.export_pdf)
         s.open_settings.connect(self.open_settings)
+        s.confidence_chosen.connect(self.try_confidence)
+        self.follow_up_view.open_result.connect(self._open_result)
+        self.follow_up_view.exported.connect(lambda path: self.notify(f"Follow-up list written: {path}", 8000))
         self.queue_view.queue_changed.connect(self._queue_count)
         self.queue_view.panel.reviewed.connect(lambda rid, review: self._on_reviewed(review, from_queue=True))
         self.case_panel.reviewed.connect(lambda rid, review: self._on_reviewed(review, from_queue=False))
@@ -315,14 +333,109 @@ class MainWindow(QMainWindow):
             m = self.model.bundle.manifest
             unsigned = " · UNSIGNED BUNDLE (research only)" if self.model.bundle.unsigned else ""
             self.model_label.setText(f"Models: {m.name} {m.version} · {self.model.screener.engine_in_use}{unsigned}")
-            try:
-                thresholds = m.gate.thresholds(self.settings.confidence)
-            except ValueError:
-                thresholds = m.gate.thresholds()
-            self.screening.set_legend(thresholds, bool(getattr(m, "melanoma_only_gate", False)))
+            self._update_legend()
         else:
             self.model_label.setText("Models: not loaded")
             self.screening.set_legend(None)
+
+    def standard_confidence(self) -> float | None:
+        """The clinic's standard confidence (Settings), or the bundle's default; None without a model."""
+        if self.model is None:
+            return self.settings.confidence
+        return self.settings.confidence or self.model.bundle.manifest.gate.default_confidence
+
+    def shown_confidence(self) -> tuple[float | None, bool]:
+        """(the confidence of the results on screen, whether it is a trial)."""
+        if self.trial_confidence is not None:
+            return self.trial_confidence, True
+        run = (
+            self.store.get_run(self.screening.current_run_id)
+            if (self.store is not None and self.screening.current_run_id is not None)
+            else None
+        )
+        c = run_confidence(run) if run is not None else None
+        return (c if c is not None else self.standard_confidence()), False
+
+    def _update_legend(self) -> None:
+        """The legend shows the thresholds of the results on screen, never only the setting's."""
+        if self.model is None:
+            self.screening.set_legend(None)
+            return
+        m = self.model.bundle.manifest
+        confidence, trial = self.shown_confidence()
+        try:
+            thresholds = m.gate.thresholds(confidence)
+        except ValueError:
+            thresholds = m.gate.thresholds()
+        self.screening.set_legend(thresholds, bool(getattr(m, "melanoma_only_gate", False)), confidence, trial)
+        standard = self.standard_confidence()
+        self.screening.set_confidences(list(m.gate.fitted), standard, confidence if confidence else standard)
+
+    def try_confidence(self, confidence: float | None) -> None:
+        """A trial confidence: the shown run decided again in memory (no model run, nothing recorded).
+        None: back to the clinic's standard, as recorded."""
+        run_id = self.screening.current_run_id
+        if self.store is None or self.model is None or run_id is None:
+            return
+        run = self.store.get_run(run_id)
+        if confidence is None or (run is not None and run_confidence(run) == confidence):
+            self.trial_confidence = None
+            self.show_stored_run(run_id)
+            return
+        try:
+            results, _ = regate_run(self.model.bundle, self.store, run_id, GateChoice(confidence), record=False)
+        except RegateError as exc:
+            self.notify(str(exc), 12_000, error=True)
+            self._update_legend()
+            return
+        entries = self.store.run_entries(run_id, with_cam=False)
+        rows = [ResultRow(r, e.result_id if r.ok else None) for e, r in zip(entries, results)]
+        self.trial_confidence = confidence
+        self.screening.model.set_rows(rows)
+        self._show_reviews()
+        self._update_legend()
+        self.notify(
+            f"Trial: this run decided again at confidence {confidence:g} (no model run; not recorded). "
+            "The clinic's standard is set in Settings.",
+            12_000,
+        )
+
+    def regate_current_run(self, confidence: float) -> int | None:
+        """The clinic's standard changed: the shown run decided again at it and recorded as a new run
+        (seconds: no model runs). Returns the new run's id."""
+        run_id = self.screening.current_run_id
+        if self.store is None or self.model is None or run_id is None:
+            return None
+        try:
+            _, summary = regate_run(self.model.bundle, self.store, run_id, GateChoice(confidence), record=True)
+        except RegateError as exc:
+            self.notify(str(exc), 12_000, error=True)
+            return None
+        self.trial_confidence = None
+        self.screening.set_runs(self.store.runs())
+        self.show_stored_run(summary.run_id)
+        self.queue_view.refresh()
+        self.patients_view.refresh()
+        self.notify(
+            f"Run decided again at the clinic's confidence {confidence:g} in {summary.elapsed_s:.1f} s "
+            "(no model run) and recorded.",
+            12_000,
+        )
+        return summary.run_id
+
+    def _show_filing(self, results, problems):
+        """After a run: where its pictures were filed and its identity problems (red if some fell back)."""
+        if self.store is None:
+            return None
+        f = filing_summary(self.store, results, problems)
+        self.screening.set_filing(f.words, list(f.problems), f.alarming)
+        return f
+
+    def _say_filing(self, f) -> None:
+        """After a run, the status bar says it too; its tooltip lists every problem."""
+        if f is not None and (f.problems or f.alarming):
+            self.notify(f"{f.words} (listed on the Screening tab)", error=f.alarming)
+            self.message_label.setToolTip("\n".join(f.problems))
 
     # -- screening ----------------------------------------------------------------------------
 
@@ -333,6 +446,16 @@ class MainWindow(QMainWindow):
         if folder:
             self.screening.set_folder(folder)
             self.settings = replace(self.settings, last_folder=folder)
+            subfolders = [p for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith(".")]
+            if subfolders and not self.screening.recursive.isChecked():
+                # Let the user choose subfolders first: nothing starts until Screen is pressed.
+                self.notify(
+                    f"This folder has {len(subfolders)} subfolder(s): tick “Include subfolders” to screen them "
+                    "too, then press Screen.",
+                    15_000,
+                )
+                self.show_latest_run_of(folder)
+                return
             if self.model is not None and self.store is not None and self.screening_worker is None:
                 # Picking the folder is the request: screen it (stored results are reused, not recomputed).
                 self.start_screening(folder, self.screening.recursive.isChecked())
@@ -355,6 +478,7 @@ class MainWindow(QMainWindow):
         if self.model is None or self.store is None or self.screening_worker is not None:
             return None
         self.tabs.setCurrentWidget(self.screening)
+        self.trial_confidence = None
         self.settings = replace(self.settings, last_folder=folder, recursive=recursive)
         self.screening.run_started(folder)
         job = screening_job(self.model.screener, folder, self.store, recursive, self.settings.gate())
@@ -384,10 +508,11 @@ class MainWindow(QMainWindow):
         self.screening.set_runs(self.store.runs() if self.store else [])
         self.queue_view.refresh()
         self.patients_view.refresh()
+        self.follow_up_view.refresh()
+        self._update_legend()
         issues = getattr(summary, "intake_issues", ())
-        if issues:  # bad sidecar rows are never dropped in silence; the run's summary keeps them too
-            self.notify(f"{len(issues)} patient-identity problem(s): {issues[0]}" + (" …" if len(issues) > 1 else ""))
-            self.message_label.setToolTip("\n".join(str(i) for i in issues))
+        # Bad sidecar rows are never dropped in silence: listed beside the files that could not be screened.
+        self._say_filing(self._show_filing([r.result for r in self.screening.model.rows], issues))
         self._apply_pending()
         self.run_done.emit(summary)
 
@@ -407,11 +532,14 @@ class MainWindow(QMainWindow):
         if run is None:
             return
         rows = [
-            ResultRow(e.result, e.result_id if e.result.ok else None)
+            ResultRow(replace(e.result, confidence=run_confidence(run)), e.result_id if e.result.ok else None)
             for e in self.store.run_entries(run_id, with_cam=False)
         ]
+        self.trial_confidence = None
         self.screening.show_run(run, rows)
         self._show_reviews()
+        self._update_legend()
+        self._show_filing([r.result for r in rows], (run.summary or {}).get("intake_issues", []))
 
     def _show_reviews(self) -> None:
         """The results table shows each image's latest review (reviews follow the image)."""
@@ -427,6 +555,11 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.case_tab)
         self.case_panel.setFocus()
         self._say_earlier_visits(ref)
+
+    def _open_result(self, result_id: int) -> None:
+        result = self.store.get_result(result_id) if self.store is not None else None
+        if result is not None:
+            self.open_case(CaseRef(result_id, result))
 
     def _say_earlier_visits(self, ref: CaseRef) -> None:
         """A dermatologist compares a lesion with its earlier pictures first: say when there are some."""
@@ -473,6 +606,8 @@ class MainWindow(QMainWindow):
             self.queue_view.panel.setFocus()
         if self.tabs.widget(index) is self.patients_view:
             self.patients_view.refresh()  # reviews and runs may have changed the worklist
+        if self.tabs.widget(index) is self.follow_up_view:
+            self.follow_up_view.refresh()
 
     # -- export -------------------------------------------------------------------------------
 
@@ -499,9 +634,18 @@ class MainWindow(QMainWindow):
                 return None
         classes = self.model.bundle.manifest.class_names if self.model else ()
         try:
-            results = self.store.run_results(run_id, with_cam=False)
-            reviews = self.store.latest_reviews([r.sha256 for r in results if r.sha256])
-            out = write_csv(results, path, classes, reviews)
+            run = self.store.get_run(run_id)
+            # What is on screen: a trial's rows say "trial" on each row; else the recorded run.
+            results = [r.result for r in self.screening.model.rows] or self.store.run_results(run_id, with_cam=False)
+            shas = [r.sha256 for r in results if r.sha256]
+            reviews = self.store.latest_reviews(shas)
+            issues = [_Issue(str(i)) for i in (run.summary or {}).get("intake_issues", [])]
+            made_by = provenance_of_run(run)
+            if self.trial_confidence is not None:
+                made_by = replace(made_by, confidence=self.trial_confidence)
+            out = write_run_csv(
+                results, path, classes, identities_of(self.store, shas), issues, reviews, provenance=made_by
+            )
         except OSError as exc:
             QMessageBox.warning(self, "Export failed", f"The CSV file could not be written:\n{exc}")
             return None
@@ -610,6 +754,11 @@ class MainWindow(QMainWindow):
             self.notify("The new settings apply when the screening in progress ends.", 10_000)
             return
         self._apply_pending()
+        if new.confidence != old.confidence and not (store_changed or model_changed) and self.model is not None:
+            # The clinic's standard changed: the run on screen is decided again at it (no model run).
+            self.regate_current_run(self.standard_confidence())
+        else:
+            self._update_legend()
 
     def _apply_pending(self) -> None:
         """Reopen the results file / reload the models for settings changed while screening ran."""

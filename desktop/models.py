@@ -273,22 +273,29 @@ class DecisionFilter(QSortFilterProxyModel):
 
 
 class QueueModel(_ListTableModel):
-    """The review queue, highest p(malignant) first as core returns it; the view's proxy sorts any column."""
+    """The review queue, patient first: who, which lesion where, which visit, then the outcome; the file name
+    comes second (full path in its tooltip). Rows come in the order given (core.patients.queue_by_patient:
+    grouped by patient); the view's proxy sorts any column (the outcome column: a flat risk order)."""
 
-    COLUMNS = ("", "File", "Outcome", "p(malignant)", "Most likely", "Queued", "Last review")
-    THUMB, FILE, DECISION, P, LIKELY, QUEUED, LAST = range(7)
+    COLUMNS = ("", "Patient", "Lesion · site", "Visit", "Outcome", "p(malignant)", "File", "Queued", "Last review")
+    THUMB, PATIENT, LESION, VISIT, DECISION, P, FILE, QUEUED, LAST = range(9)
 
     def __init__(self, thumbnails: ThumbnailCache | None = None, parent=None):
         super().__init__(thumbnails, parent)
         self.items: list[QueueItem] = []
+        self.identities: dict = {}  # sha256 -> core.patients.AttachedIdentity
 
     def _entries(self) -> list:
         return self.items
 
-    def set_items(self, items: Iterable[QueueItem]) -> None:
+    def set_items(self, items: Iterable[QueueItem], identities: dict | None = None) -> None:
         self.beginResetModel()
         self.items = list(items)
+        self.identities = dict(identities or {})
         self.endResetModel()
+
+    def identity(self, item: QueueItem):
+        return self.identities.get(item.sha256)
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
@@ -296,6 +303,7 @@ class QueueModel(_ListTableModel):
         item = self.items[index.row()]
         col = index.column()
         p = item.p_malignant if item.p_malignant is not None else item.p_melanoma
+        a = self.identity(item)
         if role == ITEM_ROLE:
             return item
         if role == DECISION_ROLE:
@@ -304,7 +312,35 @@ class QueueModel(_ListTableModel):
             if role == Qt.ItemDataRole.DecorationRole:
                 return self.thumbnails.get(item.result_id)
             if role == SORT_ROLE:
-                return index.row()
+                return index.row()  # the grouped order core gave
+        if col == self.PATIENT:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return a.who if a is not None else "no patient"
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return (
+                    f"Patient {a.patient_id}"
+                    + (f", {a.age} years" if a.age is not None else "")
+                    + (f", sex {a.sex}" if a.sex else "")
+                    + (f"\nNote: {a.note}" if a.note else "")
+                    if a is not None
+                    else "Not filed under a patient (no sidecar row, patient folder or DICOM id)"
+                )
+            if role == Qt.ItemDataRole.ForegroundRole and a is None:
+                return QBrush(qcolor("#9e9e9e"))
+            if role == SORT_ROLE:
+                return (a.patient_id if a else "\uffff").casefold()
+        if col == self.LESION:
+            if role == Qt.ItemDataRole.DisplayRole:
+                if a is None:
+                    return "—"
+                return f"{a.lesion_label} · {a.body_site}" if a.body_site else a.lesion_label
+            if role == SORT_ROLE:
+                return "" if a is None else f"{a.patient_id}\t{a.lesion_label}"
+        if col == self.VISIT:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return a.visit_date.isoformat() if (a is not None and a.visit_date) else "—"
+            if role == SORT_ROLE:
+                return a.visit_date.isoformat() if (a is not None and a.visit_date) else ""
         if col == self.FILE:
             if role == Qt.ItemDataRole.DisplayRole:
                 return Path(item.path).name
@@ -322,12 +358,14 @@ class QueueModel(_ListTableModel):
                 decision=item.decision,
                 malignant_class=item.malignant_class,
                 band=item.band,
+                likely_class=item.likely_class,
             )
+            if role == Qt.ItemDataRole.ToolTipRole and item.likely_class and item.last_review is None:
+                base = _outcome_cell(shown, None, role)
+                return f"{base}\nMost likely: {class_name(item.likely_class)}"
             return _outcome_cell(shown, item.last_review, role)
         if col == self.P:
             return _p_cell(p, role)
-        if col == self.LIKELY:
-            return _likely_cell(item.likely_class, {}, role)
         if col == self.QUEUED:
             if role == Qt.ItemDataRole.DisplayRole:
                 return local_time(item.queued_at)

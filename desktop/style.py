@@ -8,36 +8,46 @@ from __future__ import annotations
 
 from PySide6.QtGui import QColor
 
-from core.outcomes import BAND_CODES, NOT_SCREENED, OUTCOMES, Outcome, band, outcome, outcome_label
+from core.outcomes import (
+    ALL_OUTCOMES,
+    BAND_CODES,
+    NOT_DERMOSCOPY,
+    NOT_SCREENED,
+    Outcome,
+    band,
+    outcome,
+)
+from core.report import result_words as _core_result_words
 from core.results import ScreeningResult
 
-# Filter buttons and counters, most urgent first; "error" = not screened.
-DECISION_ORDER: tuple[str, ...] = tuple(o.code for o in sorted((*OUTCOMES, NOT_SCREENED), key=lambda o: o.rank))
+# Filter buttons and counters, most urgent first; "error" = not screened, "not_dermoscopy" = check the file.
+DECISION_ORDER: tuple[str, ...] = tuple(o.code for o in sorted(ALL_OUTCOMES, key=lambda o: o.rank))
 DECISION_LOOKS: dict[str, Outcome] = {code: outcome(None if code == "error" else code) for code in DECISION_ORDER}
+# Outcomes that are not a patient's case: listed apart ("Images to check", "Files that could not be screened").
+NOT_CASES: tuple[str, ...] = (NOT_DERMOSCOPY.code, NOT_SCREENED.code)
 
 
 def decision_key(result: ScreeningResult) -> str:
-    """The outcome code of a row; "error" when the file was not screened."""
-    if not result.ok or result.decision is None:
-        return "error"
-    return result.decision.value
+    """The outcome code of a row: the decision, "not_dermoscopy", or "error" when the file was not screened."""
+    return result.outcome_code
 
 
 def result_words(result: ScreeningResult) -> str:
-    """ "suspicious for basal cell carcinoma", "review (high risk)", "no cancer suspected", "not screened"."""
-    if decision_key(result) == "error":
-        return NOT_SCREENED.name
-    return outcome_label(result.decision, result.malignant_class, result.band)
+    """ "suspicious for basal cell carcinoma", "review (high risk)", "no cancer suspected", "not screened",
+    "not a dermoscopy image: check the file" (core.report.result_words: the same words as every export)."""
+    return _core_result_words(result)
 
 
 def result_short_words(result: ScreeningResult) -> str:
-    """For narrow table columns: "high risk", "suspicious", "no cancer", "not screened" (full words in the tooltip)."""
+    """For narrow table columns: "high risk", "suspicious", "clear", "check file", "not screened" (full words in
+    the tooltip); an unfamiliar picture says so first."""
     key = decision_key(result)
-    if key == "error":
-        return NOT_SCREENED.name
-    if key == "uncertain" and result.band in BAND_CODES:
-        return f"{result.band} risk"
-    return DECISION_LOOKS[key].short
+    if key in NOT_CASES:
+        return DECISION_LOOKS[key].short
+    words = f"{result.band} risk" if key == "uncertain" and result.band in BAND_CODES else DECISION_LOOKS[key].short
+    return f"unfamiliar, {words}" if result.intake == "unfamiliar" and key == "uncertain" else words
+
+
 
 
 def qcolor(hex_colour: str) -> QColor:

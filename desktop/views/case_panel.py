@@ -6,6 +6,7 @@ append to the store. Reviews are never edited: a second review of a case is a ne
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,6 +34,9 @@ from core.store import Review, local_time
 
 from ..workers import Worker, WorkerPool
 from .case_view import CaseData, CaseView, load_case
+from .timeline import LesionTimelineView
+
+MONTHS_TYPING_S = 2.5  # after "2" (monitor), digits typed within this many seconds set the months
 
 
 def history_line(review: Review) -> str:
@@ -66,7 +70,9 @@ class ReviewForm(QWidget):
         self.months.setRange(1, MAX_FOLLOW_UP_MONTHS)
         self.months.setValue(DEFAULT_FOLLOW_UP_MONTHS)
         self.months.setSuffix(" months")
-        self.months.setToolTip("Monitor: see the lesion again after this many months")
+        self.months.setToolTip(
+            "Monitor: see the lesion again after this many months. Keys: 2 then the months, e.g. 2 1 2 = 12 months"
+        )
         for choice in REVIEW_CHOICES:
             b = QRadioButton(f"&{choice.key}  {choice.label}")
             b.setProperty("decision", choice.code)
@@ -187,9 +193,21 @@ class CasePanel(QWidget):
         self.form = ReviewForm()
         self._request = 0
         self._reviewer_name = ""
+        self._months_until = 0.0  # monitor's months being typed until this time (time.monotonic)
+        self._months_typed = ""
         self.current: CaseRef | None = None
+        # The lesion's other visits beside the picture (the Patients tab's timeline view).
+        self.visits = LesionTimelineView(self._thumbnail)
+        self.visits.setMinimumWidth(220)
+        self.visits.hide()
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.case_view)
+        top.addWidget(self.visits)
+        top.setStretchFactor(0, 3)
+        top.setStretchFactor(1, 2)
+        top.setChildrenCollapsible(False)
         split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(self.case_view)
+        split.addWidget(top)
         split.addWidget(self.form)
         split.setStretchFactor(0, 4)
         split.setStretchFactor(1, 1)
@@ -205,14 +223,55 @@ class CasePanel(QWidget):
         ctx = Qt.ShortcutContext.WidgetWithChildrenShortcut
         for seq in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(seq), self, self.form._on_save, context=ctx)
-        for choice in REVIEW_CHOICES:
-            QShortcut(QKeySequence(str(choice.key)), self, lambda k=choice.code: self.form.choose(k), context=ctx)
+        for digit in range(10):  # 1-5: a decision; after 2 (monitor), digits are its months; 0 alone: fit
+            QShortcut(QKeySequence(str(digit)), self, lambda d=digit: self.digit_key(d), context=ctx)
         QShortcut(QKeySequence("E"), self, self.focus_note, context=ctx)
+        QShortcut(QKeySequence("Escape"), self, self.end_months_typing, context=ctx)
         QShortcut(QKeySequence("H"), self, self.case_view.toggle_heat_map, context=ctx)
         QShortcut(QKeySequence("+"), self, lambda: self.case_view.view.zoom(1.25), context=ctx)
         QShortcut(QKeySequence("="), self, lambda: self.case_view.view.zoom(1.25), context=ctx)
         QShortcut(QKeySequence("-"), self, lambda: self.case_view.view.zoom(0.8), context=ctx)
-        QShortcut(QKeySequence("0"), self, self.case_view.view.fit, context=ctx)
+
+    def digit_key(self, digit: int) -> None:
+        """1-5 choose a decision; "2" (monitor) then digits types the months: 2 1 2 = monitor, 12 months."""
+        now = time.monotonic()
+        monitor = next((c for c in REVIEW_CHOICES if c.asks_months), None)
+        if now < self._months_until and monitor is not None and self.form.chosen() == monitor.code:
+            typed = self._months_typed + str(digit)
+            if typed.lstrip("0") and int(typed) <= MAX_FOLLOW_UP_MONTHS:
+                self._months_typed = typed
+                self.form.months.setValue(int(typed))
+                self._months_until = now + MONTHS_TYPING_S
+                return
+        self._months_until = 0.0
+        choice = next((c for c in REVIEW_CHOICES if c.key == digit), None)
+        if choice is None:
+            if digit == 0:
+                self.case_view.view.fit()
+            return
+        self.form.choose(choice.code)
+        if choice.asks_months:
+            self._months_typed = ""
+            self._months_until = now + MONTHS_TYPING_S
+
+    def end_months_typing(self) -> None:
+        """Esc: the next digit is a decision again, not more months."""
+        self._months_until = 0.0
+
+    def _thumbnail(self, result_id: int) -> bytes | None:
+        store = self.store_fn()
+        return None if store is None else store.thumbnail(result_id)
+
+    def _show_visits(self, case: CaseData) -> None:
+        others = [e for e in case.visits if e.sha256 != case.result.sha256]
+        if not others or case.identity is None:
+            self.visits.clear("")
+            self.visits.hide()
+            return
+        a = case.identity
+        site = f" ({a.body_site})" if a.body_site else ""
+        self.visits.show_timeline(f"Lesion {a.lesion_label}{site}: every visit, oldest left", case.visits)
+        self.visits.show()
 
     def focus_note(self) -> None:
         if self.form.note.isEnabled():
@@ -222,6 +281,7 @@ class CasePanel(QWidget):
         self._request += 1
         self.current = None
         self.case_view.show_placeholder(text)
+        self.visits.hide()
         self.form.set_case(None, [])
 
     def open(self, ref: CaseRef) -> None:
@@ -243,6 +303,7 @@ class CasePanel(QWidget):
         store = self.store_fn()
         history = store.history(case.result_id) if (store is not None and case.result_id is not None) else []
         self.case_view.show_case(case, history[-1] if history else None)  # reviews follow the image
+        self._show_visits(case)
         self.form.set_case(case.result_id if case.result.ok else None, history)
         self.form.set_reviewer(self.reviewer_name())
         self.loaded.emit(case)

@@ -43,6 +43,8 @@ class CaseData:
     result: ScreeningResult  # with its heat map when one is stored
     rgb: np.ndarray | None  # the picture, upright; the stored thumbnail when the file is gone
     image_note: str = ""  # why the picture is not the original file, if it is not
+    identity: object | None = None  # core.patients.AttachedIdentity: whose lesion, where, which visit
+    visits: tuple = ()  # core.patients.TimelineEntry of the lesion's pictures (this one included)
 
 
 def load_case(store, result_id: int | None, shown: ScreeningResult) -> CaseData:
@@ -52,15 +54,59 @@ def load_case(store, result_id: int | None, shown: ScreeningResult) -> CaseData:
     if store is not None and result_id is not None:
         stored = store.get_result(result_id)
         if stored is not None:
-            result = replace(stored, path=shown.path, from_store=shown.from_store)
+            # A trial's decision (shown) stays what the case says; the stored row brings the heat map.
+            keep = (
+                dict(decision=shown.decision, reason=shown.reason, band=shown.band, details=shown.details)
+                if shown.trial
+                else {}
+            )
+            result = replace(
+                stored,
+                path=shown.path,
+                from_store=shown.from_store,
+                confidence=shown.confidence,
+                trial=shown.trial,
+                **keep,
+            )
     if not result.ok:
         return CaseData(result_id, result, None, "")
+    identity, visits = _filed(store, result.sha256)
     thumb = store.thumbnail(result_id) if (store is not None and result_id is not None) else None
     pic = case_picture(result.path, result.sha256, thumb)
     if pic.rgb is None or pic.from_thumbnail:
-        return CaseData(result_id, result, pic.rgb, pic.note)
+        return CaseData(result_id, result, pic.rgb, pic.note, identity, visits)
     rgb, note = _display_size(pic.rgb)
-    return CaseData(result_id, result, rgb, note)
+    return CaseData(result_id, result, rgb, note, identity, visits)
+
+
+def _filed(store, sha256: str | None) -> tuple[object | None, tuple]:
+    """Whose picture it is, and the lesion's pictures (for the earlier visits beside it)."""
+    if store is None or not sha256:
+        return None, ()
+    from core.patients import identity_of, lesion_timeline
+
+    a = identity_of(store, sha256)
+    return (a, tuple(lesion_timeline(store, a.lesion_key))) if a is not None else (None, ())
+
+
+def identity_html(a) -> str:
+    """ "Patient P001 · 54 y · F" over "Lesion L1 · back · visit 2026-06-02": the patient before the file."""
+    if a is None:
+        return (
+            "<span style='color:#757575'>No patient: not filed under a patient "
+            "(no sidecar row, patient folder or DICOM id)</span>"
+        )
+    who = [f"Patient <b>{html.escape(a.patient_id)}</b>"]
+    if a.age is not None:
+        who.append(f"{a.age} y")
+    if a.sex:
+        who.append(html.escape(a.sex))
+    where = [f"Lesion <b>{html.escape(a.lesion_label)}</b>"]
+    if a.body_site:
+        where.append(html.escape(a.body_site))
+    where.append(f"visit {a.visit_date.isoformat()}" if a.visit_date else "visit date unknown")
+    note = f"<br><span style='color:#546e7a'>Note: {html.escape(a.note)}</span>" if a.note else ""
+    return f"<span style='font-size:15px'>{' · '.join(who)}</span><br>{' · '.join(where)}{note}"
 
 
 DISPLAY_MAX_SIDE = 2400  # keeps redrawing the heat map quick; dermoscopy detail survives
@@ -88,9 +134,12 @@ class CaseDetails(QWidget):
         super().__init__(parent)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(8, 4, 8, 4)
+        self.identity_label = QLabel()
+        self.identity_label.setWordWrap(True)
+        self.identity_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.file_label = QLabel()
         self.file_label.setWordWrap(True)
-        self.file_label.setStyleSheet("font-size:14px; font-weight:bold;")
+        self.file_label.setStyleSheet("color:#455a64;")
         self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.badge = QLabel()
         self.badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -106,6 +155,7 @@ class CaseDetails(QWidget):
         self.reason = QLabel()
         self.reason.setWordWrap(True)
         self.reason.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.identity_label)
         lay.addWidget(self.file_label)
         lay.addWidget(self.review_label)
         row = QHBoxLayout()
@@ -116,7 +166,8 @@ class CaseDetails(QWidget):
         lay.addWidget(self.hint)
         lay.addWidget(_section("Why"))
         lay.addWidget(self.reason)
-        lay.addWidget(_section("Class probabilities (ensemble mean)"))
+        self.classes_title = _section("Class probabilities (ensemble mean)")
+        lay.addWidget(self.classes_title)
         self.class_grid = QGridLayout()
         self.class_grid.setHorizontalSpacing(6)
         self.class_grid.setVerticalSpacing(2)
@@ -156,6 +207,9 @@ class CaseDetails(QWidget):
         lay.addWidget(self.image_info)
         lay.addStretch(1)
 
+    def set_identity(self, identity) -> None:
+        self.identity_label.setText(identity_html(identity))
+
     def _toggle_details(self, shown: bool) -> None:
         self.details_box.setVisible(shown)
         self.details_toggle.setText("Details (numbers) ▾" if shown else "Details (numbers) ▸")
@@ -183,6 +237,7 @@ class CaseDetails(QWidget):
         self._clear_classes()
         if r is None:
             for w in (
+                self.identity_label,
                 self.file_label,
                 self.badge,
                 self.hint,
@@ -200,13 +255,31 @@ class CaseDetails(QWidget):
             return
         key = decision_key(r)
         look = DECISION_LOOKS[key]
-        self.file_label.setText(Path(r.path).name)
+        case = r.is_case or not r.ok
+        self.file_label.setText(f"File: {html.escape(Path(r.path).name)}")
         self.file_label.setToolTip(r.path)
         self.badge.setText(result_words(r))
-        self.badge.setToolTip("MelaScreen's outcome")
+        made = "" if r.confidence is None else f" at confidence {r.confidence:g}" + (" (trial)" if r.trial else "")
+        self.badge.setToolTip(f"MelaScreen's outcome{made}")
         self.badge.setStyleSheet(badge_css(key, r.band))
-        self.hint.setText(look.hint)
-        if r.likely_class:
+        self.hint.setText(look.hint + (f" · decided{made}" if made else ""))
+        self.classes_title.setVisible(case)
+        if not case:
+            # Not dermoscopy: no class, no probability, no band (the numbers stay in the details).
+            self.likely.setText("")
+            self.p_label.setText("")
+            self.gate_numbers.setText(html.escape(r.details) if r.details else "")
+            self.reason.setText(html.escape(r.reason) if r.reason else "—")
+            self.members.setText("—")
+            self.quality.setText("—")
+            self.image_info.setText(html.escape(r.path))
+            return
+        if r.likely_class and r.intake == "unfamiliar":  # the diagnosis only as secondary detail
+            self.likely.setText(
+                f"<span style='color:#546e7a'>(Secondary: the models' most likely class, on a picture unlike "
+                f"their training images: {html.escape(class_name(r.likely_class))})</span>"
+            )
+        elif r.likely_class:
             p_likely = r.class_probs.get(r.likely_class)
             self.likely.setText(
                 f"Most likely: <b>{html.escape(class_name(r.likely_class))}</b>"
@@ -377,6 +450,10 @@ class CaseView(QWidget):
         """Show a case; `review` is the image's latest review (None: not reviewed)."""
         self.case = case
         self.details.show_result(case.result, case.image_note)
+        if case.result.is_case:
+            self.details.set_identity(case.identity)
+        else:  # a file to check is nobody's case
+            self.details.identity_label.setText("")
         self.details.set_review(review)
         has_cam = case.result.cam is not None and case.rgb is not None
         self.heat_toggle.setEnabled(has_cam)

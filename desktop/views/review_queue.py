@@ -1,7 +1,12 @@
-"""The review queue: review and suspicious results not yet reviewed, highest p(malignant) first.
+"""The review queue: review and suspicious results not yet reviewed, patient first.
+
+Grouped by patient (patients with the highest-risk waiting case first), each patient's lesions inside,
+then the lesion's pictures, oldest visit first, so two visits of one lesion stand side by side; a flat
+highest-risk-first order is one tick away. Pictures that are not dermoscopy are never here (they are
+listed as images to check on the Screening tab).
 
 An image reviewed before (under any run, confidence or bundle) is not queued again: its review
-follows it. Every column sorts (click its header); the default is highest risk first.
+follows it. Every column sorts (click its header).
 
 Works without the mouse: N / P next and previous case, 1–5 a decision (2 = monitor, in the months
 shown beside it), E the note (Esc back),
@@ -28,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.patients import identities_of, queue_by_patient
 from core.results import ScreeningResult
 
 from ..models import ITEM_ROLE, SORT_ROLE, THUMB_H, THUMB_W, QueueModel, ThumbnailCache
@@ -35,7 +41,8 @@ from ..workers import WorkerPool
 from .case_panel import CasePanel, CaseRef
 
 KEYS_HELP = (
-    "Keys: N / P next / previous · 1 no action · 2 monitor · 3 excise · 4 refer · 5 retake · E note (Esc back) · "
+    "Keys: N / P next / previous · 1 no action · 2 monitor (then the months: 2 1 2 = 12) · 3 excise · 4 refer · "
+    "5 retake · E note (Esc back) · "
     "Ctrl+Enter save · H heat map · + / − / 0 zoom"
 )
 
@@ -60,7 +67,7 @@ class ReviewQueueView(QWidget):
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
-        self.table.sortByColumn(QueueModel.P, Qt.SortOrder.DescendingOrder)  # highest risk first
+        self.table.sortByColumn(QueueModel.THUMB, Qt.SortOrder.AscendingOrder)  # core's order: by patient
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -70,9 +77,9 @@ class ReviewQueueView(QWidget):
         # Columns share the width (no sideways scrolling); long text is elided, in full in the tooltip.
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(QueueModel.FILE, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(QueueModel.LESION, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(QueueModel.DECISION, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(QueueModel.LIKELY, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(QueueModel.FILE, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(QueueModel.LAST, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(40)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -86,6 +93,8 @@ class ReviewQueueView(QWidget):
         self.include_reviewed.setToolTip(
             "Reviewed cases leave the queue; tick this to see them and add another review."
         )
+        self.flat_order = QCheckBox("Highest risk first (not by patient)")
+        self.flat_order.setToolTip("One list by risk instead of grouped by patient, lesion and visit")
         self.refresh_button = QPushButton("Refresh")
         self.help = QLabel(KEYS_HELP)
         self.help.setStyleSheet("color:#455a64;")
@@ -98,7 +107,11 @@ class ReviewQueueView(QWidget):
         top.addWidget(self.title, 1)
         top.addWidget(self.refresh_button)
         left.addLayout(top)
-        left.addWidget(self.include_reviewed)
+        options = QHBoxLayout()
+        options.addWidget(self.include_reviewed)
+        options.addWidget(self.flat_order)
+        options.addStretch(1)
+        left.addLayout(options)
         left.addWidget(self.table, 1)
         left_w = QWidget()
         left_w.setLayout(left)
@@ -114,6 +127,7 @@ class ReviewQueueView(QWidget):
         lay.addWidget(self.help)
         self.table.selectionModel().currentRowChanged.connect(self._open_current)
         self.include_reviewed.toggled.connect(lambda _: self.refresh())
+        self.flat_order.toggled.connect(self._set_order)
         self.refresh_button.clicked.connect(lambda: self.refresh())
         self.panel.reviewed.connect(self._after_review)
         ctx = Qt.ShortcutContext.WidgetWithChildrenShortcut
@@ -132,12 +146,15 @@ class ReviewQueueView(QWidget):
         store = self.store_fn()
         current = self.panel.current.result_id if self.panel.current else None
         items = store.queue(include_reviewed=self.include_reviewed.isChecked()) if store is not None else []
+        identities = identities_of(store, [i.sha256 for i in items]) if store is not None else {}
         self.model.thumbnails = ThumbnailCache(self._thumbnail)
-        self.model.set_items(items)
+        self.model.set_items(queue_by_patient(items, identities), identities)
         self.table.setColumnHidden(QueueModel.LAST, not self.include_reviewed.isChecked())
         waiting = sum(1 for i in items if i.last_review is None)
+        patients = len({identities[i.sha256].patient_id for i in items if i.sha256 in identities})
+        order = "highest risk first" if self.flat_order.isChecked() else f"{patients} patients, by risk"
         self.title.setText(
-            f"Review queue: {waiting} case{'s' if waiting != 1 else ''} waiting (highest risk first)"
+            f"Review queue: {waiting} case{'s' if waiting != 1 else ''} waiting ({order})"
             if store is not None
             else "Review queue: no results file open"
         )
@@ -152,6 +169,13 @@ class ReviewQueueView(QWidget):
             ids = [self.proxy.data(self.proxy.index(i, 0), ITEM_ROLE).result_id for i in range(self.proxy.rowCount())]
             row = ids.index(current) if current in ids else 0
         self.select_row(row)
+
+    def _set_order(self, flat: bool) -> None:
+        if flat:
+            self.table.sortByColumn(QueueModel.DECISION, Qt.SortOrder.AscendingOrder)  # most urgent first
+        else:
+            self.table.sortByColumn(QueueModel.THUMB, Qt.SortOrder.AscendingOrder)
+        self.refresh()
 
     def select_row(self, row: int) -> None:
         """Select row `row` of the table as sorted now."""

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.gate import MELANOMA_ONLY_NOTE, Thresholds
-from core.outcomes import BANDS
+from core.outcomes import BANDS, NOT_DERMOSCOPY, NOT_SCREENED, outcome_words
 from core.runs import shown_status
 from core.screening import RunSummary
 from core.store import RunInfo, local_time
@@ -57,12 +57,25 @@ def run_label(run: RunInfo) -> str:
     return f"{local_time(run.started)} · {Path(run.folder).name or run.folder} · {run.counts.total} files · {status}"
 
 
-def legend_html(thresholds: Thresholds | None, melanoma_only: bool = False) -> str:
-    """What the outcomes and the review bands mean at the gate in use, with the fitted cut points."""
+def legend_html(
+    thresholds: Thresholds | None, melanoma_only: bool = False, confidence: float | None = None, trial: bool = False
+) -> str:
+    """What the outcomes and the review bands mean at the gate of the results on screen, with its cut points
+    and the confidence that made them ("trial" when it is not the clinic's standard, nothing recorded)."""
     if thresholds is None:
         return ""
     what = "p(melanoma)" if melanoma_only else "p(malignant)"
-    parts = [f"<b>no cancer suspected</b> below {thresholds.low:.3f}", f"<b>suspicious</b> from {thresholds.high:.3f}"]
+    level = ""
+    if confidence is not None:
+        level = f" at confidence {confidence:g}" + (
+            " <b style='color:#c62828'>(TRIAL: not recorded; the record keeps the clinic's standard)</b>"
+            if trial
+            else ""
+        )
+    parts = [
+        f"<b>{outcome_words('benign')}</b> below {thresholds.low:.3f}",
+        f"<b>{outcome_words('suspicious')}</b> from {thresholds.high:.3f}",
+    ]
     if thresholds.has_bands:
         cuts = {
             "high": f"≥ {thresholds.high_risk_from:.3f}",
@@ -72,11 +85,11 @@ def legend_html(thresholds: Thresholds | None, melanoma_only: bool = False) -> s
         bands = ", ".join(
             f"<span style='background:{b.colour}'>&nbsp;{b.name}&nbsp;</span> {cuts[b.code]}" for b in BANDS
         )
-        parts.insert(1, f"<b>review</b> between, by risk: {bands}")
+        parts.insert(1, f"<b>{outcome_words('uncertain')}</b> between, by risk: {bands}")
     else:
-        parts.insert(1, "<b>review</b> between (no risk bands fitted for this confidence)")
+        parts.insert(1, f"<b>{outcome_words('uncertain')}</b> between (no risk bands fitted for this confidence)")
     note = f" · {MELANOMA_ONLY_NOTE}" if melanoma_only else ""
-    return f"Gate on {what}: " + "; ".join(parts) + note
+    return f"Gate on {what}{level}: " + "; ".join(parts) + note
 
 
 class ScreeningView(QWidget):
@@ -89,6 +102,7 @@ class ScreeningView(QWidget):
     export_report = Signal()
     export_pdf = Signal()
     open_settings = Signal()
+    confidence_chosen = Signal(object)  # a trial confidence (float), or None: the clinic's standard
 
     def __init__(self, store_thumbnail, parent=None):
         super().__init__(parent)
@@ -159,6 +173,8 @@ class ScreeningView(QWidget):
                 f"QPushButton {{ border:2px solid {look.colour}; border-radius:4px; padding:3px 10px; }}"
                 f"QPushButton:checked {{ background:{look.colour}; color:{look.text_colour}; font-weight:bold; }}"
             )
+            if key == NOT_DERMOSCOPY.code:  # not a patient's case: listed under "Images to check"
+                b.setChecked(False)
             b.toggled.connect(self._apply_filter)
             self.filter_buttons[key] = b
             chips.addWidget(b)
@@ -183,11 +199,24 @@ class ScreeningView(QWidget):
         self.legend = QLabel()
         self.legend.setWordWrap(True)
         self.legend.setStyleSheet("color:#37474f;")
+        # Trying another confidence re-applies the gate to the stored results (seconds, no model run); the
+        # clinic's standard (Settings) stays what the record shows.
+        self.confidence_combo = QComboBox()
+        self.confidence_combo.setToolTip(
+            "See this run at another confidence: the gate is applied again to the stored results (no model "
+            "runs). A trial is not recorded; the clinic's standard confidence is set in Settings."
+        )
+        self.confidence_combo.activated.connect(self._on_confidence_chosen)
+        legend_row = QHBoxLayout()
+        legend_row.addWidget(self.legend, 1)
+        legend_row.addWidget(QLabel("Confidence:"))
+        legend_row.addWidget(self.confidence_combo)
 
         # Results table.
         self.model = ResultsModel(ThumbnailCache(store_thumbnail))
         self.proxy = DecisionFilter()
         self.proxy.setSourceModel(self.model)
+        self._apply_filter()
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
@@ -215,18 +244,41 @@ class ScreeningView(QWidget):
         self.open_hint = QLabel("Double-click or press Enter on a row to open the case with its heat map.")
         self.open_hint.setStyleSheet("color:#455a64;")
 
-        # Failures.
+        # What is not a patient's case, side by side: pictures to check, files that could not be screened,
+        # and the identity problems of the run (sidecar lines, filing conflicts).
+        self.filing_label = QLabel()
+        self.filing_label.setWordWrap(True)
         self.failures_title = QLabel()
         self.failures_title.setStyleSheet("font-weight:bold; color:#424242;")
         self.failures = QListWidget()
         self.failures.setWordWrap(True)
-        self.failures.setMaximumHeight(140)
+        self.to_check_title = QLabel()
+        self.to_check_title.setStyleSheet("font-weight:bold; color:#37474f;")
+        self.to_check = QListWidget()
+        self.to_check.setWordWrap(True)
+        self.to_check.itemActivated.connect(self._open_to_check)
+        self.identity_title = QLabel()
+        self.identity_title.setStyleSheet("font-weight:bold; color:#424242;")
+        self.identity_problems = QListWidget()
+        self.identity_problems.setWordWrap(True)
+        lists = QHBoxLayout()
+        lists.setContentsMargins(0, 0, 0, 0)
+        for title, widget in (
+            (self.to_check_title, self.to_check),
+            (self.failures_title, self.failures),
+            (self.identity_title, self.identity_problems),
+        ):
+            box = QVBoxLayout()
+            box.addWidget(title)
+            box.addWidget(widget)
+            lists.addLayout(box, 1)
         fail_box = QVBoxLayout()
         fail_box.setContentsMargins(0, 0, 0, 0)
-        fail_box.addWidget(self.failures_title)
-        fail_box.addWidget(self.failures)
+        fail_box.addWidget(self.filing_label)
+        fail_box.addLayout(lists)
         self.failures_widget = QWidget()
         self.failures_widget.setLayout(fail_box)
+        self.failures_widget.setMaximumHeight(220)
         self.failures_widget.hide()
 
         table_box = QVBoxLayout()
@@ -248,7 +300,7 @@ class ScreeningView(QWidget):
         lay.addWidget(self.progress_widget)
         lay.addWidget(self.summary_label)
         lay.addLayout(chips)
-        lay.addWidget(self.legend)
+        lay.addLayout(legend_row)
         lay.addWidget(split, 1)
         self.set_model_state("loading", "Loading the models…")
         self._update_counts()
@@ -283,9 +335,16 @@ class ScreeningView(QWidget):
         self.report_button.setEnabled(has_rows and not self.running)
         self.pdf_button.setEnabled(has_rows and not self.running)
 
-    def set_legend(self, thresholds: Thresholds | None, melanoma_only: bool = False) -> None:
-        self.legend.setText(legend_html(thresholds, melanoma_only))
+    def set_legend(
+        self,
+        thresholds: Thresholds | None,
+        melanoma_only: bool = False,
+        confidence: float | None = None,
+        trial: bool = False,
+    ) -> None:
+        self.legend.setText(legend_html(thresholds, melanoma_only, confidence, trial))
         self.legend.setVisible(thresholds is not None)
+        self.legend_thresholds = thresholds  # what the legend says now (tests compare it with the rows)
 
     def set_runs(self, runs: list[RunInfo]) -> None:
         self.runs_combo.blockSignals(True)
@@ -311,7 +370,7 @@ class ScreeningView(QWidget):
         self.current_run_id = None
         self.set_folder(folder)
         self.model.set_rows([])
-        self.failures.clear()
+        self._clear_apart()
         self.progress.setRange(0, 0)  # busy until the first file is done (scanning)
         self.progress_label.setText("Looking for files…")
         self.summary_label.setText("")
@@ -320,9 +379,7 @@ class ScreeningView(QWidget):
 
     def add_batch(self, batch: ScreeningBatch) -> None:
         self.model.append_rows(batch.rows)
-        for row in batch.rows:
-            if not row.result.ok:
-                self.failures.addItem(f"{Path(row.result.path).name}: {row.result.reason}")
+        self._list_apart(batch.rows)
         self.progress.setRange(0, max(batch.total, 1))
         self.progress.setValue(batch.done)
         eta = (
@@ -372,10 +429,8 @@ class ScreeningView(QWidget):
         self.progress_widget.show()
         self.set_folder(run.folder)
         self.model.set_rows(rows)
-        self.failures.clear()
-        for row in rows:
-            if not row.result.ok:
-                self.failures.addItem(f"{Path(row.result.path).name}: {row.result.reason}")
+        self._clear_apart()
+        self._list_apart(rows)
         self.progress.setRange(0, max(run.counts.total, 1))
         self.progress.setValue(run.counts.total)
         status = shown_status(run.status, run.settings)
@@ -409,9 +464,73 @@ class ScreeningView(QWidget):
             bold = QFont(b.font())
             bold.setBold(True)
             b.setMinimumWidth(QFontMetrics(bold).horizontalAdvance(text) + 32)
-        n_fail = counts["error"]
+        n_fail = counts[NOT_SCREENED.code]
+        n_check = counts[NOT_DERMOSCOPY.code]
         self.failures_title.setText(f"Files that could not be screened ({n_fail})")
-        self.failures_widget.setVisible(n_fail > 0)
+        self.to_check_title.setText(f"Images to check: not dermoscopy ({n_check})")
+        self.identity_title.setText(f"Identity problems ({self.identity_problems.count()})")
+        self.failures_widget.setVisible(
+            n_fail > 0 or n_check > 0 or self.identity_problems.count() > 0 or bool(self.filing_label.text())
+        )
+
+    # -- what is not a patient's case --------------------------------------------------------------
+
+    def _clear_apart(self) -> None:
+        self.failures.clear()
+        self.to_check.clear()
+        self.identity_problems.clear()
+        self.filing_label.setText("")
+
+    def _list_apart(self, rows) -> None:
+        for row in rows:
+            r = row.result
+            if not r.ok:
+                self.failures.addItem(f"{Path(r.path).name}: {r.reason}")
+            elif r.outcome_code == NOT_DERMOSCOPY.code:
+                item_text = f"{Path(r.path).name}: {NOT_DERMOSCOPY.name}"
+                self.to_check.addItem(item_text)
+                self.to_check.item(self.to_check.count() - 1).setData(Qt.ItemDataRole.UserRole, row)
+                self.to_check.item(self.to_check.count() - 1).setToolTip(f"{r.path}\n{r.reason}")
+
+    def set_filing(self, summary: str, problems: list[str], red: bool) -> None:
+        """The run's identity line ("40 images filed under 5 patients, 4 identity problems") and its problems,
+        each with its sidecar line; red when pictures fell back to "no patient"."""
+        colour = "#c62828" if red else "#1b5e20"
+        self.filing_label.setText(f"<b style='color:{colour}'>{summary}</b>" if summary else "")
+        self.identity_problems.clear()
+        for p in problems:
+            self.identity_problems.addItem(p)
+        self._update_counts()
+
+    def _open_to_check(self, item) -> None:
+        row = item.data(Qt.ItemDataRole.UserRole)
+        if row is not None:
+            self.open_case.emit(CaseRef(row.result_id, row.result))
+
+    # -- the confidence of the results on screen ---------------------------------------------------
+
+    def set_confidences(self, levels: list[float], standard: float, shown: float) -> None:
+        """The levels the bundle fitted (and the clinic's standard); `shown`: the results' confidence now."""
+        self.confidence_combo.blockSignals(True)
+        self.confidence_combo.clear()
+        for c in sorted({*levels, standard}, reverse=True):
+            label = f"{c:g} (clinic standard)" if abs(c - standard) < 1e-9 else f"{c:g} (trial)"
+            self.confidence_combo.addItem(label, float(c))
+        i = next(
+            (k for k in range(self.confidence_combo.count()) if abs(self.confidence_combo.itemData(k) - shown) < 1e-9),
+            -1,
+        )
+        if i >= 0:
+            self.confidence_combo.setCurrentIndex(i)
+        self.confidence_combo.blockSignals(False)
+        self._standard_confidence = standard
+
+    def _on_confidence_chosen(self, index: int) -> None:
+        c = self.confidence_combo.itemData(index)
+        if c is None:
+            return
+        standard = getattr(self, "_standard_confidence", None)
+        self.confidence_chosen.emit(None if standard is not None and abs(c - standard) < 1e-9 else float(c))
 
     def _apply_filter(self) -> None:
         self.proxy.set_shown(k for k, b in self.filter_buttons.items() if b.isChecked())

@@ -67,9 +67,14 @@ def test_keyboard_review_loop_and_history_survive_a_restart(make_window, screen,
     QTest.keyClick(queue.panel, Qt.Key.Key_P)
     _wait_case(qtbot, queue.panel, first_id)
 
-    # 2 = monitor (months beside it), 3 = excise, E to the note, type, Esc back, Ctrl+Enter to save.
+    # 2 = monitor and the months typed after it (2 1 2 = 12 months: 3 keys, not 16), Esc ends the months,
+    # 3 = excise, E to the note, type, Esc back, Ctrl+Enter to save.
     QTest.keyClick(queue.panel, Qt.Key.Key_2)
     assert queue.panel.form.chosen() == "monitor" and queue.panel.form.months.value() == 6
+    QTest.keyClick(queue.panel, Qt.Key.Key_1)
+    QTest.keyClick(queue.panel, Qt.Key.Key_2)
+    assert queue.panel.form.chosen() == "monitor" and queue.panel.form.months.value() == 12
+    QTest.keyClick(queue.panel, Qt.Key.Key_Escape)
     QTest.keyClick(queue.panel, Qt.Key.Key_3)
     assert queue.panel.form.chosen() == "excise"
     QTest.keyClick(queue.panel, Qt.Key.Key_E)

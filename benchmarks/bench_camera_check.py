@@ -98,7 +98,9 @@ def main(argv=None) -> int:
         + ["ham10000-test", "isic2017-test", "derm7pt"]
     )
     print(f"camera check: {args.batches} random batches of {args.size} per set, seed {args.seed}")
-    print(f"{'set':16s} {'fired':>8s} {'median shift':>13s} {'median share':>13s}  most common words")
+    print(
+        f"{'set':16s} {'fired':>10s} {'median shift':>13s} {'max shift':>10s} {'median share':>13s}  most common words"
+    )
     for name in sets:
         images, ids = source_ids(name)
         stats = statistics(name, ids, images, Path(args.cache))
@@ -111,8 +113,11 @@ def main(argv=None) -> int:
             if result.fired:
                 words[result.differences] = words.get(result.differences, 0) + 1
         common = max(words, key=words.get) if words else "-"
-        median_shift, median_share = np.median(shifts), np.median(shares)
-        print(f"{name:16s} {fired:>3d} of {args.batches:<2d} {median_shift:13.2f} {median_share:13.1%}  {common}")
+        median_shift, max_shift, median_share = np.median(shifts), np.max(shifts), np.median(shares)
+        print(
+            f"{name:16s} {fired:>3d} of {args.batches:<4d} {median_shift:13.2f} {max_shift:10.2f} {median_share:13.1%}"
+            f"  {common}"
+        )
     return 0
 
 

@@ -455,8 +455,9 @@ def _clean_stale(cache: Path) -> None:
 
 def _extract(zpath: Path, target: Path) -> None:
     """Extract into a temporary folder beside `target`, then rename: `target` is complete or absent."""
-    cache = target.parent
-    cache.mkdir(parents=True, exist_ok=True)
+    from .paths import make_private_folder
+
+    cache = make_private_folder(target.parent)  # 0700 where it creates it, as every MelaScreen folder
     _clean_stale(cache)
     with zipfile.ZipFile(zpath) as zf:
         infos = _check_zip(zf, zpath)
@@ -509,9 +510,11 @@ def _unzip(zpath: Path, fresh: bool = False) -> tuple[Path, bool]:
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
         raise BundleError(f"not a readable zip file ({exc})", str(zpath)) from None
     except OSError as exc:
-        raise BundleError(
-            f"cannot extract the bundle ({exc.strerror or exc}); free disk space in {bundle_cache_dir()} or use an "
-            "extracted bundle folder",
+        from .paths import os_error_words
+
+        raise BundleError(  # the real cause: a read-only home is not a full disk
+            f"cannot extract the bundle into {bundle_cache_dir()}: {os_error_words(exc)}; or use an extracted "
+            "bundle folder",
             str(zpath),
         ) from None
     return _bundle_folder(target), reused

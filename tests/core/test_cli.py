@@ -573,3 +573,25 @@ def test_the_terminal_guard_escapes_what_a_command_forgot_to(capsys):
     out = capsys.readouterr()
     assert out.out == "progress\r line\n\\x1b[2J cleared?\\x07\n"
     assert out.err == "to stderr \\x1b]0;title\\x07\n"
+
+
+@posix_only
+def test_a_read_only_home_with_a_zip_bundle_says_read_only_not_free_disk_space(tmp_path, synthetic_bundle):
+    import shutil
+
+    folder = make_folder(tmp_path / "f", 1, broken=False)
+    zipped = shutil.make_archive(str(tmp_path / "bundle"), "zip", synthetic_bundle)
+    home = tmp_path / "home"
+    home.mkdir(mode=0o500)  # the bundle cache (home/cache/bundles) cannot be made
+    try:
+        proc = subprocess.run(
+            [*drop_root_write_power(), sys.executable, "-m", "core.cli", "screen", str(folder), "--bundle", zipped,
+             "--db", str(tmp_path / "r.sqlite")],
+            cwd=ROOT, env={**os.environ, "MELASCREEN_HOME": str(home)}, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        home.chmod(0o700)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "cannot extract the bundle" in proc.stderr and "permission denied" in proc.stderr
+    assert "free disk space" not in proc.stderr and "full" not in proc.stderr
+    assert not (tmp_path / "r.sqlite").exists()  # exit 2: nothing written

@@ -295,7 +295,8 @@ def clinician_page(manifest, card: str) -> ClinicianPage:
     sets = card_test_sets(card or "", confidence)
     sources = training_sources(manifest.provenance or {})
     seen = {_squash(s) for s in sources}
-    missing: list[str] = []
+    missing: list[str] = []  # for engineers (the exporter, tests): what the page needed and did not find
+    unsaid: list[str] = []  # the same, for the page, in plain words
     paragraphs: list[tuple[str, str]] = []
 
     def source_of(s: SetFigures) -> str:
@@ -311,13 +312,16 @@ def clinician_page(manifest, card: str) -> ClinicianPage:
     unseen = [s for s in sets.values() if s not in familiar] if seen else []
     if not seen:
         missing.append("the training data sets (manifest provenance: dataset, extra_sources)")
+        unsaid.append("which data sets it learned from")
     if not sets:
         missing.append("test-set figures (the model card's evaluation table)")
+        unsaid.append("how it did on pictures it had not seen")
 
     if familiar:
         s = max(familiar, key=lambda x: x.images or 0)
         sentence, lacking = _set_sentence(s)
         missing += lacking
+        unsaid += lacking
         auc = (
             f" It ranks melanomas {_auc_words(s.melanoma_auc)} there (AUC {s.melanoma_auc:.2f})."
             if s.melanoma_auc is not None
@@ -338,6 +342,7 @@ def clinician_page(manifest, card: str) -> ClinicianPage:
         s = max(unseen, key=lambda x: x.images or 0)
         sentence, lacking = _set_sentence(s)
         missing += lacking
+        unsaid += lacking
         auc = ""
         if s.melanoma_auc is not None:
             best = max((f.melanoma_auc for f in familiar if f.melanoma_auc is not None), default=None)
@@ -354,6 +359,7 @@ def clinician_page(manifest, card: str) -> ClinicianPage:
         )
     elif seen and sets:
         missing.append("a test set from a clinic the model never saw")
+        unsaid.append("how it does on pictures from another clinic")
 
     learned = ", ".join(sources) if sources else "data sets the bundle does not name"
     population = recorded_population(manifest.provenance or {})
@@ -399,8 +405,9 @@ def clinician_page(manifest, card: str) -> ClinicianPage:
             "output is not a diagnosis.",
         )
     )
-    if missing:
-        paragraphs.append(("Not in this bundle:", "; ".join(missing) + "."))
+    # what the page could not say (ages, sexes and skin are said above, in their own words)
+    if unsaid:
+        paragraphs.append(("Not known from this bundle:", "; ".join(unsaid) + "."))
     return ClinicianPage(
         title=f"For clinicians: {manifest.name} {manifest.version}",
         paragraphs=tuple(paragraphs),

@@ -373,6 +373,10 @@ class AboutDialog(QDialog):
             self.clinician.setHtml(clinician_page(bundle.manifest, bundle.model_card).html())
         else:
             self.clinician.setHtml(f"<p><b>No model bundle is loaded.</b></p><p>{html.escape(load_message)}</p>")
+        # as tall as its half page of text at the dialog's width, so the tabs below keep the rest
+        page = self.clinician.document().clone()
+        page.setTextWidth(740)
+        self.clinician.setMinimumHeight(min(440, int(page.size().height()) + 16))
         tabs = QTabWidget()
         self.tabs = tabs
         model = QTextBrowser()
@@ -405,6 +409,6 @@ class AboutDialog(QDialog):
         buttons.accepted.connect(self.accept)
         lay = QVBoxLayout(self)
         lay.addWidget(head)
-        lay.addWidget(self.clinician, 3)
-        lay.addWidget(tabs, 2)
+        lay.addWidget(self.clinician)
+        lay.addWidget(tabs, 1)
         lay.addWidget(buttons)

@@ -15,7 +15,7 @@ from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
 from core.body_sites import VIEW_BOX, Pin, figure_svg, place_pins
-from core.outcomes import outcome
+from core.outcomes import band, outcome
 
 PIN_RADIUS = 10  # screen pixels: big enough to hit with a mouse
 
@@ -80,7 +80,7 @@ class BodyFigure(QWidget):
             painter.setPen(QPen(QColor("#ffffff"), 2))
             painter.setBrush(QColor(pin.colour))
             painter.drawEllipse(c, PIN_RADIUS, PIN_RADIUS)
-            painter.setPen(QColor(outcome_text_colour(pin.colour)))
+            painter.setPen(QColor(text_colour_on(pin.colour)))
             painter.drawText(
                 QRectF(c.x() - PIN_RADIUS, c.y() - PIN_RADIUS, 2 * PIN_RADIUS, 2 * PIN_RADIUS),
                 Qt.AlignmentFlag.AlignCenter,
@@ -102,14 +102,19 @@ class BodyFigure(QWidget):
             self.pin_clicked.emit(pin.key)
 
 
-def outcome_text_colour(background: str) -> str:
-    """The outcome table's text colour for a badge colour (black on yellow, white on the others)."""
-    from core.outcomes import ALL_OUTCOMES
+def text_colour_on(background: str) -> str:
+    """Black on light badges (the yellow bands), white on dark ones."""
+    c = QColor(background)
+    luminance = 0.299 * c.red() + 0.587 * c.green() + 0.114 * c.blue()
+    return "#000000" if luminance > 150 else "#ffffff"
 
-    for o in ALL_OUTCOMES:
-        if o.colour.lower() == background.lower():
-            return o.text_colour
-    return "#ffffff"
+
+def pin_colour(lesion) -> str:
+    """The colour of the lesion's latest outcome, as the tables show it (a review's band has its own)."""
+    latest = lesion.latest
+    if latest is not None and latest.band and outcome(latest.decision).code == "uncertain":
+        return band(latest.band).colour
+    return outcome(lesion.latest_decision).colour
 
 
 class BodyMapView(QWidget):
@@ -142,7 +147,7 @@ class BodyMapView(QWidget):
         for le in self.lesions:
             name = le.label if le.labelled else "without a lesion id"
             words = le.latest.words if (le.latest is not None and le.latest.decision is not None) else "not screened"
-            items.append((le.body_site, outcome(le.latest_decision).colour, le.lesion_key, f"Lesion {name}: {words}"))
+            items.append((le.body_site, pin_colour(le), le.lesion_key, f"Lesion {name}: {words}"))
         pins, off = place_pins(items)
         self.figure.set_pins(pins, selected)
         placed = len(self.lesions) - len(off)

@@ -47,7 +47,7 @@ PATIENT_COLUMNS = (
     "Pictures",
     "Last visit",
 )
-LESION_COLUMNS = ("Lesion", "Body site", "Visits", "Last visit", "Latest outcome", "p(malignant)", "Review", "Pin")
+LESION_COLUMNS = ("Pin", "Lesion", "Body site", "Visits", "Last visit", "Latest outcome", "p(malignant)", "Review")
 
 
 def _item(text: str, data=None) -> QTableWidgetItem:
@@ -200,15 +200,15 @@ class PatientWorklistView(QWidget):
         t.blockSignals(True)
         t.setRowCount(len(self.lesions))
         for row, le in enumerate(self.lesions):
-            t.setItem(row, 0, _item(le.label if le.labelled else "(no lesion id)", le.lesion_key))
-            t.setItem(row, 1, _item(le.body_site or "not recorded"))
-            t.setItem(row, 2, _item(str(le.visits)))
-            t.setItem(row, 3, _item(le.last_visit.isoformat() if le.last_visit else "undated"))
+            t.setItem(row, 0, _item(str(row + 1)))  # the lesion's number on the body map
+            t.setItem(row, 1, _item(le.label if le.labelled else "(no lesion id)", le.lesion_key))
+            t.setItem(row, 2, _item(le.body_site or "not recorded"))
+            t.setItem(row, 3, _item(str(le.visits)))
+            t.setItem(row, 4, _item(le.last_visit.isoformat() if le.last_visit else "undated"))
             words = le.latest.words if (le.latest is not None and le.latest.decision is not None) else "not screened"
-            t.setItem(row, 4, _badge(_item(words), le.latest_decision))
-            t.setItem(row, 5, _item("" if le.latest_p_malignant is None else f"{le.latest_p_malignant:.3f}"))
-            t.setItem(row, 6, _item(le.latest_review.words if le.latest_review else "not reviewed"))
-            t.setItem(row, 7, _item(str(row + 1)))  # the lesion's number on the body map
+            t.setItem(row, 5, _badge(_item(words), le.latest_decision))
+            t.setItem(row, 6, _item("" if le.latest_p_malignant is None else f"{le.latest_p_malignant:.3f}"))
+            t.setItem(row, 7, _item(le.latest_review.words if le.latest_review else "not reviewed"))
         t.blockSignals(False)
         self.body_map.show_lesions(pid, self.lesions)
         if self.lesions:

@@ -78,7 +78,7 @@ def test_what_the_bundle_does_not_carry_is_said_not_invented():
     page = clinician_page(Bare(), "# A card without figures\n")
     text = page.markdown()
     assert "Good at" not in text and "Less good at" not in text and "1 in" not in text
-    assert "Not in this bundle:" in text
+    assert "Not known from this bundle:** which data sets it learned from; how it did on pictures" in text
     for lacking in ("training data sets", "test-set figures", "ages and sexes", "skin types"):
         assert any(lacking in m for m in page.missing), lacking
     recorded = clinician_page(
@@ -130,7 +130,7 @@ def test_about_box_opens_on_the_clinicians_page(qtbot, synthetic_bundle):
     qtbot.addWidget(d)
     text = d.clinician.toPlainText()
     assert text.startswith("For clinicians: synthetic-test-bundle")
-    assert "not for clinical (non-dermoscopic) photographs" in text and "Not in this bundle:" in text
+    assert "not for clinical (non-dermoscopic) photographs" in text and "Not known from this bundle:" in text
     layout = d.layout()
     assert layout.indexOf(d.clinician) < layout.indexOf(d.tabs)  # above the engineers' tabs
 

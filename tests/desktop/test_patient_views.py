@@ -57,8 +57,8 @@ def test_worklist_lesions_and_a_synchronised_timeline(qtbot, store, tmp_path):
     assert view.patient_table.rowCount() == 2
     assert view.patient_table.item(0, 0).text() == "P1"  # its July picture is the riskiest waiting case
     assert view.current_patient() == "P1"
-    assert [view.lesion_table.item(r, 0).text() for r in range(view.lesion_table.rowCount())][0] == "L1"
-    assert view.lesion_table.item(0, 1).text() == "left shin"
+    assert [view.lesion_table.item(r, 1).text() for r in range(view.lesion_table.rowCount())][0] == "L1"
+    assert view.lesion_table.item(0, 2).text() == "left shin"
     view.select_lesion(view.lesions[0].lesion_key)
     tl = view.timeline
     assert len(tl.views) == 2
@@ -96,7 +96,7 @@ def test_body_map_pins_each_lesion_and_a_click_opens_its_timeline(qtbot, store):
     assert "2 of 2 lesion(s) placed" in body.title.text()
     back = next(p for p in body.figure.pins if by_key[p.key] == "L2")
     assert back.view == "back"
-    assert [view.lesion_table.item(r, 7).text() for r in range(view.lesion_table.rowCount())] == ["1", "2"]
+    assert [view.lesion_table.item(r, 0).text() for r in range(view.lesion_table.rowCount())] == ["1", "2"]
     qtbot.mouseClick(body.figure, Qt.MouseButton.LeftButton, pos=body.figure.pin_position(back).toPoint())
     rows = view.lesion_table.selectionModel().selectedRows()
     assert rows and view.lesions[rows[0].row()].label == "L2"

@@ -355,6 +355,15 @@ def cmd_review_decide(args) -> int:
     return EXIT_OK
 
 
+def _run_signature(run) -> str:
+    """'signed by key ...' or 'UNSIGNED BUNDLE', as the run recorded it (runs before the record: said so)."""
+    from .provenance import provenance_of_run
+
+    if "bundle" not in (run.settings or {}):
+        return "signature not recorded"
+    return printable(provenance_of_run(run).signature_text)
+
+
 def cmd_runs(args) -> int:
     from .runs import shown_status
     from .store import local_time
@@ -367,8 +376,8 @@ def cmd_runs(args) -> int:
         c = run.counts
         print(
             f"{run.id:5d}  {shown_status(run.status, run.settings):11s}  {local_time(run.started)}  "
-            f"{c.total} files, {c.error} errors  {printable(run.bundle_name)} {printable(run.bundle_version)}  "
-            f"{printable(run.folder)}"
+            f"{c.total} files, {c.error} errors  {printable(run.bundle_name)} {printable(run.bundle_version)} "
+            f"({_run_signature(run)})  {printable(run.folder)}"
         )
     return EXIT_OK
 

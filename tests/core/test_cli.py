@@ -411,6 +411,10 @@ def test_an_unsigned_run_says_so_in_its_output_csv_and_heat_maps_all_private(
         assert cv2.imread(str(p)) is not None  # still a valid PNG
     assert {file_mode(p) for p in [report, db, *maps]} == {0o600}
     assert [file_mode(d) for d in (tmp_path / "out", tmp_path / "new", heat)] == [0o700] * 3
+    from core import cli
+
+    assert cli.main(["runs", "--db", str(db)]) == 0
+    assert "synthetic-test-bundle 0.0.1 (UNSIGNED BUNDLE)" in capsys.readouterr().out
 
 
 def test_a_signed_run_names_its_key_in_output_csv_and_heat_maps(tmp_path, synthetic_bundle, capsys, monkeypatch):

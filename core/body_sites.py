@@ -31,21 +31,22 @@ class Region:
     key: str  # the region's name in words, e.g. "forearm"
     paired: bool  # a left and a right one
     points: tuple[tuple[str, float, float], ...]  # (view, x, y) on the patient's right side, figure coordinates
+    sideable: bool = False  # one region, but a side says where on it ("left chest"): the pin moves that way
 
 
 # The vocabulary. Order matters only for display; every region has at least one point on the figure.
 REGIONS: tuple[Region, ...] = (
-    Region("scalp", False, ((FRONT, 100, 14), (BACK, 100, 22))),
-    Region("face", False, ((FRONT, 100, 44),)),
+    Region("scalp", False, ((FRONT, 100, 14), (BACK, 100, 22)), sideable=True),
+    Region("face", False, ((FRONT, 100, 44),), sideable=True),
     Region("ear", True, ((FRONT, 76, 44), (BACK, 76, 44))),
-    Region("neck", False, ((FRONT, 100, 74), (BACK, 100, 74))),
+    Region("neck", False, ((FRONT, 100, 74), (BACK, 100, 74)), sideable=True),
     Region("shoulder", True, ((FRONT, 70, 96), (BACK, 70, 96))),
-    Region("chest", False, ((FRONT, 100, 116),)),
-    Region("abdomen", False, ((FRONT, 100, 192),)),
-    Region("trunk", False, ((FRONT, 100, 156),)),
-    Region("upper back", False, ((BACK, 100, 120),)),
-    Region("back", False, ((BACK, 100, 165),)),
-    Region("lower back", False, ((BACK, 100, 218),)),
+    Region("chest", False, ((FRONT, 100, 116),), sideable=True),
+    Region("abdomen", False, ((FRONT, 100, 192),), sideable=True),
+    Region("trunk", False, ((FRONT, 100, 156),), sideable=True),
+    Region("upper back", False, ((BACK, 100, 120),), sideable=True),
+    Region("back", False, ((BACK, 100, 165),), sideable=True),
+    Region("lower back", False, ((BACK, 100, 218),), sideable=True),
     Region("buttock", True, ((BACK, 86, 252),)),
     Region("genital area", False, ((FRONT, 100, 248),)),
     Region("upper arm", True, ((FRONT, 56, 132), (BACK, 56, 132))),
@@ -60,6 +61,7 @@ REGIONS: tuple[Region, ...] = (
 )
 _REGIONS = {r.key: r for r in REGIONS}
 SIDES = ("left", "right")
+SIDE_SHIFT = 22.0  # how far a side moves the pin of a one-piece region ("left chest") from its middle
 
 # Words clinics write -> a region of the vocabulary. Matched on whole words after the side is taken
 # out; longer phrases first, so "lower back" is not read as "back".
@@ -188,10 +190,16 @@ class BodySite:
         drawn on the patient's right."""
         out = []
         left = self.side == "left"
-        for view, x, y in _REGIONS[self.region].points:
+        region = _REGIONS[self.region]
+        for view, x, y in region.points:
             # front view: the patient's right is the viewer's left; back view: the other way round
             mirrored = left if view == FRONT else not left
-            fx = FIGURE_WIDTH - x if mirrored else x
+            if region.paired:
+                fx = FIGURE_WIDTH - x if mirrored else x
+            elif self.side:
+                fx = x + (SIDE_SHIFT if mirrored else -SIDE_SHIFT)
+            else:
+                fx = x
             out.append((view, fx + (BACK_OFFSET if view == BACK else 0.0), y + TOP))
         return out
 
@@ -243,8 +251,8 @@ def site_from_text(text: str | None) -> SiteMatch:
                 break
     if region is None:
         return SiteMatch(raw, None)
-    paired = _REGIONS[region].paired
-    return SiteMatch(raw, BodySite(region, side if paired else None))
+    r = _REGIONS[region]
+    return SiteMatch(raw, BodySite(region, side if (r.paired or r.sideable) else None))
 
 
 def site_from_dicom(code_value: str | None, code_meaning: str | None, laterality: str | None = None) -> SiteMatch:

@@ -503,7 +503,7 @@ def _made_by(p: Provenance | None) -> str:
     )
 
 
-def _visit_block(v: VisitRecord) -> Block:
+def _visit_block(v: VisitRecord, le: LesionReport) -> Block:
     e = v.entry
     esc = html.escape
     when = e.visit_date.isoformat() if e.visit_date else "undated visit"
@@ -527,7 +527,9 @@ def _visit_block(v: VisitRecord) -> Block:
     note = f"<br><span class='small'>{esc(v.picture_note)}</span>" if v.picture_note else ""
     return Block(
         "<table width='100%' cellspacing='0' class='row'><tr>"
-        f"<td width='22%'><b>{when}</b><br>{_badge(v.outcome_text, v.outcome_code)}<br>{p}<br>{_made_by(v.provenance)}"
+        # the lesion is named on each row: a row at the top of a page still says whose it is
+        f"<td width='22%'><span class='small'>{esc(le.title)} · {esc(le.site_words)}</span><br><b>{when}</b><br>"
+        f"{_badge(v.outcome_text, v.outcome_code)}<br>{p}<br>{_made_by(v.provenance)}"
         f"<br><span class='small'>{esc(Path(e.path).name)}<br>sha256 {e.sha256[:12]}…</span></td>"
         f"<td width='26%'>{_img(v.picture_jpeg, e, 'picture')}{note}</td>"
         f"<td width='26%'>{heat}</td>"
@@ -651,7 +653,7 @@ def paged_report(report: PatientReport) -> PagedReport:
     blocks = [_overview_block(report)]
     for le in report.lesions:
         blocks.append(_lesion_block(le))
-        blocks += [_visit_block(v) for v in le.visits]
+        blocks += [_visit_block(v, le) for v in le.visits]
     blocks += _closing_blocks(report)
     return PagedReport(
         title=f"MelaScreen report, patient {report.patient_id}",

@@ -53,7 +53,13 @@ def test_sidecar_and_dicom_words_map_onto_the_vocabulary(written, label):
 
 
 def test_unpaired_regions_take_no_side_and_unknown_words_are_reported():
-    assert site_from_text("left back").site == BodySite("back")  # the back has no side
+    assert site_from_text("left knee").site == BodySite("knee", "left")
+    assert site_from_text("upper back").site == BodySite("upper back")
+    assert site_from_text("left chest").site.label == "left chest"  # one region; the side moves the pin
+    middle = BodySite("chest").points()[0][1]
+    assert BodySite("chest", "right").points()[0][1] < middle < BodySite("chest", "left").points()[0][1]
+    assert BodySite("back", "left").points()[0][1] < BodySite("back").points()[0][1]  # seen from behind
+    assert site_from_text("left genital area").site == BodySite("genital area")  # no side there
     assert site_from_text("elbow pit of the moon").site == BodySite("upper arm")  # "elbow" is read, the rest ignored
     gibberish = site_from_text("zygomorphic")
     assert gibberish.site is None and gibberish.unknown

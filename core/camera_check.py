@@ -35,7 +35,7 @@ from .ood import IMAGE_STATISTICS, IntakeCheck, image_statistics
 SHIFT_LIMIT = 4.5
 UNFAMILIAR_SHARE_LIMIT = 0.20
 MIN_IMAGES = 30  # fewer pictures: the average is too noisy to judge a camera by
-MAX_IMAGES = 100  # a run's check decodes at most this many pictures (seeded sample): about 2 s
+MAX_IMAGES = 100  # a run's check decodes at most this many pictures (seeded sample): 5-6 s (README)
 MENTION_Z = 0.5  # a statistic is named when the run's average moves it this many training SDs
 # Each statistic of core.ood.image_statistics, in order: (name, words when higher, words when lower).
 STATISTIC_WORDS: tuple[tuple[str, str, str], ...] = (

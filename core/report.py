@@ -11,9 +11,20 @@ from __future__ import annotations
 import csv
 import html
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
 from pathlib import Path
 
-from .outcomes import NOT_SCREENED, OUTCOMES, class_name, intake_level, outcome, outcome_label, review_choice
+from .outcomes import (
+    ALL_OUTCOMES,
+    NOT_DERMOSCOPY,
+    NOT_SCREENED,
+    OUTCOMES,
+    class_name,
+    intake_level,
+    outcome,
+    outcome_label,
+    review_choice,
+)
 from .results import ScreeningResult
 
 # Reader-facing columns first, then the technical ones; p_<class> columns follow for each class, then
@@ -344,3 +355,178 @@ scaled per image, so even a case at low p shows a red spot.</p>
 {"".join(rows)}
 </tbody></table></body></html>
 """
+
+
+# ------------------------------------------------------------------- the run report, by patient
+
+RUN_PICTURE_WIDTH = 110  # CSS px of each picture and heat map in a run report row
+
+
+def _img(rgb, width: int) -> str:
+    return f'<img src="{_data_uri_jpeg(rgb)}" width="{width}" alt="">' if rgb is not None else ""
+
+
+def _identity_words(a) -> str:
+    parts = [f"Patient {a.patient_id}"]
+    if a.age is not None:
+        parts.append(f"{a.age} y")
+    if getattr(a, "sex", None):
+        parts.append(a.sex)
+    return " · ".join(parts)
+
+
+def _run_row(r: ScreeningResult, thumb, a, review, made_by, with_heatmaps: bool, width: int) -> str:
+    """One picture as a table row that is never split: picture, heat map, visit, outcome, reason, review."""
+    unsigned = made_by is not None and made_by.unsigned
+    case = r.is_case
+    pic, heat = _report_pictures(r, thumb, with_heatmaps and case) if r.ok else (None, None)
+    o = outcome(r.outcome_code if r.ok else None)
+    words = result_words(r) + (" · UNSIGNED BUNDLE" if unsigned and r.ok else "")
+    badge = (
+        f"<span style='background:{o.colour};color:{o.text_colour};font-weight:bold'>&nbsp;{html.escape(words)}"
+        "&nbsp;</span>"
+    )
+    lines = []
+    if a is not None:
+        visit = a.visit_date.isoformat() if a.visit_date else "visit date unknown"
+        lines.append(f"<b>Visit {visit}</b>")
+    lines.append(badge)
+    if r.reason:
+        lines.append(html.escape(r.reason))
+    if case and r.likely_class:
+        p = "—" if r.p_malignant is None else f"{r.p_malignant:.3f}"
+        lines.append(f"Most likely: <b>{html.escape(class_name(r.likely_class))}</b> · p(malignant) {p}")
+    if r.confidence is not None:
+        lines.append(
+            f"<span class='small'>decided at confidence {r.confidence:g}{' (trial)' if r.trial else ''}</span>"
+        )
+    lines.append(f"<span class='small'>{html.escape(Path(r.path).name)}</span>")
+    if review is not None:
+        who = f"{html.escape(review.reviewer)}, {html.escape(_local(review.created))}"
+        rev = f"<b>{html.escape(review.words)}</b><br>{who}"
+        rev += f"<br><i>{html.escape(review.note)}</i>" if review.note else ""
+    else:
+        rev = "<span class='small'>not reviewed</span>" if case else ""
+    cells = [f"<td width='{width}'>{_img(pic, width)}</td>"]
+    if case:
+        cells.append(f"<td width='{width}'>{_img(heat, width)}</td>")
+    cells.append(f"<td>{'<br>'.join(lines)}</td><td width='150'>{rev}</td>")
+    mark = " class='unsigned'" if unsigned else ""
+    return f"<table width='100%' class='row'{mark}><tr>{''.join(cells)}</tr></table>"
+
+
+def run_report(
+    results: Sequence[ScreeningResult],
+    thumbnails: Sequence[bytes | None] | None = None,
+    identities: Mapping[str, object] | None = None,
+    reviews: Mapping[str, object] | None = None,
+    provenance=None,
+    details: Mapping[str, str] | None = None,
+    title: str = "MelaScreen screening report",
+    with_heatmaps: bool = True,
+    picture_width: int = RUN_PICTURE_WIDTH,
+):
+    """A run's report a clinic can file (a core.patient_report.PagedReport: blocks never split across pages,
+    the header on every page, "page x of y" by the PDF writer): patients ordered by their most urgent picture,
+    each patient's lesions and visits together; then pictures with no patient, images to check (not
+    dermoscopy: no class, probability, band or heat map) and files that could not be screened. The header and
+    every page's footer say what made the results (core/provenance.py; UNSIGNED BUNDLE on every row too)."""
+    from datetime import datetime
+
+    from .bundle import DISCLAIMER
+    from .patient_report import Block, PagedReport
+
+    results = list(results)
+    thumbs = list(thumbnails) if thumbnails is not None else [None] * len(results)
+    identities = identities or {}
+    reviews = reviews or {}
+    thumb_of = {id(r): t for r, t in zip(results, thumbs)}
+    made_by = provenance
+
+    def row(r: ScreeningResult) -> Block:
+        a = identities.get(r.sha256 or "")
+        review = reviews.get(r.sha256) if r.sha256 else None
+        return Block(_run_row(r, thumb_of.get(id(r)), a, review, made_by, with_heatmaps, picture_width))
+
+    def heading(text: str, level: int = 2) -> Block:
+        return Block(f"<h{level}>{html.escape(text)}</h{level}>", keep_with_next=True)
+
+    cases = [r for r in results if r.is_case]
+    filed = [r for r in cases if (r.sha256 or "") in identities]
+    unfiled = [r for r in cases if (r.sha256 or "") not in identities]
+    to_check = [r for r in results if r.ok and not r.is_case]
+    failed = [r for r in results if not r.ok]
+
+    def urgency(r: ScreeningResult) -> tuple:
+        from .outcomes import risk_rank
+
+        p = r.p_malignant if r.p_malignant is not None else r.p_melanoma
+        return (risk_rank(r.decision, r.band), -(p if p is not None else -1.0))
+
+    patients: dict[str, list[ScreeningResult]] = {}
+    for r in filed:
+        patients.setdefault(identities[r.sha256].patient_id, []).append(r)
+    blocks: list = []
+    counts = {o.code: 0 for o in ALL_OUTCOMES}
+    for r in results:
+        counts[r.outcome_code] += 1
+    summary = " · ".join(f"{o.short}: {counts[o.code]}" for o in ALL_OUTCOMES if counts[o.code])
+    n_reviewed = sum(1 for r in results if r.sha256 and r.sha256 in reviews)
+    blocks.append(
+        Block(
+            f"<p>{len(results)} files ({html.escape(summary)}); {len(filed)} pictures filed under {len(patients)} "
+            f"patients; reviewed by a clinician: {n_reviewed}. Patients with the most urgent picture first.</p>"
+        )
+    )
+    for _pid, rs in sorted(patients.items(), key=lambda kv: (min(urgency(r) for r in kv[1]), kv[0])):
+        blocks.append(heading(_identity_words(identities[rs[0].sha256])))
+        lesions: dict[int, list[ScreeningResult]] = {}
+        for r in rs:
+            lesions.setdefault(identities[r.sha256].lesion_key, []).append(r)
+        for _, ls in sorted(lesions.items(), key=lambda kv: (min(urgency(r) for r in kv[1]), kv[0])):
+            a = identities[ls[0].sha256]
+            site = f" · {a.body_site}" if a.body_site else ""
+            blocks.append(heading(f"Lesion {a.lesion_label}{site}", 3))
+            blocks.extend(
+                row(r) for r in sorted(ls, key=lambda r: (identities[r.sha256].visit_date or date.max, r.path))
+            )
+    if unfiled:
+        blocks.append(heading(f"Pictures with no patient ({len(unfiled)})"))
+        blocks.extend(row(r) for r in sorted(unfiled, key=urgency))
+    if to_check:
+        blocks.append(heading(f"Images to check: {NOT_DERMOSCOPY.name} ({len(to_check)})"))
+        blocks.extend(row(r) for r in to_check)
+    if failed:
+        blocks.append(heading(f"Files that could not be screened ({len(failed)})"))
+        blocks.extend(Block(f"<p>{html.escape(Path(r.path).name)}: {html.escape(r.reason)}</p>") for r in failed)
+    created = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %z")
+    made = made_by.line() if made_by is not None else "what made these results is not recorded"
+    unsigned = made_by is not None and made_by.unsigned
+    meta = "".join(
+        f"<tr><td class='small'>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
+        for k, v in (details or {}).items()
+    )
+    header = (
+        f"<h1>{html.escape(title)}</h1>"
+        f"<p class='{'unsigned' if unsigned else 'small'}'>{html.escape(made)}</p>"
+        f"<table>{meta}<tr><td class='small'>Report created</td><td>{created}</td></tr></table>"
+        f"<p class='disclaimer'>{html.escape(DISCLAIMER)}</p>"
+    )
+    # Short enough to leave room for "page x of y" beside it; the header has the engine too.
+    footer = (
+        f"{made_by.bundle_name} {made_by.bundle_version}, {made_by.signature_text}, confidence "
+        f"{made_by.confidence_text}"
+        if made_by is not None
+        else made
+    )
+    return PagedReport(title=title, header_html=header, blocks=tuple(blocks), footer=footer)
+
+
+def write_run_report_html(report, path: str | Path) -> Path:
+    """A run report (run_report) as one self-contained HTML file, whole or not at all, private (0600)."""
+    from .paths import atomic_target
+
+    path = Path(path)
+    with atomic_target(path) as temp:
+        temp.write_text(report.html(), encoding="utf-8")
+    return path

@@ -6,6 +6,7 @@ wires the views to core. Every screening, storing and reviewing rule is core's.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -24,10 +25,11 @@ from PySide6.QtWidgets import (
 
 from core.bundle import DISCLAIMER, default_bundle_path
 from core.errors import MelaScreenError, StoreError
+from core.gate import confidence_meanings
 from core.patients import filing_summary, identities_of
 from core.provenance import provenance_of_run
 from core.regate import RegateError, regate_run, run_confidence
-from core.report import report_html, write_html, write_run_csv
+from core.report import run_report, write_run_csv, write_run_report_html
 from core.runs import shown_status
 from core.screening import GateChoice, RunSummary
 from core.store import ReviewStore, local_time
@@ -57,7 +59,7 @@ NO_BUNDLE_MESSAGE = (
 )
 
 
-PDF_PICTURE_WIDTH = 90  # Qt's PDF writer scales pictures by its resolution: 90 px -> about 24 mm on A4
+CONFIDENCE_HELP_START = "A result is called"  # the Settings dialog's words under the confidence (desktop/dialogs.py)
 
 
 def bundle_to_load(settings: AppSettings, override: str | None = None) -> tuple[Path | None, str]:
@@ -677,22 +679,38 @@ class MainWindow(QMainWindow):
                 return None
         store = self.store
         run = store.get_run(run_id)
+        confidence, trial = self.shown_confidence()
+        made_by = replace(provenance_of_run(run), confidence=confidence)
         details = {
             "Folder": run.folder,
             "Run": f"#{run.id}, started {local_time(run.started)} ({shown_status(run.status, run.settings)})",
-            "Models": f"{run.bundle_name} {run.bundle_version} (result key {run.result_key})",
-            "Settings": ", ".join(f"{k}: {v}" for k, v in sorted(run.settings.items())),
+            "Confidence": f"{confidence:g}" + (" (TRIAL: not the clinic's standard, not recorded)" if trial else ""),
             "Exported by": self.settings.reviewer or "—",
         }
+        shown = {r.result.path: r.result for r in self.screening.model.rows} if trial else {}
 
         def job(report, should_stop):
             entries = store.run_entries(run_id, with_cam=True)
             thumbs = [store.thumbnail(e.result_id) if e.result.ok else None for e in entries]
-            results = [e.result for e in entries]
-            reviews = store.latest_reviews([r.sha256 for r in results if r.sha256])
+            results = []
+            for e in entries:  # a trial's decisions, with the stored heat maps
+                r = shown.get(e.result.path)
+                results.append(
+                    replace(r, cam=e.result.cam) if r is not None else replace(e.result, confidence=confidence)
+                )
+            shas = [r.sha256 for r in results if r.sha256]
+            doc = run_report(
+                results,
+                thumbs,
+                identities_of(store, shas),
+                store.latest_reviews(shas),
+                made_by,
+                details,
+                title=f"MelaScreen screening report, run #{run.id}",
+            )
             if kind == "html":
-                return write_html(results, path, thumbs, details=details, reviews=reviews)
-            return report_html(results, thumbs, details=details, reviews=reviews, picture_width=PDF_PICTURE_WIDTH)
+                return write_run_report_html(doc, path)
+            return doc
 
         def done(value) -> None:
             if kind == "pdf":
@@ -730,8 +748,26 @@ class MainWindow(QMainWindow):
         provider = self.model.screener.engine_in_use if self.model else None
         message = "" if self.model is not None else self.model_message
         dialog = SettingsDialog(self.settings, provider, message, self)
+        self._explain_confidences(dialog)
         if dialog.exec():
             self.apply_settings(dialog.values())
+
+    def _explain_confidences(self, dialog) -> None:
+        """Under the confidence setting: what each level did on the bundle's validation images."""
+        if self.model is None:
+            return
+        meanings = confidence_meanings(self.model.bundle.manifest.provenance)
+        label = next((w for w in dialog.findChildren(QLabel) if w.text().startswith(CONFIDENCE_HELP_START)), None)
+        if not meanings or label is None:
+            return
+        items = "".join(f"<li>{html.escape(m.words)}</li>" for m in meanings)
+        label.setText(
+            f"{html.escape(label.text())}<br><b>What each level did on the bundle's validation images</b> "
+            f"(cleared = called “no cancer suspected”; your clinic's own figures may differ):<ul>{items}</ul>"
+            "A change here decides the shown run again at once (no model run) and records it."
+        )
+        label.setTextFormat(Qt.TextFormat.RichText)
+        self.confidence_help = label  # for tests and screenshots
 
     def apply_settings(self, new: AppSettings) -> None:
         """Save and apply: reload the models or reopen the results file only when their settings changed."""

@@ -97,3 +97,25 @@ def test_gate_settings_round_trip_with_bands():
 def test_gate_settings_from_dict_is_strict(data, message):
     with pytest.raises(ValueError, match=message):
         GateSettings.from_dict(data)
+
+
+def test_confidence_meanings_say_what_each_level_did_on_validation():
+    from core.gate import confidence_meanings
+
+    fit = {"n": 1698, "n_malignant": 333, "n_cleared": 744, "malignant_cleared": 10}
+    provenance = {
+        "gate_refit": {
+            "fits": [
+                {"confidence": 0.95, **fit, "n_suspicious": 84, "malignant_suspicious": 80},
+                {"confidence": 0.99, "n": 1698, "n_malignant": 333, "n_cleared": 591, "malignant_cleared": 2},
+                {"confidence": 0.9},  # no figures: left out, not guessed
+            ]
+        }
+    }
+    meanings = confidence_meanings(provenance)
+    assert [m.confidence for m in meanings] == [0.99, 0.95]
+    assert meanings[1].words == (
+        "at 0.95: 3.0% of validation malignancies cleared (10 of 333), 53.8% of benign lesions cleared "
+        "(734 of 1365); 84 called suspicious, 95.2% malignant"
+    )
+    assert confidence_meanings({}) == [] and confidence_meanings(None) == []

@@ -173,3 +173,32 @@ def test_the_follow_up_tab_lists_a_lesion_whose_monitor_interval_ran_out(day_win
     assert view.table.item(0, 1).text() == a.patient_id and view.table.item(0, 2).text() == a.lesion_label
     view.before.setDate(view.before.date().fromString("2026-12-31", "yyyy-MM-dd"))
     assert view.table.rowCount() == 0
+
+
+def test_the_run_report_is_by_patient_says_what_made_it_and_names_no_class_for_images_to_check(
+    day_window, qtbot, tmp_path
+):
+    import shutil
+    import subprocess
+
+    w, day = day_window
+    html_path, pdf = tmp_path / "run.html", tmp_path / "run.pdf"
+    with qtbot.waitSignal(w.export_done, timeout=60_000):
+        w.export_report(str(html_path))
+    page = html_path.read_text(encoding="utf-8")
+    m = w.model.bundle.manifest
+    assert f"Model bundle {m.name} {m.version}, signed by key" in page and "confidence 0.99" in page
+    assert page.index("Patient P0") < page.index("Images to check") < page.index("Files that could not be screened")
+    to_check = page[page.index("Images to check") : page.index("Files that could not be screened")]
+    assert to_check.count(NOT_DERMOSCOPY.name) == 4  # the heading and the 3 rows
+    assert not any(word in to_check.lower() for word in CLASS_NAMES.values())
+    assert "p(malignant)" not in to_check
+    with qtbot.waitSignal(w.export_done, timeout=60_000):
+        w.export_pdf(str(pdf))
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed: the PDF was written but not read back")
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    pages = text.split("\f")[:-1] if text.endswith("\f") else text.split("\f")
+    assert len(pages) > 1 and f"Page 1 of {len(pages)}" in pages[0] and f"Page {len(pages)} of {len(pages)}" in text
+    assert all(m.name in p for p in pages)  # what made the results, on every page
+    assert "Patient P001" in text

@@ -19,7 +19,7 @@ import base64
 import calendar
 import csv
 import html
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -315,7 +315,23 @@ def _jpeg(rgb: np.ndarray) -> bytes:
     return buf.tobytes() if ok else b""
 
 
-def _visit(store: ReviewStore, e: TimelineEntry, age: int | None, cache: dict) -> VisitRecord:
+# (result, class code) -> that class's heat map (H x W, 0..1) or None: a source of maps besides the stored one
+HeatMapSource = Callable[[ScreeningResult, str], "np.ndarray | None"]
+
+
+def _heat_map(result: ScreeningResult, named: str, source: HeatMapSource | None) -> tuple[np.ndarray | None, str]:
+    """The map of the class the outcome names when `source` gives it, else the stored one (melanoma's)."""
+    if source is not None and named:
+        cam = source(result, named)
+        if cam is not None:
+            return cam, named
+    # Only the melanoma class's map is stored with a result (core.results); the caption says so.
+    return result.cam, STORED_CAM_CLASS
+
+
+def _visit(
+    store: ReviewStore, e: TimelineEntry, age: int | None, cache: dict, heat_maps: HeatMapSource | None = None
+) -> VisitRecord:
     result = store.get_result(e.result_id) if e.result_id is not None else None
     if result is None or not result.ok:
         return VisitRecord(e, "not screened", NOT_SCREENED.code, None, b"", "", b"", "", "", None, None, age)
@@ -328,9 +344,10 @@ def _visit(store: ReviewStore, e: TimelineEntry, age: int | None, cache: dict) -
         rgb = resize_longest_side(rgb, REPORT_PICTURE_SIDE, enlarge=False)
     named = "" if not_dermoscopy else (result.malignant_class or result.likely_class or "")
     heat, heat_class = b"", ""
-    if rgb is not None and result.cam is not None and not not_dermoscopy:
-        # Only the melanoma class's map is stored with a result (core.results); said in the caption.
-        heat, heat_class = _jpeg(overlay(rgb, result.cam, 0.5)), STORED_CAM_CLASS
+    if rgb is not None and not not_dermoscopy:
+        cam, cam_class = _heat_map(result, named, heat_maps)
+        if cam is not None:
+            heat, heat_class = _jpeg(overlay(rgb, cam, 0.5)), cam_class
     return VisitRecord(
         entry=e,
         outcome_text=words,
@@ -348,15 +365,22 @@ def _visit(store: ReviewStore, e: TimelineEntry, age: int | None, cache: dict) -
 
 
 def build_patient_report(
-    store: ReviewStore, patient_id: str, reviewer: str = "", clinic: Clinic | None = None, summary: str = ""
+    store: ReviewStore,
+    patient_id: str,
+    reviewer: str = "",
+    clinic: Clinic | None = None,
+    summary: str = "",
+    heat_maps: HeatMapSource | None = None,
 ) -> PatientReport:
-    """Everything a patient's report shows, read from the store (ValueError for an unknown patient)."""
+    """Everything a patient's report shows, read from the store (ValueError for an unknown patient).
+    `heat_maps(result, class_code)`: the map of the class an outcome names (e.g. the app, which has the
+    models); without it, or when it gives none, the stored map (melanoma's) is shown and captioned so."""
     records = patient_record(store, patient_id)
     ages, age = _ages(store, patient_id)
     cache: dict = {}
     lesions = []
     for rec in records:
-        visits = tuple(_visit(store, e, ages.get(e.sha256), cache) for e in rec.timeline)
+        visits = tuple(_visit(store, e, ages.get(e.sha256), cache, heat_maps) for e in rec.timeline)
         review = rec.lesion.latest_review
         lesions.append(
             LesionReport(rec.lesion, site_from_text(rec.lesion.body_site), urgency_of(review), review, visits)
@@ -678,6 +702,7 @@ def write_patient_report(
     reviewer: str = "",
     clinic: Clinic | None = None,
     summary: str = "",
+    heat_maps: HeatMapSource | None = None,
 ) -> Path:
     """Write one patient's report as .csv, .html or .pdf (`pdf_writer(PagedReport, path)`: the desktop's,
     Qt). Written whole or not at all, owner-only (0600): a full disk leaves the earlier report in place,
@@ -691,7 +716,7 @@ def write_patient_report(
             "a PDF needs the desktop part of MelaScreen (PySide6): run `melascreen report ...` from a full "
             "install, or write --out FILE.html and print it to PDF from a browser"
         )
-    report = build_patient_report(store, patient_id, reviewer, clinic, summary)
+    report = build_patient_report(store, patient_id, reviewer, clinic, summary, heat_maps)
     if suffix == ".csv":
         return patient_csv(store, patient_id, out, report)
     paged = paged_report(report)

@@ -312,3 +312,29 @@ def test_melascreen_report_command_writes_a_pdf(qtbot, store, tmp_path, capsys):
     if shutil.which("pdfinfo"):
         info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, timeout=60).stdout
         assert "MelaScreen report, patient P1" in info
+
+
+@pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler-utils (pdftotext)")
+def test_a_result_of_an_unsigned_bundle_is_marked_on_every_pdf_page(qtbot, tmp_path):
+    from synthetic_bundle import make_bundle
+
+    from core.patient_report import write_patient_report
+    from desktop.pdf import html_to_pdf
+
+    bundle = make_bundle(tmp_path / "unsigned", sign_key=None)
+    day = tmp_path / "u"
+    day.mkdir()
+    rows = ["file,patient_id,lesion_id,body_site,visit_date"]
+    for i in range(6):
+        lesion(day / f"u{i}.png", 30 + 35 * i, size=150 + 8 * i)
+        rows.append(f"u{i}.png,PU,L{i},back,2024-0{i + 1}-10")
+    (day / "melascreen.csv").write_text("\n".join(rows) + "\n")
+    with ReviewStore.open(tmp_path / "r.sqlite") as s:
+        screen_folder(Screener(load_bundle(bundle, allow_unsigned=True)), day, s)
+        out = write_patient_report(s, "PU", tmp_path / "PU.pdf", html_to_pdf)
+    info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, timeout=60).stdout
+    pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
+    assert pages >= 2
+    for n in range(1, pages + 1):
+        text = subprocess.run(["pdftotext", "-f", str(n), "-l", str(n), str(out), "-"], capture_output=True, text=True)
+        assert "UNSIGNED BUNDLE" in text.stdout and "Patient PU" in text.stdout, f"page {n}"

@@ -15,7 +15,10 @@ Gate thresholds for a confidence c (see core.gate.GateSettings):
   suspicious, i.e. in practice every melanoma-like case goes to review as uncertain.
 If the two cross (low > high: common at low confidence, where a set with up to 10 % melanoma
 reaches far up), low is lowered to high: cases at or above high are mostly melanoma and must not
-be called benign. Then nothing is uncertain at that level; the fit records it (`low_clamped`).
+be called benign. The gate must also be able to hold a case (core.gate.GateSettings.check_can_hold,
+issue 26): low stays below 0.5 and at least 0.05 under high (or is 0: nothing cleared), and a stricter
+level never clears above a looser one's low; low is lowered until it does, and the fit records it
+(`low_clamped`).
 Thresholds are only as good as the number of validation cases behind them: the fit reports them.
 
 The product's gate (issue 11) uses the same rules on p(malignant), the sum of the malignant
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.ensemble import softmax
-from core.gate import GateSettings, Thresholds
+from core.gate import CLEAR_BELOW_MAX, MIN_REVIEW_WIDTH, GateSettings, Thresholds
 
 CONFIDENCES = (0.9, 0.95, 0.98, 0.99)
 TEMPERATURE_BOUNDS = (0.05, 20.0)
@@ -137,7 +140,15 @@ def ensemble_probability(member_logits: np.ndarray, temperatures, positive_index
     return probs[:, :, positive_index].mean(axis=0)
 
 
-def fit_thresholds(p: np.ndarray, positive: np.ndarray, confidence: float) -> ThresholdFit:
+def holding_low(low: float, high: float, max_low: float = 1.0) -> float:
+    """The largest low <= `low` a bundle's gate may have (core.gate.GateSettings.check_can_hold): below
+    CLEAR_BELOW_MAX, at least MIN_REVIEW_WIDTH under high, not above `max_low` (a looser level's low);
+    0.0 (nothing cleared) when no positive low is."""
+    cap = min(high - MIN_REVIEW_WIDTH, math.nextafter(CLEAR_BELOW_MAX, 0.0), max_low)
+    return max(0.0, min(low, cap))
+
+
+def fit_thresholds(p: np.ndarray, positive: np.ndarray, confidence: float, max_low: float = 1.0) -> ThresholdFit:
     """The gate thresholds for one confidence level (rules in the module docstring)."""
     if not 0.5 <= confidence < 1.0:
         raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
@@ -172,6 +183,10 @@ def fit_thresholds(p: np.ndarray, positive: np.ndarray, confidence: float) -> Th
     clamped = low > high
     if clamped:  # cases in [high, low) are mostly melanoma: they must not be called benign
         low = high
+    held = holding_low(low, high, max_low)
+    clamped = clamped or held < low
+    if held != low or clamped:
+        low = held
         n_low = int(np.sum(ps < low))
     return ThresholdFit(
         confidence=confidence,
@@ -190,7 +205,7 @@ def fit_gate(
 ) -> tuple[GateSettings, tuple[ThresholdFit, ...]]:
     """GateSettings with fitted thresholds for each confidence level, and the fits' figures."""
     base = base or GateSettings()
-    fits = tuple(fit_thresholds(p, positive, c) for c in confidences)
+    fits = _monotonic_fits(lambda c, max_low: fit_thresholds(p, positive, c, max_low), confidences)
     settings = GateSettings(
         default_confidence=base.default_confidence,
         fitted={f.confidence: f.thresholds for f in fits},
@@ -257,6 +272,7 @@ def fit_malignancy_thresholds(
     confidence: float,
     high_band_rate: float = HIGH_BAND_RATE,
     low_band_rate: float = LOW_BAND_RATE,
+    max_low: float = 1.0,
 ) -> MalignancyFit:
     """The malignancy gate for one confidence level c, from validation cases (one entry per case).
 
@@ -315,6 +331,9 @@ def fit_malignancy_thresholds(
     clamped = low > high
     if clamped:
         low = high
+    held = holding_low(low, high, max_low)  # the gate must be able to hold a case (issue 26)
+    clamped = clamped or held < low
+    low = held
     n_low = int(np.searchsorted(ps, low, side="left"))
     n_high = n - int(np.searchsorted(ps, high, side="left"))
     a, b = n_low, n - n_high  # review cases are ps[a:b]
@@ -373,9 +392,11 @@ def fit_malignancy_gate(
     supplies default_confidence and max_member_spread (GateSettings() defaults otherwise).
     """
     base = base or GateSettings()
-    fits = tuple(
-        fit_malignancy_thresholds(p_malignant, is_malignant, is_melanoma, c, high_band_rate, low_band_rate)
-        for c in confidences
+    fits = _monotonic_fits(
+        lambda c, max_low: fit_malignancy_thresholds(
+            p_malignant, is_malignant, is_melanoma, c, high_band_rate, low_band_rate, max_low
+        ),
+        confidences,
     )
     settings = GateSettings(
         default_confidence=base.default_confidence,
@@ -383,6 +404,16 @@ def fit_malignancy_gate(
         max_member_spread=base.max_member_spread,
     )
     return settings, fits
+
+
+def _monotonic_fits(fit, confidences) -> tuple:
+    """fit(c, max_low) for each confidence, loosest first so that a stricter level's low never exceeds a
+    looser one's; returned in the order given."""
+    by_level, max_low = {}, 1.0
+    for c in sorted(confidences):
+        by_level[c] = fit(c, max_low)
+        max_low = by_level[c].thresholds.low
+    return tuple(by_level[c] for c in confidences)
 
 
 def ensemble_malignancy(member_logits: np.ndarray, temperatures, malignant_indices) -> np.ndarray:

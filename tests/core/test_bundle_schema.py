@@ -82,8 +82,8 @@ MUTATIONS = {
     "gate_low_equals_high_one": _set(["gate", "fitted", "0.99"], {"low": 1.0, "high": 1.0}),
     "gate_low_0.5": _set(["gate", "fitted", "0.99"], {"low": 0.5, "high": 0.9}),
     "gate_review_too_narrow": _set(["gate", "fitted", "0.99"], {"low": 0.2, "high": 0.22}),
-    "gate_band_at_high": _set(
-        ["gate", "fitted", "0.99"], {"low": 0.1, "high": 0.8, "bands": {"moderate": 0.2, "high": 0.8}}
+    "gate_band_above_high": _set(
+        ["gate", "fitted", "0.99"], {"low": 0.1, "high": 0.8, "bands": {"moderate": 0.2, "high": 0.85}}
     ),
     "gate_levels_not_monotonic": _set(
         ["gate", "fitted"], {"0.9": {"low": 0.1, "high": 0.7}, "0.99": {"low": 0.2, "high": 0.9}}
@@ -176,7 +176,7 @@ def test_the_reasons_name_the_field(synthetic_bundle, bundle_copy):
         "std_1e-300": "manifest.std[1]: must be a finite number in [0.01, 10], got 1e-300",
         "gate_low_equals_high_one": "would clear cases the models call more likely malignant than not",
         "gate_review_too_narrow": "leave review narrower than 0.05",
-        "gate_band_at_high": "bands must lie in [low, high)",
+        "gate_band_above_high": "low <= moderate_from <= high_risk_from <= high",
         "gate_levels_not_monotonic": "levels must be monotonic",
         "gate_level_twice_0.990_0.99": "fitted confidence level '0.99' is given twice",
         "gate_default_confidence_0.5_unfitted": "default_confidence 0.5 has no fitted thresholds",

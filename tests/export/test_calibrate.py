@@ -1,5 +1,7 @@
 """Temperature scaling and gate thresholds fitted on (synthetic) validation data."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -118,7 +120,8 @@ def test_a_perfect_score_separates_cleanly():
     p = np.array([0.01, 0.02, 0.03, 0.2, 0.8, 0.9])
     y = np.array([0, 0, 0, 0, 1, 1], bool)
     fit = fit_thresholds(p, y, 0.99)
-    assert fit.thresholds == Thresholds(low=0.8, high=0.8)  # everything below 0.8 is benign, 0.8 and up melanoma
+    # 0.8 and up melanoma; low stays below 0.5 so that the gate can hold a case (issue 26): the same 4 cleared.
+    assert fit.thresholds == Thresholds(low=math.nextafter(0.5, 0.0), high=0.8) and fit.low_clamped
     assert (fit.n_benign, fit.n_suspicious) == (4, 2)
 
 

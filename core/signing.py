@@ -138,6 +138,11 @@ def read_public_key(path: str | Path) -> TrustedKey:
     return public_key_from_bytes(data, str(p))
 
 
+def _shown(p: Path) -> str:
+    """A path for a warning: control characters escaped (a file name must not drive the user's terminal)."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(p))
+
+
 def _writable_by_others(p: Path, allow_sticky: bool = False) -> str | None:
     """Why `p` must not be trusted (group or others may write it, as ssh refuses), or None. Not on Windows,
     whose permissions os.stat does not show."""
@@ -171,23 +176,23 @@ def scan_keys(location: str | Path, named: bool = False) -> KeyScan:
     p = Path(location)
     if p.is_dir():
         if (why := _writable_by_others(p)) is not None:
-            return KeyScan((), (f"trusted keys in {p} ignored: the folder {why}",))
+            return KeyScan((), (f"trusted keys in {_shown(p)} ignored: the folder {why}",))
         keys, warnings = [], []
         for f in sorted(p.glob("*.pub")):
             if not f.is_file():
                 continue
             if (why := _writable_by_others(f)) is not None:
-                warnings.append(f"trusted key {f} ignored: it {why}")
+                warnings.append(f"trusted key {_shown(f)} ignored: it {why}")
                 continue
             try:
                 keys.append(read_public_key(f))
             except BundleError as exc:
-                warnings.append(f"trusted key {f} skipped: {str(exc).removeprefix(f'{f}: ')}")
+                warnings.append(f"trusted key {_shown(f)} skipped: {_shown(str(exc).removeprefix(f'{f}: '))}")
         return KeyScan(tuple(keys), tuple(warnings))
     if p.exists():
         for target, what, sticky_ok in ((p, "it", False), (p.parent, "its folder", True)):
             if (why := _writable_by_others(target, allow_sticky=sticky_ok)) is not None:
-                return KeyScan((), (f"trusted key {p} ignored: {what} {why}",))
+                return KeyScan((), (f"trusted key {_shown(p)} ignored: {what} {why}",))
         return KeyScan((read_public_key(p),))
     if named:
         raise BundleError(

@@ -31,6 +31,7 @@ def write_new_key(private_out: Path, public_out: Path | None = None) -> tuple[Pa
         f.write(private_key_pem(key))
     public_out = Path(public_out) if public_out else private_out.with_suffix(".pub")
     public_out.write_bytes(public_key_pem(key))
+    public_out.chmod(0o644)  # a key others may write is ignored when trusted (core.signing), whatever the umask
     from cryptography.hazmat.primitives import serialization
 
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

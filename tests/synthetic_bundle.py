@@ -33,6 +33,7 @@ def trust_test_key(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     pub = folder / "test-publisher.pub"
     pub.write_bytes(public_key_pem(TEST_SIGNING_KEY))
+    pub.chmod(0o644)  # trusted keys that group or others may write are ignored (core.signing), whatever the umask
     os.environ[TRUSTED_KEYS_ENV] = str(pub)
     return pub
 

@@ -238,8 +238,12 @@ def test_export_sign_makes_a_key_pair_and_signs(synthetic_bundle, tmp_path, caps
     b = _copy(synthetic_bundle, tmp_path)
     (b / SIGNATURE).unlink()
     key = tmp_path / "publisher.pem"
-    assert sign_main(["--new-key", str(key)]) == 0
-    assert (key.stat().st_mode & 0o777) == 0o600 and (tmp_path / "publisher.pub").is_file()
+    old_umask = os.umask(0o002)  # a user-private-group umask: the public key must still be trusted
+    try:
+        assert sign_main(["--new-key", str(key)]) == 0
+    finally:
+        os.umask(old_umask)
+    assert (key.stat().st_mode & 0o777) == 0o600 and ((tmp_path / "publisher.pub").stat().st_mode & 0o777) == 0o644
     assert sign_main(["--new-key", str(key)]) == 2  # never overwrites a key
     assert sign_main([str(b), "--key", str(key)]) == 0
     kid = read_public_key(tmp_path / "publisher.pub").key_id

@@ -143,7 +143,7 @@ def _shown(p: Path) -> str:
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(p))
 
 
-def _writable_by_others(p: Path, allow_sticky: bool = False) -> str | None:
+def _writable_by_others(p: Path, allow_sticky: bool = False, bits: int = 0o022) -> str | None:
     """Why `p` must not be trusted (group or others may write it, as ssh refuses), or None. Not on Windows,
     whose permissions os.stat does not show."""
     if os.name == "nt":
@@ -152,7 +152,7 @@ def _writable_by_others(p: Path, allow_sticky: bool = False) -> str | None:
         mode = p.stat().st_mode
     except OSError as exc:
         return f"cannot be checked ({exc.strerror or exc})"
-    if mode & 0o022 and not (allow_sticky and mode & stat.S_ISVTX):
+    if mode & bits and not (allow_sticky and mode & stat.S_ISVTX):
         who = "group and others" if mode & 0o022 == 0o022 else ("group" if mode & 0o020 else "others")
         return f"is writable by {who} (mode {stat.S_IMODE(mode):04o}); make it writable by its owner only"
     return None
@@ -166,22 +166,23 @@ class KeyScan:
     warnings: tuple[str, ...] = ()
 
 
-def scan_keys(location: str | Path, named: bool = False) -> KeyScan:
+def scan_keys(location: str | Path, named: bool = False, bits: int = 0o022) -> KeyScan:
     """The keys of one key file, or of every *.pub file in a key folder, checked like ssh checks its keys.
 
     A folder or file writable by group or others is ignored with a warning (anyone who can write there
     could make their bundle "signed"); in a folder, a file that is no key is skipped with a warning. A
     location the user `named` (--trust-key, settings, MELASCREEN_TRUSTED_KEYS) must exist and, if a file,
-    must be a key: otherwise BundleError. An unnamed folder that does not exist holds no keys."""
+    must be a key: otherwise BundleError. An unnamed folder that does not exist holds no keys. `bits`: the
+    mode bits that disqualify (group and others; the project's own folder: others only, see Trust.default)."""
     p = Path(location)
     if p.is_dir():
-        if (why := _writable_by_others(p)) is not None:
+        if (why := _writable_by_others(p, bits=bits)) is not None:
             return KeyScan((), (f"trusted keys in {_shown(p)} ignored: the folder {why}",))
         keys, warnings = [], []
         for f in sorted(p.glob("*.pub")):
             if not f.is_file():
                 continue
-            if (why := _writable_by_others(f)) is not None:
+            if (why := _writable_by_others(f, bits=bits)) is not None:
                 warnings.append(f"trusted key {_shown(f)} ignored: it {why}")
                 continue
             try:
@@ -191,7 +192,7 @@ def scan_keys(location: str | Path, named: bool = False) -> KeyScan:
         return KeyScan(tuple(keys), tuple(warnings))
     if p.exists():
         for target, what, sticky_ok in ((p, "it", False), (p.parent, "its folder", True)):
-            if (why := _writable_by_others(target, allow_sticky=sticky_ok)) is not None:
+            if (why := _writable_by_others(target, allow_sticky=sticky_ok, bits=bits)) is not None:
                 return KeyScan((), (f"trusted key {_shown(p)} ignored: {what} {why}",))
         return KeyScan((read_public_key(p),))
     if named:
@@ -222,7 +223,9 @@ class Trust:
         (files or folders from the app's settings or the command line). Each warning is also logged."""
         from .paths import user_trusted_keys_dir
 
-        scans = [scan_keys(project_keys_dir()), scan_keys(user_trusted_keys_dir())]
+        # The project's folder ships with the code: whoever may write it may write the code, so only a
+        # world-writable one is refused there (a clone made under umask 002 is group-writable and fine).
+        scans = [scan_keys(project_keys_dir(), bits=0o002), scan_keys(user_trusted_keys_dir())]
         for loc in os.environ.get(TRUSTED_KEYS_ENV, "").split(os.pathsep):
             if loc.strip():  # named by the user: a missing path is an error, not silence
                 scans.append(scan_keys(loc.strip(), named=True))

@@ -315,3 +315,22 @@ def test_screen_of_an_unsigned_bundle_says_unsigned(synthetic_bundle, tmp_path):
     allowed = subprocess.run(cmd + ["--allow-unsigned"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert allowed.returncode == 0, allowed.stderr
     assert "UNSIGNED BUNDLE" in allowed.stderr and "UNSIGNED BUNDLE" in allowed.stdout
+
+
+def test_the_project_key_folder_may_be_group_writable_but_not_world_writable(tmp_path, monkeypatch):
+    """A clone under umask 002 makes core/trusted_keys group-writable (like the code beside it): the
+    publisher key still counts; world-writable, it does not."""
+    from core import signing
+
+    folder = tmp_path / "trusted_keys"
+    folder.mkdir()
+    key = Ed25519PrivateKey.generate()
+    (folder / "publisher.pub").write_bytes(public_key_pem(key))
+    monkeypatch.setattr(signing, "project_keys_dir", lambda: folder)
+    wanted = trust_of(key).keys[0].key_id
+    folder.chmod(0o775)
+    (folder / "publisher.pub").chmod(0o664)
+    assert Trust.default().find(wanted) is not None
+    folder.chmod(0o777)
+    trust = Trust.default()
+    assert trust.find(wanted) is None and "writable by group and others (mode 0777)" in trust.warnings[0]

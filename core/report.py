@@ -395,7 +395,10 @@ def _run_row(r: ScreeningResult, thumb, a, review, made_by, with_heatmaps: bool,
         lines.append(html.escape(r.reason))
     if case and r.likely_class:
         p = "—" if r.p_malignant is None else f"{r.p_malignant:.3f}"
-        lines.append(f"Most likely: <b>{html.escape(class_name(r.likely_class))}</b> · p(malignant) {p}")
+        likely = f"Most likely: <b>{html.escape(class_name(r.likely_class))}</b> · p(malignant) {p}"
+        if r.intake == "unfamiliar":  # the diagnosis of a picture unlike the training images: secondary detail
+            likely = f"<span class='small'>(secondary, on an unfamiliar picture) {likely}</span>"
+        lines.append(likely)
     if r.confidence is not None:
         lines.append(
             f"<span class='small'>decided at confidence {r.confidence:g}{' (trial)' if r.trial else ''}</span>"
@@ -486,7 +489,8 @@ def run_report(
         for _, ls in sorted(lesions.items(), key=lambda kv: (min(urgency(r) for r in kv[1]), kv[0])):
             a = identities[ls[0].sha256]
             site = f" · {a.body_site}" if a.body_site else ""
-            blocks.append(heading(f"Lesion {a.lesion_label}{site}", 3))
+            # The patient id in every lesion heading: a lesion continued on the next page still says whose.
+            blocks.append(heading(f"{a.patient_id} · lesion {a.lesion_label}{site}", 3))
             blocks.extend(
                 row(r) for r in sorted(ls, key=lambda r: (identities[r.sha256].visit_date or date.max, r.path))
             )

@@ -198,7 +198,7 @@ class CasePanel(QWidget):
         self.current: CaseRef | None = None
         # The lesion's other visits beside the picture (the Patients tab's timeline view).
         self.visits = LesionTimelineView(self._thumbnail)
-        self.visits.setMinimumWidth(220)
+        self.visits.setMinimumWidth(180)
         self.visits.hide()
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.case_view)
@@ -270,7 +270,9 @@ class CasePanel(QWidget):
             return
         a = case.identity
         site = f" ({a.body_site})" if a.body_site else ""
-        self.visits.show_timeline(f"Lesion {a.lesion_label}{site}: every visit, oldest left", case.visits)
+        n = len(others)
+        title = f"Lesion {a.lesion_label}{site}: {n} other picture{'s' if n != 1 else ''}, oldest left"
+        self.visits.show_timeline(title, others)
         self.visits.show()
 
     def focus_note(self) -> None:

@@ -77,8 +77,7 @@ class ReviewQueueView(QWidget):
         # Columns share the width (no sideways scrolling); long text is elided, in full in the tooltip.
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(QueueModel.LESION, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(QueueModel.DECISION, QHeaderView.ResizeMode.Stretch)
+        # Who and what first, at their full width; the file name takes what is left (elided, path in the tooltip).
         header.setSectionResizeMode(QueueModel.FILE, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(QueueModel.LAST, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(40)
@@ -86,7 +85,7 @@ class ReviewQueueView(QWidget):
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # file names keep their ends
         self.table.setWordWrap(False)
         self.table.setColumnHidden(QueueModel.QUEUED, True)  # the tooltip has the time
-        self.table.setMinimumWidth(330)
+        self.table.setMinimumWidth(560)
         self.title = QLabel()
         self.title.setStyleSheet("font-size:14px; font-weight:bold;")
         self.include_reviewed = QCheckBox("Show reviewed cases too")
@@ -118,9 +117,9 @@ class ReviewQueueView(QWidget):
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left_w)
         split.addWidget(self.panel)
-        split.setStretchFactor(0, 2)
+        split.setStretchFactor(0, 4)
         split.setStretchFactor(1, 5)
-        split.setSizes([560, 940])
+        split.setSizes([760, 900])
         split.setChildrenCollapsible(False)
         lay = QVBoxLayout(self)
         lay.addWidget(split, 1)

@@ -207,6 +207,7 @@ class ScreeningView(QWidget):
             "runs). A trial is not recorded; the clinic's standard confidence is set in Settings."
         )
         self.confidence_combo.activated.connect(self._on_confidence_chosen)
+        self.confidence_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         legend_row = QHBoxLayout()
         legend_row.addWidget(self.legend, 1)
         legend_row.addWidget(QLabel("Confidence:"))
@@ -278,7 +279,9 @@ class ScreeningView(QWidget):
         fail_box.addLayout(lists)
         self.failures_widget = QWidget()
         self.failures_widget.setLayout(fail_box)
-        self.failures_widget.setMaximumHeight(220)
+        for widget in (self.failures, self.to_check, self.identity_problems):
+            widget.setMaximumHeight(96)  # the results table keeps the room
+        self.failures_widget.setMaximumHeight(150)
         self.failures_widget.hide()
 
         table_box = QVBoxLayout()

@@ -156,7 +156,7 @@ def test_the_case_names_the_patient_first_and_shows_the_lesions_other_visit(day_
     details = queue.panel.case_view.details
     assert details.identity_label.text().startswith("<span style='font-size:15px'>Patient <b>P")
     assert details.file_label.text().startswith("File: IMG_")
-    assert queue.panel.visits.isVisibleTo(queue.panel) and len(queue.panel.visits.views) == 2
+    assert queue.panel.visits.isVisibleTo(queue.panel) and len(queue.panel.visits.views) == 1  # the other visit
 
 
 def test_the_follow_up_tab_lists_a_lesion_whose_monitor_interval_ran_out(day_window, qtbot):

@@ -35,6 +35,11 @@ _FIELDS = (
 )  # fmt: skip
 IMAGE_STATISTICS = 13
 STATS_SIDE = 256  # statistics are taken on the picture with its longest side at this size
+# Limits past which a check could never flag what it is for (issue 26): the feature score is a distance
+# divided by its median on training images, so 100 is a hundred times a typical training image's; the
+# picture score is a squared Mahalanobis distance over 13 statistics (about 13 for a typical one).
+MAX_FEATURE_THRESHOLD = 100.0
+MAX_IMAGE_THRESHOLD = 1e4
 
 
 def image_statistics(rgb: np.ndarray) -> np.ndarray:
@@ -88,6 +93,11 @@ class IntakeCheck:
                 raise ValueError(f"ood.{name} must be a finite number, got {value!r}")
         if not 0 < self.threshold <= self.clear_threshold <= 1e9:
             raise ValueError("ood thresholds must satisfy 0 < threshold <= clear_threshold <= 1e9")
+        if self.threshold > MAX_FEATURE_THRESHOLD:
+            raise ValueError(
+                f"ood.threshold {self.threshold:g} is above {MAX_FEATURE_THRESHOLD:g} (times the training median): "
+                "the check would flag nothing"
+            )
         if not 0 <= self.validation_flagged <= 1:
             raise ValueError("ood.validation_flagged must be a share between 0 and 1")
         if self.method != "mahalanobis":
@@ -115,6 +125,17 @@ class IntakeCheck:
                 raise ValueError(
                     "ood image thresholds must satisfy 0 < image_threshold <= image_clear_threshold <= 1e9"
                 )
+            if lo > MAX_IMAGE_THRESHOLD:
+                raise ValueError(
+                    f"ood.image_threshold {lo:g} is above {MAX_IMAGE_THRESHOLD:g}: the picture check would flag nothing"
+                )
+            precision = np.asarray(rows, dtype=np.float64)
+            # A distance needs a symmetric positive definite precision: with zeros or a negative direction the
+            # score of any picture can be 0 or below, and the check would never flag it.
+            if not np.allclose(precision, precision.T, rtol=1e-6, atol=1e-9) or not (
+                np.linalg.eigvalsh((precision + precision.T) / 2).min() > 0
+            ):
+                raise ValueError("ood.image_precision must be symmetric positive definite (an inverse covariance)")
             object.__setattr__(self, "image_mean", tuple(mean))
             object.__setattr__(self, "image_precision", tuple(tuple(float(v) for v in row) for row in rows))
 

@@ -65,6 +65,16 @@ def _deep(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
+# A valid intake-check section with the picture part (13 statistics), for mutations of its values.
+_OOD = {
+    "threshold": 2.0,
+    "clear_threshold": 6.0,
+    "image_mean": [0.5] * 13,
+    "image_precision": [[1.0 if i == j else 0.0 for j in range(13)] for i in range(13)],
+    "image_threshold": 60.0,
+    "image_clear_threshold": 240.0,
+}
+
 # name -> a change to the manifest dict, or a function of the manifest text
 MUTATIONS = {
     "clahe_tiles_zero": _set(["preprocessing", "clahe_tiles"], 0),
@@ -132,6 +142,12 @@ MUTATIONS = {
     "ood_null": _set(["ood"], None),
     "ood_threshold_nan": _set(["ood"], {"threshold": math.nan, "clear_threshold": 50.0}),
     "ood_unknown_key": _set(["ood"], {"threshold": 2.0, "clear_threshold": 50.0, "thresold": 1}),
+    "ood_threshold_never_flags": _set(["ood"], {"threshold": 1e6, "clear_threshold": 1e7}),
+    "ood_precision_zero": _set(["ood"], {**_OOD, "image_precision": [[0.0] * 13 for _ in range(13)]}),
+    "ood_precision_negative": _set(
+        ["ood"], {**_OOD, "image_precision": [[-1.0 if i == j else 0.0 for j in range(13)] for i in range(13)]}
+    ),
+    "ood_image_threshold_never_flags": _set(["ood"], {**_OOD, "image_threshold": 1e8, "image_clear_threshold": 1e9}),
     "manifest_is_a_list": lambda t: "[" + t + "]",
     "manifest_of_5_mb": lambda t: t.replace('"provenance": {', '"provenance": {"pad": "' + "x" * (5 << 20) + '", ', 1),
     "manifest_not_utf8": lambda t: t.encode().replace(b'"name": "', b'"name": "\xff', 1),
@@ -183,6 +199,8 @@ def test_the_reasons_name_the_field(synthetic_bundle, bundle_copy):
         "provenance_absolute_path": "manifest.provenance.data.images_dir: '/home/lab/ham10000' is an absolute path",
         "provenance_windows_path": "is an absolute path",
         "provenance_climbs_out": "climbs more than 1 folder above the project",
+        "ood_threshold_never_flags": "ood.threshold 1e+06 is above 100",
+        "ood_precision_zero": "image_precision must be symmetric positive definite",
         "max_member_spread_nan": "NaN",
         "gate_null": "manifest.gate: must be an object, got null",
         "nested_200000_deep": "nested too deeply",

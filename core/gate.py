@@ -153,7 +153,9 @@ class GateSettings:
         for level, t in self.fitted.items():
             if abs(level - c) < 1e-9:
                 return t
-        return Thresholds(low=1.0 - c, high=c)
+        # Unfitted: the probability itself, with review kept MIN_REVIEW_WIDTH wide (c near 0.5 would clear
+        # everything below c and leave nothing to hold).
+        return Thresholds(low=max(0.0, min(1.0 - c, c - MIN_REVIEW_WIDTH)), high=c)
 
     def to_dict(self) -> dict:
         return {

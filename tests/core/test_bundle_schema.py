@@ -324,3 +324,12 @@ def test_fuzzed_manifests_raise_only_bundle_errors(synthetic_bundle, bundle_copy
             assert "\n" not in str(exc)
             refused += 1
     assert refused > 250 and refused + loaded > 350
+
+
+def test_an_unfitted_confidence_near_one_half_still_holds_a_review_band():
+    from core.gate import GateSettings, Thresholds
+
+    gate = GateSettings()  # nothing fitted: the probability itself
+    assert gate.thresholds(0.5) == Thresholds(low=0.45, high=0.5)  # was 0.5 / 0.5: everything below 0.5 cleared
+    assert gate.thresholds(0.51).low == pytest.approx(0.46) and gate.thresholds(0.51).high == 0.51
+    assert gate.thresholds(0.6) == Thresholds(low=1.0 - 0.6, high=0.6)  # unchanged from 0.525 up

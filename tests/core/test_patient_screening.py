@@ -135,3 +135,26 @@ def test_real_repeat_images_by_sidecar_and_by_folders_attach_alike(tmp_path, scr
         )
         assert summary.total == 12 and summary.errors == 0 and not summary.intake_issues
         assert attachments(store, results) == by_sidecar
+
+
+def test_a_spreadsheet_sidecar_and_a_dicom_without_patient_id_in_one_run(tmp_path, screener):
+    """Quoted cells with commas, "" and a note over two lines, as a spreadsheet saves them (with a BOM);
+    a DICOM export that names no patient is screened and said, never silently filed as "no patient"."""
+    day = tmp_path / "day"
+    picture(day / "a, left.png", 11)
+    rgb = cv2.cvtColor(cv2.imread(str(picture(tmp_path / "src.png", 12))), cv2.COLOR_RGB2BGR)
+    write_dicom(day / "anonymous.dcm", rgb, patient_id=None, study_date="20240610")
+    (day / "melascreen.csv").write_bytes(
+        b"\xef\xbb\xbffile;patient_id;lesion_id;body_site;note\r\n"
+        b'"a, left.png";P1;L1;upper back;"the ""new"" one; itchy\r\nsince May"\r\n'
+    )
+    with ReviewStore.open(tmp_path / "r.sqlite") as store:
+        results, summary = screen_folder(screener, day, store)
+        assert sorted(Path(r.path).name for r in results) == ["a, left.png", "anonymous.dcm"]
+        by_name = {Path(r.path).name: r for r in results}
+        a = identity_of(store, by_name["a, left.png"].sha256)
+        assert (a.patient_id, a.lesion_label, a.body_site) == ("P1", "L1", "upper back")
+        assert identity_of(store, by_name["anonymous.dcm"].sha256) is None
+        (issue,) = summary.intake_issues
+        assert Path(issue.file).name == "anonymous.dcm" and "no PatientID" in issue.message
+        assert "anonymous.dcm" in store.get_run(summary.run_id).summary["intake_issues"][0]

@@ -511,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     rd.set_defaults(func=cmd_review_decide)
     from .followup import add_due_command  # `review due`: the follow-up list (core/followup.py)
 
-    add_due_command(rsub, _open_store)
+    add_due_command(rsub, _open_store_for_reading)  # a listing: a read-only database will do
     ru = sub.add_parser("runs", help="screening runs, newest first (a killed run shows as interrupted)")
     ru.set_defaults(func=cmd_runs)
     for q in (rl, rs, rd, ru):

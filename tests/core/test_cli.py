@@ -533,6 +533,8 @@ def test_a_read_only_database_can_be_listed_and_is_left_unchanged(tmp_path):
         assert runs.returncode == 0 and "clinic" in runs.stdout, runs.stderr
         listing = cli("review", "list")
         assert listing.returncode == 0 and "queue is empty" in listing.stdout, listing.stderr
+        due = cli("review", "due")
+        assert due.returncode == 0 and "no lesion is due" in due.stdout, due.stderr
         decide = cli("review", "decide", "1", "--decision", "refer", "--reviewer", "Dr A")
         assert decide.returncode == 2 and "read-only" in decide.stderr and "disk space" not in decide.stderr
     finally:

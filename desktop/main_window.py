@@ -309,6 +309,8 @@ class MainWindow(QMainWindow):
             return
         self.model = model
         self.model_message = ""
+        for panel in (self.case_panel, self.queue_view.panel):  # heat maps of any class, on request
+            panel.set_models(model.screener.ensemble)
         self._update_model_state()
         self.model_loaded.emit(model)
 

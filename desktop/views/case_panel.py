@@ -216,6 +216,8 @@ class CasePanel(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(split)
         self.form.save_requested.connect(self._save)
+        self.cam_provider: Callable | None = None  # (rgb, class code) -> heat map; set when models are loaded
+        self.case_view.heat_class_wanted.connect(self._compute_class_cam)
         self.form.note.escaped.connect(self.setFocus)
         self._shortcuts()
 
@@ -253,6 +255,25 @@ class CasePanel(QWidget):
         if choice.asks_months:
             self._months_typed = ""
             self._months_until = now + MONTHS_TYPING_S
+
+    def set_models(self, ensemble) -> None:
+        """The loaded models compute the heat map of any class on request (core/class_cam.py)."""
+        from core.class_cam import class_heat_map
+
+        self.cam_provider = None if ensemble is None else (lambda rgb, code: class_heat_map(ensemble, rgb, code))
+        if ensemble is not None:
+            self.case_view.positive_class = ensemble.manifest.positive_class
+
+    def _compute_class_cam(self, code: str) -> None:
+        case = self.case_view.case
+        if self.cam_provider is None or case is None or case.rgb is None:
+            return
+        provider, rgb, request = self.cam_provider, case.rgb, self._request
+        worker = Worker(lambda report, should_stop: provider(rgb, code), name="class heat map")
+        worker.signals.result.connect(
+            lambda cam, n=request: self.case_view.set_class_cam(code, cam) if n == self._request else None
+        )
+        self.pool.start(worker)
 
     def end_months_typing(self) -> None:
         """Esc: the next digit is a decision again, not more months."""

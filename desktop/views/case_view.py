@@ -350,15 +350,24 @@ class CaseView(QWidget):
     """Image + heat map on the left, details on the right."""
 
     opacity_changed = Signal(float)
+    heat_class_wanted = Signal(str)  # a class whose heat map is not here yet: the panel computes it
 
     def __init__(self, opacity: float = 0.45, parent=None):
         super().__init__(parent)
         self.case: CaseData | None = None
+        self.cams: dict[str, np.ndarray] = {}  # class -> heat map of this case (stored: the positive class)
+        self.positive_class = "mel"  # the class whose map screening stores (the bundle's positive class)
+        self._chosen: dict[str, str] = {}  # the class the user chose for the case on screen (by image)
         self.view = ImageView()
         self.heat_toggle = QCheckBox("Heat map (H)")
         self.heat_toggle.setChecked(True)
         self.heat_toggle.setToolTip(
             "Grad-CAM: where the models looked when scoring melanoma (red = most). Not an outline of the lesion."
+        )
+        self.heat_class = QComboBox()
+        self.heat_class.setToolTip(
+            "Which class the heat map shows: the class the outcome names by default; any class on request "
+            "(computed from the models in a second)"
         )
         self.heat_mode = QComboBox()
         self.heat_mode.addItems(HEATMAP_MODES)
@@ -384,6 +393,8 @@ class CaseView(QWidget):
             buttons.append(b)
         bar = QHBoxLayout()
         bar.addWidget(self.heat_toggle)
+        bar.addWidget(QLabel("of"))
+        bar.addWidget(self.heat_class)
         bar.addWidget(self.heat_mode)
         bar.addWidget(QLabel("Opacity"))
         bar.addWidget(self.opacity)
@@ -425,6 +436,7 @@ class CaseView(QWidget):
         lay.addWidget(scroll, 2)
         self.heat_toggle.toggled.connect(lambda _: self._render(keep_view=True))
         self.heat_mode.currentTextChanged.connect(lambda _: self._render(keep_view=False))
+        self.heat_class.activated.connect(lambda _: self._class_chosen())
         self.opacity.valueChanged.connect(self._on_opacity)
         self.view.zoomed.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f} %"))
         self._on_opacity(self.opacity.value(), emit=False)
@@ -444,10 +456,13 @@ class CaseView(QWidget):
         self.message.setVisible(bool(text))
         self.heat_toggle.setEnabled(False)
         self.heat_mode.setEnabled(False)
+        self.heat_class.setEnabled(False)
         self.opacity.setEnabled(False)
 
     def show_case(self, case: CaseData, review=None) -> None:
         """Show a case; `review` is the image's latest review (None: not reviewed)."""
+        same_image = self.case is not None and self.case.result.sha256 == case.result.sha256
+        kept = dict(self.cams) if same_image else {}  # heat maps already computed for this picture
         self.case = case
         self.details.show_result(case.result, case.image_note)
         if case.result.is_case:
@@ -455,10 +470,12 @@ class CaseView(QWidget):
         else:  # a file to check is nobody's case
             self.details.identity_label.setText("")
         self.details.set_review(review)
+        self.cams = {**kept, self.positive_class: case.result.cam} if case.result.cam is not None else {}
         has_cam = case.result.cam is not None and case.rgb is not None
         self.heat_toggle.setEnabled(has_cam)
         self.heat_mode.setEnabled(has_cam)
         self.opacity.setEnabled(has_cam)
+        self._fill_classes(case.result if has_cam and case.result.is_case else None)
         messages = []
         if case.rgb is None:
             messages.append(
@@ -474,6 +491,57 @@ class CaseView(QWidget):
         self.message.setVisible(bool(messages))
         self._render(keep_view=False)
 
+    # -- which class the heat map shows ------------------------------------------------------------
+
+    def _fill_classes(self, result: ScreeningResult | None) -> None:
+        from core.class_cam import named_class
+
+        self.heat_class.blockSignals(True)
+        self.heat_class.clear()
+        if result is not None:
+            named = named_class(result, self.positive_class)
+            chosen = self._chosen.get(result.sha256 or "")
+            named = chosen or named  # the same case opened again keeps the class the user chose
+            for code in sorted(result.class_probs, key=lambda c: -result.class_probs[c]):
+                self.heat_class.addItem(class_name(code), code)
+            i = self.heat_class.findData(named)
+            self.heat_class.setCurrentIndex(max(i, 0))
+        self.heat_class.setEnabled(result is not None)
+        self.heat_class.blockSignals(False)
+        self._class_chosen(render=False)
+
+    def heat_class_code(self) -> str:
+        return self.heat_class.currentData() or self.positive_class
+
+    def _class_chosen(self, render: bool = True) -> None:
+        code = self.heat_class_code()
+        if render and self.case is not None and self.case.result.sha256:
+            self._chosen = {self.case.result.sha256: code}
+        words = class_name(code)
+        self.legend.setText(
+            f"Heat map of <b>{html.escape(words)}</b>: <span style='color:#d32f2f'><b>red</b></span> = regions that "
+            f"raised p({html.escape(words)}) most, <span style='color:#1565c0'><b>blue</b></span>/clear = little. "
+            "Colours are scaled per image: even a case at low p shows a red spot, so read the map together with "
+            "the outcome. Drag to pan, wheel to zoom."
+            + ("" if code in self.cams or not self.cams else " <i>(computing…)</i>")
+        )
+        if self.cams and code not in self.cams:
+            self.heat_class_wanted.emit(code)
+        if render:
+            self._render(keep_view=True)
+
+    def set_class_cam(self, code: str, cam: np.ndarray) -> None:
+        """A computed heat map of `code` for the case on screen."""
+        self.cams[code] = cam
+        if code == self.heat_class_code():
+            self._class_chosen(render=True)
+
+    def shown_cam(self) -> np.ndarray | None:
+        """The heat map drawn: the chosen class's once computed, the stored one meanwhile."""
+        if self.case is None:
+            return None
+        return self.cams.get(self.heat_class_code(), self.case.result.cam)
+
     def heat_map_shown(self) -> bool:
         case = self.case
         return bool(case and case.rgb is not None and case.result.cam is not None and self.heat_toggle.isChecked())
@@ -483,9 +551,7 @@ class CaseView(QWidget):
         if self.case is None or self.case.rgb is None:
             return None
         if self.heat_map_shown():
-            return compose(
-                self.case.rgb, self.case.result.cam, self.heat_mode.currentText(), self.opacity.value() / 100.0
-            )
+            return compose(self.case.rgb, self.shown_cam(), self.heat_mode.currentText(), self.opacity.value() / 100.0)
         return self.case.rgb
 
     def _render(self, keep_view: bool) -> None:

@@ -202,3 +202,24 @@ def test_the_run_report_is_by_patient_says_what_made_it_and_names_no_class_for_i
     assert len(pages) > 1 and f"Page 1 of {len(pages)}" in pages[0] and f"Page {len(pages)} of {len(pages)}" in text
     assert all(m.name in p for p in pages)  # what made the results, on every page
     assert "Patient P001" in text
+
+
+def test_the_heat_map_shows_the_named_class_and_any_class_on_request(day_window, qtbot):
+    w, day = day_window
+    queue = w.queue_view
+    queue.select_row(0)
+    view = queue.panel.case_view
+    qtbot.waitUntil(
+        lambda: view.case is not None and view.case.result_id == queue.panel.current.result_id, timeout=10_000
+    )
+    r = view.case.result
+    named = r.malignant_class if r.decision.value == "suspicious" else r.likely_class
+    assert view.heat_class_code() == named and view.heat_class.count() == len(r.class_probs)
+    qtbot.waitUntil(lambda: named in view.cams, timeout=20_000)  # computed from the models when not stored
+    other = next(c for c in r.class_probs if c not in view.cams)
+    view.heat_class.setCurrentIndex(view.heat_class.findData(other))
+    view.heat_class.activated.emit(view.heat_class.currentIndex())
+    qtbot.waitUntil(lambda: other in view.cams, timeout=20_000)
+    assert view.cams[other].shape == view.case.rgb.shape[:2]
+    assert f"Heat map of <b>{CLASS_NAMES.get(other, other)}</b>" in view.legend.text()
+    assert view.shown_cam() is view.cams[other]

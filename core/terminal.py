@@ -41,7 +41,8 @@ class EscapingStream:
 def escaped_output() -> Iterator[None]:
     """stdout and stderr escape control characters for the duration of one command."""
     saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = EscapingStream(sys.stdout), EscapingStream(sys.stderr)
+    # None (a GUI launch on Windows has no console): print() then writes nothing, and so must we
+    sys.stdout, sys.stderr = (None if s is None else EscapingStream(s) for s in saved)
     try:
         yield
     finally:

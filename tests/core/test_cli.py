@@ -601,3 +601,14 @@ def test_a_read_only_home_with_a_zip_bundle_says_read_only_not_free_disk_space(t
     assert "cannot extract the bundle" in proc.stderr and "permission denied" in proc.stderr
     assert "free disk space" not in proc.stderr and "full" not in proc.stderr
     assert not (tmp_path / "r.sqlite").exists()  # exit 2: nothing written
+
+
+def test_the_terminal_guard_keeps_a_missing_console_missing(monkeypatch):
+    import sys as _sys
+
+    from core.terminal import escaped_output
+
+    monkeypatch.setattr(_sys, "stdout", None)  # pythonw on Windows: no console
+    with escaped_output():
+        print("nowhere to go")
+        assert _sys.stdout is None

@@ -66,10 +66,12 @@ class ProgressLine:
     def __init__(self, stream=None, width: int = 28):
         self.stream = sys.stderr if stream is None else stream  # looked up now, not at import
         self.width = width
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._last = 0.0
 
     def __call__(self, progress) -> None:
+        if self.stream is None:  # no console (pythonw)
+            return
         now = time.monotonic()
         final = progress.done == progress.total
         if not final and now - self._last < (0.2 if self.tty else 5.0):

@@ -612,3 +612,22 @@ def test_the_terminal_guard_keeps_a_missing_console_missing(monkeypatch):
     with escaped_output():
         print("nowhere to go")
         assert _sys.stdout is None
+
+
+def test_the_progress_line_is_a_bar_on_a_terminal_and_silent_without_a_console(monkeypatch):
+    import io
+    import sys as _sys
+
+    from core.cli import ProgressLine
+    from core.screening import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(_sys, "stderr", term)
+    ProgressLine()(Progress(done=10, total=10, result=None, elapsed_s=2.0))
+    assert term.getvalue().startswith("\r[") and term.getvalue().endswith("\n")
+    monkeypatch.setattr(_sys, "stderr", None)
+    ProgressLine()(Progress(done=10, total=10, result=None, elapsed_s=2.0))  # nothing to write to: no error

@@ -51,7 +51,7 @@ OUTCOMES: tuple[Outcome, ...] = (
     Outcome(
         "benign",
         "no cancer suspected",
-        "clear",
+        "no cancer suspected",  # one wording on every surface (issue 24): never "clear" in one place only
         2,
         "#2e7d32",
         "#ffffff",

@@ -39,8 +39,8 @@ def result_words(result: ScreeningResult) -> str:
 
 
 def result_short_words(result: ScreeningResult) -> str:
-    """For narrow table columns: "high risk", "suspicious", "clear", "check file", "not screened" (full words in
-    the tooltip); an unfamiliar picture says so first."""
+    """For narrow table columns: "high risk", "suspicious", "no cancer suspected", "check file", "not screened"
+    (full words in the tooltip); an unfamiliar picture says so first."""
     key = decision_key(result)
     if key in NOT_CASES:
         return DECISION_LOOKS[key].short

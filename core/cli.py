@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import sys
 import time
@@ -135,19 +134,19 @@ def _check_before_loading(args, folder: Path) -> str | None:
     return None
 
 
-def _results_store_before_loading(db: Path):
-    """The results database, checked before the bundle loads (~20 s): an existing file is opened (SQLite's
-    quick_check, schema) and returned; for a new one only its folder is checked (None is returned), so a
-    command refused later leaves no new file behind."""
+def _check_results_store(db: Path) -> None:
+    """The results database, checked before the bundle loads (~20 s) without writing to it: its folder
+    (and the file, if it exists) can be written, and an existing file passes SQLite's quick_check, is a
+    MelaScreen store and not of a newer MelaScreen. It is opened for writing (created, upgraded) only
+    once the bundle has loaded, so a command refused before leaves the file as it was."""
     from .store import ReviewStore
 
-    if db.exists():
-        return ReviewStore.open(db)
     try:
         check_output_file(db, "--db")
     except OutputPathError as exc:
         raise StoreError(str(exc)) from None
-    return None
+    if db.exists():
+        ReviewStore.open(db, read_only=True).close()
 
 
 def cmd_screen(args) -> int:
@@ -168,48 +167,44 @@ def cmd_screen(args) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     db = Path(args.db).expanduser() if args.db else default_database_path()
-    with contextlib.ExitStack() as stack:
-        store = _results_store_before_loading(db)
-        if store is not None:
-            stack.enter_context(store)
-        bundle = _load_bundle_or_default(args.bundle, args)
-        session = EnsembleSettings(
-            engine=args.engine, provider=args.provider, precision=args.precision, threads=args.threads
-        )
-        gate = GateChoice(confidence=args.threshold, auto_clearing=getattr(args, "auto_clearing", "on") == "on")
-        run = RunSettings(recursive=args.recursive, intake=intake)
-        thresholds = bundle.manifest.gate.thresholds(gate.confidence)  # a bad --threshold fails before the engines
-        screener = Screener(bundle, session)
-        made_by = provenance_of_bundle(bundle, engine=screener.engine_in_use, confidence=gate.confidence)
-        m = bundle.manifest
-        print(f"MelaScreen: {DISCLAIMER}", file=sys.stderr)
-        print(
-            f"bundle {printable(m.name)} {printable(m.version)} ({len(m.members)} members), engine "
-            f"{printable(screener.engine_in_use)}"
-            + (f" ({printable(screener.engine.note)})" if screener.engine.note else "")
-            + f", gate: {outcome_words('benign')} below {thresholds.low:.3f}, suspicious from {thresholds.high:.3f}, "
-            + ("intake check on, " if m.ood is not None else "no intake check, ")
-            + f"database {printable(db)}",
-            file=sys.stderr,
-        )
-        print(_trust_line(bundle), file=sys.stderr)
-        print(f"results made by: {printable(made_by.line())}", file=sys.stderr)
-        heat_dir = Path(args.heatmaps) if args.heatmaps else None  # checked and created before the bundle loaded
-        heat_failed: list[str] = []
-        bar = ProgressLine()
+    _check_results_store(db)
+    bundle = _load_bundle_or_default(args.bundle, args)
+    session = EnsembleSettings(
+        engine=args.engine, provider=args.provider, precision=args.precision, threads=args.threads
+    )
+    gate = GateChoice(confidence=args.threshold, auto_clearing=getattr(args, "auto_clearing", "on") == "on")
+    run = RunSettings(recursive=args.recursive, intake=intake)
+    thresholds = bundle.manifest.gate.thresholds(gate.confidence)  # a bad --threshold fails before the engines
+    screener = Screener(bundle, session)
+    made_by = provenance_of_bundle(bundle, engine=screener.engine_in_use, confidence=gate.confidence)
+    m = bundle.manifest
+    print(f"MelaScreen: {DISCLAIMER}", file=sys.stderr)
+    print(
+        f"bundle {printable(m.name)} {printable(m.version)} ({len(m.members)} members), engine "
+        f"{printable(screener.engine_in_use)}"
+        + (f" ({printable(screener.engine.note)})" if screener.engine.note else "")
+        + f", gate: {outcome_words('benign')} below {thresholds.low:.3f}, suspicious from {thresholds.high:.3f}, "
+        + ("intake check on, " if m.ood is not None else "no intake check, ")
+        + f"database {printable(db)}",
+        file=sys.stderr,
+    )
+    print(_trust_line(bundle), file=sys.stderr)
+    print(f"results made by: {printable(made_by.line())}", file=sys.stderr)
+    heat_dir = Path(args.heatmaps) if args.heatmaps else None  # checked and created before the bundle loaded
+    heat_failed: list[str] = []
+    bar = ProgressLine()
 
-        def on_progress(progress) -> None:
-            r = progress.result  # heat maps are written as results arrive: the run keeps none in memory
-            if heat_dir and r.ok and r.cam is not None:
-                try:
-                    _write_heatmap(r, heat_dir, made_by)
-                except (ImageReadError, OSError) as exc:
-                    heat_failed.append(str(exc))
-                    print(f"warning: heat map for {printable(r.path)} not written ({printable(exc)})", file=sys.stderr)
-            bar(progress)
+    def on_progress(progress) -> None:
+        r = progress.result  # heat maps are written as results arrive: the run keeps none in memory
+        if heat_dir and r.ok and r.cam is not None:
+            try:
+                _write_heatmap(r, heat_dir, made_by)
+            except (ImageReadError, OSError) as exc:
+                heat_failed.append(str(exc))
+                print(f"warning: heat map for {printable(r.path)} not written ({printable(exc)})", file=sys.stderr)
+        bar(progress)
 
-        if store is None:
-            store = stack.enter_context(ReviewStore.open(db))
+    with ReviewStore.open(db) as store:  # created or upgraded only now that the bundle has loaded
         try:
             results, summary = screen_folder(screener, folder, store, on_progress=on_progress, gate=gate, run=run)
             identities = identities_of(store, [r.sha256 for r in results if r.sha256])

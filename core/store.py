@@ -529,8 +529,12 @@ def _connect_read_only(path: Path, where: str) -> sqlite3.Connection:
                 f"{where}: this results file has schema version {version}, but this MelaScreen only knows "
                 f"versions up to {len(MIGRATIONS)}. It was written by a newer MelaScreen: update MelaScreen."
             )
-        if app_id != APPLICATION_ID:
-            raise StoreError(f"{where}: this is not a MelaScreen results file; choose another file")
+        n_tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        if app_id != APPLICATION_ID and (version or n_tables):  # an empty file is a new store, not a stranger
+            raise StoreError(
+                f"{where}: this is a SQLite database of another program (it has tables but no "
+                "MelaScreen schema). Choose a new file name for the MelaScreen results."
+            )
         return conn
     except StoreError:
         if conn is not None:

@@ -537,6 +537,10 @@ def test_a_read_only_database_can_be_listed_and_is_left_unchanged(tmp_path):
         assert due.returncode == 0 and "no lesion is due" in due.stdout, due.stderr
         decide = cli("review", "decide", "1", "--decision", "refer", "--reviewer", "Dr A")
         assert decide.returncode == 2 and "read-only" in decide.stderr and "disk space" not in decide.stderr
+        (tmp_path / "clinic").mkdir()
+        cv2.imwrite(str(tmp_path / "clinic" / "a.png"), synthetic_lesion(1))
+        screen = cli("screen", tmp_path / "clinic", "--bundle", tmp_path / "no-bundle")
+        assert screen.returncode == 2 and "read-only" in screen.stderr and "no-bundle" not in screen.stderr
     finally:
         db.parent.chmod(0o700)
         db.chmod(0o600)
@@ -631,3 +635,17 @@ def test_the_progress_line_is_a_bar_on_a_terminal_and_silent_without_a_console(m
     assert term.getvalue().startswith("\r[") and term.getvalue().endswith("\n")
     monkeypatch.setattr(_sys, "stderr", None)
     ProgressLine()(Progress(done=10, total=10, result=None, elapsed_s=2.0))  # nothing to write to: no error
+
+
+def test_a_screen_refused_after_the_database_check_leaves_an_older_database_as_it_was(tmp_path, capsys, monkeypatch):
+    from core.store import MIGRATIONS, migrate
+
+    folder = make_folder(tmp_path / "f", 1, broken=False)
+    db = tmp_path / "old.sqlite"
+    con = sqlite3.connect(db)
+    migrate(con, MIGRATIONS[:3], str(db))  # written by an older MelaScreen: would be upgraded on open
+    con.close()
+    before = db.read_bytes()
+    code, out, err = screen_in_process(capsys, monkeypatch, tmp_path, folder, "--bundle", tmp_path / "nope", "--db", db)
+    assert code == 2 and "model bundle not found" in err
+    assert db.read_bytes() == before  # exit 2: not even the schema upgrade was written

@@ -169,10 +169,11 @@ class PictureDamageLimits:
     """Where pixel patterns stop being natural.
 
     Set on 600 intact pictures (300 HAM10000, 300 ISIC 2017; none of the benchmark's images), where
-    the largest values were: repeated textured 8x8 blocks in a row 1; repeated flat blocks (not black
-    or white) 1; identical pixels in a row 0.9 picture widths (a black border); a step along a block
-    row 0.21 of the width. A damaged region gives tens of repeated blocks, whole rows of one value,
-    or a step across most of the width.
+    the largest values were: repeated textured 8x8 blocks in a row 1; identical pixels in a row 0.9
+    picture widths (a black border); a step along a block row 0.21 of the width; pixels equal to
+    their right neighbour 0.55 of the picture. A damaged region gives tens of repeated blocks, whole
+    rows of one value, or a step across most of the width. Drawn pictures (flat areas, straight
+    edges: test charts, screenshots) are left to the intake check: these patterns are normal there.
     """
 
     repeated_textured_blocks: int = 4  # identical, non-flat 8x8 blocks one after another: strong
@@ -184,7 +185,8 @@ class PictureDamageLimits:
     min_step: float = 3.0  # grey levels: smaller steps are compression noise
     mid_range: tuple[float, float] = (16.0, 239.0)  # block means where clipping cannot make blocks identical
     textured_std: float = 3.0  # grey levels: a block with less variation counts as flat-ish
-    drawn_share: float = 0.2  # share of perfectly flat mid-colour blocks that marks a drawn picture
+    drawn_share: float = 0.2  # share of flat mid-colour 8x8 blocks that marks a drawn picture
+    drawn_pixel_share: float = 0.8  # share of pixels equal to the next that does (photographs: at most 0.55)
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -245,8 +247,14 @@ def _constant_band(rgb: np.ndarray, limits: PictureDamageLimits) -> DamageFindin
     (a gap between two drawn objects, or a black border at an edge, is not cut into the picture)."""
     height, width = rgb.shape[:2]
     packed = _packed(rgb).ravel()
-    starts, ends = _runs(packed[1:] == packed[:-1])
+    same = packed[1:] == packed[:-1]
+    starts, ends = _runs(same)
     long_enough = ends - starts + 1 >= limits.constant_rows * width
+    if not long_enough.any():
+        return None
+    in_bands = int((ends - starts)[long_enough].sum())
+    if (np.count_nonzero(same) - in_bands) / max(1, len(same) - in_bands) >= limits.drawn_pixel_share:
+        return None  # a drawn picture: flat areas everywhere, so a flat band is no sign of damage
     for start, end in zip(starts[long_enough], ends[long_enough], strict=True):
         # pixels start .. end (inclusive) are identical
         if start == 0 or end >= len(packed) - 1:

@@ -134,3 +134,22 @@ def rgb_dicom(path, rgb: np.ndarray) -> bytes:
 
     write_dicom(path, rgb, encoding="rgb")
     return path.read_bytes()
+
+
+def photo_like(seed: int, height: int = 288, width: int = 384) -> np.ndarray:
+    """A synthetic stand-in for a dermoscopy photograph when ../shared is absent: skin tone with
+    sensor-like noise and a darker blob (noise matters: a photograph has no perfectly flat areas)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    cx, cy = width * (0.4 + 0.2 * rng.random()), height * (0.4 + 0.2 * rng.random())
+    blob = np.exp(-(((xx - cx) / (width / 5)) ** 2 + ((yy - cy) / (height / 5)) ** 2))[..., None]
+    skin = np.array([214, 160, 130], np.float32) + rng.normal(0, 6, 3)
+    rgb = skin * (1 - 0.6 * blob) + np.array([70, 40, 30], np.float32) * 0.6 * blob
+    rgb += rng.normal(0, 7, (height, width, 3))
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()

@@ -100,3 +100,104 @@ def test_damaged_and_oversized_files_are_refused_with_a_reason(tmp_path):
         read_dicom_image(not_dicom)
     with pytest.raises(ImageReadError, match="too large"):
         read_dicom_image(good, ImageLimits(max_pixels=1000))
+
+
+# ------------------------------------------------------------------------- issue 26: text, damage
+
+
+def _with_raw_patient_id(path, raw: bytes, vr: str = "OB"):
+    import pydicom
+    from pydicom.dataelem import DataElement
+
+    ds = pydicom.dcmread(path)
+    del ds.PatientID
+    ds.add(DataElement(0x00100020, vr, raw))
+    ds.save_as(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "charset,raw,expected", [(None, b"HHHH-12", "HHHH-12"), ("ISO_IR 100", b"M\xfcller-7", "Müller-7")]
+)
+def test_a_patient_id_stored_as_bytes_is_decoded_with_the_files_character_set(tmp_path, charset, raw, expected):
+    path = write_dicom(tmp_path / "a.dcm", lesion_picture(), character_set=charset)
+    assert read_dicom_identity(_with_raw_patient_id(path, raw)).patient_id == expected
+
+
+def test_a_patient_id_too_long_for_its_tag_never_comes_back_as_python_bytes(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns that the value is longer than LO allows, and writes it as UN
+        path = write_dicom(tmp_path / "a.dcm", lesion_picture(), patient_id="H" * 70_000)
+    patient_id = read_dicom_identity(path).patient_id
+    assert patient_id is not None and not patient_id.startswith("b'") and set(patient_id) == {"H"}
+
+
+def _jpeg_of(rgb) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def test_a_damaged_jpeg_inside_a_dicom_file_is_refused_as_damaged_not_as_an_encoding_we_cannot_read(tmp_path):
+    rgb = lesion_picture(192, 256)
+    rgb = np.clip(rgb + np.random.default_rng(0).normal(0, 6, rgb.shape), 0, 255).astype(np.uint8)
+    data = _jpeg_of(rgb)
+    start = data.index(b"\xff\xda") + 20
+    at = start + (len(data) - start) // 2
+    damaged = data[:at] + bytes(512) + data[at + 512 :]
+    path = write_dicom(tmp_path / "z.dcm", rgb, encoding="jpeg", jpeg_data=damaged)
+    with pytest.raises(ImageReadError) as caught:
+        read_dicom_image(path)
+    assert "damaged" in caught.value.reason and "JPEG picture inside this DICOM file" in caught.value.reason
+    assert "cannot decode" not in caught.value.reason
+    assert read_dicom_image(write_dicom(tmp_path / "ok.dcm", rgb, encoding="jpeg", jpeg_data=data)).damage is None
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9, 0.99])
+def test_a_dicom_file_cut_short_is_reported_incomplete_not_as_an_unknown_kind(tmp_path, keep):
+    path = write_dicom(tmp_path / "a.dcm", lesion_picture(), encoding="jpeg")
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(ImageReadError) as caught:
+        read_dicom_image(path)
+    assert "incomplete" in caught.value.reason and "unknown kind" not in caught.value.reason
+
+
+def test_a_dicom_file_with_several_frames_is_refused_with_the_count(tmp_path):
+    import pydicom
+
+    path = write_dicom(tmp_path / "a.dcm", lesion_picture())
+    ds = pydicom.dcmread(path)
+    ds.NumberOfFrames = 2
+    ds.PixelData = ds.PixelData * 2
+    ds.save_as(path)
+    with pytest.raises(ImageReadError, match="holds 2 pictures"):
+        read_dicom_image(path)
+
+
+def test_a_zeroed_band_in_an_uncompressed_dicom_picture_is_refused(tmp_path):
+    rgb = lesion_picture(192, 256)
+    rgb = np.clip(rgb + np.random.default_rng(1).normal(0, 6, rgb.shape), 0, 255).astype(np.uint8)
+    path = write_dicom(tmp_path / "a.dcm", rgb)
+    data = path.read_bytes()
+    at = len(data) - rgb.size // 2
+    path.write_bytes(data[:at] + bytes(8192) + data[at + 8192 :])
+    with pytest.raises(ImageReadError, match="band of one flat colour"):
+        read_dicom_image(path)
+
+
+@pytest.mark.timeout(30)
+def test_a_pipe_named_dcm_is_never_opened(tmp_path):
+    import os
+
+    pipe = tmp_path / "pipe.dcm"
+    os.mkfifo(pipe)
+    assert not has_dicom_preamble(pipe)
+    with pytest.raises(ImageReadError, match="pipe"):
+        read_dicom_identity(pipe)

@@ -201,7 +201,7 @@ class Screener:
         m = self.bundle.manifest
         try:
             t = time.perf_counter()
-            quality = assess_quality(image.rgb)
+            quality = assess_quality(image.rgb, damage=image.damage)  # weak signs of damage -> review
             timings["quality"] = time.perf_counter() - t
             t = time.perf_counter()
             x = model_input(image.rgb, InputSpec.from_manifest(m))  # the path training uses too
@@ -272,7 +272,7 @@ class Screener:
 
     @staticmethod
     def _error(path: str, reason: str, sha: str | None = None) -> ScreeningResult:
-        if sha is None:
+        if sha is None and Path(path).is_file():  # never open a pipe or device: it can wait forever
             try:
                 sha = sha256_file(Path(path))
             except OSError:

@@ -48,8 +48,6 @@ def result_short_words(result: ScreeningResult) -> str:
     return f"unfamiliar, {words}" if result.intake == "unfamiliar" and key == "uncertain" else words
 
 
-
-
 def qcolor(hex_colour: str) -> QColor:
     return QColor(hex_colour)
 

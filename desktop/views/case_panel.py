@@ -198,7 +198,7 @@ class CasePanel(QWidget):
         self.current: CaseRef | None = None
         # The lesion's other visits beside the picture (the Patients tab's timeline view).
         self.visits = LesionTimelineView(self._thumbnail)
-        self.visits.setMinimumWidth(180)
+        self.visits.setMinimumWidth(150)
         self.visits.hide()
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.case_view)

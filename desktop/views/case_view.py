@@ -369,13 +369,16 @@ class CaseView(QWidget):
             "Which class the heat map shows: the class the outcome names by default; any class on request "
             "(computed from the models in a second)"
         )
+        # Narrow: the longest class name would widen the whole window; the list shows names whole.
+        self.heat_class.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.heat_class.setMinimumContentsLength(9)
         self.heat_mode = QComboBox()
         self.heat_mode.addItems(HEATMAP_MODES)
         self.heat_mode.setToolTip("Overlay on the image, the map beside the image, or its outlines on the image")
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(round(opacity * 100))
-        self.opacity.setFixedWidth(110)
+        self.opacity.setFixedWidth(80)
         self.opacity.setToolTip("Heat map opacity")
         self.opacity_value = QLabel()
         self.zoom_label = QLabel()
@@ -396,7 +399,6 @@ class CaseView(QWidget):
         bar.addWidget(QLabel("of"))
         bar.addWidget(self.heat_class)
         bar.addWidget(self.heat_mode)
-        bar.addWidget(QLabel("Opacity"))
         bar.addWidget(self.opacity)
         bar.addWidget(self.opacity_value)
         bar.addStretch(1)
@@ -426,7 +428,7 @@ class CaseView(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(self.details)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(290)
+        scroll.setMinimumWidth(260)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.details_scroll = scroll

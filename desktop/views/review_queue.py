@@ -74,18 +74,17 @@ class ReviewQueueView(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(THUMB_H + 6)
         self.table.verticalHeader().hide()
         self.table.setIconSize(QSize(THUMB_W, THUMB_H))
-        # Columns share the width (no sideways scrolling); long text is elided, in full in the tooltip.
+        # Who and what at full width; the file name takes the rest (elided, full path in its tooltip).
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        # Who and what first, at their full width; the file name takes what is left (elided, path in the tooltip).
         header.setSectionResizeMode(QueueModel.FILE, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(QueueModel.LAST, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(40)
-        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)  # narrow screens
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # file names keep their ends
         self.table.setWordWrap(False)
         self.table.setColumnHidden(QueueModel.QUEUED, True)  # the tooltip has the time
-        self.table.setMinimumWidth(560)
+        self.table.setMinimumWidth(420)
         self.title = QLabel()
         self.title.setStyleSheet("font-size:14px; font-weight:bold;")
         self.include_reviewed = QCheckBox("Show reviewed cases too")
@@ -178,7 +177,7 @@ class ReviewQueueView(QWidget):
 
     def select_row(self, row: int) -> None:
         """Select row `row` of the table as sorted now."""
-        idx = self.proxy.index(row, QueueModel.FILE)
+        idx = self.proxy.index(row, QueueModel.PATIENT)  # scrolls to the patient, never past it
         self.table.selectionModel().setCurrentIndex(
             idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
         )

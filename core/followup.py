@@ -198,7 +198,8 @@ def add_due_command(review_sub, open_store) -> None:
             last = f", last visit {f.last_visit.isoformat()}" if f.last_visit else ""
             late = "  OVERDUE" if f.overdue(today) else ""
             print(
-                f"{f.due.isoformat()}{late}  {who}{lesion}{site}{last}: monitor every {f.months} months "
+                f"{f.due.isoformat()}{late}  {who}{lesion}{site}{last}: monitor, follow up after {f.months} "
+                f"month{'s' if f.months != 1 else ''} "
                 f"(reviewed {f.reviewed.isoformat()} by {f.reviewer})  {f.path}"
             )
         return 0

@@ -11,8 +11,8 @@ noise, grey or colour-shifted. Such a picture must never be cleared. Three check
    strict=True): zero or random bytes and most flipped bits make the entropy decoder lose step,
    which it reports as "corrupt data" or a premature end;
 3. the decoded pixels (`picture_damage`), for every format and for pictures inside DICOM: runs of
-   repeated 8x8 blocks, constant bands, and a brightness or colour step along a block row that runs
-   across the picture (a flipped bit in a DC difference shifts every later block).
+   repeated 8x8 blocks, constant bands, bands of noise, and a brightness or colour step along a
+   block row that runs across the picture (a flipped bit in a DC difference shifts every later block).
 
 Strong evidence refuses the picture (a reason in words); weak evidence sends it to review with
 "the picture may be damaged". Thresholds are set on HAM10000 and ISIC 2017 images (see
@@ -171,7 +171,7 @@ class PictureDamageLimits:
     Set on 600 intact pictures (300 HAM10000, 300 ISIC 2017; none of the benchmark's images), where
     the largest values were: repeated textured 8x8 blocks in a row 1; identical pixels in a row 0.9
     picture widths (a black border); a step along a block row 0.21 of the width; pixels equal to
-    their right neighbour 0.55 of the picture. A damaged region gives tens of repeated blocks, whole
+    their right neighbour 0.55 of the picture; rows of noise one after another 3. A damaged region gives tens of repeated blocks, whole
     rows of one value, or a step across most of the width. Drawn pictures (flat areas, straight
     edges: test charts, screenshots) are left to the intake check: these patterns are normal there.
     """
@@ -183,6 +183,9 @@ class PictureDamageLimits:
     step_strong: float = 0.75  # share of the width with a brightness/colour step on one block boundary
     step_weak: float = 0.4
     min_step: float = 3.0  # grey levels: smaller steps are compression noise
+    noise_level: float = 30.0  # grey levels between neighbouring rows that only noise reaches ...
+    noise_ratio: float = 6.0  # ... when also this many times the picture's typical difference ...
+    noise_rows: int = 6  # ... over this many rows one after another (intact pictures: at most 3): strong
     mid_range: tuple[float, float] = (16.0, 239.0)  # block means where clipping cannot make blocks identical
     textured_std: float = 3.0  # grey levels: a block with less variation counts as flat-ish
     drawn_share: float = 0.2  # share of flat mid-colour 8x8 blocks that marks a drawn picture
@@ -273,6 +276,24 @@ def _constant_band(rgb: np.ndarray, limits: PictureDamageLimits) -> DamageFindin
     return None
 
 
+def _noise_band(rgb: np.ndarray, limits: PictureDamageLimits) -> DamageFinding | None:
+    """Rows of pure noise in a picture whose rows otherwise follow on smoothly: random bytes written
+    over an uncompressed file. A photograph's neighbouring rows differ by a few grey levels; noise rows
+    by about 50 in grey (uniform random bytes), and a picture that is noise throughout is left to the intake check."""
+    height = rgb.shape[0]
+    if height < 8:
+        return None
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    difference = cv2.absdiff(grey[1:], grey[:-1])
+    step = cv2.reduce(difference, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()  # row y+1 against row y
+    typical = float(np.median(step))
+    noisy = (step >= limits.noise_level) & (step >= limits.noise_ratio * max(typical, 1.0))
+    rows = int(_longest_per_row(noisy[None, :])[0])
+    if rows >= limits.noise_rows:
+        return DamageFinding(True, DAMAGED_PIXELS.format(what="random noise"), f"{rows} noisy rows")
+    return None
+
+
 def _block_row_step(rgb: np.ndarray, limits: PictureDamageLimits) -> DamageFinding | None:
     """A brightness or colour step on a horizontal 8-pixel block boundary, much larger than the
     changes just above and below it, running along most of the width: a DC value gone wrong shifts
@@ -308,7 +329,9 @@ def picture_damage(
     """The strongest damage pattern in an H x W x 3 uint8 picture, or None. Repeated blocks and block-row
     steps are how JPEG data fails, so they are looked for only in pictures decoded from JPEG (drawn
     or computer-made PNGs have repeated tiles and straight edges); constant bands in every format."""
-    checks = (_repeated_blocks, _block_row_step, _constant_band) if from_jpeg else (_constant_band,)
+    checks = (
+        (_repeated_blocks, _block_row_step, _constant_band, _noise_band) if from_jpeg else (_constant_band, _noise_band)
+    )
     weak = None
     for check in checks:
         finding = check(rgb, limits)

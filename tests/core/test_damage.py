@@ -104,6 +104,16 @@ def test_a_flat_band_cutting_through_the_picture_is_damage_in_any_format():
     assert finding is not None and finding.strong and "band" in finding.reason
 
 
+def test_a_band_of_noise_in_a_smooth_picture_is_damage_but_a_picture_of_noise_is_not():
+    rgb = dc.photo_like(9)
+    flat = rgb.reshape(-1, 3)
+    flat[120 * 384 + 30 : 130 * 384] = np.random.default_rng(0).integers(0, 256, (10 * 384 - 30, 3))
+    finding = picture_damage(rgb, from_jpeg=False)
+    assert finding is not None and finding.strong and "noise" in finding.reason
+    noise = np.random.default_rng(1).integers(0, 256, (288, 384, 3), dtype=np.uint8)
+    assert picture_damage(noise, from_jpeg=False) is None
+
+
 def test_a_brightness_step_along_a_block_row_to_the_end_is_weak_or_strong_evidence():
     rgb = dc.photo_like(3).astype(np.int16)
     shifted = rgb.copy()
@@ -210,6 +220,9 @@ DICOM_SWEEP = {
     ),
     "DICOM RGB, 20 KB zero band": lambda d, r, w: _zero_band(write_dicom(w / "b.dcm", rgb_of(d), encoding="rgb"), r),
     "TIFF, 20 KB zero band": lambda d, r, w: _zero_band(_write(w / "b.tif", dc.uncompressed_tiff(rgb_of(d))), r),
+    "TIFF, 20 KB random bytes": lambda d, r, w: _write(
+        w / "n.tif", dc.random_bytes(dc.uncompressed_tiff(rgb_of(d)), r, 20_480)
+    ),
 }
 
 
@@ -238,3 +251,20 @@ def test_sweep_the_intact_pictures_are_read_as_intact(tmp_path):
         assert verdict(_write(tmp_path / f"{i}.jpg", data)) == "passed"
         assert verdict(_write(tmp_path / f"{i}.tif", dc.uncompressed_tiff(rgb_of(data)))) == "passed"
         assert verdict(write_dicom(tmp_path / f"{i}.dcm", rgb_of(data), encoding="jpeg", jpeg_data=data)) == "passed"
+
+
+def test_a_picture_that_may_be_damaged_is_screened_but_held_for_review(tmp_path, synthetic_bundle):
+    from core.bundle import load_bundle
+    from core.ensemble import EnsembleSettings
+    from core.screening import RunSettings, Screener, screen_folder
+
+    rgb = dc.photo_like(8).astype(np.int16)
+    rgb[160:, : int(384 * 0.55)] += 40  # a step along half the width: weak evidence
+    folder = tmp_path / "visit"
+    folder.mkdir()
+    _write(folder / "stepped.jpg", dc.jpeg(np.clip(rgb, 0, 255).astype(np.uint8), quality=95))
+    assert read_image(folder / "stepped.jpg").damage == MAY_BE_DAMAGED
+    screener = Screener(load_bundle(synthetic_bundle), EnsembleSettings(provider="cpu"))
+    (result,), _ = screen_folder(screener, folder, None, run=RunSettings(with_cam=False))
+    assert result.ok and MAY_BE_DAMAGED in result.quality.flags
+    assert result.decision is Decision.UNCERTAIN and MAY_BE_DAMAGED in result.reason

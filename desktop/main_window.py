@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from core.bundle import DISCLAIMER, default_bundle_path
 from core.errors import MelaScreenError, StoreError
 from core.gate import confidence_meanings
+from core.paths import atomic_target
 from core.patients import filing_summary, identities_of
 from core.provenance import provenance_of_run
 from core.regate import RegateError, regate_run, run_confidence
@@ -717,7 +718,9 @@ class MainWindow(QMainWindow):
         def done(value) -> None:
             if kind == "pdf":
                 try:
-                    value = html_to_pdf(value, path)
+                    with atomic_target(path) as temp:  # whole or not at all, private to the user (0600)
+                        html_to_pdf(value, temp)
+                    value = Path(path)
                 except OSError as exc:
                     QMessageBox.warning(self, "Export failed", f"The PDF could not be written:\n{exc}")
                     return

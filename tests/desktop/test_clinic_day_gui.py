@@ -223,3 +223,14 @@ def test_the_heat_map_shows_the_named_class_and_any_class_on_request(day_window,
     assert view.cams[other].shape == view.case.rgb.shape[:2]
     assert f"Heat map of <b>{CLASS_NAMES.get(other, other)}</b>" in view.legend.text()
     assert view.shown_cam() is view.cams[other]
+
+
+def test_run_exports_are_private_to_the_user(day_window, qtbot, tmp_path):
+    w, day = day_window
+    csv_path, pdf = tmp_path / "run.csv", tmp_path / "run.pdf"
+    w.export_csv(str(csv_path))
+    with qtbot.waitSignal(w.export_done, timeout=60_000):
+        w.export_pdf(str(pdf))
+    assert pdf.stat().st_size > 0
+    assert (csv_path.stat().st_mode & 0o777, pdf.stat().st_mode & 0o777) == (0o600, 0o600)
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]  # no temporary file left behind

@@ -169,11 +169,12 @@ class PictureDamageLimits:
     """Where pixel patterns stop being natural.
 
     Set on 600 intact pictures (300 HAM10000, 300 ISIC 2017; none of the benchmark's images), where
-    the largest values were: repeated textured 8x8 blocks in a row 1; identical pixels in a row 0.9
-    picture widths (a black border); a step along a block row 0.21 of the width; pixels equal to
-    their right neighbour 0.55 of the picture; rows of noise one after another 3. A damaged region gives tens of repeated blocks, whole
-    rows of one value, or a step across most of the width. Drawn pictures (flat areas, straight
-    edges: test charts, screenshots) are left to the intake check: these patterns are normal there.
+    the largest values were: identical textured 8x8 blocks side by side, none; identical pixels in
+    raster order inside the picture 0.2 picture widths; a step along a block row 0.31 of the width;
+    rows of noise one after another 3; pixels equal to their right neighbour 0.55 of the picture.
+    A damaged region gives tens of repeated blocks, whole rows of one value or of noise, or a step
+    across most of the width. Drawn pictures (flat areas, straight edges: test charts, screenshots)
+    are left to the intake check: these patterns are normal there.
     """
 
     repeated_textured_blocks: int = 4  # identical, non-flat 8x8 blocks one after another: strong

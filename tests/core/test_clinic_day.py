@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import time
 from datetime import date
 from pathlib import Path
@@ -186,3 +187,22 @@ def test_outcome_words_say_unfamiliar_first_and_never_name_a_class_for_a_picture
     assert outcome_label("uncertain", "mel", "high", "not_dermoscopy") == NOT_DERMOSCOPY.name
     assert outcome_label("uncertain", "mel", "high", "unfamiliar").startswith("unfamiliar picture, review (high risk)")
     assert outcome_label("suspicious", "bcc", None, "familiar") == "suspicious for basal cell carcinoma"
+
+
+def test_the_record_shows_the_outcome_of_the_latest_run_and_its_confidence(clinic, tmp_path):
+    """A run at 0.95, then the clinic's standard 0.99 again: the patient views show the 0.99 outcome."""
+    bundle_path, day, db, report, out = clinic
+    bundle = load_bundle(bundle_path)
+    copy = tmp_path / "copy.sqlite"
+    shutil.copyfile(db, copy)  # closed by every test before: the file is whole
+    with ReviewStore.open(copy) as store:
+        first = store.runs()[-1].id
+        _, at95 = regate_run(bundle, store, first, GateChoice(0.95))
+        _, at99 = regate_run(bundle, store, at95.run_id, GateChoice(0.99))
+        entries = store.queue(include_reviewed=True)
+        ids = identities_of(store, [q.sha256 for q in entries])
+        lesion = ids[entries[0].sha256].lesion_key
+        timeline = lesion_timeline(store, lesion)
+        by_sha = {r.sha256: r for r in store.run_results(at99.run_id, with_cam=False)}
+    assert {e.confidence for e in timeline} == {0.99}
+    assert all(e.decision == by_sha[e.sha256].decision for e in timeline)

@@ -259,6 +259,7 @@ class MainWindow(QMainWindow):
         path = self.settings.resolved_database_path()
         # Result ids belong to one results file: forget the rows and thumbnails of the last one.
         self.screening.model.thumbnails = ThumbnailCache(self._thumbnail)
+        self.screening.model.identity_fn = lambda shas: identities_of(self.store, shas) if self.store else {}
         self.screening.model.set_rows([])
         self.screening.current_run_id = None
         self.case_panel.clear("")

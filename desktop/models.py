@@ -139,13 +139,40 @@ class _ListTableModel(QAbstractTableModel):
 class ResultsModel(_ListTableModel):
     """A run's results. The view sorts it (DecisionFilter) by p(malignant), highest first, by default."""
 
-    COLUMNS = ("", "File", "Outcome / decision", "Most likely", "p(malignant)", "Reason", "Source")
-    THUMB, FILE, DECISION, LIKELY, P, REASON, SOURCE = range(7)
+    COLUMNS = (
+        "",
+        "Patient · lesion · visit",
+        "Outcome / decision",
+        "Most likely",
+        "p(malignant)",
+        "File",
+        "Reason",
+        "Source",
+    )
+    THUMB, PATIENT, DECISION, LIKELY, P, FILE, REASON, SOURCE = range(8)
 
     def __init__(self, thumbnails: ThumbnailCache | None = None, parent=None):
         super().__init__(thumbnails, parent)
         self.rows: list[ResultRow] = []
         self.reviews: dict[str, Review] = {}  # sha256 -> the image's latest review
+        self.identity_fn: Callable[[list[str]], dict] | None = None  # sha256s -> where they are filed
+        self._identities: dict[str, object] = {}  # sha256 -> core.patients.AttachedIdentity (or None)
+
+    def identity(self, result: ScreeningResult):
+        """Where the picture is filed (looked up once per image; files are filed as a run goes)."""
+        sha = result.sha256
+        if not sha or self.identity_fn is None or not result.is_case:
+            return None
+        if sha not in self._identities:
+            pending = [
+                r.result.sha256 for r in self.rows if r.result.sha256 and r.result.sha256 not in self._identities
+            ]
+            found = self.identity_fn(pending)
+            self._identities.update({s: found.get(s) for s in pending})
+        return self._identities.get(sha)
+
+    def forget_identities(self) -> None:
+        self._identities = {}
 
     def _entries(self) -> list:
         return self.rows
@@ -155,6 +182,7 @@ class ResultsModel(_ListTableModel):
     def set_rows(self, rows: Iterable[ResultRow], reviews: dict[str, Review] | None = None) -> None:
         self.beginResetModel()
         self.rows = list(rows)
+        self._identities = {}
         if reviews is not None:
             self.reviews = dict(reviews)
         self.endResetModel()
@@ -209,6 +237,24 @@ class ResultsModel(_ListTableModel):
                 return r.path
             if role == SORT_ROLE:
                 return Path(r.path).name.casefold()
+        elif col == self.PATIENT:
+            a = (
+                self.identity(r)
+                if role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE, Qt.ItemDataRole.ToolTipRole)
+                else None
+            )
+            if role == Qt.ItemDataRole.DisplayRole:
+                if a is None:
+                    return "no patient" if r.is_case else "—"
+                where = " · ".join(x for x in (a.lesion_label, a.body_site or "") if x)
+                when = a.visit_date.isoformat() if a.visit_date else "visit date unknown"
+                return f"{a.who}\n{where} · {when}"
+            if role == Qt.ItemDataRole.ForegroundRole and r.is_case and self.identity(r) is None:
+                return QBrush(qcolor("#9e9e9e"))
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return None if a is None else f"Patient {a.patient_id}, lesion {a.lesion_label}\n{r.path}"
+            if role == SORT_ROLE:
+                return "\uffff" if a is None else f"{a.patient_id}\t{a.lesion_label}\t{a.visit_date or ''}"
         elif col == self.P:
             if role == SORT_ROLE:
                 return _risk_sort(r)

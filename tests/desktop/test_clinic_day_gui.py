@@ -87,6 +87,11 @@ def test_the_queue_is_the_clinics_patients_and_pictures_that_are_not_dermoscopy_
     shown = {Path(r.result.path).name for r in s.visible_rows()}
     assert not shown & set(day.not_dermoscopy)
     assert s.filter_buttons["not_dermoscopy"].text() == "Check file: 3"
+    # The results table names the patient, lesion and visit before the file.
+    from desktop.models import ResultsModel
+
+    who = s.proxy.data(s.proxy.index(0, ResultsModel.PATIENT))
+    assert who.startswith("P00") and "\nL" in who and ResultsModel.PATIENT < ResultsModel.FILE
 
 
 def test_the_apps_csv_has_the_clis_columns_and_no_class_word_for_a_picture_that_is_not_dermoscopy(day_window, tmp_path):

@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 
+from desktop.models import ResultsModel
+
 
 def _review_first_queued(w, decision: str, months=None):
     item = w.store.queue()[0]
@@ -25,7 +27,7 @@ def test_csv_export_is_highest_risk_first_with_reviews(make_window, screen, clin
     ps = [float(r["p_malignant"]) for r in ok]
     assert ps == sorted(ps, reverse=True) and rows[0] is ok[0]  # errors last
     # The first row is the case the app shows first (results table sorted by p(malignant)).
-    first_shown = w.screening.proxy.data(w.screening.proxy.index(0, 1))
+    first_shown = w.screening.proxy.data(w.screening.proxy.index(0, ResultsModel.FILE))
     assert rows[0]["path"].endswith(first_shown)
     reviewed = [r for r in rows if r["sha256"] == review.sha256]
     assert reviewed and reviewed[0]["review_decision"] == "monitor (follow up in 6 months)"

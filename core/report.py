@@ -226,8 +226,8 @@ def _report_pictures(result: ScreeningResult, thumbnail: bytes | None, with_heat
 
 
 def _badge(r: ScreeningResult) -> str:
-    o = outcome(r.decision) if r.ok else NOT_SCREENED
-    words = outcome_label(r.decision, r.malignant_class, r.band) if r.ok else o.name
+    o = outcome(r.outcome_code) if r.ok else NOT_SCREENED
+    words = result_words(r)
     return f"<span class='badge' style='background:{o.colour};color:{o.text_colour}'>{html.escape(words)}</span>"
 
 
@@ -292,7 +292,7 @@ def report_html(
     rows = []
     ranked = sorted(zip(results, thumbs), key=lambda rt: risk_key(rt[0]))
     for r, thumb in ranked:
-        pic, heat = _report_pictures(r, thumb, with_heatmaps) if r.ok else (None, None)
+        pic, heat = _report_pictures(r, thumb, with_heatmaps and r.is_case) if r.ok else (None, None)
         size = f' width="{picture_width}"' if picture_width else ""
         no_pic, no_heat = '<span class="na">no picture</span>', '<span class="na">—</span>'
         pic_html = f'<img src="{_data_uri_jpeg(pic)}"{size} alt="image">' if pic is not None else no_pic
@@ -310,8 +310,8 @@ def report_html(
             "<tr>"
             f"<td class='pic'>{pic_html}</td><td class='pic'>{heat_html}</td>"
             f"<td><b>{html.escape(Path(r.path).name)}</b><br>{_badge(r)}<br>{html.escape(r.reason)}{extra}"
-            f"<br>Most likely: <b>{likely}</b> · p(malignant) {p_mal}{p_mel}"
-            f"<br><span class='small'>{html.escape(r.path)}</span></td>"
+            + (f"<br>Most likely: <b>{likely}</b> · p(malignant) {p_mal}{p_mel}" if r.is_case or not r.ok else "")
+            + f"<br><span class='small'>{html.escape(r.path)}</span></td>"
             f"<td>{_review_cell(review)}</td>"
             "</tr>"
         )

@@ -229,6 +229,17 @@ class PatientFiling:
         identity = self.intake.identity_for(result.path)
         if store is None or identity is None or not result.sha256:
             return None
+        if result.ok and not result.is_case:
+            # Not a dermoscopy image: never one of the patient's cases (issue 24); the identity problem is said.
+            self.issues.append(
+                IntakeIssue(
+                    result.path,
+                    None,
+                    f"not filed under patient '{identity.patient_id}': the picture does not look like a dermoscopy "
+                    "image (listed under the images to check)",
+                )
+            )
+            return None
         try:
             return attach(store, result.sha256, identity)
         except AttachConflict as exc:

@@ -154,3 +154,19 @@ def test_attach_results_reports_conflicts_as_issues(store, tmp_path):
     issues = attach_results(store, [result("a", 0.3), result("b", 0.3)], intake)
     assert [i.file for i in issues] == ["/day/a.jpg"] and "already filed" in issues[0].message
     assert identity_of(store, sha("b")).patient_id == "P2"
+
+
+def test_a_picture_that_is_not_dermoscopy_is_never_filed_under_the_patient(store, tmp_path):
+    from dataclasses import replace
+
+    from core.patients import PatientFiling
+
+    (tmp_path / "photo.png").write_bytes(b"x")
+    (tmp_path / "melascreen.csv").write_text("file,patient_id,lesion_id\nphoto.png,P1,L1\n")
+    filing = PatientFiling(tmp_path, [tmp_path / "photo.png"])
+    photo = replace(result("photo", 0.4), path=str(tmp_path / "photo.png"), intake="not_dermoscopy")
+    run = store.start_run(str(tmp_path), "b", "1", KEY, {})
+    store.add_result(run, photo, KEY)
+    assert filing.file(store, photo) is None and identity_of(store, photo.sha256) is None
+    assert "not filed under patient 'P1'" in str(filing.issues[-1])
+    assert patient_lesions(store, "P1") == []

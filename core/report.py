@@ -387,9 +387,9 @@ def _run_row(r: ScreeningResult, thumb, a, review, made_by, with_heatmaps: bool,
         "&nbsp;</span>"
     )
     lines = []
-    if a is not None:
+    if a is not None:  # every row says whose it is: a row at the top of a page has no heading above it
         visit = a.visit_date.isoformat() if a.visit_date else "visit date unknown"
-        lines.append(f"<b>Visit {visit}</b>")
+        lines.append(f"<b>{html.escape(a.patient_id)} · lesion {html.escape(a.lesion_label)} · visit {visit}</b>")
     lines.append(badge)
     if r.reason:
         lines.append(html.escape(r.reason))

@@ -412,7 +412,9 @@ def _run_row(r: ScreeningResult, thumb, a, review, made_by, with_heatmaps: bool,
         rev = "<span class='small'>not reviewed</span>" if case else ""
     cells = [f"<td width='{width}'>{_img(pic, width)}</td>"]
     if case:
-        cells.append(f"<td width='{width}'>{_img(heat, width)}</td>")
+        # The stored map is the positive class's (melanoma): said under it, as the app names its class.
+        caption = "<br><span class='small'>heat map of melanoma</span>" if heat is not None else ""
+        cells.append(f"<td width='{width}'>{_img(heat, width)}{caption}</td>")
     cells.append(f"<td>{'<br>'.join(lines)}</td><td width='150'>{rev}</td>")
     mark = " class='unsigned'" if unsigned else ""
     return f"<table width='100%' class='row'{mark}><tr>{''.join(cells)}</tr></table>"

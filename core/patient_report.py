@@ -1,8 +1,5 @@
-"""Reports for a clinic's files: a run's CSV with each file's patient, and one patient's report.
+"""One patient's report for a clinic's files (a run's CSV is core.report.write_run_csv).
 
-- `write_run_csv`: the screening CSV of `core.report` plus patient_id, lesion_id, body_site and
-  visit_date columns, and one row per intake issue (`status` "intake", the reason in `reason`),
-  so that a bad sidecar row is in the report beside the files.
 - `build_patient_report`: one patient's report, read from the store: the clinic (core.clinic), the
   patient's id, age and sex; per lesion its body site (core.body_sites) on a small body diagram,
   each visit's picture and heat map, outcome in words, the clinician's decision, reviewer and time,
@@ -19,7 +16,7 @@ import base64
 import calendar
 import csv
 import html
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -32,7 +29,6 @@ from .bundle import DISCLAIMER
 from .cam import overlay
 from .clinic import Clinic, load_clinic
 from .images import resize_longest_side
-from .intake import IntakeIssue
 from .outcomes import (
     NOT_DERMOSCOPY,
     NOT_SCREENED,
@@ -44,7 +40,6 @@ from .outcomes import (
 )
 from .paths import atomic_target, write_file_atomically
 from .patients import (
-    AttachedIdentity,
     LesionSummary,
     TimelineEntry,
     lesion_timeline,
@@ -53,11 +48,10 @@ from .patients import (
 )
 from .pictures import case_picture
 from .provenance import UNSIGNED, Provenance, provenance_of_run
-from .report import CSV_COLUMNS, by_risk, csv_rows, spreadsheet_safe
+from .report import spreadsheet_safe
 from .results import ScreeningResult
 from .store import Review, ReviewStore, local_time
 
-IDENTITY_COLUMNS = ("patient_id", "lesion_id", "body_site", "visit_date")
 PATIENT_CSV_COLUMNS = (
     "patient_id",
     "age",
@@ -85,47 +79,6 @@ PATIENT_CSV_COLUMNS = (
     "engine",
 )
 REPORT_FORMATS = (".csv", ".html", ".htm", ".pdf")
-
-
-def write_run_csv(
-    results: Iterable[ScreeningResult],
-    path: str | Path,
-    class_names: Iterable[str] = (),
-    identities: Mapping[str, AttachedIdentity] | None = None,
-    issues: Iterable[IntakeIssue] = (),
-    reviews: Mapping[str, object] | None = None,
-) -> Path:
-    """core.report's CSV (highest risk first, with reviews) plus each file's patient columns, then
-    one row per intake issue (status "intake", the problem in `reason`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    classes = list(class_names)
-    identities = identities or {}
-    results = by_risk(results)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        fields = [*CSV_COLUMNS, *(f"p_{c}" for c in classes), *IDENTITY_COLUMNS]
-        writer = csv.DictWriter(f, fieldnames=fields, restval="")
-        writer.writeheader()
-        for r, row in zip(results, csv_rows(results, classes, reviews)):
-            a = identities.get(r.sha256 or "")
-            if a is not None:
-                row.update(
-                    patient_id=spreadsheet_safe(a.patient_id),
-                    lesion_id=spreadsheet_safe(a.lesion_label) if a.labelled else "",
-                    body_site=spreadsheet_safe(a.body_site or ""),
-                    visit_date=a.visit_date.isoformat() if a.visit_date else "",
-                )
-            writer.writerow(row)
-        for issue in issues:
-            where = f"sidecar line {issue.row}: " if issue.row is not None else ""
-            writer.writerow(
-                {
-                    "path": spreadsheet_safe(issue.file),
-                    "status": "intake",
-                    "reason": spreadsheet_safe(where + issue.message),
-                }
-            )
-    return path
 
 
 @dataclass(frozen=True)

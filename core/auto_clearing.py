@@ -21,7 +21,7 @@ from .results import Decision, ScreeningResult
 
 VALIDATION_MIN_CASES = 200
 VALIDATION_MIN_MALIGNANT = 30
-OFF_SETTING = "auto-clearing is off until this camera is validated"
+OFF_SETTING = "set off until this camera is validated"
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def hold(result: ScreeningResult, why: str) -> ScreeningResult:
         result,
         decision=Decision.UNCERTAIN,
         band="low",
-        reason=f"{why}; {result.reason}" if result.reason else why,
+        reason=f"auto-clearing off ({why}); {result.reason}" if result.reason else f"auto-clearing off ({why})",
         details=f"{result.details}; {HELD_MARK}" if result.details else HELD_MARK,
     )
 
@@ -118,7 +118,9 @@ def run_clearing(bundle, paths, setting_on: bool, store=None) -> RunClearing:
     validation = camera_validation(store, bundle) if store is not None else None
     if validation is not None and validation.validated:
         return RunClearing(True, "", camera, validation)
-    why = "auto-clearing is off for this run: the pictures differ from the training images and this camera is " + (
-        "not validated" if validation is None else f"not validated ({validation.words})"
+    why = "the pictures differ from the training images and this camera is " + (
+        "not validated"
+        if validation is None
+        else f"not validated: {validation.words.removeprefix('camera not validated: ')}"
     )
     return RunClearing(False, why, camera, validation)

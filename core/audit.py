@@ -209,6 +209,7 @@ def claimed_figures(bundle, confidence: float | None) -> dict:
             "n": n,
             "n_malignant": n_mal,
             "malignant_cleared_n": mal_cleared,
+            "benign_cleared_n": cleared - mal_cleared,
             "cleared_share": _share(cleared, n),
             "sensitivity_not_cleared": _share(n_mal - mal_cleared, n_mal),
             "specificity_not_cleared": _share(cleared - mal_cleared, n - n_mal),
@@ -384,8 +385,9 @@ def audit_html(audit: Audit) -> str:
         out.append(f"<p><b>{e(g.verdict)}</b></p>")
         if g.held_malignant:
             out.append(
-                f"<p>Auto-clearing off held back {f['held_n']} images that would have been cleared, "
-                f"{len(g.held_malignant)} of them confirmed malignant:</p><ul>"
+                f"<p style='color:#c62828;font-weight:bold'>Auto-clearing off held back {f['held_n']} images that "
+                f"would have been cleared, {len(g.held_malignant)} of them confirmed malignant (these cancers would "
+                "have been missed with auto-clearing on):</p><ul style='color:#c62828;font-weight:bold'>"
                 + "".join(f"<li>{e(' / '.join(_case_row(c)))}</li>" for c in g.held_malignant)
                 + "</ul>"
             )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
+
 from core.bundle import load_bundle
 from core.screening import GateChoice, Screener, screen_folder
 from core.store import ReviewStore
@@ -38,3 +41,22 @@ def test_the_setting_reaches_the_gate_and_survives_a_hand_edited_file():
     assert AppSettings(auto_clearing=False).gate() == GateChoice(auto_clearing=False)
     assert AppSettings(auto_clearing="yes").checked().auto_clearing is True
     assert AppSettings(auto_clearing=False).checked().auto_clearing is False
+
+
+def test_the_command_line_audit_writes_a_pdf_through_the_apps_qt_writer(qtbot, synthetic_bundle, tmp_path):
+    from core.cli import main
+    from desktop.pdf import html_to_pdf
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f"{i}.png"), np.random.default_rng(i).integers(0, 255, (96, 96, 3), dtype=np.uint8))
+    with ReviewStore.open(tmp_path / "r.sqlite") as store:
+        screen_folder(Screener(load_bundle(synthetic_bundle)), folder, store)
+    db = str(tmp_path / "r.sqlite")
+    args = ["outcome", "add", "--db", db, "--file", str(folder / "0.png"), "--diagnosis", "bcc", "--method",
+            "histopathology", "--by", "AB"]  # fmt: skip
+    assert main(args) == 0
+    out = tmp_path / "audit.pdf"
+    assert main(["audit", "--db", db, "--out", str(out)], pdf_writer=html_to_pdf) == 0
+    assert out.read_bytes().startswith(b"%PDF")

@@ -2,7 +2,7 @@
 
 The app's audit (core/audit.py) needs them and core may not import evalkit, so they live here; the
 code is evalkit.metrics' own (the functions training.evaluate uses), and tests/core/test_audit.py
-checks that both give the same numbers. evalkit.metrics may import them from here.
+checks them. evalkit.metrics imports them from here: one implementation.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _tie_groups(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def tie_groups(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sort order of `score` and, for each sorted position, the index of its group of equal scores."""
     order = np.argsort(score, kind="mergesort")
     sorted_scores = score[order]
@@ -20,7 +20,7 @@ def _tie_groups(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, group
 
 
-def _weighted_auc(positive: np.ndarray, group: np.ndarray, weights: np.ndarray) -> float:
+def weighted_auc(positive: np.ndarray, group: np.ndarray, weights: np.ndarray) -> float:
     """Mann-Whitney AUC on pre-sorted data; ties count one half. `group` indexes equal scores."""
     n_groups = int(group[-1]) + 1
     w_pos = np.bincount(group, weights * positive, minlength=n_groups)
@@ -38,8 +38,8 @@ def roc_auc(positive: np.ndarray, score: np.ndarray) -> float:
     score = np.asarray(score, dtype=np.float64)
     if len(score) == 0:
         return float("nan")
-    order, group = _tie_groups(score)
-    return _weighted_auc(positive[order], group, np.ones(len(score)))
+    order, group = tie_groups(score)
+    return weighted_auc(positive[order], group, np.ones(len(score)))
 
 
 def bootstrap_auc_ci(
@@ -63,13 +63,13 @@ def bootstrap_auc_ci(
     keys = np.arange(len(score)) if groups is None else np.asarray(groups)
     _, group_of = np.unique(keys, return_inverse=True)
     n_groups = int(group_of.max()) + 1
-    order, tie = _tie_groups(score)
+    order, tie = tie_groups(score)
     y_sorted, g_sorted = positive[order], group_of[order]
     rng = np.random.default_rng(seed)
     aucs = []
     for _ in range(n_resamples):
         draws = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups).astype(np.float64)
-        auc = _weighted_auc(y_sorted, tie, draws[g_sorted])
+        auc = weighted_auc(y_sorted, tie, draws[g_sorted])
         if np.isfinite(auc):
             aucs.append(auc)
     if not aucs:

@@ -1,6 +1,7 @@
 """The numbers an evaluation report is made of: ROC and AUC (ties counted one half, bootstrap
 intervals that resample whole lesions), balanced accuracy, calibration (reliability bins, ECE,
-Brier) and what the gate does to melanomas. Plain numpy, checked against scikit-learn in the tests."""
+Brier) and what the gate does to melanomas. Plain numpy, checked against scikit-learn in the tests.
+The AUC and its bootstrap interval are core.auc's (the app's audit uses them too): one implementation."""
 
 from __future__ import annotations
 
@@ -9,39 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.auc import bootstrap_auc_ci as bootstrap_auc_ci  # re-exported: evalkit's public name
+from core.auc import roc_auc, tie_groups, weighted_auc
 from core.results import Decision
 
 ECE_BINS = 15
-
-
-def _tie_groups(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sort order of `score` and, for each sorted position, the index of its group of equal scores."""
-    order = np.argsort(score, kind="mergesort")
-    sorted_scores = score[order]
-    group = np.concatenate([[0], np.cumsum(np.diff(sorted_scores) != 0)])
-    return order, group
-
-
-def _weighted_auc(positive: np.ndarray, group: np.ndarray, weights: np.ndarray) -> float:
-    """Mann-Whitney AUC on pre-sorted data; ties count one half. `group` indexes equal scores."""
-    n_groups = int(group[-1]) + 1
-    w_pos = np.bincount(group, weights * positive, minlength=n_groups)
-    w_neg = np.bincount(group, weights * (~positive), minlength=n_groups)
-    total_pos, total_neg = w_pos.sum(), w_neg.sum()
-    if total_pos <= 0 or total_neg <= 0:
-        return float("nan")
-    neg_below = np.cumsum(w_neg) - w_neg
-    return float((w_pos * (neg_below + 0.5 * w_neg)).sum() / (total_pos * total_neg))
-
-
-def roc_auc(positive: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve (probability a positive outscores a negative); NaN with one class."""
-    positive = np.asarray(positive, dtype=bool)
-    score = np.asarray(score, dtype=np.float64)
-    if len(score) == 0:
-        return float("nan")
-    order, group = _tie_groups(score)
-    return _weighted_auc(positive[order], group, np.ones(len(score)))
 
 
 def roc_curve(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,43 +30,6 @@ def roc_curve(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.n
     tps = np.cumsum(y)[last_of_group]
     fps = last_of_group + 1 - tps
     return np.concatenate([[0.0], fps / n_neg]), np.concatenate([[0.0], tps / n_pos])
-
-
-def bootstrap_auc_ci(
-    positive: np.ndarray,
-    score: np.ndarray,
-    groups: Sequence[str] | None = None,
-    n_resamples: int = 2000,
-    seed: int = 0,
-    level: float = 0.95,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the AUC.
-
-    With `groups` (lesion ids), whole lesions are resampled: images of one lesion are not
-    independent, and resampling them one by one would make the interval too narrow. A resample
-    is a weight per image (how often its lesion was drawn), so the scores are sorted only once.
-    """
-    positive = np.asarray(positive, dtype=bool)
-    score = np.asarray(score, dtype=np.float64)
-    if len(score) == 0 or positive.all() or not positive.any() or n_resamples <= 0:
-        return float("nan"), float("nan")
-    keys = np.arange(len(score)) if groups is None else np.asarray(groups)
-    _, group_of = np.unique(keys, return_inverse=True)
-    n_groups = int(group_of.max()) + 1
-    order, tie = _tie_groups(score)
-    y_sorted, g_sorted = positive[order], group_of[order]
-    rng = np.random.default_rng(seed)
-    aucs = []
-    for _ in range(n_resamples):
-        draws = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups).astype(np.float64)
-        auc = _weighted_auc(y_sorted, tie, draws[g_sorted])
-        if np.isfinite(auc):
-            aucs.append(auc)
-    if not aucs:
-        return float("nan"), float("nan")
-    tail = 100 * (1 - level) / 2
-    lo, hi = np.percentile(aucs, [tail, 100 - tail])
-    return float(lo), float(hi)
 
 
 @dataclass(frozen=True)
@@ -130,13 +66,13 @@ def paired_bootstrap_auc_delta(
     keys = np.arange(len(cand)) if groups is None else np.asarray(groups)
     _, group_of = np.unique(keys, return_inverse=True)
     n_groups = int(group_of.max()) + 1
-    order_a, tie_a = _tie_groups(cand)
-    order_b, tie_b = _tie_groups(base)
+    order_a, tie_a = tie_groups(cand)
+    order_b, tie_b = tie_groups(base)
     rng = np.random.default_rng(seed)
     deltas = []
     for _ in range(n_resamples):
         w = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups).astype(np.float64)[group_of]
-        d = _weighted_auc(positive[order_a], tie_a, w[order_a]) - _weighted_auc(positive[order_b], tie_b, w[order_b])
+        d = weighted_auc(positive[order_a], tie_a, w[order_a]) - weighted_auc(positive[order_b], tie_b, w[order_b])
         if np.isfinite(d):
             deltas.append(d)
     if not deltas:

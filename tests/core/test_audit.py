@@ -74,7 +74,7 @@ def test_the_audit_equals_training_evaluate_on_the_same_images_bundle_and_gate(s
     assert f["malignant_auc"] == pytest.approx(t["malignant_auc"]["auc"], abs=1e-6)
     assert f["malignant_auc_ci95"] == pytest.approx(t["malignant_auc"]["ci95"], abs=1e-6)
     assert f["melanoma_auc"] == pytest.approx(t["melanoma_auc"]["auc"], abs=1e-6)
-    # core/auc.py is evalkit.metrics' code: the same numbers on the stored outputs.
+    # evalkit.metrics' AUC is core/auc.py's (one implementation): the same numbers on the stored outputs.
     mal = np.array([c.malignant for c in group.cases])
     p = np.array([c.result.p_malignant for c in group.cases])
     assert f["malignant_auc"] == roc_auc(mal, p)
@@ -137,3 +137,11 @@ def test_since_leaves_out_results_made_before_it(simulated_clinic):
     with ReviewStore.open(db) as store:
         assert run_audit(store, bundle, since=date.today() + timedelta(days=1), n_bootstrap=0).groups == ()
         assert run_audit(store, bundle, since=date.today(), n_bootstrap=0).groups
+
+
+def test_evalkit_auc_is_core_auc():
+    import core.auc
+    import evalkit.metrics
+
+    assert evalkit.metrics.roc_auc is core.auc.roc_auc
+    assert evalkit.metrics.bootstrap_auc_ci is core.auc.bootstrap_auc_ci

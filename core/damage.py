@@ -183,12 +183,14 @@ class PictureDamageLimits:
     unlike_share: float = 0.5  # ... in this share of the rows beside it: the band cuts through the picture
     step_strong: float = 0.75  # share of the width with a brightness/colour step on one block boundary
     step_weak: float = 0.4
-    min_step: float = 3.0  # grey levels: smaller steps are compression noise
+    min_step: float = 4.0  # grey levels: smaller steps are compression and resampling noise
+    level_share: float = 0.5  # of the jump at the boundary, the blocks' means must differ by this much
+    bar_spread: float = 4.0  # grey levels (interquartile): a side this flat is a bar at the edge, not a picture
     noise_level: float = 30.0  # grey levels between neighbouring rows that only noise reaches ...
     noise_ratio: float = 6.0  # ... when also this many times the picture's typical difference ...
     noise_rows: int = 6  # ... over this many rows one after another (intact pictures: at most 3): strong
     mid_range: tuple[float, float] = (16.0, 239.0)  # block means where clipping cannot make blocks identical
-    textured_std: float = 3.0  # grey levels: a block with less variation counts as flat-ish
+    textured_std: float = 1.0  # grey levels within the block's rows and within its columns: textured both ways
     drawn_share: float = 0.2  # share of flat mid-colour 8x8 blocks that marks a drawn picture
     drawn_pixel_share: float = 0.8  # share of pixels equal to the next that does (photographs: at most 0.55)
 
@@ -237,7 +239,10 @@ def _repeated_blocks(rgb: np.ndarray, limits: PictureDamageLimits) -> DamageFind
         for start, end in zip(starts, ends, strict=True):
             count = int(end - start + 1)
             block = rgb[i * 8 : i * 8 + 8, start * 8 : start * 8 + 8].astype(np.float32)  # the block repeated
-            textured = float(block.reshape(64, 3).std(axis=0).max()) >= limits.textured_std
+            # Texture in both directions: a block of horizontal stripes repeats along the straight edge
+            # of a black bar in intact pictures; zeros in JPEG data give a pattern that varies both ways.
+            across, down = block.std(axis=1).mean(axis=0).max(), block.std(axis=0).mean(axis=0).max()
+            textured = min(float(across), float(down)) >= limits.textured_std
             if count > longest and textured and low <= float(block.mean()) <= high:
                 longest = count
     if longest >= limits.repeated_textured_blocks:
@@ -301,22 +306,38 @@ def _block_row_step(rgb: np.ndarray, limits: PictureDamageLimits) -> DamageFindi
     every later block of the scan by the same amount."""
     height, width = rgb.shape[:2]
     w8 = width // 8
-    if height < 24 or w8 < 4:
+    if height < 40 or w8 < 4:
         return None
-    ys = np.arange(8, height - 2, 8)
-    rows = np.stack([ys - 4, ys - 3, ys - 1, ys, ys + 1, ys + 2], axis=1).ravel()  # only the rows needed
-    picked = rgb[rows, : w8 * 8]
-    ycc = cv2.cvtColor(picked, cv2.COLOR_RGB2YCrCb).astype(np.float32).reshape(len(ys), 6, w8 * 8, 3)
-    jump = ycc[:, 3] - ycc[:, 2]  # across each boundary
-    near = (np.abs(ycc[:, 1] - ycc[:, 0]) + np.abs(ycc[:, 5] - ycc[:, 4])) / 2  # beside it
+    h8 = height // 8
+    ys = np.arange(2, h8 - 1) * 8  # two block rows above and one below at least: the last row is often a border
+    ycc = cv2.cvtColor(rgb[: h8 * 8, : w8 * 8], cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    jump = ycc[ys] - ycc[ys - 1]  # across each boundary
+    near = (np.abs(ycc[ys - 3] - ycc[ys - 4]) + np.abs(ycc[ys + 2] - ycc[ys + 1])) / 2  # beside it
     jump = jump.reshape(len(ys), w8, 8, 3).mean(axis=2)
     near = near.reshape(len(ys), w8, 8, 3).mean(axis=2)
+    blocks = ycc.reshape(h8, 8, w8, 8, 3).mean(axis=(1, 3))
+    level = blocks[ys // 8] - blocks[ys // 8 - 1]  # block below against block above
     # Beside a step between two perfectly flat areas (a drawn edge) "near" is 0; a photograph has noise.
     floor = np.where(near > 0, np.maximum(limits.min_step, 2.0 * near), np.inf)
-    best = 0.0
+    share = np.zeros(len(ys))
     for sign in (1.0, -1.0):
-        stepped = (sign * jump > floor).transpose(0, 2, 1).reshape(-1, w8)  # (boundary, channel) x blocks
-        best = max(best, float(_longest_per_row(stepped).max()) / w8)
+        # A shifted DC value moves the whole block; a thin line (a ruler's edge) that ends on the
+        # boundary makes a jump there but hardly moves the block's mean.
+        stepped = (sign * jump > floor) & (sign * level > limits.level_share * sign * jump)
+        stepped = stepped.transpose(0, 2, 1).reshape(-1, w8)  # (boundary, channel) x blocks
+        share = np.maximum(share, _longest_per_row(stepped).reshape(len(ys), 3).max(axis=1) / w8)
+    best = 0.0
+    grey = None
+    for row in np.argsort(-share):
+        if share[row] < limits.step_weak:
+            break
+        # The straight edge of a flat bar (letterboxing, a label strip) is a step too: a shifted DC
+        # value has picture content on both sides, all the way to the top and the bottom.
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if grey is None else grey
+        spreads = [np.subtract(*np.percentile(side, [75, 25])) for side in (grey[: ys[row]], grey[ys[row] :])]
+        if min(spreads) >= limits.bar_spread:  # interquartile: a label's text on the bar does not count
+            best = float(share[row])
+            break
     if best >= limits.step_strong:
         return DamageFinding(True, DAMAGED_PIXELS.format(what="shifted in brightness or colour"), f"step {best:.2f}")
     if best >= limits.step_weak:

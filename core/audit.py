@@ -451,11 +451,14 @@ AUDIT_CSV_COLUMNS = (
 )
 
 
-def write_audit_csv(audit: Audit, path) -> None:
-    """One row per confirmed case (the cleared malignancies first), then the figures per group."""
+def write_audit_csv(audit: Audit, path, *, private: bool = True) -> None:
+    """One row per confirmed case (the cleared malignancies first), then the figures per group; written
+    whole or not at all, private (0600) unless `private=False`."""
     import csv
 
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    from .paths import atomic_target
+
+    with atomic_target(path, private=private) as temp, open(temp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(AUDIT_CSV_COLUMNS)
         rows = [(g, c) for g in audit.groups for c in g.cases]

@@ -24,11 +24,14 @@ def overlay(rgb: np.ndarray, cam: np.ndarray, opacity: float = 0.45) -> np.ndarr
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def write_png(path, rgb: np.ndarray) -> None:
+def write_png(path, rgb: np.ndarray, *, private: bool = True) -> None:
+    """`rgb` as a PNG at `path`, whole or not at all, private (0600) unless `private=False`."""
+    from .paths import write_file_atomically
+
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"could not encode {path}")
-    buf.tofile(str(path))  # tofile: works with non-ASCII paths on Windows
+    write_file_atomically(path, buf.tobytes(), private=private)
 
 
 HEATMAP_MODES = ("overlay", "side by side", "contour")

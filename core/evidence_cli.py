@@ -81,8 +81,7 @@ def cmd_audit(args) -> int:
     with _store(args) as store:
         audit = run_audit(store, bundle, since)
     if suffix == ".csv":
-        with atomic_target(out) as temp:
-            write_audit_csv(audit, temp)
+        write_audit_csv(audit, out)
     elif suffix == ".pdf":
         args.pdf_writer(audit_html(audit), str(out))
     else:

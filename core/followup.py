@@ -153,13 +153,15 @@ def follow_up_row(f: FollowUp, today: date) -> dict[str, str]:
     return {k: spreadsheet_safe(v) for k, v in row.items()}
 
 
-def write_follow_up_csv(items: Sequence[FollowUp], path: str | Path, today: date | None = None) -> Path:
-    """The follow-up list as a CSV, written whole or not at all, private to the user."""
+def write_follow_up_csv(
+    items: Sequence[FollowUp], path: str | Path, today: date | None = None, *, private: bool = True
+) -> Path:
+    """The follow-up list as a CSV, written whole or not at all, private to the user unless `private=False`."""
     from .paths import atomic_target
 
     today = today or date.today()
     path = Path(path)
-    with atomic_target(path) as temp:
+    with atomic_target(path, private=private) as temp:
         with open(temp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=FOLLOW_UP_COLUMNS)
             writer.writeheader()

@@ -38,7 +38,7 @@ from .outcomes import (
     outcome_label,
     review_choice,
 )
-from .paths import atomic_target, write_file_atomically
+from .paths import atomic_target, make_private_folder, write_file_atomically
 from .patients import (
     LesionSummary,
     TimelineEntry,
@@ -354,13 +354,20 @@ def build_patient_report(
 # --------------------------------------------------------------------------------------------- CSV
 
 
-def patient_csv(store: ReviewStore, patient_id: str, path: str | Path, report: PatientReport | None = None) -> Path:
+def patient_csv(
+    store: ReviewStore,
+    patient_id: str,
+    path: str | Path,
+    report: PatientReport | None = None,
+    *,
+    private: bool = True,
+) -> Path:
     """One row per picture of the patient: lesion, visit, p(malignant), outcome, review, follow-up,
-    urgency and what made the result. Written whole or not at all (0600)."""
+    urgency and what made the result. Written whole or not at all (0600 unless `private=False`)."""
     report = report or build_patient_report(store, patient_id)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_target(path) as temp:
+    make_private_folder(path.parent, private)
+    with atomic_target(path, private=private) as temp:
         with open(temp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=PATIENT_CSV_COLUMNS)
             writer.writeheader()
@@ -656,10 +663,12 @@ def write_patient_report(
     clinic: Clinic | None = None,
     summary: str = "",
     heat_maps: HeatMapSource | None = None,
+    *,
+    private: bool = True,
 ) -> Path:
     """Write one patient's report as .csv, .html or .pdf (`pdf_writer(PagedReport, path)`: the desktop's,
-    Qt). Written whole or not at all, owner-only (0600): a full disk leaves the earlier report in place,
-    and the error (core.paths.FileWriteError) names the file."""
+    Qt). Written whole or not at all, owner-only (0600; `private=False`: shared as the umask allows): a
+    full disk leaves the earlier report in place, and the error (core.paths.FileWriteError) names the file."""
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in REPORT_FORMATS:
@@ -671,11 +680,11 @@ def write_patient_report(
         )
     report = build_patient_report(store, patient_id, reviewer, clinic, summary, heat_maps)
     if suffix == ".csv":
-        return patient_csv(store, patient_id, out, report)
+        return patient_csv(store, patient_id, out, report, private=private)
     paged = paged_report(report)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_private_folder(out.parent, private)
     if suffix == ".pdf":
-        with atomic_target(out) as temp:
+        with atomic_target(out, private=private) as temp:
             pdf_writer(paged, temp)
         return out
-    return write_file_atomically(out, paged.html())
+    return write_file_atomically(out, paged.html(), private=private)

@@ -151,21 +151,24 @@ def write_run_csv(
     issues: Iterable = (),
     reviews: Mapping[str, object] | None = None,
     provenance=None,
+    *,
+    private: bool = True,
 ) -> Path:
     """The one run CSV of the app and the CLI: one row per file, highest risk first, with reviews, each
     file's patient columns and what made it (`provenance`, a core.provenance.Provenance: the same on every
     row; an unsigned bundle's rows say UNSIGNED BUNDLE), then one row per intake issue (status "intake",
-    the problem and its sidecar line in `reason`). Written whole or not at all, private to the user."""
-    from .paths import atomic_target
+    the problem and its sidecar line in `reason`). Written whole or not at all, private to the user
+    (0600, a new folder 0700) unless `private=False` (the app's Settings: shared with other users)."""
+    from .paths import atomic_target, make_private_folder
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_folder(path.parent, private)
     classes = list(class_names)
     identities = identities or {}
     results = by_risk(results)
     made_by = {} if provenance is None else dict(provenance.fields())
     fields = [*CSV_COLUMNS, *(f"p_{c}" for c in classes), *IDENTITY_COLUMNS, *PROVENANCE_COLUMNS]
-    with atomic_target(path) as temp:
+    with atomic_target(path, private=private) as temp:
         with open(temp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=fields, restval="")
             writer.writeheader()
@@ -251,13 +254,17 @@ def write_html(
     disclaimer: str = "",
     with_heatmaps: bool = True,
     reviews: Mapping[str, object] | None = None,
+    *,
+    private: bool = True,
 ) -> Path:
-    """Write `report_html(...)` to `path` (UTF-8); returns the path."""
+    """Write `report_html(...)` to `path` (UTF-8), whole or not at all, private (0600) unless
+    `private=False`; returns the path."""
+    from .paths import make_private_folder, write_file_atomically
+
     doc = report_html(results, thumbnails, title, details, disclaimer, with_heatmaps, reviews)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(doc, encoding="utf-8")
-    return path
+    make_private_folder(path.parent, private)
+    return write_file_atomically(path, doc, private=private)
 
 
 def report_html(
@@ -528,11 +535,13 @@ def run_report(
     return PagedReport(title=title, header_html=header, blocks=tuple(blocks), footer=footer)
 
 
-def write_run_report_html(report, path: str | Path) -> Path:
-    """A run report (run_report) as one self-contained HTML file, whole or not at all, private (0600)."""
-    from .paths import atomic_target
+def write_run_report_html(report, path: str | Path, *, private: bool = True) -> Path:
+    """A run report (run_report) as one self-contained HTML file, whole or not at all, private (0600)
+    unless `private=False`."""
+    from .paths import atomic_target, make_private_folder
 
     path = Path(path)
-    with atomic_target(path) as temp:
+    make_private_folder(path.parent, private)
+    with atomic_target(path, private=private) as temp:
         temp.write_text(report.html(), encoding="utf-8")
     return path

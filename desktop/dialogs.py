@@ -218,6 +218,24 @@ class SettingsDialog(QDialog):
         self.clinic_address.setPlaceholderText("street, town (one or two lines)")
         self.clinic_address.setFixedHeight(52)
         self.clinic_phone = QLineEdit(clinic.phone)
+        # The same switch as the Evidence tab's (core/auto_clearing.py): off, no image is "no cancer suspected".
+        self.auto_clearing = QComboBox()
+        self.auto_clearing.addItem("on", True)
+        self.auto_clearing.addItem("off until this camera is validated", False)
+        self.auto_clearing.setCurrentIndex(0 if settings.auto_clearing else 1)
+        clearing_help = QLabel(
+            "Off: no image is “no cancer suspected”; each is “review (low risk)” with the reason. A run turns it "
+            "off by itself when its pictures differ from the training images (camera check), unless this camera "
+            "is validated (Evidence tab)."
+        )
+        clearing_help.setWordWrap(True)
+        clearing_help.setStyleSheet("color:#455a64;")
+        self.share_exports = QCheckBox("Share exported files with other users of this computer")
+        self.share_exports.setChecked(settings.share_exports)
+        self.share_exports.setToolTip(
+            "Off (recommended): reports, CSV files and heat maps you export hold patient data and are readable "
+            "by you only. On: other users of this computer may read them (as your system's defaults allow)."
+        )
 
         form = QFormLayout()
         form.addRow("Model bundle:", bundle_row)
@@ -228,11 +246,14 @@ class SettingsDialog(QDialog):
         form.addRow("", self.provider_info)
         form.addRow("Confidence:", conf_row)
         form.addRow("", conf_help)
+        form.addRow("Auto-clearing:", self.auto_clearing)
+        form.addRow("", clearing_help)
         form.addRow("Results file:", _path_row(self.database, db_btn))
         form.addRow("Reviewer name:", self.reviewer)
         form.addRow("Clinic name:", self.clinic_name)
         form.addRow("Clinic address:", self.clinic_address)
         form.addRow("Clinic phone:", self.clinic_phone)
+        form.addRow("Exported files:", self.share_exports)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -288,6 +309,8 @@ class SettingsDialog(QDialog):
             confidence=None if self.use_default_confidence.isChecked() else round(self.confidence.value(), 3),
             database_path=self.database.text().strip(),
             reviewer=self.reviewer.text().strip(),
+            auto_clearing=bool(self.auto_clearing.currentData()),
+            share_exports=self.share_exports.isChecked(),
         )
 
 
@@ -331,6 +354,7 @@ def bundle_html(bundle: Bundle | None, verified: bool, provider_in_use: str | No
         f"{len(m.tta_views)} test-time views · identity <code>{bundle.identity[:16]}</code><br>"
         f"Loaded from {bundle.source or bundle.root}<br>"
         f"<b>{check}</b> · {html.escape(bundle.trust_text)} · running on {provider_in_use or '—'}</p>"
+        f"{_trust_warnings_html(bundle.trust_warnings)}"
         "<table border='1' cellspacing='0' cellpadding='3'><tr><th>member</th><th>architecture</th><th>seed</th>"
         f"<th>temperature</th><th>val. AUC</th><th>SHA-256</th></tr>{rows}</table>"
         f"<p>Classes: {', '.join(m.class_names)} (p(melanoma) = {m.positive_class}; "
@@ -341,6 +365,14 @@ def bundle_html(bundle: Bundle | None, verified: bool, provider_in_use: str | No
         )
         + f"{metrics}"
     )
+
+
+def _trust_warnings_html(warnings) -> str:
+    """Key files or folders passed over when the trusted keys were read, in red (empty when none)."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    return f"<p style='color:#c62828'><b>Trusted keys passed over:</b></p><ul style='color:#c62828'>{items}</ul>"
 
 
 def _auc_text(value) -> str:

@@ -136,6 +136,8 @@ class MainWindow(QMainWindow):
             lambda on: self.apply_settings(replace(self.settings, auto_clearing=on)),
         )
         self.tabs.addTab(self.evidence_view, "Evidence")  # confirmed diagnoses and the audit (issue 25)
+        for view in (self.patients_view, self.follow_up_view, self.evidence_view):
+            view.private_exports = lambda: self.settings.private_exports  # Settings: share exported files
         self.trial_confidence: float | None = None  # a confidence tried on screen, never recorded
         self.case_tab = case_tab
         self.setCentralWidget(self.tabs)
@@ -314,6 +316,8 @@ class MainWindow(QMainWindow):
         for panel in (self.case_panel, self.queue_view.panel):  # heat maps of any class, on request
             panel.set_models(model.screener.ensemble)
         self._update_model_state()
+        if model.bundle.trust_warnings:  # key files passed over: the user may think a publisher is trusted
+            self.notify("Trusted keys: " + "; ".join(model.bundle.trust_warnings), 30_000, error=True)
         self.model_loaded.emit(model)
 
     def _model_error(self, request: int, exc: BaseException) -> None:
@@ -339,6 +343,8 @@ class MainWindow(QMainWindow):
             m = self.model.bundle.manifest
             unsigned = " · UNSIGNED BUNDLE (research only)" if self.model.bundle.unsigned else ""
             self.model_label.setText(f"Models: {m.name} {m.version} · {self.model.screener.engine_in_use}{unsigned}")
+            warnings = self.model.bundle.trust_warnings
+            self.model_label.setToolTip("\n".join(("Trusted keys passed over:", *warnings)) if warnings else "")
             self._update_legend()
         else:
             self.model_label.setText("Models: not loaded")
@@ -650,7 +656,14 @@ class MainWindow(QMainWindow):
             if self.trial_confidence is not None:
                 made_by = replace(made_by, confidence=self.trial_confidence)
             out = write_run_csv(
-                results, path, classes, identities_of(self.store, shas), issues, reviews, provenance=made_by
+                results,
+                path,
+                classes,
+                identities_of(self.store, shas),
+                issues,
+                reviews,
+                provenance=made_by,
+                private=self.settings.private_exports,
             )
         except OSError as exc:
             QMessageBox.warning(self, "Export failed", f"The CSV file could not be written:\n{exc}")
@@ -692,6 +705,7 @@ class MainWindow(QMainWindow):
             "Exported by": self.settings.reviewer or "—",
         }
         shown = {r.result.path: r.result for r in self.screening.model.rows} if trial else {}
+        private = self.settings.private_exports
 
         def job(report, should_stop):
             entries = store.run_entries(run_id, with_cam=True)
@@ -713,13 +727,13 @@ class MainWindow(QMainWindow):
                 title=f"MelaScreen screening report, run #{run.id}",
             )
             if kind == "html":
-                return write_run_report_html(doc, path)
+                return write_run_report_html(doc, path, private=private)
             return doc
 
         def done(value) -> None:
             if kind == "pdf":
                 try:
-                    with atomic_target(path) as temp:  # whole or not at all, private to the user (0600)
+                    with atomic_target(path, private=private) as temp:  # whole or not at all, 0600 unless shared
                         html_to_pdf(value, temp)
                     value = Path(path)
                 except OSError as exc:
@@ -782,6 +796,7 @@ class MainWindow(QMainWindow):
         self._save_settings()
         self.case_panel.set_reviewer_name(new.reviewer)
         self.queue_view.panel.set_reviewer_name(new.reviewer)
+        self.evidence_view.show_auto_clearing(new.auto_clearing)
         store_changed = new.resolved_database_path() != old.resolved_database_path() or self.store is None
         # The confidence is passed with each run: changing only it reloads nothing.
         model_changed = (new.bundle_path, new.session(), tuple(new.trusted_keys), new.allow_unsigned_bundles) != (

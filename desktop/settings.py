@@ -39,6 +39,9 @@ class AppSettings:
     allow_unsigned_bundles: bool = False
     # False: "off until validated", no image is "no cancer suspected" (core/auto_clearing.py, issue 25).
     auto_clearing: bool = True
+    # False (default): exported files are the user's only (0600, new folders 0700); True: other users of
+    # this computer may read them, as the umask allows (issue 26 item 7). The command line stays private.
+    share_exports: bool = False
 
     def resolved_database_path(self) -> Path:
         return Path(self.database_path).expanduser() if self.database_path else default_database_path()
@@ -63,6 +66,7 @@ class AppSettings:
             trusted_keys=tuple(str(k) for k in keys),
             allow_unsigned_bundles=self.allow_unsigned_bundles is True,
             auto_clearing=self.auto_clearing is not False,
+            share_exports=self.share_exports is True,
         )
 
     def session(self) -> EnsembleSettings:
@@ -72,6 +76,11 @@ class AppSettings:
     def gate(self) -> GateChoice:
         """The gate settings: passed with each run, never a reason to reload the models."""
         return GateChoice(confidence=self.confidence, auto_clearing=self.auto_clearing)
+
+    @property
+    def private_exports(self) -> bool:
+        """What the app's writers get as `private=`: owner-only unless the user chose to share."""
+        return not self.share_exports
 
 
 SCHEMA_VERSION = 2

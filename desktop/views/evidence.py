@@ -38,6 +38,7 @@ from core.evidence import (
     import_csv,
     lesion_key,
 )
+from core.paths import atomic_target, write_file_atomically
 
 from ..pdf import html_to_pdf
 
@@ -57,6 +58,7 @@ class EvidenceView(QWidget):
         super().__init__(parent)
         self._store, self._reviewer, self._bundle = store, reviewer, bundle
         self._audit = None
+        self.private_exports: Callable[[], bool] = lambda: True  # the app's Settings (share exported files)
         self.clearing = QComboBox()
         self.clearing.addItem("on", True)
         self.clearing.addItem("off until this camera is validated", False)
@@ -128,6 +130,12 @@ class EvidenceView(QWidget):
         layout.addWidget(self.audit_view, 1)
 
     # -- entry -----------------------------------------------------------------------------------
+
+    def show_auto_clearing(self, on: bool) -> None:
+        """Follow a change made elsewhere (Settings) without sending it back."""
+        self.clearing.blockSignals(True)
+        self.clearing.setCurrentIndex(0 if on else 1)
+        self.clearing.blockSignals(False)
 
     def _choose_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "The screened picture")
@@ -211,13 +219,15 @@ class EvidenceView(QWidget):
         if audit is None:
             return None
         out = Path(path)
-        try:
+        private = self.private_exports()
+        try:  # whole or not at all, owner-only unless the user chose to share exports (Settings)
             if out.suffix.lower() == ".csv":
-                write_audit_csv(audit, out)
+                write_audit_csv(audit, out, private=private)
             elif out.suffix.lower() == ".pdf":
-                html_to_pdf(audit_html(audit), out)
+                with atomic_target(out, private=private) as temp:
+                    html_to_pdf(audit_html(audit), temp)
             else:
-                out.write_text(audit_html(audit), encoding="utf-8")
+                write_file_atomically(out, audit_html(audit), private=private)
         except OSError as exc:
             QMessageBox.warning(self, "Audit not saved", f"{out}: {exc.strerror or exc}")
             return None

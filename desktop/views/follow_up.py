@@ -36,6 +36,7 @@ class FollowUpView(QWidget):
         super().__init__(parent)
         self.store_fn = store_fn
         self.today = today
+        self.private_exports: Callable[[], bool] = lambda: True  # the app's Settings (share exported files)
         self.items: list[FollowUp] = []
         self.title = QLabel()
         self.title.setStyleSheet("font-size:14px; font-weight:bold;")
@@ -122,7 +123,7 @@ class FollowUpView(QWidget):
             path, _ = QFileDialog.getSaveFileName(self, "Export the follow-up list", name, "CSV (*.csv)")
             if not path:
                 return None
-        out = write_follow_up_csv(self.items, path, self.today())
+        out = write_follow_up_csv(self.items, path, self.today(), private=self.private_exports())
         self.exported.emit(str(out))
         return out
 

@@ -87,6 +87,7 @@ class PatientWorklistView(QWidget):
         super().__init__(parent)
         self.store_fn = store_fn
         self.reviewer = reviewer
+        self.private_exports: Callable[[], bool] = lambda: True  # the app's Settings (share exported files)
         self.patients: list[PatientSummary] = []
         self.lesions: list[LesionSummary] = []
         self.title = QLabel("Patients")
@@ -278,7 +279,13 @@ class PatientWorklistView(QWidget):
                 return None
         try:
             out = write_patient_report(
-                store, pid, path, pdf_writer=html_to_pdf, reviewer=self.reviewer() or "", summary=summary or ""
+                store,
+                pid,
+                path,
+                pdf_writer=html_to_pdf,
+                reviewer=self.reviewer() or "",
+                summary=summary or "",
+                private=self.private_exports(),
             )
         except (OSError, ValueError, MelaScreenError) as exc:
             QMessageBox.warning(self, "Report not written", f"The report could not be written:\n{exc}")

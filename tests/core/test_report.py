@@ -100,3 +100,21 @@ def test_html_report_lists_each_case_with_picture_outcome_and_decision(tmp_path)
     assert "excise / biopsy" in doc and "Dr B" in doc and "not reviewed" in doc
     assert doc.count("data:image/jpeg;base64,") == 1  # the file that exists; the other has no picture
     assert [r.path for r in by_risk([r1, r2])] == [r2.path, r1.path]
+
+
+def test_html_report_and_heat_map_png_are_written_whole_and_private(tmp_path):
+    import stat
+
+    from core.cam import write_png
+    from core.report import write_html
+
+    res = result("a.png", 0.2, Decision.UNCERTAIN, band="low")
+    html_path = write_html([res], tmp_path / "new" / "report.html", with_heatmaps=False)
+    png = tmp_path / "map.png"
+    write_png(png, np.zeros((8, 8, 3), np.uint8))
+    assert stat.S_IMODE(html_path.stat().st_mode) == 0o600 and stat.S_IMODE(png.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+    assert cv2.imread(str(png)).shape == (8, 8, 3) and "a.png" in html_path.read_text(encoding="utf-8")
+    shared = write_html([res], tmp_path / "shared.html", with_heatmaps=False, private=False)
+    assert stat.S_IMODE(shared.stat().st_mode) != 0o600  # 0666 less the umask, as the user chose
+    assert not list(tmp_path.glob(".*partial*"))  # no temporary file left behind

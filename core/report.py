@@ -427,6 +427,20 @@ def _run_row(r: ScreeningResult, thumb, a, review, made_by, with_heatmaps: bool,
     return f"<table width='100%' class='row'{mark}><tr>{''.join(cells)}</tr></table>"
 
 
+def camera_warning_html(clearing: Mapping | None) -> str:
+    """The run's camera check and auto-clearing in words, in red, when the check fired or clearing was off
+    (the reader must know before the first row); "" otherwise."""
+    clearing = clearing or {}
+    camera = clearing.get("camera_check") or {}
+    if clearing.get("auto_clearing") != "off" and not camera.get("fired"):
+        return ""
+    measures = (
+        f"<p class='small'>Camera check: {html.escape(str(camera['measures']))}</p>" if camera.get("measures") else ""
+    )
+    words = str(clearing.get("words") or camera.get("words") or "")
+    return f"<p class='unsigned'>Camera check: {html.escape(words)}</p>{measures}"
+
+
 def run_report(
     results: Sequence[ScreeningResult],
     thumbnails: Sequence[bytes | None] | None = None,
@@ -437,12 +451,15 @@ def run_report(
     title: str = "MelaScreen screening report",
     with_heatmaps: bool = True,
     picture_width: int = RUN_PICTURE_WIDTH,
+    clearing: Mapping | None = None,
 ):
     """A run's report a clinic can file (a core.patient_report.PagedReport: blocks never split across pages,
     the header on every page, "page x of y" by the PDF writer): patients ordered by their most urgent picture,
     each patient's lesions and visits together; then pictures with no patient, images to check (not
     dermoscopy: no class, probability, band or heat map) and files that could not be screened. The header and
-    every page's footer say what made the results (core/provenance.py; UNSIGNED BUNDLE on every row too)."""
+    every page's footer say what made the results (core/provenance.py; UNSIGNED BUNDLE on every row too).
+    `clearing` is the run's recorded camera check and auto-clearing (RunClearing.to_dict(), in the run's
+    settings): when the check fired or clearing was off, its words come first, in red."""
     from datetime import datetime
 
     from .bundle import DISCLAIMER
@@ -479,6 +496,9 @@ def run_report(
     for r in filed:
         patients.setdefault(identities[r.sha256].patient_id, []).append(r)
     blocks: list = []
+    warning = camera_warning_html(clearing)
+    if warning:
+        blocks.append(Block(warning))
     counts = {o.code: 0 for o in ALL_OUTCOMES}
     for r in results:
         counts[r.outcome_code] += 1

@@ -725,6 +725,7 @@ class MainWindow(QMainWindow):
                 made_by,
                 details,
                 title=f"MelaScreen screening report, run #{run.id}",
+                clearing=(run.settings or {}).get("clearing") or (run.summary or {}).get("clearing"),
             )
             if kind == "html":
                 return write_run_report_html(doc, path, private=private)

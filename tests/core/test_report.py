@@ -118,3 +118,19 @@ def test_html_report_and_heat_map_png_are_written_whole_and_private(tmp_path):
     shared = write_html([res], tmp_path / "shared.html", with_heatmaps=False, private=False)
     assert stat.S_IMODE(shared.stat().st_mode) != 0o600  # 0666 less the umask, as the user chose
     assert not list(tmp_path.glob(".*partial*"))  # no temporary file left behind
+
+
+def test_run_report_puts_a_fired_camera_check_first_in_red(tmp_path):
+    from core.report import run_report
+
+    rows = [result("a.png", 0.3, Decision.UNCERTAIN, band="low")]
+    fired = {
+        "auto_clearing": "off",
+        "words": "these images differ from the training images (yellower): expect more reviews; AUTO-CLEARING OFF",
+        "camera_check": {"fired": True, "measures": "40 pictures; shift 6.10 (limit 4.5)"},
+    }
+    first = run_report(rows, clearing=fired).blocks[0].html
+    assert "class='unsigned'" in first and "yellower" in first and "shift 6.10" in first
+    passed = {"auto_clearing": "on", "words": "camera check passed", "camera_check": {"fired": False}}
+    assert "Camera check" not in run_report(rows, clearing=passed).html()
+    assert "Camera check" not in run_report(rows).html()

@@ -74,3 +74,16 @@ def test_trusted_keys_passed_over_are_shown_in_the_status_bar_and_about(make_win
     assert "not-a-key.pub" in w.model_label.toolTip()
     about = bundle_html(w.model.bundle, True, "CPU")
     assert "Trusted keys passed over" in about and "not-a-key.pub" in about
+
+
+def test_run_report_says_auto_clearing_was_off_at_the_top(make_window, screen, qtbot, clinic_folder, tmp_path):
+    w = make_window()
+    w.apply_settings(replace(w.settings, auto_clearing=False))
+    screen(w, clinic_folder)
+    out = tmp_path / "report.html"
+    with qtbot.waitSignal(w.export_done, timeout=60_000):
+        w.export_report(str(out))
+    text = out.read_text(encoding="utf-8")
+    warning = text.index("Camera check: ")
+    assert "AUTO-CLEARING OFF for this run" in text[warning : warning + 600]
+    assert warning < text.index("files (")  # before the run's counts and every row

@@ -333,8 +333,8 @@ class Screener:
         def admit(path: str) -> _Pending:
             item = _Pending(path)
             if store is not None:
-                try:
-                    item.sha256 = sha256_file(Path(path))
+                try:  # only regular files: opening a pipe waits for a writer, forever
+                    item.sha256 = sha256_file(Path(path)) if Path(path).is_file() else None
                 except OSError:
                     item.sha256 = None
                 if item.sha256 and in_window[item.sha256]:

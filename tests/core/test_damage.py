@@ -196,8 +196,11 @@ def test_a_pipe_named_like_an_image_gets_an_error_row_and_never_blocks_the_run(t
     Image.fromarray(dc.photo_like(7)).save(folder / "lesion.png")
     os.mkfifo(folder / "pipe.jpg")  # opening it for reading would wait for a writer forever
     os.mkfifo(folder / "pipe.dcm")
+    from core.store import ReviewStore
+
     screener = Screener(load_bundle(synthetic_bundle), EnsembleSettings(provider="cpu"))
-    results, summary = screen_folder(screener, folder, None, run=RunSettings(with_cam=False))
+    with ReviewStore.open(tmp_path / "review.sqlite") as store:  # with a store, each file is hashed first
+        results, summary = screen_folder(screener, folder, store, run=RunSettings(with_cam=False))
     rows = {Path(r.path).name: r for r in results}
     assert sorted(rows) == ["lesion.png", "pipe.dcm", "pipe.jpg"] and summary.total == 3
     assert rows["lesion.png"].ok

@@ -36,8 +36,25 @@ class MemberLogits:
     failed: dict
 
 
-def cache_path(cache: Path, identity: str, view: str, set_name: str) -> Path:
-    return Path(cache) / "members" / f"{identity[:16]}-{view}" / f"{set_name}.npz"
+def cache_path(cache: Path, identity: str, view: str, set_name: str, override: dict | None = None) -> Path:
+    """override: preprocessing fields changed from the bundle's (e.g. {"hair_threshold": 20})."""
+    tag = "".join(f"-{k}={v}" for k, v in sorted((override or {}).items()))
+    return Path(cache) / "members" / f"{identity[:16]}-{view}{tag}" / f"{set_name}.npz"
+
+
+def parse_override(items) -> dict:
+    """["hair_threshold=20", "clahe=false"] -> {"hair_threshold": 20, "clahe": False}, checked by core's schema."""
+    from core.preprocess import PreprocessParams
+
+    raw = {}
+    for item in items or ():
+        key, _, value = item.partition("=")
+        raw[key] = {"true": True, "false": False}.get(value.lower(), value)
+        if isinstance(raw[key], str):
+            raw[key] = float(value) if "." in value else int(value)
+    base = PreprocessParams().to_dict()
+    PreprocessParams.from_dict({**base, **raw}, "--preprocessing override")  # refuses unknown fields and values
+    return raw
 
 
 def _save(path: Path, ids, logits, temps, failed) -> None:
@@ -78,17 +95,22 @@ def member_logits(
     engine: str = "openvino",
     threads: int = 1,
     batch: int = 32,
+    override: dict | None = None,
 ) -> dict[str, Path]:
+    from dataclasses import replace
+
     bundle = load_bundle(bundle_path, allow_unsigned=True)
     m = bundle.manifest
     spec = InputSpec.from_manifest(m)
+    if override:
+        spec = replace(spec, preprocessing=replace(spec.preprocessing, **override))
     temps = np.array([s.temperature for s in m.members], np.float32)
     engines, info = open_members(bundle, engine, "cpu", "exact", threads)
     log.info("%s: %d members on %s, view %s", m.version, len(engines), info.describe(), view)
     out = {}
     with ThreadPoolExecutor(max_workers=1) as pool:  # decoding one batch ahead of the engine
         for name in set_names:
-            final = cache_path(cache, str(bundle.identity), view, name)
+            final = cache_path(cache, str(bundle.identity), view, name, override)
             out[name] = final
             if final.exists():
                 continue

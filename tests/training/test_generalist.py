@@ -139,3 +139,80 @@ def test_named_sets_have_their_published_sizes():
         pytest.fail("the shared data sets are needed (../shared/data)")
     assert len(load_set("isic2017_val").image_ids) == 150
     assert len(load_set("ham10000_val").image_ids) + len(load_set("isic2017_val").image_ids) == 1698
+
+
+def test_a_preprocessing_override_is_checked_by_cores_schema():
+    from training.generalist.members import parse_override
+
+    assert parse_override(["hair_threshold=20", "clahe=false"]) == {"hair_threshold": 20, "clahe": False}
+    with pytest.raises(Exception, match="hair_thresh"):
+        parse_override(["hair_thresh=20"])
+
+
+def test_the_protocol_scores_every_candidate_against_the_baseline_on_the_held_out_source(tmp_path):
+    """End to end on synthetic cached inputs: a generalist that carries signal on the held-out source and
+    a preprocessing variant that does not; small subsets of the real label files, invented numbers."""
+    from core.bundle import load_bundle
+    from training.generalist import members as mem
+    from training.generalist.protocol import run
+
+    bundle = Path("core/models/default")
+    identity = str(load_bundle(bundle, allow_unsigned=True).identity)
+    sets = {"train": "ham10000_train@80", "val": "ham10000_val@60", "held": "isic2017_val@60"}
+    recipe = {
+        "protocol": {
+            "held_out": [sets["held"]],
+            "in_domain": [sets["val"]],
+            "fold_b_fit": [sets["held"]],
+            "fold_b_score": [sets["val"]],
+            "head_fit": [sets["train"]],
+            "temperature_fit": [sets["val"]],
+            "view": "id",
+            "bootstrap": {"resamples": 100, "seed": 0, "level": 0.95},
+            "weight_decay_grid": [0.1],
+        },
+        "baseline": {"name": "B2", "members": [0, 1]},
+        "candidates": [
+            {
+                "name": "G",
+                "members": [0, 1],
+                "weight": 0.5,
+                "deployable": True,
+                "generalist": {"backbone": "lite0", "size": 32, "preprocessing": "raw"},
+            },
+            {
+                "name": "G-missing",
+                "members": [0, 1],
+                "weight": 0.5,
+                "deployable": True,
+                "generalist": {"backbone": "lite2", "size": 32, "preprocessing": "raw"},
+            },
+        ],
+        "member_preprocessing_candidates": [{"name": "P", "members": [0, 1], "preprocessing": {"hair": False}}],
+        "rule": {"min_delta_low": 0.0, "in_domain_margin": 0.005},
+    }
+    rng = np.random.default_rng(0)
+    key = feat.FeatureKey("lite0", 32, "raw")
+    for name in set(sets.values()):
+        s = load_set(name)
+        x = rng.normal(0, 1, (len(s.image_ids), 8)).astype(np.float32)
+        x[:, 0] += 3 * s.melanoma  # the features know melanoma everywhere
+        path = feat.cache_path(tmp_path, key, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        feat._save(path, s.image_ids, x, {})
+        for override in (None, {"hair": False}):
+            logits = rng.normal(0, 1, (3, len(s.image_ids), 7)).astype(np.float32)
+            if s.source == "ham10000":  # the members know melanoma at home only
+                logits[:, :, 4] += 2 * s.melanoma
+            q = mem.cache_path(tmp_path, identity, "id", name, override)
+            q.parent.mkdir(parents=True, exist_ok=True)
+            mem._save(q, s.image_ids, logits, np.ones(3, np.float32), {})
+    out = run(recipe, tmp_path, bundle)
+    g = out["candidates"]["G"]
+    assert g["held_out"]["baseline"] == out["baseline_held_out_auc"] < 0.8
+    assert g["held_out"]["ci"][0] > 0 and g["rules"]["1_held_out_ci_low_above"]
+    assert out["candidates"]["G-missing"]["status"].startswith("not measured")
+    p = out["candidates"]["P"]
+    assert not p["rules"]["1_held_out_ci_low_above"] and p["status"] == "fails"  # noise only: not shown to help
+    assert p["preprocessing"] == {"hair": False} and len(p["temperatures"]) == 2
+    assert out["members_not_in_baseline"]["members"] == [2]

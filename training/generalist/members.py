@@ -172,10 +172,17 @@ def main(argv=None) -> int:
     ap.add_argument("--view", default="id")
     ap.add_argument("--engine", default="openvino")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--preprocessing",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="run the members on other preprocessing, e.g. hair_threshold=20 (repeatable)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    override = parse_override(args.preprocessing)
     for name, path in member_logits(
-        args.bundle, args.sets.split(","), args.cache, args.view, args.engine, args.threads
+        args.bundle, args.sets.split(","), args.cache, args.view, args.engine, args.threads, override=override
     ).items():
         log.info("%s -> %s", name, path)
     return 0

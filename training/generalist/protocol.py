@@ -46,7 +46,9 @@ class Labelled:
         return self.y == MEL
 
 
-def _load(cache: Path, bundle: Path, names, key: FeatureKey | None, want_members: bool) -> Labelled:
+def _load(
+    cache: Path, bundle: Path, names, key: FeatureKey | None, want_members: bool, override: dict | None = None
+) -> Labelled:
     xs, ls, ys, ms, gs = [], [], [], [], []
     for name in names:
         if name.partition("@")[0] in TEST_ONLY:
@@ -57,7 +59,7 @@ def _load(cache: Path, bundle: Path, names, key: FeatureKey | None, want_members
             f = load_features(cache, key, name)
             sources.append(f.image_ids)
         if want_members:
-            logits, ids = member_logits_for(cache, bundle, s)
+            logits, ids = member_logits_for(cache, bundle, s, override=override)
             sources.append(ids)
         rows, idx = aligned(s, *sources)
         k = 0
@@ -199,7 +201,54 @@ def run(recipe: dict, cache: Path, bundle: Path, n_boot: int | None = None) -> d
             "status": "passes rules 1-2 (rule 3 after packaging)" if all(passes.values()) else "fails",
         }
         log.info("%s: %s", cand["name"], json.dumps(out["candidates"][cand["name"]]))
+    for cand in recipe.get("member_preprocessing_candidates", []):
+        out["candidates"][cand["name"]] = _preprocessing_candidate(
+            cand, pr, rule, cache, bundle, held, dom, base_held, base_dom, paired
+        )
     return out
+
+
+def _preprocessing_candidate(cand, pr, rule, cache, bundle, held, dom, base_held, base_dom, paired) -> dict:
+    """The baseline's members on other preprocessing (temperatures re-fitted on HAM10000 val under it)."""
+    override = cand["preprocessing"]
+    mem_paths = [
+        member_cache_path(cache, bundle, n, override) for n in pr["temperature_fit"] + pr["held_out"] + pr["in_domain"]
+    ]
+    if not all(p.exists() for p in mem_paths):
+        return {"status": "not measured (member outputs not computed)", "preprocessing": override}
+    members = cand["members"]
+    t_set = _load(cache, bundle, pr["temperature_fit"], None, True, override)
+    c_held_l = _load(cache, bundle, pr["held_out"], None, True, override)
+    c_dom_l = _load(cache, bundle, pr["in_domain"], None, True, override)
+    if not (np.array_equal(c_held_l.y, held.y) and np.array_equal(c_dom_l.y, dom.y)):
+        raise ProtocolError(f"{cand['name']}: its member outputs cover other images than the baseline's")
+    temps = np.array([fit_temperature(t_set.logits[m], t_set.y) for m in members], np.float32)
+    c_held = member_p(c_held_l.logits[members], temps).mean(0)
+    c_dom = member_p(c_dom_l.logits[members], temps).mean(0)
+    held_fig = paired(held.melanoma, c_held, base_held, held.groups)
+    dom_fig = paired(dom.melanoma, c_dom, base_dom, dom.groups)
+    passes = {
+        "1_held_out_ci_low_above": held_fig["ci"][0] > rule["min_delta_low"],
+        "2_in_domain_within_margin": dom_fig["delta"] >= -rule["in_domain_margin"],
+    }
+    result = {
+        "preprocessing": override,
+        "temperatures": [round(float(t), 4) for t in temps],
+        "held_out": held_fig,
+        "in_domain": dom_fig,
+        "rules": passes,
+        "status": "passes rules 1-2 (rule 3 after packaging)" if all(passes.values()) else "fails",
+    }
+    log.info("%s: %s", cand["name"], json.dumps(result))
+    return result
+
+
+def member_cache_path(cache: Path, bundle: Path, set_name: str, override: dict | None) -> Path:
+    from core.bundle import load_bundle
+
+    from . import members as mem
+
+    return mem.cache_path(cache, str(load_bundle(bundle, allow_unsigned=True).identity), "id", set_name, override)
 
 
 def main(argv=None) -> int:

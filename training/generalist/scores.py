@@ -20,10 +20,12 @@ def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def member_logits_for(cache: Path, bundle: Path, image_set: ImageSet, view: str = "id") -> tuple[np.ndarray, tuple]:
+def member_logits_for(
+    cache: Path, bundle: Path, image_set: ImageSet, view: str = "id", override: dict | None = None
+) -> tuple[np.ndarray, tuple]:
     """M x N x K logits, in the order of the ids the cache holds (failed images left out)."""
     identity = str(load_bundle(bundle, allow_unsigned=True).identity)
-    got = mem.read(mem.cache_path(cache, identity, view, image_set.name))
+    got = mem.read(mem.cache_path(cache, identity, view, image_set.name, override))
     return got.logits, got.image_ids
 
 

@@ -1,9 +1,10 @@
 """The heat map of any class, on demand: where the models looked when scoring that class.
 
-Screening stores the heat map of the bundle's positive class (melanoma). When the outcome names another
-class ("suspicious for basal cell carcinoma") the clinician should see that class's map; the exported
-graphs already return the Grad-CAM of every class (issue 24, item 5), so one image is run again through
-the members on its TTA views and that class's maps are combined exactly as screening combines them.
+Screening stores the heat map of the bundle's positive class (melanoma) and, since schema 6, the map of
+the class the outcome names (core.screening composes it from the same run: the exported graphs return the
+Grad-CAM of every class, issue 24 item 5). For any other class, or a result stored before, one image is
+run again through the members on its TTA views and that class's maps are combined exactly as screening
+combines them.
 """
 
 from __future__ import annotations
@@ -12,15 +13,7 @@ import numpy as np
 
 from .bundle import OUTPUT_NAMES
 from .model_input import InputSpec, model_input
-from .results import Decision, ScreeningResult
-
-
-def named_class(result: ScreeningResult, positive_class: str = "mel") -> str:
-    """The class the outcome names: the malignant class of a suspicious result, else the most likely class
-    (the reason names it); the positive class when nothing is named."""
-    if result.decision is Decision.SUSPICIOUS and result.malignant_class:
-        return result.malignant_class
-    return result.likely_class or result.malignant_class or positive_class
+from .results import named_class as named_class  # its home is core.results; known here by this name
 
 
 def class_heat_map(ensemble, rgb: np.ndarray, class_code: str) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 Per image: member logits averaged over the TTA views, divided by each member's temperature,
 softmax; p(melanoma) is the mean of the members' calibrated probabilities. The heat map is the
-members' Grad-CAM of the melanoma class, mapped back from each view and averaged. Which engine runs
+members' Grad-CAM of the melanoma class, mapped back from each view and averaged. The graphs give the
+Grad-CAM of every class: those raw maps are kept (RawOutputs.class_cams) until the gate has decided, so
+the map of the class the outcome names is composed the same way (`class_cam`) without running again. Which engine runs
 the members (onnxruntime or OpenVINO) is `core.engines`' business; the results are the same.
 
 A bundle with the intake check (core/ood.py: an `ood` output in every member and an `ood` section in
@@ -31,6 +33,7 @@ class RawOutputs:
     member_logits: np.ndarray  # M x N x K, averaged over views, before temperature
     cams: np.ndarray | None  # M x N x V x h x w, positive class, as each view saw it
     ood: np.ndarray | None = None  # M x N intake scores of the id view; None: the bundle has no intake check
+    class_cams: np.ndarray | None = None  # M x N x V x K x h x w, every class (`cams` is the positive one's)
 
 
 @dataclass(frozen=True)
@@ -95,13 +98,12 @@ class Ensemble:
         return self.manifest.tta_views
 
     def _run_views(self, batch: np.ndarray, want_cam: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """batch: B x 3 x S x S -> logits M x B x K, cams M x B x h x w (positive class) or None, and
+        """batch: B x 3 x S x S -> logits M x B x K, cams M x B x K x h x w (every class) or None, and
         intake scores M x B or None."""
         outputs = OUTPUT_NAMES[:2] if want_cam else OUTPUT_NAMES[:1]
         if self.has_intake_check:
             outputs = (*outputs, OOD_OUTPUT)
         logits_name, cam_name = OUTPUT_NAMES[0], OUTPUT_NAMES[1]
-        pos = self.manifest.positive_index
         step = self.settings.max_batch
         with self._engine_lock:
             runs = [
@@ -116,8 +118,8 @@ class Ensemble:
             ).astype(np.float32)
         if not want_cam:
             return logits.astype(np.float32), None, ood
-        cams = np.stack([np.concatenate([out[cam_name][:, pos] for out in member_runs]) for member_runs in runs])
-        return logits.astype(np.float32), cams.astype(np.float32), ood
+        cams = np.stack([np.concatenate([out[cam_name] for out in member_runs]) for member_runs in runs])
+        return logits.astype(np.float32), cams.astype(np.float32, copy=False), ood
 
     def _views_of(self, inputs: np.ndarray) -> np.ndarray:
         return np.stack([apply_view(v, x) for x in inputs for v in self.views]).astype(np.float32)
@@ -136,12 +138,16 @@ class Ensemble:
         n, v = len(inputs), len(self.views)
         logits, cams, ood = self._run_views(self._views_of(inputs), want_cam=with_cam)
         m, _, k = logits.shape
-        cams = cams.reshape(m, n, v, *cams.shape[2:]) if cams is not None else None
+        class_cams = cams.reshape(m, n, v, *cams.shape[2:]) if cams is not None else None
+        # the positive class's maps as a view (no copy): what the stored heat map is made of
+        cams = class_cams[:, :, :, self.manifest.positive_index] if class_cams is not None else None
         if ood is not None:
             ood = ood.reshape(m, n, v)
             # The statistics were fitted on the id view; without one, the views' mean is the best stand-in.
             ood = ood[:, :, self.views.index("id")] if "id" in self.views else ood.mean(axis=2)
-        return RawOutputs(member_logits=logits.reshape(m, n, v, k).mean(axis=2), cams=cams, ood=ood)
+        return RawOutputs(
+            member_logits=logits.reshape(m, n, v, k).mean(axis=2), cams=cams, ood=ood, class_cams=class_cams
+        )
 
     def to_predictions(self, raw: RawOutputs, image_sizes: list[tuple[int, int]] | None = None) -> list[Prediction]:
         """Calibrate, average and map heat maps to each image's (height, width)."""
@@ -182,6 +188,16 @@ class Ensemble:
     ) -> list[Prediction]:
         """inputs: N x 3 x S x S model inputs; image_sizes: (height, width) to map each heat map to."""
         return self.to_predictions(self.run(inputs, with_cam), image_sizes)
+
+    def class_cam(self, raw: RawOutputs, i: int, class_code: str, image_hw: tuple[int, int]) -> np.ndarray | None:
+        """The heat map (H x W, 0..1) of `class_code` for image `i` of `raw`, composed as the positive class's
+        map is; None when `raw` kept no maps. ValueError for a class the bundle does not have."""
+        if raw.class_cams is None:
+            return None
+        names = self.manifest.class_names
+        if class_code not in names:
+            raise ValueError(f"the bundle has no class {class_code!r}; its classes: {', '.join(names)}")
+        return self._ensemble_cam(raw.class_cams[:, i, :, names.index(class_code)], image_hw)
 
     def _ensemble_cam(self, cams: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
         """cams: M x V x h x w raw maps -> one H x W map in 0..1 in image coordinates."""

@@ -49,7 +49,7 @@ from .patients import (
 from .pictures import case_picture
 from .provenance import UNSIGNED, Provenance, provenance_of_run
 from .report import spreadsheet_safe
-from .results import ScreeningResult
+from .results import ScreeningResult, named_class
 from .store import Review, ReviewStore, local_time
 
 PATIENT_CSV_COLUMNS = (
@@ -273,13 +273,17 @@ HeatMapSource = Callable[[ScreeningResult, str], "np.ndarray | None"]
 
 
 def _heat_map(result: ScreeningResult, named: str, source: HeatMapSource | None) -> tuple[np.ndarray | None, str]:
-    """The map of the class the outcome names when `source` gives it, else the stored one (melanoma's)."""
-    if source is not None and named:
+    """The map of the class the outcome names: the one stored with the result (screening keeps it, schema 6),
+    else what `source` gives (e.g. the app's models, for a result stored before), else the stored melanoma
+    map (the caption then says the named class's map is not stored)."""
+    stored, stored_class = result.heat_map(STORED_CAM_CLASS)
+    if not named or stored_class == named:
+        return stored, stored_class
+    if source is not None:
         cam = source(result, named)
         if cam is not None:
             return cam, named
-    # Only the melanoma class's map is stored with a result (core.results); the caption says so.
-    return result.cam, STORED_CAM_CLASS
+    return stored, stored_class
 
 
 def _visit(
@@ -295,7 +299,7 @@ def _visit(
     rgb = picture.rgb
     if rgb is not None:
         rgb = resize_longest_side(rgb, REPORT_PICTURE_SIDE, enlarge=False)
-    named = "" if not_dermoscopy else (result.malignant_class or result.likely_class or "")
+    named = "" if not_dermoscopy else named_class(result, STORED_CAM_CLASS)
     heat, heat_class = b"", ""
     if rgb is not None and not not_dermoscopy:
         cam, cam_class = _heat_map(result, named, heat_maps)

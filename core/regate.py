@@ -70,7 +70,13 @@ def regate(result: ScreeningResult, bundle, thresholds: Thresholds) -> Screening
         intake,
         m.ood,
     )
-    return replace(result, decision=out.decision, reason=out.reason, band=out.band, details=out.details)
+    decided = replace(result, decision=out.decision, reason=out.reason, band=out.band, details=out.details)
+    from .results import named_class
+
+    if decided.named_cam_class and named_class(decided, m.positive_class) != decided.named_cam_class:
+        # The new outcome names another class, whose map was not kept: only melanoma's is left (and said so).
+        decided = replace(decided, named_cam=None, named_cam_class="")
+    return decided
 
 
 def _held(result: ScreeningResult, held: bool, why: str) -> ScreeningResult:
@@ -122,7 +128,7 @@ def regate_run(
         for e, r in decided:
             thumb = store.thumbnail(e.result_id) if r.ok else None
             store.add_result(new_run, r, key, thumbnail=thumb)
-    results = [replace(r, cam=None) for _, r in decided]
+    results = [replace(r, cam=None, named_cam=None) for _, r in decided]
     summary = summarize(results, new_run, elapsed_s=time.perf_counter() - start)
     if record:
         old_summary = run.summary or {}

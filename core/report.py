@@ -215,7 +215,8 @@ def _data_uri_jpeg(rgb) -> str:
 
 
 def _report_pictures(result: ScreeningResult, thumbnail: bytes | None, with_heatmap: bool):
-    """(picture, heat map overlay) as RGB arrays at report size, or (None, None) (see core.pictures)."""
+    """(picture, heat map overlay) as RGB arrays at report size, or (None, None) (see core.pictures). The map
+    is the class's the outcome names when the result kept it, else the stored melanoma map."""
     from .cam import overlay
     from .images import resize_longest_side
     from .pictures import case_picture
@@ -224,7 +225,8 @@ def _report_pictures(result: ScreeningResult, thumbnail: bytes | None, with_heat
     if pic.rgb is None:
         return None, None
     rgb = resize_longest_side(pic.rgb, REPORT_IMAGE_SIDE, enlarge=False)
-    heat = overlay(rgb, result.cam, 0.5) if (with_heatmap and result.cam is not None) else None
+    cam, _ = result.heat_map(STORED_CAM_CLASS)
+    heat = overlay(rgb, cam, 0.5) if (with_heatmap and cam is not None) else None
     return rgb, heat
 
 
@@ -419,12 +421,29 @@ def _run_row(r: ScreeningResult, thumb, a, review, made_by, with_heatmaps: bool,
         rev = "<span class='small'>not reviewed</span>" if case else ""
     cells = [f"<td width='{width}'>{_img(pic, width)}</td>"]
     if case:
-        # The stored map is the positive class's (melanoma): said under it, as the app names its class.
-        caption = "<br><span class='small'>heat map of melanoma</span>" if heat is not None else ""
+        # Which class's map it is, said under it as the app does: the named class's, or (a result stored
+        # before named maps, or re-decided to name another class) melanoma's, and then that it is not the named.
+        caption = f"<br><span class='small'>{html.escape(heat_map_caption(r))}</span>" if heat is not None else ""
         cells.append(f"<td width='{width}'>{_img(heat, width)}{caption}</td>")
     cells.append(f"<td>{'<br>'.join(lines)}</td><td width='150'>{rev}</td>")
     mark = " class='unsigned'" if unsigned else ""
     return f"<table width='100%' class='row'{mark}><tr>{''.join(cells)}</tr></table>"
+
+
+STORED_CAM_CLASS = "mel"  # the class of `cam`, the map every result keeps (core.results)
+
+
+def heat_map_caption(r: ScreeningResult, positive_class: str = STORED_CAM_CLASS) -> str:
+    """e.g. "heat map of basal cell carcinoma"; for an older result whose outcome names another class:
+    "heat map of melanoma (the map of X is not stored with this result)"."""
+    from .results import named_class
+
+    _, shown = r.heat_map(positive_class)
+    named = named_class(r, positive_class)
+    words = f"heat map of {class_name(shown)}"
+    if named != shown:
+        words += f" (the map of {class_name(named)} is not stored with this result)"
+    return words
 
 
 def camera_warning_html(clearing: Mapping | None) -> str:

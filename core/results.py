@@ -31,6 +31,14 @@ class QualityReport:
     flags: tuple[str, ...] = ()  # e.g. ("blurred", "overexposed")
 
 
+def named_class(result: ScreeningResult, positive_class: str = "mel") -> str:
+    """The class the outcome names: the malignant class of a suspicious result, else the most likely class
+    (the reason names it); the positive class when nothing is named."""
+    if result.decision is Decision.SUSPICIOUS and result.malignant_class:
+        return result.malignant_class
+    return result.likely_class or result.malignant_class or positive_class
+
+
 @dataclass(frozen=True)
 class Prediction:
     """The ensemble's output for one image, before the gate.
@@ -111,10 +119,22 @@ class ScreeningResult:
     intake: str | None = None  # "familiar", "unfamiliar" or "not_dermoscopy"; None: no intake check
     confidence: float | None = None  # the gate's confidence that made the decision; None: not known here
     trial: bool = False  # decided at a trial confidence, on screen only: never what the record shows
+    # The heat map of the class the outcome names (core.class_cam.named_class), composed from the same model
+    # run once the gate had decided; `cam` stays the positive class's. "" / None: an older result, or one
+    # re-decided to name another class since: only `cam` (melanoma's) is known.
+    named_cam: np.ndarray | None = field(default=None, compare=False, repr=False)
+    named_cam_class: str = field(default="", compare=False)
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def heat_map(self, positive_class: str = "mel") -> tuple[np.ndarray | None, str]:
+        """(the map to show, its class): the named class's map when it was kept, else `cam` (the positive
+        class's, as every result written before named maps has)."""
+        if self.named_cam is not None and self.named_cam_class:
+            return self.named_cam, self.named_cam_class
+        return self.cam, positive_class
 
     @property
     def outcome_code(self) -> str:

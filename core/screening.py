@@ -232,7 +232,7 @@ class Screener:
         m = self.bundle.manifest
         melanoma_only = bool(getattr(m, "melanoma_only_gate", False))
         out = []
-        for p, pred in zip(images, preds):
+        for i, (p, pred) in enumerate(zip(images, preds)):
             intake = self.intake_finding(pred, p.statistics)
             outcome = decide(pred, thresholds, p.quality, self.max_member_spread, melanoma_only, intake, m.ood)
             result = ScreeningResult(
@@ -258,8 +258,22 @@ class Screener:
                 ood_score=pred.ood_score,
                 intake=None if intake is None else intake.level,
             )
-            out.append((result, p.thumbnail))
+            out.append((self._with_named_cam(result, raw, i, (p.height, p.width)), p.thumbnail))
         return out
+
+    def _with_named_cam(self, result: ScreeningResult, raw, i: int, image_hw: tuple[int, int]) -> ScreeningResult:
+        """The result with the heat map of the class its outcome names (core.class_cam.named_class), composed
+        from the maps of every class this run kept (no model run); the positive class's is `cam` itself."""
+        if result.cam is None or raw.class_cams is None or result.intake == "not_dermoscopy":
+            return result
+        from .results import named_class
+
+        positive = self.bundle.manifest.positive_class
+        named = named_class(result, positive)
+        if named not in self.bundle.manifest.class_names:
+            return result
+        cam = result.cam if named == positive else self.ensemble.class_cam(raw, i, named, image_hw)
+        return replace(result, named_cam=cam, named_cam_class=named)
 
     def screen_image(
         self, path: str | Path, gate: GateChoice = GateChoice(), run: RunSettings = RunSettings()
@@ -439,7 +453,7 @@ def screen_folder(
     status = "failed"
     try:
         for progress in screener.screen(paths, store, run_id, should_stop, gate, run):
-            results.append(replace(progress.result, cam=None))
+            results.append(replace(progress.result, cam=None, named_cam=None))
             filing.file(store, progress.result)
             if on_progress is not None:
                 on_progress(progress)

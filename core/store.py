@@ -253,8 +253,16 @@ BEGIN
 END;
 """
 
+# Version 6 (issue 24 item 5): the heat map of the class the outcome names, with that class. A NULL class:
+# a row written before (only cam_png, melanoma's, is known). A class with a NULL map: cam_png is that
+# class's map (the outcome named the positive class), so it is not stored twice. Same size limit as cam_png.
+_SCHEMA_V6 = """
+ALTER TABLE results ADD COLUMN named_cam_class TEXT;
+ALTER TABLE results ADD COLUMN named_cam_png BLOB;
+"""
+
 # MIGRATIONS[i] takes the schema from version i to i + 1. Append; never edit a released entry.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5, _SCHEMA_V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -430,6 +438,8 @@ _RESULT_COLUMNS = (
     "details",
     "ood_score",
     "intake",
+    "named_cam_class",
+    "named_cam_png",
 )
 _RUN_COLUMNS = (
     "id, folder, bundle_name, bundle_version, result_key, settings_json, started, finished, status, summary_json"
@@ -447,7 +457,8 @@ def _review(row: Sequence) -> Review:
 
 
 def _result_select(prefix: str = "", with_cam: bool = True) -> str:
-    return ", ".join("NULL" if (c == "cam_png" and not with_cam) else prefix + c for c in _RESULT_COLUMNS)
+    maps = ("cam_png", "named_cam_png")
+    return ", ".join("NULL" if (c in maps and not with_cam) else prefix + c for c in _RESULT_COLUMNS)
 
 
 def _json(value) -> str:
@@ -758,6 +769,9 @@ class ReviewStore:
             raise ValueError(f"a good result needs its sha256 and a decision: {result.path}")
         # Encode outside the transaction: keeps the write lock short.
         cam_png = encode_cam(result.cam) if (result.ok and result.cam is not None) else None
+        named_class = result.named_cam_class if (cam_png is not None and result.named_cam is not None) else ""
+        # the positive class named: its map is cam_png already (stored once)
+        named_png = encode_cam(result.named_cam) if named_class and result.named_cam is not result.cam else None
         decision = None if result.decision is None else Decision(result.decision).value
         quality = None if result.quality is None else _json(asdict(result.quality))
         now = utc_now()
@@ -785,8 +799,8 @@ class ReviewStore:
                         "INSERT INTO results (sha256, result_key, first_run_id, path, status, decision, reason,"
                         " p_melanoma, member_p_json, spread, class_probs_json, quality_json, width, height, cam_png,"
                         " thumbnail_jpeg, created, p_malignant, likely_class, malignant_class, band, details,"
-                        " ood_score, intake)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " ood_score, intake, named_cam_class, named_cam_png)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             result.sha256,
                             result_key,
@@ -812,6 +826,8 @@ class ReviewStore:
                             result.details or "",
                             result.ood_score,
                             result.intake,
+                            named_class or None,
+                            named_png,
                         ),
                     ).lastrowid
                 )
@@ -915,11 +931,15 @@ class ReviewStore:
             details,
             ood_score,
             intake,
+            named_class,
+            named_png,
         ) = row
         quality = None
         if quality_json is not None:
             q = json.loads(quality_json)
             quality = QualityReport(**{**q, "flags": tuple(q.get("flags", ()))})
+        cam = None if cam_png is None else decode_cam(bytes(cam_png))
+        named_cam = cam if named_png is None else decode_cam(bytes(named_png))
         return ScreeningResult(
             path=path,
             sha256=sha256,
@@ -933,7 +953,9 @@ class ReviewStore:
             quality=quality,
             width=width,
             height=height,
-            cam=None if cam_png is None else decode_cam(bytes(cam_png)),
+            cam=cam,
+            named_cam=named_cam if named_class else None,
+            named_cam_class=named_class or "" if named_cam is not None else "",
             from_store=from_store,
             p_malignant=p_mal,
             likely_class=likely or "",

@@ -139,7 +139,7 @@ def row_for(result: ScreeningResult, store, result_key: str) -> ResultRow:
     rid = (
         store.result_id_for(result.sha256, result_key) if (store is not None and result.ok and result.sha256) else None
     )
-    return ResultRow(replace(result, cam=None), rid)
+    return ResultRow(replace(result, cam=None, named_cam=None), rid)
 
 
 def screening_job(

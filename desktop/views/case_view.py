@@ -355,7 +355,7 @@ class CaseView(QWidget):
     def __init__(self, opacity: float = 0.45, parent=None):
         super().__init__(parent)
         self.case: CaseData | None = None
-        self.cams: dict[str, np.ndarray] = {}  # class -> heat map of this case (stored: the positive class)
+        self.cams: dict[str, np.ndarray] = {}  # class -> heat map of this case (stored: positive and named class)
         self.positive_class = "mel"  # the class whose map screening stores (the bundle's positive class)
         self._chosen: dict[str, str] = {}  # the class the user chose for the case on screen (by image)
         self.view = ImageView()
@@ -473,6 +473,8 @@ class CaseView(QWidget):
             self.details.identity_label.setText("")
         self.details.set_review(review)
         self.cams = {**kept, self.positive_class: case.result.cam} if case.result.cam is not None else {}
+        if self.cams and case.result.named_cam is not None and case.result.named_cam_class:
+            self.cams[case.result.named_cam_class] = case.result.named_cam  # kept by screening: no model run
         has_cam = case.result.cam is not None and case.rgb is not None
         self.heat_toggle.setEnabled(has_cam)
         self.heat_mode.setEnabled(has_cam)

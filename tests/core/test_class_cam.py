@@ -3,6 +3,8 @@ per-class Grad-CAM, the same way screening combines the positive class's map."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from intake_bundle import skin_like, write_rgb
@@ -35,3 +37,77 @@ def test_the_named_class_is_the_suspicious_class_else_the_most_likely():
     assert named_class(ScreeningResult(**{**base.__dict__, "decision": Decision.SUSPICIOUS})) == "bcc"
     assert named_class(ScreeningResult(**{**base.__dict__, "decision": Decision.UNCERTAIN})) == "nv"
     assert named_class(ScreeningResult(path="x", sha256="s", status="ok", decision=Decision.BENIGN)) == "mel"
+
+
+def bcc_picture(path):
+    """A pale green picture with a paler disc: the synthetic bundle's most likely class is BCC (a review
+    whose reason names it), robustly (checked with and without noise)."""
+    import cv2
+
+    img = np.full((200, 240, 3), (191, 251, 190), np.uint8)  # BGR
+    cv2.circle(img, (120, 100), 50, (190, 250, 190), -1)
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def test_screening_keeps_the_named_class_map_from_the_same_run_and_the_store_keeps_it(synthetic_bundle, tmp_path):
+    from core.report import run_report
+    from core.screening import RunSettings, screen_folder
+    from core.store import ReviewStore
+
+    screener = Screener(load_bundle(synthetic_bundle), EnsembleSettings(engine="onnxruntime", provider="cpu"))
+    folder = tmp_path / "day"
+    folder.mkdir()
+    bcc = bcc_picture(folder / "bcc.png")
+    write_rgb(folder / "mel.png", skin_like(3))
+    result, _ = screener.screen_image(bcc)
+    assert named_class(result) == "bcc" and result.named_cam_class == "bcc"
+    rgb = read_image(str(bcc)).rgb
+    on_demand = class_heat_map(screener.ensemble, rgb, "bcc")
+    assert np.allclose(result.named_cam, on_demand, atol=1e-4)  # the same map, with no second model run
+    assert not np.allclose(result.named_cam, result.cam, atol=1e-3)  # and not melanoma's
+    # The outcome is what it was without any heat map: same probabilities and decisions.
+    plain, _ = screener.infer([screener.prepare(str(bcc))], screener.thresholds(), with_cam=False)[0]
+    assert (plain.decision, plain.band, plain.class_probs, plain.p_malignant) == (
+        result.decision,
+        result.band,
+        result.class_probs,
+        result.p_malignant,
+    )
+    assert plain.named_cam is None and plain.cam is None
+
+    store = ReviewStore.open(tmp_path / "r.sqlite")
+    _, summary = screen_folder(screener, folder, store, run=RunSettings())
+    stored = {Path(r.path).name: r for r in store.run_results(summary.run_id)}
+    kept = stored["bcc.png"]
+    assert kept.named_cam_class == "bcc" and kept.named_cam.shape == kept.cam.shape  # the cam's size limit
+    small = cv2_resize(on_demand, kept.named_cam.shape)
+    assert np.abs(kept.named_cam - small).max() < 0.02  # 8-bit PNG at most 128 px: within rounding
+    m = stored["mel.png"]
+    assert m.named_cam_class == named_class(m)
+    if m.named_cam_class == "mel":  # the positive class named: its map is the cam, stored once
+        assert m.named_cam is m.cam
+    page = run_report(list(stored.values())).html()
+    assert "heat map of basal cell carcinoma" in page and "not stored" not in page
+    store.close()
+
+
+def cv2_resize(cam, shape):
+    import cv2
+
+    return cv2.resize(cam, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+
+
+def test_a_result_stored_before_named_maps_shows_melanoma_and_says_so(synthetic_bundle, tmp_path):
+    from dataclasses import replace
+
+    from core.report import heat_map_caption
+
+    screener = Screener(load_bundle(synthetic_bundle), EnsembleSettings(engine="onnxruntime", provider="cpu"))
+    result, _ = screener.screen_image(bcc_picture(tmp_path / "bcc.png"))
+    old = replace(result, named_cam=None, named_cam_class="")
+    assert old.heat_map() == (old.cam, "mel")
+    assert (
+        heat_map_caption(old) == "heat map of melanoma (the map of basal cell carcinoma is not stored with this result)"
+    )
+    assert heat_map_caption(result) == "heat map of basal cell carcinoma"

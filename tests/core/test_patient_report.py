@@ -201,35 +201,31 @@ def test_the_command_line_report_prints_the_clinic_and_summary(store, tmp_path, 
     assert "Patient P7 · age 54 · sex F (female)" in page and "written" in capsys.readouterr().out
 
 
-def test_the_heat_map_of_the_named_class_when_a_source_gives_it(store):
+def test_the_stored_map_of_the_named_class_comes_first_a_source_only_for_older_results(store):
     asked = []
 
     def class_maps(result, class_code):
         asked.append(class_code)
-        if class_code == "mel":
-            return None  # nothing new: the stored map is used
         h, w = result.height or 100, result.width or 100
         return np.tile(np.linspace(0, 1, w, dtype=np.float32), (h, 1))
 
     report = build_patient_report(store, "P7", clinic=CLINIC, heat_maps=class_maps)
     visits = [v for le in report.lesions for v in le.visits]
-    assert asked and all(v.named_class for v in visits)
+    assert visits and all(v.named_class for v in visits)
+    assert asked == []  # every result screened now keeps its named class's map (store schema 6)
     for v in visits:
         assert v.heat_map_jpeg[:2] == b"\xff\xd8"
-        if v.named_class == "mel":
-            assert v.heat_map_class == "mel" and v.heat_map_words == "heat map of melanoma"
-        else:
-            assert v.heat_map_class == v.named_class and "not stored" not in v.heat_map_words
+        assert v.heat_map_class == v.named_class and "not stored" not in v.heat_map_words
     plain = build_patient_report(store, "P7", clinic=CLINIC)
-    for v in (v for le in plain.lesions for v in le.visits):
-        assert v.heat_map_class == "mel"
-        assert ("not stored" in v.heat_map_words) == (v.named_class != "mel")
+    assert [v.heat_map_class for le in plain.lesions for v in le.visits] == [v.heat_map_class for v in visits]
 
 
 def test_a_named_class_other_than_melanoma_gets_its_own_map(store):
     from core.patient_report import VisitRecord, _heat_map
 
     result = store.get_result(lesion_timeline(store, patient_lesions(store, "P7")[0].lesion_key)[-1].result_id)
+    # a result stored before named maps (or re-decided to name another class since): melanoma's map only
+    result = replace(result, named_cam=None, named_cam_class="")
     bcc = np.full((result.height, result.width), 0.5, np.float32)
     assert _heat_map(result, "bcc", lambda r, c: bcc if c == "bcc" else None) == (bcc, "bcc")
     cam, shown = _heat_map(result, "bcc", None)

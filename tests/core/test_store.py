@@ -707,3 +707,33 @@ def test_a_full_disk_is_called_a_full_disk_and_a_read_only_file_read_only(tmp_pa
     ro.close()
     words = _sqlite_cause(raised.value)
     assert "read-only" in words and "disk" not in words and "full" not in words
+
+
+def test_the_named_class_map_is_kept_with_its_class_and_older_rows_keep_melanomas(tmp_path):
+    """Schema 6: the map of the class the outcome names, with that class; the positive class's is not stored
+    twice; a row from a version 5 file has none (only melanoma's map, and the reader knows it)."""
+    path = tmp_path / "r.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, MIGRATIONS[:5], str(path))
+    conn.close()
+    old = make_result(1, Decision.UNCERTAIN)
+    with ReviewStore.open(path) as s:  # upgraded to the current schema on open
+        assert s.schema_version == SCHEMA_VERSION >= 6
+        run = new_run(s)
+        old_id = s.add_result(run, old, FP)
+        s._conn.execute("UPDATE results SET named_cam_class = NULL, named_cam_png = NULL WHERE id = ?", (old_id,))
+        bcc_map = np.tile(np.linspace(0, 1, 384, dtype=np.float32), (288, 1))
+        bcc = replace(make_result(2, Decision.UNCERTAIN), likely_class="bcc", named_cam=bcc_map, named_cam_class="bcc")
+        mel = make_result(3, Decision.SUSPICIOUS)
+        mel = replace(mel, named_cam=mel.cam, named_cam_class="mel")
+        ids = [s.add_result(run, r, FP) for r in (bcc, mel)]
+        got_old, got_bcc, got_mel = (s.get_result(i) for i in (old_id, *ids))
+        assert got_old.named_cam is None and got_old.heat_map("mel") == (got_old.cam, "mel")
+        assert got_bcc.named_cam_class == "bcc" and got_bcc.named_cam.shape == got_bcc.cam.shape
+        assert max(got_bcc.named_cam.shape) <= CAM_MAX_SIDE  # the same size limit as the melanoma map
+        assert np.abs(got_bcc.named_cam - cv2.resize(bcc_map, got_bcc.cam.shape[::-1], cv2.INTER_AREA)).max() < 0.01
+        assert got_mel.heat_map("mel") == (got_mel.cam, "mel") and got_mel.named_cam is got_mel.cam
+        rows = dict(s._conn.execute("SELECT id, named_cam_png IS NULL FROM results").fetchall())
+        assert rows[ids[1]] == 1 and rows[ids[0]] == 0  # melanoma's map stored once
+        no_maps = s.run_results(run, with_cam=False)
+        assert all(r.cam is None and r.named_cam is None for r in no_maps)

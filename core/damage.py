@@ -312,12 +312,13 @@ def _block_row_step(rgb: np.ndarray, limits: PictureDamageLimits) -> DamageFindi
         return None
     h8 = height // 8
     ys = np.arange(2, h8 - 1) * 8  # two block rows above and one below at least: the last row is often a border
-    ycc = cv2.cvtColor(rgb[: h8 * 8, : w8 * 8], cv2.COLOR_RGB2YCrCb).astype(np.float32)
-    jump = ycc[ys] - ycc[ys - 1]  # across each boundary
-    near = (np.abs(ycc[ys - 3] - ycc[ys - 4]) + np.abs(ycc[ys + 2] - ycc[ys + 1])) / 2  # beside it
+    ycc = cv2.cvtColor(rgb[: h8 * 8, : w8 * 8], cv2.COLOR_RGB2YCrCb)
+    blocks = cv2.resize(ycc, (w8, h8), interpolation=cv2.INTER_AREA).astype(np.float32)  # 8x8 block means
+    rows = ycc[np.stack([ys - 4, ys - 3, ys - 1, ys, ys + 1, ys + 2])].astype(np.float32)  # only the rows needed
+    jump = rows[3] - rows[2]  # across each boundary
+    near = (np.abs(rows[1] - rows[0]) + np.abs(rows[5] - rows[4])) / 2  # beside it
     jump = jump.reshape(len(ys), w8, 8, 3).mean(axis=2)
     near = near.reshape(len(ys), w8, 8, 3).mean(axis=2)
-    blocks = ycc.reshape(h8, 8, w8, 8, 3).mean(axis=(1, 3))
     level = blocks[ys // 8] - blocks[ys // 8 - 1]  # block below against block above
     # Beside a step between two perfectly flat areas (a drawn edge) "near" is 0; a photograph has noise.
     floor = np.where(near > 0, np.maximum(limits.min_step, 2.0 * near), np.inf)

@@ -31,6 +31,7 @@ import codecs
 import csv
 import io
 import os
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -219,7 +220,10 @@ def read_sidecar(
     sidecar, folder = Path(sidecar), Path(folder)
     name = sidecar.name
     try:
-        size = sidecar.stat().st_size
+        info = sidecar.stat()
+        if not stat.S_ISREG(info.st_mode):  # a pipe or device would block the run on read
+            return {}, [IntakeIssue(name, None, "the sidecar is not a regular file (a pipe?): it is not read")]
+        size = info.st_size
         if size > MAX_SIDECAR_BYTES:
             return {}, [
                 IntakeIssue(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 
@@ -198,3 +199,11 @@ def test_a_dicom_without_patient_id_is_an_intake_issue(tmp_path):
     (tmp_path / "melascreen.csv").write_text("file,patient_id\nplain.dcm,SIDE-1\n")
     intake = resolve_intake(tmp_path, [plain])  # named by the sidecar: nothing to report
     assert intake.issues == () and intake.identity_for(plain).patient_id == "SIDE-1"
+
+
+def test_a_sidecar_that_is_a_pipe_is_an_issue_and_never_blocks(tmp_path):
+    fifo = tmp_path / "melascreen.csv"
+    os.mkfifo(fifo)
+    entries, issues = read_sidecar(fifo, tmp_path)
+    assert entries == {}
+    assert "not a regular file" in issues[0].message

@@ -84,6 +84,16 @@ class ConfirmedDiagnosis:
         when = f" on {self.confirmed_on.isoformat()}" if self.confirmed_on else ""
         return f"{diagnosis_words(self.diagnosis)} ({METHODS[self.method]}{when})"
 
+    @property
+    def shown(self) -> str:
+        """ "confirmed: melanoma (histopathology, 2026-11-02, by Dr X)": where the clinician looks (case,
+        timeline, patient report)."""
+        how = [METHODS.get(self.method, self.method)]
+        if self.confirmed_on:
+            how.append(self.confirmed_on.isoformat())
+        how.append(f"by {self.entered_by}")
+        return f"confirmed: {diagnosis_words(self.diagnosis)} ({', '.join(how)})"
+
 
 @dataclass(frozen=True)
 class ImportProblem:

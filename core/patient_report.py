@@ -71,6 +71,7 @@ PATIENT_CSV_COLUMNS = (
     "follow_up_by",
     "urgency",
     "heat_map",
+    "confirmed_diagnosis",
     "p_rose_from",
     "confidence",
     "bundle",
@@ -160,6 +161,7 @@ class VisitRecord:
     follow_up: date | None
     provenance: Provenance | None  # what made the result; None: not recorded
     age: int | None
+    confirmed: str = ""  # the confirmed diagnosis that applies to the picture (core.evidence), in words
 
     @property
     def heat_map_words(self) -> str:
@@ -286,6 +288,11 @@ def _heat_map(result: ScreeningResult, named: str, source: HeatMapSource | None)
     return stored, stored_class
 
 
+def _confirmed_words(confirmed: dict, e: TimelineEntry) -> str:
+    c = confirmed.get(e.sha256)
+    return c.shown if c is not None else ""
+
+
 def _visit(
     store: ReviewStore, e: TimelineEntry, age: int | None, cache: dict, heat_maps: HeatMapSource | None = None
 ) -> VisitRecord:
@@ -332,12 +339,18 @@ def build_patient_report(
     """Everything a patient's report shows, read from the store (ValueError for an unknown patient).
     `heat_maps(result, class_code)`: the map of the class an outcome names (e.g. the app, which has the
     models); without it, or when it gives none, the stored map (melanoma's) is shown and captioned so."""
+    from .evidence import confirmed_for_images
+
     records = patient_record(store, patient_id)
     ages, age = _ages(store, patient_id)
     cache: dict = {}
     lesions = []
+    confirmed = confirmed_for_images(store, [e.sha256 for rec in records for e in rec.timeline])
     for rec in records:
-        visits = tuple(_visit(store, e, ages.get(e.sha256), cache, heat_maps) for e in rec.timeline)
+        visits = tuple(
+            replace(_visit(store, e, ages.get(e.sha256), cache, heat_maps), confirmed=_confirmed_words(confirmed, e))
+            for e in rec.timeline
+        )
         review = rec.lesion.latest_review
         lesions.append(
             LesionReport(rec.lesion, site_from_text(rec.lesion.body_site), urgency_of(review), review, visits)
@@ -395,6 +408,7 @@ def patient_csv(
                         "follow_up_by": v.follow_up.isoformat() if v.follow_up else "",
                         "urgency": le.urgency.words,
                         "heat_map": v.heat_map_words,
+                        "confirmed_diagnosis": v.confirmed,
                         "p_rose_from": "" if e.rose_from is None else f"{e.rose_from:.4f}",
                         "confidence": made.get("confidence", "not recorded"),
                         "bundle": made.get("bundle", ""),
@@ -452,6 +466,7 @@ REPORT_CSS = (
     " table { border-collapse: collapse; } td, th { vertical-align: top; padding: 2px 4px; }"
     " .row td { border-top: 1px solid #b0bec5; } .small { font-size: 7.5pt; color: #546e7a; }"
     " .rose { color: #c62828; font-weight: bold; } .unsigned { color: #c62828; font-weight: bold; }"
+    " .confirmed { color: #4a148c; }"
     " .disclaimer { color: #b71c1c; font-weight: bold; } .urgent { color: #ffffff; background: #c62828; }"
 )
 PICTURE_WIDTH = 150  # px (CSS pixels) of each picture and heat map in a visit row
@@ -505,6 +520,8 @@ def _visit_block(v: VisitRecord, le: LesionReport) -> Block:
         )
     if v.follow_up is not None:
         review += f"<br><b>follow-up by {v.follow_up.isoformat()}</b>"
+    if v.confirmed:
+        review = f"<b class='confirmed'>{esc(v.confirmed)}</b><br>{review}"
     heat = (
         _img(v.heat_map_jpeg, e, "heat map") + f"<br><span class='small'>{esc(v.heat_map_words)}</span>"
         if v.heat_map_jpeg
@@ -548,6 +565,7 @@ def _lesion_block(le: LesionReport) -> Block:
     for v in le.visits:
         if latest is not None and v.entry.sha256 == latest.sha256:
             latest_words = v.outcome_text
+    confirmed = next((v.confirmed for v in reversed(le.visits) if v.confirmed), "")
     return Block(
         "<table width='100%' cellspacing='0'><tr>"
         f"<td width='{DIAGRAM_WIDTH + 8}'><img src='{_svg_uri(diagram)}' width='{DIAGRAM_WIDTH}' height='{height}' "
@@ -555,7 +573,8 @@ def _lesion_block(le: LesionReport) -> Block:
         + (esc(le.site.site.label) if le.site.site else "site not on the map")
         + "</span></td><td>"
         f"<h2>{esc(le.title)}: {esc(le.site_words)}</h2>"
-        f"<p>{urgency}"
+        + (f"<p><b class='confirmed'>{esc(confirmed)}</b></p>" if confirmed else "")
+        + f"<p>{urgency}"
         + (f" · <b>follow-up by {follow.isoformat()}</b>" if follow else "")
         + f"<br>{le.lesion.visits} visit(s), latest "
         f"{le.lesion.last_visit.isoformat() if le.lesion.last_visit else 'undated'}; latest outcome: "

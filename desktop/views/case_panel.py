@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.errors import MelaScreenError
 from core.outcomes import DEFAULT_FOLLOW_UP_MONTHS, MAX_FOLLOW_UP_MONTHS, REVIEW_CHOICES
 from core.results import ScreeningResult
 from core.store import Review, local_time
@@ -96,12 +97,16 @@ class ReviewForm(QWidget):
         self.save = QPushButton("Save review  (Ctrl+Enter)")
         self.save.setDefault(True)
         self.save.clicked.connect(self._on_save)
+        # What the lesion turned out to be (histopathology, follow-up): core.evidence, for the audit.
+        self.confirm = QPushButton("Confirmed diagnosis…")
+        self.confirm.setToolTip("Record what this lesion turned out to be (e.g. the histopathology result)")
         self.status = QLabel()
         self.status.setWordWrap(True)
         note_box = QVBoxLayout()
         note_box.addWidget(self.note, 1)
         foot = QHBoxLayout()
         foot.addWidget(self.reviewer, 1)
+        foot.addWidget(self.confirm)
         foot.addWidget(self.save)
         note_box.addLayout(foot)
         note_box.addWidget(self.status)
@@ -216,6 +221,8 @@ class CasePanel(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(split)
         self.form.save_requested.connect(self._save)
+        self.form.confirm.clicked.connect(lambda: self.record_confirmed())
+        self.case: CaseData | None = None
         self.cam_provider: Callable | None = None  # (rgb, class code) -> heat map; set when models are loaded
         self.case_view.heat_class_wanted.connect(self._compute_class_cam)
         self.form.note.escaped.connect(self.setFocus)
@@ -293,7 +300,7 @@ class CasePanel(QWidget):
         site = f" ({a.body_site})" if a.body_site else ""
         n = len(others)
         title = f"Lesion {a.lesion_label}{site}: {n} other picture{'s' if n != 1 else ''}, oldest left"
-        self.visits.show_timeline(title, others)
+        self.visits.show_timeline(title, others, case.confirmed)
         self.visits.show()
 
     def focus_note(self) -> None:
@@ -325,11 +332,50 @@ class CasePanel(QWidget):
             return  # the user has moved on
         store = self.store_fn()
         history = store.history(case.result_id) if (store is not None and case.result_id is not None) else []
+        self.case = case
         self.case_view.show_case(case, history[-1] if history else None)  # reviews follow the image
         self._show_visits(case)
         self.form.set_case(case.result_id if case.result.ok else None, history)
+        self.form.confirm.setEnabled(case.result.ok and bool(case.result.sha256))
         self.form.set_reviewer(self.reviewer_name())
         self.loaded.emit(case)
+
+    def record_confirmed(self, values: dict | None = None):
+        """Record a confirmed diagnosis for the case's lesion (every picture of it), or for the picture when it
+        is filed under no patient; `values` (diagnosis, method, confirmed_on, note) skip the dialog. Returns the
+        core.evidence.ConfirmedDiagnosis, or None when cancelled or refused (said in a message)."""
+        from core.evidence import EvidenceError, add_confirmed, confirmed_for_images
+
+        from .confirm_dialog import ConfirmDiagnosisDialog
+
+        store, case = self.store_fn(), self.case
+        if store is None or case is None or not case.result.ok or not case.result.sha256:
+            return None
+        name = self.reviewer_name() or (self.reviewer() or "")
+        a = case.identity
+        what = (
+            f"patient {a.patient_id}, lesion {a.lesion_label} (every picture of it)"
+            if a is not None
+            else "this picture (it is filed under no patient)"
+        )
+        if values is None:
+            dialog = ConfirmDiagnosisDialog(what, name, case.result.malignant_class, self)
+            if not dialog.exec():
+                return None
+            values = dialog.values()
+        where = {"lesion": a.lesion_key} if a is not None else {"sha256": case.result.sha256}
+        try:
+            confirmed = add_confirmed(store, entered_by=name, **where, **values)
+        except (EvidenceError, MelaScreenError, ValueError) as exc:  # StoreError too: said, nothing half-written
+            QMessageBox.warning(self, "Not recorded", f"The confirmed diagnosis could not be recorded:\n{exc}")
+            return None
+        shas = [case.result.sha256, *(e.sha256 for e in case.visits)]
+        self.case = replace(case, confirmed=confirmed_for_images(store, shas))
+        self.case_view.case = self.case
+        self.case_view.details.set_confirmed(self.case.confirmed.get(case.result.sha256))
+        self._show_visits(self.case)
+        self.form.status.setText(f"<span style='color:#4a148c'>Recorded: {confirmed.shown}</span>")
+        return confirmed
 
     def _failed(self, request: int, exc: BaseException) -> None:
         if request == self._request:

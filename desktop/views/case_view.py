@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,8 @@ class CaseData:
     image_note: str = ""  # why the picture is not the original file, if it is not
     identity: object | None = None  # core.patients.AttachedIdentity: whose lesion, where, which visit
     visits: tuple = ()  # core.patients.TimelineEntry of the lesion's pictures (this one included)
+    # sha256 -> core.evidence.ConfirmedDiagnosis that applies to this picture and the lesion's others
+    confirmed: dict = field(default_factory=dict)
 
 
 def load_case(store, result_id: int | None, shown: ScreeningResult) -> CaseData:
@@ -71,12 +73,22 @@ def load_case(store, result_id: int | None, shown: ScreeningResult) -> CaseData:
     if not result.ok:
         return CaseData(result_id, result, None, "")
     identity, visits = _filed(store, result.sha256)
+    confirmed = _confirmed(store, [result.sha256, *(e.sha256 for e in visits)])
     thumb = store.thumbnail(result_id) if (store is not None and result_id is not None) else None
     pic = case_picture(result.path, result.sha256, thumb)
     if pic.rgb is None or pic.from_thumbnail:
-        return CaseData(result_id, result, pic.rgb, pic.note, identity, visits)
+        return CaseData(result_id, result, pic.rgb, pic.note, identity, visits, confirmed)
     rgb, note = _display_size(pic.rgb)
-    return CaseData(result_id, result, rgb, note, identity, visits)
+    return CaseData(result_id, result, rgb, note, identity, visits, confirmed)
+
+
+def _confirmed(store, sha256s: list) -> dict:
+    """The confirmed diagnoses (core.evidence) that apply to these pictures, by sha256."""
+    if store is None:
+        return {}
+    from core.evidence import confirmed_for_images
+
+    return confirmed_for_images(store, [s for s in sha256s if s])
 
 
 def _filed(store, sha256: str | None) -> tuple[object | None, tuple]:
@@ -147,6 +159,12 @@ class CaseDetails(QWidget):
         self.hint.setWordWrap(True)
         self.review_label = QLabel()
         self.review_label.setWordWrap(True)
+        # What the lesion turned out to be (core.evidence), above the models' outcome: it outranks it.
+        self.confirmed_label = QLabel()
+        self.confirmed_label.setWordWrap(True)
+        self.confirmed_label.setStyleSheet("color:#4a148c; font-weight:bold; font-size:14px;")
+        self.confirmed_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.confirmed_label.hide()
         self.likely = QLabel()
         self.likely.setStyleSheet("font-size:15px;")
         self.likely.setWordWrap(True)
@@ -157,6 +175,7 @@ class CaseDetails(QWidget):
         self.reason.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.identity_label)
         lay.addWidget(self.file_label)
+        lay.addWidget(self.confirmed_label)
         lay.addWidget(self.review_label)
         row = QHBoxLayout()
         row.addWidget(self.badge)
@@ -214,6 +233,12 @@ class CaseDetails(QWidget):
         self.details_box.setVisible(shown)
         self.details_toggle.setText("Details (numbers) ▾" if shown else "Details (numbers) ▸")
 
+    def set_confirmed(self, confirmed) -> None:
+        """The confirmed diagnosis that applies to the picture (core.evidence.ConfirmedDiagnosis) or None."""
+        self.confirmed_label.setText(confirmed.shown if confirmed is not None else "")
+        self.confirmed_label.setToolTip(confirmed.note if confirmed is not None and confirmed.note else "")
+        self.confirmed_label.setVisible(confirmed is not None)
+
     def set_review(self, review) -> None:
         """The clinician's latest decision, shown above the machine's outcome (None: not reviewed)."""
         if review is None:
@@ -252,6 +277,7 @@ class CaseDetails(QWidget):
             ):
                 w.setText("")
             self.badge.setStyleSheet("")
+            self.confirmed_label.hide()
             return
         key = decision_key(r)
         look = DECISION_LOOKS[key]
@@ -472,6 +498,7 @@ class CaseView(QWidget):
         else:  # a file to check is nobody's case
             self.details.identity_label.setText("")
         self.details.set_review(review)
+        self.details.set_confirmed(case.confirmed.get(case.result.sha256 or ""))
         self.cams = {**kept, self.positive_class: case.result.cam} if case.result.cam is not None else {}
         if self.cams and case.result.named_cam is not None and case.result.named_cam_class:
             self.cams[case.result.named_cam_class] = case.result.named_cam  # kept by screening: no model run

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import MelaScreenError
+from core.evidence import confirmed_for_images
 from core.outcomes import outcome, outcome_words
 from core.patient_report import write_patient_report
 from core.patients import LesionSummary, PatientSummary, lesion_timeline, patient_lesions, worklist
@@ -246,7 +247,8 @@ class PatientWorklistView(QWidget):
         le = self.lesions[rows[0].row()]
         name = le.label if le.labelled else "without a lesion id"
         title = f"Patient {le.patient_id}, lesion {name} ({le.body_site or 'body site not recorded'})"
-        self.timeline.show_timeline(title, lesion_timeline(store, le.lesion_key))
+        entries = lesion_timeline(store, le.lesion_key)
+        self.timeline.show_timeline(title, entries, confirmed_for_images(store, [e.sha256 for e in entries]))
         self.body_map.select(le.lesion_key)
 
     def _update_buttons(self) -> None:

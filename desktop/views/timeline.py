@@ -7,7 +7,8 @@ time is one of the strongest signs of melanoma.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import html
+from collections.abc import Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -131,6 +132,11 @@ class LesionTimelineView(QWidget):
         self.rise.setStyleSheet("color:#c62828; font-weight:bold;")
         self.rise.setWordWrap(True)
         self.rise.hide()
+        # What the lesion turned out to be (core.evidence): above the pictures, as in the report.
+        self.confirmed = QLabel()
+        self.confirmed.setStyleSheet("color:#4a148c; font-weight:bold;")
+        self.confirmed.setWordWrap(True)
+        self.confirmed.hide()
         self.strip = QWidget()
         self.strip_layout = QHBoxLayout(self.strip)
         self.strip_layout.setContentsMargins(0, 0, 0, 0)
@@ -142,6 +148,7 @@ class LesionTimelineView(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.title)
         lay.addWidget(self.rise)
+        lay.addWidget(self.confirmed)
         lay.addWidget(scroll, 1)
         self._syncing = False
 
@@ -156,9 +163,17 @@ class LesionTimelineView(QWidget):
         self.views, self.captions = [], []
         self.title.setText(text)
         self.rise.hide()
+        self.confirmed.hide()
 
-    def show_timeline(self, title: str, entries: Sequence[TimelineEntry]) -> None:
+    def show_timeline(
+        self, title: str, entries: Sequence[TimelineEntry], confirmed: Mapping[str, object] | None = None
+    ) -> None:
+        """`confirmed`: sha256 -> core.evidence.ConfirmedDiagnosis that applies to each picture (if any)."""
         self.clear(title)
+        confirmed = confirmed or {}
+        said = list(dict.fromkeys(confirmed[e.sha256].shown for e in entries if e.sha256 in confirmed))
+        self.confirmed.setText("\n".join(said))
+        self.confirmed.setVisible(bool(said))
         shown = list(entries)[-MAX_SHOWN:]
         hidden = len(entries) - len(shown)
         if hidden:
@@ -170,7 +185,7 @@ class LesionTimelineView(QWidget):
             box = QWidget()
             col = QVBoxLayout(box)
             col.setContentsMargins(2, 2, 2, 2)
-            caption = QLabel(self._caption(e))
+            caption = QLabel(self._caption(e, confirmed.get(e.sha256)))
             caption.setWordWrap(True)
             caption.setTextFormat(Qt.TextFormat.RichText)
             view = SyncedImageView()
@@ -184,16 +199,17 @@ class LesionTimelineView(QWidget):
         self.fit_all()
 
     @staticmethod
-    def _caption(e: TimelineEntry) -> str:
+    def _caption(e: TimelineEntry, confirmed=None) -> str:
         o = outcome(e.decision)
         p = "—" if e.p_malignant is None else f"{e.p_malignant:.3f}"
         when = e.visit_date.isoformat() if e.visit_date else "undated visit"
         words = e.words if e.decision is not None else "not screened"
         review = f"review: {e.review.words} ({e.review.reviewer})" if e.review else "not reviewed"
         rose = f" <span style='color:#c62828'>▲ from {e.rose_from:.3f}</span>" if e.rose_from is not None else ""
+        sure = f"<br><b style='color:#4a148c'>{html.escape(confirmed.shown)}</b>" if confirmed is not None else ""
         return (
             f"<b>{when}</b> · p(malignant) {p}{rose}<br>"
-            f"<span style='background:{o.colour};color:{o.text_colour}'>&nbsp;{words}&nbsp;</span> · {review}"
+            f"<span style='background:{o.colour};color:{o.text_colour}'>&nbsp;{words}&nbsp;</span> · {review}{sure}"
         )
 
     def fit_all(self) -> None:

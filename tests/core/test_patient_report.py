@@ -233,3 +233,23 @@ def test_a_named_class_other_than_melanoma_gets_its_own_map(store):
     words = VisitRecord(*([None] * 12))
     words = replace(words, heat_map_jpeg=b"x", heat_map_class="mel", named_class="bcc").heat_map_words
     assert words == "heat map of melanoma (the map of basal cell carcinoma is not stored with this result)"
+
+
+def test_a_confirmed_diagnosis_is_in_the_report_csv_and_html(store, tmp_path):
+    from datetime import date
+
+    from core.evidence import add_confirmed, lesion_key
+    from core.patient_report import write_patient_report
+
+    add_confirmed(
+        store, "bcc", "histopathology", "Dr X", lesion=lesion_key(store, "P7", "L2"), confirmed_on=date(2026, 11, 2)
+    )
+    words = "confirmed: basal cell carcinoma (histopathology, 2026-11-02, by Dr X)"
+    report = build_patient_report(store, "P7", clinic=CLINIC)
+    by_label = {le.lesion.label: le for le in report.lesions}
+    assert {v.confirmed for v in by_label["L2"].visits} == {words}
+    assert {v.confirmed for v in by_label["L1"].visits} == {""}
+    page = write_patient_report(store, "P7", tmp_path / "p.html", clinic=CLINIC).read_text(encoding="utf-8")
+    assert page.count(words) == 2  # under the lesion's heading and on its picture's row
+    rows = list(csv.DictReader(write_patient_report(store, "P7", tmp_path / "p.csv").open(encoding="utf-8")))
+    assert sorted(r["confirmed_diagnosis"] for r in rows) == ["", "", words]

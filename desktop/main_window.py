@@ -82,6 +82,25 @@ class _Issue:
         self.file, self.row, self.message = "", None, text
 
 
+def stored_picture_heat_maps(ensemble):
+    """A patient report's source of a named class's map for results stored before screening kept it: the
+    models on the picture's file, when it still holds the screened bytes (else None: the stored map)."""
+    from core.class_cam import class_heat_map
+    from core.errors import ImageReadError
+    from core.images import read_image
+
+    def heat_map(result, class_code):
+        try:
+            image = read_image(result.path)
+        except (ImageReadError, OSError):
+            return None
+        if image.sha256 != result.sha256 or class_code not in ensemble.manifest.class_names:
+            return None
+        return class_heat_map(ensemble, image.rgb, class_code)
+
+    return heat_map
+
+
 class MainWindow(QMainWindow):
     model_loaded = Signal(object)  # LoadedModel
     model_failed = Signal(str)
@@ -315,6 +334,7 @@ class MainWindow(QMainWindow):
         self.model_message = ""
         for panel in (self.case_panel, self.queue_view.panel):  # heat maps of any class, on request
             panel.set_models(model.screener.ensemble)
+        self.patients_view.heat_maps = stored_picture_heat_maps(model.screener.ensemble)
         self._update_model_state()
         if model.bundle.trust_warnings:  # key files passed over: the user may think a publisher is trusted
             self.notify("Trusted keys: " + "; ".join(model.bundle.trust_warnings), 30_000, error=True)

@@ -89,6 +89,9 @@ class PatientWorklistView(QWidget):
         self.store_fn = store_fn
         self.reviewer = reviewer
         self.private_exports: Callable[[], bool] = lambda: True  # the app's Settings (share exported files)
+        # The models' map of a named class for results stored before screening kept it (set when loaded);
+        # the map stored with a result comes first (core.patient_report).
+        self.heat_maps: Callable | None = None
         self.patients: list[PatientSummary] = []
         self.lesions: list[LesionSummary] = []
         self.title = QLabel("Patients")
@@ -287,6 +290,7 @@ class PatientWorklistView(QWidget):
                 pdf_writer=html_to_pdf,
                 reviewer=self.reviewer() or "",
                 summary=summary or "",
+                heat_maps=self.heat_maps,
                 private=self.private_exports(),
             )
         except (OSError, ValueError, MelaScreenError) as exc:

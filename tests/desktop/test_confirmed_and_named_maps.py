@@ -132,3 +132,21 @@ def test_the_patient_pdf_shows_the_bcc_map_of_a_bcc_outcome(make_window, screen,
         assert "heat map of basal cell carcinoma" in text and "not stored" not in text
     if SHOT_DIR and shutil.which("pdftoppm"):
         subprocess.run(["pdftoppm", "-r", "80", "-png", str(pdf), str(Path(SHOT_DIR) / "patient-pdf-bcc")], check=True)
+
+
+def test_for_a_result_stored_before_named_maps_the_app_asks_the_models(make_window, screen, day, qtbot, tmp_path):
+    from core.patient_report import build_patient_report
+
+    w = make_window()
+    screen(w, day)
+    w.store._conn.execute("UPDATE results SET named_cam_class = NULL, named_cam_png = NULL")  # as schema 5 left it
+    plain = build_patient_report(w.store, "PA")  # the command line: melanoma's map, and it says so
+    visit = next(v for le in plain.lesions for v in le.visits if v.entry.path.endswith("b.png"))
+    assert (
+        visit.heat_map_words == "heat map of melanoma (the map of basal cell carcinoma is not stored with this result)"
+    )
+    view = w.patients_view
+    view.refresh()
+    view.patient_table.selectRow(0)
+    page = view.export_report(".html", str(tmp_path / "PA.html"), summary="").read_text(encoding="utf-8")
+    assert "heat map of basal cell carcinoma" in page and "not stored" not in page

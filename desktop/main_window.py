@@ -82,6 +82,16 @@ class _Issue:
         self.file, self.row, self.message = "", None, text
 
 
+def _with_stored_maps(shown, stored):
+    """A trial's result with the stored heat maps: melanoma's, and the named class's when the trial's outcome
+    names the same class (else only melanoma's, and the report says the named map is not stored)."""
+    from core.results import named_class
+
+    same = stored.named_cam_class and named_class(shown) == stored.named_cam_class
+    named = {"named_cam": stored.named_cam, "named_cam_class": stored.named_cam_class} if same else {}
+    return replace(shown, cam=stored.cam, **named)
+
+
 def stored_picture_heat_maps(ensemble):
     """A patient report's source of a named class's map for results stored before screening kept it: the
     models on the picture's file, when it still holds the screened bytes (else None: the stored map)."""
@@ -734,7 +744,7 @@ class MainWindow(QMainWindow):
             for e in entries:  # a trial's decisions, with the stored heat maps
                 r = shown.get(e.result.path)
                 results.append(
-                    replace(r, cam=e.result.cam) if r is not None else replace(e.result, confidence=confidence)
+                    _with_stored_maps(r, e.result) if r is not None else replace(e.result, confidence=confidence)
                 )
             shas = [r.sha256 for r in results if r.sha256]
             doc = run_report(

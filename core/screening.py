@@ -40,6 +40,9 @@ from .results import Prediction, QualityReport, ScreeningResult
 from .runs import owner_stamp
 
 THUMBNAIL_SIZE = 160
+# Part of every stored result's key: a result stored before the image checks changed (e.g. the damage
+# checks of core/damage.py) is never reused, so a damaged file cleared by an older build is screened again.
+IMAGE_CHECKS_VERSION = "checks-2"
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,7 @@ def result_key(bundle: Bundle, gate: GateChoice = GateChoice()) -> str:
         gate_text += f":{t.moderate_from:.6g}:{t.high_risk_from:.6g}"
     if not gate.auto_clearing:  # a held result is not a cleared one: never reused for the other
         gate_text += ":held"
-    return hashlib.sha256(f"{bundle.identity}|{gate_text}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{bundle.identity}|{gate_text}|{IMAGE_CHECKS_VERSION}".encode()).hexdigest()[:16]
 
 
 class Screener:

@@ -148,3 +148,17 @@ def test_run_settings_recursion_and_no_heat_maps(screener, tmp_path):
     seen = []
     screen_folder(screener, f, run=RunSettings(with_cam=False), on_progress=seen.append)
     assert all(p.result.ok and p.result.cam is None for p in seen)
+
+
+def test_results_stored_before_the_image_checks_changed_are_screened_again(screener, tmp_path, monkeypatch):
+    # A file an older build cleared (before today's damage checks) must meet the current checks.
+    import core.screening
+
+    f = make_folder(tmp_path / "again", 3, broken=False)
+    with ReviewStore.open(tmp_path / "again.sqlite") as store:
+        monkeypatch.setattr(core.screening, "IMAGE_CHECKS_VERSION", "checks-1")
+        first, _ = screen_folder(screener, f, store)
+        monkeypatch.setattr(core.screening, "IMAGE_CHECKS_VERSION", "checks-2")
+        second, summary = screen_folder(screener, f, store)
+    assert len(first) == len(second) == 3
+    assert not any(r.from_store for r in second) and summary.reused == 0

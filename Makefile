@@ -46,11 +46,13 @@ system-deps:
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# Lint, format and the layer contracts of ../shared/ARCHITECTURE.md (import-linter), then the tests.
+# Lint (with C901 complexity), format, the layer contracts of ../shared/ARCHITECTURE.md (import-linter)
+# and the type check of core (mypy, configured in pyproject.toml), then the tests.
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: $(VENV)/.dev-installed system-deps lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow" -q

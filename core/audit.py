@@ -18,6 +18,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
+from typing import cast
 
 import numpy as np
 
@@ -123,7 +124,7 @@ def figures(cases: list[AuditCase], n_bootstrap: int = N_BOOTSTRAP, seed: int = 
 
     mal = np.array([c.malignant for c in cases], dtype=bool)
     mel = np.array([c.melanoma for c in cases], dtype=bool)
-    d = np.array([c.result.decision.value for c in cases])
+    d = np.array([c.result.decision.value for c in cases])  # type: ignore[union-attr]  # audit cases are screened results: decision is set
     p = np.array([c.result.p_malignant for c in cases], dtype=np.float64)
     p_mel = np.array([c.result.p_melanoma for c in cases], dtype=np.float64)
     cleared, suspicious = d == "benign", d == "suspicious"
@@ -171,7 +172,7 @@ def _what_if(cases: list[AuditCase], bundle, levels) -> tuple[dict, ...]:
     mel = np.array([c.melanoma for c in cases], dtype=bool)
     for level in levels:
         t = bundle.manifest.gate.thresholds(level)
-        d = np.array([regate(c.result, bundle, t).decision.value for c in cases])
+        d = np.array([regate(c.result, bundle, t).decision.value for c in cases])  # type: ignore[union-attr]  # audit cases are screened results: decision is set
         cleared = d == "benign"
         rows.append(
             {
@@ -244,13 +245,13 @@ def _cases(store: ReviewStore, since: date | None) -> tuple[dict[str, list[Audit
         for rid, key, created in rows:
             if since is not None and created[:10] < since.isoformat():
                 continue
-            r = store.get_result(int(rid))
-            ident = identities.get(r.sha256)
+            r = cast(ScreeningResult, store.get_result(int(rid)))  # the row was just selected
+            ident = identities.get(r.sha256)  # type: ignore[arg-type]  # selected by sha256: it is set
             by_key[key].append(
                 AuditCase(
                     int(rid),
                     r,
-                    confirmed[r.sha256],
+                    confirmed[r.sha256],  # type: ignore[index]  # selected by sha256: it is set
                     ident.patient_id if ident else "",
                     ident.lesion_label if ident else "",
                     ident.lesion_key if ident else None,
@@ -268,6 +269,7 @@ def run_audit(store: ReviewStore, bundle=None, since: date | None = None, n_boot
     groups = []
     for key, cases in by_key.items():
         name, conf = keys.get(key, ("unknown bundle", None))
+        what_if: tuple[dict, ...]
         what_if, note, claimed = (), "", {}
         if bundle is not None:  # the what-if needs core.regate (which imports screening)
             from .screening import GateChoice, result_key

@@ -62,8 +62,8 @@ def camera_validation(store, bundle) -> CameraValidation:
     seen: dict[str, tuple[bool, bool]] = {}  # one image counts once, whatever its confidences
     for g in groups:
         for c in g.cases:
-            was = seen.get(c.result.sha256, (False, False))
-            seen[c.result.sha256] = (c.malignant, was[1] or (c.malignant and (c.cleared or c.held)))
+            was = seen.get(c.result.sha256, (False, False))  # type: ignore[arg-type]  # audit cases are selected by sha256: it is set
+            seen[c.result.sha256] = (c.malignant, was[1] or (c.malignant and (c.cleared or c.held)))  # type: ignore[index]  # audit cases are selected by sha256: it is set
     return CameraValidation(len(seen), sum(m for m, _ in seen.values()), sum(x for _, x in seen.values()))
 
 

@@ -406,9 +406,9 @@ def figure_svg(
             f"stroke-width='{pin_radius / 5:.1f}'/>"
         )
         if p.number > 0:
-            size = pin_radius * 1.25
+            size = pin_radius * 1.25  # type: ignore[assignment]  # size: the svg size text above, here a font size
             parts.append(
-                f"<text x='{p.x:.1f}' y='{p.y + size * 0.36:.1f}' font-size='{size:.1f}' font-weight='bold' "
+                f"<text x='{p.x:.1f}' y='{p.y + size * 0.36:.1f}' font-size='{size:.1f}' font-weight='bold' "  # type: ignore[operator]  # size is the float font size here
                 f"fill='#ffffff' text-anchor='middle' font-family='DejaVu Sans, Arial, sans-serif'>{p.number}</text>"
             )
     parts.append("</svg>")

@@ -166,7 +166,7 @@ def training_sources(provenance: Mapping) -> list[str]:
         if key == "dataset" and isinstance(value, str):
             found = [value]
         elif key == "extra_sources" and isinstance(value, list):
-            found = [s.get("name") for s in value if isinstance(s, Mapping) and isinstance(s.get("name"), str)]
+            found = [s.get("name") for s in value if isinstance(s, Mapping) and isinstance(s.get("name"), str)]  # type: ignore[misc]  # names filtered to str in the same comprehension
         for n in found:
             if n and n not in names:
                 names.append(n)

@@ -70,6 +70,8 @@ def jpeg_structure_damage(data: bytes) -> str | None:
     certainty (a 2 KB patch holds about 8 0xFF bytes). A progressive JPEG must also refine every
     coefficient of every component to its last bit before its end marker."""
     pos, size, in_scan, next_restart = 2, len(data), False, 0
+    components: dict[int, int]
+    scans: list[bytes]
     progressive, components, scans = False, {}, []
     while True:
         if in_scan:

@@ -267,7 +267,7 @@ def _openvino_members(
             hint = "bf16"
         else:
             note = "this CPU has no bf16 support: fast runs f32"
-    config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
+    config: dict[str, str | int] = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
     members = [OpenVinoMember(core, model, config, bundle.manifest.input_size) for model in models]
@@ -324,7 +324,7 @@ def _checked_openvino(
 
 def open_members(
     bundle: Bundle, engine: str = "auto", provider: str = "auto", precision: str = "exact", threads: int = 0
-) -> tuple[list[MemberEngine], EngineInfo]:
+) -> tuple[Sequence[MemberEngine], EngineInfo]:
     """One engine per member of the bundle, and what runs. Raises EngineError / ProviderError when the
     requested engine or provider cannot run, BundleError when a member is not a MelaScreen model."""
     if engine not in ENGINES:
@@ -344,8 +344,7 @@ def open_members(
             raise EngineError("OpenVINO runs the models on the CPU here; choose the CPU provider or onnxruntime")
         _import_openvino()  # a missing package says so before any session is built
         reference = _onnxruntime_members(bundle, models, ["CPUExecutionProvider"], threads)
-        members, info = _checked_openvino(bundle, models, precision, threads, reference)
-        return members, info
+        return _checked_openvino(bundle, models, precision, threads, reference)
 
     # auto: CUDA first (a GPU beats any CPU engine), then OpenVINO if it reproduces the reference.
     reference = _onnxruntime_members(bundle, models, providers, threads)

@@ -15,6 +15,7 @@ statistics were fitted on; the mean over views when a bundle has no `id` view).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -58,7 +59,7 @@ class Ensemble:
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.settings = settings
-        self.members: list[MemberEngine]
+        self.members: Sequence[MemberEngine]
         self.engine: EngineInfo
         self.members, self.engine = open_members(
             bundle, settings.engine, settings.provider, settings.precision, settings.threads
@@ -219,5 +220,5 @@ class Ensemble:
         peak = float(total.max())
         if peak > 0:
             total /= peak
-        h, w = image_hw
+        h, w = image_hw  # type: ignore[assignment]  # w: the view weights above, here the width
         return cv2.resize(total, (int(w), int(h)), interpolation=cv2.INTER_LINEAR)

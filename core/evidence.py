@@ -207,7 +207,7 @@ def add_confirmed(
             " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (lesion, sha256, code, how, None if when is None else when.isoformat(), who, note or "", now),
         ).lastrowid
-    return ConfirmedDiagnosis(int(row_id), code, how, when, who, note or "", now, lesion, sha256)
+    return ConfirmedDiagnosis(int(row_id), code, how, when, who, note or "", now, lesion, sha256)  # type: ignore[arg-type]  # set after an INSERT
 
 
 _COLUMNS = "d.id, d.diagnosis, d.method, d.confirmed_on, d.entered_by, d.note, d.created, d.lesion_id, d.sha256"

@@ -6,6 +6,7 @@ import argparse
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from .evidence import DIAGNOSES, METHODS, EvidenceError, add_confirmed, image_of_file, import_csv, lesion_key
 from .paths import atomic_target, check_output_file, default_database_path
@@ -22,6 +23,7 @@ def _store(args):
 def cmd_outcome_add(args) -> int:
     with _store(args) as store:
         try:
+            target: dict[str, Any]
             if args.file:
                 target = {"sha256": image_of_file(store, args.file)}
             elif args.lesion and args.patient:

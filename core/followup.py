@@ -95,7 +95,7 @@ def due_follow_ups(store: ReviewStore, before: date | None = None, today: date |
         if not review_choice(review.decision).asks_months or not review.follow_up_months:
             continue
         base = (a.visit_date if a and a.visit_date else None) or _review_day(review.created)
-        last = last_visits.get(key[1]) if a else None
+        last = last_visits.get(key[1]) if a else None  # type: ignore[arg-type]  # with an identity the key holds the lesion id (int)
         if last is not None and last > base:
             continue  # seen again since: the new pictures wait in the review queue
         due = add_months(base, review.follow_up_months)

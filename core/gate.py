@@ -78,7 +78,7 @@ class Thresholds:
             raise ValueError(
                 "gate band cut points come in pairs: give both moderate_from and high_risk_from, or neither"
             )
-        if self.moderate_from is not None and not (self.low <= self.moderate_from <= self.high_risk_from <= self.high):
+        if self.moderate_from is not None and not (self.low <= self.moderate_from <= self.high_risk_from <= self.high):  # type: ignore[operator]  # the cut points come in pairs (checked above)
             raise ValueError(
                 "gate band cut points must satisfy low <= moderate_from <= high_risk_from <= high, got "
                 f"{self.low}, {self.moderate_from}, {self.high_risk_from}, {self.high}"
@@ -92,14 +92,14 @@ class Thresholds:
         """The risk band of a p(malignant) inside review, or None without fitted bands."""
         if not self.has_bands:
             return None
-        if p >= self.high_risk_from:
+        if p >= self.high_risk_from:  # type: ignore[operator]  # has_bands: both band edges are set
             return "high"
-        if p >= self.moderate_from:
+        if p >= self.moderate_from:  # type: ignore[operator]  # has_bands: both band edges are set
             return "moderate"
         return "low"
 
     def to_dict(self) -> dict:
-        d = {"low": self.low, "high": self.high}
+        d: dict[str, object] = {"low": self.low, "high": self.high}
         if self.has_bands:
             d["bands"] = {"moderate": self.moderate_from, "high": self.high_risk_from}
         return d
@@ -262,7 +262,7 @@ def decide(
     reason says so. intake: the intake check's finding (None: the bundle has no check); intake_check:
     its thresholds, only for the details.
     """
-    p = float(prediction.p_malignant)
+    p = float(prediction.p_malignant)  # type: ignore[arg-type]  # Prediction.__post_init__ sets p_malignant
     spread = prediction.malignant_spread
     likely = _likely_words(prediction)
     what = "p(melanoma)" if melanoma_only else "p(malignant)"

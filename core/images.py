@@ -115,7 +115,7 @@ def scan_candidates(folder: str | os.PathLike, recursive: bool = False) -> list[
     return _candidates(Path(folder), recursive)
 
 
-def visible_subfolders(folder: str | os.PathLike) -> int:
+def visible_subfolders(folder: str | os.PathLike[str]) -> int:
     """How many non-hidden sub-folders `folder` has (0 when it cannot be read): a hint for --recursive."""
     try:
         with os.scandir(folder) as entries:
@@ -291,7 +291,7 @@ def _to_rgb8(image: Image.Image, sixteen: bool, notes: list[str]) -> tuple[np.nd
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
         mode = image.mode
     if mode in ("1", "L", "LA", "La", "PA"):
-        grey = image.convert("LA")
+        grey = image.convert("LA")  # type: ignore[assignment]  # image: the decoded PIL image is turned into pixels below
         pixels = np.asarray(grey)
         notes.append("grey image shown in colour (three equal channels)")
         rgb = _on_white(np.repeat(pixels[:, :, :1], 3, axis=2), pixels[:, :, 1], notes)

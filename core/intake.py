@@ -341,8 +341,8 @@ def read_sidecar(
             continue
         if lesion:
             lesion_sites.setdefault((patient, lesion, visit), (site, line))
-        seen_files[path_key(target)] = line
-        identities[path_key(target)] = Identity(
+        seen_files[path_key(target)] = line  # type: ignore[arg-type]  # rows without a target are skipped above
+        identities[path_key(target)] = Identity(  # type: ignore[arg-type]  # rows without a target are skipped above
             patient_id=patient,
             lesion_id=lesion,
             body_site=site,

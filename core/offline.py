@@ -35,5 +35,5 @@ def keep_offline() -> bool:
     for name in TELEMETRY_OPT_OUTS:
         os.environ[name] = "1"  # forced, not setdefault: the product promises that nothing leaves the machine
     # None in sys.modules makes `import openvino.tools.ovc` raise ImportError, which openvino expects.
-    sys.modules.setdefault(OPENVINO_CONVERTER, None)
+    sys.modules.setdefault(OPENVINO_CONVERTER, None)  # type: ignore[arg-type]  # None in sys.modules blocks that import, as intended
     return in_time

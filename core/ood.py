@@ -110,9 +110,9 @@ class IntakeCheck:
         if self.image_mean is not None:
             mean = [_finite("image_mean", v) for v in self.image_mean]
             rows = self.image_precision
-            if len(mean) != IMAGE_STATISTICS or len(rows) != IMAGE_STATISTICS:
+            if len(mean) != IMAGE_STATISTICS or len(rows) != IMAGE_STATISTICS:  # type: ignore[arg-type]  # the image part comes whole (checked above)
                 raise ValueError(f"ood.image_mean and image_precision need {IMAGE_STATISTICS} statistics")
-            for row in rows:
+            for row in rows:  # type: ignore[union-attr]  # the image part comes whole (checked above)
                 if not isinstance(row, (list, tuple)) or len(row) != IMAGE_STATISTICS:
                     raise ValueError(f"ood.image_precision must be {IMAGE_STATISTICS} x {IMAGE_STATISTICS}")
                 for v in row:
@@ -137,7 +137,7 @@ class IntakeCheck:
             ):
                 raise ValueError("ood.image_precision must be symmetric positive definite (an inverse covariance)")
             object.__setattr__(self, "image_mean", tuple(mean))
-            object.__setattr__(self, "image_precision", tuple(tuple(float(v) for v in row) for row in rows))
+            object.__setattr__(self, "image_precision", tuple(tuple(float(v) for v in row) for row in rows))  # type: ignore[union-attr]  # has_image_part: the image statistics are set
 
     @property
     def has_image_part(self) -> bool:
@@ -154,8 +154,8 @@ class IntakeCheck:
             for name in _FIELDS[5:]:
                 del out[name]
         else:
-            out["image_mean"] = list(self.image_mean)
-            out["image_precision"] = [list(r) for r in self.image_precision]
+            out["image_mean"] = list(self.image_mean)  # type: ignore[arg-type]  # has_image_part: the image statistics are set
+            out["image_precision"] = [list(r) for r in self.image_precision]  # type: ignore[union-attr]  # has_image_part: the image statistics are set
         return out
 
     @classmethod
@@ -202,8 +202,8 @@ def assess(score: float, check: IntakeCheck, statistics: np.ndarray | None = Non
     image = check.image_score(statistics) if check.has_image_part and statistics is not None else None
     if not math.isfinite(score) or (image is not None and not math.isfinite(image)):
         return IntakeFinding(score=score, level="unfamiliar", image_score=image)
-    if score > check.clear_threshold or (image is not None and image > check.image_clear_threshold):
+    if score > check.clear_threshold or (image is not None and image > check.image_clear_threshold):  # type: ignore[operator]  # image is scored only with the image part
         return IntakeFinding(score=score, level="not_dermoscopy", image_score=image)
-    if score > check.threshold or (image is not None and image > check.image_threshold):
+    if score > check.threshold or (image is not None and image > check.image_threshold):  # type: ignore[operator]  # image is scored only with the image part
         return IntakeFinding(score=score, level="unfamiliar", image_score=image)
     return IntakeFinding(score=score, level="familiar", image_score=image)

@@ -302,7 +302,7 @@ def _visit(
     code = outcome_code_of(result.decision, result.intake, result.ok)
     not_dermoscopy = code == NOT_DERMOSCOPY.code
     words = outcome_label(result.decision, result.malignant_class, result.band, result.intake)
-    picture = case_picture(e.path, e.sha256, store.thumbnail(e.result_id))
+    picture = case_picture(e.path, e.sha256, store.thumbnail(e.result_id))  # type: ignore[arg-type]  # result_id is set: a row without one returned above
     rgb = picture.rgb
     if rgb is not None:
         rgb = resize_longest_side(rgb, REPORT_PICTURE_SIDE, enlarge=False)
@@ -323,7 +323,7 @@ def _visit(
         heat_map_class=heat_class,
         named_class=named,
         follow_up=follow_up_date(e.review),
-        provenance=_provenance(store, e.result_id, cache),
+        provenance=_provenance(store, e.result_id, cache),  # type: ignore[arg-type]  # result_id is set: a row without one returned above
         age=age,
     )
 
@@ -554,7 +554,7 @@ def _lesion_block(le: LesionReport) -> Block:
     diagram = figure_svg(pins, title=f"{le.title}: {le.site_words}", pin_radius=20)
     height = round(DIAGRAM_WIDTH * VIEW_BOX[3] / VIEW_BOX[2])
     urgency = (
-        f"<span class='urgent'>&nbsp;{URGENT.words}: {esc(le.review.words)}&nbsp;</span>"
+        f"<span class='urgent'>&nbsp;{URGENT.words}: {esc(le.review.words)}&nbsp;</span>"  # type: ignore[union-attr]  # URGENT comes only from a review
         if le.urgency is URGENT
         else f"<b style='color:{le.urgency.colour}'>{esc(le.urgency.words)}</b>"
         + (f": {esc(le.review.words)}" if le.review is not None else "")
@@ -591,7 +591,7 @@ def _overview_block(report: PatientReport) -> Block:
     if urgent:
         lines.append(
             f"<p><span class='urgent'>&nbsp;URGENT&nbsp;</span> <b>{len(urgent)} lesion(s) to excise or refer:</b> "
-            + "; ".join(f"{esc(le.title)} ({esc(le.site_words)}): {esc(le.review.words)}" for le in urgent)
+            + "; ".join(f"{esc(le.title)} ({esc(le.site_words)}): {esc(le.review.words)}" for le in urgent)  # type: ignore[union-attr]  # URGENT comes only from a review
             + "</p>"
         )
     if waiting:

@@ -153,7 +153,7 @@ def attach(store: ReviewStore, sha256: str, identity: Identity) -> AttachedIdent
         ).fetchone()
         if row is None:
             lesion_key = int(
-                c.execute(
+                c.execute(  # type: ignore[arg-type]  # set after an INSERT
                     "INSERT INTO lesions (patient_id, label, body_site, labelled, created) VALUES (?, ?, ?, ?, ?)",
                     (identity.patient_id, label, identity.body_site, int(labelled), now),
                 ).lastrowid
@@ -306,7 +306,7 @@ def queue_by_patient(items: Sequence[QueueItem], identities: dict[str, AttachedI
     image filed under no patient stands alone, placed by its own risk."""
 
     def urgency(q: QueueItem) -> tuple:
-        return (risk_rank(q.decision, q.band), -(_p(q) if _p(q) is not None else -1.0))
+        return (risk_rank(q.decision, q.band), -(_p(q) if _p(q) is not None else -1.0))  # type: ignore[operator]  # _p(q) checked for None just before
 
     groups: dict[tuple, list[QueueItem]] = {}
     for q in items:
@@ -336,7 +336,7 @@ def worklist(store: ReviewStore) -> list[PatientSummary]:
     if store.schema_version < PATIENTS_SCHEMA_VERSION:
         return []
     waiting: dict[str, list[QueueItem]] = {}
-    by_sha = {}
+    by_sha: dict[str, QueueItem] = {}
     for q in store.queue(include_reviewed=False):
         by_sha.setdefault(q.sha256, q)
     ids = identities_of(store, list(by_sha))
@@ -483,7 +483,7 @@ def _latest_entry(timeline: list[TimelineEntry]) -> TimelineEntry | None:
     """The most urgent screened picture of the lesion's latest visit."""
     dated = [e for e in timeline if e.visit_date is not None]
     if dated:
-        last = max(e.visit_date for e in dated)
+        last = max(e.visit_date for e in dated)  # type: ignore[type-var]  # dated: visit dates are set
         candidates = [e for e in dated if e.visit_date == last]
     else:
         candidates = timeline
@@ -519,11 +519,11 @@ class FilingSummary:
 
 def filing_summary(store: ReviewStore, results: Iterable[ScreeningResult], problems: Iterable[str]) -> FilingSummary:
     cases = [r for r in results if r.is_case and r.sha256]
-    ids = identities_of(store, [r.sha256 for r in cases])
+    ids = identities_of(store, [r.sha256 for r in cases])  # type: ignore[misc]  # cases: sha256 is set
     filed = [r for r in cases if r.sha256 in ids]
     return FilingSummary(
         filed=len(filed),
-        patients=len({ids[r.sha256].patient_id for r in filed}),
+        patients=len({ids[r.sha256].patient_id for r in filed}),  # type: ignore[index]  # cases: sha256 is set
         unfiled=len(cases) - len(filed),
         problems=tuple(str(p) for p in problems),
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import replace
+from typing import Any
 
 from .gate import Thresholds, decide
 from .ood import IntakeFinding
@@ -105,7 +106,7 @@ def regate_run(
     clearing = (run.settings or {}).get("clearing") or {}
     held = clearing.get("auto_clearing") == "off"
     why = str(clearing.get("why") or "")
-    held_choice = {"auto_clearing": False, "held_reason": why} if held else {}
+    held_choice: dict[str, Any] = {"auto_clearing": False, "held_reason": why} if held else {}
     gate = replace(gate, **held_choice)
     if old_confidence is None or result_key(bundle, GateChoice(old_confidence, **held_choice)) != run.result_key:
         raise RegateError(

@@ -13,6 +13,7 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .outcomes import (
     ALL_OUTCOMES,
@@ -26,6 +27,10 @@ from .outcomes import (
     review_choice,
 )
 from .results import ScreeningResult
+
+if TYPE_CHECKING:  # for annotations only: the store and the patient records are not needed at run time
+    from .patients import AttachedIdentity
+    from .store import Review
 
 # Reader-facing columns first, then the technical ones; p_<class> columns follow for each class, then
 # the patient columns, then what made the result (core/provenance.py): one layout for the app and the CLI.
@@ -92,7 +97,7 @@ def result_words(r: ScreeningResult) -> str:
 
 
 def csv_rows(
-    results: Iterable[ScreeningResult], class_names: Iterable[str] = (), reviews: Mapping[str, object] | None = None
+    results: Iterable[ScreeningResult], class_names: Iterable[str] = (), reviews: Mapping[str, Review] | None = None
 ) -> Iterable[dict]:
     """One dict per result, in the order given (write_csv sorts by risk first), every text cell made
     safe for spreadsheets. A picture that is not dermoscopy carries no class, probability or band."""
@@ -147,9 +152,9 @@ def write_run_csv(
     results: Iterable[ScreeningResult],
     path: str | Path,
     class_names: Iterable[str] = (),
-    identities: Mapping[str, object] | None = None,
+    identities: Mapping[str, AttachedIdentity] | None = None,
     issues: Iterable = (),
-    reviews: Mapping[str, object] | None = None,
+    reviews: Mapping[str, Review] | None = None,
     provenance=None,
     *,
     private: bool = True,
@@ -194,7 +199,7 @@ def write_csv(
     results: Iterable[ScreeningResult],
     path: str | Path,
     class_names: Iterable[str] = (),
-    reviews: Mapping[str, object] | None = None,
+    reviews: Mapping[str, Review] | None = None,
 ) -> Path:
     """The run CSV without patient files or provenance (same columns, those cells empty)."""
     return write_run_csv(results, path, class_names, reviews=reviews)
@@ -255,7 +260,7 @@ def write_html(
     details: dict[str, str] | None = None,
     disclaimer: str = "",
     with_heatmaps: bool = True,
-    reviews: Mapping[str, object] | None = None,
+    reviews: Mapping[str, Review] | None = None,
     *,
     private: bool = True,
 ) -> Path:
@@ -276,7 +281,7 @@ def report_html(
     details: dict[str, str] | None = None,
     disclaimer: str = "",
     with_heatmaps: bool = True,
-    reviews: Mapping[str, object] | None = None,
+    reviews: Mapping[str, Review] | None = None,
     picture_width: int | None = None,
 ) -> str:
     """A printable, self-contained HTML report: one row per file, highest risk first, with the
@@ -463,8 +468,8 @@ def camera_warning_html(clearing: Mapping | None) -> str:
 def run_report(
     results: Sequence[ScreeningResult],
     thumbnails: Sequence[bytes | None] | None = None,
-    identities: Mapping[str, object] | None = None,
-    reviews: Mapping[str, object] | None = None,
+    identities: Mapping[str, AttachedIdentity] | None = None,
+    reviews: Mapping[str, Review] | None = None,
     provenance=None,
     details: Mapping[str, str] | None = None,
     title: str = "MelaScreen screening report",
@@ -513,7 +518,7 @@ def run_report(
 
     patients: dict[str, list[ScreeningResult]] = {}
     for r in filed:
-        patients.setdefault(identities[r.sha256].patient_id, []).append(r)
+        patients.setdefault(identities[r.sha256 or ""].patient_id, []).append(r)
     blocks: list = []
     warning = camera_warning_html(clearing)
     if warning:
@@ -530,17 +535,17 @@ def run_report(
         )
     )
     for _pid, rs in sorted(patients.items(), key=lambda kv: (min(urgency(r) for r in kv[1]), kv[0])):
-        blocks.append(heading(_identity_words(identities[rs[0].sha256])))
+        blocks.append(heading(_identity_words(identities[rs[0].sha256 or ""])))
         lesions: dict[int, list[ScreeningResult]] = {}
         for r in rs:
-            lesions.setdefault(identities[r.sha256].lesion_key, []).append(r)
+            lesions.setdefault(identities[r.sha256 or ""].lesion_key, []).append(r)
         for _, ls in sorted(lesions.items(), key=lambda kv: (min(urgency(r) for r in kv[1]), kv[0])):
-            a = identities[ls[0].sha256]
+            a = identities[ls[0].sha256 or ""]
             site = f" · {a.body_site}" if a.body_site else ""
             # The patient id in every lesion heading: a lesion continued on the next page still says whose.
             blocks.append(heading(f"{a.patient_id} · lesion {a.lesion_label}{site}", 3))
             blocks.extend(
-                row(r) for r in sorted(ls, key=lambda r: (identities[r.sha256].visit_date or date.max, r.path))
+                row(r) for r in sorted(ls, key=lambda r: (identities[r.sha256 or ""].visit_date or date.max, r.path))
             )
     if unfiled:
         blocks.append(heading(f"Pictures with no patient ({len(unfiled)})"))

@@ -94,7 +94,7 @@ def public_key_from_bytes(data: bytes, origin: str) -> TrustedKey:
     words = lines[0].split() if len(lines) == 1 else []
     if len(words) >= 2 and words[0] == b"ssh-ed25519":
         try:
-            key = serialization.load_ssh_public_key(b" ".join(words[:2]))
+            key = serialization.load_ssh_public_key(b" ".join(words[:2]))  # type: ignore[assignment]  # the key is checked to be Ed25519 below
         except (ValueError, UnsupportedAlgorithm) as exc:
             raise BundleError(f"not a readable OpenSSH public key ({str(exc)[:100]})", origin) from None
         if not isinstance(key, Ed25519PublicKey):
@@ -102,7 +102,7 @@ def public_key_from_bytes(data: bytes, origin: str) -> TrustedKey:
         raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return TrustedKey(key_id(raw), raw, origin)
     if len(words) >= 2 and words[0] == RAW_KEY_HEADER.encode():
-        raw = _raw_key(words[1])
+        raw = _raw_key(words[1])  # type: ignore[assignment]  # None is handled on the next line
         if raw is None:
             raise BundleError(f"{RAW_KEY_HEADER} needs the 32 raw key bytes as 64 hex or base64 characters", origin)
         return TrustedKey(key_id(raw), raw, origin)
@@ -138,7 +138,7 @@ def read_public_key(path: str | Path) -> TrustedKey:
     return public_key_from_bytes(data, str(p))
 
 
-def _shown(p: Path) -> str:
+def _shown(p: Path | str) -> str:
     """A path for a warning: control characters escaped (a file name must not drive the user's terminal)."""
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(p))
 

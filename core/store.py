@@ -698,7 +698,7 @@ class ReviewStore:
                 " VALUES (?, ?, ?, ?, ?, ?, 'running')",
                 (str(folder), bundle_name, bundle_version, result_key, _json(settings), utc_now()),
             )
-            return int(cur.lastrowid)
+            return int(cur.lastrowid)  # type: ignore[arg-type]  # set after an INSERT
 
     def finish_run(self, run_id: int, status: str = "finished", summary: dict | None = None) -> None:
         if status not in RUN_STATUSES or status == "running":
@@ -728,7 +728,7 @@ class ReviewStore:
         )
         return self._run_info(rows[0]) if rows else None
 
-    def _run_info(self, row: tuple) -> RunInfo:
+    def _run_info(self, row: Sequence) -> RunInfo:
         (run_id, folder, b_name, b_version, key, settings_json, started, finished, status, summary_json) = row
         c = self._read(
             "SELECT count(*),"
@@ -771,7 +771,7 @@ class ReviewStore:
         cam_png = encode_cam(result.cam) if (result.ok and result.cam is not None) else None
         named_class = result.named_cam_class if (cam_png is not None and result.named_cam is not None) else ""
         # the positive class named: its map is cam_png already (stored once)
-        named_png = encode_cam(result.named_cam) if named_class and result.named_cam is not result.cam else None
+        named_png = encode_cam(result.named_cam) if named_class and result.named_cam is not result.cam else None  # type: ignore[arg-type]  # named_class is set only with a named map
         decision = None if result.decision is None else Decision(result.decision).value
         quality = None if result.quality is None else _json(asdict(result.quality))
         now = utc_now()
@@ -795,7 +795,7 @@ class ReviewStore:
                 result_id = None if row is None else int(row[0])
             if result_id is None:
                 result_id = int(
-                    c.execute(
+                    c.execute(  # type: ignore[arg-type]  # set after an INSERT
                         "INSERT INTO results (sha256, result_key, first_run_id, path, status, decision, reason,"
                         " p_melanoma, member_p_json, spread, class_probs_json, quality_json, width, height, cam_png,"
                         " thumbnail_jpeg, created, p_malignant, likely_class, malignant_class, band, details,"
@@ -907,7 +907,7 @@ class ReviewStore:
         return [e.result for e in self.run_entries(run_id, with_cam=with_cam)]
 
     @staticmethod
-    def _result(row: tuple, from_store: bool) -> ScreeningResult:
+    def _result(row: Sequence, from_store: bool) -> ScreeningResult:
         (
             _id,
             sha256,
@@ -1069,7 +1069,7 @@ class ReviewStore:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (result_id, reviewer, decision, months, note or "", now),
             ).lastrowid
-        return Review(int(review_id), result_id, reviewer, decision, note or "", now, months, row[0])
+        return Review(int(review_id), result_id, reviewer, decision, note or "", now, months, row[0])  # type: ignore[arg-type]  # set after an INSERT
 
     def history(self, result_id: int) -> list[Review]:
         """Every review of the case's image, oldest first: reviews of other results of the same

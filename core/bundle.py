@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .cascade import CascadeMargins
 from .errors import BundleError
 from .gate import GateSettings
 from .ood import IntakeCheck
@@ -146,6 +147,7 @@ class Manifest:
         default=(), metadata=rule("str_list", min_items=1, max_items=MAX_CLASSES, max_len=64, unique=True)
     )
     ood: IntakeCheck | None = None  # the optional intake check (core/ood.py); None: the bundle has none
+    cascade: CascadeMargins | None = None  # stage-1 margins (core/cascade.py); None: always the full ensemble
 
     def __post_init__(self):
         if not self.malignant_classes:
@@ -185,6 +187,7 @@ class Manifest:
             "provenance": self.provenance,
             "disclaimer": self.disclaimer,
             **({"ood": self.ood.to_dict()} if self.ood is not None else {}),
+            **({"cascade": self.cascade.to_dict()} if self.cascade is not None else {}),
         }
 
     @classmethod
@@ -207,7 +210,7 @@ class Manifest:
         if version >= 2 and "malignant_classes" not in d:
             raise BundleError("manifest.malignant_classes: missing (required from schema_version 2)", source)
         try:
-            kwargs = read_fields(cls, d, "manifest", skip=("members", "preprocessing", "gate", "ood"))
+            kwargs = read_fields(cls, d, "manifest", skip=("members", "preprocessing", "gate", "ood", "cascade"))
             raw_members = _members_list(d.get("members"))
             members = tuple(Member.from_dict(x, f"manifest.members[{i}]") for i, x in enumerate(raw_members))
             preprocessing = PreprocessParams.from_dict(d.get("preprocessing", {}), "manifest.preprocessing")
@@ -215,7 +218,8 @@ class Manifest:
             raise BundleError(str(exc), source) from None
         gate = _read_section(GateSettings, d.get("gate", {}), "gate", source)
         ood = _read_section(IntakeCheck, d["ood"], "ood", source) if "ood" in d else None
-        m = cls(members=members, preprocessing=preprocessing, gate=gate, ood=ood, **kwargs)
+        cascade = _read_section(CascadeMargins, d["cascade"], "cascade", source) if "cascade" in d else None
+        m = cls(members=members, preprocessing=preprocessing, gate=gate, ood=ood, cascade=cascade, **kwargs)
         m.validate(source)
         return m
 
@@ -254,6 +258,7 @@ class Manifest:
                 problems.append(f"member file {mem.file!r} must be a plain file name inside the bundle")
         if (where := provenance_path_problem(self.provenance)) is not None:
             problems.append(where)
+        problems.extend(self.cascade.check_against(self) if self.cascade is not None else ())
         if problems:
             raise BundleError("; ".join(problems), source)
 

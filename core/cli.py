@@ -154,7 +154,7 @@ def cmd_screen(args) -> int:
     from .patient_cli import intake_settings, print_intake
     from .patients import identities_of
     from .report import write_run_csv  # the one run CSV of the app and the CLI
-    from .screening import GateChoice, RunSettings, Screener, screen_folder
+    from .screening import GateChoice, RunSettings, Screener, cascade_status, screen_folder
     from .store import ReviewStore
 
     folder = Path(args.folder)
@@ -172,7 +172,11 @@ def cmd_screen(args) -> int:
     session = EnsembleSettings(
         engine=args.engine, provider=args.provider, precision=args.precision, threads=args.threads
     )
-    gate = GateChoice(confidence=args.threshold, auto_clearing=getattr(args, "auto_clearing", "on") == "on")
+    gate = GateChoice(
+        confidence=args.threshold,
+        auto_clearing=getattr(args, "auto_clearing", "on") == "on",
+        cascade=getattr(args, "cascade", "on") == "on",
+    )
     run = RunSettings(recursive=args.recursive, intake=intake)
     thresholds = bundle.manifest.gate.thresholds(gate.confidence)  # a bad --threshold fails before the engines
     screener = Screener(bundle, session)
@@ -189,6 +193,7 @@ def cmd_screen(args) -> int:
         file=sys.stderr,
     )
     print(_trust_line(bundle), file=sys.stderr)
+    print(printable(cascade_status(bundle, gate)), file=sys.stderr)
     print(f"results made by: {printable(made_by.line())}", file=sys.stderr)
     heat_dir = Path(args.heatmaps) if args.heatmaps else None  # checked and created before the bundle loaded
     heat_failed: list[str] = []
@@ -474,6 +479,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("on", "off"),
         default="on",
         help="off (until this camera is validated): no image is 'no cancer suspected', it is review (low risk)",
+    )
+    s.add_argument(
+        "--cascade",
+        choices=("on", "off"),
+        default="on",
+        help="on: a small part of the ensemble settles the clear cases first, when the bundle has cascade margins; "
+        "off: the whole ensemble screens every image",
     )
     s.add_argument("--recursive", action="store_true", help="include sub-folders")
     s.add_argument("--threads", type=int, default=0, help="inference threads (0: automatic)")

@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .cascade import STOP_NOTE, STOPPED
 from .outcomes import (
     ALL_OUTCOMES,
     NOT_DERMOSCOPY,
@@ -53,6 +54,7 @@ CSV_COLUMNS = (
     "details",
     "spread",
     "ood_score",
+    "cascade",
     "quality_flags",
     "sha256",
 )
@@ -60,6 +62,14 @@ IDENTITY_COLUMNS = ("patient_id", "lesion_id", "body_site", "visit_date", "age",
 PROVENANCE_COLUMNS = ("confidence", "bundle", "bundle_version", "signature", "engine")
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cascade_word(r: ScreeningResult) -> str:
+    """ "stopped" (stage 1 of the cascade decided), "full" (the cascade ran, the whole ensemble decided), or ""
+    (no cascade); a stored result keeps only its details, which say when stage 1 decided."""
+    if r.cascade:
+        return r.cascade
+    return STOPPED if STOP_NOTE in r.details else ""
 
 
 def spreadsheet_safe(value: str) -> str:
@@ -125,6 +135,7 @@ def csv_rows(
             "details": r.details if case else "",
             "spread": _fmt(r.spread) if case else "",
             "ood_score": _fmt(r.ood_score),
+            "cascade": cascade_word(r),
             "quality_flags": ";".join(r.quality.flags) if r.quality else "",
             "sha256": r.sha256 or "",
         }

@@ -124,6 +124,10 @@ class ScreeningResult:
     # re-decided to name another class since: only `cam` (melanoma's) is known.
     named_cam: np.ndarray | None = field(default=None, compare=False, repr=False)
     named_cam_class: str = field(default="", compare=False)
+    # The cascade (core/cascade.py): "stopped" (stage 1 settled the outcome), "full" (the cascade ran and the
+    # whole ensemble decided), "" (no cascade in this run, or a stored result: its details say "decided after
+    # stage 1" when it stopped early)
+    cascade: str = field(default="", compare=False)
 
     @property
     def ok(self) -> bool:

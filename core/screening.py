@@ -27,8 +27,9 @@ import cv2
 import numpy as np
 
 from .bundle import Bundle, sha256_file
+from .cascade import ESCALATED, STOP_NOTE, STOPPED, StopMargins, settled
 from .engines import EngineInfo
-from .ensemble import Ensemble, EnsembleSettings
+from .ensemble import Ensemble, EnsembleSettings, RawOutputs
 from .errors import ImageReadError
 from .gate import Thresholds, decide
 from .images import IMAGE_EXTENSIONS, ImageLimits, assess_quality, read_image, scan_candidates
@@ -52,6 +53,9 @@ class GateChoice:
     confidence: float | None = None  # None: the bundle's default (0.99)
     auto_clearing: bool = True  # False: no image is "no cancer suspected" (core/auto_clearing.py)
     held_reason: str = ""  # why clearing is off, said on each image it holds back
+    # The cascade (core/cascade.py): stage 1 settles the clear cases when the bundle has margins for this
+    # confidence; False (and any bundle without margins): every image runs the whole ensemble.
+    cascade: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,17 @@ class PreparedImage:
     statistics: np.ndarray | None = None  # the intake check's picture statistics, when the bundle has them
 
 
+@dataclass(frozen=True)
+class _Ran:
+    """One image's prediction, the raw outputs it came from (image `index` of `raw`) and the cascade's word
+    on it: "" (no cascade), STOPPED or ESCALATED."""
+
+    prediction: Prediction
+    raw: RawOutputs
+    index: int
+    cascade: str
+
+
 @dataclass
 class _Pending:
     """A file in the pipeline's window: a stored result, a preparation under way, or a duplicate of a
@@ -150,7 +165,36 @@ def result_key(bundle: Bundle, gate: GateChoice = GateChoice()) -> str:
         gate_text += f":{t.moderate_from:.6g}:{t.high_risk_from:.6g}"
     if not gate.auto_clearing:  # a held result is not a cleared one: never reused for the other
         gate_text += ":held"
+    if cascade_margins(bundle, gate) is not None:  # stage-1 results are not the full ensemble's numbers
+        gate_text += ":cascade"
     return hashlib.sha256(f"{bundle.identity}|{gate_text}|{IMAGE_CHECKS_VERSION}".encode()).hexdigest()[:16]
+
+
+def cascade_margins(bundle: Bundle, gate: GateChoice = GateChoice()) -> StopMargins | None:
+    """The stage-1 margins a run with `gate` uses; None: the whole ensemble runs for every image."""
+    section = bundle.manifest.cascade
+    if not gate.cascade or section is None:
+        return None
+    confidence = gate.confidence if gate.confidence is not None else bundle.manifest.gate.default_confidence
+    return section.margins(confidence)
+
+
+def cascade_status(bundle: Bundle, gate: GateChoice = GateChoice()) -> str:
+    """In words, for the command line and the app: whether the cascade runs, and why not."""
+    m = bundle.manifest
+    if not gate.cascade:
+        return "cascade off: the whole ensemble screens every image"
+    if m.cascade is None:
+        return "cascade on, but this bundle has no cascade margins: the whole ensemble screens every image"
+    if cascade_margins(bundle, gate) is None:
+        return (
+            "cascade on, but this bundle has no cascade margins at this confidence: the whole ensemble screens "
+            "every image"
+        )
+    return (
+        f"cascade on: stage 1 runs {len(m.cascade.members)} of {len(m.members)} members x {len(m.cascade.views)} "
+        f"of {len(m.tta_views)} views; the whole ensemble runs where stage 1 does not settle the outcome"
+    )
 
 
 class Screener:
@@ -216,28 +260,76 @@ class Screener:
             return self._error(path, f"could not be analysed ({type(exc).__name__}: {exc})", image.sha256)
         return PreparedImage(path, image.sha256, image.width, image.height, quality, x, thumbnail, timings, statistics)
 
+    def _picture_flagged(self, statistics: np.ndarray | None) -> bool:
+        """The intake check's picture statistics flag the image (no model involved)."""
+        check = self.bundle.manifest.ood
+        if check is None or not check.has_image_part or statistics is None:
+            return False
+        score = check.image_score(statistics)
+        return not np.isfinite(score) or score > check.image_threshold  # type: ignore[operator]  # image part: set
+
+    def _run(self, images: list[PreparedImage], with_cam: bool, stop: StopMargins | None) -> list[_Ran]:
+        """The models' part of `infer`: each image's prediction and the raw outputs it came from. With `stop`
+        (the cascade's margins), stage 1 runs first and only the images it does not settle run the rest."""
+        inputs = np.stack([p.model_input for p in images])
+        sizes = [(p.height, p.width) for p in images]
+        ens = self.ensemble
+        if stop is None or self.bundle.manifest.cascade is None:
+            raw = ens.run(inputs, with_cam=with_cam)
+            return [_Ran(pred, raw, i, "") for i, pred in enumerate(ens.to_predictions(raw, sizes))]
+        section = self.bundle.manifest.cascade
+        first = ens.passes(inputs, with_cam, section.members, section.views)
+        numbers = ens.to_predictions(replace(ens.raw_outputs(first), cams=None))  # no heat maps yet
+        done = [
+            i
+            for i, (p, pred) in enumerate(zip(images, numbers))
+            if settled(section, stop, pred, p.quality, self._picture_flagged(p.statistics))
+        ]
+        rest = [i for i in range(len(images)) if i not in done]
+        ran: dict[int, _Ran] = {}
+        for index, passes, state in (
+            (done, first.rows(done) if done else None, STOPPED),
+            (rest, ens.complete(inputs[rest], first.rows(rest), with_cam) if rest else None, ESCALATED),
+        ):
+            if passes is None:
+                continue
+            raw = ens.raw_outputs(passes)
+            for j, pred in enumerate(ens.to_predictions(raw, [sizes[i] for i in index])):
+                ran[index[j]] = _Ran(pred, raw, j, state)
+        return [ran[i] for i in range(len(images))]
+
     def infer(
-        self, images: list[PreparedImage], thresholds: Thresholds, with_cam: bool = True
+        self,
+        images: list[PreparedImage],
+        thresholds: Thresholds,
+        with_cam: bool = True,
+        stop: StopMargins | None = None,
     ) -> list[tuple[ScreeningResult, bytes]]:
-        """Run the engine once on several prepared images, then decide each: (result, thumbnail) in order."""
+        """Run the engine once on several prepared images, then decide each: (result, thumbnail) in order.
+        stop: the cascade's margins at this confidence (`cascade_margins`); None: the whole ensemble."""
         try:
             t = time.perf_counter()
-            raw = self.ensemble.run(np.stack([p.model_input for p in images]), with_cam=with_cam)
+            ran = self._run(images, with_cam, stop)
             inference = (time.perf_counter() - t) / len(images)
-            t = time.perf_counter()
-            preds = self.ensemble.to_predictions(raw, [(p.height, p.width) for p in images])
-            cam = (time.perf_counter() - t) / len(images)
+            cam = 0.0  # heat maps are composed with the predictions (inside the time above)
         except (cv2.error, ValueError, MemoryError) as exc:
             if len(images) > 1:  # one image's problem must not cost the others their result
-                return [r for p in images for r in self.infer([p], thresholds, with_cam)]
+                return [r for p in images for r in self.infer([p], thresholds, with_cam, stop)]
             p = images[0]
             return [(self._error(p.path, f"could not be analysed ({type(exc).__name__}: {exc})", p.sha256), b"")]
         m = self.bundle.manifest
         melanoma_only = bool(getattr(m, "melanoma_only_gate", False))
         out = []
-        for i, (p, pred) in enumerate(zip(images, preds)):
+        for p, r in zip(images, ran):
+            pred = r.prediction
             intake = self.intake_finding(pred, p.statistics)
             outcome = decide(pred, thresholds, p.quality, self.max_member_spread, melanoma_only, intake, m.ood)
+            details = outcome.details
+            if r.cascade == STOPPED and m.cascade is not None:
+                details += (
+                    f"; {STOP_NOTE} ({len(m.cascade.members)} of {len(m.members)} members x "
+                    f"{len(m.cascade.views)} of {len(m.tta_views)} views)"
+                )
             result = ScreeningResult(
                 path=p.path,
                 sha256=p.sha256,
@@ -257,11 +349,12 @@ class Screener:
                 likely_class=pred.likely_class,
                 malignant_class=pred.malignant_class,
                 band=outcome.band,
-                details=outcome.details,
+                details=details,
                 ood_score=pred.ood_score,
                 intake=None if intake is None else intake.level,
+                cascade=r.cascade,
             )
-            out.append((self._with_named_cam(result, raw, i, (p.height, p.width)), p.thumbnail))
+            out.append((self._with_named_cam(result, r.raw, r.index, (p.height, p.width)), p.thumbnail))
         return out
 
     def _with_named_cam(self, result: ScreeningResult, raw, i: int, image_hw: tuple[int, int]) -> ScreeningResult:
@@ -285,7 +378,7 @@ class Screener:
         prepared = self.prepare(str(path), run.limits)
         if isinstance(prepared, ScreeningResult):
             return prepared, b""
-        return self.infer([prepared], self.thresholds(gate), run.with_cam)[0]
+        return self.infer([prepared], self.thresholds(gate), run.with_cam, cascade_margins(self.bundle, gate))[0]
 
     @staticmethod
     def _error(path: str, reason: str, sha: str | None = None) -> ScreeningResult:
@@ -320,7 +413,8 @@ class Screener:
         stop = should_stop or (lambda: False)
         start = time.perf_counter()
         done = 0
-        for result, thumbnail in self._pipeline(paths, store, key, thresholds, run, stop):
+        margins = cascade_margins(self.bundle, gate)
+        for result, thumbnail in self._pipeline(paths, store, key, thresholds, run, stop, margins):
             if stop():
                 return
             if not gate.auto_clearing:  # "review (low risk)" with the reason instead of cleared
@@ -335,7 +429,14 @@ class Screener:
             yield Progress(done=done, total=total, result=result, elapsed_s=time.perf_counter() - start)
 
     def _pipeline(
-        self, paths: Iterable, store, key: str, thresholds: Thresholds, run: RunSettings, stop: Callable[[], bool]
+        self,
+        paths: Iterable,
+        store,
+        key: str,
+        thresholds: Thresholds,
+        run: RunSettings,
+        stop: Callable[[], bool],
+        margins: StopMargins | None = None,
     ) -> Iterator[tuple[ScreeningResult, bytes]]:
         """(result, thumbnail) per path, in order. A window of at most `ahead` files is read ahead of the
         engine: stored results are looked up and the rest handed to the workers as they enter it."""
@@ -405,7 +506,7 @@ class Screener:
                         break  # leaves through the head, in order
                     group.append(nxt)
                     take()
-                yield from self.infer(group, thresholds, run.with_cam)
+                yield from self.infer(group, thresholds, run.with_cam, margins)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

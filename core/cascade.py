@@ -4,14 +4,16 @@ Stage 1 runs some members on some TTA views (`CascadeMargins.members` x `views`)
 the bundle's margins say its outcome is settled: no quality flag, the intake check's picture statistics not
 flagged and stage 1's intake score at most `max_intake_score`, stage 1's member spread at most `max_spread`,
 and stage 1's p(malignant) below `clear_below` (no cancer suspected) or at least `suspicious_from`
-(suspicious) of the confidence level in use. Every other image runs the rest of the ensemble, re-using stage
-1's passes, and the full ensemble's gate decides exactly as without the cascade.
+(suspicious) or inside one of its `review` intervals (review; its risk band is stage 1's) of the confidence
+level in use. Every other image runs the rest of
+the ensemble, re-using stage 1's passes, and the full ensemble's gate decides exactly as without the cascade.
 
 The margins are fitted on validation outputs (configs/recipes/cascade-2026.12.07.yaml) and travel in the
 manifest's `cascade` section (signed with the bundle). A confidence level without margins, or a bundle
 without the section, runs the full ensemble. The margins can only stop an image the gate itself would
 decide the same way from stage 1's numbers: clear_below <= the level's `low`, suspicious_from >= its `high`,
-max_spread <= the gate's member spread limit, max_intake_score <= the intake check's threshold.
+review intervals inside [low, high), max_spread <= the gate's member spread limit,
+max_intake_score <= the intake check's threshold.
 """
 
 from __future__ import annotations
@@ -31,13 +33,23 @@ STOP_NOTE = "cascade: decided after stage 1"
 
 @dataclass(frozen=True)
 class StopMargins:
-    """One confidence level's stage-1 stops. suspicious_from None: stage 1 never stops as suspicious."""
+    """One confidence level's stage-1 stops. suspicious_from None: stage 1 never stops as suspicious. review:
+    [from, to) intervals of stage 1's p(malignant) where it stops as review."""
 
     clear_below: float
     suspicious_from: float | None = None
+    review: tuple[tuple[float, float], ...] = ()
 
     def to_dict(self) -> dict:
-        return {"clear_below": self.clear_below, "suspicious_from": self.suspicious_from}
+        d: dict[str, object] = {"clear_below": self.clear_below, "suspicious_from": self.suspicious_from}
+        if self.review:
+            d["review"] = [list(r) for r in self.review]
+        return d
+
+    def stops_at(self, p: float) -> bool:
+        if p < self.clear_below or (self.suspicious_from is not None and p >= self.suspicious_from):
+            return True
+        return any(lo <= p < hi for lo, hi in self.review)
 
 
 def _number(value, what: str, lo: float = 0.0, hi: float = 1.0) -> float:
@@ -118,11 +130,12 @@ class CascadeMargins:
         for key, value in levels_raw.items():
             if not isinstance(key, str) or not _LEVEL_KEY.fullmatch(key):
                 raise ValueError(f'cascade: levels key {str(key)[:20]!r} is not a confidence level such as "0.99"')
-            _object(value, {"clear_below", "suspicious_from"}, {"clear_below"}, f"levels[{key}]")
+            _object(value, {"clear_below", "suspicious_from", "review"}, {"clear_below"}, f"levels[{key}]")
             sus = value.get("suspicious_from")
             levels[float(key)] = StopMargins(
                 clear_below=_number(value["clear_below"], f"levels[{key}].clear_below"),
                 suspicious_from=None if sus is None else _number(sus, f"levels[{key}].suspicious_from"),
+                review=_intervals(value.get("review", []), f"levels[{key}].review"),
             )
         intake = data.get("max_intake_score")
         fitted_on = data.get("fitted_on", "")
@@ -179,7 +192,34 @@ class CascadeMargins:
                     f"cascade.levels[{level:g}].suspicious_from {m.suspicious_from:g} is below the gate's high "
                     f"{fitted.high:g}"
                 )
+            problems.extend(_review_problems(m.review, fitted, f"cascade.levels[{level:g}].review"))
         return problems
+
+
+def _intervals(value, what: str) -> tuple[tuple[float, float], ...]:
+    if not isinstance(value, list) or len(value) > 16:
+        raise ValueError(f"cascade: {what} must be a list of at most 16 [from, to] intervals")
+    out = []
+    for i, pair in enumerate(value):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ValueError(f"cascade: {what}[{i}] must be a [from, to] pair")
+        lo, hi = _number(pair[0], f"{what}[{i}][0]"), _number(pair[1], f"{what}[{i}][1]")
+        if not lo < hi:
+            raise ValueError(f"cascade: {what}[{i}] must satisfy from < to, got {lo:g}, {hi:g}")
+        out.append((lo, hi))
+    return tuple(out)
+
+
+def _review_problems(review, thresholds, where: str) -> list[str]:
+    """Each review interval lies in [low, high): stage 1 stops there only with the outcome the gate gives it."""
+    problems = []
+    for lo, hi in review:
+        if lo < thresholds.low or hi > thresholds.high:
+            problems.append(
+                f"{where} [{lo:g}, {hi:g}) is not inside the gate's review range [{thresholds.low:g}, "
+                f"{thresholds.high:g})"
+            )
+    return problems
 
 
 def settled(
@@ -201,7 +241,4 @@ def settled(
             return False
     if stage1.malignant_spread > margins.max_spread:
         return False
-    p = float(stage1.p_malignant)  # type: ignore[arg-type]  # Prediction.__post_init__ sets p_malignant
-    if p < stop.clear_below:
-        return True
-    return stop.suspicious_from is not None and p >= stop.suspicious_from
+    return stop.stops_at(float(stage1.p_malignant))  # type: ignore[arg-type]  # set by Prediction.__post_init__

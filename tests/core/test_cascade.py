@@ -83,6 +83,25 @@ def test_stage1_stops_exactly_when_the_margins_say_so(cascaded, images):
     assert {r.cascade for r in results} == {STOPPED, ESCALATED}
 
 
+def test_stage1_stops_as_review_inside_its_intervals(tmp_path, plain, images):
+    p1 = np.sort(_stage1_p(plain, images))
+    lo, hi = float(p1[2]), float((p1[6] + p1[7]) / 2)  # images 2..6 fall inside [lo, hi)
+    gate = GateSettings(fitted={0.99: Thresholds(min(lo, 0.45) / 2, 0.99)}, max_member_spread=0.5)
+    margins = CascadeMargins(STAGE1_MEMBERS, STAGE1_VIEWS, 0.5, {0.99: StopMargins(0.0, None, ((lo, hi),))})
+    bundle_dir = make_bundle(tmp_path / "b", members=3, tta_views=VIEWS, gate=gate, cascade=margins)
+    p_stage1 = _stage1_p(bundle_dir, images)
+    screener = Screener(load_bundle(bundle_dir), ORT)
+    seen = set()
+    for path, p in zip(images, p_stage1):
+        r = screener.screen_image(path, ON)[0]
+        stops = lo <= p < hi and not r.quality.flags
+        assert r.cascade == (STOPPED if stops else ESCALATED)
+        if stops:
+            assert r.decision == "uncertain" and r.band == gate.fitted[0.99].band(float(p))
+        seen.add(r.cascade)
+    assert seen == {STOPPED, ESCALATED}
+
+
 def test_escalated_images_get_todays_ensemble_bit_for_bit(cascaded, images):
     plain_dir, bundle_dir, _ = cascaded
     today = Screener(load_bundle(plain_dir), ORT)
@@ -180,6 +199,9 @@ GOOD = {"members": [1], "views": ["id", "flip"], "max_spread": 0.2, "levels": {"
         ({"views": ["flip", "id"]}, "order"),
         ({"max_spread": 0.9}, "above the gate's member spread limit"),
         ({"max_spred": 0.1}, "unknown key"),
+        ({"levels": {"0.99": {"clear_below": 0.1, "review": [[0.1, 0.7]]}}}, "not inside the gate's review range"),
+        ({"levels": {"0.99": {"clear_below": 0.1, "review": [[0.4, 0.3]]}}}, "from < to"),
+        ({"levels": {"0.99": {"clear_below": 0.1, "review": [[0.3]]}}}, "pair"),
     ],
 )
 def test_the_schema_refuses_bad_margins(plain, change, words):
@@ -191,6 +213,9 @@ def test_the_schema_refuses_bad_margins(plain, change, words):
 def test_good_margins_round_trip(plain):
     m = Manifest.from_dict(_manifest_with(plain, GOOD))
     assert m.cascade is not None and m.cascade.margins(0.99) == StopMargins(0.1, None)
+    with_review = {**GOOD, "levels": {"0.99": {"clear_below": 0.1, "review": [[0.25, 0.5]]}}}
+    m = Manifest.from_dict(_manifest_with(plain, with_review))
+    assert m.cascade.margins(0.99).review == ((0.25, 0.5),)
     assert Manifest.from_dict(m.to_dict()).cascade == m.cascade
 
 

@@ -230,6 +230,14 @@ class SettingsDialog(QDialog):
         )
         clearing_help.setWordWrap(True)
         clearing_help.setStyleSheet("color:#455a64;")
+        self.cascade = QComboBox()
+        self.cascade.addItem("on: part of the ensemble settles the clear cases (faster)", True)
+        self.cascade.addItem("off: the whole ensemble screens every image", False)
+        self.cascade.setCurrentIndex(0 if settings.cascade else 1)
+        self.cascade.setToolTip(
+            "Used only when the model bundle carries cascade margins (fitted so that the outcome equals the whole "
+            "ensemble's); each result's details say when the first stage decided."
+        )
         self.share_exports = QCheckBox("Share exported files with other users of this computer")
         self.share_exports.setChecked(settings.share_exports)
         self.share_exports.setToolTip(
@@ -248,6 +256,7 @@ class SettingsDialog(QDialog):
         form.addRow("", conf_help)
         form.addRow("Auto-clearing:", self.auto_clearing)
         form.addRow("", clearing_help)
+        form.addRow("Cascade:", self.cascade)
         form.addRow("Results file:", _path_row(self.database, db_btn))
         form.addRow("Reviewer name:", self.reviewer)
         form.addRow("Clinic name:", self.clinic_name)
@@ -310,6 +319,7 @@ class SettingsDialog(QDialog):
             database_path=self.database.text().strip(),
             reviewer=self.reviewer.text().strip(),
             auto_clearing=bool(self.auto_clearing.currentData()),
+            cascade=bool(self.cascade.currentData()),
             share_exports=self.share_exports.isChecked(),
         )
 

@@ -32,7 +32,7 @@ from core.provenance import provenance_of_run
 from core.regate import RegateError, regate_run, run_confidence
 from core.report import run_report, write_run_csv, write_run_report_html
 from core.runs import shown_status
-from core.screening import GateChoice, RunSummary
+from core.screening import GateChoice, RunSummary, cascade_margins, cascade_status
 from core.store import ReviewStore, local_time
 
 from .dialogs import AboutDialog, SettingsDialog, find_notices
@@ -372,9 +372,16 @@ class MainWindow(QMainWindow):
         if self.model is not None:
             m = self.model.bundle.manifest
             unsigned = " · UNSIGNED BUNDLE (research only)" if self.model.bundle.unsigned else ""
-            self.model_label.setText(f"Models: {m.name} {m.version} · {self.model.screener.engine_in_use}{unsigned}")
+            # The cascade (core/cascade.py) in a word; its status in full in the tooltip.
+            gate = self.settings.gate()
+            run_by = "cascade" if cascade_margins(self.model.bundle, gate) is not None else "whole ensemble"
+            self.model_label.setText(
+                f"Models: {m.name} {m.version} · {self.model.screener.engine_in_use} · {run_by}{unsigned}"
+            )
             warnings = self.model.bundle.trust_warnings
-            self.model_label.setToolTip("\n".join(("Trusted keys passed over:", *warnings)) if warnings else "")
+            tip = [cascade_status(self.model.bundle, gate)]
+            tip += ["Trusted keys passed over:", *warnings] if warnings else []
+            self.model_label.setToolTip("\n".join(tip))
             self._update_legend()
         else:
             self.model_label.setText("Models: not loaded")
@@ -828,6 +835,8 @@ class MainWindow(QMainWindow):
         self.case_panel.set_reviewer_name(new.reviewer)
         self.queue_view.panel.set_reviewer_name(new.reviewer)
         self.evidence_view.show_auto_clearing(new.auto_clearing)
+        if new.cascade != old.cascade:
+            self._update_model_state()
         store_changed = new.resolved_database_path() != old.resolved_database_path() or self.store is None
         # The confidence is passed with each run: changing only it reloads nothing.
         model_changed = (new.bundle_path, new.session(), tuple(new.trusted_keys), new.allow_unsigned_bundles) != (

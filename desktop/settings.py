@@ -39,6 +39,9 @@ class AppSettings:
     allow_unsigned_bundles: bool = False
     # False: "off until validated", no image is "no cancer suspected" (core/auto_clearing.py, issue 25).
     auto_clearing: bool = True
+    # True: the cascade (core/cascade.py) settles the clear cases with part of the ensemble when the bundle has
+    # cascade margins; False: the whole ensemble screens every image.
+    cascade: bool = True
     # False (default): exported files are the user's only (0600, new folders 0700); True: other users of
     # this computer may read them, as the umask allows (issue 26 item 7). The command line stays private.
     share_exports: bool = False
@@ -66,6 +69,7 @@ class AppSettings:
             trusted_keys=tuple(str(k) for k in keys),
             allow_unsigned_bundles=self.allow_unsigned_bundles is True,
             auto_clearing=self.auto_clearing is not False,
+            cascade=self.cascade is not False,
             share_exports=self.share_exports is True,
         )
 
@@ -75,7 +79,7 @@ class AppSettings:
 
     def gate(self) -> GateChoice:
         """The gate settings: passed with each run, never a reason to reload the models."""
-        return GateChoice(confidence=self.confidence, auto_clearing=self.auto_clearing)
+        return GateChoice(confidence=self.confidence, auto_clearing=self.auto_clearing, cascade=self.cascade)
 
     @property
     def private_exports(self) -> bool:

@@ -108,6 +108,14 @@ def regate_run(
     why = str(clearing.get("why") or "")
     held_choice: dict[str, Any] = {"auto_clearing": False, "held_reason": why} if held else {}
     gate = replace(gate, **held_choice)
+    if old_confidence is not None and result_key(
+        bundle, GateChoice(old_confidence, cascade=True, **held_choice)
+    ) == run.result_key != result_key(bundle, GateChoice(old_confidence, **held_choice)):
+        # Stage 1's numbers settle an outcome only at the confidence they were screened at (core/cascade.py).
+        raise RegateError(
+            f"run {run_id} was screened with the cascade: its early decisions hold only at the confidence it was "
+            "screened with; screen its folder again (cascade on or off) to decide it at another confidence"
+        )
     if old_confidence is None or result_key(bundle, GateChoice(old_confidence, **held_choice)) != run.result_key:
         raise RegateError(
             f"run {run_id} was screened with other models ({run.bundle_name} {run.bundle_version}) or without a "

@@ -250,3 +250,16 @@ def test_cli_flag_says_whether_the_cascade_runs(cascaded, images, tmp_path):
         column = rows[0].split(",").index("cascade")
         cells = {row.split(",")[column] for row in rows[1:]}
         assert cells == ({"stopped", "full"} if flag == "on" else {""})
+
+
+def test_a_cascade_run_is_not_re_decided_at_another_confidence(cascaded, images, tmp_path):
+    from core.regate import RegateError, regate_run
+    from core.screening import screen_folder
+    from core.store import ReviewStore
+
+    _, bundle_dir, _ = cascaded
+    bundle = load_bundle(bundle_dir)
+    with ReviewStore.open(tmp_path / "r.db") as store:
+        _, summary = screen_folder(Screener(bundle, ORT), Path(images[0]).parent, store, gate=ON)
+        with pytest.raises(RegateError, match="screened with the cascade"):
+            regate_run(bundle, store, summary.run_id, GateChoice(0.95))

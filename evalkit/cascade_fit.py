@@ -12,6 +12,8 @@ Reads what evalkit.view_outputs saved (no model runs) and decides each image wit
     python -m evalkit.cascade_fit frontier --outputs /work/cache/h9/outputs
     python -m evalkit.cascade_fit fit --outputs /work/cache/h9/outputs --save /work/cache/h9/cascade.json
     python -m evalkit.cascade_fit score --outputs /work/cache/h9/outputs --margins /work/cache/h9/cascade.json
+    python -m evalkit.cascade_fit write --margins /work/cache/h9/cascade.json --out /work/cache/h9/candidate
+        (a copy of the bundle with the margins in its manifest, unsigned: sign it with export.sign)
 """
 
 from __future__ import annotations
@@ -256,7 +258,7 @@ def fit(d: Decider, out: Outputs, order: list[int]) -> dict:
     max_spread = SPREAD_SHARE * gate.max_member_spread
     max_intake = INTAKE_SHARE * d.m.ood.threshold if d.m.ood is not None else None
     total = len(all_m) * len(d.ens.views)
-    candidates = []
+    candidates: list[dict] = []
     for size in STAGE1_SIZES:
         members = tuple(sorted(order[:size]))
         for nv in STAGE1_VIEWS:
@@ -270,7 +272,8 @@ def fit(d: Decider, out: Outputs, order: list[int]) -> dict:
                 ]
             )  # every stop condition but p(malignant)'s
             pm = np.array([p.p_malignant for p in p1])
-            stops, per_level = {}, {}
+            stops: dict[float, StopMargins] = {}
+            per_level: dict[str, dict] = {}
             for c in levels:
                 t = gate.fitted[c]
                 not_cleared = eligible & np.array([x != "benign" for x in full[c]])
@@ -345,6 +348,29 @@ def score(d: Decider, out: Outputs, margins: CascadeMargins) -> dict:
     return res
 
 
+def write_candidate(bundle_dir: Path, fit_json: Path, out: Path) -> None:
+    """A copy of the bundle whose manifest carries the chosen margins (checked by core's strict reader); the
+    old signature is left out: sign the copy with export.sign before anything loads it."""
+    import shutil
+
+    from core.bundle import MANIFEST, Manifest
+
+    chosen = json.loads(fit_json.read_text())["chosen"]
+    if chosen is None:
+        raise SystemExit("the fit chose no margins (no candidate met the rule): nothing to write")
+    manifest = json.loads((bundle_dir / MANIFEST).read_text())
+    manifest["cascade"] = {
+        **chosen["margins"],
+        "fitted_on": "HAM10000 val + ISIC 2017 val (configs/recipes/cascade-2026.12.07.yaml)",
+    }
+    Manifest.from_dict(manifest)  # refused here, not at the clinic, if out of range
+    if out.exists():
+        raise SystemExit(f"{out} exists: choose a new folder")
+    shutil.copytree(bundle_dir, out, ignore=shutil.ignore_patterns("signature.json"))
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"wrote {out}; next: python -m export.sign {out} --key PRIVATE.pem")
+
+
 def _table(front: dict) -> str:
     lines = [
         "| members | views | passes | mel AUC | p(malignant) AUC | malignancies cleared | melanomas cleared | "
@@ -362,13 +388,17 @@ def _table(front: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("frontier", "fit", "score"))
+    ap.add_argument("command", choices=("frontier", "fit", "score", "write"))
     ap.add_argument("--outputs", default="/work/cache/h9/outputs")
     ap.add_argument("--bundle", default="core/models/default")
     ap.add_argument("--save", help="write the JSON here")
     ap.add_argument("--margins", help="fit's JSON (score)")
     ap.add_argument("--order", help="member order from frontier's JSON (fit)")
+    ap.add_argument("--out", help="write: the folder for the bundle copy with margins")
     a = ap.parse_args(argv)
+    if a.command == "write":
+        write_candidate(Path(a.bundle), Path(a.margins), Path(a.out))
+        return 0
     d = Decider(Path(a.bundle))
     folder = Path(a.outputs)
     if a.command == "frontier":

@@ -18,6 +18,8 @@ max_intake_score <= the intake check's threshold.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -82,6 +84,12 @@ class CascadeMargins:
     levels: dict[float, StopMargins] = field(default_factory=dict)
     max_intake_score: float | None = None  # required when the bundle has an intake check
     fitted_on: str = ""
+    # `fingerprint` of the manifest the margins were fitted for; "" (hand-made, tests): not checked. A bundle
+    # re-fitted or merged from this one keeps the section but not the fingerprint: its margins are not used.
+    fitted_for: str = ""
+
+    def applies_to(self, manifest) -> bool:
+        return not self.fitted_for or self.fitted_for == fingerprint(manifest)
 
     def margins(self, confidence: float) -> StopMargins | None:
         for level, m in self.levels.items():
@@ -99,13 +107,15 @@ class CascadeMargins:
         }
         if self.max_intake_score is not None:
             d["max_intake_score"] = self.max_intake_score
+        if self.fitted_for:
+            d["fitted_for"] = self.fitted_for
         return d
 
     @classmethod
     def from_dict(cls, data) -> CascadeMargins:
         """Strict: unknown keys, wrong types and out-of-range numbers are refused (ValueError says which).
         Rules against the rest of the manifest (member indices, views, the gate) are `check_against`."""
-        keys = {"members", "views", "max_spread", "levels", "max_intake_score", "fitted_on"}
+        keys = {"members", "views", "max_spread", "levels", "max_intake_score", "fitted_on", "fitted_for"}
         _object(data, keys, {"members", "views", "max_spread", "levels"}, "the cascade section")
         members = data["members"]
         if (
@@ -141,7 +151,11 @@ class CascadeMargins:
         fitted_on = data.get("fitted_on", "")
         if not isinstance(fitted_on, str) or len(fitted_on) > 500:
             raise ValueError("cascade: fitted_on must be a short text")
+        fitted_for = data.get("fitted_for", "")
+        if not isinstance(fitted_for, str) or not re.fullmatch(r"([0-9a-f]{64})?", fitted_for):
+            raise ValueError("cascade: fitted_for must be a SHA-256 in hex (the manifest the margins were fitted for)")
         return cls(
+            fitted_for=fitted_for,
             members=tuple(members),
             views=tuple(views),
             max_spread=_number(data["max_spread"], "max_spread"),
@@ -194,6 +208,20 @@ class CascadeMargins:
                 )
             problems.extend(_review_problems(m.review, fitted, f"cascade.levels[{level:g}].review"))
         return problems
+
+
+def fingerprint(manifest) -> str:
+    """What the margins depend on (core.bundle.Manifest): the members' files and temperatures, the views, the
+    malignant classes, the gate and the intake check's thresholds."""
+    ood = manifest.ood
+    what = {
+        "members": [[m.sha256, m.temperature] for m in manifest.members],
+        "views": list(manifest.tta_views),
+        "malignant": list(manifest.malignant_classes),
+        "gate": manifest.gate.to_dict(),
+        "ood": None if ood is None else [ood.threshold, ood.clear_threshold, ood.image_threshold],
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
 def _intervals(value, what: str) -> tuple[tuple[float, float], ...]:

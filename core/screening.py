@@ -173,7 +173,7 @@ def result_key(bundle: Bundle, gate: GateChoice = GateChoice()) -> str:
 def cascade_margins(bundle: Bundle, gate: GateChoice = GateChoice()) -> StopMargins | None:
     """The stage-1 margins a run with `gate` uses; None: the whole ensemble runs for every image."""
     section = bundle.manifest.cascade
-    if not gate.cascade or section is None:
+    if not gate.cascade or section is None or not section.applies_to(bundle.manifest):
         return None
     confidence = gate.confidence if gate.confidence is not None else bundle.manifest.gate.default_confidence
     return section.margins(confidence)
@@ -186,6 +186,11 @@ def cascade_status(bundle: Bundle, gate: GateChoice = GateChoice()) -> str:
         return "cascade off: the whole ensemble screens every image"
     if m.cascade is None:
         return "cascade on, but this bundle has no cascade margins: the whole ensemble screens every image"
+    if not m.cascade.applies_to(m):
+        return (
+            "cascade on, but this bundle's cascade margins were fitted for other members or another gate: the "
+            "whole ensemble screens every image"
+        )
     if cascade_margins(bundle, gate) is None:
         return (
             "cascade on, but this bundle has no cascade margins at this confidence: the whole ensemble screens "

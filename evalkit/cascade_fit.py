@@ -367,10 +367,14 @@ def write_candidate(bundle_dir: Path, fit_json: Path, out: Path) -> None:
     chosen = json.loads(fit_json.read_text())["chosen"]
     if chosen is None:
         raise SystemExit("the fit chose no margins (no candidate met the rule): nothing to write")
+    from core.cascade import fingerprint
+
     manifest = json.loads((bundle_dir / MANIFEST).read_text())
+    manifest.pop("cascade", None)
     manifest["cascade"] = {
         **chosen["margins"],
         "fitted_on": "HAM10000 val + ISIC 2017 val (configs/recipes/cascade-2026.12.07.yaml)",
+        "fitted_for": fingerprint(Manifest.from_dict(manifest)),
     }
     Manifest.from_dict(manifest)  # refused here, not at the clinic, if out of range
     if out.exists():

@@ -263,3 +263,18 @@ def test_a_cascade_run_is_not_re_decided_at_another_confidence(cascaded, images,
         _, summary = screen_folder(Screener(bundle, ORT), Path(images[0]).parent, store, gate=ON)
         with pytest.raises(RegateError, match="screened with the cascade"):
             regate_run(bundle, store, summary.run_id, GateChoice(0.95))
+
+
+def test_margins_fitted_for_another_manifest_are_not_used(tmp_path, images):
+    from core.cascade import fingerprint
+
+    gate = GateSettings(fitted={0.99: Thresholds(0.3, 0.9)}, max_member_spread=0.5)
+    stale = CascadeMargins(STAGE1_MEMBERS, STAGE1_VIEWS, 0.5, {0.99: StopMargins(0.3)}, fitted_for="0" * 64)
+    bundle = load_bundle(make_bundle(tmp_path / "stale", members=3, tta_views=VIEWS, gate=gate, cascade=stale))
+    assert "fitted for other members or another gate" in cascade_status(bundle, ON)
+    assert Screener(bundle, ORT).screen_image(images[0], ON)[0].cascade == ""
+    # the same margins stamped with this manifest's fingerprint are used; a re-fitted gate changes it
+    fresh = replace(stale, fitted_for=fingerprint(bundle.manifest))
+    assert fresh.applies_to(bundle.manifest)
+    refit = replace(bundle.manifest, gate=GateSettings(fitted={0.99: Thresholds(0.25, 0.9)}, max_member_spread=0.5))
+    assert not fresh.applies_to(refit)

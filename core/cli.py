@@ -175,7 +175,7 @@ def cmd_screen(args) -> int:
     gate = GateChoice(
         confidence=args.threshold,
         auto_clearing=getattr(args, "auto_clearing", "on") == "on",
-        cascade=getattr(args, "cascade", "on") == "on",
+        cascade=getattr(args, "cascade", "off") == "on",
     )
     run = RunSettings(recursive=args.recursive, intake=intake)
     thresholds = bundle.manifest.gate.thresholds(gate.confidence)  # a bad --threshold fails before the engines
@@ -483,9 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--cascade",
         choices=("on", "off"),
-        default="on",
+        default="off",
         help="on: a small part of the ensemble settles the clear cases first, when the bundle has cascade margins; "
-        "off: the whole ensemble screens every image",
+        "off (default): the whole ensemble screens every image, and the run can be decided again at another "
+        "confidence without a model run",
     )
     s.add_argument("--recursive", action="store_true", help="include sub-folders")
     s.add_argument("--threads", type=int, default=0, help="inference threads (0: automatic)")

@@ -40,8 +40,9 @@ class AppSettings:
     # False: "off until validated", no image is "no cancer suspected" (core/auto_clearing.py, issue 25).
     auto_clearing: bool = True
     # True: the cascade (core/cascade.py) settles the clear cases with part of the ensemble when the bundle has
-    # cascade margins; False: the whole ensemble screens every image.
-    cascade: bool = True
+    # cascade margins; False (default): the whole ensemble screens every image, so a stored run can be decided
+    # again at another confidence without a model run (a cascade run's stage-1 stops hold only at its own).
+    cascade: bool = False
     # False (default): exported files are the user's only (0600, new folders 0700); True: other users of
     # this computer may read them, as the umask allows (issue 26 item 7). The command line stays private.
     share_exports: bool = False
@@ -69,7 +70,7 @@ class AppSettings:
             trusted_keys=tuple(str(k) for k in keys),
             allow_unsigned_bundles=self.allow_unsigned_bundles is True,
             auto_clearing=self.auto_clearing is not False,
-            cascade=self.cascade is not False,
+            cascade=self.cascade is True,
             share_exports=self.share_exports is True,
         )
 

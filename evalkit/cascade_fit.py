@@ -9,10 +9,10 @@ Reads what evalkit.view_outputs saved (no model runs) and decides each image wit
     score      the fitted margins on held-out sets, once (agreement, malignancies cleared that the full
                ensemble holds)
 
-    python -m evalkit.cascade_fit frontier --outputs /work/cache/h9/outputs
-    python -m evalkit.cascade_fit fit --outputs /work/cache/h9/outputs --save /work/cache/h9/cascade.json
-    python -m evalkit.cascade_fit score --outputs /work/cache/h9/outputs --margins /work/cache/h9/cascade.json
-    python -m evalkit.cascade_fit write --margins /work/cache/h9/cascade.json --out /work/cache/h9/candidate
+    python -m evalkit.cascade_fit frontier --outputs ../cache/cascade/outputs
+    python -m evalkit.cascade_fit fit --outputs ../cache/cascade/outputs --save ../cache/cascade/cascade.json
+    python -m evalkit.cascade_fit score --outputs ../cache/cascade/outputs --margins ../cache/cascade/cascade.json
+    python -m evalkit.cascade_fit write --margins ../cache/cascade/cascade.json --out ../cache/cascade/candidate
         (a copy of the bundle with the margins in its manifest, unsigned: sign it with export.sign)
 """
 
@@ -402,7 +402,7 @@ def _table(front: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=("frontier", "fit", "score", "write"))
-    ap.add_argument("--outputs", default="/work/cache/h9/outputs")
+    ap.add_argument("--outputs", default="../cache/cascade/outputs")
     ap.add_argument("--bundle", default="core/models/default")
     ap.add_argument("--save", help="write the JSON here")
     ap.add_argument("--margins", help="fit's JSON (score)")

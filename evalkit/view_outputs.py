@@ -8,7 +8,7 @@ preprocessing, the intake check's picture statistics) and the members run on eve
 or empty when the bundle has no intake check) and statistics (N x d or empty), and `chunk-<c>.pkl` the
 QualityReport of each image (None for a file that could not be used).
 
-    python -m evalkit.view_outputs --bundle core/models/default --out /work/cache/h9/outputs \
+    python -m evalkit.view_outputs --bundle core/models/default --out ../cache/cascade/outputs \
         --sets ham_val,isic2017_val,ham_test,derm7pt
 """
 

@@ -50,6 +50,8 @@ SCHEMA_VERSION = 2  # written; READABLE_VERSIONS are read
 READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 MODEL_CARD = "model_card.md"
+# Optional files a bundle may carry beside its members (core.similar); signed with it when present.
+OPTIONAL_FILES = ("similar-encoder.onnx", "similar-index.npz")
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("logits", "cam")
 DEFAULT_TTA = ("id", "rot90", "rot180", "rot270", "flip", "flip_rot90", "flip_rot180", "flip_rot270", "zoom")
@@ -342,7 +344,20 @@ class Bundle:
         """The member file's bytes, read once and checked against `member_sha256`: engines are built from
         exactly these bytes, so the model that runs is the model that was verified (a file changed on disk
         after `load_bundle` is refused here, never run under the bundle's identity)."""
-        path = self.member_path(member)
+        return self._read_checked(self.member_path(member), self.member_sha256(member))
+
+    def has_file(self, name: str) -> bool:
+        """Whether `name` is one of the bundle's verified (signed, when signed) files."""
+        return name in dict(self.files)
+
+    def read_file(self, name: str) -> bytes:
+        """A listed file's bytes (e.g. OPTIONAL_FILES), read once and checked against the verified SHA-256."""
+        expected = dict(self.files).get(name)
+        if expected is None:
+            raise BundleError(f"{name} is not one of the bundle's verified files", str(self.root / name))
+        return self._read_checked(self.root / name, expected)
+
+    def _read_checked(self, path: Path, expected: str) -> bytes:
         try:
             with open(path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
@@ -352,7 +367,6 @@ class Bundle:
         except OSError as exc:
             raise BundleError(f"cannot read the member file ({exc.strerror or exc})", str(path)) from None
         actual = hashlib.sha256(data).hexdigest()
-        expected = self.member_sha256(member)
         if actual != expected:
             raise BundleError(
                 f"changed since the bundle was verified (SHA-256 {actual[:12]}..., verified {expected[:12]}...); "
@@ -708,8 +722,12 @@ def load_bundle(
 
 def bundle_files(root: Path) -> dict[str, str]:
     """{name: sha256} of every file a signature must cover, each hashed now (signing trusts nothing)."""
-    contents = _read_contents(Path(root), str(root), True, None)
-    return contents.files
+    root = Path(root)
+    files = dict(_read_contents(root, str(root), True, None).files)
+    for name in OPTIONAL_FILES:
+        if (root / name).is_file():
+            files[name] = sha256_file(root / name)
+    return files
 
 
 def sign_bundle(root: str | Path, private_key) -> dict:

@@ -108,6 +108,7 @@ class SimilarCases:
     def __init__(self, bundle: Bundle, threads: int = 1):
         if not has_index(bundle):
             raise BundleError("this bundle carries no similar-cases index", str(bundle.root))
+        self.manifest = bundle.manifest
         self.index = parse_index(bundle.read_file(INDEX), bundle)
         import onnxruntime as ort
 

@@ -35,6 +35,7 @@ from core.store import Review, local_time
 
 from ..workers import Worker, WorkerPool
 from .case_view import CaseData, CaseView, load_case
+from .similar_strip import SimilarStrip
 from .timeline import LesionTimelineView
 
 MONTHS_TYPING_S = 2.5  # after "2" (monitor), digits typed within this many seconds set the months
@@ -205,8 +206,15 @@ class CasePanel(QWidget):
         self.visits = LesionTimelineView(self._thumbnail)
         self.visits.setMinimumWidth(150)
         self.visits.hide()
+        self.similar = SimilarStrip()  # shown only when the bundle carries a similar-cases index
+        self.similar_cases = None  # core.similar.SimilarCases of the loaded bundle, built on a worker
+        column = QWidget()
+        column_lay = QVBoxLayout(column)
+        column_lay.setContentsMargins(0, 0, 0, 0)
+        column_lay.addWidget(self.case_view, 1)
+        column_lay.addWidget(self.similar)
         top = QSplitter(Qt.Orientation.Horizontal)
-        top.addWidget(self.case_view)
+        top.addWidget(column)
         top.addWidget(self.visits)
         top.setStretchFactor(0, 3)
         top.setStretchFactor(1, 2)
@@ -270,6 +278,38 @@ class CasePanel(QWidget):
         self.cam_provider = None if ensemble is None else (lambda rgb, code: class_heat_map(ensemble, rgb, code))
         if ensemble is not None:
             self.case_view.positive_class = ensemble.manifest.positive_class
+        self.set_similar_bundle(getattr(ensemble, "bundle", None))
+
+    def set_similar_bundle(self, bundle) -> None:
+        """Load the bundle's similar-cases index on a worker; a bundle without one: no strip."""
+        from core.similar import SimilarCases, has_index
+
+        self.similar_cases = None
+        self.similar.clear()
+        if bundle is None or not has_index(bundle):
+            return
+        worker = Worker(lambda report, should_stop: SimilarCases(bundle), name="similar cases index")
+        worker.signals.result.connect(self._similar_ready)
+        self.pool.start(worker)
+
+    def _similar_ready(self, similar) -> None:
+        self.similar_cases = similar
+        if self.case is not None:
+            self._find_similar(self.case)
+
+    def _find_similar(self, case: CaseData) -> None:
+        similar, request = self.similar_cases, self._request
+        if similar is None or case.rgb is None or not case.result.ok:
+            self.similar.clear()
+            return
+        from core.model_input import InputSpec, model_input
+
+        spec, rgb = InputSpec.from_manifest(similar.manifest), case.rgb
+        worker = Worker(lambda report, should_stop: similar.query(model_input(rgb, spec)), name="similar cases")
+        worker.signals.result.connect(
+            lambda found, n=request: self.similar.show_neighbours(found) if n == self._request else None
+        )
+        self.pool.start(worker)
 
     def _compute_class_cam(self, code: str) -> None:
         case = self.case_view.case
@@ -311,6 +351,7 @@ class CasePanel(QWidget):
         self._request += 1
         self.current = None
         self.case_view.show_placeholder(text)
+        self.similar.clear()
         self.visits.hide()
         self.form.set_case(None, [])
 
@@ -335,6 +376,7 @@ class CasePanel(QWidget):
         self.case = case
         self.case_view.show_case(case, history[-1] if history else None)  # reviews follow the image
         self._show_visits(case)
+        self._find_similar(case)
         self.form.set_case(case.result_id if case.result.ok else None, history)
         self.form.confirm.setEnabled(case.result.ok and bool(case.result.sha256))
         self.form.set_reviewer(self.reviewer_name())

@@ -33,6 +33,8 @@ from core.clinic import Clinic, load_clinic, save_clinic
 from core.clinician_page import clinician_page
 from core.engines import ENGINES, PRECISIONS, available_providers, openvino_version
 from core.paths import default_database_path
+from core.similar import LICENCE as SIMILAR_LICENCE
+from core.similar import has_index as has_similar_index
 
 from .settings import PROVIDERS, AppSettings
 
@@ -401,10 +403,12 @@ class AboutDialog(QDialog):
     ):
         super().__init__(parent)
         self.setWindowTitle("About MelaScreen")
+        similar = bundle is not None and has_similar_index(bundle)
         self.resize(780, 860)
         head = QLabel(
             f"<h2>MelaScreen {core.__version__}</h2>"
             f"<p style='color:#c62828'><b>{(bundle.manifest.disclaimer if bundle else DISCLAIMER)}</b></p>"
+            + (f"<p>Similar training images in the case view: {SIMILAR_LICENCE} (see NOTICES).</p>" if similar else "")
         )
         head.setWordWrap(True)
         self.head = head

@@ -56,3 +56,16 @@ def test_no_strip_without_an_index(qtbot, synthetic_bundle, tmp_path):
     qtbot.wait(200)
     assert not panel.similar.isVisible()
     panel.pool.shutdown()
+
+
+def test_about_box_names_the_licence_only_with_an_index(qtbot, tmp_path, synthetic_bundle):
+    from desktop.dialogs import AboutDialog
+
+    paths = _images(tmp_path / "images", 3)
+    out = add_index(make_bundle(tmp_path / "plain"), tmp_path / "indexed", paths, ["nv"] * 3, ["a", "b", "c"], 2)
+    sign_bundle(out, TEST_SIGNING_KEY)
+    with_index = AboutDialog(load_bundle(out), True, None)
+    without = AboutDialog(load_bundle(synthetic_bundle), True, None)
+    qtbot.addWidget(with_index)
+    qtbot.addWidget(without)
+    assert LICENCE in with_index.head.text() and LICENCE not in without.head.text()

@@ -23,11 +23,16 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from functools import partial
 
+from .gate import json_keys, json_number
 from .results import Prediction, QualityReport
 
 MAX_STAGE1_MEMBERS = 64
 _LEVEL_KEY = re.compile(r"0\.[0-9]{1,12}")
+# The cascade's numbers and objects are read as strictly as the gate's, named "cascade" in messages.
+_number = partial(json_number, section="cascade")
+_object = partial(json_keys, section="cascade")
 STOPPED = "stopped"  # ScreeningResult.cascade: stage 1 settled the outcome
 ESCALATED = "full"  # the cascade ran, stage 1 did not settle it: the whole ensemble decided
 STOP_NOTE = "cascade: decided after stage 1"
@@ -52,26 +57,6 @@ class StopMargins:
         if p < self.clear_below or (self.suspicious_from is not None and p >= self.suspicious_from):
             return True
         return any(lo <= p < hi for lo, hi in self.review)
-
-
-def _number(value, what: str, lo: float = 0.0, hi: float = 1.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"cascade: {what} must be a number, got {type(value).__name__} {value!r}"[:200])
-    value = float(value)
-    if not math.isfinite(value) or not lo <= value <= hi:
-        raise ValueError(f"cascade: {what} must be a finite number in [{lo:g}, {hi:g}], got {value!r}")
-    return value
-
-
-def _object(data, allowed: set[str], required: set[str], what: str) -> None:
-    if not isinstance(data, dict):
-        raise ValueError(f"cascade: {what} must be a JSON object, got {type(data).__name__}")
-    unknown = set(data) - allowed
-    if unknown:
-        raise ValueError(f"cascade: unknown key(s) in {what}: {', '.join(sorted(map(str, unknown)))[:200]}")
-    missing = required - set(data)
-    if missing:
-        raise ValueError(f"cascade: {what} lacks {', '.join(sorted(missing))}")
 
 
 @dataclass(frozen=True)

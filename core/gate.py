@@ -33,28 +33,29 @@ MIN_REVIEW_WIDTH = 0.05
 _LEVEL_KEY = re.compile(r"0\.[0-9]{1,12}")  # how to_dict writes a confidence level ("0.99"): ASCII digits only
 
 
-def _number(value, what: str, lo: float = 0.0, hi: float = 1.0) -> float:
-    """A finite real number in [lo, hi] (bools refused: JSON true is not a threshold)."""
+def json_number(value, what: str, lo: float = 0.0, hi: float = 1.0, section: str = "gate") -> float:
+    """A finite real number in [lo, hi] (bools refused: JSON true is not a threshold). `section` names the
+    manifest section in the message (the gate's and the cascade's numbers are read alike)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"gate: {what} must be a number, got {type(value).__name__} {value!r}")
+        raise ValueError(f"{section}: {what} must be a number, got {type(value).__name__} {value!r}"[:200])
     value = float(value)
     if not math.isfinite(value) or not lo <= value <= hi:
-        raise ValueError(f"gate: {what} must be a finite number in [{lo:g}, {hi:g}], got {value!r}")
+        raise ValueError(f"{section}: {what} must be a finite number in [{lo:g}, {hi:g}], got {value!r}")
     return value
 
 
-def _keys(data, allowed: set[str], required: set[str], what: str) -> None:
+def json_keys(data, allowed: set[str], required: set[str], what: str, section: str = "gate") -> None:
     if not isinstance(data, dict):
-        raise ValueError(f"gate: {what} must be a JSON object, got {type(data).__name__}")
+        raise ValueError(f"{section}: {what} must be a JSON object, got {type(data).__name__}")
     unknown = set(data) - allowed
     if unknown:
         raise ValueError(
-            f"gate: unknown key(s) in {what}: {', '.join(sorted(map(str, unknown)))}; "
+            f"{section}: unknown key(s) in {what}: {', '.join(sorted(map(str, unknown)))[:200]}; "
             f"allowed: {', '.join(sorted(allowed))}"
         )
     missing = required - set(data)
     if missing:
-        raise ValueError(f"gate: {what} lacks {', '.join(sorted(missing))}")
+        raise ValueError(f"{section}: {what} lacks {', '.join(sorted(missing))}")
 
 
 @dataclass(frozen=True)
@@ -106,15 +107,15 @@ class Thresholds:
 
     @classmethod
     def from_dict(cls, data, where: str = "thresholds") -> Thresholds:
-        _keys(data, {"low", "high", "bands"}, {"low", "high"}, where)
-        low = _number(data["low"], f"{where}.low")
-        high = _number(data["high"], f"{where}.high")
+        json_keys(data, {"low", "high", "bands"}, {"low", "high"}, where)
+        low = json_number(data["low"], f"{where}.low")
+        high = json_number(data["high"], f"{where}.high")
         moderate_from = high_risk_from = None
         if "bands" in data:
             b = data["bands"]
-            _keys(b, {"moderate", "high"}, {"moderate", "high"}, f"{where}.bands")
-            moderate_from = _number(b["moderate"], f"{where}.bands.moderate")
-            high_risk_from = _number(b["high"], f"{where}.bands.high")
+            json_keys(b, {"moderate", "high"}, {"moderate", "high"}, f"{where}.bands")
+            moderate_from = json_number(b["moderate"], f"{where}.bands.moderate")
+            high_risk_from = json_number(b["high"], f"{where}.bands.high")
         try:
             return cls(low, high, moderate_from, high_risk_from)
         except ValueError as exc:
@@ -171,7 +172,7 @@ class GateSettings:
         Keys may be left out (their defaults apply: a bundle with no fitted gate is valid), but an
         unknown key is refused: a misspelt "max_member_spead" must not silently become 0.25.
         """
-        _keys(data, {"default_confidence", "fitted", "max_member_spread"}, set(), "the gate section")
+        json_keys(data, {"default_confidence", "fitted", "max_member_spread"}, set(), "the gate section")
         fitted_raw = data.get("fitted", {})
         if not isinstance(fitted_raw, dict):
             raise ValueError(f"gate: fitted must be a JSON object of confidence -> thresholds, got {fitted_raw!r}")
@@ -186,11 +187,13 @@ class GateSettings:
                 raise ValueError(f"gate: fitted confidence level {key!r} is given twice (as {level:g})")
             fitted[level] = Thresholds.from_dict(value, f"fitted[{key}]")
         settings = cls(
-            default_confidence=_number(
+            default_confidence=json_number(
                 data.get("default_confidence", DEFAULT_CONFIDENCE), "default_confidence", 0.5, 1.0
             ),
             fitted=fitted,
-            max_member_spread=_number(data.get("max_member_spread", DEFAULT_MAX_MEMBER_SPREAD), "max_member_spread"),
+            max_member_spread=json_number(
+                data.get("max_member_spread", DEFAULT_MAX_MEMBER_SPREAD), "max_member_spread"
+            ),
         )
         settings.check_can_hold()
         return settings

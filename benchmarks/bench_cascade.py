@@ -5,7 +5,7 @@
 
 The images: the first n/2 of the HAM10000 test split (configs/splits/ham10000_lesion_split.csv) and the
 first n/2 of Derm7pt, by image id (../shared/data); synthetic images when those are absent. Each pipeline
-runs in its own process (core.screening.Screener.screen, no store, heat maps on, as the CLI runs), so each
+runs in its own process (core.screening.screener.Screener.screen, no store, heat maps on, as the CLI runs), so each
 peak RSS is its own. Prints images/s, peak RSS, the share of images stage 1 settled, and the agreement of
 the outcome (decision; not-dermoscopy counted as its own outcome) between the two. A bundle without cascade
 margins runs the whole ensemble twice (the cascade line then says so).
@@ -47,10 +47,10 @@ def pick_images(n: int) -> list[str]:
 
 
 def child(args) -> None:
-    from core.bundle import default_bundle_path, load_bundle
-    from core.ensemble import EnsembleSettings
-    from core.screening import GateChoice, RunSettings, Screener, cascade_status
-    from core.signing import Trust
+    from core.inference.bundle import default_bundle_path, load_bundle
+    from core.inference.ensemble import EnsembleSettings
+    from core.inference.signing import Trust
+    from core.screening.screener import GateChoice, RunSettings, Screener, cascade_status
 
     bundle_path = Path(args.bundle) if args.bundle else default_bundle_path()
     bundle = load_bundle(bundle_path, trust=Trust.default(extra_keys=tuple(args.trust_key)))

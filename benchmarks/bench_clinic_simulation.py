@@ -1,15 +1,15 @@
 """A simulated clinic: the audit of a screened, labelled folder beside training.evaluate's way of gating it.
 
     # 1. screen the folder as the clinic would (the app's code; about 26 minutes for Derm7pt on 2 cores)
-    nice -n 15 .venv/bin/python -m core.cli screen ../shared/data/derm7pt/images --db D7.sqlite
+    nice -n 15 .venv/bin/python -m cli.main screen ../shared/data/derm7pt/images --db D7.sqlite
     # 2. its labels as confirmed diagnoses (a CSV with file, diagnosis, method, date)
-    .venv/bin/python -m core.cli outcome import LABELS.csv --by "Derm7pt labels" --db D7.sqlite
+    .venv/bin/python -m cli.main outcome import LABELS.csv --by "Derm7pt labels" --db D7.sqlite
     # 3. the audit, and this comparison
-    .venv/bin/python -m core.cli audit --db D7.sqlite --out audit.html
+    .venv/bin/python -m cli.main audit --db D7.sqlite --out audit.html
     .venv/bin/python benchmarks/bench_clinic_simulation.py D7.sqlite
 
 For every confidence level of the bundle it prints what the stored results would clear, re-gated
-(core/regate.py, no model run) as the app gates them (quality and intake checks) and as
+(core/screening/regate.py, no model run) as the app gates them (quality and intake checks) and as
 training.evaluate's model-card figures were gated (raw outputs: no quality or intake flags), so the
 second line can be set beside the card's table.
 """
@@ -25,10 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.audit import run_audit  # noqa: E402
-from core.bundle import default_bundle_path, load_bundle  # noqa: E402
-from core.regate import regate  # noqa: E402
-from core.store import ReviewStore  # noqa: E402
+from core.inference.bundle import default_bundle_path, load_bundle  # noqa: E402
+from core.records.store import ReviewStore  # noqa: E402
+from core.screening.audit import run_audit  # noqa: E402
+from core.screening.regate import regate  # noqa: E402
 
 
 def main(argv=None) -> int:

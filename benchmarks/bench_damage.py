@@ -6,12 +6,12 @@ often an intact picture is refused or held (the false alarms).
     .venv/bin/python benchmarks/bench_damage.py -n 10 --intact 100    # a quick look
 
 Each kind damages every one of `-n` HAM10000 images once (its own seeded random place) and reads it
-with `core.images.read_image`, exactly as a screening run does: "refused" is an ImageReadError (an
+with `core.files.images.read_image`, exactly as a screening run does: "refused" is an ImageReadError (an
 error row with the reason), "held" a picture read with `LoadedImage.damage` set (the gate sends it to
 review: "the picture may be damaged"), "passed" a picture read as intact; of those, "visibly changed"
 ones differ from the intact picture by more than 16 grey levels in more than 1% of their pixels.
 Damage that changes a picture no more than a real photograph varies (e.g. one flipped bit inside one
-coefficient) passes by nature; the table says how often. The images used to set core.damage's thresholds (a
+coefficient) passes by nature; the table says how often. The images used to set core.files.damage's thresholds (a
 seeded sample of 300, `TUNING_SEED`) are left out of both the damaged and the intact samples.
 """
 
@@ -34,13 +34,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 import damage_cases as dc  # noqa: E402
 from dicom_files import write_dicom  # noqa: E402
 
-from core.errors import ImageReadError  # noqa: E402
-from core.images import read_image  # noqa: E402
+from core.common.errors import ImageReadError  # noqa: E402
+from core.files.images import read_image  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 HAM = DATA / "dermoscopy" / "images"
 DERM7PT = DATA / "derm7pt" / "images"
-TUNING_SEED = 12345  # core.damage.PictureDamageLimits was set on random.Random(12345).sample(HAM10000, 300)
+TUNING_SEED = 12345  # core.files.damage.PictureDamageLimits was set on random.Random(12345).sample(HAM10000, 300)
 
 
 def _decode_rgb(data: bytes) -> np.ndarray:

@@ -76,7 +76,7 @@ def pick_images(args) -> list[str]:
 
 
 def bundle_path(args) -> str:
-    from core.bundle import default_bundle_path
+    from core.inference.bundle import default_bundle_path
 
     if args.bundle:
         return args.bundle
@@ -112,10 +112,10 @@ class TimedStore:
 
 def run_config(args) -> dict:
     """Runs in a child process: load the engines, screen the images once (fresh store), report as JSON."""
-    from core.bundle import load_bundle
-    from core.ensemble import EnsembleSettings
-    from core.screening import RunSettings, Screener
-    from core.store import ReviewStore
+    from core.inference.bundle import load_bundle
+    from core.inference.ensemble import EnsembleSettings
+    from core.records.store import ReviewStore
+    from core.screening.screener import RunSettings, Screener
 
     engine, precision = CONFIGS[args.config]
     paths = json.loads(Path(args.paths_file).read_text())

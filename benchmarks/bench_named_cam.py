@@ -3,7 +3,7 @@
     nice -n 15 python benchmarks/bench_named_cam.py [--n 12] [--images DIR]
 
 Screening keeps every class's raw Grad-CAM (the graphs give them all) until the gate has decided, then
-composes the named class's map the way the melanoma map is composed (core.ensemble.Ensemble.class_cam):
+composes the named class's map the way the melanoma map is composed (core.inference.ensemble.Ensemble.class_cam):
 no second model run. Prints the model run per image and the composition per image (median), on the
 default bundle with onnxruntime on the CPU, and the classes the outcomes named.
 """
@@ -20,9 +20,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.bundle import default_bundle_path, load_bundle  # noqa: E402
-from core.ensemble import EnsembleSettings  # noqa: E402
-from core.screening import Screener  # noqa: E402
+from core.inference.bundle import default_bundle_path, load_bundle  # noqa: E402
+from core.inference.ensemble import EnsembleSettings  # noqa: E402
+from core.screening.screener import Screener  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "data" / "dermoscopy" / "images"
 

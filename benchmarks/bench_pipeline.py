@@ -45,7 +45,7 @@ def pick_folder(args) -> Path:
 
 
 def pick_bundle(args):
-    from core.bundle import default_bundle_path, load_bundle
+    from core.inference.bundle import default_bundle_path, load_bundle
 
     if args.bundle:
         return load_bundle(args.bundle)
@@ -70,9 +70,9 @@ def main() -> None:
     ap.add_argument("--torch-run", help="training run folder: also time torch eager + grad-cam")
     args = ap.parse_args()
 
-    from core.ensemble import EnsembleSettings
-    from core.screening import Screener
-    from core.store import ReviewStore
+    from core.inference.ensemble import EnsembleSettings
+    from core.records.store import ReviewStore
+    from core.screening.screener import Screener
 
     folder = pick_folder(args)
     bundle = pick_bundle(args)
@@ -119,9 +119,9 @@ def torch_reference(run_dir: Path, bundle, paths, threads: int) -> float:
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from core.images import read_image
-    from core.preprocess import preprocess, to_model_input
-    from core.tta import apply_view
+    from core.files.images import read_image
+    from core.imaging.preprocess import preprocess, to_model_input
+    from core.imaging.tta import apply_view
     from export.heads import inspect_head
     from export.package import build_model, find_checkpoints, load_checkpoint
 

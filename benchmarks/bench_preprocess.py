@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_preprocess.py                      # 50 images, sizes 448 256 768
     .venv/bin/python benchmarks/bench_preprocess.py -n 20 --sizes 448 600 --source-side 1600
 
-Stages are timed exactly as `core.preprocess.preprocess` runs them: `resize` is the shrink to the
+Stages are timed exactly as `core.imaging.preprocess.preprocess` runs them: `resize` is the shrink to the
 working size plus the final `resize_square` to the model input; masked pixels are counted with the
 same mask functions the stages use (outside the timed region). `--source-side` enlarges the images
 first (bicubic) to stand in for a camera with more pixels than the 384 x 288 HAM10000 copies: the
@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.preprocess import (  # noqa: E402
+from core.imaging.preprocess import (  # noqa: E402
     PreprocessParams,
     apply_clahe,
     corner_mask,

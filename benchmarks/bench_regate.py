@@ -1,4 +1,4 @@
-"""Time changing the confidence of a stored run (core/regate.py): the gate applied again to the stored
+"""Time changing the confidence of a stored run (core/screening/regate.py): the gate applied again to the stored
 results, no model run. A trial (in memory) and the clinic's standard (recorded as a new run).
 
     .venv/bin/python benchmarks/bench_regate.py                  # the default bundle, 45 and 500 results
@@ -23,12 +23,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.bundle import default_bundle_path, load_bundle  # noqa: E402
-from core.gate import decide  # noqa: E402
-from core.regate import regate_run  # noqa: E402
-from core.results import Prediction, ScreeningResult  # noqa: E402
-from core.screening import GateChoice, result_key  # noqa: E402
-from core.store import ReviewStore  # noqa: E402
+from core.decision.gate import decide  # noqa: E402
+from core.decision.results import Prediction, ScreeningResult  # noqa: E402
+from core.inference.bundle import default_bundle_path, load_bundle  # noqa: E402
+from core.records.store import ReviewStore  # noqa: E402
+from core.screening.regate import regate_run  # noqa: E402
+from core.screening.screener import GateChoice, result_key  # noqa: E402
 
 
 def stored_run(store: ReviewStore, bundle, n: int) -> int:

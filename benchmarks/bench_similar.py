@@ -15,9 +15,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from core.bundle import default_bundle_path, load_bundle
-from core.model_input import InputSpec, model_input_from_file
-from core.similar import SimilarCases, nearest
+from core.imaging.model_input import InputSpec, model_input_from_file
+from core.inference.bundle import default_bundle_path, load_bundle
+from core.inference.similar import SimilarCases, nearest
 
 SPLITS = Path("configs/splits/ham10000_lesion_split.csv")
 IMAGES = Path("../shared/data/dermoscopy/images")

@@ -4,7 +4,7 @@ written (a damaged file is refused untouched). How long does it take as the file
     .venv/bin/python benchmarks/bench_store_open.py                       # 2,000 10,000 30,000 results
     .venv/bin/python benchmarks/bench_store_open.py --sizes 1000 5000 --folder /tmp/x
 
-Each result row is a realistic size: a 128 px heat map PNG (as core.store.encode_cam stores it) and a
+Each result row is a realistic size: a 128 px heat map PNG (as core.records.store.encode_cam stores it) and a
 ~6 kB thumbnail JPEG. The database is built once per size in --folder (kept for reruns), then opened
 5 times: `open` (quick_check + WAL + schema), `open_for_reading` (read-only), and quick_check alone;
 the median of the 5 is printed, with the file size. The OS file cache is warm after the first open
@@ -25,8 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.results import Decision, ScreeningResult  # noqa: E402
-from core.store import ReviewStore  # noqa: E402
+from core.decision.results import Decision, ScreeningResult  # noqa: E402
+from core.records.store import ReviewStore  # noqa: E402
 
 
 def _thumbnail(rng: np.random.Generator) -> bytes:
@@ -48,7 +48,7 @@ def build(path: Path, n: int) -> None:
                 path=f"/bench/img_{i:06d}.jpg",
                 sha256=hashlib.sha256(f"bench-{i}".encode()).hexdigest(),
                 status="ok",
-                decision=(Decision.BENIGN, Decision.UNCERTAIN, Decision.SUSPICIOUS)[i % 3],
+                decision=(Decision.NO_CANCER_SUSPECTED, Decision.REVIEW, Decision.SUSPICIOUS)[i % 3],
                 reason=f"p={p:.3f}",
                 p_melanoma=p,
                 member_p=(p, p),

@@ -5,7 +5,7 @@ No torch, no Qt: this package is all the installed app needs to screen.
 
 __version__ = "0.1.0"
 
-from .offline import keep_offline
+from core.common.offline import keep_offline
 
 # Before any core module imports onnxruntime, which reads its telemetry opt-out once, at import.
 keep_offline()

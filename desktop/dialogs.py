@@ -28,13 +28,13 @@ from PySide6.QtWidgets import (
 )
 
 import core
-from core.bundle import DISCLAIMER, MELANOMA_ONLY_NOTE, Bundle, default_bundle_path
-from core.clinic import Clinic, load_clinic, save_clinic
-from core.clinician_page import clinician_page
-from core.engines import ENGINES, PRECISIONS, available_providers, openvino_version
-from core.paths import default_database_path
-from core.similar import LICENCE as SIMILAR_LICENCE
-from core.similar import has_index as has_similar_index
+from core.common.paths import default_database_path
+from core.inference.bundle import DISCLAIMER, MELANOMA_ONLY_NOTE, Bundle, default_bundle_path
+from core.inference.engines import ENGINES, PRECISIONS, available_providers, openvino_version
+from core.inference.similar import LICENCE as SIMILAR_LICENCE
+from core.inference.similar import has_index as has_similar_index
+from core.records.clinic import Clinic, load_clinic, save_clinic
+from core.records.clinician_page import clinician_page
 
 from .settings import PROVIDERS, AppSettings
 
@@ -211,7 +211,7 @@ class SettingsDialog(QDialog):
         db_btn.clicked.connect(self._choose_database)
         self.reviewer = QLineEdit(settings.reviewer)
         self.reviewer.setPlaceholderText("your name or initials, stored with every review")
-        # The clinic printed at the top of every page of a patient report (core.clinic: the command line
+        # The clinic printed at the top of every page of a patient report (core.records.clinic: the command line
         # reads the same file).
         clinic = load_clinic()
         self.clinic_name = QLineEdit(clinic.name)
@@ -220,7 +220,7 @@ class SettingsDialog(QDialog):
         self.clinic_address.setPlaceholderText("street, town (one or two lines)")
         self.clinic_address.setFixedHeight(52)
         self.clinic_phone = QLineEdit(clinic.phone)
-        # The same switch as the Evidence tab's (core/auto_clearing.py): off, no image is "no cancer suspected".
+        # The same switch as the Evidence tab's (screening/auto_clearing.py): off, no image is "no cancer suspected".
         self.auto_clearing = QComboBox()
         self.auto_clearing.addItem("on", True)
         self.auto_clearing.addItem("off until this camera is validated", False)
@@ -412,7 +412,7 @@ class AboutDialog(QDialog):
         )
         head.setWordWrap(True)
         self.head = head
-        # At the top, in plain words for clinicians: written from the bundle's own figures (core.clinician_page).
+        # At the top, in plain words for clinicians: from the bundle's own figures (core.records.clinician_page).
         self.clinician = QTextBrowser()
         self.clinician.setStyleSheet("QTextBrowser { background: #f5f9fc; }")
         if bundle is not None:

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         return run_app(args[1:])
-    from core.cli import main as cli_main
+    from cli.main import main as cli_main
 
     return cli_main(args, pdf_writer=_pdf_writer())
 

@@ -23,17 +23,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.bundle import DISCLAIMER, default_bundle_path
-from core.errors import MelaScreenError, StoreError
-from core.gate import confidence_meanings
-from core.paths import atomic_target
-from core.patients import filing_summary, identities_of
-from core.provenance import provenance_of_run
-from core.regate import RegateError, regate_run, run_confidence
-from core.report import run_report, write_run_csv, write_run_report_html
-from core.runs import shown_status
-from core.screening import GateChoice, RunSummary, cascade_margins, cascade_status
-from core.store import ReviewStore, local_time
+from core.common.errors import MelaScreenError, StoreError
+from core.common.paths import atomic_target
+from core.decision.gate import confidence_meanings
+from core.inference.bundle import DISCLAIMER, default_bundle_path
+from core.records.patients import filing_summary, identities_of
+from core.records.provenance import provenance_of_run
+from core.records.report import run_report, write_run_csv, write_run_report_html
+from core.records.runs import shown_status
+from core.records.store import ReviewStore, local_time
+from core.screening.regate import RegateError, regate_run, run_confidence
+from core.screening.screener import GateChoice, RunSummary, cascade_margins, cascade_status
 
 from .dialogs import AboutDialog, SettingsDialog, find_notices
 from .elided_label import ElidedLabel
@@ -85,7 +85,7 @@ class _Issue:
 def _with_stored_maps(shown, stored):
     """A trial's result with the stored heat maps: melanoma's, and the named class's when the trial's outcome
     names the same class (else only melanoma's, and the report says the named map is not stored)."""
-    from core.results import named_class
+    from core.decision.results import named_class
 
     same = stored.named_cam_class and named_class(shown) == stored.named_cam_class
     named = {"named_cam": stored.named_cam, "named_cam_class": stored.named_cam_class} if same else {}
@@ -95,9 +95,9 @@ def _with_stored_maps(shown, stored):
 def stored_picture_heat_maps(ensemble):
     """A patient report's source of a named class's map for results stored before screening kept it: the
     models on the picture's file, when it still holds the screened bytes (else None: the stored map)."""
-    from core.class_cam import class_heat_map
-    from core.errors import ImageReadError
-    from core.images import read_image
+    from core.common.errors import ImageReadError
+    from core.files.images import read_image
+    from core.inference.class_cam import class_heat_map
 
     def heat_map(result, class_code):
         try:
@@ -372,7 +372,7 @@ class MainWindow(QMainWindow):
         if self.model is not None:
             m = self.model.bundle.manifest
             unsigned = " · UNSIGNED BUNDLE (research only)" if self.model.bundle.unsigned else ""
-            # The cascade (core/cascade.py) in a word; its status in full in the tooltip.
+            # The cascade (core/decision/cascade.py) in a word; its status in full in the tooltip.
             gate = self.settings.gate()
             run_by = "cascade" if cascade_margins(self.model.bundle, gate) is not None else "whole ensemble"
             self.model_label.setText(
@@ -612,7 +612,7 @@ class MainWindow(QMainWindow):
 
     def _say_earlier_visits(self, ref: CaseRef) -> None:
         """A dermatologist compares a lesion with its earlier pictures first: say when there are some."""
-        from core.patients import identity_of, lesion_timeline
+        from core.records.patients import identity_of, lesion_timeline
 
         filed = identity_of(self.store, ref.shown.sha256) if (self.store and ref.shown.sha256) else None
         if filed is None:

@@ -8,10 +8,10 @@ from pathlib import Path
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QFont, QPixmap
 
-from core.gate import percent
-from core.outcomes import BAND_CODES, band, class_name, review_choice, review_words, risk_rank
-from core.results import ScreeningResult
-from core.store import QueueItem, Review, local_time
+from core.decision.gate import percent
+from core.decision.results import ScreeningResult
+from core.decision.vocabulary import BAND_CODES, band, class_name, review_choice, review_words, risk_rank
+from core.records.store import QueueItem, Review, local_time
 
 from .style import DECISION_LOOKS, decision_key, qcolor, result_short_words, result_words
 from .workers import ResultRow
@@ -156,7 +156,7 @@ class ResultsModel(_ListTableModel):
         self.rows: list[ResultRow] = []
         self.reviews: dict[str, Review] = {}  # sha256 -> the image's latest review
         self.identity_fn: Callable[[list[str]], dict] | None = None  # sha256s -> where they are filed
-        self._identities: dict[str, object] = {}  # sha256 -> core.patients.AttachedIdentity (or None)
+        self._identities: dict[str, object] = {}  # sha256 -> core.records.patients.AttachedIdentity (or None)
 
     def identity(self, result: ScreeningResult):
         """Where the picture is filed (looked up once per image; files are filed as a run goes)."""
@@ -320,7 +320,7 @@ class DecisionFilter(QSortFilterProxyModel):
 
 class QueueModel(_ListTableModel):
     """The review queue, patient first: who, which lesion where, which visit, then the outcome; the file name
-    comes second (full path in its tooltip). Rows come in the order given (core.patients.queue_by_patient:
+    comes second (full path in its tooltip). Rows come in the order given (core.records.patients.queue_by_patient:
     grouped by patient); the view's proxy sorts any column (the outcome column: a flat risk order)."""
 
     COLUMNS = ("", "Patient", "Lesion · site", "Visit", "Outcome", "p(malignant)", "File", "Queued", "Last review")
@@ -329,7 +329,7 @@ class QueueModel(_ListTableModel):
     def __init__(self, thumbnails: ThumbnailCache | None = None, parent=None):
         super().__init__(thumbnails, parent)
         self.items: list[QueueItem] = []
-        self.identities: dict = {}  # sha256 -> core.patients.AttachedIdentity
+        self.identities: dict = {}  # sha256 -> core.records.patients.AttachedIdentity
 
     def _entries(self) -> list:
         return self.items

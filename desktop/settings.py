@@ -11,10 +11,10 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from core.engines import ENGINES, PRECISIONS
-from core.ensemble import EnsembleSettings
-from core.paths import default_database_path, user_config_dir
-from core.screening import GateChoice
+from core.common.paths import default_database_path, user_config_dir
+from core.inference.engines import ENGINES, PRECISIONS
+from core.inference.ensemble import EnsembleSettings
+from core.screening.screener import GateChoice
 
 SETTINGS_FILE = "settings.json"
 PROVIDERS = ("auto", "cpu", "cuda")
@@ -24,10 +24,10 @@ PROVIDERS = ("auto", "cpu", "cuda")
 class AppSettings:
     bundle_path: str = ""  # "" = the bundle that ships with the app
     provider: str = "auto"  # auto / cpu / cuda
-    engine: str = "auto"  # auto / onnxruntime / openvino (core.engines)
+    engine: str = "auto"  # auto / onnxruntime / openvino (core.inference.engines)
     precision: str = "exact"  # exact / fast
     confidence: float | None = None  # None = the bundle's default (0.99)
-    database_path: str = ""  # "" = core.paths.default_database_path()
+    database_path: str = ""  # "" = core.common.paths.default_database_path()
     reviewer: str = ""
     disclaimer_accepted: bool = False
     recursive: bool = False
@@ -37,9 +37,9 @@ class AppSettings:
     # switch that accepts unsigned bundles (every screen then says "unsigned bundle").
     trusted_keys: tuple[str, ...] = ()
     allow_unsigned_bundles: bool = False
-    # False: "off until validated", no image is "no cancer suspected" (core/auto_clearing.py, issue 25).
+    # False: "off until validated", no image is "no cancer suspected" (core/screening/auto_clearing.py, issue 25).
     auto_clearing: bool = True
-    # True: the cascade (core/cascade.py) settles the clear cases with part of the ensemble when the bundle has
+    # True: the cascade (core/decision/cascade.py) settles the clear cases with part of the ensemble when the bundle has
     # cascade margins; False (default): the whole ensemble screens every image, so a stored run can be decided
     # again at another confidence without a model run (a cascade run's stage-1 stops hold only at its own).
     cascade: bool = False

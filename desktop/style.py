@@ -1,6 +1,6 @@
 """How outcomes look on screen: words first, colour second (never colour alone).
 
-The words, colours and order come from core.outcomes, the one vocabulary table; this module only
+The words, colours and order come from core.decision.vocabulary, the one vocabulary table; this module only
 turns them into Qt colours and style sheets.
 """
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from PySide6.QtGui import QColor
 
-from core.outcomes import (
+from core.decision.results import ScreeningResult
+from core.decision.vocabulary import (
     ALL_OUTCOMES,
     BAND_CODES,
     NOT_DERMOSCOPY,
@@ -17,8 +18,7 @@ from core.outcomes import (
     band,
     outcome,
 )
-from core.report import result_words as _core_result_words
-from core.results import ScreeningResult
+from core.records.report import result_words as _core_result_words
 
 # Filter buttons and counters, most urgent first; "error" = not screened, "not_dermoscopy" = check the file.
 DECISION_ORDER: tuple[str, ...] = tuple(o.code for o in sorted(ALL_OUTCOMES, key=lambda o: o.rank))
@@ -34,7 +34,7 @@ def decision_key(result: ScreeningResult) -> str:
 
 def result_words(result: ScreeningResult) -> str:
     """ "suspicious for basal cell carcinoma", "review (high risk)", "no cancer suspected", "not screened",
-    "not a dermoscopy image: check the file" (core.report.result_words: the same words as every export)."""
+    "not a dermoscopy image: check the file" (core.records.report.result_words: the same words as every export)."""
     return _core_result_words(result)
 
 

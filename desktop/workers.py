@@ -20,10 +20,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from core.bundle import Bundle, load_bundle
-from core.ensemble import EnsembleSettings
-from core.results import ScreeningResult
-from core.screening import GateChoice, Progress, RunSettings, RunSummary, Screener, screen_folder
+from core.decision.results import ScreeningResult
+from core.inference.bundle import Bundle, load_bundle
+from core.inference.ensemble import EnsembleSettings
+from core.screening.screener import GateChoice, Progress, RunSettings, RunSummary, Screener, screen_folder
 
 
 class WorkerSignals(QObject):
@@ -106,7 +106,7 @@ def load_model_job(bundle_path: str | Path, session: EnsembleSettings, trusted_k
     def job(report, should_stop) -> LoadedModel:
         t = time.perf_counter()
         report("Verifying the model files…")
-        from core.signing import Trust
+        from core.inference.signing import Trust
 
         bundle = load_bundle(bundle_path, trust=Trust.default(tuple(trusted_keys), allow_unsigned))
         report("Starting the models…")
@@ -150,7 +150,7 @@ def screening_job(
     gate: GateChoice = GateChoice(),
     min_interval_s: float = 0.1,
 ):
-    """Screen a folder as one run of core.screening.screen_folder; returns its RunSummary.
+    """Screen a folder as one run of core.screening.screener.screen_folder; returns its RunSummary.
 
     Progress is batched (at most one report per `min_interval_s`), so a folder whose results all
     come from the store does not flood the GUI with thousands of tiny updates.

@@ -1,7 +1,7 @@
 """The speed/quality frontier of an ensemble and the fit of its cascade margins, from saved per-view outputs.
 
 Reads what evalkit.view_outputs saved (no model runs) and decides each image with core's own code
-(Ensemble.to_predictions, the intake check, core.gate.decide) for a part of the ensemble: members x views.
+(Ensemble.to_predictions, the intake check, core.decision.gate.decide) for a part of the ensemble: members x views.
 
     frontier   members (1, 2, 3, 5, all; greedy order on validation) x views (1, 2, 4, 9): AUCs, cleared
                malignancies / melanomas / benign lesions, agreement with the full ensemble, ms per image
@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.auc import roc_auc
-from core.bundle import load_bundle
-from core.cascade import CascadeMargins, StopMargins, settled
-from core.ensemble import EnsembleSettings, RawOutputs
-from core.gate import decide
-from core.screening import Screener
+from core.common.auc import roc_auc
+from core.decision.cascade import CascadeMargins, StopMargins, settled
+from core.decision.gate import decide
+from core.inference.bundle import load_bundle
+from core.inference.ensemble import EnsembleSettings, RawOutputs
+from core.screening.screener import Screener
 
 from .labelled import PROJECT_ROOT, SHARED_DATA
 
@@ -107,7 +107,7 @@ def load_outputs(folder: Path, sets: tuple[str, ...]) -> Outputs:
 
 
 class Decider:
-    """Decides saved outputs of a part of the ensemble the way core.screening does."""
+    """Decides saved outputs of a part of the ensemble the way core.screening.screener does."""
 
     def __init__(self, bundle_dir: Path, engine: str = "openvino"):
         self.bundle = load_bundle(bundle_dir)
@@ -362,12 +362,12 @@ def write_candidate(bundle_dir: Path, fit_json: Path, out: Path) -> None:
     old signature is left out: sign the copy with export.sign before anything loads it."""
     import shutil
 
-    from core.bundle import MANIFEST, Manifest
+    from core.inference.bundle import MANIFEST, Manifest
 
     chosen = json.loads(fit_json.read_text())["chosen"]
     if chosen is None:
         raise SystemExit("the fit chose no margins (no candidate met the rule): nothing to write")
-    from core.cascade import fingerprint
+    from core.decision.cascade import fingerprint
 
     manifest = json.loads((bundle_dir / MANIFEST).read_text())
     manifest.pop("cascade", None)

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import MelaScreenError
+from core.common.errors import MelaScreenError
 
 # Data sets sit beside the project (../shared/data), as on the development and CI machines.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

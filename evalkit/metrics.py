@@ -1,7 +1,7 @@
 """The numbers an evaluation report is made of: ROC and AUC (ties counted one half, bootstrap
 intervals that resample whole lesions), balanced accuracy, calibration (reliability bins, ECE,
 Brier) and what the gate does to melanomas. Plain numpy, checked against scikit-learn in the tests.
-The AUC and its bootstrap interval are core.auc's (the app's audit uses them too): one implementation."""
+The AUC and its bootstrap interval are core.common.auc's (the app's audit uses them too): one implementation."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.auc import bootstrap_auc_ci as bootstrap_auc_ci  # re-exported: evalkit's public name
-from core.auc import roc_auc, tie_groups, weighted_auc
-from core.results import Decision
+from core.common.auc import bootstrap_auc_ci as bootstrap_auc_ci  # re-exported: evalkit's public name
+from core.common.auc import roc_auc, tie_groups, weighted_auc
+from core.decision.results import Decision
 
 ECE_BINS = 15
 

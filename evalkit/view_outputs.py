@@ -1,9 +1,9 @@
 """Per-member, per-view raw outputs of a bundle on labelled image sets, saved so that subsets of the
 ensemble (members x TTA views) and cascades are scored from disk instead of re-run.
 
-Each image goes through the app's own path (core.screening.Screener.prepare: decode, quality checks,
+Each image goes through the app's own path (core.screening.screener.Screener.prepare: decode, quality checks,
 preprocessing, the intake check's picture statistics) and the members run on every view
-(core.ensemble.Ensemble, the same engines). Saved in chunks (resumable): for chunk c of a set,
+(core.inference.ensemble.Ensemble, the same engines). Saved in chunks (resumable): for chunk c of a set,
 `<out>/<set>/chunk-<c>.npz` holds image_ids, logits (N x M x V x K, before temperature), ood (N x M x V,
 or empty when the bundle has no intake check) and statistics (N x d or empty), and `chunk-<c>.pkl` the
 QualityReport of each image (None for a file that could not be used).
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.bundle import load_bundle
-from core.ensemble import EnsembleSettings
-from core.screening import PreparedImage, Screener
+from core.inference.bundle import load_bundle
+from core.inference.ensemble import EnsembleSettings
+from core.screening.screener import PreparedImage, Screener
 
 from .labelled import PROJECT_ROOT, SHARED_DATA
 

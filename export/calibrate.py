@@ -1,10 +1,10 @@
 """Calibration fitted on the validation split: per-member temperature, then the gate's thresholds.
 
 Both are fitted on what the app computes: raw member logits averaged over the bundle's TTA views,
-from the exported ONNX files run by `core.ensemble.Ensemble`. p(melanoma) is then the mean over
+from the exported ONNX files run by `core.inference.ensemble.Ensemble`. p(melanoma) is then the mean over
 members of softmax(logits / T_m)[melanoma], exactly as `Ensemble.to_predictions` computes it.
 
-Gate thresholds for a confidence c (see core.gate.GateSettings):
+Gate thresholds for a confidence c (see core.decision.gate.GateSettings):
 - `low`: the largest threshold such that, among validation cases with p < low, at most 1 - c are
   melanoma AND at most 1 - c of ALL validation melanomas fall below it (0.0 when no non-empty set
   of least suspicious cases meets both: nothing is benign). The second bound is the one that
@@ -15,7 +15,7 @@ Gate thresholds for a confidence c (see core.gate.GateSettings):
   suspicious, i.e. in practice every melanoma-like case goes to review as uncertain.
 If the two cross (low > high: common at low confidence, where a set with up to 10 % melanoma
 reaches far up), low is lowered to high: cases at or above high are mostly melanoma and must not
-be called benign. The gate must also be able to hold a case (core.gate.GateSettings.check_can_hold,
+be called benign. The gate must also be able to hold a case (core.decision.gate.GateSettings.check_can_hold,
 issue 26): low stays below 0.5 and at least 0.05 under high (or is 0: nothing cleared), and a stricter
 level never clears above a looser one's low; low is lowered until it does, and the fit records it
 (`low_clamped`).
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.ensemble import softmax
-from core.gate import CLEAR_BELOW_MAX, MIN_REVIEW_WIDTH, GateSettings, Thresholds
+from core.decision.gate import CLEAR_BELOW_MAX, MIN_REVIEW_WIDTH, GateSettings, Thresholds
+from core.inference.ensemble import softmax
 
 CONFIDENCES = (0.9, 0.95, 0.98, 0.99)
 TEMPERATURE_BOUNDS = (0.05, 20.0)
@@ -141,7 +141,7 @@ def ensemble_probability(member_logits: np.ndarray, temperatures, positive_index
 
 
 def holding_low(low: float, high: float, max_low: float = 1.0) -> float:
-    """The largest low <= `low` a bundle's gate may have (core.gate.GateSettings.check_can_hold): below
+    """The largest low <= `low` a bundle's gate may have (core.decision.gate.GateSettings.check_can_hold): below
     CLEAR_BELOW_MAX, at least MIN_REVIEW_WIDTH under high, not above `max_low` (a looser level's low);
     0.0 (nothing cleared) when no positive low is."""
     cap = min(high - MIN_REVIEW_WIDTH, math.nextafter(CLEAR_BELOW_MAX, 0.0), max_low)
@@ -285,7 +285,7 @@ def fit_malignancy_thresholds(
       with h <= p < high are malignant at least `high_band_rate` of the time (h = high: empty band);
       "low" below the largest cut m <= h such that the review cases with low <= p < m are malignant
       at most `low_band_rate` of the time (m = low: empty band); "moderate" between.
-    The gate (core.gate.decide) compares p(malignant) with these; melanomas count as malignancies
+    The gate (core.decision.gate.decide) compares p(malignant) with these; melanomas count as malignancies
     and are also bounded on their own so that the melanoma promise of earlier bundles still holds.
     """
     if not 0.5 <= confidence < 1.0:
@@ -388,7 +388,7 @@ def fit_malignancy_gate(
     """GateSettings for the malignancy gate at each confidence level, and the fits' figures.
 
     Pure: arrays in (validation p(malignant) = sum of the malignant classes' calibrated ensemble
-    probabilities, as core.ensemble computes it; is_malignant; is_melanoma), settings out. `base`
+    probabilities, as core.inference.ensemble computes it; is_malignant; is_melanoma), settings out. `base`
     supplies default_confidence and max_member_spread (GateSettings() defaults otherwise).
     """
     base = base or GateSettings()

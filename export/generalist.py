@@ -21,8 +21,8 @@ import numpy as np
 import timm
 import torch
 
-from core.bundle import Bundle, Member, load_bundle, write_bundle
-from core.errors import MelaScreenError
+from core.common.errors import MelaScreenError
+from core.inference.bundle import Bundle, Member, load_bundle, write_bundle
 
 from .onnx_export import MemberInfo, export_member
 from .parity import check_parity

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from core.errors import MelaScreenError
+from core.common.errors import MelaScreenError
 
 # Head modules that are the identity in eval mode and so do not change the gradient.
 _EVAL_IDENTITY = (nn.Identity, nn.Dropout, nn.Flatten)

@@ -6,7 +6,7 @@ the score to its ONNX graph, fit the thresholds on validation images, write a ne
 
 The models themselves are unchanged: logits and heat maps stay bit-identical, only the `ood`
 output is added. Features are the id view's pooled features, computed through the same
-image -> model-input path the app uses (core.model_input).
+image -> model-input path the app uses (core.imaging.model_input).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from core.bundle import Bundle, load_bundle, write_bundle
-from core.images import read_image
-from core.model_input import InputSpec, model_input_from_file
-from core.ood import IntakeCheck, ensemble_score, image_statistics
+from core.decision.intake_check import IntakeCheck, ensemble_score, image_statistics
+from core.files.images import read_image
+from core.imaging.model_input import InputSpec, model_input_from_file
+from core.inference.bundle import Bundle, load_bundle, write_bundle
 
 from .ood import (
     DEFAULT_COMPONENTS,
@@ -101,7 +101,7 @@ def member_features(bundle: Bundle, images: LabelledImages, threads: int = 0, ba
 
 
 def picture_statistics(paths) -> np.ndarray:
-    """N x 13 picture statistics (core.ood.image_statistics) of decoded files."""
+    """N x 13 picture statistics (core.decision.intake_check.image_statistics) of decoded files."""
     return np.stack([image_statistics(read_image(p).rgb) for p in paths])
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import onnx
 
-from core.bundle import Bundle, Manifest, load_bundle, write_bundle
+from core.inference.bundle import Bundle, Manifest, load_bundle, write_bundle
 
 from .ood import strip_ood_output
 

@@ -24,8 +24,8 @@ import torch
 from onnx import helper, numpy_helper
 from torch import nn
 
-from core.bundle import INPUT_NAME, OUTPUT_NAMES
-from core.errors import MelaScreenError
+from core.common.errors import MelaScreenError
+from core.inference.bundle import INPUT_NAME, OUTPUT_NAMES
 
 from .heads import CamClassifier, cam_classifier
 

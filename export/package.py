@@ -36,7 +36,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.bundle import (
+from core.common.errors import MelaScreenError
+from core.decision.gate import GateSettings
+from core.imaging.model_input import square_from_file
+from core.imaging.preprocess import PreprocessParams, normalize
+from core.inference.bundle import (
     DEFAULT_TTA,
     EVALUATION_BEGIN,
     EVALUATION_END,
@@ -46,12 +50,8 @@ from core.bundle import (
     sha256_file,
     write_bundle,
 )
-from core.ensemble import Ensemble, EnsembleSettings, softmax
-from core.errors import MelaScreenError
-from core.gate import GateSettings
-from core.model_input import square_from_file
-from core.preprocess import PreprocessParams, normalize
-from core.signing import Trust, read_private_key, trust_of
+from core.inference.ensemble import Ensemble, EnsembleSettings, softmax
+from core.inference.signing import Trust, read_private_key, trust_of
 from evalkit.labelled import DEFAULT_DATA_DIR, LabelsError, image_path, project_relative, read_split
 from evalkit.metrics import roc_auc
 
@@ -295,7 +295,7 @@ def model_card(manifest: Manifest, ckpts: list[Checkpoint], info: dict) -> str:
         f"- architecture {ckpts[0].arch}, input {manifest.input_size} px, mean {list(manifest.mean)}, std "
         f"{list(manifest.std)}, ImageNet-pretrained ({model_cfg.get('pretrained_path') or 'built-in source'}), "
         f"drop rate {model_cfg.get('drop_rate', '?')}",
-        "- preprocessing (core.preprocess, the same code the app runs): "
+        "- preprocessing (core.imaging.preprocess, the same code the app runs): "
         + json.dumps(manifest.preprocessing.to_dict()),
         f"- augmentation {data_cfg.get('augment', '?')}, at most {data_cfg.get('max_per_class', '?')} training "
         f"images per class per epoch; focal loss gamma {loss_cfg.get('gamma', '?')}, class weights "
@@ -531,7 +531,7 @@ def fit_calibration(members: list[Member], logits: np.ndarray, labels: np.ndarra
         "temperatures": [f.temperature for f in temps],
         "threshold_fits": [f.to_dict() for f in fits],
         "ensemble_validation": ensemble_val,
-        "p_melanoma": "mean over members of softmax(TTA-averaged logits / T_member)[mel], as core.ensemble",
+        "p_melanoma": "mean over members of softmax(TTA-averaged logits / T_member)[mel], as core.inference.ensemble",
     }
     return Calibration(members=tuple(fitted), gate=gate, p_melanoma=p, record=record)
 
@@ -553,7 +553,7 @@ def package(
 ) -> Path:
     """Run the whole packaging; returns the final bundle folder (replaced only once all checks pass).
 
-    `sign_key` (an Ed25519 private key, core.signing.read_private_key): the final bundle is signed;
+    `sign_key` (an Ed25519 private key, core.inference.signing.read_private_key): the final bundle is signed;
     without it the bundle is unsigned and loads only where unsigned bundles are allowed.
     `save_logits`: also write the validation member logits (npz: ids, dx, logits N x members x
     classes, TTA-averaged, before temperature) that export.refit and training.evaluate can reuse."""

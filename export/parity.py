@@ -18,8 +18,8 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from core.bundle import INPUT_NAME, OUTPUT_NAMES
-from core.errors import MelaScreenError
+from core.common.errors import MelaScreenError
+from core.inference.bundle import INPUT_NAME, OUTPUT_NAMES
 
 from .heads import CamClassifier
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.bundle import Bundle, load_bundle, write_bundle
-from core.ensemble import Ensemble, EnsembleSettings
-from core.model_input import InputSpec, model_input_from_file
+from core.imaging.model_input import InputSpec, model_input_from_file
+from core.inference.bundle import Bundle, load_bundle, write_bundle
+from core.inference.ensemble import Ensemble, EnsembleSettings
 from evalkit.metrics import roc_auc
 
 from .calibrate import ensemble_malignancy, ensemble_probability, fit_malignancy_gate, fit_temperatures

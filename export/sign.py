@@ -15,9 +15,9 @@ import os
 import sys
 from pathlib import Path
 
-from core.bundle import sign_bundle
-from core.errors import BundleError
-from core.signing import key_id, new_private_key, private_key_pem, public_key_pem, read_private_key
+from core.common.errors import BundleError
+from core.inference.bundle import sign_bundle
+from core.inference.signing import key_id, new_private_key, private_key_pem, public_key_pem, read_private_key
 
 PASSWORD_ENV = "MELASCREEN_SIGNING_KEY_PASSWORD"  # for an encrypted PEM; never on the command line
 
@@ -31,7 +31,7 @@ def write_new_key(private_out: Path, public_out: Path | None = None) -> tuple[Pa
         f.write(private_key_pem(key))
     public_out = Path(public_out) if public_out else private_out.with_suffix(".pub")
     public_out.write_bytes(public_key_pem(key))
-    public_out.chmod(0o644)  # a key others may write is ignored when trusted (core.signing), whatever the umask
+    public_out.chmod(0o644)  # a key others may write is ignored when trusted (core.inference.signing)
     from cryptography.hazmat.primitives import serialization
 
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

@@ -22,10 +22,10 @@ import numpy as np
 import onnx
 from PIL import Image
 
-from core.bundle import load_bundle
-from core.model_input import InputSpec, square_from_file
-from core.preprocess import normalize
-from core.similar import ENCODER, INDEX
+from core.imaging.model_input import InputSpec, square_from_file
+from core.imaging.preprocess import normalize
+from core.inference.bundle import load_bundle
+from core.inference.similar import ENCODER, INDEX
 
 PCA_DIMS = 64
 THUMB = 64

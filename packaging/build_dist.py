@@ -67,8 +67,8 @@ def check_bundle(bundle: Path, require: bool) -> str | None:
         )
         return None
     sys.path.insert(0, str(ROOT))
-    from core.bundle import load_bundle
-    from core.errors import BundleError
+    from core.common.errors import BundleError
+    from core.inference.bundle import load_bundle
 
     try:
         loaded = load_bundle(bundle, verify=True)

@@ -132,7 +132,7 @@ def main(argv=None) -> int:
         sys.path.insert(0, str(ROOT / "tests"))
         from synthetic_bundle import make_bundle
 
-        from core.gate import GateSettings, Thresholds
+        from core.decision.gate import GateSettings, Thresholds
 
         # Thresholds placed inside the synthetic models' score range, so all three decisions show.
         gate = GateSettings(fitted={0.99: Thresholds(0.11, 0.16)}, max_member_spread=0.5)

@@ -16,8 +16,8 @@ import onnx
 import onnxruntime as ort
 from synthetic_bundle import TEST_SIGNING_KEY, make_bundle
 
-from core.bundle import load_bundle, sign_bundle
-from core.model_input import InputSpec, model_input
+from core.imaging.model_input import InputSpec, model_input
+from core.inference.bundle import load_bundle, sign_bundle
 from export.intake import add_intake_check
 from export.ood import feature_tensor
 

@@ -17,10 +17,10 @@ import onnx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from onnx import TensorProto, helper, numpy_helper
 
-from core.bundle import Manifest, Member, write_bundle
-from core.gate import GateSettings, Thresholds
-from core.preprocess import PreprocessParams
-from core.signing import TRUSTED_KEYS_ENV, public_key_pem
+from core.decision.gate import GateSettings, Thresholds
+from core.imaging.preprocess import PreprocessParams
+from core.inference.bundle import Manifest, Member, write_bundle
+from core.inference.signing import TRUSTED_KEYS_ENV, public_key_pem
 
 CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 MALIGNANT = ("akiec", "bcc", "mel")
@@ -33,7 +33,7 @@ def trust_test_key(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     pub = folder / "test-publisher.pub"
     pub.write_bytes(public_key_pem(TEST_SIGNING_KEY))
-    pub.chmod(0o644)  # trusted keys that group or others may write are ignored (core.signing), whatever the umask
+    pub.chmod(0o644)  # trusted keys that group or others may write are ignored (core.inference.signing)
     os.environ[TRUSTED_KEYS_ENV] = str(pub)
     return pub
 

@@ -1,6 +1,6 @@
 """The preprocessed-image cache (no torch).
 
-Every image goes through core.model_input once (the app's decoder and preprocessing), is resized to
+Every image goes through core.imaging.model_input once (the app's decoder and preprocessing), is resized to
 the model's square input and is stored as uint8 in one .npy file keyed by a hash of what produced
 it. Training augments these squares and normalises them with core too (training.data).
 """
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from core.model_input import square_from_file
-from core.preprocess import PreprocessParams
+from core.imaging.model_input import square_from_file
+from core.imaging.preprocess import PreprocessParams
 from evalkit.labelled import image_path
 
 log = logging.getLogger(__name__)
 
-# Bump when the cache layout, the decoder or the resize changes. 2: decoded by core.images.read_image
+# Bump when the cache layout, the decoder or the resize changes. 2: decoded by core.files.images.read_image
 # (EXIF orientation, alpha, 16-bit, CMYK) instead of cv2.imread.
 CACHE_FORMAT = 2
 

@@ -20,8 +20,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.images import read_image
-from core.preprocess import PreprocessParams, colour_constancy, corner_mask, hair_mask, illuminant, to_working_size
+from core.files.images import read_image
+from core.imaging.preprocess import (
+    PreprocessParams,
+    colour_constancy,
+    corner_mask,
+    hair_mask,
+    illuminant,
+    to_working_size,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SOURCES = {

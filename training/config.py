@@ -11,7 +11,7 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from core.errors import MelaScreenError
+from core.common.errors import MelaScreenError
 from evalkit.labelled import DEFAULT_DATA_DIR, PROJECT_ROOT
 
 # Data, runs and caches sit beside the project (../shared, ../runs, ../cache), as on the
@@ -47,7 +47,7 @@ class DataConfig:
     # None: the model's own normalisation (see training.models.model_mean_std).
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
-    # core.preprocess.PreprocessParams fields; empty means the defaults; preprocess: false skips it.
+    # core.imaging.preprocess.PreprocessParams fields; empty means the defaults; preprocess: false skips it.
     preprocess: bool = True
     preprocess_params: dict = field(default_factory=dict)
     cache_dir: str | None = None  # None: $MELASCREEN_CACHE or ../cache
@@ -107,7 +107,7 @@ class TrainConfig:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     num_threads: int = 2
     channels_last: bool = True
-    # The frozen-feature cache's flip views (core.tta view names).
+    # The frozen-feature cache's flip views (core.imaging.tta view names).
     cached_views: tuple[str, ...] = ("id", "flip", "flip_rot180", "rot180")
     unfreeze_blocks: int = 3  # phase 2: the last N backbone blocks train
     eval_batch_size: int = 64

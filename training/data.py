@@ -1,5 +1,5 @@
 """The training Dataset: cached square images (training.cache), augmented, then normalised by
-core.model_input exactly as the app normalises. Splits live in training.splits."""
+core.imaging.model_input exactly as the app normalises. Splits live in training.splits."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from core.model_input import InputSpec, normalized
+from core.imaging.model_input import InputSpec, normalized
 
 from .splits import CLASS_NAMES, MELANOMA_INDEX
 
@@ -20,13 +20,13 @@ __all__ = ["CLASS_NAMES", "MELANOMA_INDEX", "DermoscopyDataset", "balanced_rows"
 
 # ---------------------------------------------------------------- datasets
 
-FLIP_VIEWS = ("id", "flip", "flip_rot180", "rot180")  # core.tta names: none, h, v, h+v
+FLIP_VIEWS = ("id", "flip", "flip_rot180", "rot180")  # core.imaging.tta names: none, h, v, h+v
 DIHEDRAL_VIEWS = ("id", "rot90", "rot180", "rot270", "flip", "flip_rot90", "flip_rot180", "flip_rot270")
 
 
 def apply_view_hwc(view: str, hwc: np.ndarray) -> np.ndarray:
-    """A core.tta view of an H x W x C image (same geometry as core.tta.apply_view on C x H x W)."""
-    from core.tta import apply_view
+    """A core.imaging.tta view of an H x W x C image (same geometry as core.imaging.tta.apply_view on C x H x W)."""
+    from core.imaging.tta import apply_view
 
     return apply_view(view, hwc.transpose(2, 0, 1)).transpose(1, 2, 0)
 
@@ -138,7 +138,7 @@ class DermoscopyDataset(Dataset):
         return torch.from_numpy(x), int(self.labels[row])
 
     def augment(self, img: np.ndarray) -> np.ndarray:
-        """One random view of a cached square (core.model_input's augmentation hook)."""
+        """One random view of a cached square (core.imaging.model_input's augmentation hook)."""
         view = self.views[random.randrange(len(self.views))] if len(self.views) > 1 else "id"
         if view != "id":
             img = apply_view_hwc(view, img)

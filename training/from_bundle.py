@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.errors import MelaScreenError
+from core.common.errors import MelaScreenError
 
 PREFIX = "model."
 FP16_SUFFIX = "__fp16"

@@ -10,7 +10,7 @@ import timm
 import torch
 from torch import nn
 
-from core.errors import MelaScreenError
+from core.common.errors import MelaScreenError
 
 log = logging.getLogger(__name__)
 

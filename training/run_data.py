@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.preprocess import PreprocessParams
+from core.imaging.preprocess import PreprocessParams
 from evalkit.labelled import LabelledCase, LabelsError, read_cases
 
 from .cache import image_cache

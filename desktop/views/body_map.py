@@ -1,4 +1,4 @@
-"""A patient's body map: the project's front/back figure (core.body_sites, SVG drawn by QtSvg) with one
+"""A patient's body map: the project's front/back figure (core.files.body_sites, SVG drawn by QtSvg) with one
 numbered pin per lesion, coloured by its latest outcome; a click on a pin opens that lesion.
 
 Lesions whose body site is unknown or not recorded are never guessed onto the figure: they are listed
@@ -14,8 +14,8 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
-from core.body_sites import VIEW_BOX, Pin, figure_svg, place_pins
-from core.outcomes import band, outcome
+from core.decision.vocabulary import band, outcome
+from core.files.body_sites import VIEW_BOX, Pin, figure_svg, place_pins
 
 PIN_RADIUS = 10  # screen pixels: big enough to hit with a mouse
 
@@ -118,7 +118,7 @@ def pin_colour(lesion) -> str:
 
 
 class BodyMapView(QWidget):
-    """The body map of one patient's lesions (core.patients.LesionSummary), with the list of those that
+    """The body map of one patient's lesions (core.records.patients.LesionSummary), with the list of those that
     cannot be placed. `lesion_clicked(lesion_key)` when a pin is clicked."""
 
     lesion_clicked = Signal(int)

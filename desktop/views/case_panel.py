@@ -28,10 +28,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import MelaScreenError
-from core.outcomes import DEFAULT_FOLLOW_UP_MONTHS, MAX_FOLLOW_UP_MONTHS, REVIEW_CHOICES
-from core.results import ScreeningResult
-from core.store import Review, local_time
+from core.common.errors import MelaScreenError
+from core.decision.results import ScreeningResult
+from core.decision.vocabulary import DEFAULT_FOLLOW_UP_MONTHS, MAX_FOLLOW_UP_MONTHS, REVIEW_CHOICES
+from core.records.store import Review, local_time
 
 from ..workers import Worker, WorkerPool
 from .case_view import CaseData, CaseView, load_case
@@ -98,7 +98,7 @@ class ReviewForm(QWidget):
         self.save = QPushButton("Save review  (Ctrl+Enter)")
         self.save.setDefault(True)
         self.save.clicked.connect(self._on_save)
-        # What the lesion turned out to be (histopathology, follow-up): core.evidence, for the audit.
+        # What the lesion turned out to be (histopathology, follow-up): core.records.evidence, for the audit.
         self.confirm = QPushButton("Confirmed diagnosis…")
         self.confirm.setToolTip("Record what this lesion turned out to be (e.g. the histopathology result)")
         self.status = QLabel()
@@ -207,7 +207,7 @@ class CasePanel(QWidget):
         self.visits.setMinimumWidth(150)
         self.visits.hide()
         self.similar = SimilarStrip()  # shown only when the bundle carries a similar-cases index
-        self.similar_cases = None  # core.similar.SimilarCases of the loaded bundle, built on a worker
+        self.similar_cases = None  # core.inference.similar.SimilarCases of the loaded bundle, built on a worker
         column = QWidget()
         column_lay = QVBoxLayout(column)
         column_lay.setContentsMargins(0, 0, 0, 0)
@@ -272,8 +272,8 @@ class CasePanel(QWidget):
             self._months_until = now + MONTHS_TYPING_S
 
     def set_models(self, ensemble) -> None:
-        """The loaded models compute the heat map of any class on request (core/class_cam.py)."""
-        from core.class_cam import class_heat_map
+        """The loaded models compute the heat map of any class on request (core/inference/class_cam.py)."""
+        from core.inference.class_cam import class_heat_map
 
         self.cam_provider = None if ensemble is None else (lambda rgb, code: class_heat_map(ensemble, rgb, code))
         if ensemble is not None:
@@ -282,7 +282,7 @@ class CasePanel(QWidget):
 
     def set_similar_bundle(self, bundle) -> None:
         """Load the bundle's similar-cases index on a worker; a bundle without one: no strip."""
-        from core.similar import SimilarCases, has_index
+        from core.inference.similar import SimilarCases, has_index
 
         self.similar_cases = None
         self.similar.clear()
@@ -302,7 +302,7 @@ class CasePanel(QWidget):
         if similar is None or case.rgb is None or not case.result.ok:
             self.similar.clear()
             return
-        from core.model_input import InputSpec, model_input
+        from core.imaging.model_input import InputSpec, model_input
 
         spec, rgb = InputSpec.from_manifest(similar.manifest), case.rgb
         worker = Worker(lambda report, should_stop: similar.query(model_input(rgb, spec)), name="similar cases")
@@ -385,8 +385,8 @@ class CasePanel(QWidget):
     def record_confirmed(self, values: dict | None = None):
         """Record a confirmed diagnosis for the case's lesion (every picture of it), or for the picture when it
         is filed under no patient; `values` (diagnosis, method, confirmed_on, note) skip the dialog. Returns the
-        core.evidence.ConfirmedDiagnosis, or None when cancelled or refused (said in a message)."""
-        from core.evidence import EvidenceError, add_confirmed, confirmed_for_images
+        core.records.evidence.ConfirmedDiagnosis, or None when cancelled or refused (said in a message)."""
+        from core.records.evidence import EvidenceError, add_confirmed, confirmed_for_images
 
         from .confirm_dialog import ConfirmDiagnosisDialog
 

@@ -23,13 +23,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.cam import HEATMAP_MODES, compose
-from core.gate import percent
-from core.images import resize_longest_side
-from core.outcomes import class_name, review_choice
-from core.pictures import case_picture
-from core.results import ScreeningResult
-from core.store import local_time
+from core.decision.gate import percent
+from core.decision.results import ScreeningResult
+from core.decision.vocabulary import class_name, review_choice
+from core.files.images import resize_longest_side
+from core.imaging.cam import HEATMAP_MODES, compose
+from core.imaging.pictures import case_picture
+from core.records.store import local_time
 
 from ..style import DECISION_LOOKS, badge_css, decision_key, result_words
 from .image_view import ImageView, rgb_to_pixmap
@@ -43,14 +43,14 @@ class CaseData:
     result: ScreeningResult  # with its heat map when one is stored
     rgb: np.ndarray | None  # the picture, upright; the stored thumbnail when the file is gone
     image_note: str = ""  # why the picture is not the original file, if it is not
-    identity: object | None = None  # core.patients.AttachedIdentity: whose lesion, where, which visit
-    visits: tuple = ()  # core.patients.TimelineEntry of the lesion's pictures (this one included)
-    # sha256 -> core.evidence.ConfirmedDiagnosis that applies to this picture and the lesion's others
+    identity: object | None = None  # core.records.patients.AttachedIdentity: whose lesion, where, which visit
+    visits: tuple = ()  # core.records.patients.TimelineEntry of the lesion's pictures (this one included)
+    # sha256 -> core.records.evidence.ConfirmedDiagnosis that applies to this picture and the lesion's others
     confirmed: dict = field(default_factory=dict)
 
 
 def load_case(store, result_id: int | None, shown: ScreeningResult) -> CaseData:
-    """Read the stored result (with heat map) and the picture (core.pictures: the file if it is
+    """Read the stored result (with heat map) and the picture (core.imaging.pictures: the file if it is
     still the screened image, else the stored thumbnail, saying so)."""
     result = shown
     if store is not None and result_id is not None:
@@ -83,10 +83,10 @@ def load_case(store, result_id: int | None, shown: ScreeningResult) -> CaseData:
 
 
 def _confirmed(store, sha256s: list) -> dict:
-    """The confirmed diagnoses (core.evidence) that apply to these pictures, by sha256."""
+    """The confirmed diagnoses (core.records.evidence) that apply to these pictures, by sha256."""
     if store is None:
         return {}
-    from core.evidence import confirmed_for_images
+    from core.records.evidence import confirmed_for_images
 
     return confirmed_for_images(store, [s for s in sha256s if s])
 
@@ -95,7 +95,7 @@ def _filed(store, sha256: str | None) -> tuple[object | None, tuple]:
     """Whose picture it is, and the lesion's pictures (for the earlier visits beside it)."""
     if store is None or not sha256:
         return None, ()
-    from core.patients import identity_of, lesion_timeline
+    from core.records.patients import identity_of, lesion_timeline
 
     a = identity_of(store, sha256)
     return (a, tuple(lesion_timeline(store, a.lesion_key))) if a is not None else (None, ())
@@ -159,7 +159,7 @@ class CaseDetails(QWidget):
         self.hint.setWordWrap(True)
         self.review_label = QLabel()
         self.review_label.setWordWrap(True)
-        # What the lesion turned out to be (core.evidence), above the models' outcome: it outranks it.
+        # What the lesion turned out to be (core.records.evidence), above the models' outcome: it outranks it.
         self.confirmed_label = QLabel()
         self.confirmed_label.setWordWrap(True)
         self.confirmed_label.setStyleSheet("color:#4a148c; font-weight:bold; font-size:14px;")
@@ -234,7 +234,7 @@ class CaseDetails(QWidget):
         self.details_toggle.setText("Details (numbers) ▾" if shown else "Details (numbers) ▸")
 
     def set_confirmed(self, confirmed) -> None:
-        """The confirmed diagnosis that applies to the picture (core.evidence.ConfirmedDiagnosis) or None."""
+        """The confirmed diagnosis that applies to the picture (core.records.evidence.ConfirmedDiagnosis) or None."""
         self.confirmed_label.setText(confirmed.shown if confirmed is not None else "")
         self.confirmed_label.setToolTip(confirmed.note if confirmed is not None and confirmed.note else "")
         self.confirmed_label.setVisible(confirmed is not None)
@@ -525,7 +525,7 @@ class CaseView(QWidget):
     # -- which class the heat map shows ------------------------------------------------------------
 
     def _fill_classes(self, result: ScreeningResult | None) -> None:
-        from core.class_cam import named_class
+        from core.inference.class_cam import named_class
 
         self.heat_class.blockSignals(True)
         self.heat_class.clear()

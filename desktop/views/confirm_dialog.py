@@ -1,7 +1,7 @@
 """Entering a confirmed diagnosis from the case view: diagnosis, how it was confirmed, when, a note.
 
 What it names: the case's lesion (every picture of it) when the picture is filed under a patient, else
-the picture itself. Who entered it is the reviewer's name, as for reviews. Recording is core.evidence's
+the picture itself. Who entered it is the reviewer's name, as for reviews. Recording is core.records.evidence's
 add_confirmed (append-only: a correction is a newer entry).
 """
 
@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.evidence import DIAGNOSES, METHODS, diagnosis_words
+from core.records.evidence import DIAGNOSES, METHODS, diagnosis_words
 
 
 class ConfirmDiagnosisDialog(QDialog):
@@ -78,7 +78,7 @@ class ConfirmDiagnosisDialog(QDialog):
         lay.addWidget(buttons)
 
     def values(self) -> dict:
-        """Keyword arguments for core.evidence.add_confirmed (besides the store, who and what it names)."""
+        """Keyword arguments for core.records.evidence.add_confirmed (besides the store, who and what it names)."""
         when: date | None = self.when.date().toPython() if self.date_known.isChecked() else None
         return {
             "diagnosis": self.diagnosis.currentData(),

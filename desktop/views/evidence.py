@@ -1,7 +1,7 @@
 """The clinic's evidence: record what lesions turned out to be, import a file of them, and read the audit.
 
-Everything here is core's: confirmed diagnoses from core.evidence, the audit from core.audit (its HTML is
-shown as it is written to a file; PDF through desktop/pdf.py, the Qt writer the other reports use).
+Everything here is core's: confirmed diagnoses from core.records.evidence, the audit from core.screening.audit
+(its HTML is shown as it is written to a file; PDF through desktop/pdf.py, the Qt writer the other reports use).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.audit import audit_html, run_audit, write_audit_csv
-from core.errors import MelaScreenError
-from core.evidence import (
+from core.common.errors import MelaScreenError
+from core.common.paths import atomic_target, write_file_atomically
+from core.records.evidence import (
     DIAGNOSES,
     METHODS,
     EvidenceError,
@@ -38,7 +38,7 @@ from core.evidence import (
     import_csv,
     lesion_key,
 )
-from core.paths import atomic_target, write_file_atomically
+from core.screening.audit import audit_html, run_audit, write_audit_csv
 
 from ..pdf import html_to_pdf
 

@@ -1,6 +1,6 @@
 """The Follow-up tab: lesions whose "monitor" interval has run out or runs out by a date (this month's end
 by default), with the patient, body site and last visit; exportable as CSV. The list is core's
-(core/followup.py, the same as `melascreen review due`)."""
+(core/records/followup.py, the same as `melascreen review due`)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.followup import FollowUp, due_follow_ups, end_of_month, write_follow_up_csv
+from core.records.followup import FollowUp, due_follow_ups, end_of_month, write_follow_up_csv
 
 COLUMNS = ("Due", "Patient", "Lesion", "Body site", "Last visit", "Interval", "Reviewed", "File")
 

@@ -2,7 +2,7 @@
 their body site and latest outcome, pinned on a body map (a click on a pin opens the lesion); the
 chosen lesion's visits side by side; a report to file.
 
-Everything it shows comes from core.patients; the report is core.patient_report's, laid out as PDF
+Everything it shows comes from core.records.patients; the report is core.records.patient_report's, laid out as PDF
 pages by Qt (desktop/pdf.py), or its CSV.
 """
 
@@ -29,11 +29,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import MelaScreenError
-from core.evidence import confirmed_for_images
-from core.outcomes import outcome, outcome_words
-from core.patient_report import write_patient_report
-from core.patients import LesionSummary, PatientSummary, lesion_timeline, patient_lesions, worklist
+from core.common.errors import MelaScreenError
+from core.decision.vocabulary import outcome, outcome_words
+from core.records.evidence import confirmed_for_images
+from core.records.patient_report import write_patient_report
+from core.records.patients import LesionSummary, PatientSummary, lesion_timeline, patient_lesions, worklist
 
 from ..pdf import html_to_pdf
 from .body_map import BodyMapView
@@ -90,7 +90,7 @@ class PatientWorklistView(QWidget):
         self.reviewer = reviewer
         self.private_exports: Callable[[], bool] = lambda: True  # the app's Settings (share exported files)
         # The models' map of a named class for results stored before screening kept it (set when loaded);
-        # the map stored with a result comes first (core.patient_report).
+        # the map stored with a result comes first (core.records.patient_report).
         self.heat_maps: Callable | None = None
         self.patients: list[PatientSummary] = []
         self.lesions: list[LesionSummary] = []
@@ -231,7 +231,7 @@ class PatientWorklistView(QWidget):
 
     def show_lesion_of(self, sha256: str) -> bool:
         """Select the patient and lesion an image is filed under; False when it has none ("no patient")."""
-        from core.patients import identity_of
+        from core.records.patients import identity_of
 
         store = self.store_fn()
         filed = identity_of(store, sha256) if (store is not None and sha256) else None

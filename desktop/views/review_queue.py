@@ -33,8 +33,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.patients import identities_of, queue_by_patient
-from core.results import ScreeningResult
+from core.decision.results import ScreeningResult
+from core.records.patients import identities_of, queue_by_patient
 
 from ..models import ITEM_ROLE, SORT_ROLE, THUMB_H, THUMB_W, QueueModel, ThumbnailCache
 from ..workers import WorkerPool

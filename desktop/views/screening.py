@@ -27,11 +27,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.gate import MELANOMA_ONLY_NOTE, Thresholds
-from core.outcomes import BANDS, NOT_DERMOSCOPY, NOT_SCREENED, outcome_words
-from core.runs import shown_status
-from core.screening import RunSummary
-from core.store import RunInfo, local_time
+from core.decision.gate import MELANOMA_ONLY_NOTE, Thresholds
+from core.decision.vocabulary import BANDS, NOT_DERMOSCOPY, NOT_SCREENED, outcome_words
+from core.records.runs import shown_status
+from core.records.store import RunInfo, local_time
+from core.screening.screener import RunSummary
 
 from ..models import ITEM_ROLE, THUMB_H, THUMB_W, DecisionFilter, ResultsModel, ThumbnailCache
 from ..style import DECISION_LOOKS, DECISION_ORDER

@@ -1,6 +1,6 @@
 """The case view's "Similar training images" strip: 6 thumbnails from the bundle's signed index.
 
-The neighbours are computed on a worker (core.similar); the strip shows only when the bundle has an index.
+The neighbours are computed on a worker (core.inference.similar); the strip shows only when the bundle has an index.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from core.outcomes import class_name
-from core.similar import LICENCE, NEIGHBOURS
+from core.decision.vocabulary import class_name
+from core.inference.similar import LICENCE, NEIGHBOURS
 
 THUMB_PX = 80
 
@@ -45,7 +45,7 @@ class SimilarStrip(QWidget):
         self.hide()
 
     def show_neighbours(self, neighbours) -> None:
-        """core.similar.Neighbour items, nearest first; none: the strip hides."""
+        """core.inference.similar.Neighbour items, nearest first; none: the strip hides."""
         if not neighbours:
             self.clear()
             return

@@ -22,10 +22,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import ImageReadError
-from core.images import read_image, resize_longest_side
-from core.outcomes import outcome
-from core.patients import TimelineEntry
+from core.common.errors import ImageReadError
+from core.decision.vocabulary import outcome
+from core.files.images import read_image, resize_longest_side
+from core.records.patients import TimelineEntry
 
 from .image_view import ImageView, rgb_to_pixmap
 
@@ -132,7 +132,7 @@ class LesionTimelineView(QWidget):
         self.rise.setStyleSheet("color:#c62828; font-weight:bold;")
         self.rise.setWordWrap(True)
         self.rise.hide()
-        # What the lesion turned out to be (core.evidence): above the pictures, as in the report.
+        # What the lesion turned out to be (core.records.evidence): above the pictures, as in the report.
         self.confirmed = QLabel()
         self.confirmed.setStyleSheet("color:#4a148c; font-weight:bold;")
         self.confirmed.setWordWrap(True)
@@ -168,7 +168,7 @@ class LesionTimelineView(QWidget):
     def show_timeline(
         self, title: str, entries: Sequence[TimelineEntry], confirmed: Mapping[str, object] | None = None
     ) -> None:
-        """`confirmed`: sha256 -> core.evidence.ConfirmedDiagnosis that applies to each picture (if any)."""
+        """`confirmed`: sha256 -> core.records.evidence.ConfirmedDiagnosis that applies to each picture (if any)."""
         self.clear(title)
         confirmed = confirmed or {}
         said = list(dict.fromkeys(confirmed[e.sha256].shown for e in entries if e.sha256 in confirmed))

@@ -1,4 +1,4 @@
-"""The local audit (core/audit.py) on a simulated clinic: screen a folder, import its labels as confirmed
+"""The local audit (core/screening/audit.py) on a simulated clinic: screen a folder, import its labels as confirmed
 diagnoses, audit; its figures equal training.evaluate's (evalkit metrics) for the same images, bundle and gate."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ import cv2
 import numpy as np
 import pytest
 
-from core.audit import HELD_MARK, MIN_CASES, audit_html, run_audit, write_audit_csv
-from core.auto_clearing import hold
-from core.bundle import load_bundle
-from core.ensemble import Ensemble
-from core.evidence import import_csv
-from core.gate import GateSettings, Thresholds
-from core.results import Decision
-from core.screening import GateChoice, Screener, screen_folder
-from core.store import ReviewStore
+from core.decision.gate import GateSettings, Thresholds
+from core.decision.results import Decision
+from core.inference.bundle import load_bundle
+from core.inference.ensemble import Ensemble
+from core.records.evidence import import_csv
+from core.records.store import ReviewStore
+from core.screening.audit import HELD_MARK, MIN_CASES, audit_html, run_audit, write_audit_csv
+from core.screening.auto_clearing import hold
+from core.screening.screener import GateChoice, Screener, screen_folder
 from evalkit.labelled import case
 from evalkit.metrics import bootstrap_auc_ci, roc_auc
 from training.evaluation.metrics import build_evaluation, triage_metrics
@@ -74,18 +74,20 @@ def test_the_audit_equals_training_evaluate_on_the_same_images_bundle_and_gate(s
     assert f["malignant_auc"] == pytest.approx(t["malignant_auc"]["auc"], abs=1e-6)
     assert f["malignant_auc_ci95"] == pytest.approx(t["malignant_auc"]["ci95"], abs=1e-6)
     assert f["melanoma_auc"] == pytest.approx(t["melanoma_auc"]["auc"], abs=1e-6)
-    # evalkit.metrics' AUC is core/auc.py's (one implementation): the same numbers on the stored outputs.
+    # evalkit.metrics' AUC is core/common/auc.py's (one implementation): the same numbers on the stored outputs.
     mal = np.array([c.malignant for c in group.cases])
     p = np.array([c.result.p_malignant for c in group.cases])
     assert f["malignant_auc"] == roc_auc(mal, p)
     assert tuple(f["malignant_auc_ci95"]) == bootstrap_auc_ci(mal, p, None, 2000, 0)
-    assert f["cleared_n"] == sum(r.decision is Decision.BENIGN for r in results) > 0
+    assert f["cleared_n"] == sum(r.decision is Decision.NO_CANCER_SUSPECTED for r in results) > 0
 
 
 def test_a_cleared_malignancy_is_listed_first_in_red(simulated_clinic):
     _, _, _, results, audit = simulated_clinic
     names = {f"img{i:02d}.png" for i, dx in enumerate(DX) if dx in ("mel", "bcc", "akiec")}
-    cleared = sorted(r.path for r in results if r.decision is Decision.BENIGN and r.path.rsplit("/", 1)[-1] in names)
+    cleared = sorted(
+        r.path for r in results if r.decision is Decision.NO_CANCER_SUSPECTED and r.path.rsplit("/", 1)[-1] in names
+    )
     assert cleared and sorted(c.result.path for _, c in audit.missed) == cleared
     page = audit_html(audit)
     red = page.index("color:#c62828")
@@ -117,8 +119,8 @@ def test_auto_clearing_off_clears_nothing_and_the_audit_counts_what_it_held(simu
     with ReviewStore.open(db) as store:
         held, summary = screen_folder(Screener(bundle), folder, store, gate=GateChoice(auto_clearing=False))
         audit = run_audit(store, bundle)
-    assert not any(r.decision is Decision.BENIGN for r in held)
-    would = [r for r in results if r.decision is Decision.BENIGN]
+    assert not any(r.decision is Decision.NO_CANCER_SUSPECTED for r in held)
+    would = [r for r in results if r.decision is Decision.NO_CANCER_SUSPECTED]
     assert sum(HELD_MARK in r.details for r in held) == len(would) > 0
     assert all(r.band == "low" and "auto-clearing off (" in r.reason for r in held if HELD_MARK in r.details)
     assert summary.clearing["auto_clearing"] == "off"
@@ -140,8 +142,8 @@ def test_since_leaves_out_results_made_before_it(simulated_clinic):
 
 
 def test_evalkit_auc_is_core_auc():
-    import core.auc
+    import core.common.auc
     import evalkit.metrics
 
-    assert evalkit.metrics.roc_auc is core.auc.roc_auc
-    assert evalkit.metrics.bootstrap_auc_ci is core.auc.bootstrap_auc_ci
+    assert evalkit.metrics.roc_auc is core.common.auc.roc_auc
+    assert evalkit.metrics.bootstrap_auc_ci is core.common.auc.bootstrap_auc_ci

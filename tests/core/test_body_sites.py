@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from core.body_sites import (
+from core.files.body_sites import (
     BACK,
     BACK_OFFSET,
     FIGURE_WIDTH,
@@ -29,7 +29,7 @@ from core.body_sites import (
         ("left forearm", "left forearm"),
         ("L forearm", "left forearm"),
         ("Lt. Forearm", "left forearm"),
-        ("Forearm (left)", "left forearm"),  # core.dicom's form: CodeMeaning (laterality)
+        ("Forearm (left)", "left forearm"),  # core.files.dicom's form: CodeMeaning (laterality)
         ("forearm, right", "right forearm"),
         ("right shin", "right lower leg"),
         ("calf R", "right lower leg"),
@@ -109,7 +109,7 @@ def test_pins_are_placed_fanned_out_and_the_svg_is_well_formed():
 
 
 def test_sidecar_words_outside_the_vocabulary_are_reported_once_and_kept(tmp_path):
-    from core.intake import read_sidecar
+    from core.files.identity import read_sidecar
 
     for name in ("a.png", "b.png", "c.png"):
         (tmp_path / name).write_bytes(b"x")

@@ -4,7 +4,8 @@ import shutil
 import pytest
 from synthetic_bundle import TEST_SIGNING_KEY
 
-from core.bundle import (
+from core.common.errors import BundleError
+from core.inference.bundle import (
     MANIFEST,
     MELANOMA_ONLY_NOTE,
     SCHEMA_VERSION,
@@ -13,8 +14,7 @@ from core.bundle import (
     sha256_file,
     sign_bundle,
 )
-from core.errors import BundleError
-from core.signing import SIGNATURE
+from core.inference.signing import SIGNATURE
 
 
 def _copy(src, tmp_path, name="b"):
@@ -97,7 +97,7 @@ def test_manifest_with_unknown_tta_view_or_bad_class_is_refused(synthetic_bundle
 
 
 def test_a_non_onnx_member_is_refused_when_sessions_start(synthetic_bundle, tmp_path):
-    from core.ensemble import Ensemble
+    from core.inference.ensemble import Ensemble
 
     b = _copy(synthetic_bundle, tmp_path)
     (b / "member-0.onnx").write_bytes(b"this is not a model")
@@ -142,7 +142,7 @@ def test_schema_2_needs_malignant_classes_and_schema_1_may_not_have_them(synthet
 
 
 def test_the_default_bundle_loads_and_says_whether_it_is_signed():
-    from core.bundle import DEFAULT_BUNDLE_SIGNED, default_bundle_path
+    from core.inference.bundle import DEFAULT_BUNDLE_SIGNED, default_bundle_path
 
     if not (default_bundle_path() / MANIFEST).exists():
         pytest.fail("the default bundle is part of the repository")
@@ -154,7 +154,7 @@ def test_the_default_bundle_loads_and_says_whether_it_is_signed():
 
 
 def test_the_optional_intake_check_section_round_trips(synthetic_bundle, tmp_path):
-    from core.ood import IntakeCheck
+    from core.decision.intake_check import IntakeCheck
 
     b = _copy(synthetic_bundle, tmp_path)
     assert load_bundle(b).manifest.ood is None and "ood" not in load_bundle(b).manifest.to_dict()

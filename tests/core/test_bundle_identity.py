@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 from synthetic_bundle import CLASSES, TEST_SIGNING_KEY, make_bundle
 
-from core.bundle import MODEL_CARD, load_bundle, sign_bundle
-from core.screening import Screener, screen_folder
-from core.store import ReviewStore
+from core.inference.bundle import MODEL_CARD, load_bundle, sign_bundle
+from core.records.store import ReviewStore
+from core.screening.screener import Screener, screen_folder
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,12 @@ import onnxruntime as ort
 import pytest
 from synthetic_bundle import CLASSES, TEST_SIGNING_KEY, make_bundle, make_member_onnx
 
-from core import engines
-from core.bundle import MANIFEST, load_bundle, sign_bundle
-from core.cli import main as cli_main
-from core.engines import open_members, probe_input
-from core.ensemble import Ensemble, EnsembleSettings
-from core.errors import BundleError
+from cli.main import main as cli_main
+from core.common.errors import BundleError
+from core.inference import engines
+from core.inference.bundle import MANIFEST, load_bundle, sign_bundle
+from core.inference.engines import open_members, probe_input
+from core.inference.ensemble import Ensemble, EnsembleSettings
 
 HAVE_OPENVINO = engines.openvino_version() is not None
 ENGINE_CHOICES = ["onnxruntime", "openvino"] if HAVE_OPENVINO else ["onnxruntime"]
@@ -63,7 +63,7 @@ def test_a_member_swapped_after_verification_is_refused_when_the_engines_are_bui
 
 def test_the_cli_refuses_a_member_swapped_between_load_and_engines(bundle_copy, other_model, tmp_path, monkeypatch):
     """The swap lands right after load_bundle returns (the race's window), before the engines are built."""
-    from core import cli
+    from cli import main as cli
 
     real_load = cli.load_bundle
 
@@ -208,7 +208,7 @@ def test_a_member_for_another_input_size_is_refused(tmp_path):
 
 
 def test_the_shipped_default_bundle_passes_the_checks():
-    from core.bundle import default_bundle_path
+    from core.inference.bundle import default_bundle_path
 
     bundle = load_bundle(default_bundle_path())
     members, _ = open_members(bundle, "onnxruntime", "cpu")

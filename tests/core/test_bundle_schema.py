@@ -14,11 +14,11 @@ import shutil
 import pytest
 from synthetic_bundle import TEST_SIGNING_KEY
 
-from core.bundle import MANIFEST, MODEL_CARD, load_bundle
-from core.cli import main as cli_main
-from core.errors import BundleError
-from core.preprocess import PreprocessParams
-from core.signing import SIGNATURE, sign_files
+from cli.main import main as cli_main
+from core.common.errors import BundleError
+from core.imaging.preprocess import PreprocessParams
+from core.inference.bundle import MANIFEST, MODEL_CARD, load_bundle
+from core.inference.signing import SIGNATURE, sign_files
 
 MEMBERS = ("member-0.onnx", "member-1.onnx")
 
@@ -327,7 +327,7 @@ def test_fuzzed_manifests_raise_only_bundle_errors(synthetic_bundle, bundle_copy
 
 
 def test_an_unfitted_confidence_near_one_half_still_holds_a_review_band():
-    from core.gate import GateSettings, Thresholds
+    from core.decision.gate import GateSettings, Thresholds
 
     gate = GateSettings()  # nothing fitted: the probability itself
     assert gate.thresholds(0.5) == Thresholds(low=0.45, high=0.5)  # was 0.5 / 0.5: everything below 0.5 cleared

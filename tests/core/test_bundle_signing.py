@@ -12,10 +12,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from synthetic_bundle import TEST_SIGNING_KEY
 
-from core.bundle import MANIFEST, MODEL_CARD, load_bundle, sign_bundle
-from core.cli import main as cli_main
-from core.errors import BundleError
-from core.signing import (
+from cli.main import main as cli_main
+from core.common.errors import BundleError
+from core.inference.bundle import MANIFEST, MODEL_CARD, load_bundle, sign_bundle
+from core.inference.signing import (
     RAW_KEY_HEADER,
     SIGNATURE,
     TRUSTED_KEYS_ENV,
@@ -191,8 +191,8 @@ def test_a_named_key_path_that_does_not_exist_is_an_error(synthetic_bundle, tmp_
 
 
 def test_a_junk_key_in_a_key_folder_is_skipped_with_a_warning_and_the_default_bundle_still_loads(tmp_path, monkeypatch):
-    from core.bundle import default_bundle_path
-    from core.paths import user_trusted_keys_dir
+    from core.common.paths import user_trusted_keys_dir
+    from core.inference.bundle import default_bundle_path
 
     monkeypatch.setenv("MELASCREEN_HOME", str(tmp_path / "home"))
     folder = user_trusted_keys_dir()
@@ -207,7 +207,7 @@ def test_a_junk_key_in_a_key_folder_is_skipped_with_a_warning_and_the_default_bu
 
 
 def test_every_listed_file_must_exist_and_members_must_be_listed(synthetic_bundle, tmp_path):
-    from core.signing import sign_files
+    from core.inference.signing import sign_files
 
     b = _copy(synthetic_bundle, tmp_path)
     (b / "notes.txt").write_text("release notes")
@@ -288,7 +288,7 @@ def test_cli_trust_key_option(synthetic_bundle, tmp_path, capsys):
 
 
 def test_a_trusted_key_in_the_user_folder_is_trusted(synthetic_bundle, tmp_path, monkeypatch):
-    from core.paths import user_trusted_keys_dir
+    from core.common.paths import user_trusted_keys_dir
 
     monkeypatch.setenv("MELASCREEN_HOME", str(tmp_path / "home"))
     b = _copy(synthetic_bundle, tmp_path)
@@ -310,7 +310,7 @@ def test_screen_of_an_unsigned_bundle_says_unsigned(synthetic_bundle, tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
     Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(folder / "a.png")
-    cmd = [sys.executable, "-m", "core.cli", "screen", str(folder), "--bundle", str(b), "--db", str(tmp_path / "r.db")]
+    cmd = [sys.executable, "-m", "cli.main", "screen", str(folder), "--bundle", str(b), "--db", str(tmp_path / "r.db")]
     refused = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "unsigned bundle" in refused.stderr and "Traceback" not in refused.stderr
     allowed = subprocess.run(cmd + ["--allow-unsigned"], cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -321,7 +321,7 @@ def test_screen_of_an_unsigned_bundle_says_unsigned(synthetic_bundle, tmp_path):
 def test_the_project_key_folder_may_be_group_writable_but_not_world_writable(tmp_path, monkeypatch):
     """A clone under umask 002 makes core/trusted_keys group-writable (like the code beside it): the
     publisher key still counts; world-writable, it does not."""
-    from core import signing
+    from core.inference import signing
 
     folder = tmp_path / "trusted_keys"
     folder.mkdir()

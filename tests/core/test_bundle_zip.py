@@ -8,10 +8,10 @@ import zipfile
 
 import pytest
 
-import core.bundle as bundle_module
-from core.bundle import load_bundle, sha256_file
-from core.errors import BundleError
-from core.paths import bundle_cache_dir
+import core.inference.bundle as bundle_module
+from core.common.errors import BundleError
+from core.common.paths import bundle_cache_dir
+from core.inference.bundle import load_bundle, sha256_file
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""The per-run camera check (core/camera_check.py) and what it does to auto-clearing (core/auto_clearing.py)."""
+"""The per-run camera check (core/screening/camera_check.py) and what it does to auto-clearing
+(core/screening/auto_clearing.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import numpy as np
 import pytest
 from intake_bundle import skin_like
 
-from core.auto_clearing import CameraValidation, run_clearing
-from core.camera_check import MIN_IMAGES, CameraCheck, check_files, check_statistics
-from core.ood import IntakeCheck, image_statistics
+from core.decision.intake_check import IntakeCheck, image_statistics
+from core.screening.auto_clearing import CameraValidation, run_clearing
+from core.screening.camera_check import MIN_IMAGES, CameraCheck, check_files, check_statistics
 
 
 def fitted_check(stats: np.ndarray) -> IntakeCheck:

@@ -1,5 +1,5 @@
-"""The cascade (core/cascade.py): stage 1 stops exactly when the manifest's margins say so; the images it does not
-settle get the whole ensemble, bit for bit what a run without the cascade gives; bad margins are refused; the
+"""The cascade (core/decision/cascade.py): stage 1 stops exactly when the manifest's margins say so; the images it
+does not settle get the whole ensemble, bit for bit what a run without the cascade gives; bad margins are refused; the
 command line says whether the cascade runs."""
 
 import json
@@ -13,14 +13,14 @@ import pytest
 from synthetic_bundle import make_bundle
 from test_cli import make_folder  # noqa: E402  (tests/core is on sys.path through pytest's rootdir)
 
-from core.bundle import Manifest, load_bundle
-from core.cascade import ESCALATED, STOP_NOTE, STOPPED, CascadeMargins, StopMargins
-from core.ensemble import EnsembleSettings
-from core.errors import BundleError
-from core.gate import GateSettings, Thresholds
-from core.model_input import InputSpec, model_input_from_file
-from core.report import cascade_word
-from core.screening import GateChoice, RunSettings, Screener, cascade_status
+from core.common.errors import BundleError
+from core.decision.cascade import ESCALATED, STOP_NOTE, STOPPED, CascadeMargins, StopMargins
+from core.decision.gate import GateSettings, Thresholds
+from core.imaging.model_input import InputSpec, model_input_from_file
+from core.inference.bundle import Manifest, load_bundle
+from core.inference.ensemble import EnsembleSettings
+from core.records.report import cascade_word
+from core.screening.screener import GateChoice, RunSettings, Screener, cascade_status
 
 ORT = EnsembleSettings(provider="cpu")
 VIEWS = ("id", "flip", "rot90", "zoom")
@@ -240,7 +240,7 @@ def test_cli_flag_says_whether_the_cascade_runs(cascaded, images, tmp_path):
     folder = Path(images[0]).parent
     for flag, words in (("on", "cascade on: stage 1 runs"), ("off", "cascade off")):
         out = subprocess.run(
-            [sys.executable, "-m", "core.cli", "screen", str(folder), "--bundle", str(bundle_dir), "--cascade", flag,
+            [sys.executable, "-m", "cli.main", "screen", str(folder), "--bundle", str(bundle_dir), "--cascade", flag,
              "--db", str(tmp_path / f"{flag}.db"), "--report", str(tmp_path / f"{flag}.csv"), "--provider", "cpu"],
             capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=300,
         )  # fmt: skip
@@ -253,9 +253,9 @@ def test_cli_flag_says_whether_the_cascade_runs(cascaded, images, tmp_path):
 
 
 def test_a_cascade_run_is_not_re_decided_at_another_confidence(cascaded, images, tmp_path):
-    from core.regate import RegateError, regate_run
-    from core.screening import screen_folder
-    from core.store import ReviewStore
+    from core.records.store import ReviewStore
+    from core.screening.regate import RegateError, regate_run
+    from core.screening.screener import screen_folder
 
     _, bundle_dir, _ = cascaded
     bundle = load_bundle(bundle_dir)
@@ -266,7 +266,7 @@ def test_a_cascade_run_is_not_re_decided_at_another_confidence(cascaded, images,
 
 
 def test_margins_fitted_for_another_manifest_are_not_used(tmp_path, images):
-    from core.cascade import fingerprint
+    from core.decision.cascade import fingerprint
 
     gate = GateSettings(fitted={0.99: Thresholds(0.3, 0.9)}, max_member_spread=0.5)
     stale = CascadeMargins(STAGE1_MEMBERS, STAGE1_VIEWS, 0.5, {0.99: StopMargins(0.3)}, fitted_for="0" * 64)

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from intake_bundle import skin_like, write_rgb
 
-from core.bundle import load_bundle
-from core.class_cam import class_heat_map, named_class
-from core.ensemble import EnsembleSettings
-from core.images import read_image
-from core.results import Decision, ScreeningResult
-from core.screening import Screener
+from core.decision.results import Decision, ScreeningResult
+from core.files.images import read_image
+from core.inference.bundle import load_bundle
+from core.inference.class_cam import class_heat_map, named_class
+from core.inference.ensemble import EnsembleSettings
+from core.screening.screener import Screener
 
 
 def test_the_positive_class_map_is_the_one_screening_stores_and_other_classes_differ(synthetic_bundle, tmp_path):
@@ -35,8 +35,9 @@ def test_the_positive_class_map_is_the_one_screening_stores_and_other_classes_di
 def test_the_named_class_is_the_suspicious_class_else_the_most_likely():
     base = ScreeningResult(path="x", sha256="s", status="ok", likely_class="nv", malignant_class="bcc")
     assert named_class(ScreeningResult(**{**base.__dict__, "decision": Decision.SUSPICIOUS})) == "bcc"
-    assert named_class(ScreeningResult(**{**base.__dict__, "decision": Decision.UNCERTAIN})) == "nv"
-    assert named_class(ScreeningResult(path="x", sha256="s", status="ok", decision=Decision.BENIGN)) == "mel"
+    assert named_class(ScreeningResult(**{**base.__dict__, "decision": Decision.REVIEW})) == "nv"
+    cleared = ScreeningResult(path="x", sha256="s", status="ok", decision=Decision.NO_CANCER_SUSPECTED)
+    assert named_class(cleared) == "mel"
 
 
 def bcc_picture(path):
@@ -51,9 +52,9 @@ def bcc_picture(path):
 
 
 def test_screening_keeps_the_named_class_map_from_the_same_run_and_the_store_keeps_it(synthetic_bundle, tmp_path):
-    from core.report import run_report
-    from core.screening import RunSettings, screen_folder
-    from core.store import ReviewStore
+    from core.records.report import run_report
+    from core.records.store import ReviewStore
+    from core.screening.screener import RunSettings, screen_folder
 
     screener = Screener(load_bundle(synthetic_bundle), EnsembleSettings(engine="onnxruntime", provider="cpu"))
     folder = tmp_path / "day"
@@ -101,7 +102,7 @@ def cv2_resize(cam, shape):
 def test_a_result_stored_before_named_maps_shows_melanoma_and_says_so(synthetic_bundle, tmp_path):
     from dataclasses import replace
 
-    from core.report import heat_map_caption
+    from core.records.report import heat_map_caption
 
     screener = Screener(load_bundle(synthetic_bundle), EnsembleSettings(engine="onnxruntime", provider="cpu"))
     result, _ = screener.screen_image(bcc_picture(tmp_path / "bcc.png"))

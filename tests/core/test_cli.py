@@ -21,7 +21,7 @@ def run_cli(*args, env_home=None, check=True, timeout=300):
     if env_home:
         env["MELASCREEN_HOME"] = str(env_home)
     proc = subprocess.run(
-        [sys.executable, "-m", "core.cli", *map(str, args)],
+        [sys.executable, "-m", "cli.main", *map(str, args)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -159,7 +159,7 @@ def test_kill_9_mid_batch_then_resume_loses_and_doubles_nothing(tmp_path, synthe
     db = tmp_path / "k.sqlite"
     env = dict(os.environ, MELASCREEN_HOME=str(tmp_path / "home"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "screen", str(folder), "--bundle", str(synthetic_bundle), "--db", str(db)],
+        [sys.executable, "-m", "cli.main", "screen", str(folder), "--bundle", str(synthetic_bundle), "--db", str(db)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -201,7 +201,7 @@ def test_kill_9_mid_batch_then_resume_loses_and_doubles_nothing(tmp_path, synthe
 
 def test_importing_core_loads_neither_torch_nor_qt():
     code = (
-        "import core, core.cli, core.screening, core.store, sys; "
+        "import core, cli.main, core.screening.screener, core.records.store, sys; "
         "assert not {'torch','PySide6','timm'} & set(sys.modules), sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
@@ -224,9 +224,9 @@ def test_a_new_confidence_setting_re_decides_stored_images(tmp_path, synthetic_b
 def test_progress_shows_no_speed_until_a_second_has_passed():
     import io
 
-    from core.cli import ProgressLine
-    from core.results import ScreeningResult
-    from core.screening import Progress
+    from cli.main import ProgressLine
+    from core.decision.results import ScreeningResult
+    from core.screening.screener import Progress
 
     failed = ScreeningResult(path="x.jpg", sha256=None, status="error", reason="not an image")
     early = Progress(done=1, total=10, result=failed, elapsed_s=0.001)  # a fast failure first
@@ -310,7 +310,7 @@ def test_odd_entries_get_report_rows_and_names_reach_the_terminal_escaped(tmp_pa
         "review", "decide", error_id, "--decision", "refer", "--reviewer", "Dr A", "--db", db, check=False
     )
     assert refused.returncode == 2 and "cannot be reviewed" in refused.stderr
-    from core.store import ReviewStore
+    from core.records.store import ReviewStore
 
     with ReviewStore.open(db) as store:
         with pytest.raises(ValueError, match="cannot be reviewed"):
@@ -320,8 +320,8 @@ def test_odd_entries_get_report_rows_and_names_reach_the_terminal_escaped(tmp_pa
 def test_a_report_that_cannot_be_written_at_the_end_says_where_the_results_are(
     tmp_path, synthetic_bundle, monkeypatch, capsys
 ):
-    import core.report
-    from core import cli
+    import core.records.report
+    from cli import main as cli
 
     folder = make_folder(tmp_path / "f", 2, broken=False)
     db, report = tmp_path / "r.sqlite", tmp_path / "report.csv"
@@ -331,7 +331,7 @@ def test_a_report_that_cannot_be_written_at_the_end_says_where_the_results_are(
         Path(path).write_text("path,status\nhalf a ro")  # a partial file, then the disk is full
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(core.report, "write_run_csv", disk_full)  # the one run CSV writer (issue 24)
+    monkeypatch.setattr(core.records.report, "write_run_csv", disk_full)  # the one run CSV writer (issue 24)
     monkeypatch.setenv("MELASCREEN_HOME", str(tmp_path / "home"))
     code = cli.main(
         ["screen", str(folder), "--bundle", str(synthetic_bundle), "--db", str(db), "--report", str(report)]
@@ -344,7 +344,7 @@ def test_a_report_that_cannot_be_written_at_the_end_says_where_the_results_are(
 
 
 def test_printable_escapes_control_characters_only():
-    from core.cli import printable
+    from cli.main import printable
 
     assert printable("Müller läsion 皮膚.jpg") == "Müller läsion 皮膚.jpg"
     assert printable("a\x1b[2Jb\r\n\u202e") == "a\\x1b[2Jb\\r\\n\\u202e"
@@ -372,7 +372,7 @@ def unsigned_bundle(tmp_path_factory):
 
 
 def screen_in_process(capsys, monkeypatch, tmp_path, *args):
-    from core import cli
+    from cli import main as cli
 
     monkeypatch.setenv("MELASCREEN_HOME", str(tmp_path / "home"))
     code = cli.main(["screen", *map(str, args)])
@@ -384,7 +384,7 @@ def screen_in_process(capsys, monkeypatch, tmp_path, *args):
 def test_an_unsigned_run_says_so_in_its_output_csv_and_heat_maps_all_private(
     tmp_path, unsigned_bundle, capsys, monkeypatch
 ):
-    from core.png_text import png_text
+    from core.common.png_text import png_text
 
     folder = make_folder(tmp_path / "f", 3, broken=False)
     db, report, heat = tmp_path / "out" / "r.sqlite", tmp_path / "out" / "report.csv", tmp_path / "new" / "heat"
@@ -411,14 +411,14 @@ def test_an_unsigned_run_says_so_in_its_output_csv_and_heat_maps_all_private(
         assert cv2.imread(str(p)) is not None  # still a valid PNG
     assert {file_mode(p) for p in [report, db, *maps]} == {0o600}
     assert [file_mode(d) for d in (tmp_path / "out", tmp_path / "new", heat)] == [0o700] * 3
-    from core import cli
+    from cli import main as cli
 
     assert cli.main(["runs", "--db", str(db)]) == 0
     assert "synthetic-test-bundle 0.0.1 (UNSIGNED BUNDLE)" in capsys.readouterr().out
 
 
 def test_a_signed_run_names_its_key_in_output_csv_and_heat_maps(tmp_path, synthetic_bundle, capsys, monkeypatch):
-    from core.png_text import png_text
+    from core.common.png_text import png_text
 
     folder = make_folder(tmp_path / "f", 1, broken=False)
     report, heat = tmp_path / "report.csv", tmp_path / "heat"
@@ -438,12 +438,12 @@ def test_a_signed_run_names_its_key_in_output_csv_and_heat_maps(tmp_path, synthe
 def test_heat_maps_that_cannot_be_written_end_with_exit_1_and_the_count(
     tmp_path, synthetic_bundle, capsys, monkeypatch
 ):
-    import core.png_text
+    import core.common.png_text
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(core.png_text, "png_with_text", disk_full)
+    monkeypatch.setattr(core.common.png_text, "png_with_text", disk_full)
     folder = make_folder(tmp_path / "f", 3, broken=False)
     heat, db = tmp_path / "heat", tmp_path / "r.sqlite"
     code, out, err = screen_in_process(
@@ -464,7 +464,7 @@ def damage(db: Path) -> bytes:
 
 
 def test_a_damaged_database_is_refused_untouched_before_the_bundle_loads(tmp_path, capsys, monkeypatch):
-    from core.store import ReviewStore
+    from core.records.store import ReviewStore
 
     folder = make_folder(tmp_path / "f", 1, broken=False)
     db = tmp_path / "r.sqlite"
@@ -512,7 +512,7 @@ def drop_root_write_power() -> list[str]:
 
 @posix_only
 def test_a_read_only_database_can_be_listed_and_is_left_unchanged(tmp_path):
-    from core.store import ReviewStore
+    from core.records.store import ReviewStore
 
     db = tmp_path / "ro" / "r.sqlite"
     with ReviewStore.open(db) as store:
@@ -525,7 +525,7 @@ def test_a_read_only_database_can_be_listed_and_is_left_unchanged(tmp_path):
 
         def cli(*args):
             return subprocess.run(
-                [*drop_root_write_power(), sys.executable, "-m", "core.cli", *map(str, args), "--db", str(db)],
+                [*drop_root_write_power(), sys.executable, "-m", "cli.main", *map(str, args), "--db", str(db)],
                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
             )  # fmt: skip
 
@@ -548,16 +548,16 @@ def test_a_read_only_database_can_be_listed_and_is_left_unchanged(tmp_path):
 
 
 def test_stored_text_reaches_the_terminal_escaped(tmp_path, capsys, monkeypatch):
-    from core import cli
-    from core.results import Decision, ScreeningResult
-    from core.store import ReviewStore
+    from cli import main as cli
+    from core.decision.results import Decision, ScreeningResult
+    from core.records.store import ReviewStore
 
     db = tmp_path / "r.sqlite"
     evil = "Dr \x1b]0;owned\x07\x1b[2J"
     with ReviewStore.open(db) as store:
         run = store.start_run("/clinic\x1b[31m", "bundle\x1b[5m", "1\x07", "k", {})
         result = ScreeningResult(
-            path="/clinic/a\x1b[8m.jpg", sha256="a" * 64, status="ok", decision=Decision.UNCERTAIN,
+            path="/clinic/a\x1b[8m.jpg", sha256="a" * 64, status="ok", decision=Decision.REVIEW,
             p_melanoma=0.5, member_p=(0.5, 0.5), spread=0.0, reason="r\x1b[1A",
         )  # fmt: skip
         rid = store.add_result(run, result, "k")
@@ -575,7 +575,7 @@ def test_stored_text_reaches_the_terminal_escaped(tmp_path, capsys, monkeypatch)
 def test_the_terminal_guard_escapes_what_a_command_forgot_to(capsys):
     import sys as _sys
 
-    from core.terminal import escaped_output
+    from cli.terminal import escaped_output
 
     with escaped_output():
         print("progress\r line\n\x1b[2J cleared?\x07")
@@ -595,7 +595,7 @@ def test_a_read_only_home_with_a_zip_bundle_says_read_only_not_free_disk_space(t
     home.mkdir(mode=0o500)  # the bundle cache (home/cache/bundles) cannot be made
     try:
         proc = subprocess.run(
-            [*drop_root_write_power(), sys.executable, "-m", "core.cli", "screen", str(folder), "--bundle", zipped,
+            [*drop_root_write_power(), sys.executable, "-m", "cli.main", "screen", str(folder), "--bundle", zipped,
              "--db", str(tmp_path / "r.sqlite")],
             cwd=ROOT, env={**os.environ, "MELASCREEN_HOME": str(home)}, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
@@ -610,7 +610,7 @@ def test_a_read_only_home_with_a_zip_bundle_says_read_only_not_free_disk_space(t
 def test_the_terminal_guard_keeps_a_missing_console_missing(monkeypatch):
     import sys as _sys
 
-    from core.terminal import escaped_output
+    from cli.terminal import escaped_output
 
     monkeypatch.setattr(_sys, "stdout", None)  # pythonw on Windows: no console
     with escaped_output():
@@ -622,8 +622,8 @@ def test_the_progress_line_is_a_bar_on_a_terminal_and_silent_without_a_console(m
     import io
     import sys as _sys
 
-    from core.cli import ProgressLine
-    from core.screening import Progress
+    from cli.main import ProgressLine
+    from core.screening.screener import Progress
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -638,7 +638,7 @@ def test_the_progress_line_is_a_bar_on_a_terminal_and_silent_without_a_console(m
 
 
 def test_a_screen_refused_after_the_database_check_leaves_an_older_database_as_it_was(tmp_path, capsys, monkeypatch):
-    from core.store import MIGRATIONS, migrate
+    from core.records.store import MIGRATIONS, migrate
 
     folder = make_folder(tmp_path / "f", 1, broken=False)
     db = tmp_path / "old.sqlite"

@@ -21,16 +21,16 @@ from clinic_day import make_clinic_day
 from intake_bundle import make_intake_bundle
 from synthetic_bundle import make_bundle
 
-from core import cli
-from core.bundle import load_bundle
-from core.ensemble import Ensemble
-from core.followup import add_months, due_follow_ups
-from core.gate import GateSettings, Thresholds
-from core.outcomes import CLASS_NAMES, NOT_DERMOSCOPY, outcome_label
-from core.patients import identities_of, lesion_timeline, queue_by_patient
-from core.regate import RegateError, regate_run
-from core.screening import GateChoice
-from core.store import ReviewStore
+from cli import main as cli
+from core.decision.gate import GateSettings, Thresholds
+from core.decision.vocabulary import CLASS_NAMES, NOT_DERMOSCOPY, outcome_label
+from core.inference.bundle import load_bundle
+from core.inference.ensemble import Ensemble
+from core.records.followup import add_months, due_follow_ups
+from core.records.patients import identities_of, lesion_timeline, queue_by_patient
+from core.records.store import ReviewStore
+from core.screening.regate import RegateError, regate_run
+from core.screening.screener import GateChoice
 
 # The synthetic members give p(malignant) about 0.40-0.45: these gates decide differently at 0.99 and 0.95.
 GATE = GateSettings(
@@ -69,7 +69,7 @@ def _rows(path: Path) -> list[dict]:
 def test_cli_csv_has_patients_provenance_and_no_class_words_for_pictures_that_are_not_dermoscopy(clinic):
     bundle, day, db, report, out = clinic
     assert "3 not dermoscopy images (check the file)" in out and "2 errors" in out
-    assert "no cancer suspected below" in out  # the banner speaks the vocabulary of core/outcomes.py
+    assert "no cancer suspected below" in out  # the banner speaks the vocabulary of core/decision/vocabulary.py
     rows = _rows(report)
     files = {Path(r["path"]).name: r for r in rows if r["status"] != "intake"}
     assert len(files) == day.n_files == 45

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.preprocess import PreprocessParams, colour_constancy, illuminant, preprocess
+from core.imaging.preprocess import PreprocessParams, colour_constancy, illuminant, preprocess
 
 
 def lesion(seed: int = 0) -> np.ndarray:

@@ -18,7 +18,10 @@ import pytest
 from dicom_files import write_dicom
 from PIL import Image
 
-from core.damage import (
+from core.common.errors import ImageReadError
+from core.decision.gate import Thresholds, decide
+from core.decision.results import Decision, Prediction
+from core.files.damage import (
     DAMAGED,
     MAY_BE_DAMAGED,
     PictureDamageLimits,
@@ -26,10 +29,7 @@ from core.damage import (
     jpeg_structure_damage,
     picture_damage,
 )
-from core.errors import ImageReadError
-from core.gate import Thresholds, decide
-from core.images import assess_quality, read_image
-from core.results import Decision, Prediction
+from core.files.images import assess_quality, read_image
 
 SHARED_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "data" / "dermoscopy" / "images"
 
@@ -147,9 +147,9 @@ def test_weak_evidence_sends_the_picture_to_review_with_the_reason_never_no_canc
     assert MAY_BE_DAMAGED in quality.flags
     prediction = Prediction(p_melanoma=0.01, member_p=(0.01, 0.01), spread=0.0, class_probs={"nv": 0.99, "mel": 0.01})
     outcome = decide(prediction, Thresholds(low=0.1, high=0.9), quality)
-    assert outcome.decision is Decision.UNCERTAIN and outcome.reason.startswith(MAY_BE_DAMAGED)
+    assert outcome.decision is Decision.REVIEW and outcome.reason.startswith(MAY_BE_DAMAGED)
     assert decide(prediction, Thresholds(low=0.1, high=0.9), assess_quality(dc.photo_like(4))).decision is (
-        Decision.BENIGN
+        Decision.NO_CANCER_SUSPECTED
     )
 
 
@@ -187,16 +187,16 @@ def test_a_camera_mpo_is_screened_on_its_primary_picture_and_damage_checked(tmp_
 
 @pytest.mark.timeout(60)
 def test_a_pipe_named_like_an_image_gets_an_error_row_and_never_blocks_the_run(tmp_path, synthetic_bundle):
-    from core.bundle import load_bundle
-    from core.ensemble import EnsembleSettings
-    from core.screening import RunSettings, Screener, screen_folder
+    from core.inference.bundle import load_bundle
+    from core.inference.ensemble import EnsembleSettings
+    from core.screening.screener import RunSettings, Screener, screen_folder
 
     folder = tmp_path / "visit"
     folder.mkdir()
     Image.fromarray(dc.photo_like(7)).save(folder / "lesion.png")
     os.mkfifo(folder / "pipe.jpg")  # opening it for reading would wait for a writer forever
     os.mkfifo(folder / "pipe.dcm")
-    from core.store import ReviewStore
+    from core.records.store import ReviewStore
 
     screener = Screener(load_bundle(synthetic_bundle), EnsembleSettings(provider="cpu"))
     with ReviewStore.open(tmp_path / "review.sqlite") as store:  # with a store, each file is hashed first
@@ -257,9 +257,9 @@ def test_sweep_the_intact_pictures_are_read_as_intact(tmp_path):
 
 
 def test_a_picture_that_may_be_damaged_is_screened_but_held_for_review(tmp_path, synthetic_bundle):
-    from core.bundle import load_bundle
-    from core.ensemble import EnsembleSettings
-    from core.screening import RunSettings, Screener, screen_folder
+    from core.inference.bundle import load_bundle
+    from core.inference.ensemble import EnsembleSettings
+    from core.screening.screener import RunSettings, Screener, screen_folder
 
     rgb = dc.photo_like(8).astype(np.int16)
     rgb[160:, : int(384 * 0.55)] += 40  # a step along half the width: weak evidence
@@ -270,4 +270,4 @@ def test_a_picture_that_may_be_damaged_is_screened_but_held_for_review(tmp_path,
     screener = Screener(load_bundle(synthetic_bundle), EnsembleSettings(provider="cpu"))
     (result,), _ = screen_folder(screener, folder, None, run=RunSettings(with_cam=False))
     assert result.ok and MAY_BE_DAMAGED in result.quality.flags
-    assert result.decision is Decision.UNCERTAIN and MAY_BE_DAMAGED in result.reason
+    assert result.decision is Decision.REVIEW and MAY_BE_DAMAGED in result.reason

@@ -13,10 +13,10 @@ from pathlib import Path
 import damage_cases as dc
 import pytest
 
-from core.damage import jpeg_decoder_damage, jpeg_structure_damage
-from core.errors import ImageReadError
-from core.images import read_image
-from core.results import Decision
+from core.common.errors import ImageReadError
+from core.decision.results import Decision
+from core.files.damage import jpeg_decoder_damage, jpeg_structure_damage
+from core.files.images import read_image
 
 BCC = Path(__file__).resolve().parents[3] / "shared" / "data" / "dermoscopy" / "images" / "ISIC_0027819.jpg"
 
@@ -29,9 +29,9 @@ def test_the_zeroed_sector_case_is_never_no_cancer_suspected(tmp_path):
         with pytest.raises(ImageReadError, match="damaged"):
             read_image(dc_write(tmp_path / "damaged.jpg", damaged))
         return
-    from core.bundle import default_bundle_path, load_bundle
-    from core.ensemble import EnsembleSettings
-    from core.screening import RunSettings, Screener, screen_folder
+    from core.inference.bundle import default_bundle_path, load_bundle
+    from core.inference.ensemble import EnsembleSettings
+    from core.screening.screener import RunSettings, Screener, screen_folder
 
     folder = tmp_path / "visit"
     folder.mkdir()
@@ -42,7 +42,7 @@ def test_the_zeroed_sector_case_is_never_no_cancer_suspected(tmp_path):
     rows = {Path(r.path).name: r for r in results}
     assert rows["intact.jpg"].ok  # the intact picture is screened as before
     damaged = rows["damaged.jpg"]
-    assert damaged.decision is not Decision.BENIGN
+    assert damaged.decision is not Decision.NO_CANCER_SUSPECTED
     assert not damaged.ok and "damaged" in damaged.reason  # refused, with the reason in words
 
 

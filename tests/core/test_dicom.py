@@ -9,9 +9,9 @@ import pytest
 from dicom_files import VLPhotographicImageStorage, write_dicom
 from pydicom.uid import CTImageStorage
 
-from core.dicom import has_dicom_preamble, read_dicom_identity, read_dicom_image
-from core.errors import ImageReadError
-from core.images import ImageLimits
+from core.common.errors import ImageReadError
+from core.files.dicom import has_dicom_preamble, read_dicom_identity, read_dicom_image
+from core.files.images import ImageLimits
 
 
 def lesion_picture(h: int = 96, w: int = 128) -> np.ndarray:

@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from core import engines
-from core.bundle import load_bundle
-from core.engines import PROBE_TOLERANCE, open_members, probe_input
-from core.ensemble import Ensemble, EnsembleSettings
-from core.errors import EngineError, ProviderError
+from core.common.errors import EngineError, ProviderError
+from core.inference import engines
+from core.inference.bundle import load_bundle
+from core.inference.engines import PROBE_TOLERANCE, open_members, probe_input
+from core.inference.ensemble import Ensemble, EnsembleSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 HAVE_OPENVINO = engines.openvino_version() is not None
@@ -115,9 +115,9 @@ def test_unknown_or_impossible_choices_are_errors(synthetic_bundle):
 WITHOUT_OPENVINO = """
 import sys
 sys.modules["openvino"] = None  # as if the package were not installed: `import openvino` fails
-from core.bundle import load_bundle
-from core.ensemble import Ensemble, EnsembleSettings
-from core.errors import EngineError
+from core.inference.bundle import load_bundle
+from core.inference.ensemble import Ensemble, EnsembleSettings
+from core.common.errors import EngineError
 bundle = load_bundle(sys.argv[1])
 try:
     Ensemble(bundle, EnsembleSettings(engine="openvino", provider="cpu"))
@@ -125,7 +125,7 @@ except EngineError as exc:
     print("refused:", exc)
 auto = Ensemble(bundle, EnsembleSettings(engine="auto", provider="cpu"))
 print("auto:", auto.engine_in_use, "|", auto.engine.note)
-from core.cli import main
+from cli.main import main
 print("exit:", main(["screen", sys.argv[2], "--bundle", sys.argv[1], "--db", sys.argv[3], "--engine", "openvino"]))
 """
 

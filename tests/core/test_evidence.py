@@ -1,4 +1,4 @@
-"""Confirmed diagnoses (core/evidence.py): append-only, newest wins, image over lesion, CSV import by line."""
+"""Confirmed diagnoses (core/records/evidence.py): append-only, newest wins, image over lesion, CSV import by line."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from core.bundle import load_bundle
-from core.errors import StoreError
-from core.evidence import (
+from core.common.errors import StoreError
+from core.inference.bundle import load_bundle
+from core.records.evidence import (
     EvidenceError,
     add_confirmed,
     all_confirmed,
@@ -19,8 +19,8 @@ from core.evidence import (
     import_csv,
     lesion_key,
 )
-from core.screening import Screener, screen_folder
-from core.store import ReviewStore
+from core.records.store import ReviewStore
+from core.screening.screener import Screener, screen_folder
 
 
 def picture(path, seed: int, level: int = 150):
@@ -120,7 +120,7 @@ def test_import_reports_every_bad_row_by_line_and_imports_the_rest(clinic, tmp_p
 
 
 def test_an_old_store_is_upgraded_to_hold_confirmations(tmp_path):
-    from core.store import MIGRATIONS, migrate
+    from core.records.store import MIGRATIONS, migrate
 
     path = tmp_path / "v4.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)

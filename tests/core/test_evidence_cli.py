@@ -1,14 +1,14 @@
-"""`melascreen outcome add|import` and `melascreen audit` (core/evidence_cli.py)."""
+"""`melascreen outcome add|import` and `melascreen audit` (cli/evidence.py)."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from core.bundle import load_bundle
-from core.cli import main
-from core.screening import Screener, screen_folder
-from core.store import ReviewStore
+from cli.main import main
+from core.inference.bundle import load_bundle
+from core.records.store import ReviewStore
+from core.screening.screener import Screener, screen_folder
 
 
 def test_outcome_add_import_and_audit(synthetic_bundle, tmp_path, capsys):

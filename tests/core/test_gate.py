@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from core.gate import DEFAULT_MAX_MEMBER_SPREAD, GateSettings, Thresholds, decide
-from core.results import Decision, Prediction, QualityReport, summarise_classes
+from core.decision.gate import DEFAULT_MAX_MEMBER_SPREAD, GateSettings, Thresholds, decide
+from core.decision.results import Decision, Prediction, QualityReport, summarise_classes
 
 MALIGNANT = ("akiec", "bcc", "mel")
 BANDED = Thresholds(low=0.03, high=0.8, moderate_from=0.1, high_risk_from=0.4)
@@ -37,10 +37,10 @@ def test_a_basal_cell_carcinoma_is_not_cleared_and_is_named():
 
 def test_three_levels_and_bands_inside_review():
     clear = decide(pred({"nv": 0.98, "mel": 0.01, "bcc": 0.01}), BANDED)
-    assert clear.decision is Decision.BENIGN and clear.band is None
+    assert clear.decision is Decision.NO_CANCER_SUSPECTED and clear.band is None
     assert clear.reason.startswith("melanocytic nevus most likely (98%)")
     bands = {p: decide(pred({"nv": 1 - p, "mel": p}), BANDED) for p in (0.05, 0.2, 0.5)}
-    assert [o.decision for o in bands.values()] == [Decision.UNCERTAIN] * 3
+    assert [o.decision for o in bands.values()] == [Decision.REVIEW] * 3
     assert [o.band for o in bands.values()] == ["low", "moderate", "high"]
     assert "skin cancer not ruled out (50%)" in bands[0.5].reason
     # Without fitted bands (an unfitted level, an old bundle) review has no band.
@@ -50,20 +50,20 @@ def test_three_levels_and_bands_inside_review():
 def test_quality_and_disagreement_come_first_in_words():
     q = QualityReport(sharpness=1, brightness=10, dark_fraction=0.9, bright_fraction=0, flags=("underexposed",))
     dark = decide(pred({"nv": 0.99, "mel": 0.01}), BANDED, quality=q)
-    assert dark.decision is Decision.UNCERTAIN and dark.reason.startswith("image too dark")
+    assert dark.decision is Decision.REVIEW and dark.reason.startswith("image too dark")
     disagree = decide(pred({"nv": 0.99, "mel": 0.01}, members=(0.0, 0.9)), BANDED)
-    assert disagree.decision is Decision.UNCERTAIN and disagree.reason.startswith("the models disagree")
+    assert disagree.decision is Decision.REVIEW and disagree.reason.startswith("the models disagree")
     # decide's default spread limit is the bundle default: one constant.
     assert GateSettings().max_member_spread == DEFAULT_MAX_MEMBER_SPREAD
     barely = decide(pred({"nv": 0.99, "mel": 0.01}, members=(0.0, 0.4)), BANDED)  # spread 0.2
-    assert barely.decision is Decision.BENIGN
+    assert barely.decision is Decision.NO_CANCER_SUSPECTED
 
 
 def test_melanoma_only_bundles_gate_on_melanoma_and_say_so():
     old = pred({"nv": 0.5, "bcc": 0.48, "mel": 0.02}, malignant=("mel",))
     assert old.p_malignant == pytest.approx(0.02)
     out = decide(old, BANDED, melanoma_only=True)
-    assert out.decision is Decision.BENIGN
+    assert out.decision is Decision.NO_CANCER_SUSPECTED
     assert "melanoma-only gate" in out.details and "p(melanoma)=0.020" in out.details
 
 
@@ -100,7 +100,7 @@ def test_gate_settings_from_dict_is_strict(data, message):
 
 
 def test_confidence_meanings_say_what_each_level_did_on_validation():
-    from core.gate import confidence_meanings
+    from core.decision.gate import confidence_meanings
 
     fit = {"n": 1698, "n_malignant": 333, "n_cleared": 744, "malignant_cleared": 10}
     provenance = {

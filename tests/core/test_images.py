@@ -16,9 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
-from core import images
-from core.errors import ImageReadError
-from core.images import (
+from core.common.errors import ImageReadError
+from core.decision.results import QualityReport
+from core.files import images
+from core.files.images import (
     IMAGE_EXTENSIONS,
     ImageLimits,
     LoadedImage,
@@ -29,7 +30,6 @@ from core.images import (
     scan_candidates,
     visible_subfolders,
 )
-from core.results import QualityReport
 
 HAM_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "data" / "dermoscopy" / "images"
 

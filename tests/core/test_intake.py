@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from dicom_files import write_dicom
 
-from core.intake import FIELD_LIMITS, Identity, path_key, read_sidecar, resolve_intake
+from core.files.identity import FIELD_LIMITS, Identity, path_key, read_sidecar, resolve_identities
 
 
 def picture(path: Path, shade: int = 120) -> Path:
@@ -27,7 +27,7 @@ def test_sidecar_rows_become_identities(tmp_path):
         "a.png,P1,L1,left forearm,2024-03-15,54,female,itchy\n"
         "sub/b.png,P2,,back,,,,\n"
     )
-    intake = resolve_intake(tmp_path, [a, b, tmp_path / "melascreen.csv"])
+    intake = resolve_identities(tmp_path, [a, b, tmp_path / "melascreen.csv"])
     assert intake.issues == ()
     assert intake.identity_for(a) == Identity(
         "P1", "L1", "left forearm", date(2024, 3, 15), 54, "F", "itchy", "sidecar"
@@ -71,7 +71,7 @@ def test_every_bad_row_is_reported_and_good_rows_still_count(tmp_path):
 def test_sidecar_without_patient_column_is_one_clear_issue(tmp_path):
     picture(tmp_path / "a.png")
     (tmp_path / "melascreen.csv").write_text("file,patient,visit_date\na.png,P1,2024-01-01\n")
-    intake = resolve_intake(tmp_path, [tmp_path / "a.png"])
+    intake = resolve_identities(tmp_path, [tmp_path / "a.png"])
     assert not intake.identities
     assert any("no column patient_id" in i.message for i in intake.issues)
 
@@ -85,7 +85,7 @@ def test_folder_layout_gives_patient_visit_and_lesion(tmp_path):
         picture(tmp_path / "top.png"),
         picture(tmp_path / "P4" / "a" / "b" / "c" / "deep.png"),
     ]
-    intake = resolve_intake(tmp_path, files, layout="patient-visit")
+    intake = resolve_identities(tmp_path, files, layout="patient-visit")
     got = {Path(k).name: (i.patient_id, i.lesion_id, i.visit_date) for k, i in intake.identities.items()}
     assert got == {
         "x.png": ("P1", "L1", date(2024, 3, 15)),
@@ -95,14 +95,14 @@ def test_folder_layout_gives_patient_visit_and_lesion(tmp_path):
     }
     assert [Path(i.file).name for i in intake.issues] == ["deep.png"]
     # layout "none" (the default) reads nothing from folders
-    assert not resolve_intake(tmp_path, files).identities
+    assert not resolve_identities(tmp_path, files).identities
 
 
 def test_dicom_tags_and_precedence(tmp_path):
     rgb = np.full((40, 40, 3), 150, np.uint8)
     dcm = write_dicom(tmp_path / "P9" / "img.dcm", rgb, patient_id="MRN-1", study_date="20240102", lesion_number=4)
     plain = write_dicom(tmp_path / "plain.dcm", rgb, patient_id=None)
-    intake = resolve_intake(tmp_path, [dcm, plain])
+    intake = resolve_identities(tmp_path, [dcm, plain])
     ident = intake.identity_for(dcm)
     assert (ident.patient_id, ident.lesion_id, ident.visit_date, ident.source) == (
         "MRN-1",
@@ -112,14 +112,14 @@ def test_dicom_tags_and_precedence(tmp_path):
     )
     assert intake.identity_for(plain) is None  # no PatientID: "no patient"
     # the folder layout outranks the DICOM tags, and the sidecar outranks both
-    assert resolve_intake(tmp_path, [dcm], layout="patient-visit").identity_for(dcm).patient_id == "P9"
+    assert resolve_identities(tmp_path, [dcm], layout="patient-visit").identity_for(dcm).patient_id == "P9"
     (tmp_path / "melascreen.csv").write_text("file,patient_id\nP9/img.dcm,SIDE-1\n")
-    assert resolve_intake(tmp_path, [dcm], layout="patient-visit").identity_for(dcm).patient_id == "SIDE-1"
+    assert resolve_identities(tmp_path, [dcm], layout="patient-visit").identity_for(dcm).patient_id == "SIDE-1"
 
 
 def test_bad_layout_name_is_refused(tmp_path):
     with pytest.raises(ValueError, match="patient-visit"):
-        resolve_intake(tmp_path, [], layout="by-patient")
+        resolve_identities(tmp_path, [], layout="by-patient")
 
 
 def test_sidecar_as_spreadsheets_write_it(tmp_path):
@@ -192,12 +192,12 @@ def test_a_dicom_without_patient_id_is_an_intake_issue(tmp_path):
     rgb = np.full((40, 40, 3), 150, np.uint8)
     plain = write_dicom(tmp_path / "plain.dcm", rgb, patient_id=None)
     named = write_dicom(tmp_path / "named.dcm", rgb, patient_id="MRN-2")
-    intake = resolve_intake(tmp_path, [plain, named])
+    intake = resolve_identities(tmp_path, [plain, named])
     assert intake.identity_for(plain) is None and intake.identity_for(named).patient_id == "MRN-2"
     (issue,) = intake.issues
     assert Path(issue.file) == plain and "no PatientID" in issue.message and "sidecar" in issue.message
     (tmp_path / "melascreen.csv").write_text("file,patient_id\nplain.dcm,SIDE-1\n")
-    intake = resolve_intake(tmp_path, [plain])  # named by the sidecar: nothing to report
+    intake = resolve_identities(tmp_path, [plain])  # named by the sidecar: nothing to report
     assert intake.issues == () and intake.identity_for(plain).patient_id == "SIDE-1"
 
 

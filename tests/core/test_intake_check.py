@@ -14,19 +14,26 @@ from intake_bundle import NOT_DERMOSCOPY_KINDS, make_intake_bundle, not_dermosco
 from synthetic_bundle import TEST_SIGNING_KEY, make_bundle
 from test_cli import read_csv, run_cli
 
-from core import engines
-from core.bundle import load_bundle, write_bundle
-from core.engines import PROBE_TOLERANCE, open_members, probe_difference, probe_input
-from core.ensemble import Ensemble, EnsembleSettings
-from core.errors import BundleError
-from core.gate import GateSettings, Thresholds, decide
-from core.model_input import InputSpec, model_input
-from core.ood import NOT_DERMOSCOPY_REASON, OOD_OUTPUT, UNFAMILIAR_REASON, IntakeCheck, IntakeFinding, assess
-from core.outcomes import NO_INTAKE_CHECK
-from core.report import report_html
-from core.results import Decision, Prediction, QualityReport
-from core.screening import Screener, screen_folder
-from core.store import ReviewStore
+from core.common.errors import BundleError
+from core.decision.gate import GateSettings, Thresholds, decide
+from core.decision.intake_check import (
+    NOT_DERMOSCOPY_REASON,
+    OOD_OUTPUT,
+    UNFAMILIAR_REASON,
+    IntakeCheck,
+    IntakeFinding,
+    assess,
+)
+from core.decision.results import Decision, Prediction, QualityReport
+from core.decision.vocabulary import NO_INTAKE_CHECK
+from core.imaging.model_input import InputSpec, model_input
+from core.inference import engines
+from core.inference.bundle import load_bundle, write_bundle
+from core.inference.engines import PROBE_TOLERANCE, open_members, probe_difference, probe_input
+from core.inference.ensemble import Ensemble, EnsembleSettings
+from core.records.report import report_html
+from core.records.store import ReviewStore
+from core.screening.screener import Screener, screen_folder
 
 HAVE_OPENVINO = engines.openvino_version() is not None
 ORT = EnsembleSettings(engine="onnxruntime", provider="cpu")
@@ -87,7 +94,7 @@ def test_assess_levels_and_a_broken_score_is_never_familiar():
 def test_a_flagged_image_is_review_whatever_its_probability(p, level):
     finding = IntakeFinding(score=9.0 if level == "not_dermoscopy" else 3.0, level=level)
     out = decide(_pred(p, (p, p)), BANDED, intake=finding, intake_check=CHECK)
-    assert out.decision is Decision.UNCERTAIN  # never cleared, never auto-suspicious
+    assert out.decision is Decision.REVIEW  # never cleared, never auto-suspicious
     assert out.reason.startswith(finding.reason)
     # The worklist order follows p(malignant); a picture that is no dermoscopy image has no risk band.
     assert out.band == (None if level == "not_dermoscopy" else BANDED.band(p))
@@ -127,7 +134,7 @@ def test_screening_flags_non_dermoscopy_images_and_never_clears_them(bundles, fo
     assert summary.intake_flagged == len(NOT_DERMOSCOPY_KINDS)
     for kind in NOT_DERMOSCOPY_KINDS:
         r = by_name[f"{kind}.png"]
-        assert r.decision is Decision.UNCERTAIN and r.intake == "not_dermoscopy"
+        assert r.decision is Decision.REVIEW and r.intake == "not_dermoscopy"
         assert r.reason.startswith("does not look like a dermoscopy image of skin")
         assert r.ood_score > load_bundle(with_check).manifest.ood.clear_threshold
         assert "intake score" in r.details
@@ -135,7 +142,7 @@ def test_screening_flags_non_dermoscopy_images_and_never_clears_them(bundles, fo
         assert stored[f"{kind}.png"].ood_score == pytest.approx(r.ood_score)
     for i in range(3):
         r = by_name[f"lesion_{i}.png"]
-        assert r.decision is Decision.BENIGN and r.intake == "familiar" and r.ood_score < 5
+        assert r.decision is Decision.NO_CANCER_SUSPECTED and r.intake == "familiar" and r.ood_score < 5
         assert stored[f"lesion_{i}.png"].intake == "familiar"
 
     # The same models without the check: decided as before (cleared by this gate unless a quality flag
@@ -146,9 +153,9 @@ def test_screening_flags_non_dermoscopy_images_and_never_clears_them(bundles, fo
     for name, r in by_name.items():
         before, _ = old.screen_image(r.path)
         assert before.ood_score is None and before.intake is None and "intake" not in before.details
-        assert before.decision is (Decision.UNCERTAIN if before.quality.flags else Decision.BENIGN)
+        assert before.decision is (Decision.REVIEW if before.quality.flags else Decision.NO_CANCER_SUSPECTED)
         assert before.p_malignant == pytest.approx(r.p_malignant, abs=1e-6)  # the models are unchanged
-        cleared |= {name} if before.decision is Decision.BENIGN else set()
+        cleared |= {name} if before.decision is Decision.NO_CANCER_SUSPECTED else set()
     assert {"noise.png", "checkerboard.png"} <= cleared
 
 
@@ -158,7 +165,7 @@ def test_a_flagged_image_is_never_auto_suspicious(tmp_path, folder):
     lesion, _ = screener.screen_image(folder / "lesion_0.png")
     text, _ = screener.screen_image(folder / "text.png")
     assert lesion.decision is Decision.SUSPICIOUS and lesion.intake == "familiar"
-    assert text.decision is Decision.UNCERTAIN and text.reason.startswith(NOT_DERMOSCOPY_REASON)
+    assert text.decision is Decision.REVIEW and text.reason.startswith(NOT_DERMOSCOPY_REASON)
 
 
 def test_the_score_is_the_id_view_or_the_mean_over_views_without_one(bundles, tmp_path):

@@ -1,12 +1,12 @@
-"""core.model_input: one file -> one model input, with training's augmentation hook."""
+"""core.imaging.model_input: one file -> one model input, with training's augmentation hook."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from core.errors import ImageReadError
-from core.model_input import InputSpec, model_input, model_input_from_file, square_from_file
-from core.preprocess import PreprocessParams, normalize, preprocess, resize_square
+from core.common.errors import ImageReadError
+from core.imaging.model_input import InputSpec, model_input, model_input_from_file, square_from_file
+from core.imaging.preprocess import PreprocessParams, normalize, preprocess, resize_square
 
 SPEC = InputSpec(PreprocessParams(), 48, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 
@@ -57,7 +57,7 @@ def test_file_path_goes_through_read_image(tmp_path):
 
 
 def test_spec_from_a_manifest_and_its_checks(synthetic_bundle):
-    from core.bundle import load_bundle
+    from core.inference.bundle import load_bundle
 
     m = load_bundle(synthetic_bundle).manifest
     spec = InputSpec.from_manifest(m)

@@ -2,7 +2,7 @@
 socket that is not local, or any DNS query, fails the test.
 
 onnxruntime's Linux wheels upload telemetry (1DS) from a background thread some seconds after the
-first session; `core.offline.keep_offline()` (called when `core` is imported) switches it off. The
+first session; `core.common.offline.keep_offline()` (called when `core` is imported) switches it off. The
 control process imports onnxruntime without core and must be seen resolving the telemetry host,
 which shows that the trace would catch the leak if the switch stopped working.
 """
@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.offline import TELEMETRY_OPT_OUTS
+from core.common.offline import TELEMETRY_OPT_OUTS
 
 ROOT = Path(__file__).resolve().parents[2]
 IDLE_S = 15  # the telemetry thread first resolves its host 5-10 s after the first session is made
@@ -106,7 +106,7 @@ def test_screen_opens_no_network_socket(tmp_path: Path, synthetic_bundle: Path):
     args = [
         sys.executable,
         "-m",
-        "core.cli",
+        "cli.main",
         "screen",
         str(folder),
         "--bundle",
@@ -126,7 +126,7 @@ IDLE_SESSION = """
 import sys, time
 import numpy as np
 if sys.argv[1] == "core":
-    import core.cli  # what the product imports first; it switches telemetry off
+    import cli.main  # what the product imports first; it switches telemetry off
 import onnxruntime as ort
 session = ort.InferenceSession(sys.argv[2], providers=["CPUExecutionProvider"])
 session.run(None, {session.get_inputs()[0].name: np.zeros((1, 3, 64, 64), np.float32)})

@@ -2,7 +2,8 @@
 
 import pytest
 
-from core.outcomes import (
+from core.decision.results import Decision
+from core.decision.vocabulary import (
     BANDS,
     LEGACY_REVIEW_CODES,
     OUTCOME_CODES,
@@ -16,14 +17,13 @@ from core.outcomes import (
     review_words,
     risk_rank,
 )
-from core.results import Decision
 
 
 def test_stored_codes_stay_and_words_say_what_they_mean():
     assert OUTCOME_CODES == ("suspicious", "uncertain", "benign")  # database values never change
     assert {d.value for d in Decision} == set(OUTCOME_CODES)
     assert outcome_words("benign") == "no cancer suspected"
-    assert outcome_words(Decision.UNCERTAIN) == "review"
+    assert outcome_words(Decision.REVIEW) == "review"
     assert outcome_words("suspicious", "bcc") == "suspicious for basal cell carcinoma"
     assert outcome_words("suspicious") == "suspicious for cancer"
     assert outcome_words(None) == "not screened"

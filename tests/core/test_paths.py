@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.paths import (
+from core.common.paths import (
     FileWriteError,
     OutputPathError,
     atomic_target,
@@ -22,7 +22,7 @@ from core.paths import (
     os_error_words,
     write_file_atomically,
 )
-from core.runs import INTERRUPTED, owner_stamp, shown_status
+from core.records.runs import INTERRUPTED, owner_stamp, shown_status
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="permission bits are a POSIX notion")
 
@@ -33,7 +33,7 @@ def mode(path: Path) -> int:
 
 @posix_only
 def test_results_database_and_its_wal_and_shm_are_private(tmp_path: Path):
-    from core.store import ReviewStore
+    from core.records.store import ReviewStore
 
     db = tmp_path / "new-folder" / "results.sqlite"
     with ReviewStore.open(db) as store:

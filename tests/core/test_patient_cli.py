@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from dicom_files import write_dicom
 
-from core.cli import main
+from cli.main import main
 
 
 def picture(path: Path, shade: int) -> Path:

@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
-from core.bundle import load_bundle
-from core.clinic import Clinic, load_clinic, save_clinic
-from core.paths import FileWriteError
-from core.patient_report import (
+from core.common.paths import FileWriteError
+from core.inference.bundle import load_bundle
+from core.records.clinic import Clinic, load_clinic, save_clinic
+from core.records.patient_report import (
     URGENT,
     add_months,
     build_patient_report,
@@ -26,10 +26,10 @@ from core.patient_report import (
     patient_html,
     write_patient_report,
 )
-from core.patients import lesion_timeline, patient_lesions
-from core.provenance import UNSIGNED
-from core.screening import Screener, screen_folder
-from core.store import ReviewStore
+from core.records.patients import lesion_timeline, patient_lesions
+from core.records.provenance import UNSIGNED
+from core.records.store import ReviewStore
+from core.screening.screener import Screener, screen_folder
 
 CLINIC = Clinic("Example Skin Clinic", "1 High Street\nTown", "0123 456")
 
@@ -189,7 +189,7 @@ def test_months_are_added_as_a_calendar_does():
 
 
 def test_the_command_line_report_prints_the_clinic_and_summary(store, tmp_path, monkeypatch, capsys):
-    from core.cli import main
+    from cli.main import main
 
     monkeypatch.setenv("MELASCREEN_HOME", str(tmp_path / "home"))
     save_clinic(CLINIC)  # what the app's Settings save
@@ -221,7 +221,7 @@ def test_the_stored_map_of_the_named_class_comes_first_a_source_only_for_older_r
 
 
 def test_a_named_class_other_than_melanoma_gets_its_own_map(store):
-    from core.patient_report import VisitRecord, _heat_map
+    from core.records.patient_report import VisitRecord, _heat_map
 
     result = store.get_result(lesion_timeline(store, patient_lesions(store, "P7")[0].lesion_key)[-1].result_id)
     # a result stored before named maps (or re-decided to name another class since): melanoma's map only
@@ -238,8 +238,8 @@ def test_a_named_class_other_than_melanoma_gets_its_own_map(store):
 def test_a_confirmed_diagnosis_is_in_the_report_csv_and_html(store, tmp_path):
     from datetime import date
 
-    from core.evidence import add_confirmed, lesion_key
-    from core.patient_report import write_patient_report
+    from core.records.evidence import add_confirmed, lesion_key
+    from core.records.patient_report import write_patient_report
 
     add_confirmed(
         store, "bcc", "histopathology", "Dr X", lesion=lesion_key(store, "P7", "L2"), confirmed_on=date(2026, 11, 2)

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from dicom_files import write_dicom
 
-from core.bundle import load_bundle
-from core.intake import IntakeSettings
-from core.patients import identity_of, worklist
-from core.screening import RunSettings, Screener, screen_folder
-from core.store import ReviewStore
+from core.files.identity import IdentitySettings
+from core.inference.bundle import load_bundle
+from core.records.patients import identity_of, worklist
+from core.records.store import ReviewStore
+from core.screening.screener import RunSettings, Screener, screen_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 HAM = ROOT.parent / "shared" / "data" / "dermoscopy"
@@ -131,7 +131,7 @@ def test_real_repeat_images_by_sidecar_and_by_folders_attach_alike(tmp_path, scr
         assert len(worklist(store)) == 3
     with ReviewStore.open(tmp_path / "b.sqlite") as store:
         results, summary = screen_folder(
-            screener, nested, store, run=RunSettings(intake=IntakeSettings(layout="patient-visit"))
+            screener, nested, store, run=RunSettings(intake=IdentitySettings(layout="patient-visit"))
         )
         assert summary.total == 12 and summary.errors == 0 and not summary.intake_issues
         assert attachments(store, results) == by_sidecar

@@ -9,8 +9,9 @@ from datetime import date
 
 import pytest
 
-from core.intake import Identity, Intake, path_key
-from core.patients import (
+from core.decision.results import Decision, ScreeningResult
+from core.files.identity import FolderIdentities, Identity, path_key
+from core.records.patients import (
     AttachConflict,
     attach,
     attach_results,
@@ -20,8 +21,7 @@ from core.patients import (
     patient_queue,
     worklist,
 )
-from core.results import Decision, ScreeningResult
-from core.store import MIGRATIONS, SCHEMA_VERSION, ReviewStore, migrate
+from core.records.store import MIGRATIONS, SCHEMA_VERSION, ReviewStore, migrate
 
 KEY = "key-A"
 
@@ -31,7 +31,7 @@ def sha(name: str) -> str:
 
 
 def result(name: str, p: float) -> ScreeningResult:
-    decision = Decision.BENIGN if p < 0.1 else Decision.SUSPICIOUS if p > 0.9 else Decision.UNCERTAIN
+    decision = Decision.NO_CANCER_SUSPECTED if p < 0.1 else Decision.SUSPICIOUS if p > 0.9 else Decision.REVIEW
     return ScreeningResult(
         path=f"/day/{name}.jpg",
         sha256=sha(name),
@@ -136,7 +136,7 @@ def test_lesion_timeline_is_in_visit_order_and_says_when_p_rose(store):
     t = lesion_timeline(store, key)
     assert [e.visit_date for e in t] == [date(2024, 1, 2), date(2024, 6, 2), date(2025, 1, 2)]
     assert [e.rose_from for e in t] == [None, pytest.approx(0.20), None]  # 0.45 -> 0.44 is no rise
-    assert t[1].review.decision == "monitor" and t[1].decision is Decision.UNCERTAIN
+    assert t[1].review.decision == "monitor" and t[1].decision is Decision.REVIEW
     lesions = patient_lesions(store, "P1")
     assert [(le.label, le.body_site, le.visits) for le in lesions] == [("L2", "chest", 1), ("L1", "scalp", 3)]
     assert lesions[1].latest_p_malignant == pytest.approx(0.44) and lesions[1].last_visit == date(2025, 1, 2)
@@ -145,7 +145,7 @@ def test_lesion_timeline_is_in_visit_order_and_says_when_p_rose(store):
 def test_attach_results_reports_conflicts_as_issues(store, tmp_path):
     screened(store, ("a", 0.3), ("b", 0.3))
     attach(store, sha("a"), Identity("P1", "L1", None, date(2024, 1, 1)))
-    intake = Intake(
+    intake = FolderIdentities(
         identities={
             path_key("/day/a.jpg"): Identity("P2", "L1", None, date(2024, 1, 1)),
             path_key("/day/b.jpg"): Identity("P2", "L1", None, date(2024, 1, 1)),
@@ -159,7 +159,7 @@ def test_attach_results_reports_conflicts_as_issues(store, tmp_path):
 def test_a_picture_that_is_not_dermoscopy_is_never_filed_under_the_patient(store, tmp_path):
     from dataclasses import replace
 
-    from core.patients import PatientFiling
+    from core.records.patients import PatientFiling
 
     (tmp_path / "photo.png").write_bytes(b"x")
     (tmp_path / "melascreen.csv").write_text("file,patient_id,lesion_id\nphoto.png,P1,L1\n")

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.preprocess import (
+from core.imaging.preprocess import (
     PreprocessParams,
     apply_clahe,
     corner_mask,

@@ -6,9 +6,9 @@ import hashlib
 import cv2
 import numpy as np
 
-from core.report import CSV_COLUMNS, by_risk, report_html, spreadsheet_safe, write_csv
-from core.results import Decision, ScreeningResult
-from core.store import ReviewStore
+from core.decision.results import Decision, ScreeningResult
+from core.records.report import CSV_COLUMNS, by_risk, report_html, spreadsheet_safe, write_csv
+from core.records.store import ReviewStore
 
 
 def result(path, p_mal, decision, likely="nv", mal_class="mel", band=None, sha=None, reason="r"):
@@ -38,9 +38,9 @@ def test_spreadsheet_formulas_are_defused():
 
 def test_csv_has_the_clinic_columns_highest_risk_first_with_the_reviews(tmp_path):
     rows_in = [
-        result(tmp_path / "a.jpg", 0.02, Decision.BENIGN),
+        result(tmp_path / "a.jpg", 0.02, Decision.NO_CANCER_SUSPECTED),
         result("=cmd.jpg", 0.93, Decision.SUSPICIOUS, likely="bcc", mal_class="bcc", reason="=1+1"),
-        result(tmp_path / "c.jpg", 0.40, Decision.UNCERTAIN, band="high"),
+        result(tmp_path / "c.jpg", 0.40, Decision.REVIEW, band="high"),
         ScreeningResult(path=str(tmp_path / "bad.png"), sha256=None, status="error", reason="not an image"),
     ]
     with ReviewStore.open(tmp_path / "r.sqlite") as store:
@@ -88,10 +88,10 @@ def test_html_report_lists_each_case_with_picture_outcome_and_decision(tmp_path)
     img = np.full((60, 80, 3), 128, np.uint8)
     cv2.imwrite(str(tmp_path / "lesion.png"), img)
     sha = hashlib.sha256((tmp_path / "lesion.png").read_bytes()).hexdigest()
-    r1 = result(tmp_path / "lesion.png", 0.7, Decision.UNCERTAIN, likely="mel", band="high", sha=sha)
+    r1 = result(tmp_path / "lesion.png", 0.7, Decision.REVIEW, likely="mel", band="high", sha=sha)
     r2 = result(tmp_path / "gone.png", 0.95, Decision.SUSPICIOUS, likely="mel")
 
-    class FakeReview:  # the shape of core.store.Review the report reads
+    class FakeReview:  # the shape of core.records.store.Review the report reads
         decision, words, reviewer, note, created = "excise", "excise / biopsy", "Dr B", "", "2026-11-25T20:46:42+00:00"
 
     doc = report_html([r1, r2], reviews={sha: FakeReview()})
@@ -105,10 +105,10 @@ def test_html_report_lists_each_case_with_picture_outcome_and_decision(tmp_path)
 def test_html_report_and_heat_map_png_are_written_whole_and_private(tmp_path):
     import stat
 
-    from core.cam import write_png
-    from core.report import write_html
+    from core.imaging.cam import write_png
+    from core.records.report import write_html
 
-    res = result("a.png", 0.2, Decision.UNCERTAIN, band="low")
+    res = result("a.png", 0.2, Decision.REVIEW, band="low")
     html_path = write_html([res], tmp_path / "new" / "report.html", with_heatmaps=False)
     png = tmp_path / "map.png"
     write_png(png, np.zeros((8, 8, 3), np.uint8))
@@ -121,9 +121,9 @@ def test_html_report_and_heat_map_png_are_written_whole_and_private(tmp_path):
 
 
 def test_run_report_puts_a_fired_camera_check_first_in_red(tmp_path):
-    from core.report import run_report
+    from core.records.report import run_report
 
-    rows = [result("a.png", 0.3, Decision.UNCERTAIN, band="low")]
+    rows = [result("a.png", 0.3, Decision.REVIEW, band="low")]
     fired = {
         "auto_clearing": "off",
         "words": "these images differ from the training images (yellower): expect more reviews; AUTO-CLEARING OFF",

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.bundle import load_bundle, sign_bundle
-from core.errors import BundleError
-from core.model_input import InputSpec, model_input_from_file
-from core.similar import INDEX, SimilarCases, has_index
+from core.common.errors import BundleError
+from core.imaging.model_input import InputSpec, model_input_from_file
+from core.inference.bundle import load_bundle, sign_bundle
+from core.inference.similar import INDEX, SimilarCases, has_index
 from export.similar import add_index
 from tests.synthetic_bundle import CLASSES, TEST_SIGNING_KEY, make_bundle
 
@@ -104,7 +104,7 @@ def test_malformed_index_is_refused_with_one_line(indexed, tmp_path):
 
 
 def test_default_bundle_index_answers_when_present():
-    from core.bundle import default_bundle_path
+    from core.inference.bundle import default_bundle_path
 
     bundle = load_bundle(default_bundle_path())
     if not has_index(bundle):

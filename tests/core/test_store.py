@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
-from core.errors import StoreError
-from core.results import Decision, QualityReport, ScreeningResult
-from core.store import (
+from core.common.errors import StoreError
+from core.decision.results import Decision, QualityReport, ScreeningResult
+from core.records.store import (
     APPLICATION_ID,
     CAM_MAX_SIDE,
     MIGRATIONS,
@@ -36,9 +36,9 @@ FP = "fp-models-A"
 FP_B = "fp-models-B"
 
 
-def make_result(i: int, decision: Decision = Decision.BENIGN, folder: str = "/scans/a", cam: bool = True):
+def make_result(i: int, decision: Decision = Decision.NO_CANCER_SUSPECTED, folder: str = "/scans/a", cam: bool = True):
     """A plausible good result for synthetic image number i (its 'bytes' are b'image-i')."""
-    p = {Decision.BENIGN: 0.05, Decision.UNCERTAIN: 0.4, Decision.SUSPICIOUS: 0.93}[decision] + i * 1e-4
+    p = {Decision.NO_CANCER_SUSPECTED: 0.05, Decision.REVIEW: 0.4, Decision.SUSPICIOUS: 0.93}[decision] + i * 1e-4
     yy, xx = np.mgrid[0:288, 0:384].astype(np.float32)
     heat = np.exp(-(((xx - 100 - i) / 60) ** 2 + ((yy - 150) / 40) ** 2)).astype(np.float32)
     return ScreeningResult(
@@ -58,7 +58,7 @@ def make_result(i: int, decision: Decision = Decision.BENIGN, folder: str = "/sc
         p_malignant=p,
         likely_class="mel" if p > 0.5 else "nv",
         malignant_class="mel",
-        band="moderate" if decision is Decision.UNCERTAIN else None,
+        band="moderate" if decision is Decision.REVIEW else None,
         details=f"p(malignant)={p:.3f}",
     )
 
@@ -68,7 +68,7 @@ def error_result(path: str, reason: str = "not an image"):
 
 
 def decision_for(i: int) -> Decision:
-    return (Decision.BENIGN, Decision.UNCERTAIN, Decision.SUSPICIOUS)[i % 3]
+    return (Decision.NO_CANCER_SUSPECTED, Decision.REVIEW, Decision.SUSPICIOUS)[i % 3]
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_empty_v0_file_is_migrated_and_data_survives_reopen(tmp_path):
     with ReviewStore.open(path) as s:
         assert s.schema_version == SCHEMA_VERSION
         run = new_run(s)
-        s.add_result(run, make_result(1, Decision.UNCERTAIN), FP)
+        s.add_result(run, make_result(1, Decision.REVIEW), FP)
     with ReviewStore.open(path) as s:  # reopening an up-to-date file migrates nothing
         assert s.schema_version == SCHEMA_VERSION
         assert len(s.run_results(run)) == 1 and len(s.queue()) == 1
@@ -202,7 +202,7 @@ def test_run_results_round_trip_in_order_with_errors(store):
     assert good.quality == added[0].quality and isinstance(good.quality.flags, tuple)
     assert not good.from_store  # this run screened it
     assert err.status == "error" and err.sha256 is None and err.reason == "not an image" and err.cam is None
-    assert good2.decision is Decision.BENIGN
+    assert good2.decision is Decision.NO_CANCER_SUSPECTED
 
     entries = store.run_entries(run, with_cam=False)
     assert [e.result_id for e in entries] == ids and [e.position for e in entries] == [1, 2, 3]
@@ -212,7 +212,7 @@ def test_run_results_round_trip_in_order_with_errors(store):
 
 def test_same_image_reused_across_runs_and_not_queued_twice(store):
     run1 = new_run(store, "/scans/a")
-    first = make_result(3, Decision.UNCERTAIN, folder="/scans/a")
+    first = make_result(3, Decision.REVIEW, folder="/scans/a")
     rid = store.add_result(run1, first, FP)
     assert store.find_result(first.sha256, FP).from_store
     assert store.result_id_for(first.sha256, FP) == rid
@@ -220,7 +220,7 @@ def test_same_image_reused_across_runs_and_not_queued_twice(store):
 
     # The same bytes, copied to another folder, screened again with the same models.
     run2 = new_run(store, "/scans/b")
-    again = make_result(3, Decision.UNCERTAIN, folder="/scans/b")
+    again = make_result(3, Decision.REVIEW, folder="/scans/b")
     assert store.add_result(run2, again, FP) == rid
     assert store._conn.execute("SELECT count(*) FROM results").fetchone()[0] == 1
     assert len(store.queue()) == 1
@@ -272,7 +272,8 @@ def test_error_results_are_kept_per_run(store):
 def test_bad_results_are_refused(store):
     run = new_run(store)
     with pytest.raises(ValueError, match="sha256"):
-        store.add_result(run, ScreeningResult(path="/x.jpg", sha256=None, status="ok", decision=Decision.BENIGN), FP)
+        no_hash = ScreeningResult(path="/x.jpg", sha256=None, status="ok", decision=Decision.NO_CANCER_SUSPECTED)
+        store.add_result(run, no_hash, FP)
     with pytest.raises(ValueError, match="status"):
         store.add_result(run, ScreeningResult(path="/x.jpg", sha256="ab", status="maybe"), FP)
 
@@ -345,11 +346,11 @@ def test_queue_holds_exactly_uncertain_and_suspicious_highest_risk_first(store):
         ids[i] = store.add_result(run, make_result(i, decision_for(i)), FP)
     store.add_result(run, error_result("/scans/a/bad.png"), FP)
     q = store.queue()
-    in_queue = [i for i in range(9) if decision_for(i) is not Decision.BENIGN]
+    in_queue = [i for i in range(9) if decision_for(i) is not Decision.NO_CANCER_SUSPECTED]
     # p(malignant) highest first: the suspicious ones (0.93 + i/1e4), then the uncertain (0.4 + i/1e4)
     expected = [ids[i] for i in sorted(in_queue, key=lambda i: -make_result(i, decision_for(i)).p_malignant)]
     assert [item.result_id for item in q] == expected
-    assert {item.decision for item in q} == {Decision.UNCERTAIN, Decision.SUSPICIOUS}
+    assert {item.decision for item in q} == {Decision.REVIEW, Decision.SUSPICIOUS}
     assert q[0].path == "/scans/a/img_008.jpg" and q[0].p_malignant == pytest.approx(0.9308)
     assert q[-1].band == "moderate" and q[-1].likely_class == "nv" and q[0].malignant_class == "mel"
     assert [x.p_malignant for x in q] == sorted((x.p_malignant for x in q), reverse=True)
@@ -403,7 +404,7 @@ def test_reviews_validate_and_keep_history_in_order(store):
 
 def test_reviews_are_append_only_in_the_database(store):
     run = new_run(store)
-    rid = store.add_result(run, make_result(0, Decision.UNCERTAIN), FP)
+    rid = store.add_result(run, make_result(0, Decision.REVIEW), FP)
     store.add_review(rid, "dr a", "refer", "first look")
     # Even raw SQL, bypassing the API, cannot rewrite or remove a review.
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -446,7 +447,7 @@ import sys, time
 sys.path.insert(0, {repo!r})
 sys.path.insert(0, {tests!r})
 from test_store import make_result, decision_for, FP
-from core.store import ReviewStore
+from core.records.store import ReviewStore
 store = ReviewStore.open({db!r})
 for i in range({n}):
     store.add_result({run}, make_result(i, decision_for(i)), FP)
@@ -489,7 +490,7 @@ def test_kill_9_mid_batch_loses_nothing_committed_and_resume_adds_no_duplicates(
             s.add_result(run2, make_result(i, decision_for(i)), FP)
         s.finish_run(run, "finished")
 
-        expected_queue = sum(decision_for(i) is not Decision.BENIGN for i in range(n))
+        expected_queue = sum(decision_for(i) is not Decision.NO_CANCER_SUSPECTED for i in range(n))
         assert len(s.run_results(run)) == n and len(s.run_results(run2)) == n
         assert [r.path for r in s.run_results(run)] == [make_result(i).path for i in range(n)]
         assert s._conn.execute("SELECT count(*) FROM results").fetchone()[0] == n
@@ -580,7 +581,7 @@ def test_a_version_1_file_opens_with_every_result_and_review(tmp_path):
 
 def test_rescreening_a_reviewed_image_with_another_gate_keeps_its_review_and_does_not_requeue(store):
     run = new_run(store)
-    first = store.add_result(run, make_result(3, Decision.UNCERTAIN), FP)
+    first = store.add_result(run, make_result(3, Decision.REVIEW), FP)
     review = store.add_review(first, "dr a", "monitor", "flat, regular", 6)
     # The same image screened again with another confidence (another result key): a new result ...
     run2 = new_run(store, fp=FP_B)
@@ -621,15 +622,15 @@ def test_a_version_3_file_gains_the_intake_columns_and_old_rows_stay_unchecked(t
         assert s.schema_version == SCHEMA_VERSION >= 4 and s.integrity_check() == "ok"
         old = s.find_result("c" * 64, "old-key")
         assert old.ood_score is None and old.intake is None  # never checked: not shown as familiar
-        assert old.decision is Decision.BENIGN and old.p_malignant == pytest.approx(0.02)
+        assert old.decision is Decision.NO_CANCER_SUSPECTED and old.p_malignant == pytest.approx(0.02)
         run = new_run(s, fp="new-key")
-        flagged = replace(make_result(1, Decision.UNCERTAIN), ood_score=41.5, intake="not_dermoscopy")
+        flagged = replace(make_result(1, Decision.REVIEW), ood_score=41.5, intake="not_dermoscopy")
         rid = s.add_result(run, flagged, "new-key")
         back = s.get_result(rid)
         assert back.ood_score == pytest.approx(41.5) and back.intake == "not_dermoscopy"
         # A broken score (inf) is kept as it is, not turned into a number that looks familiar.
         rid = s.add_result(
-            run, replace(make_result(2, Decision.UNCERTAIN), ood_score=float("inf"), intake="unfamiliar"), "new-key"
+            run, replace(make_result(2, Decision.REVIEW), ood_score=float("inf"), intake="unfamiliar"), "new-key"
         )
         assert s.get_result(rid).ood_score == float("inf")
         with pytest.raises(StoreError, match="CHECK"):
@@ -699,7 +700,7 @@ def test_a_full_disk_is_called_a_full_disk_and_a_read_only_file_read_only(tmp_pa
             for i in range(50):
                 s.add_result(run, make_result(i), FP)
         assert "undone" in str(info.value) and "read-only" not in str(info.value)
-    from core.store import _sqlite_cause
+    from core.records.store import _sqlite_cause
 
     ro = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
     with pytest.raises(sqlite3.OperationalError) as raised:
@@ -716,14 +717,14 @@ def test_the_named_class_map_is_kept_with_its_class_and_older_rows_keep_melanoma
     conn = sqlite3.connect(path, isolation_level=None)
     migrate(conn, MIGRATIONS[:5], str(path))
     conn.close()
-    old = make_result(1, Decision.UNCERTAIN)
+    old = make_result(1, Decision.REVIEW)
     with ReviewStore.open(path) as s:  # upgraded to the current schema on open
         assert s.schema_version == SCHEMA_VERSION >= 6
         run = new_run(s)
         old_id = s.add_result(run, old, FP)
         s._conn.execute("UPDATE results SET named_cam_class = NULL, named_cam_png = NULL WHERE id = ?", (old_id,))
         bcc_map = np.tile(np.linspace(0, 1, 384, dtype=np.float32), (288, 1))
-        bcc = replace(make_result(2, Decision.UNCERTAIN), likely_class="bcc", named_cam=bcc_map, named_cam_class="bcc")
+        bcc = replace(make_result(2, Decision.REVIEW), likely_class="bcc", named_cam=bcc_map, named_cam_class="bcc")
         mel = make_result(3, Decision.SUSPICIOUS)
         mel = replace(mel, named_cam=mel.cam, named_cam_class="mel")
         ids = [s.add_result(run, r, FP) for r in (bcc, mel)]

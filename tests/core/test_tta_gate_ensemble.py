@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from core.bundle import load_bundle
-from core.ensemble import Ensemble, EnsembleSettings
-from core.errors import ProviderError
-from core.gate import GateSettings, Thresholds, decide
-from core.results import Decision, Prediction, QualityReport
-from core.tta import VIEWS, apply_view, invert_view
+from core.common.errors import ProviderError
+from core.decision.gate import GateSettings, Thresholds, decide
+from core.decision.results import Decision, Prediction, QualityReport
+from core.imaging.tta import VIEWS, apply_view, invert_view
+from core.inference.bundle import load_bundle
+from core.inference.ensemble import Ensemble, EnsembleSettings
 
 
 @pytest.mark.parametrize("view", sorted(VIEWS - {"zoom"}))
@@ -32,14 +32,14 @@ def _pred(p, spread=0.0):
 
 def test_gate_three_outcomes_and_reasons():
     t = Thresholds(0.05, 0.8)
-    assert decide(_pred(0.01), t).decision is Decision.BENIGN
+    assert decide(_pred(0.01), t).decision is Decision.NO_CANCER_SUSPECTED
     assert decide(_pred(0.9), t).decision is Decision.SUSPICIOUS
     mid = decide(_pred(0.3), t)
-    assert mid.decision is Decision.UNCERTAIN and "not ruled out" in mid.reason
+    assert mid.decision is Decision.REVIEW and "not ruled out" in mid.reason
     q = QualityReport(sharpness=1, brightness=10, dark_fraction=0.9, bright_fraction=0, flags=("underexposed",))
     low_q = decide(_pred(0.01), t, quality=q)
-    assert low_q.decision is Decision.UNCERTAIN and "image too dark" in low_q.reason
-    assert decide(_pred(0.01, spread=0.4), t, max_member_spread=0.2).decision is Decision.UNCERTAIN
+    assert low_q.decision is Decision.REVIEW and "image too dark" in low_q.reason
+    assert decide(_pred(0.01, spread=0.4), t, max_member_spread=0.2).decision is Decision.REVIEW
 
 
 def test_gate_settings_fitted_and_fallback():

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.bundle import EVALUATION_BEGIN, EVALUATION_END, default_bundle_path, load_bundle
-from core.clinician_page import (
+from core.inference.bundle import EVALUATION_BEGIN, EVALUATION_END, default_bundle_path, load_bundle
+from core.records.clinician_page import (
     card_test_sets,
     clinician_page,
     one_in,
@@ -136,7 +136,7 @@ def test_about_box_opens_on_the_clinicians_page(qtbot, synthetic_bundle):
 
 
 def test_settings_keep_the_clinic_for_the_report(qtbot):
-    from core.clinic import Clinic, load_clinic
+    from core.records.clinic import Clinic, load_clinic
     from desktop.dialogs import SettingsDialog
     from desktop.settings import AppSettings
 

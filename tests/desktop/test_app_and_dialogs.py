@@ -181,7 +181,7 @@ def test_first_start_asks_for_the_disclaimer_then_remembers_it(qtbot, synthetic_
 
 
 def test_about_shows_the_validation_metrics_of_the_default_bundle():
-    from core.bundle import default_bundle_path, load_bundle
+    from core.inference.bundle import default_bundle_path, load_bundle
     from desktop.dialogs import bundle_html
 
     bundle = load_bundle(default_bundle_path())
@@ -198,7 +198,7 @@ def test_about_shows_the_validation_metrics_of_the_default_bundle():
 
 
 def test_about_shows_one_validation_auc_per_source_of_a_refitted_gate(synthetic_bundle):
-    from core.bundle import load_bundle
+    from core.inference.bundle import load_bundle
     from desktop.dialogs import bundle_html
 
     bundle = load_bundle(synthetic_bundle, allow_unsigned=True)

@@ -1,5 +1,5 @@
-"""The cascade setting (core/cascade.py, issue 28): one switch in Settings, saved, passed with each run, and the
-status bar says whether the cascade or the whole ensemble screens."""
+"""The cascade setting (core/decision/cascade.py, issue 28): one switch in Settings, saved, passed with each run, and
+the status bar says whether the cascade or the whole ensemble screens."""
 
 from __future__ import annotations
 

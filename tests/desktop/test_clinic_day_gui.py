@@ -24,10 +24,10 @@ from clinic_day import make_clinic_day
 from intake_bundle import make_intake_bundle
 from PySide6.QtCore import Qt
 
-from core.ensemble import Ensemble
-from core.gate import GateSettings, Thresholds
-from core.outcomes import CLASS_NAMES, NOT_DERMOSCOPY
-from core.report import CSV_COLUMNS, IDENTITY_COLUMNS, PROVENANCE_COLUMNS
+from core.decision.gate import GateSettings, Thresholds
+from core.decision.vocabulary import CLASS_NAMES, NOT_DERMOSCOPY
+from core.inference.ensemble import Ensemble
+from core.records.report import CSV_COLUMNS, IDENTITY_COLUMNS, PROVENANCE_COLUMNS
 from desktop.models import QueueModel
 
 GATE = GateSettings(

@@ -57,7 +57,7 @@ def _open(w, qtbot, entries, name):
 def test_a_confirmed_diagnosis_entered_in_the_case_is_shown_in_case_timeline_and_report(
     make_window, screen, day, qtbot, tmp_path
 ):
-    from core.evidence import confirmed_for_images
+    from core.records.evidence import confirmed_for_images
 
     w = make_window()
     summary = screen(w, day)
@@ -106,9 +106,9 @@ def test_a_confirmed_diagnosis_entered_in_the_case_is_shown_in_case_timeline_and
 def test_the_patient_pdf_shows_the_bcc_map_of_a_bcc_outcome(make_window, screen, day, qtbot, tmp_path):
     """The outcome names BCC: the report's map is BCC's (captioned so), as the app would compute it on
     demand, and nothing is said about a missing map."""
-    from core.class_cam import class_heat_map
-    from core.images import read_image
-    from core.patient_report import build_patient_report
+    from core.files.images import read_image
+    from core.inference.class_cam import class_heat_map
+    from core.records.patient_report import build_patient_report
 
     w = make_window()
     summary = screen(w, day)
@@ -135,7 +135,7 @@ def test_the_patient_pdf_shows_the_bcc_map_of_a_bcc_outcome(make_window, screen,
 
 
 def test_for_a_result_stored_before_named_maps_the_app_asks_the_models(make_window, screen, day, qtbot, tmp_path):
-    from core.patient_report import build_patient_report
+    from core.records.patient_report import build_patient_report
 
     w = make_window()
     screen(w, day)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from core.bundle import load_bundle
-from core.screening import GateChoice, Screener, screen_folder
-from core.store import ReviewStore
+from core.inference.bundle import load_bundle
+from core.records.store import ReviewStore
+from core.screening.screener import GateChoice, Screener, screen_folder
 from desktop.settings import AppSettings
 from desktop.views.evidence import EvidenceView
 
@@ -44,7 +44,7 @@ def test_the_setting_reaches_the_gate_and_survives_a_hand_edited_file():
 
 
 def test_the_command_line_audit_writes_a_pdf_through_the_apps_qt_writer(qtbot, synthetic_bundle, tmp_path):
-    from core.cli import main
+    from cli.main import main
     from desktop.pdf import html_to_pdf
 
     folder = tmp_path / "scans"

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from core.bundle import load_bundle
-from core.screening import Screener, screen_folder
-from core.store import ReviewStore
+from core.inference.bundle import load_bundle
+from core.records.store import ReviewStore
+from core.screening.screener import Screener, screen_folder
 
 SHOTS = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
 
@@ -139,7 +139,7 @@ def multi_lesion_store(folder: Path, bundle: Path, db: Path) -> ReviewStore:
     (folder / "melascreen.csv").write_text("\n".join(rows) + "\n")
     store = ReviewStore.open(db)
     screen_folder(Screener(load_bundle(bundle)), folder, store)
-    from core.patients import lesion_timeline, patient_lesions
+    from core.records.patients import lesion_timeline, patient_lesions
 
     for le in patient_lesions(store, "P9"):
         last = lesion_timeline(store, le.lesion_key)[-1]
@@ -152,7 +152,7 @@ def multi_lesion_store(folder: Path, bundle: Path, db: Path) -> ReviewStore:
 
 @pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler-utils (pdftotext, pdfimages)")
 def test_patient_pdf_has_the_patient_on_every_page_and_no_cut_picture(qtbot, tmp_path, synthetic_bundle):
-    from core.clinic import Clinic, save_clinic
+    from core.records.clinic import Clinic, save_clinic
     from desktop.views.patients import PatientWorklistView
 
     save_clinic(Clinic("Example Skin Clinic", "1 High Street, Town", "0123 456"))
@@ -318,7 +318,7 @@ def test_melascreen_report_command_writes_a_pdf(qtbot, store, tmp_path, capsys):
 def test_a_result_of_an_unsigned_bundle_is_marked_on_every_pdf_page(qtbot, tmp_path):
     from synthetic_bundle import make_bundle
 
-    from core.patient_report import write_patient_report
+    from core.records.patient_report import write_patient_report
     from desktop.pdf import html_to_pdf
 
     bundle = make_bundle(tmp_path / "unsigned", sign_key=None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from core.store import ReviewStore
+from core.records.store import ReviewStore
 from desktop.models import QueueModel
 
 

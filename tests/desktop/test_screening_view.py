@@ -7,7 +7,7 @@ import time
 
 from PySide6.QtCore import Qt
 
-from core.store import ReviewStore
+from core.records.store import ReviewStore
 from desktop.models import DECISION_ROLE, ResultsModel
 
 IMAGES_IN_CLINIC = 10  # see the clinic_folder fixture: 10 images, a cut-off JPEG, a text file

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 from PIL import Image
 
-from core.bundle import load_bundle, sign_bundle
-from core.outcomes import class_name
-from core.similar import LICENCE
+from core.decision.vocabulary import class_name
+from core.inference.bundle import load_bundle, sign_bundle
+from core.inference.similar import LICENCE
 from desktop.views.case_panel import CasePanel
 from desktop.views.case_view import CaseData
 from desktop.workers import WorkerPool

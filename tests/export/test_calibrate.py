@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from core.bundle import Manifest, Member
-from core.ensemble import softmax
-from core.gate import Thresholds
+from core.decision.gate import Thresholds
+from core.inference.bundle import Manifest, Member
+from core.inference.ensemble import softmax
 from export.calibrate import (
     CONFIDENCES,
     ensemble_probability,
@@ -152,8 +152,8 @@ def test_fitted_gate_travels_in_the_manifest():
 
 # -- the malignancy gate ------------------------------------------------------------------------
 
-from core.gate import GateSettings, decide  # noqa: E402
-from core.results import Decision, Prediction  # noqa: E402
+from core.decision.gate import GateSettings, decide  # noqa: E402
+from core.decision.results import Decision, Prediction  # noqa: E402
 from export.calibrate import ensemble_malignancy, fit_malignancy_gate, fit_malignancy_thresholds  # noqa: E402
 
 
@@ -224,7 +224,7 @@ def test_malignancy_gate_is_larger_when_melanomas_alone_would_be_bounded():
         malignant_class="bcc",
     )
     out = decide(bcc, settings.thresholds(0.99))
-    assert out.decision is not Decision.BENIGN
+    assert out.decision is not Decision.NO_CANCER_SUSPECTED
     assert "basal cell carcinoma" in out.reason
 
 

@@ -181,7 +181,7 @@ def test_wrapper_stays_in_eval_mode(convnext):
 
 
 def test_export_errors_are_melascreen_errors():
-    from core.errors import MelaScreenError
+    from core.common.errors import MelaScreenError
     from export.onnx_export import ExportError
     from export.package import PackagingError
     from training.models import WeightsError

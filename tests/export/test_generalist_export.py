@@ -8,9 +8,9 @@ import pytest
 import torch
 from synthetic_bundle import make_bundle
 
-from core.bundle import load_bundle
-from core.ensemble import Ensemble, EnsembleSettings
-from core.preprocess import PreprocessParams
+from core.imaging.preprocess import PreprocessParams
+from core.inference.bundle import load_bundle
+from core.inference.ensemble import Ensemble, EnsembleSettings
 from export import generalist, merge
 from training.generalist.features import FeatureKey
 from training.generalist.fit import model_with_head, save_checkpoint

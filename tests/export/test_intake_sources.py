@@ -32,7 +32,7 @@ def test_features_are_the_same_whatever_the_batch(tmp_path):
     from intake_bundle import skin_like, write_rgb
     from synthetic_bundle import make_bundle
 
-    from core.bundle import load_bundle
+    from core.inference.bundle import load_bundle
     from export.intake import LabelledImages, member_features
 
     bundle = load_bundle(make_bundle(tmp_path / "b", members=2))

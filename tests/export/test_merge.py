@@ -8,8 +8,8 @@ import pytest
 from intake_bundle import make_intake_bundle
 from synthetic_bundle import make_bundle
 
-from core.bundle import load_bundle
-from core.preprocess import PreprocessParams
+from core.imaging.preprocess import PreprocessParams
+from core.inference.bundle import load_bundle
 from export import merge
 from export.ood import OOD_OUTPUT, strip_ood_output
 

@@ -12,10 +12,10 @@ timm = pytest.importorskip("timm")
 
 from synthetic_bundle import TEST_SIGNING_KEY  # noqa: E402
 
-from core.bundle import load_bundle  # noqa: E402
-from core.ensemble import softmax  # noqa: E402
-from core.results import Decision  # noqa: E402
-from core.screening import Screener  # noqa: E402
+from core.decision.results import Decision  # noqa: E402
+from core.inference.bundle import load_bundle  # noqa: E402
+from core.inference.ensemble import softmax  # noqa: E402
+from core.screening.screener import Screener  # noqa: E402
 from evalkit.metrics import roc_auc  # noqa: E402
 from export.calibrate import CONFIDENCES  # noqa: E402
 from export.onnx_export import read_member_metadata  # noqa: E402

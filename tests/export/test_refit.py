@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from synthetic_bundle import CLASSES, make_bundle
 
-from core.bundle import load_bundle
-from core.ensemble import softmax
+from core.inference.bundle import load_bundle
+from core.inference.ensemble import softmax
 from export import refit
 
 

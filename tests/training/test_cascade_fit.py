@@ -4,7 +4,7 @@ ensemble does not hold for review, with the recipe's safety factors, inside the 
 import numpy as np
 import pytest
 
-from core.gate import Thresholds
+from core.decision.gate import Thresholds
 from evalkit.cascade_fit import CLEAR_FACTOR, SUSPICIOUS_FACTOR, review_intervals
 
 

@@ -302,7 +302,7 @@ def test_evaluation_runs_without_torch():
 def test_model_card_section_is_replaced_with_the_test_figures(tmp_path, monkeypatch):
     from synthetic_bundle import make_bundle
 
-    from core.bundle import EVALUATION_BEGIN, EVALUATION_END, load_bundle
+    from core.inference.bundle import EVALUATION_BEGIN, EVALUATION_END, load_bundle
     from training.evaluate import update_model_card
 
     root = make_bundle(tmp_path / "b")

@@ -152,7 +152,7 @@ def test_a_preprocessing_override_is_checked_by_cores_schema():
 def test_the_protocol_scores_every_candidate_against_the_baseline_on_the_held_out_source(tmp_path):
     """End to end on synthetic cached inputs: a generalist that carries signal on the held-out source and
     a preprocessing variant that does not; small subsets of the real label files, invented numbers."""
-    from core.bundle import load_bundle
+    from core.inference.bundle import load_bundle
     from training.generalist import members as mem
     from training.generalist.protocol import run
 

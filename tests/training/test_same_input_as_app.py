@@ -8,9 +8,9 @@ torch = pytest.importorskip("torch", reason="training tests need the train extra
 
 from PIL import Image  # noqa: E402
 
-from core.images import read_image  # noqa: E402
-from core.model_input import InputSpec, model_input_from_file  # noqa: E402
-from core.preprocess import PreprocessParams, preprocess, to_model_input  # noqa: E402
+from core.files.images import read_image  # noqa: E402
+from core.imaging.model_input import InputSpec, model_input_from_file  # noqa: E402
+from core.imaging.preprocess import PreprocessParams, preprocess, to_model_input  # noqa: E402
 from training.cache import image_cache  # noqa: E402
 from training.data import DermoscopyDataset, normalise  # noqa: E402
 
@@ -66,11 +66,11 @@ def test_training_and_app_give_the_same_model_input(odd_images, tmp_path, params
 
 
 def test_the_screener_feeds_the_engine_what_training_trained_on(odd_images, tmp_path, synthetic_bundle):
-    """The app end to end (core.screening.Screener.prepare, what goes to the engine) against the
+    """The app end to end (core.screening.screener.Screener.prepare, what goes to the engine) against the
     training Dataset built from the bundle's own input description."""
-    from core.bundle import load_bundle
-    from core.ensemble import EnsembleSettings
-    from core.screening import Screener
+    from core.inference.bundle import load_bundle
+    from core.inference.ensemble import EnsembleSettings
+    from core.screening.screener import Screener
 
     folder, ids = odd_images
     bundle = load_bundle(synthetic_bundle)

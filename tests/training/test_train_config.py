@@ -44,7 +44,7 @@ def test_shipped_configs_load():
 
 def test_training_and_export_errors_are_melascreen_errors():
     """Issue 17: one error family, so the CLIs report them as errors a person can act on."""
-    from core.errors import MelaScreenError
+    from core.common.errors import MelaScreenError
     from evalkit.labelled import LabelsError
 
     assert issubclass(ConfigError, MelaScreenError) and issubclass(ConfigError, ValueError)

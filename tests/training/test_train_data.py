@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training tests need the train extra (torch, timm)")
 
-from core.preprocess import PreprocessParams  # noqa: E402
+from core.imaging.preprocess import PreprocessParams  # noqa: E402
 from training.cache import image_cache  # noqa: E402
 from training.data import CLASS_NAMES, DermoscopyDataset, balanced_rows, random_resized_crop  # noqa: E402
 from training.splits import load_labels, make_split, read_split, resolve_split, write_split  # noqa: E402
@@ -60,8 +60,8 @@ def test_resolve_split_reuses_the_run_split_and_a_given_file(tiny_labels, tmp_pa
 
 
 def test_image_cache_is_built_once_and_matches_core_preprocessing(tmp_path, labels_csv):
-    from core.images import read_image
-    from core.preprocess import preprocess, resize_square
+    from core.files.images import read_image
+    from core.imaging.preprocess import preprocess, resize_square
 
     images_dir = labels_csv.parent / "images"
     ids = [im.image_id for im in load_labels(labels_csv, max_images=4)]

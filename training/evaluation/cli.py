@@ -4,7 +4,7 @@
     python -m training.evaluate --bundle B --sets ham10000,isic2017,derm7pt --out REPORT
     python -m training.evaluate --bundle B --sets ham10000,derm7pt --raw-npz derm7pt=RAW.npz --out REPORT
 
-Each image goes read_image -> assess_quality -> core.model_input -> Ensemble.run (TTA-averaged
+Each image goes read_image -> assess_quality -> core.imaging.model_input -> Ensemble.run (TTA-averaged
 member logits) -> Ensemble.to_predictions -> gate.decide, so the numbers are those a clinic would
 see. Raw member logits are cached per set (raw_outputs.npz; --reuse redraws from it), or read from
 a file computed elsewhere (--raw-npz SET=FILE: arrays ids, logits N x members x classes), so another
@@ -22,9 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.bundle import Bundle, load_bundle
-from core.ensemble import Ensemble, EnsembleSettings
-from core.errors import MelaScreenError
+from core.common.errors import MelaScreenError
+from core.inference.bundle import Bundle, load_bundle
+from core.inference.ensemble import Ensemble, EnsembleSettings
 from evalkit.labelled import DEFAULT_DATA_DIR, PROJECT_ROOT, SHARED_DATA, LabelledCase, read_cases
 
 from . import model_card, report
@@ -91,7 +91,7 @@ class EvaluationSettings:
     images_dir: Path = DEFAULT_IMAGES
     confidence: float | None = None  # None: the bundle's default
     provider: str = "auto"
-    engine: str = "auto"  # core.engines: "auto", "onnxruntime" or "openvino" (compare engines on a whole set)
+    engine: str = "auto"  # core.inference.engines: "auto", "onnxruntime" or "openvino" (compare engines on a whole set)
     threads: int = 2
     batch_size: int = 8
     n_bootstrap: int = 2000

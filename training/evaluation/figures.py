@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.bundle import Bundle
-from core.cam import overlay
-from core.ensemble import Ensemble
-from core.images import read_image
-from core.model_input import InputSpec
+from core.files.images import read_image
+from core.imaging.cam import overlay
+from core.imaging.model_input import InputSpec
+from core.inference.bundle import Bundle
+from core.inference.ensemble import Ensemble
 from evalkit.labelled import image_path
 from evalkit.metrics import (
     ECE_BINS,

@@ -3,7 +3,7 @@ test, Derm7pt) and 50 images that are not dermoscopy (training/non_dermoscopy.py
 
     python -m training.evaluation.intake --bundle core/models/default --out reports/intake
 
-The check is computed as the app computes it (core.ood.assess on the members' `ood` output of the
+The check is computed as the app computes it (core.decision.intake_check.assess on the members' `ood` output of the
 id view and the picture statistics of the decoded file); only the id view is run, so it is much
 quicker than a full evaluation. Writes `intake.json` and `intake.md` (a table for the model card)
 with the share flagged per set, per level, and the AUROC of in- vs out-of-distribution.
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.bundle import load_bundle
-from core.ensemble import Ensemble, EnsembleSettings
-from core.images import read_image
-from core.model_input import InputSpec, model_input
-from core.ood import OOD_OUTPUT, assess, ensemble_score, image_statistics
+from core.decision.intake_check import OOD_OUTPUT, assess, ensemble_score, image_statistics
+from core.files.images import read_image
+from core.imaging.model_input import InputSpec, model_input
+from core.inference.bundle import load_bundle
+from core.inference.ensemble import Ensemble, EnsembleSettings
 from evalkit.labelled import SHARED_DATA, read_cases
 from evalkit.metrics import roc_auc
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.bundle import Bundle
-from core.ensemble import Ensemble, RawOutputs
-from core.gate import Thresholds, decide
+from core.decision.gate import Thresholds, decide
+from core.inference.bundle import Bundle
+from core.inference.ensemble import Ensemble, RawOutputs
 from evalkit.labelled import LabelledCase
 from evalkit.metrics import (
     ECE_BINS,
@@ -69,7 +69,7 @@ def build_evaluation(
     scored: ScoredSet,
     confidence: float | None = None,
 ) -> Evaluation:
-    """Calibrate (Ensemble.to_predictions) and gate (core.gate.decide) the cached outputs, at the
+    """Calibrate (Ensemble.to_predictions) and gate (core.decision.gate.decide) the cached outputs, at the
     default level and every fitted one: the same code the app runs, so the numbers follow it."""
     m = bundle.manifest
     gate = m.gate

@@ -1,10 +1,10 @@
-"""The model card's evaluation section (between core.bundle's markers), rewritten in place."""
+"""The model card's evaluation section (between core.inference.bundle's markers), rewritten in place."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from core.bundle import EVALUATION_BEGIN, EVALUATION_END, Bundle
+from core.inference.bundle import EVALUATION_BEGIN, EVALUATION_END, Bundle
 
 from . import report
 

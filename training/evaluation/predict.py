@@ -12,12 +12,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.bundle import Bundle
-from core.ensemble import Ensemble
-from core.errors import ImageReadError, MelaScreenError
-from core.images import assess_quality, read_image
-from core.model_input import InputSpec, model_input
-from core.results import QualityReport
+from core.common.errors import ImageReadError, MelaScreenError
+from core.decision.results import QualityReport
+from core.files.images import assess_quality, read_image
+from core.imaging.model_input import InputSpec, model_input
+from core.inference.bundle import Bundle
+from core.inference.ensemble import Ensemble
 from evalkit.labelled import LabelledCase, image_path
 
 CACHE_FILE = "raw_outputs.npz"
@@ -29,7 +29,7 @@ class EvaluationError(MelaScreenError):
 
 
 def bundle_identity(bundle: Bundle) -> str:
-    """What identifies the bundle's outputs: core.bundle's identity (a hash over every file)."""
+    """What identifies the bundle's outputs: core.inference.bundle's identity (a hash over every file)."""
     return str(bundle.identity)
 
 
@@ -181,7 +181,7 @@ def check_raw_labels(path: str | Path, scored: ScoredSet, cases: Sequence[Labell
 
 
 def load_case(path: Path, spec: InputSpec) -> tuple[np.ndarray, QualityReport]:
-    """One file -> (model input 3 x S x S, quality), through core.model_input as the app does."""
+    """One file -> (model input 3 x S x S, quality), through core.imaging.model_input as the app does."""
     image = read_image(path)
     quality = assess_quality(image.rgb)
     try:

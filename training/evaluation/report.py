@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from core.bundle import Bundle
+from core.inference.bundle import Bundle
 
 from .metrics import BANDS, MALIGNANT_DX, Evaluation
 from .predict import CACHE_FILE, bundle_identity

@@ -37,7 +37,7 @@ def _sigmoid(z):
 
 
 def run(cache: Path, bundle: Path, sets=TEST_SETS, n_boot: int = 2000) -> dict:
-    from core.bundle import load_bundle
+    from core.inference.bundle import load_bundle
 
     key = default_key("lite0", "raw")
     temps = np.array([m.temperature for m in load_bundle(bundle, allow_unsigned=True).manifest.members], np.float32)

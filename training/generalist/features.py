@@ -1,7 +1,7 @@
 """Pooled features of a frozen backbone for a named image set, computed once and cached as npz.
 
 The cache key is (backbone, resolution, preprocessing); images go through core's one image ->
-model-input path (`core.model_input`), so an exported member sees in the app exactly these pixels.
+model-input path (`core.imaging.model_input`), so an exported member sees in the app exactly these pixels.
 Work is saved in chunks (resumable); a failed image is recorded with its reason and skipped.
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.errors import ImageReadError
-from core.model_input import InputSpec, model_input_from_file
-from core.preprocess import PreprocessParams
+from core.common.errors import ImageReadError
+from core.imaging.model_input import InputSpec, model_input_from_file
+from core.imaging.preprocess import PreprocessParams
 from evalkit.labelled import image_path
 
 from .backbones import MEAN, STD, backbone, native_size, pooled_features

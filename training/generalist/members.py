@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.bundle import load_bundle
-from core.engines import open_members
-from core.errors import ImageReadError
-from core.model_input import InputSpec, model_input_from_file
-from core.tta import apply_view
+from core.common.errors import ImageReadError
+from core.imaging.model_input import InputSpec, model_input_from_file
+from core.imaging.tta import apply_view
+from core.inference.bundle import load_bundle
+from core.inference.engines import open_members
 from evalkit.labelled import image_path
 
 from .sets import load_set
@@ -44,7 +44,7 @@ def cache_path(cache: Path, identity: str, view: str, set_name: str, override: d
 
 def parse_override(items) -> dict:
     """["hair_threshold=20", "clahe=false"] -> {"hair_threshold": 20, "clahe": False}, checked by core's schema."""
-    from core.preprocess import PreprocessParams
+    from core.imaging.preprocess import PreprocessParams
 
     raw = {}
     for item in items or ():

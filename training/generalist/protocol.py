@@ -254,7 +254,7 @@ def _preprocessing_candidate(cand, pr, rule, cache, bundle, held, dom, base_held
 
 
 def member_cache_path(cache: Path, bundle: Path, set_name: str, override: dict | None) -> Path:
-    from core.bundle import load_bundle
+    from core.inference.bundle import load_bundle
 
     from . import members as mem
 

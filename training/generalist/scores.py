@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.bundle import load_bundle
+from core.inference.bundle import load_bundle
 
 from . import features as feat
 from . import members as mem

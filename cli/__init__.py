@@ -1,0 +1,1 @@
+"""The command line: `melascreen-cli`, a face over core beside desktop/."""

@@ -1,0 +1,496 @@
+"""The local audit: how the gate did on the clinic's own confirmed cases.
+
+For every screened image with a confirmed diagnosis (core/records/evidence.py), grouped by what made its
+result (bundle and gate: the store's result key), the audit gives: every confirmed malignancy the
+gate cleared ("no cancer suspected"), by patient, lesion and date, first (a missed cancer is never
+a statistic only); the malignancies that auto-clearing-off held back from clearing; sensitivity and
+specificity at each outcome; the p(malignant) AUC with its bootstrap interval and the number of
+cases behind it; the share of images cleared; the bundle's own validation figures beside them;
+and a what-if table at the bundle's other confidence levels (the gate re-applied to the stored
+probabilities by core/screening/regate.py, no model run). The AUC and its interval are evalkit.metrics' (in
+core/common/auc.py, which core may import): the same images, bundle and gate give training.evaluate's figures.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import cast
+
+import numpy as np
+
+from core.common.auc import bootstrap_auc_ci, roc_auc
+from core.decision.results import ScreeningResult
+from core.decision.vocabulary import outcome_label
+from core.records.evidence import ConfirmedDiagnosis, confirmed_for_images, diagnosis_words
+from core.records.store import ReviewStore
+
+N_BOOTSTRAP = 2000
+MIN_CASES = 100  # fewer confirmed cases, or fewer than MIN_MALIGNANT malignancies: too few to conclude
+MIN_MALIGNANT = 20
+HELD_MARK = "auto-clearing off: would have been no cancer suspected"  # in a held result's details
+
+
+@dataclass(frozen=True)
+class AuditCase:
+    result_id: int
+    result: ScreeningResult
+    confirmed: ConfirmedDiagnosis
+    patient: str = ""
+    lesion: str = ""
+    lesion_key: int | None = None
+    visit_date: date | None = None
+    screened: str = ""  # when the result was made (UTC ISO-8601)
+
+    @property
+    def malignant(self) -> bool:
+        return self.confirmed.malignant
+
+    @property
+    def melanoma(self) -> bool:
+        return self.confirmed.diagnosis == "mel"
+
+    @property
+    def cleared(self) -> bool:
+        return self.result.decision is not None and self.result.decision.value == "benign"
+
+    @property
+    def held(self) -> bool:
+        """Would have been cleared, but auto-clearing was off."""
+        return HELD_MARK in (self.result.details or "")
+
+    @property
+    def when(self) -> str:
+        return self.visit_date.isoformat() if self.visit_date else self.screened[:10]
+
+
+@dataclass(frozen=True)
+class GroupAudit:
+    """One bundle + gate (result key) on the clinic's confirmed cases."""
+
+    result_key: str
+    bundle: str  # "name version"
+    confidence: float | None
+    cases: tuple[AuditCase, ...]
+    figures: dict
+    what_if: tuple[dict, ...] = ()
+    what_if_note: str = ""
+    claimed: dict = field(default_factory=dict)
+
+    @property
+    def missed(self) -> list[AuditCase]:
+        return [c for c in self.cases if c.malignant and c.cleared]
+
+    @property
+    def held_malignant(self) -> list[AuditCase]:
+        return [c for c in self.cases if c.malignant and c.held]
+
+    @property
+    def enough(self) -> bool:
+        return self.figures["n"] >= MIN_CASES and self.figures["n_malignant"] >= MIN_MALIGNANT
+
+    @property
+    def verdict(self) -> str:
+        f = self.figures
+        if not self.enough:
+            return (
+                f"too few confirmed cases to conclude anything: {f['n']} cases, {f['n_malignant']} malignant "
+                f"(needs at least {MIN_CASES} cases with {MIN_MALIGNANT} malignant); the figures below are counts, "
+                "not evidence"
+            )
+        return f"{f['n']} confirmed cases, {f['n_malignant']} malignant"
+
+
+@dataclass(frozen=True)
+class Audit:
+    since: date | None
+    groups: tuple[GroupAudit, ...]
+    n_confirmed: int  # confirmed images, screened or not in the audited period
+
+    @property
+    def missed(self) -> list[tuple[GroupAudit, AuditCase]]:
+        return [(g, c) for g in self.groups for c in g.missed]
+
+
+def _share(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def figures(cases: list[AuditCase], n_bootstrap: int = N_BOOTSTRAP, seed: int = 0) -> dict:
+    """The group's figures, computed as training.evaluation.metrics.triage_metrics computes them."""
+
+    mal = np.array([c.malignant for c in cases], dtype=bool)
+    mel = np.array([c.melanoma for c in cases], dtype=bool)
+    d = np.array([c.result.decision.value for c in cases])  # type: ignore[union-attr]  # audit cases are screened results: decision is set
+    p = np.array([c.result.p_malignant for c in cases], dtype=np.float64)
+    p_mel = np.array([c.result.p_melanoma for c in cases], dtype=np.float64)
+    cleared, suspicious = d == "benign", d == "suspicious"
+    held = np.array([c.held for c in cases], dtype=bool)
+    # Images of one lesion are not independent: resample whole lesions when every case is filed to one.
+    lesions = [c.lesion_key for c in cases]
+    groups = [str(k) for k in lesions] if cases and all(k is not None for k in lesions) else None
+    lo, hi = bootstrap_auc_ci(mal, p, groups, n_bootstrap, seed)
+    mlo, mhi = bootstrap_auc_ci(mel, p_mel, groups, n_bootstrap, seed)
+    benign = ~mal
+    n_mal, n_ben = int(mal.sum()), int(benign.sum())
+    return {
+        "n": len(cases),
+        "n_malignant": n_mal,
+        "n_melanoma": int(mel.sum()),
+        "n_benign": n_ben,
+        "n_lesions": len(set(lesions)) if groups else None,
+        "ci_method": f"percentile bootstrap, {n_bootstrap} resamples of " + ("lesions" if groups else "images"),
+        "malignant_auc": roc_auc(mal, p) if len(cases) else float("nan"),
+        "malignant_auc_ci95": [lo, hi],
+        "melanoma_auc": roc_auc(mel, p_mel) if len(cases) else float("nan"),
+        "melanoma_auc_ci95": [mlo, mhi],
+        "malignant_cleared_n": int((cleared & mal).sum()),
+        "melanoma_cleared_n": int((cleared & mel).sum()),
+        "benign_cleared_n": int((cleared & benign).sum()),
+        "cleared_n": int(cleared.sum()),
+        "cleared_share": _share(int(cleared.sum()), len(cases)),
+        "suspicious_n": int(suspicious.sum()),
+        "review_n": int((d == "uncertain").sum()),
+        "held_n": int(held.sum()),
+        "held_malignant_n": int((held & mal).sum()),
+        # At each outcome: "not cleared" (sent to a clinician) and "suspicious" as the positive call.
+        "sensitivity_not_cleared": _share(int((~cleared & mal).sum()), n_mal),
+        "specificity_not_cleared": _share(int((cleared & benign).sum()), n_ben),
+        "sensitivity_suspicious": _share(int((suspicious & mal).sum()), n_mal),
+        "specificity_suspicious": _share(int((~suspicious & benign).sum()), n_ben),
+    }
+
+
+def _what_if(cases: list[AuditCase], bundle, levels) -> tuple[dict, ...]:
+    from core.screening.regate import regate
+
+    rows = []
+    mal = np.array([c.malignant for c in cases], dtype=bool)
+    mel = np.array([c.melanoma for c in cases], dtype=bool)
+    for level in levels:
+        t = bundle.manifest.gate.thresholds(level)
+        d = np.array([regate(c.result, bundle, t).decision.value for c in cases])  # type: ignore[union-attr]  # audit cases are screened results: decision is set
+        cleared = d == "benign"
+        rows.append(
+            {
+                "confidence": level,
+                "low": t.low,
+                "high": t.high,
+                "malignant_cleared_n": int((cleared & mal).sum()),
+                "melanoma_cleared_n": int((cleared & mel).sum()),
+                "benign_cleared_n": int((cleared & ~mal).sum()),
+                "cleared_share": _share(int(cleared.sum()), len(cases)),
+                "suspicious_n": int((d == "suspicious").sum()),
+                "review_n": int((d == "uncertain").sum()),
+            }
+        )
+    return tuple(rows)
+
+
+def claimed_figures(bundle, confidence: float | None) -> dict:
+    """What the bundle's own validation says at this confidence (export.refit's record), or {}."""
+    refit = (bundle.manifest.provenance or {}).get("gate_refit") or {}
+    fit = next(
+        (
+            f
+            for f in refit.get("fits", [])
+            if confidence is not None and abs(f.get("confidence", -1) - confidence) < 1e-9
+        ),
+        None,
+    )
+    out = {}
+    if fit:
+        n, n_mal = fit.get("n", 0), fit.get("n_malignant", 0)
+        cleared, mal_cleared = fit.get("n_cleared", 0), fit.get("malignant_cleared", 0)
+        out = {
+            "source": "the bundle's validation images (export.refit)",
+            "n": n,
+            "n_malignant": n_mal,
+            "malignant_cleared_n": mal_cleared,
+            "benign_cleared_n": cleared - mal_cleared,
+            "cleared_share": _share(cleared, n),
+            "sensitivity_not_cleared": _share(n_mal - mal_cleared, n_mal),
+            "specificity_not_cleared": _share(cleared - mal_cleared, n - n_mal),
+            "sensitivity_suspicious": _share(fit.get("malignant_suspicious", 0), n_mal),
+        }
+    aucs = {k: v.get("malignant_auc") for k, v in (refit.get("ensemble_validation") or {}).items()}
+    if aucs:
+        out["malignant_auc_by_source"] = aucs
+    return out
+
+
+def _cases(store: ReviewStore, since: date | None) -> tuple[dict[str, list[AuditCase]], dict[str, tuple], int]:
+    from core.records.patients import identities_of
+
+    confirmed = confirmed_for_images(store)
+    keys: dict[str, tuple] = {}
+    for _rid, key, name, version, settings in store._read(
+        "SELECT id, result_key, bundle_name, bundle_version, settings_json FROM runs ORDER BY id"
+    ):
+        conf = json.loads(settings or "{}").get("confidence")
+        keys.setdefault(key, (f"{name} {version}", conf if isinstance(conf, (int, float)) else None))
+    by_key: dict[str, list[AuditCase]] = defaultdict(list)
+    shas = sorted(confirmed)
+    identities = identities_of(store, shas)
+    for i in range(0, len(shas), 500):
+        chunk = shas[i : i + 500]
+        rows = store._read(
+            "SELECT id, result_key, created FROM results WHERE status = 'ok'"
+            f" AND sha256 IN ({', '.join('?' * len(chunk))}) ORDER BY id",
+            chunk,
+        )
+        for rid, key, created in rows:
+            if since is not None and created[:10] < since.isoformat():
+                continue
+            r = cast(ScreeningResult, store.get_result(int(rid)))  # the row was just selected
+            ident = identities.get(r.sha256)  # type: ignore[arg-type]  # selected by sha256: it is set
+            by_key[key].append(
+                AuditCase(
+                    int(rid),
+                    r,
+                    confirmed[r.sha256],  # type: ignore[index]  # selected by sha256: it is set
+                    ident.patient_id if ident else "",
+                    ident.lesion_label if ident else "",
+                    ident.lesion_key if ident else None,
+                    ident.visit_date if ident else None,
+                    created,
+                )
+            )
+    return by_key, keys, len(confirmed)
+
+
+def run_audit(store: ReviewStore, bundle=None, since: date | None = None, n_bootstrap: int = N_BOOTSTRAP) -> Audit:
+    """The audit of every bundle + gate that screened confirmed cases. With `bundle` (the one that made a
+    group's results), that group also gets its what-if table and the bundle's claimed figures."""
+    by_key, keys, n_confirmed = _cases(store, since)
+    groups = []
+    for key, cases in by_key.items():
+        name, conf = keys.get(key, ("unknown bundle", None))
+        what_if: tuple[dict, ...]
+        what_if, note, claimed = (), "", {}
+        if bundle is not None:  # the what-if needs core.screening.regate (which imports screening)
+            from core.screening.screener import GateChoice, result_key
+
+        made_here = (
+            bundle is not None
+            and conf is not None
+            and key in (result_key(bundle, GateChoice(conf)), result_key(bundle, GateChoice(conf, auto_clearing=False)))
+        )
+        if made_here:
+            gate = bundle.manifest.gate
+            levels = sorted({gate.default_confidence, *gate.fitted})
+            what_if = _what_if(cases, bundle, levels)
+            claimed = claimed_figures(bundle, conf)
+        else:
+            note = "what-if and claimed figures need the bundle that made these results (--bundle)"
+        groups.append(GroupAudit(key, name, conf, tuple(cases), figures(cases, n_bootstrap), what_if, note, claimed))
+    groups.sort(key=lambda g: -len(g.cases))
+    return Audit(since, tuple(groups), n_confirmed)
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _auc(x, ci) -> str:
+    if x is None or not np.isfinite(x):
+        return "-"
+    lo, hi = ci
+    return f"{x:.3f}" + (f" ({lo:.3f}-{hi:.3f})" if lo is not None and np.isfinite(lo) else "")
+
+
+def _case_row(c: AuditCase) -> list[str]:
+    return [
+        c.patient or "(no patient)",
+        c.lesion or "-",
+        c.when,
+        c.result.path,
+        diagnosis_words(c.confirmed.diagnosis),
+        f"{c.result.p_malignant:.3f}",
+    ]
+
+
+FIGURE_ROWS = (
+    ("confirmed cases", "n", str),
+    ("malignant / melanoma", None, None),
+    ("p(malignant) AUC (95% CI)", "malignant_auc", None),
+    ("p(melanoma) AUC (95% CI)", "melanoma_auc", None),
+    ("malignancies cleared", "malignant_cleared_n", str),
+    ("benign lesions cleared", "benign_cleared_n", str),
+    ("share of images cleared", "cleared_share", _pct),
+    ("sensitivity (malignant not cleared)", "sensitivity_not_cleared", _pct),
+    ("specificity (benign cleared)", "specificity_not_cleared", _pct),
+    ("sensitivity (malignant called suspicious)", "sensitivity_suspicious", _pct),
+    ("specificity (benign not called suspicious)", "specificity_suspicious", _pct),
+    ("held back by auto-clearing off (malignant)", "held_n", None),
+)
+
+
+def _figure_value(f: dict, key: str | None, fmt, label: str) -> str:
+    if label.startswith("malignant / melanoma"):
+        return f"{f.get('n_malignant', '-')} / {f.get('n_melanoma', '-')}"
+    if key in ("malignant_auc", "melanoma_auc"):
+        return _auc(f.get(key), f.get(f"{key}_ci95", [None, None]))
+    if key == "held_n":
+        return f"{f['held_n']} ({f['held_malignant_n']})"
+    v = f.get(key)
+    return "-" if v is None else fmt(v)
+
+
+def _claimed_value(c: dict, key: str | None, fmt, label: str) -> str:
+    if not c:
+        return "-"
+    if label.startswith("malignant / melanoma"):
+        return str(c.get("n_malignant", "-"))
+    if key == "n":
+        return str(c.get("n", "-"))
+    if key == "malignant_auc":
+        return ", ".join(f"{k} {v:.3f}" for k, v in c.get("malignant_auc_by_source", {}).items()) or "-"
+    v = c.get(key)
+    return "-" if v is None else fmt(v)
+
+
+def audit_html(audit: Audit) -> str:
+    e = html.escape
+    out = [
+        "<html><head><meta charset='utf-8'><title>MelaScreen audit</title></head><body>",
+        "<h1>MelaScreen: audit on this clinic's confirmed cases</h1>",
+        f"<p>{audit.n_confirmed} images with a confirmed diagnosis"
+        + (f"; results made since {audit.since.isoformat()}" if audit.since else "")
+        + ".</p>",
+    ]
+    missed = audit.missed
+    out.append("<h2 style='color:#c62828'>Confirmed malignancies that were cleared (no cancer suspected)</h2>")
+    if missed:
+        out.append("<table border='1' cellspacing='0' cellpadding='3' style='color:#c62828;font-weight:bold'>")
+        out.append(
+            "<tr><th>patient</th><th>lesion</th><th>date</th><th>file</th><th>diagnosis</th>"
+            "<th>p(malignant)</th><th>bundle, confidence</th></tr>"
+        )
+        for g, c in missed:
+            cells = [*_case_row(c), f"{g.bundle}, {g.confidence}"]
+            out.append("<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in cells) + "</tr>")
+        out.append("</table>")
+    else:
+        out.append("<p>None.</p>")
+    if not audit.groups:
+        out.append("<p><b>No confirmed case has been screened: nothing to audit yet.</b></p>")
+    for g in audit.groups:
+        f = g.figures
+        out.append(f"<h2>{e(g.bundle)}, confidence {g.confidence}</h2>")
+        out.append(f"<p><b>{e(g.verdict)}</b></p>")
+        if g.held_malignant:
+            out.append(
+                f"<p style='color:#c62828;font-weight:bold'>Auto-clearing off held back {f['held_n']} images that "
+                f"would have been cleared, {len(g.held_malignant)} of them confirmed malignant (these cancers would "
+                "have been missed with auto-clearing on):</p><ul style='color:#c62828;font-weight:bold'>"
+                + "".join(f"<li>{e(' / '.join(_case_row(c)))}</li>" for c in g.held_malignant)
+                + "</ul>"
+            )
+        elif f["held_n"]:
+            out.append(
+                f"<p>Auto-clearing off held back {f['held_n']} images that would have been cleared; "
+                "no confirmed malignancy among them.</p>"
+            )
+        out.append(
+            "<table border='1' cellspacing='0' cellpadding='3'><tr><th>figure</th><th>this clinic</th>"
+            "<th>the bundle's claim (validation)</th></tr>"
+        )
+        for label, key, fmt in FIGURE_ROWS:
+            out.append(
+                f"<tr><td>{e(label)}</td><td>{e(_figure_value(f, key, fmt, label))}</td>"
+                f"<td>{e(_claimed_value(g.claimed, key, fmt, label))}</td></tr>"
+            )
+        out.append(f"</table><p><small>AUC interval: {e(f['ci_method'])}.</small></p>")
+        if g.what_if:
+            out.append("<h3>What if the confidence were different (stored probabilities, gate re-applied)</h3>")
+            out.append(
+                "<table border='1' cellspacing='0' cellpadding='3'><tr><th>confidence</th><th>low</th>"
+                "<th>malignant cleared</th><th>melanomas cleared</th><th>benign cleared</th>"
+                "<th>share cleared</th><th>suspicious</th><th>review</th></tr>"
+            )
+            for w in g.what_if:
+                cells = [
+                    f"{w['confidence']:g}",
+                    f"{w['low']:.3f}",
+                    w["malignant_cleared_n"],
+                    w["melanoma_cleared_n"],
+                    w["benign_cleared_n"],
+                    _pct(w["cleared_share"]),
+                    w["suspicious_n"],
+                    w["review_n"],
+                ]
+                out.append("<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in cells) + "</tr>")
+            out.append("</table>")
+        elif g.what_if_note:
+            out.append(f"<p><small>{e(g.what_if_note)}</small></p>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+AUDIT_CSV_COLUMNS = (
+    "bundle",
+    "confidence",
+    "result_id",
+    "patient",
+    "lesion",
+    "date",
+    "file",
+    "diagnosis",
+    "method",
+    "malignant",
+    "outcome",
+    "p_malignant",
+    "p_melanoma",
+    "cleared_malignant",
+    "held",
+)
+
+
+def write_audit_csv(audit: Audit, path, *, private: bool = True) -> None:
+    """One row per confirmed case (the cleared malignancies first), then the figures per group; written
+    whole or not at all, private (0600) unless `private=False`."""
+    import csv
+
+    from core.common.paths import atomic_target
+
+    with atomic_target(path, private=private) as temp, open(temp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(AUDIT_CSV_COLUMNS)
+        rows = [(g, c) for g in audit.groups for c in g.cases]
+        rows.sort(key=lambda gc: not (gc[1].malignant and gc[1].cleared))
+        for g, c in rows:
+            r = c.result
+            w.writerow(
+                [
+                    g.bundle,
+                    g.confidence,
+                    c.result_id,
+                    c.patient,
+                    c.lesion,
+                    c.when,
+                    r.path,
+                    c.confirmed.diagnosis,
+                    c.confirmed.method,
+                    int(c.malignant),
+                    outcome_label(r.decision, r.malignant_class, r.band),
+                    f"{r.p_malignant:.6f}",
+                    f"{r.p_melanoma:.6f}",
+                    int(c.malignant and c.cleared),
+                    int(c.held),
+                ]
+            )
+        w.writerow([])
+        w.writerow(["bundle", "confidence", "figure", "value"])
+        for g in audit.groups:
+            w.writerow([g.bundle, g.confidence, "verdict", g.verdict])
+            for k, v in g.figures.items():
+                w.writerow([g.bundle, g.confidence, k, v])
+            for row in g.what_if:
+                w.writerow([g.bundle, g.confidence, f"what-if {row['confidence']:g}", json.dumps(row)])

@@ -32,7 +32,7 @@ from pathlib import Path
 from core.common.errors import BundleError
 from core.common.schema import SchemaError, read_fields, rule
 from core.decision.cascade import CascadeMargins
-from core.decision.gate import GateSettings
+from core.decision.gate import MALIGNANCY, MELANOMA_ONLY, GateSettings, RiskScope
 from core.decision.intake_check import IntakeCheck
 from core.imaging.preprocess import PreprocessParams
 from core.inference.signing import (
@@ -162,6 +162,12 @@ class Manifest:
     @property
     def malignant_indices(self) -> tuple[int, ...]:
         return tuple(self.class_names.index(c) for c in self.malignant_classes)
+
+    @property
+    def risk_scope(self) -> RiskScope:
+        """What the gate's probability is of: melanoma for a bundle written before malignancy triage (its
+        malignant classes are just the positive class, after the upgrade), malignancy otherwise."""
+        return MELANOMA_ONLY if self.malignant_classes == (self.positive_class,) else MALIGNANCY
 
     @property
     def melanoma_only_gate(self) -> bool:

@@ -280,7 +280,7 @@ def decide(
     thresholds: Thresholds,
     quality: QualityReport | None = None,
     max_member_spread: float = DEFAULT_MAX_MEMBER_SPREAD,
-    melanoma_only: bool = False,
+    scope: RiskScope = MALIGNANCY,
     intake: IntakeFinding | None = None,
     intake_check: IntakeCheck | None = None,
 ) -> GateOutcome:
@@ -289,17 +289,17 @@ def decide(
     stopped before the thresholds goes to review, its band still computed from p(malignant) so the
     worklist order holds.
 
-    melanoma_only: the bundle predates malignancy triage; p(malignant) is p(melanoma), and the
-    reason says so. intake: the intake check's finding (None: the bundle has no check); intake_check:
-    its thresholds, only for the details.
+    scope: what p(malignant) is a probability of, in words (the manifest's `risk_scope`; MELANOMA_ONLY for
+    a bundle written before malignancy triage: its p(malignant) is p(melanoma), and the reason says so).
+    intake: the intake check's finding (None: the bundle has no check); intake_check: its thresholds,
+    only for the details.
     """
     p = float(prediction.p_malignant)  # type: ignore[arg-type]  # Prediction.__post_init__ sets p_malignant
     spread = prediction.malignant_spread
     likely = _likely_words(prediction)
-    what = "p(melanoma)" if melanoma_only else "p(malignant)"
     numbers = [
-        f"{what}={p:.3f}",
-        f"p(melanoma)={prediction.p_melanoma:.3f}" if not melanoma_only else "",
+        f"{scope.probability}={p:.3f}",
+        f"p(melanoma)={prediction.p_melanoma:.3f}" if scope.shows_melanoma else "",
         f"no cancer suspected below {thresholds.low:.3f}",
         f"suspicious from {thresholds.high:.3f}",
     ]
@@ -325,10 +325,9 @@ def decide(
                 f"picture statistics score {intake.image_score:.3g} (unfamiliar above "
                 f"{intake_check.image_threshold:.3g}, not dermoscopy above {intake_check.image_clear_threshold:.3g})"
             )
-    if melanoma_only:
-        numbers.append(MELANOMA_ONLY_NOTE)
+    numbers.append(scope.note)
     details = "; ".join(n for n in numbers if n)
-    risk_word = "melanoma" if melanoma_only else "malignant"
+    risk_word = scope.risk_word
 
     def review(reason: str) -> GateOutcome:
         band = thresholds.band(p)
@@ -360,7 +359,7 @@ def decide(
     if p < thresholds.low:
         reason = f"{likely}; {risk_word} {percent(p)}" if likely else f"{risk_word} {percent(p)}"
         return GateOutcome(Decision.NO_CANCER_SUSPECTED, reason, None, details)
-    cancer = "melanoma" if melanoma_only else "skin cancer"
+    cancer = scope.cancer
     base = f"{likely}; {cancer} not ruled out ({percent(p)})" if likely else f"{cancer} not ruled out ({percent(p)})"
     return review(base)
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from core.decision.gate import DEFAULT_MAX_MEMBER_SPREAD, GateSettings, Thresholds, decide
+from core.decision.gate import DEFAULT_MAX_MEMBER_SPREAD, MELANOMA_ONLY, GateSettings, Thresholds, decide
 from core.decision.results import Decision, Prediction, QualityReport, summarise_classes
 
 MALIGNANT = ("akiec", "bcc", "mel")
@@ -62,7 +62,7 @@ def test_quality_and_disagreement_come_first_in_words():
 def test_melanoma_only_bundles_gate_on_melanoma_and_say_so():
     old = pred({"nv": 0.5, "bcc": 0.48, "mel": 0.02}, malignant=("mel",))
     assert old.p_malignant == pytest.approx(0.02)
-    out = decide(old, BANDED, melanoma_only=True)
+    out = decide(old, BANDED, scope=MELANOMA_ONLY)
     assert out.decision is Decision.NO_CANCER_SUSPECTED
     assert "melanoma-only gate" in out.details and "p(melanoma)=0.020" in out.details
 

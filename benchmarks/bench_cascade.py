@@ -25,7 +25,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 DATA = ROOT.parent / "shared" / "data"
 
 
@@ -40,7 +39,7 @@ def pick_images(n: int) -> list[str]:
         return [str(DATA / "dermoscopy" / "images" / f"{i}.jpg") for i in ham] + [
             str(DATA / "derm7pt" / "images" / f"{i}.jpg") for i in d7
         ]
-    from test_cli import make_folder
+    from tests.support.image_folders import make_folder
 
     folder = make_folder(Path(tempfile.mkdtemp(prefix="melascreen-bench-")), n, broken=False)
     return sorted(str(p) for p in folder.iterdir())

@@ -29,13 +29,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-import damage_cases as dc  # noqa: E402
-from dicom_files import write_dicom  # noqa: E402
 
 from core.common.errors import ImageReadError  # noqa: E402
 from core.files.images import read_image  # noqa: E402
+from tests.support import damage_cases as dc  # noqa: E402
+from tests.support.dicom_files import write_dicom  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 HAM = DATA / "dermoscopy" / "images"

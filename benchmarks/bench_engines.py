@@ -33,7 +33,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 SHARED = ROOT.parent / "shared" / "data" / "dermoscopy" / "images"  # the HAM10000 copy beside the checkout
 CONFIGS = {  # name -> (engine, precision)
@@ -65,7 +64,7 @@ def pick_images(args) -> list[str]:
     elif SHARED.is_dir():
         paths = sorted(SHARED.glob("*.jpg"))[: args.n]
     else:
-        from test_cli import make_folder  # synthetic images when the shared data set is absent
+        from tests.support.image_folders import make_folder  # synthetic images when the shared data set is absent
 
         print(f"no {SHARED}: using synthetic images (figures are for the plumbing only)")
         folder = make_folder(Path(tempfile.mkdtemp(prefix="melascreen-bench-")), args.n, broken=False)
@@ -82,7 +81,7 @@ def bundle_path(args) -> str:
         return args.bundle
     if (default_bundle_path() / "manifest.json").exists():
         return str(default_bundle_path())
-    from synthetic_bundle import make_bundle
+    from tests.support.synthetic_bundle import make_bundle
 
     print("no default bundle: using a synthetic test bundle (figures are for the plumbing only)")
     views = ("id", "rot90", "rot180", "rot270", "flip", "flip_rot90", "flip_rot180", "flip_rot270", "zoom")

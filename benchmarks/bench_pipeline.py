@@ -25,7 +25,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 SHARED = ROOT.parent / "shared" / "data" / "dermoscopy" / "images"
 
@@ -38,7 +37,7 @@ def pick_folder(args) -> Path:
         for p in sorted(SHARED.glob("*.jpg"))[: args.n]:
             shutil.copy(p, tmp / p.name)
     else:
-        from test_cli import make_folder  # synthetic images when the shared data set is absent
+        from tests.support.image_folders import make_folder  # synthetic images when the shared data set is absent
 
         make_folder(tmp, args.n, broken=False)
     return tmp
@@ -51,7 +50,7 @@ def pick_bundle(args):
         return load_bundle(args.bundle)
     if (default_bundle_path() / "manifest.json").exists():
         return load_bundle(default_bundle_path())
-    from synthetic_bundle import make_bundle
+    from tests.support.synthetic_bundle import make_bundle
 
     print("no default bundle: using a synthetic test bundle (figures are for the plumbing only)")
     views = ("id", "rot90", "rot180", "rot270", "flip", "flip_rot90", "flip_rot180", "flip_rot270", "zoom")

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/screenshots.py [--out DIR] [--bundle PATH] [--images N] [--x11]
 
-Without --bundle, a small synthetic bundle is built on the fly (tests/synthetic_bundle.py; its
+Without --bundle, a small synthetic bundle is built on the fly (tests/support/synthetic_bundle.py; its
 scores are not medical). Images come from ../shared/data/dermoscopy/images when present (linked
 into a temporary folder, never copied into the repo), else synthetic ones are drawn. By default
 Qt renders offscreen (no X server needed); --x11 uses the current display (e.g. under xvfb-run).
@@ -129,10 +129,8 @@ def main(argv=None) -> int:
     if args.bundle:
         bundle_path = Path(args.bundle)
     else:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from synthetic_bundle import make_bundle
-
         from core.decision.gate import GateSettings, Thresholds
+        from tests.support.synthetic_bundle import make_bundle
 
         # Thresholds placed inside the synthetic models' score range, so all three decisions show.
         gate = GateSettings(fitted={0.99: Thresholds(0.11, 0.16)}, max_member_spread=0.5)

@@ -1,11 +1,9 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 SHARED_IMAGES = ROOT.parent / "shared" / "data" / "dermoscopy" / "images"
@@ -14,14 +12,14 @@ SHARED_IMAGES = ROOT.parent / "shared" / "data" / "dermoscopy" / "images"
 @pytest.fixture(scope="session", autouse=True)
 def trusted_test_publisher(tmp_path_factory):
     """Synthetic bundles are signed by a test key; the whole test session (and its subprocesses) trusts it."""
-    from synthetic_bundle import trust_test_key
+    from tests.support.synthetic_bundle import trust_test_key
 
     return trust_test_key(tmp_path_factory.mktemp("trusted-keys"))
 
 
 @pytest.fixture(scope="session")
 def synthetic_bundle(tmp_path_factory):
-    from synthetic_bundle import make_bundle
+    from tests.support.synthetic_bundle import make_bundle
 
     return make_bundle(tmp_path_factory.mktemp("bundle") / "synthetic")
 

@@ -33,7 +33,7 @@ GATE = GateSettings(fitted={0.99: Thresholds(0.425, 0.5), 0.9: Thresholds(0.43, 
 
 @pytest.fixture(scope="module")
 def simulated_clinic(synthetic_bundle, tmp_path_factory):
-    from synthetic_bundle import make_bundle
+    from tests.support.synthetic_bundle import make_bundle
 
     folder = tmp_path_factory.mktemp("clinic")
     bundle_dir = make_bundle(tmp_path_factory.mktemp("audit-bundle") / "b", gate=GATE)

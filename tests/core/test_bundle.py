@@ -2,7 +2,6 @@ import json
 import shutil
 
 import pytest
-from synthetic_bundle import TEST_SIGNING_KEY
 
 from core.common.errors import BundleError
 from core.inference.bundle import (
@@ -15,6 +14,7 @@ from core.inference.bundle import (
     sign_bundle,
 )
 from core.inference.signing import SIGNATURE
+from tests.support.synthetic_bundle import TEST_SIGNING_KEY
 
 
 def _copy(src, tmp_path, name="b"):

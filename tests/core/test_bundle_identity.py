@@ -5,11 +5,11 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
-from synthetic_bundle import CLASSES, TEST_SIGNING_KEY, make_bundle
 
 from core.inference.bundle import MODEL_CARD, load_bundle, sign_bundle
 from core.records.store import ReviewStore
 from core.screening.screener import Screener, screen_folder
+from tests.support.synthetic_bundle import CLASSES, TEST_SIGNING_KEY, make_bundle
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from synthetic_bundle import CLASSES, TEST_SIGNING_KEY, make_bundle, make_member_onnx
 
 from cli.main import main as cli_main
 from core.common.errors import BundleError
@@ -23,6 +22,7 @@ from core.inference import engines
 from core.inference.bundle import MANIFEST, load_bundle, sign_bundle
 from core.inference.engines import open_members, probe_input
 from core.inference.ensemble import Ensemble, EnsembleSettings
+from tests.support.synthetic_bundle import CLASSES, TEST_SIGNING_KEY, make_bundle, make_member_onnx
 
 HAVE_OPENVINO = engines.openvino_version() is not None
 ENGINE_CHOICES = ["onnxruntime", "openvino"] if HAVE_OPENVINO else ["onnxruntime"]

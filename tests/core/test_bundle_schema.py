@@ -12,13 +12,13 @@ import random
 import shutil
 
 import pytest
-from synthetic_bundle import TEST_SIGNING_KEY
 
 from cli.main import main as cli_main
 from core.common.errors import BundleError
 from core.imaging.preprocess import PreprocessParams
 from core.inference.bundle import MANIFEST, MODEL_CARD, load_bundle
 from core.inference.signing import SIGNATURE, sign_files
+from tests.support.synthetic_bundle import TEST_SIGNING_KEY
 
 MEMBERS = ("member-0.onnx", "member-1.onnx")
 

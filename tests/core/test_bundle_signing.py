@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from synthetic_bundle import TEST_SIGNING_KEY
 
 from cli.main import main as cli_main
 from core.common.errors import BundleError
@@ -26,6 +25,7 @@ from core.inference.signing import (
     read_public_key,
     trust_of,
 )
+from tests.support.synthetic_bundle import TEST_SIGNING_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-from intake_bundle import skin_like
 
 from core.decision.intake_check import IntakeCheck, image_statistics
 from core.screening.auto_clearing import CameraValidation, run_clearing
 from core.screening.camera_check import MIN_IMAGES, CameraCheck, check_files, check_statistics
+from tests.support.intake_bundle import skin_like
 
 
 def fitted_check(stats: np.ndarray) -> IntakeCheck:

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic_bundle import make_bundle
-from test_cli import make_folder  # noqa: E402  (tests/core is on sys.path through pytest's rootdir)
 
 from core.common.errors import BundleError
 from core.decision.cascade import ESCALATED, STOP_NOTE, STOPPED, CascadeMargins, StopMargins
@@ -21,6 +19,8 @@ from core.inference.bundle import Manifest, load_bundle
 from core.inference.ensemble import EnsembleSettings
 from core.records.report import cascade_word
 from core.screening.screener import GateChoice, RunSettings, Screener, cascade_status
+from tests.support.image_folders import make_folder
+from tests.support.synthetic_bundle import make_bundle
 
 ORT = EnsembleSettings(provider="cpu")
 VIEWS = ("id", "flip", "rot90", "zoom")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from intake_bundle import skin_like, write_rgb
 
 from core.decision.results import Decision, ScreeningResult
 from core.files.images import read_image
@@ -15,6 +14,7 @@ from core.inference.bundle import load_bundle
 from core.inference.class_cam import class_heat_map, named_class
 from core.inference.ensemble import EnsembleSettings
 from core.screening.screener import Screener
+from tests.support.intake_bundle import skin_like, write_rgb
 
 
 def test_the_positive_class_map_is_the_one_screening_stores_and_other_classes_differ(synthetic_bundle, tmp_path):

@@ -17,9 +17,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from clinic_day import make_clinic_day
-from intake_bundle import make_intake_bundle
-from synthetic_bundle import make_bundle
 
 from cli import main as cli
 from core.decision.gate import GateSettings, Thresholds
@@ -31,6 +28,9 @@ from core.records.patients import identities_of, lesion_timeline, queue_by_patie
 from core.records.store import ReviewStore
 from core.screening.regate import RegateError, regate_run
 from core.screening.screener import GateChoice
+from tests.support.clinic_day import make_clinic_day
+from tests.support.intake_bundle import make_intake_bundle
+from tests.support.synthetic_bundle import make_bundle
 
 # The synthetic members give p(malignant) about 0.40-0.45: these gates decide differently at 0.99 and 0.95.
 GATE = GateSettings(

@@ -12,10 +12,8 @@ import os
 import random
 from pathlib import Path
 
-import damage_cases as dc
 import numpy as np
 import pytest
-from dicom_files import write_dicom
 from PIL import Image
 
 from core.common.errors import ImageReadError
@@ -30,6 +28,8 @@ from core.files.damage import (
     picture_damage,
 )
 from core.files.images import assess_quality, read_image
+from tests.support import damage_cases as dc
+from tests.support.dicom_files import write_dicom
 
 SHARED_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "data" / "dermoscopy" / "images"
 

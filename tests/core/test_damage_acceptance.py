@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import damage_cases as dc
 import pytest
 
 from core.common.errors import ImageReadError
 from core.decision.results import Decision
 from core.files.damage import jpeg_decoder_damage, jpeg_structure_damage
 from core.files.images import read_image
+from tests.support import damage_cases as dc
 
 BCC = Path(__file__).resolve().parents[3] / "shared" / "data" / "dermoscopy" / "images" / "ISIC_0027819.jpg"
 

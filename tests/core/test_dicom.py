@@ -6,12 +6,12 @@ from datetime import date
 
 import numpy as np
 import pytest
-from dicom_files import VLPhotographicImageStorage, write_dicom
 from pydicom.uid import CTImageStorage
 
 from core.common.errors import ImageReadError
 from core.files.dicom import has_dicom_preamble, read_dicom_identity, read_dicom_image
 from core.files.images import ImageLimits
+from tests.support.dicom_files import VLPhotographicImageStorage, write_dicom
 
 
 def lesion_picture(h: int = 96, w: int = 128) -> np.ndarray:

@@ -9,9 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from dicom_files import write_dicom
 
 from core.files.identity import FIELD_LIMITS, Identity, path_key, read_sidecar, resolve_identities
+from tests.support.dicom_files import write_dicom
 
 
 def picture(path: Path, shade: int = 120) -> Path:

@@ -10,9 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from intake_bundle import NOT_DERMOSCOPY_KINDS, make_intake_bundle, not_dermoscopy, skin_like, write_rgb
-from synthetic_bundle import TEST_SIGNING_KEY, make_bundle
-from test_cli import read_csv, run_cli
 
 from core.common.errors import BundleError
 from core.decision.gate import GateSettings, Thresholds, decide
@@ -34,6 +31,9 @@ from core.inference.ensemble import Ensemble, EnsembleSettings
 from core.records.report import report_html
 from core.records.store import ReviewStore
 from core.screening.screener import Screener, screen_folder
+from tests.support.cli_calls import read_csv, run_cli
+from tests.support.intake_bundle import NOT_DERMOSCOPY_KINDS, make_intake_bundle, not_dermoscopy, skin_like, write_rgb
+from tests.support.synthetic_bundle import TEST_SIGNING_KEY, make_bundle
 
 HAVE_OPENVINO = engines.openvino_version() is not None
 ORT = EnsembleSettings(engine="onnxruntime", provider="cpu")

@@ -8,9 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from dicom_files import write_dicom
 
 from cli.main import main
+from tests.support.dicom_files import write_dicom
 
 
 def picture(path: Path, shade: int) -> Path:

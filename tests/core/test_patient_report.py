@@ -159,7 +159,7 @@ def test_a_full_disk_leaves_the_earlier_report_and_names_the_file(store, tmp_pat
 
 
 def test_an_unsigned_bundle_is_said_on_every_surface(tmp_path):
-    from synthetic_bundle import make_bundle
+    from tests.support.synthetic_bundle import make_bundle
 
     bundle = make_bundle(tmp_path / "unsigned", sign_key=None)
     with _screen(tmp_path, bundle, allow_unsigned=True) as store:

@@ -11,13 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from dicom_files import write_dicom
 
 from core.files.identity import IdentitySettings
 from core.inference.bundle import load_bundle
 from core.records.patients import identity_of, worklist
 from core.records.store import ReviewStore
 from core.screening.screener import RunSettings, Screener, screen_folder
+from tests.support.dicom_files import write_dicom
 
 ROOT = Path(__file__).resolve().parents[2]
 HAM = ROOT.parent / "shared" / "data" / "dermoscopy"

@@ -7,12 +7,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_cli import make_folder  # noqa: E402  (tests/ is on sys.path through conftest)
 
 from core.inference.bundle import load_bundle
 from core.inference.ensemble import EnsembleSettings
 from core.records.store import ReviewStore
 from core.screening.screener import GateChoice, RunSettings, Screener, screen_folder
+from tests.support.image_folders import make_folder
 
 PIPELINED = RunSettings(batch_images=3, workers=2)
 

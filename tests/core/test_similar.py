@@ -13,7 +13,7 @@ from core.imaging.model_input import InputSpec, model_input_from_file
 from core.inference.bundle import load_bundle, sign_bundle
 from core.inference.similar import INDEX, SimilarCases, has_index
 from export.similar import add_index
-from tests.synthetic_bundle import CLASSES, TEST_SIGNING_KEY, make_bundle
+from tests.support.synthetic_bundle import CLASSES, TEST_SIGNING_KEY, make_bundle
 
 
 def _images(folder: Path, n: int) -> list[Path]:

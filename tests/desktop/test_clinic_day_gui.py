@@ -20,8 +20,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from clinic_day import make_clinic_day
-from intake_bundle import make_intake_bundle
 from PySide6.QtCore import Qt
 
 from core.decision.gate import GateSettings, Thresholds
@@ -29,6 +27,8 @@ from core.decision.vocabulary import CLASS_NAMES, NOT_DERMOSCOPY
 from core.inference.ensemble import Ensemble
 from core.records.report import CSV_COLUMNS, IDENTITY_COLUMNS, PROVENANCE_COLUMNS
 from desktop.models import QueueModel
+from tests.support.clinic_day import make_clinic_day
+from tests.support.intake_bundle import make_intake_bundle
 
 GATE = GateSettings(
     fitted={0.99: Thresholds(0.39, 0.47, 0.42, 0.43), 0.95: Thresholds(0.415, 0.465, 0.42, 0.43)},

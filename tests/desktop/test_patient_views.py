@@ -316,10 +316,9 @@ def test_melascreen_report_command_writes_a_pdf(qtbot, store, tmp_path, capsys):
 
 @pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler-utils (pdftotext)")
 def test_a_result_of_an_unsigned_bundle_is_marked_on_every_pdf_page(qtbot, tmp_path):
-    from synthetic_bundle import make_bundle
-
     from core.records.patient_report import write_patient_report
     from desktop.pdf import html_to_pdf
+    from tests.support.synthetic_bundle import make_bundle
 
     bundle = make_bundle(tmp_path / "unsigned", sign_key=None)
     day = tmp_path / "u"

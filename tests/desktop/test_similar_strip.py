@@ -15,7 +15,7 @@ from desktop.views.case_view import CaseData
 from desktop.workers import WorkerPool
 from export.similar import add_index
 from tests.core.test_similar import _images
-from tests.synthetic_bundle import CLASSES, TEST_SIGNING_KEY, make_bundle
+from tests.support.synthetic_bundle import CLASSES, TEST_SIGNING_KEY, make_bundle
 
 
 def _panel(qtbot) -> CasePanel:

@@ -6,12 +6,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from synthetic_bundle import make_bundle
 
 from core.imaging.preprocess import PreprocessParams
 from core.inference.bundle import load_bundle
 from core.inference.ensemble import Ensemble, EnsembleSettings
 from export import generalist, merge
+from tests.support.synthetic_bundle import make_bundle
 from training.generalist.features import FeatureKey
 from training.generalist.fit import model_with_head, save_checkpoint
 from training.generalist.heads import LinearHead

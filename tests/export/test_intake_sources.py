@@ -29,11 +29,11 @@ def test_a_further_source_adds_its_parts(tmp_path):
 
 def test_features_are_the_same_whatever_the_batch(tmp_path):
     import numpy as np
-    from intake_bundle import skin_like, write_rgb
-    from synthetic_bundle import make_bundle
 
     from core.inference.bundle import load_bundle
     from export.intake import LabelledImages, member_features
+    from tests.support.intake_bundle import skin_like, write_rgb
+    from tests.support.synthetic_bundle import make_bundle
 
     bundle = load_bundle(make_bundle(tmp_path / "b", members=2))
     paths = tuple(write_rgb(tmp_path / "img" / f"{i}.jpg", skin_like(i)) for i in range(5))

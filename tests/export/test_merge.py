@@ -5,13 +5,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from intake_bundle import make_intake_bundle
-from synthetic_bundle import make_bundle
 
 from core.imaging.preprocess import PreprocessParams
 from core.inference.bundle import load_bundle
 from export import merge
 from export.ood import OOD_OUTPUT, strip_ood_output
+from tests.support.intake_bundle import make_intake_bundle
+from tests.support.synthetic_bundle import make_bundle
 
 
 def run_member(path, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -82,9 +82,8 @@ def run_member_proto(model: onnx.ModelProto, x: np.ndarray) -> dict[str, np.ndar
 
 
 def test_a_merged_bundle_gets_one_intake_check_for_the_union(tmp_path, image_batch):
-    from intake_bundle import _features, skin_like
-
     from export.intake import add_intake_check
+    from tests.support.intake_bundle import _features, skin_like
 
     a = load_bundle(make_intake_bundle(tmp_path / "a"))
     b = load_bundle(make_intake_bundle(tmp_path / "b"))

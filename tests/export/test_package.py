@@ -10,8 +10,6 @@ import pytest
 torch = pytest.importorskip("torch", reason="export tests need the train extra (torch, timm, grad-cam)")
 timm = pytest.importorskip("timm")
 
-from synthetic_bundle import TEST_SIGNING_KEY  # noqa: E402
-
 from core.decision.results import Decision  # noqa: E402
 from core.inference.bundle import load_bundle  # noqa: E402
 from core.inference.ensemble import softmax  # noqa: E402
@@ -20,6 +18,7 @@ from evalkit.metrics import roc_auc  # noqa: E402
 from export.calibrate import CONFIDENCES  # noqa: E402
 from export.onnx_export import read_member_metadata  # noqa: E402
 from export.package import EVALUATION_BEGIN, EVALUATION_END, main, package  # noqa: E402
+from tests.support.synthetic_bundle import TEST_SIGNING_KEY  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

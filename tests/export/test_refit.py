@@ -3,11 +3,11 @@ several sources, from cached member logits; the members themselves are untouched
 
 import numpy as np
 import pytest
-from synthetic_bundle import CLASSES, make_bundle
 
 from core.inference.bundle import load_bundle
 from core.inference.ensemble import softmax
 from export import refit
+from tests.support.synthetic_bundle import CLASSES, make_bundle
 
 
 def overconfident(n: int, members: int, seed: int) -> tuple[np.ndarray, list[str]]:

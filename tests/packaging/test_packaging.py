@@ -53,7 +53,7 @@ def built(tmp_path_factory):
     missing = [f"{tool} ({pkg})" for tool, pkg in TOOLS.items() if shutil.which(tool) is None]
     if missing:
         pytest.fail(f"system tools missing: {', '.join(missing)}; see this module's docstring for the apt-get line")
-    from synthetic_bundle import make_bundle
+    from tests.support.synthetic_bundle import make_bundle
 
     base = tmp_path_factory.mktemp("packaging")
     bundle = make_bundle(base / "bundle")
@@ -112,7 +112,8 @@ def images(tmp_path_factory, real_image_paths):
     # A DICOM file too: the frozen app must carry pydicom's handlers (loaded at run time) and Pillow.
     import cv2
     import numpy as np
-    from dicom_files import write_dicom
+
+    from tests.support.dicom_files import write_dicom
 
     rng = np.random.default_rng(1)
     picture = np.full((288, 384, 3), (200, 150, 140), np.uint8)

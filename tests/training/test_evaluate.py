@@ -1,6 +1,6 @@
 """training.evaluate: the report folder a person opens, and the metrics it is built from.
 
-No torch: the bundle is tests/synthetic_bundle.py's ONNX ensemble (it calls dark lesions
+No torch: the bundle is tests/support/synthetic_bundle.py's ONNX ensemble (it calls dark lesions
 melanoma), the images are small synthetic dermoscopy-like pictures written to tmp_path.
 """
 
@@ -269,7 +269,7 @@ def test_report_folder_holds_metrics_and_every_figure(synthetic_bundle, labelled
 
 
 def test_reuse_refuses_a_cache_from_another_bundle(synthetic_bundle, labelled_folder, tmp_path, capsys):
-    from synthetic_bundle import make_bundle
+    from tests.support.synthetic_bundle import make_bundle
 
     root, split = labelled_folder
     out = tmp_path / "report"
@@ -300,9 +300,8 @@ def test_evaluation_runs_without_torch():
 
 
 def test_model_card_section_is_replaced_with_the_test_figures(tmp_path, monkeypatch):
-    from synthetic_bundle import make_bundle
-
     from core.inference.bundle import EVALUATION_BEGIN, EVALUATION_END, load_bundle
+    from tests.support.synthetic_bundle import make_bundle
     from training.evaluate import update_model_card
 
     root = make_bundle(tmp_path / "b")

@@ -1,6 +1,6 @@
 """A synthetic bundle with the intake check (issue 15), and images on both sides of it.
 
-The statistics are fitted on pooled features of synthetic "skin-like" images (tests/core/test_cli.py's
+The statistics are fitted on pooled features of synthetic "skin-like" images (tests/support/image_folders.py's
 lesions: skin-coloured background, a darker ellipse) through export.intake, exactly as the shipped bundle
 gets them; the thresholds come from other skin-like images. Flat colours, noise and a page of text are far
 from them.
@@ -14,12 +14,12 @@ import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
-from synthetic_bundle import TEST_SIGNING_KEY, make_bundle
 
 from core.imaging.model_input import InputSpec, model_input
 from core.inference.bundle import load_bundle, sign_bundle
 from export.intake import add_intake_check
 from export.ood import feature_tensor
+from tests.support.synthetic_bundle import TEST_SIGNING_KEY, make_bundle
 
 
 def skin_like(seed: int, size=(288, 384)) -> np.ndarray:

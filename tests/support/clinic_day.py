@@ -15,7 +15,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from intake_bundle import skin_like, write_rgb
+
+from tests.support.intake_bundle import skin_like, write_rgb
 
 PATIENTS = (("P001", 54, "F"), ("P002", 67, "M"), ("P003", 38, "F"), ("P004", 72, "M"), ("P005", 45, "O"))
 SITES = ("back", "chest", "left forearm", "right thigh", "face", "abdomen", "scalp", "left shoulder")

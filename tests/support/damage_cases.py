@@ -123,14 +123,14 @@ def uncompressed_tiff(rgb: np.ndarray) -> bytes:
 
 
 def jpeg_dicom(path, rgb: np.ndarray) -> bytes:
-    from dicom_files import write_dicom
+    from tests.support.dicom_files import write_dicom
 
     write_dicom(path, rgb, encoding="jpeg")
     return path.read_bytes()
 
 
 def rgb_dicom(path, rgb: np.ndarray) -> bytes:
-    from dicom_files import write_dicom
+    from tests.support.dicom_files import write_dicom
 
     write_dicom(path, rgb, encoding="rgb")
     return path.read_bytes()

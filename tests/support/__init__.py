@@ -1,0 +1,1 @@
+"""Helpers the tests share: synthetic bundles, image folders, DICOM files, damaged files, a clinic day."""

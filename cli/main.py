@@ -122,7 +122,7 @@ def _write_heatmap(result, folder: Path, made_by: Provenance) -> None:
 def _check_before_loading(args, folder: Path) -> str | None:
     """Everything that can be checked before the bundle loads and the batch starts; the problem in
     words, or None. Output paths are created (if missing) and test-written."""
-    from core.files.images import scan_candidates, visible_subfolders
+    from core.files.scan import scan_candidates, visible_subfolders
 
     if not folder.is_dir():
         return f"{printable(folder)} is not a folder"

@@ -22,7 +22,7 @@ from core.decision.vocabulary import BAND_CODES, class_name, intake_level
 
 DEFAULT_CONFIDENCE = 0.99
 DEFAULT_MAX_MEMBER_SPREAD = 0.25  # members disagreeing more than this -> review
-# Quality flags (core.files.images.assess_quality) in words.
+# Quality flags (core.imaging.quality.assess_quality) in words.
 QUALITY_WORDS = {"blurred": "image blurred", "underexposed": "image too dark", "overexposed": "image too bright"}
 MELANOMA_ONLY_NOTE = "melanoma-only gate (bundle written before malignancy triage)"
 

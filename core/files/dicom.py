@@ -8,6 +8,8 @@ for the listed tags only.
 
 Pixels go through pydicom's own decoders (uncompressed RGB / YBR; JPEG baseline through Pillow)
 and come back as the same `LoadedImage` that `core.files.images.read_image` gives for JPEG or PNG files.
+`read_image` reads the file's bytes once and hands them to `decode_dicom`: one read from disk, one
+pydicom dataset for the checks and the pixels.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 
 from core.common.errors import ImageReadError
 from core.files.damage import jpeg_decoder_damage, jpeg_structure_damage, picture_damage
-from core.files.images import ImageLimits, LoadedImage
+from core.files.image_file import ImageLimits, LoadedImage, read_file_bytes
 
 DICOM_EXTENSIONS = (".dcm", ".dicom")
 # SOP classes of photographs of skin; anything else (CT, MR, video, reports) is not screened.
@@ -191,26 +193,6 @@ def read_dicom_identity(path: str | os.PathLike) -> DicomIdentity:
     )
 
 
-def _read_bytes(path: str, limits: ImageLimits) -> bytes:
-    try:
-        size = os.path.getsize(path)
-        if size > limits.max_bytes:
-            raise ImageReadError(
-                path, f"the file is too large ({size / 1e6:.0f} MB; the limit is {limits.max_bytes / 1e6:.0f} MB)"
-            )
-        with open(path, "rb") as handle:
-            data = handle.read(limits.max_bytes + 1)
-    except FileNotFoundError:
-        raise ImageReadError(path, "the file does not exist (it may have been moved, renamed or deleted)") from None
-    except OSError as exc:
-        raise ImageReadError(path, f"the file cannot be read ({exc.strerror or exc})") from None
-    if not data:
-        raise ImageReadError(path, "the file is empty (0 bytes): it was probably not saved or copied completely")
-    if len(data) > limits.max_bytes:
-        raise ImageReadError(path, f"the file is too large (over {limits.max_bytes / 1e6:.0f} MB)")
-    return data
-
-
 _INCOMPLETE = (
     "the DICOM file is incomplete (it ends before its picture does), probably an interrupted copy or export; "
     "copy it again from the original"
@@ -235,14 +217,9 @@ def _check_jpeg_frame(path: str, ds) -> None:
         raise ImageReadError(path, words)
 
 
-def read_dicom_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits()) -> LoadedImage:
-    """Decode a DICOM dermoscopy photograph into 8-bit RGB, or raise ImageReadError with the reason."""
-    from pydicom.pixels import pixel_array
-
-    path = os.fspath(path)
-    data = _read_bytes(path, limits)
-    digest = hashlib.sha256(data).hexdigest()
-    ds = _read_dataset(path, data)
+def _check_picture(path: str, ds, data: bytes, limits: ImageLimits) -> None:
+    """Refuse, before any pixel is decoded, a file that is cut short, not a dermoscopy photograph,
+    without a picture, too large or too small for the limits, or holding several pictures."""
     if len(ds) == 0 and data[128:132] == b"DICM":
         # pydicom gives back an empty dataset when the file ends inside an element it is reading
         raise ImageReadError(path, _INCOMPLETE)
@@ -263,7 +240,6 @@ def read_dicom_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits(
             f"the image is too small to screen ({width} x {height} pixels; each side needs at least "
             f"{limits.min_side} pixels)",
         )
-    notes: list[str] = []
     frames = int(ds.get("NumberOfFrames") or 1)
     if frames > 1:
         raise ImageReadError(
@@ -271,12 +247,14 @@ def read_dicom_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits(
             f"this DICOM file holds {frames} pictures (frames); MelaScreen screens one picture per file and will "
             "not guess which one shows the lesion: export the picture to screen as a file of its own",
         )
-    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    from_jpeg = syntax in _JPEG_SYNTAXES
-    if from_jpeg:
-        _check_jpeg_frame(path, ds)
+
+
+def _decoded_pixels(path: str, ds, syntax, from_jpeg: bool) -> np.ndarray:
+    """pydicom's decoders (raw=False: YBR comes back as RGB); a failure is refused in words."""
+    from pydicom.pixels import pixel_array
+
     try:
-        pixels = pixel_array(ds)  # raw=False: pydicom converts YBR to RGB
+        return pixel_array(ds)
     except (NotImplementedError, RuntimeError) as exc:
         if from_jpeg:  # a JPEG this build reads, so the data is at fault
             raise ImageReadError(path, f"the JPEG picture inside this DICOM file is damaged ({exc})") from None
@@ -288,6 +266,10 @@ def read_dicom_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits(
         ) from None
     except (ValueError, AttributeError, KeyError, TypeError, struct.error, EOFError, OSError) as exc:
         raise ImageReadError(path, f"the DICOM picture is damaged and cannot be decoded ({exc})") from None
+
+
+def _to_rgb8(path: str, ds, pixels: np.ndarray, notes: list[str]) -> tuple[np.ndarray, str]:
+    """Decoded DICOM pixels -> contiguous H x W x 3 uint8, and the source mode in words."""
     if pixels.dtype != np.uint8:
         if pixels.dtype.kind not in "ui":
             raise ImageReadError(path, "the DICOM picture stores floating-point pixels, which MelaScreen does not read")
@@ -301,7 +283,20 @@ def read_dicom_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits(
         source_mode = "rgb8"
     else:
         raise ImageReadError(path, f"the DICOM picture has an unexpected shape {pixels.shape}; expected colour pixels")
-    pixels = np.ascontiguousarray(pixels)
+    return np.ascontiguousarray(pixels), source_mode
+
+
+def decode_dicom(path: str, data: bytes, limits: ImageLimits = ImageLimits()) -> LoadedImage:
+    """A DICOM dermoscopy photograph's bytes (already read from `path`) -> 8-bit RGB, or ImageReadError
+    with the reason. One pydicom dataset serves every check and the pixels."""
+    ds = _read_dataset(path, data)
+    _check_picture(path, ds, data, limits)
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    from_jpeg = syntax in _JPEG_SYNTAXES
+    if from_jpeg:
+        _check_jpeg_frame(path, ds)
+    notes: list[str] = []
+    pixels, source_mode = _to_rgb8(path, ds, _decoded_pixels(path, ds, syntax, from_jpeg), notes)
     damage = picture_damage(pixels, from_jpeg)
     if damage is not None and damage.strong:
         raise ImageReadError(path, damage.reason.replace("the picture is", "the picture inside this DICOM file is", 1))
@@ -311,10 +306,17 @@ def read_dicom_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits(
     return LoadedImage(
         path=path,
         rgb=pixels,
-        sha256=digest,
+        sha256=hashlib.sha256(data).hexdigest(),
         width=int(pixels.shape[1]),
         height=int(pixels.shape[0]),
         source_mode=source_mode,
         notes=tuple(notes),
         damage=damage.reason if damage is not None else None,
     )
+
+
+def read_dicom_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits()) -> LoadedImage:
+    """Read and decode a DICOM dermoscopy photograph (`core.files.images.read_image` does the same for
+    any picture file, DICOM included)."""
+    path = os.fspath(path)
+    return decode_dicom(path, read_file_bytes(path, limits), limits)

@@ -1,4 +1,4 @@
-"""Image intake: find image files in a folder, decode one safely, and measure its quality.
+"""Reading a picture file: decode one safely into upright 8-bit RGB, whatever the clinic sent.
 
 Decoding is defensive because the files come from clinic folders, USB sticks and e-mail: every
 refusal is an `ImageReadError` whose reason a clinician can act on. Pillow decodes (JPEG, PNG, BMP,
@@ -7,144 +7,34 @@ image size is checked against our limits before any pixel is decoded. libjpeg de
 or cut-off JPEG data with only a warning, so every JPEG first goes through core.files.damage (marker
 structure, libjpeg-turbo's warnings as errors) and every decoded picture through its pixel checks:
 a damaged picture is refused, and one that may be damaged carries `LoadedImage.damage`, which
-`assess_quality` turns into a flag that sends it to review. A file with several pictures (a
-multi-page TIFF, an animated PNG) is refused: which page shows the lesion is not guessed.
+core.imaging.quality turns into a flag that sends it to review. A file with several pictures (a
+multi-page TIFF, an animated PNG) is refused: which page shows the lesion is not guessed. A DICOM
+file (by its 'DICM' marker or its name) goes to core.files.dicom with the bytes read here.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import os
 import re
-import stat
 import struct
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.common.errors import ImageReadError
-from core.decision.results import QualityReport
 from core.files.damage import (
     DAMAGED,
-    MAY_BE_DAMAGED,
     TRUNCATED,
     grey_filled_end,
     jpeg_decoder_damage,
     jpeg_structure_damage,
     picture_damage,
 )
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".dcm", ".dicom")  # DICOM: core/files/dicom.py
-
-_WINDOWS_HIDDEN = 0x2  # FILE_ATTRIBUTE_HIDDEN
-
-
-# --------------------------------------------------------------------------------------- scanning
-
-
-def _is_hidden(entry: os.DirEntry) -> bool:
-    if entry.name.startswith("."):
-        return True
-    if os.name != "nt":
-        return False
-    try:
-        attributes = getattr(entry.stat(follow_symlinks=False), "st_file_attributes", 0)
-    except OSError:
-        return False
-    return bool(attributes & _WINDOWS_HIDDEN)
-
-
-def _check_folder(folder: Path) -> None:
-    if not folder.exists():
-        raise ImageReadError(str(folder), "the folder does not exist (it may have been moved, renamed or unplugged)")
-    if not folder.is_dir():
-        raise ImageReadError(str(folder), "this is a file, not a folder")
-
-
-def _candidates(folder: Path, recursive: bool) -> list[Path]:
-    """Non-hidden entries under `folder` that a report must mention; unreadable sub-folders are
-    skipped, the top one raises."""
-    _check_folder(folder)
-    found: list[Path] = []
-    pending = [folder]
-    while pending:
-        current = pending.pop()
-        try:
-            with os.scandir(current) as entries:
-                listing = list(entries)
-        except PermissionError:
-            if current == folder:
-                raise ImageReadError(str(folder), "permission denied: MelaScreen may not read this folder") from None
-            continue
-        except OSError as exc:
-            if current == folder:
-                raise ImageReadError(str(folder), f"the folder cannot be read ({exc.strerror or exc})") from None
-            continue
-        for entry in listing:
-            if _is_hidden(entry):
-                continue
-            try:
-                info = entry.stat()  # follows links
-            except OSError:
-                found.append(Path(entry.path))  # a broken link or a link loop: reading it will say which
-                continue
-            if stat.S_ISDIR(info.st_mode):
-                # Real folders are descended when recursive; linked folders are never followed (no
-                # loops). A folder named like an image is reported, so it does not vanish silently.
-                if recursive and not entry.is_symlink():
-                    pending.append(Path(entry.path))
-                elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
-                    found.append(Path(entry.path))
-            else:
-                # Regular files, and pipes, sockets and devices too: each gets a row saying what it is.
-                # Nothing here opens them (opening a pipe waits for a writer, forever); read_image
-                # looks at its type first and refuses it.
-                found.append(Path(entry.path))
-    # Case-insensitive order so that the same folder lists the same way on every platform.
-    return sorted(found, key=lambda p: (str(p).casefold(), str(p)))
-
-
-def scan_candidates(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
-    """Every non-hidden file in `folder`, sorted, so a batch can report the ones it cannot screen:
-    files of any kind, broken links, link loops and folders named like images (not other folders)."""
-    return _candidates(Path(folder), recursive)
-
-
-def visible_subfolders(folder: str | os.PathLike[str]) -> int:
-    """How many non-hidden sub-folders `folder` has (0 when it cannot be read): a hint for --recursive."""
-    try:
-        with os.scandir(folder) as entries:
-            return sum(1 for e in entries if not _is_hidden(e) and e.is_dir(follow_symlinks=False))
-    except OSError:
-        return 0
-
-
-# -------------------------------------------------------------------------------------- decoding
-
-
-@dataclass(frozen=True)
-class ImageLimits:
-    max_bytes: int = 100 * 1024 * 1024
-    max_pixels: int = 50_000_000  # checked from the header, before decoding
-    min_side: int = 32
-
-
-@dataclass(frozen=True)
-class LoadedImage:
-    path: str
-    rgb: np.ndarray = field(compare=False, repr=False)  # H x W x 3 uint8, upright
-    sha256: str  # of the file's bytes: identifies the image whatever its name
-    width: int
-    height: int
-    source_mode: str  # "rgb8", "gray", "rgba", "palette", "16-bit" or "cmyk": how the file stored its pixels
-    notes: tuple[str, ...] = ()  # conversions applied, in words
-    damage: str | None = None  # weak signs of damage, in words (strong signs refuse the file): sent to review
-
+from core.files.dicom import DICOM_EXTENSIONS, decode_dicom
+from core.files.image_file import ImageLimits, LoadedImage, read_file_bytes
 
 _ORIENTATION_WORDS = {
     2: "mirrored left-right",
@@ -178,47 +68,6 @@ _UNSUPPORTED_TIFF = (
 
 def _refuse(path: str, reason: str) -> ImageReadError:
     return ImageReadError(path, reason)
-
-
-def _stat(path: str) -> os.stat_result:
-    try:
-        return os.stat(path)
-    except FileNotFoundError:
-        if os.path.islink(path):
-            raise _refuse(path, "this is a link (shortcut) to a file that no longer exists") from None
-        raise _refuse(path, "the file does not exist (it may have been moved, renamed or deleted)") from None
-    except PermissionError:
-        raise _refuse(path, "permission denied: MelaScreen may not read this file; check its access rights") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise _refuse(path, "this link (shortcut) points back to itself in a loop, so there is no image") from None
-        raise _refuse(path, f"the file cannot be read ({exc.strerror or exc})") from None
-
-
-def _read_bytes(path: str, limits: ImageLimits) -> bytes:
-    info = _stat(path)
-    if stat.S_ISDIR(info.st_mode):
-        raise _refuse(path, "this is a folder, not an image file")
-    if not stat.S_ISREG(info.st_mode):
-        raise _refuse(path, "this is not a regular file (a device or a pipe), so it is not an image")
-    if info.st_size > limits.max_bytes:
-        raise _refuse(
-            path,
-            f"the file is too large ({info.st_size / 1e6:.0f} MB; the limit is {limits.max_bytes / 1e6:.0f} MB); "
-            "export a smaller copy of the image",
-        )
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(limits.max_bytes + 1)  # the file may grow between stat and read
-    except PermissionError:
-        raise _refuse(path, "permission denied: MelaScreen may not read this file; check its access rights") from None
-    except OSError as exc:
-        raise _refuse(path, f"the file cannot be read ({exc.strerror or exc})") from None
-    if len(data) > limits.max_bytes:
-        raise _refuse(path, f"the file is too large (over {limits.max_bytes / 1e6:.0f} MB)")
-    if not data:
-        raise _refuse(path, "the file is empty (0 bytes): it was probably not saved or copied completely")
-    return data
 
 
 def _too_large(path: str, pixels: int, limits: ImageLimits, size: str = "") -> ImageReadError:
@@ -397,11 +246,9 @@ def read_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits()) -> 
     before decoding (Pillow's global bomb limit is left alone: limits are per call). Damage that
     libjpeg would paper over (overwritten or missing data) is refused, not screened."""
     path = os.fspath(path)
-    data = _read_bytes(path, limits)
-    if data[128:132] == b"DICM" or path.lower().endswith((".dcm", ".dicom")):
-        from core.files.dicom import read_dicom_image  # imports this module: loaded only when needed
-
-        return read_dicom_image(path, limits)
+    data = read_file_bytes(path, limits)  # the one read from disk, for every format
+    if data[128:132] == b"DICM" or path.lower().endswith(DICOM_EXTENSIONS):
+        return decode_dicom(path, data, limits)
     digest = hashlib.sha256(data).hexdigest()
     rgb, source_mode, notes, damage = _decode(path, data, limits)
     height, width = rgb.shape[:2]
@@ -427,66 +274,3 @@ def resize_longest_side(rgb: np.ndarray, size: int, enlarge: bool = True) -> np.
         return rgb
     target = (max(1, round(width * scale)), max(1, round(height * scale)))
     return cv2.resize(rgb, target, interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR)
-
-
-# --------------------------------------------------------------------------------------- quality
-
-
-@dataclass(frozen=True)
-class QualityThresholds:
-    """Limits for `assess_quality`.
-
-    Calibrated on 1,000 HAM10000 images (384 x 288, random sample, seed 0), measured at the
-    analysis size below. Percentiles (p0 / p0.5 / p1 / p2 / p50 / p99 / p100):
-      sharpness (Laplacian variance)  4.97 / 8.88 / 10.1 / 12.0 / 50.1 / 616 / 3687
-      brightness (mean grey)          102 / 111 / 115 / 123 / 158 / 201 / 218
-      dark fraction (grey <= 10)      0 / 0 / 0 / 0 / 0 / 0.042 / 0.153
-      bright fraction (grey >= 245)   0 / 0 / 0 / 0 / 0 / 0.0008 / 0.131
-    One of those images blurred with a Gaussian of sigma 2 / 4 / 8 scores 3.9 / 2.1 / 1.8; scaled
-    to 5 % of its brightness it scores 7.8 brightness and 0.90 dark fraction; raised by 200 grey
-    levels, 255 brightness and 0.999 bright fraction. With the limits below, 4 of 2,000 other
-    HAM10000 images (0.2 %) are flagged (3 blurred, 1 underexposed).
-    """
-
-    analysis_size: int = 384  # longest side at which everything is measured
-    min_sharpness: float = 8.0  # about p0.5 of real images
-    min_brightness: float = 60.0
-    max_dark_fraction: float = 0.5
-    max_brightness: float = 235.0
-    max_bright_fraction: float = 0.5
-
-
-def _analysis_grey(rgb: np.ndarray, size: int) -> np.ndarray:
-    return resize_longest_side(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), size)
-
-
-def assess_quality(
-    rgb: np.ndarray, thresholds: QualityThresholds = QualityThresholds(), damage: str | None = None
-) -> QualityReport:
-    """Sharpness, brightness and clipped fractions of an RGB uint8 image, with the flags they raise.
-    `damage`: weak signs of damage found when the file was read (LoadedImage.damage); they add the
-    flag MAY_BE_DAMAGED, so the gate holds the picture for review."""
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"expected an H x W x 3 uint8 image, got {rgb.shape} {rgb.dtype}")
-    # A fixed analysis size makes the Laplacian's variance independent of the camera's resolution.
-    grey = _analysis_grey(rgb, thresholds.analysis_size)
-    sharpness = float(cv2.Laplacian(grey, cv2.CV_64F).var())
-    brightness = float(grey.mean())
-    dark = float(np.count_nonzero(grey <= 10)) / grey.size
-    bright = float(np.count_nonzero(grey >= 245)) / grey.size
-    flags = []
-    if sharpness < thresholds.min_sharpness:
-        flags.append("blurred")
-    if brightness < thresholds.min_brightness or dark > thresholds.max_dark_fraction:
-        flags.append("underexposed")
-    if brightness > thresholds.max_brightness or bright > thresholds.max_bright_fraction:
-        flags.append("overexposed")
-    if damage:
-        flags.append(MAY_BE_DAMAGED)
-    return QualityReport(
-        sharpness=sharpness,
-        brightness=brightness,
-        dark_fraction=dark,
-        bright_fraction=bright,
-        flags=tuple(flags),
-    )

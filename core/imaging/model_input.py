@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.files.images import ImageLimits, read_image
+from core.files.image_file import ImageLimits
+from core.files.images import read_image
 from core.imaging.preprocess import PreprocessParams, normalize, preprocess, resize_square
 
 # A training augmentation: square uint8 H x W x 3 in, an image of the same shape and type out.

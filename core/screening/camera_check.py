@@ -191,7 +191,7 @@ def check_files(paths: Sequence, check: IntakeCheck | None) -> CameraCheck | Non
     """The camera check of a run's files; None when the bundle's intake check has no picture statistics."""
     if check is None or not check.has_image_part:
         return None
-    from core.files.images import IMAGE_EXTENSIONS
+    from core.files.scan import IMAGE_EXTENSIONS
 
     images = [
         p

@@ -32,8 +32,11 @@ from core.decision.gate import Thresholds, decide
 from core.decision.intake_check import IntakeFinding, assess, image_statistics
 from core.decision.results import Prediction, QualityReport, ScreeningResult
 from core.files.identity import IdentityIssue, IdentitySettings
-from core.files.images import IMAGE_EXTENSIONS, ImageLimits, assess_quality, read_image, scan_candidates
+from core.files.image_file import ImageLimits
+from core.files.images import read_image
+from core.files.scan import IMAGE_EXTENSIONS, scan_candidates
 from core.imaging.model_input import InputSpec, model_input
+from core.imaging.quality import assess_quality
 from core.inference.bundle import Bundle, sha256_file
 from core.inference.engines import EngineInfo
 from core.inference.ensemble import Ensemble, EnsembleSettings, RawOutputs

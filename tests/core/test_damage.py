@@ -27,7 +27,8 @@ from core.files.damage import (
     jpeg_structure_damage,
     picture_damage,
 )
-from core.files.images import assess_quality, read_image
+from core.files.images import read_image
+from core.imaging.quality import assess_quality
 from tests.support import damage_cases as dc
 from tests.support.dicom_files import write_dicom
 

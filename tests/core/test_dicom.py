@@ -10,7 +10,7 @@ from pydicom.uid import CTImageStorage
 
 from core.common.errors import ImageReadError
 from core.files.dicom import has_dicom_preamble, read_dicom_identity, read_dicom_image
-from core.files.images import ImageLimits
+from core.files.image_file import ImageLimits
 from tests.support.dicom_files import VLPhotographicImageStorage, write_dicom
 
 

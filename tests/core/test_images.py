@@ -18,18 +18,11 @@ import pytest
 
 from core.common.errors import ImageReadError
 from core.decision.results import QualityReport
-from core.files import images
-from core.files.images import (
-    IMAGE_EXTENSIONS,
-    ImageLimits,
-    LoadedImage,
-    QualityThresholds,
-    assess_quality,
-    read_image,
-    resize_longest_side,
-    scan_candidates,
-    visible_subfolders,
-)
+from core.files import image_file
+from core.files.image_file import ImageLimits, LoadedImage
+from core.files.images import read_image, resize_longest_side
+from core.files.scan import IMAGE_EXTENSIONS, scan_candidates, visible_subfolders
+from core.imaging.quality import QualityThresholds, assess_quality
 
 HAM_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "data" / "dermoscopy" / "images"
 
@@ -411,7 +404,7 @@ def test_refuses_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         raise PermissionError(13, "Permission denied")
 
     # chmod 000 does not stop root (CI containers), so the operating system's answer is simulated.
-    monkeypatch.setattr(images, "open", denied, raising=False)
+    monkeypatch.setattr(image_file, "open", denied, raising=False)
     assert "permission denied" in refusal(path)
 
 

@@ -14,8 +14,9 @@ import numpy as np
 
 from core.common.errors import ImageReadError, MelaScreenError
 from core.decision.results import QualityReport
-from core.files.images import assess_quality, read_image
+from core.files.images import read_image
 from core.imaging.model_input import InputSpec, model_input
+from core.imaging.quality import assess_quality
 from core.inference.bundle import Bundle
 from core.inference.ensemble import Ensemble
 from evalkit.labelled import LabelledCase, image_path

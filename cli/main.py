@@ -19,6 +19,7 @@ from core.common.paths import (
     check_output_folder,
     default_database_path,
 )
+from core.decision.gate import MELANOMA_ONLY_NOTE
 from core.decision.vocabulary import (
     DEFAULT_FOLLOW_UP_MONTHS,
     REVIEW_CHOICES,
@@ -27,7 +28,8 @@ from core.decision.vocabulary import (
     outcome_label,
     outcome_words,
 )
-from core.inference.bundle import DISCLAIMER, MELANOMA_ONLY_NOTE, Bundle, default_bundle_path, load_bundle
+from core.inference.bundle import Bundle, default_bundle_path, load_bundle
+from core.inference.manifest import DISCLAIMER
 from core.records.provenance import Provenance, provenance_of_bundle
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

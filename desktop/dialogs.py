@@ -29,8 +29,10 @@ from PySide6.QtWidgets import (
 
 import core
 from core.common.paths import default_database_path
-from core.inference.bundle import DISCLAIMER, MELANOMA_ONLY_NOTE, Bundle, default_bundle_path
+from core.decision.gate import MELANOMA_ONLY_NOTE
+from core.inference.bundle import Bundle, default_bundle_path
 from core.inference.engines import ENGINES, PRECISIONS, available_providers, openvino_version
+from core.inference.manifest import DISCLAIMER
 from core.inference.similar import LICENCE as SIMILAR_LICENCE
 from core.inference.similar import has_index as has_similar_index
 from core.records.clinic import Clinic, load_clinic, save_clinic

@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
 from core.common.errors import MelaScreenError, StoreError
 from core.common.paths import atomic_target
 from core.decision.gate import confidence_meanings
-from core.inference.bundle import DISCLAIMER, default_bundle_path
+from core.inference.bundle import default_bundle_path
+from core.inference.manifest import DISCLAIMER
 from core.records.patients import filing_summary, identities_of
 from core.records.provenance import provenance_of_run
 from core.records.report import run_report, write_run_csv, write_run_report_html

@@ -40,17 +40,10 @@ from core.common.errors import MelaScreenError
 from core.decision.gate import GateSettings
 from core.imaging.model_input import square_from_file
 from core.imaging.preprocess import PreprocessParams, normalize
-from core.inference.bundle import (
-    DEFAULT_TTA,
-    EVALUATION_BEGIN,
-    EVALUATION_END,
-    Manifest,
-    Member,
-    load_bundle,
-    sha256_file,
-    write_bundle,
-)
+from core.inference.bundle import EVALUATION_BEGIN, EVALUATION_END, load_bundle, write_bundle
+from core.inference.digests import sha256_file
 from core.inference.ensemble import Ensemble, EnsembleSettings, softmax
+from core.inference.manifest import DEFAULT_TTA, Manifest, Member
 from core.inference.signing import Trust, read_private_key, trust_of
 from evalkit.labelled import DEFAULT_DATA_DIR, LabelsError, image_path, project_relative, read_split
 from evalkit.metrics import roc_auc

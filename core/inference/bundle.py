@@ -1,11 +1,11 @@
 """The model bundle: the one contract between research and clinic.
 
-A folder (or a .zip of one) holding `manifest.json`, one ONNX file per ensemble member,
-`model_card.md` and `signature.json` (an Ed25519 signature over the SHA-256 of every other file,
-see core/inference/signing.py). `export/` writes bundles with `write_bundle` and signs them with
-`sign_bundle`; `core` reads them with `load_bundle`; both go through the dataclasses here, so the
-schema lives in one place. Every manifest field is declared with its JSON rule (core/common/schema.py) and
-read strictly: a value that could change an outcome is never guessed or coerced.
+A folder (or a .zip of one, core/inference/unzip.py) holding `manifest.json` (core/inference/manifest.py),
+one ONNX file per ensemble member, `model_card.md` and `signature.json` (an Ed25519 signature over the
+SHA-256 of every other file, see core/inference/signing.py). `core` reads bundles with `load_bundle`;
+`export/` writes them with `write_bundle` and signs them with `sign_bundle`. Loading checks the signature
+before the manifest is even parsed, then every member's checksum; a loaded `Bundle` hands out only bytes
+it has verified.
 
 Each member ONNX file takes `image` (float32, N x 3 x S x S, normalised with the manifest's
 mean/std) and returns `logits` (N x K) and `cam` (N x K x h x w: the ReLU'd Grad-CAM of every
@@ -14,27 +14,17 @@ class on the last feature map, not normalised).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
-import stat
-import tempfile
-import time
-import zipfile
-import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from core.common.errors import BundleError
-from core.common.schema import SchemaError, read_fields, rule
-from core.decision.cascade import CascadeMargins
-from core.decision.gate import MALIGNANCY, MELANOMA_ONLY, GateSettings, RiskScope
-from core.decision.intake_check import IntakeCheck
-from core.imaging.preprocess import PreprocessParams
+from core.inference.digests import sha256_file
+from core.inference.manifest import MANIFEST, MODEL_CARD, Manifest, Member, parse_manifest
 from core.inference.signing import (
     SIGNATURE,
     Trust,
@@ -45,285 +35,22 @@ from core.inference.signing import (
     sign_files,
     trust_of,
 )
+from core.inference.unzip import unzip
 
-SCHEMA_VERSION = 2  # written; READABLE_VERSIONS are read
-READABLE_VERSIONS = (1, 2)
-MANIFEST = "manifest.json"
-MODEL_CARD = "model_card.md"
 # Optional files a bundle may carry beside its members (core.inference.similar); signed with it when present.
 OPTIONAL_FILES = ("similar-encoder.onnx", "similar-index.npz")
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("logits", "cam")
-DEFAULT_TTA = ("id", "rot90", "rot180", "rot270", "flip", "flip_rot90", "flip_rot180", "flip_rot270", "zoom")
-MAX_MEMBERS = 32
-MAX_TTA_VIEWS = 16
-MAX_CLASSES = 64
-MAX_FITTED_LEVELS = 32
-# Values that would distort every result are refused (issue 26): a temperature outside this range makes the
-# members' outputs one-hot or flat (export.calibrate fits within the same bounds); a std outside it blows the
-# normalised image up or squashes it (pixels are 0..1: ImageNet's std is ~0.22, "no normalisation" is 1).
-TEMPERATURE_RANGE = (0.05, 20.0)
-STD_RANGE = (0.01, 10.0)
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_MEMBER_BYTES = 2 << 30  # read into memory whole to be hashed and run (the shipped members are ~10 MB)
 MAX_CARD_BYTES = 4 << 20
-# Zip bundles: refused before anything is written when they exceed these.
-MAX_ZIP_ENTRIES = 256
-MAX_ZIP_TOTAL_BYTES = 2 << 30
-MAX_ZIP_RATIO = 200  # uncompressed / compressed, per entry over 1 MB
-STALE_EXTRACTION_S = 3600
-UNUSED_EXTRACTION_S = 30 * 24 * 3600
 # Until the lead signs core/models/default with the publisher key (core/trusted_keys/), the default
 # bundle loads as an unsigned bundle (and says so). Set True once it is signed: then it is held to the
 # same rule as every other bundle.
 DEFAULT_BUNDLE_SIGNED = True
-RESERVED_NAMES = (MANIFEST, MODEL_CARD, SIGNATURE)
-_FILE_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
-_CLASS_NAME = r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}"
-# POSIX or Windows absolute, UNC, home-relative (~/, ~user/) or a file: URL.
-_ABSOLUTE_PATH = re.compile(r"\s*(/|\\|~[A-Za-z0-9_.-]*[/\\]|[A-Za-z]:[\\/]|file:)", re.IGNORECASE)
-PROVENANCE_MAX_CLIMB = 1
 # The evaluation step writes test-split metrics between these markers of model_card.md.
 EVALUATION_BEGIN = "<!-- EVALUATION:BEGIN (written by the evaluation step; test split only) -->"
 EVALUATION_END = "<!-- EVALUATION:END -->"
-DISCLAIMER = (
-    "MelaScreen is a research tool, not an approved medical device. Its output is not a diagnosis "
-    "and must not replace examination by a qualified clinician."
-)
-MELANOMA_ONLY_NOTE = "melanoma-only gate (bundle written before malignancy triage)"
-
-
-@dataclass(frozen=True)
-class Member:
-    file: str = field(metadata=rule("str", pattern=_FILE_NAME, max_len=128))
-    sha256: str = field(metadata=rule("str", pattern=r"[0-9a-fA-F]{64}", max_len=64))
-    arch: str = field(default="unknown", metadata=rule("str", max_len=100))
-    seed: int = field(default=0, metadata=rule("int", lo=0, hi=2**63 - 1))
-    # Fitted on the validation split; logits are divided by it.
-    temperature: float = field(default=1.0, metadata=rule("float", lo=TEMPERATURE_RANGE[0], hi=TEMPERATURE_RANGE[1]))
-    val_metrics: dict = field(default_factory=dict, metadata=rule("json"))
-
-    def to_dict(self) -> dict:
-        return {
-            "file": self.file,
-            "sha256": self.sha256,
-            "arch": self.arch,
-            "seed": self.seed,
-            "temperature": self.temperature,
-            "val_metrics": self.val_metrics,
-        }
-
-    @classmethod
-    def from_dict(cls, d, where: str = "members[0]") -> Member:
-        kwargs = read_fields(cls, d, where)
-        kwargs["sha256"] = kwargs["sha256"].lower()
-        return cls(**kwargs)
-
-
-@dataclass(frozen=True)
-class Manifest:
-    name: str = field(metadata=rule("str", min_items=1))
-    version: str = field(metadata=rule("str", min_items=1, max_len=100))
-    class_names: tuple[str, ...] = field(
-        metadata=rule("str_list", min_items=2, max_items=MAX_CLASSES, pattern=_CLASS_NAME, max_len=64, unique=True)
-    )
-    positive_class: str = field(metadata=rule("str", max_len=64))  # the class whose probability is p(melanoma)
-    input_size: int = field(metadata=rule("int", lo=32, hi=1024))
-    mean: tuple[float, float, float] = field(metadata=rule("float_list", min_items=3, max_items=3, lo=0.0, hi=1.0))
-    std: tuple[float, float, float] = field(
-        metadata=rule("float_list", min_items=3, max_items=3, lo=STD_RANGE[0], hi=STD_RANGE[1])
-    )
-    members: tuple[Member, ...]
-    preprocessing: PreprocessParams = field(default_factory=PreprocessParams)
-    tta_views: tuple[str, ...] = field(
-        default=DEFAULT_TTA, metadata=rule("str_list", min_items=1, max_items=MAX_TTA_VIEWS, max_len=32, unique=True)
-    )
-    gate: GateSettings = field(default_factory=GateSettings)
-    task: str = field(default="dermoscopy-melanoma", metadata=rule("str", min_items=1, max_len=100))
-    created: str = field(default="", metadata=rule("str", max_len=64))
-    provenance: dict = field(default_factory=dict, metadata=rule("json"))
-    disclaimer: str = field(default=DISCLAIMER, metadata=rule("str", min_items=1, max_len=2000))
-    schema_version: int = field(default=SCHEMA_VERSION, metadata=rule("int", lo=1, hi=SCHEMA_VERSION))
-    # The classes whose probabilities add up to p(malignant). Empty when constructed: the positive class.
-    malignant_classes: tuple[str, ...] = field(
-        default=(), metadata=rule("str_list", min_items=1, max_items=MAX_CLASSES, max_len=64, unique=True)
-    )
-    ood: IntakeCheck | None = None  # the optional intake check (decision/intake_check.py); None: none
-    cascade: CascadeMargins | None = None  # stage-1 margins (core/decision/cascade.py); None: always the full ensemble
-
-    def __post_init__(self):
-        if not self.malignant_classes:
-            object.__setattr__(self, "malignant_classes", (self.positive_class,))
-
-    @property
-    def positive_index(self) -> int:
-        return self.class_names.index(self.positive_class)
-
-    @property
-    def malignant_indices(self) -> tuple[int, ...]:
-        return tuple(self.class_names.index(c) for c in self.malignant_classes)
-
-    @property
-    def risk_scope(self) -> RiskScope:
-        """What the gate's probability is of: melanoma for a bundle written before malignancy triage (its
-        malignant classes are just the positive class, after the upgrade), malignancy otherwise."""
-        return MELANOMA_ONLY if self.malignant_classes == (self.positive_class,) else MALIGNANCY
-
-    @property
-    def melanoma_only_gate(self) -> bool:
-        """The bundle predates malignancy triage (schema 1): p(malignant) is p(melanoma)."""
-        return self.malignant_classes == (self.positive_class,)
-
-    def to_dict(self) -> dict:
-        """Always the current schema: a manifest read from version 1 is written as version 2."""
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "name": self.name,
-            "version": self.version,
-            "created": self.created,
-            "task": self.task,
-            "class_names": list(self.class_names),
-            "positive_class": self.positive_class,
-            "malignant_classes": list(self.malignant_classes),
-            "input_size": self.input_size,
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "preprocessing": self.preprocessing.to_dict(),
-            "tta_views": list(self.tta_views),
-            "gate": self.gate.to_dict(),
-            "members": [m.to_dict() for m in self.members],
-            "provenance": self.provenance,
-            "disclaimer": self.disclaimer,
-            **({"ood": self.ood.to_dict()} if self.ood is not None else {}),
-            **({"cascade": self.cascade.to_dict()} if self.cascade is not None else {}),
-        }
-
-    @classmethod
-    def from_dict(cls, d, source: str = MANIFEST) -> Manifest:
-        """Strict: every field checked for type and range, unknown keys refused; BundleError says which."""
-        if not isinstance(d, dict):
-            raise BundleError("manifest is not a JSON object", source)
-        version = d.get("schema_version")
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise BundleError("manifest has no valid schema_version; this is not a MelaScreen bundle", source)
-        if version not in READABLE_VERSIONS:
-            raise BundleError(
-                f"schema_version {version if abs(version) < 10**6 else 'huge'} is not supported (this MelaScreen "
-                f"reads versions {', '.join(map(str, READABLE_VERSIONS))}); use a matching MelaScreen release "
-                "or re-export the bundle",
-                source,
-            )
-        if version == 1 and "malignant_classes" in d:
-            raise BundleError("manifest.malignant_classes needs schema_version 2", source)
-        if version >= 2 and "malignant_classes" not in d:
-            raise BundleError("manifest.malignant_classes: missing (required from schema_version 2)", source)
-        try:
-            kwargs = read_fields(cls, d, "manifest", skip=("members", "preprocessing", "gate", "ood", "cascade"))
-            raw_members = _members_list(d.get("members"))
-            members = tuple(Member.from_dict(x, f"manifest.members[{i}]") for i, x in enumerate(raw_members))
-            preprocessing = PreprocessParams.from_dict(d.get("preprocessing", {}), "manifest.preprocessing")
-        except SchemaError as exc:
-            raise BundleError(str(exc), source) from None
-        gate = _read_section(GateSettings, d.get("gate", {}), "gate", source)
-        ood = _read_section(IntakeCheck, d["ood"], "ood", source) if "ood" in d else None
-        cascade = _read_section(CascadeMargins, d["cascade"], "cascade", source) if "cascade" in d else None
-        m = cls(members=members, preprocessing=preprocessing, gate=gate, ood=ood, cascade=cascade, **kwargs)
-        m.validate(source)
-        return m
-
-    def validate(self, source: str = MANIFEST) -> None:
-        """Rules between fields (the per-field rules are checked when a manifest is read)."""
-        from core.imaging.tta import VIEWS  # local: tta is a sibling leaf module
-
-        problems = []
-        if self.positive_class not in self.class_names:
-            problems.append(f"positive_class {self.positive_class!r} is not among class_names")
-        unknown = [c for c in self.malignant_classes if c not in self.class_names]
-        if unknown:
-            problems.append(f"malignant_classes {unknown} are not among class_names")
-        if self.positive_class not in self.malignant_classes:
-            problems.append(f"positive_class {self.positive_class!r} must be one of the malignant_classes")
-        if not self.members:
-            problems.append("the bundle lists no members")
-        if len(self.members) > MAX_MEMBERS:
-            problems.append(f"more than {MAX_MEMBERS} members")
-        if not 32 <= self.input_size <= 1024:
-            problems.append(f"input_size {self.input_size} is out of range 32..1024")
-        lo, hi = STD_RANGE
-        if len(self.mean) != 3 or len(self.std) != 3 or any(not lo <= s <= hi for s in self.std):
-            problems.append(f"mean and std need three values each, std in [{lo:g}, {hi:g}]")
-        bad_views = [v for v in self.tta_views if v not in VIEWS]
-        if bad_views or not self.tta_views or len(self.tta_views) > MAX_TTA_VIEWS:
-            problems.append(f"tta_views need 1..{MAX_TTA_VIEWS} of {sorted(VIEWS)}; unknown: {bad_views[:5]}")
-        files = [mem.file for mem in self.members]
-        if len(set(files)) != len(files):
-            problems.append("two members share one file")
-        for mem in self.members:
-            lo, hi = TEMPERATURE_RANGE
-            if not lo <= mem.temperature <= hi:
-                problems.append(f"member {mem.file} has temperature {mem.temperature:g} outside [{lo:g}, {hi:g}]")
-            if Path(mem.file).name != mem.file or mem.file in RESERVED_NAMES or mem.file in ("", ".", ".."):
-                problems.append(f"member file {mem.file!r} must be a plain file name inside the bundle")
-        if (where := provenance_path_problem(self.provenance)) is not None:
-            problems.append(where)
-        problems.extend(self.cascade.check_against(self) if self.cascade is not None else ())
-        if problems:
-            raise BundleError("; ".join(problems), source)
-
-
-def _path_like_problem(text: str) -> str | None:
-    """Why a provenance string that is a path is refused, or None (text that is no path passes)."""
-    if _ABSOLUTE_PATH.match(text):
-        return "is an absolute path (a bundle must not carry its build machine's folders)"
-    depth = 0
-    for part in re.split(r"[/\\]", text):
-        depth += -1 if part == ".." else (0 if part in ("", ".") else 1)
-        if depth < -PROVENANCE_MAX_CLIMB:
-            return f"climbs more than {PROVENANCE_MAX_CLIMB} folder above the project with '..'"
-    return None
-
-
-def provenance_path_problem(value, where: str = "manifest.provenance") -> str | None:
-    """The first path in free-form provenance that is absolute or climbs out with `..` too far, in words.
-
-    Provenance paths are project-relative (evalkit.labelled.project_relative): the data and runs live
-    beside the project, so one `..` is how export writes them ("../shared/data/..."); anything further
-    up, or absolute, is refused."""
-    stack = [(where, value)]
-    while stack:
-        path, v = stack.pop()
-        if isinstance(v, dict):
-            stack.extend((f"{path}.{k}", x) for k, x in v.items())
-        elif isinstance(v, list):
-            stack.extend((f"{path}[{i}]", x) for i, x in enumerate(v))
-        elif isinstance(v, str) and (problem := _path_like_problem(v)) is not None:
-            where_text = "".join(c if c.isprintable() else "?" for c in path[:120])
-            return f"{where_text}: {v[:60]!r} {problem}"
-    return None
-
-
-def _members_list(value) -> list:
-    if not isinstance(value, list):
-        raise SchemaError(f"manifest.members: must be a list of member objects, got {type(value).__name__}")
-    if not 1 <= len(value) <= MAX_MEMBERS:
-        raise SchemaError(f"manifest.members: needs 1..{MAX_MEMBERS} entries, got {len(value)}")
-    return value
-
-
-def _read_section(cls, raw, name: str, source: str):
-    """A section with its own strict reader (the gate: core.decision.gate, the intake check:
-    core.decision.intake_check); anything that reader raises becomes a BundleError naming the section."""
-    if not isinstance(raw, dict):
-        got = type(raw).__name__ if raw is not None else "null"
-        raise BundleError(f"manifest.{name}: must be an object, got {got}", source)
-    fitted = raw.get("fitted")
-    if isinstance(fitted, dict) and len(fitted) > MAX_FITTED_LEVELS:
-        raise BundleError(f"manifest.{name}.fitted: more than {MAX_FITTED_LEVELS} confidence levels", source)
-    try:
-        return cls.from_dict(raw)
-    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BundleError(f"manifest.{name}: {text.removeprefix(f'{name}: ')[:300]}", source) from None
 
 
 @dataclass(frozen=True)
@@ -405,146 +132,6 @@ class Bundle:
         return f"signed by key {self.signer.key_id} ({Path(self.signer.origin).name})"
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-# ---------------------------------------------------------------------------------------------- zip bundles
-
-
-def _zip_entry_problem(info: zipfile.ZipInfo) -> str | None:
-    name = info.filename
-    if name.startswith(("/", "\\")) or "\\" in name or ":" in name or ".." in Path(name).parts:
-        return "points outside the bundle"
-    if stat.S_ISLNK(info.external_attr >> 16):
-        return "is a symbolic link"
-    if info.flag_bits & 0x1:
-        return "is encrypted"
-    if info.file_size > (1 << 20) and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
-        return f"expands more than {MAX_ZIP_RATIO}-fold (a zip bomb?)"
-    return None
-
-
-def _check_zip(zf: zipfile.ZipFile, zpath: Path) -> list[zipfile.ZipInfo]:
-    infos = zf.infolist()
-    if len(infos) > MAX_ZIP_ENTRIES:
-        raise BundleError(
-            f"the zip holds {len(infos)} entries (at most {MAX_ZIP_ENTRIES}); not a model bundle", str(zpath)
-        )
-    for info in infos:
-        if (problem := _zip_entry_problem(info)) is not None:
-            raise BundleError(f"zip entry {info.filename[:80]!r} {problem}; refused", str(zpath))
-    names = [i.filename.rstrip("/") for i in infos]
-    if len(set(names)) != len(names):
-        raise BundleError("the zip holds two entries with the same name; refused", str(zpath))
-    total = sum(i.file_size for i in infos)
-    if total > MAX_ZIP_TOTAL_BYTES:
-        raise BundleError(
-            f"the zip expands to {total / 1e9:.1f} GB (at most {MAX_ZIP_TOTAL_BYTES / 1e9:.1f} GB)", str(zpath)
-        )
-    return infos
-
-
-def _copy_limited(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dst: Path, budget: list[int], zpath: Path) -> None:
-    """Extract one entry, never writing more than it declared (headers can lie) nor the total budget."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    written = 0
-    with zf.open(info) as src, open(dst, "wb") as out:
-        while block := src.read(1 << 20):
-            written += len(block)
-            budget[0] -= len(block)
-            if written > info.file_size or budget[0] < 0:
-                raise BundleError(
-                    f"zip entry {info.filename[:80]!r} expands beyond its declared size; refused", str(zpath)
-                )
-            out.write(block)
-
-
-def _clean_stale(cache: Path) -> None:
-    """Remove partial extractions left by a process that died (older than an hour: not one in progress)
-    and extracted bundles no zip has been loaded into for UNUSED_EXTRACTION_S (they are re-made on demand)."""
-    now = time.time()
-    for p in cache.iterdir():
-        try:
-            partial = p.name.startswith(".") and ".partial-" in p.name
-            age = now - p.stat().st_mtime
-            if p.is_dir() and ((partial and age > STALE_EXTRACTION_S) or (not partial and age > UNUSED_EXTRACTION_S)):
-                shutil.rmtree(p, ignore_errors=True)
-        except OSError:
-            pass
-
-
-def _extract(zpath: Path, target: Path) -> None:
-    """Extract into a temporary folder beside `target`, then rename: `target` is complete or absent."""
-    from core.common.paths import make_private_folder
-
-    cache = make_private_folder(target.parent)  # 0700 where it creates it, as every MelaScreen folder
-    _clean_stale(cache)
-    with zipfile.ZipFile(zpath) as zf:
-        infos = _check_zip(zf, zpath)
-        need = sum(i.file_size for i in infos)
-        free = shutil.disk_usage(cache).free
-        if need > free:
-            raise BundleError(f"extracting needs {need / 1e6:.0f} MB, {cache} has {free / 1e6:.0f} MB free", str(zpath))
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name[:16]}.partial-", dir=cache))
-        try:
-            budget = [MAX_ZIP_TOTAL_BYTES]
-            for info in infos:
-                dst = tmp / info.filename
-                if info.is_dir():
-                    dst.mkdir(parents=True, exist_ok=True)
-                else:
-                    _copy_limited(zf, info, dst, budget, zpath)
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if not target.is_dir():  # another process finishing first is fine; anything else is not
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _bundle_folder(extracted: Path) -> Path:
-    """A zip may hold the files at its top level or inside one folder."""
-    if not (extracted / MANIFEST).exists():
-        subs = [p for p in extracted.iterdir() if p.is_dir()]
-        if len(subs) == 1 and (subs[0] / MANIFEST).exists():
-            return subs[0]
-    return extracted
-
-
-def _unzip(zpath: Path, fresh: bool = False) -> tuple[Path, bool]:
-    """The extracted folder of a zip bundle (one cache folder per zip SHA-256, extracted once) and
-    whether it was reused from an earlier extraction."""
-    from core.common.paths import bundle_cache_dir
-
-    try:
-        target = bundle_cache_dir() / sha256_file(zpath)
-        if fresh and target.exists():
-            shutil.rmtree(target)
-        reused = target.is_dir()
-        if reused:
-            with contextlib.suppress(OSError):  # in use: not pruned as unused (a read-only cache is fine)
-                os.utime(target)
-        else:
-            _extract(zpath, target)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
-        raise BundleError(f"not a readable zip file ({exc})", str(zpath)) from None
-    except OSError as exc:
-        from core.common.paths import os_error_words
-
-        raise BundleError(  # the real cause: a read-only home is not a full disk
-            f"cannot extract the bundle into {bundle_cache_dir()}: {os_error_words(exc)}; or use an extracted "
-            "bundle folder",
-            str(zpath),
-        ) from None
-    return _bundle_folder(target), reused
-
-
 # ---------------------------------------------------------------------------------------------- loading
 
 
@@ -555,22 +142,6 @@ def _read_small(path: Path, limit: int, what: str) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise BundleError(f"cannot read the {what} ({exc.strerror or exc})", str(path)) from None
-
-
-def _parse_manifest(data: bytes, mpath: Path) -> Manifest:
-    try:
-        doc = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
-    except RecursionError:
-        raise BundleError("manifest is nested too deeply to be a MelaScreen manifest", str(mpath)) from None
-    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, NaN/Infinity, over-long integers
-        raise BundleError(f"manifest is not valid JSON ({str(exc).splitlines()[0][:200]})", str(mpath)) from None
-    if not isinstance(doc, dict):
-        raise BundleError("manifest is not a JSON object", str(mpath))
-    return Manifest.from_dict(doc, str(mpath))
-
-
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not a number MelaScreen accepts")
 
 
 @dataclass(frozen=True)
@@ -590,7 +161,7 @@ def _read_contents(root: Path, source: str, verify: bool, expected: dict[str, st
     if expected is not None:
         # Before the manifest is even parsed: a changed manifest changes thresholds, classes, everything.
         _match(MANIFEST, files[MANIFEST], expected, mpath)
-    manifest = _parse_manifest(mbytes, mpath)
+    manifest = parse_manifest(mbytes, mpath)
     cpath = root / MODEL_CARD
     card = ""
     if cpath.is_file():
@@ -715,14 +286,14 @@ def load_bundle(
     if not src.is_file():
         bundle = _load_folder(src, src, verify, trust)
     else:
-        root, reused = _unzip(src)
+        root, reused = unzip(src)
         try:
             bundle = _load_folder(root, src, verify, trust)
         except BundleError:
             if not reused:
                 raise
             # The cached extraction may have been damaged since; one fresh extraction, then the verdict stands.
-            bundle = _load_folder(_unzip(src, fresh=True)[0], src, verify, trust)
+            bundle = _load_folder(unzip(src, fresh=True)[0], src, verify, trust)
     return replace(bundle, trust_warnings=trust.warnings) if trust.warnings else bundle
 
 

@@ -39,7 +39,7 @@ from core.files.body_sites import VIEW_BOX, SiteMatch, figure_svg, place_pins, s
 from core.files.images import resize_longest_side
 from core.imaging.cam import overlay
 from core.imaging.pictures import case_picture
-from core.inference.bundle import DISCLAIMER
+from core.inference.manifest import DISCLAIMER
 from core.records.clinic import Clinic, load_clinic
 from core.records.patients import (
     LesionSummary,

@@ -303,7 +303,7 @@ def report_html(
     attribute: Qt's PDF writer ignores CSS max-width and draws pictures at its own resolution."""
     from datetime import datetime
 
-    from core.inference.bundle import DISCLAIMER
+    from core.inference.manifest import DISCLAIMER
 
     results = list(results)
     thumbs: Sequence = list(thumbnails) if thumbnails is not None else [None] * len(results)
@@ -497,7 +497,7 @@ def run_report(
     settings): when the check fired or clearing was off, its words come first, in red."""
     from datetime import datetime
 
-    from core.inference.bundle import DISCLAIMER
+    from core.inference.manifest import DISCLAIMER
     from core.records.patient_report import Block, PagedReport
 
     results = list(results)

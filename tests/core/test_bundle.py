@@ -4,16 +4,12 @@ import shutil
 import pytest
 
 from core.common.errors import BundleError
-from core.inference.bundle import (
-    MANIFEST,
-    MELANOMA_ONLY_NOTE,
-    SCHEMA_VERSION,
-    Manifest,
-    load_bundle,
-    sha256_file,
-    sign_bundle,
-)
+from core.decision.gate import MALIGNANCY, MELANOMA_ONLY, MELANOMA_ONLY_NOTE
+from core.inference.bundle import load_bundle, sign_bundle
+from core.inference.digests import sha256_file
+from core.inference.manifest import MANIFEST, Manifest
 from core.inference.signing import SIGNATURE
+from core.inference.upgrade import SCHEMA_VERSION
 from tests.support.synthetic_bundle import TEST_SIGNING_KEY
 
 
@@ -41,7 +37,7 @@ def test_bundle_loads_and_carries_its_settings(synthetic_bundle):
     b = load_bundle(synthetic_bundle)
     m = b.manifest
     assert m.positive_class == "mel" and m.class_names[m.positive_index] == "mel"
-    assert m.malignant_classes == ("akiec", "bcc", "mel") and not m.melanoma_only_gate
+    assert m.malignant_classes == ("akiec", "bcc", "mel") and m.risk_scope is MALIGNANCY
     assert m.input_size == 64 and len(m.members) == 2
     assert m.preprocessing.working_size == 256
     assert m.gate.thresholds(0.99).low == pytest.approx(0.2)
@@ -119,7 +115,7 @@ def test_schema_1_manifest_loads_as_a_melanoma_only_gate(synthetic_bundle, tmp_p
 
     _edit_manifest(b, to_v1)
     m = load_bundle(b).manifest
-    assert m.schema_version == 1 and m.malignant_classes == ("mel",) and m.melanoma_only_gate
+    assert m.schema_version == 1 and m.malignant_classes == ("mel",) and m.risk_scope is MELANOMA_ONLY
     assert "before malignancy triage" in MELANOMA_ONLY_NOTE
     written = m.to_dict()  # read 1, write 2
     assert written["schema_version"] == 2 and written["malignant_classes"] == ["mel"]

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.inference.bundle import MODEL_CARD, load_bundle, sign_bundle
+from core.inference.bundle import load_bundle, sign_bundle
+from core.inference.manifest import MODEL_CARD
 from core.records.store import ReviewStore
-from core.screening.screener import Screener, screen_folder
+from core.screening import Screener, screen_folder
 from tests.support.synthetic_bundle import CLASSES, TEST_SIGNING_KEY, make_bundle
 
 

@@ -19,9 +19,10 @@ import pytest
 from cli.main import main as cli_main
 from core.common.errors import BundleError
 from core.inference import engines
-from core.inference.bundle import MANIFEST, load_bundle, sign_bundle
+from core.inference.bundle import load_bundle, sign_bundle
 from core.inference.engines import open_members, probe_input
 from core.inference.ensemble import Ensemble, EnsembleSettings
+from core.inference.manifest import MANIFEST
 from tests.support.synthetic_bundle import CLASSES, TEST_SIGNING_KEY, make_bundle, make_member_onnx
 
 HAVE_OPENVINO = engines.openvino_version() is not None

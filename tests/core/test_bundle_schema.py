@@ -16,7 +16,8 @@ import pytest
 from cli.main import main as cli_main
 from core.common.errors import BundleError
 from core.imaging.preprocess import PreprocessParams
-from core.inference.bundle import MANIFEST, MODEL_CARD, load_bundle
+from core.inference.bundle import load_bundle
+from core.inference.manifest import MANIFEST, MODEL_CARD
 from core.inference.signing import SIGNATURE, sign_files
 from tests.support.synthetic_bundle import TEST_SIGNING_KEY
 

@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cli.main import main as cli_main
 from core.common.errors import BundleError
-from core.inference.bundle import MANIFEST, MODEL_CARD, load_bundle, sign_bundle
+from core.inference.bundle import load_bundle, sign_bundle
+from core.inference.manifest import MANIFEST, MODEL_CARD
 from core.inference.signing import (
     RAW_KEY_HEADER,
     SIGNATURE,

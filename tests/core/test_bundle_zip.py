@@ -8,10 +8,11 @@ import zipfile
 
 import pytest
 
-import core.inference.bundle as bundle_module
+import core.inference.unzip as unzip_module
 from core.common.errors import BundleError
 from core.common.paths import bundle_cache_dir
-from core.inference.bundle import load_bundle, sha256_file
+from core.inference.bundle import load_bundle
+from core.inference.digests import sha256_file
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +65,7 @@ def test_a_zip_bomb_is_refused_quickly_without_writing_it(tmp_path):
 
 def test_total_size_and_entry_count_are_bounded(synthetic_bundle, tmp_path, monkeypatch):
     z = _zip(synthetic_bundle, tmp_path / "bundle.zip")
-    monkeypatch.setattr(bundle_module, "MAX_ZIP_TOTAL_BYTES", 1000)
+    monkeypatch.setattr(unzip_module, "MAX_ZIP_TOTAL_BYTES", 1000)
     with pytest.raises(BundleError, match="expands to"):
         load_bundle(z)
     monkeypatch.undo()
@@ -110,7 +111,7 @@ def test_a_full_disk_is_a_bundle_error_and_leaves_no_partial_folder(synthetic_bu
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(bundle_module, "_copy_limited", no_space)
+    monkeypatch.setattr(unzip_module, "_copy_limited", no_space)
     with pytest.raises(BundleError, match="No space left on device"):
         load_bundle(z)
     assert list(bundle_cache_dir().iterdir()) == []

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from core.decision.gate import Thresholds
-from core.inference.bundle import Manifest, Member
 from core.inference.ensemble import softmax
+from core.inference.manifest import Manifest, Member
 from export.calibrate import (
     CONFIDENCES,
     ensemble_probability,

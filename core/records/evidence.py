@@ -21,7 +21,7 @@ from pathlib import Path
 from core.common.errors import StoreError
 from core.decision.vocabulary import CLASS_NAMES
 from core.inference.bundle import sha256_file
-from core.records.store import ReviewStore, utc_now
+from core.records.store import ReviewStore
 
 EVIDENCE_SCHEMA_VERSION = 5
 OTHER_MALIGNANT, OTHER_BENIGN = "other_malignant", "other_benign"
@@ -155,15 +155,12 @@ def _require_schema(store: ReviewStore) -> None:
 
 def lesion_key(store: ReviewStore, patient_id: str, lesion_label: str) -> int:
     """The store's id of the clinic's lesion; EvidenceError naming what is missing."""
-    rows = store._read(
-        "SELECT id FROM lesions WHERE patient_id = ? AND label = ?", ((patient_id or "").strip(), lesion_label.strip())
-    )
-    if not rows:
-        known = store._read("SELECT 1 FROM patients WHERE id = ?", ((patient_id or "").strip(),))
-        if not known:
+    key = store.lesion_id((patient_id or "").strip(), lesion_label.strip())
+    if key is None:
+        if not store.has_patient((patient_id or "").strip()):
             raise EvidenceError(f"no patient {patient_id!r} in {store.path}: screen and file the lesion's images first")
         raise EvidenceError(f"patient {patient_id!r} has no lesion {lesion_label!r} in {store.path}")
-    return int(rows[0][0])
+    return key
 
 
 def image_of_file(store: ReviewStore, path: str | Path) -> str:
@@ -172,7 +169,7 @@ def image_of_file(store: ReviewStore, path: str | Path) -> str:
         sha = sha256_file(Path(path))
     except OSError as exc:
         raise EvidenceError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if not store._read("SELECT 1 FROM results WHERE sha256 = ? AND status = 'ok' LIMIT 1", (sha,)):
+    if not store.image_screened(sha):
         raise EvidenceError(f"{path}: this picture has not been screened in {store.path}; screen it first")
     return sha
 
@@ -198,22 +195,17 @@ def add_confirmed(
         raise EvidenceError("a confirmed diagnosis needs the name or initials of who entered it")
     if when is not None and when > date.today():
         raise EvidenceError(f"date {when.isoformat()} is in the future")
-    now = utc_now()
-    with store._write() as c:
-        if lesion is not None and c.execute("SELECT 1 FROM lesions WHERE id = ?", (lesion,)).fetchone() is None:
-            raise EvidenceError(f"there is no lesion with id {lesion} in {store.path}")
-        row_id = c.execute(
-            "INSERT INTO confirmed_diagnoses (lesion_id, sha256, diagnosis, method, confirmed_on, entered_by, note,"
-            " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (lesion, sha256, code, how, None if when is None else when.isoformat(), who, note or "", now),
-        ).lastrowid
-    return ConfirmedDiagnosis(int(row_id), code, how, when, who, note or "", now, lesion, sha256)  # type: ignore[arg-type]  # set after an INSERT
-
-
-_COLUMNS = "d.id, d.diagnosis, d.method, d.confirmed_on, d.entered_by, d.note, d.created, d.lesion_id, d.sha256"
+    added = store.add_confirmed_row(
+        lesion, sha256, code, how, None if when is None else when.isoformat(), who, note or ""
+    )
+    if added is None:
+        raise EvidenceError(f"there is no lesion with id {lesion} in {store.path}")
+    row_id, now = added
+    return ConfirmedDiagnosis(row_id, code, how, when, who, note or "", now, lesion, sha256)
 
 
 def _row(r) -> ConfirmedDiagnosis:
+    """A confirmation from the store's columns (core.records.store.evidence_rows)."""
     rid, dx, how, when, who, note, created, lesion, sha = r
     return ConfirmedDiagnosis(
         int(rid),
@@ -231,23 +223,18 @@ def _row(r) -> ConfirmedDiagnosis:
 def all_confirmed(store: ReviewStore) -> list[ConfirmedDiagnosis]:
     """Every row, oldest first (corrections included)."""
     _require_schema(store)
-    return [_row(r) for r in store._read(f"SELECT {_COLUMNS} FROM confirmed_diagnoses d ORDER BY d.id")]
+    return [_row(r) for r in store.confirmed_rows()]
 
 
 def confirmed_for_images(store: ReviewStore, sha256s: Sequence[str] | None = None) -> dict[str, ConfirmedDiagnosis]:
     """sha256 -> the confirmation that applies to the image: the newest of the image's own, else the
     newest of its lesion's. Images without one are left out; None: every screened image."""
     _require_schema(store)
-    rows = store._read(
-        f"SELECT {_COLUMNS}, iv.sha256 FROM confirmed_diagnoses d"
-        " JOIN visits v ON v.lesion_id = d.lesion_id JOIN image_visits iv ON iv.visit_id = v.id"
-        " WHERE d.lesion_id IS NOT NULL ORDER BY d.id"
-    )
     found: dict[str, ConfirmedDiagnosis] = {}
-    for r in rows:  # ascending ids: the newest wins
-        found[r[-1]] = _row(r[:-1])
-    for r in store._read(f"SELECT {_COLUMNS} FROM confirmed_diagnoses d WHERE d.sha256 IS NOT NULL ORDER BY d.id"):
-        found[r[-1]] = _row(r)  # the image's own confirmation outranks its lesion's
+    # The lesions' first, then the images' own, each by ascending id: the newest wins, and an image's own
+    # confirmation outranks its lesion's.
+    for sha, r in store.confirmed_rows_by_image():
+        found[sha] = _row(r)
     if sha256s is not None:
         wanted = set(sha256s)
         found = {k: v for k, v in found.items() if k in wanted}
@@ -257,12 +244,7 @@ def confirmed_for_images(store: ReviewStore, sha256s: Sequence[str] | None = Non
 def confirmed_for_lesion(store: ReviewStore, lesion: int) -> list[ConfirmedDiagnosis]:
     """A lesion's confirmations, oldest first (for the timeline)."""
     _require_schema(store)
-    return [
-        _row(r)
-        for r in store._read(
-            f"SELECT {_COLUMNS} FROM confirmed_diagnoses d WHERE d.lesion_id = ? ORDER BY d.id", (lesion,)
-        )
-    ]
+    return [_row(r) for r in store.confirmed_rows_of_lesion(lesion)]
 
 
 def import_csv(store: ReviewStore, path: str | Path, entered_by: str) -> ImportReport:

@@ -5,7 +5,7 @@ reviewed picture (or the review's day when the visit date is unknown), runs out 
 of this month unless a date is given. A lesion seen again since (a later visit) is not due: its new
 pictures are in the review queue instead. An image filed under no patient stands for its own lesion.
 
-The CLI (`melascreen review due [--before DATE] [--csv FILE]`) and the app's Follow-up tab both read
+The CLI (`melascreen review due [--before DATE] [--csv FILE]`, cli/review.py) and the app's Follow-up tab both read
 `due_follow_ups`, and both export with `write_follow_up_csv`.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from core.decision.vocabulary import review_choice
 from core.records.patients import identities_of
-from core.records.store import ReviewStore, _review
+from core.records.store import ReviewStore
 
 FOLLOW_UP_COLUMNS = (
     "due",
@@ -75,13 +75,9 @@ def due_follow_ups(store: ReviewStore, before: date | None = None, today: date |
     of `today`'s month), earliest due first."""
     today = today or date.today()
     cutoff = before or end_of_month(today)
-    rows = store._read(
-        "SELECT v.id, v.result_id, v.reviewer, v.decision, v.note, v.created, v.follow_up_months, r.sha256, r.path"
-        " FROM reviews v JOIN results r ON r.id = v.result_id ORDER BY v.id"
-    )
     latest: dict[str, tuple] = {}  # sha256 -> (review, path): the image's latest review
-    for row in rows:
-        latest[row[7]] = (_review(row[:8]), row[8])
+    for review, path in store.reviews_with_paths():
+        latest[review.sha256] = (review, path)  # type: ignore[index]  # a review's result has a sha256
     ids = identities_of(store, list(latest))
     by_lesion: dict[tuple, tuple] = {}  # the lesion's latest review over all its pictures
     for sha, (review, path) in latest.items():
@@ -89,7 +85,7 @@ def due_follow_ups(store: ReviewStore, before: date | None = None, today: date |
         key = ("lesion", a.lesion_key) if a else ("image", sha)
         if key not in by_lesion or review.id > by_lesion[key][0].id:
             by_lesion[key] = (review, path, a)
-    last_visits = _last_visits(store, [k[1] for k in by_lesion if k[0] == "lesion"])
+    last_visits = store.last_visit_dates([k[1] for k in by_lesion if k[0] == "lesion"])
     out = []
     for key, (review, path, a) in by_lesion.items():
         if not review_choice(review.decision).asks_months or not review.follow_up_months:
@@ -118,20 +114,6 @@ def due_follow_ups(store: ReviewStore, before: date | None = None, today: date |
         )
     out.sort(key=lambda f: (f.due, f.patient_id, f.lesion_label))
     return out
-
-
-def _last_visits(store: ReviewStore, lesion_keys: Sequence[int]) -> dict[int, date]:
-    found: dict[int, date] = {}
-    keys = sorted(set(lesion_keys))
-    for i in range(0, len(keys), 500):
-        chunk = keys[i : i + 500]
-        rows = store._read(
-            f"SELECT lesion_id, max(visit_date) FROM visits WHERE lesion_id IN ({', '.join('?' * len(chunk))})"
-            " GROUP BY lesion_id",
-            chunk,
-        )
-        found.update((int(k), date.fromisoformat(d)) for k, d in rows if d)
-    return found
 
 
 def follow_up_row(f: FollowUp, today: date) -> dict[str, str]:
@@ -167,52 +149,3 @@ def write_follow_up_csv(
             writer.writeheader()
             writer.writerows(follow_up_row(item, today) for item in items)
     return path
-
-
-# -- the command line ----------------------------------------------------------------------------
-
-
-def _date_arg(text: str) -> date:
-    import argparse
-
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date such as 2026-12-31") from None
-
-
-def add_due_command(review_sub, open_store) -> None:
-    """`review due [--before DATE] [--csv FILE]` under the CLI's `review` command."""
-
-    def cmd(args) -> int:
-        today = date.today()
-        with open_store(args) as store:
-            items = due_follow_ups(store, args.before, today)
-        if args.csv:
-            write_follow_up_csv(items, args.csv, today)
-        cutoff = args.before or end_of_month(today)
-        if not items:
-            print(f"no lesion is due for follow-up by {cutoff.isoformat()}")
-        for f in items:
-            who = f.patient_id or "no patient"
-            lesion = f" lesion {f.lesion_label}" if f.lesion_label else ""
-            site = f" ({f.body_site})" if f.body_site else ""
-            last = f", last visit {f.last_visit.isoformat()}" if f.last_visit else ""
-            late = "  OVERDUE" if f.overdue(today) else ""
-            print(
-                f"{f.due.isoformat()}{late}  {who}{lesion}{site}{last}: monitor, follow up after {f.months} "
-                f"month{'s' if f.months != 1 else ''} "
-                f"(reviewed {f.reviewed.isoformat()} by {f.reviewer})  {f.path}"
-            )
-        return 0
-
-    p = review_sub.add_parser("due", help="lesions due for follow-up (monitor interval run out or ending this month)")
-    p.add_argument(
-        "--before",
-        type=_date_arg,
-        default=None,
-        help="list what is due on or before this date (default: the end of this month)",
-    )
-    p.add_argument("--csv", metavar="FILE", default=None, help="also write the list as a CSV")
-    p.add_argument("--db", help="results database (default: the one screening writes)")
-    p.set_defaults(func=cmd)

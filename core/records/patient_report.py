@@ -241,11 +241,6 @@ def patient_record(store: ReviewStore, patient_id: str) -> list[LesionRecord]:
     return [LesionRecord(le, tuple(lesion_timeline(store, le.lesion_key))) for le in lesions]
 
 
-def _patient_sex(store: ReviewStore, patient_id: str) -> str | None:
-    rows = store._read("SELECT sex FROM patients WHERE id = ?", (patient_id,))
-    return rows[0][0] if rows else None
-
-
 def _ages(store: ReviewStore, patient_id: str) -> tuple[dict[str, int | None], int | None]:
     """Each image's recorded age, and the age at the latest visit that recorded one."""
     images = patient_images(store, patient_id)
@@ -255,10 +250,9 @@ def _ages(store: ReviewStore, patient_id: str) -> tuple[dict[str, int | None], i
 
 
 def _provenance(store: ReviewStore, result_id: int, cache: dict) -> Provenance | None:
-    rows = store._read("SELECT first_run_id FROM results WHERE id = ?", (result_id,))
-    if not rows:
+    run_id = store.first_run_of(result_id)
+    if run_id is None:
         return None
-    run_id = int(rows[0][0])
     if run_id not in cache:
         run = store.get_run(run_id)
         cache[run_id] = None if run is None else provenance_of_run(run)
@@ -359,7 +353,7 @@ def build_patient_report(
     return PatientReport(
         patient_id=patient_id,
         age=age,
-        sex=_patient_sex(store, patient_id),
+        sex=store.patient_sex(patient_id),
         clinic=clinic if clinic is not None else load_clinic(),
         created=datetime.now(timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M %z"),
         reviewer=reviewer,

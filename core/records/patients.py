@@ -13,49 +13,42 @@ one lesion by guesswork.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from core.common.errors import StoreError
-from core.decision.results import Decision, ScreeningResult
-from core.decision.vocabulary import outcome, outcome_label, risk_rank
+from core.decision.results import Decision, ScreeningResult, risk_probability
+from core.decision.vocabulary import outcome_label, risk_order
 from core.files.identity import FolderIdentities, Identity, IdentityIssue, IdentitySettings, resolve_identities
-from core.records.store import QueueItem, Review, ReviewStore, utc_now
+from core.records.store import QueueItem, Review, ReviewStore
+from core.records.store.patient_rows import AttachConflict, AttachedIdentity
+
+__all__ = [
+    "ROSE_MARGIN",
+    "UNLABELLED_PREFIX",
+    "AttachConflict",
+    "AttachedIdentity",
+    "FilingSummary",
+    "LesionSummary",
+    "PatientFiling",
+    "PatientSummary",
+    "TimelineEntry",
+    "attach",
+    "attach_results",
+    "filing_summary",
+    "identities_of",
+    "identity_of",
+    "lesion_timeline",
+    "patient_images",
+    "patient_lesions",
+    "patient_queue",
+    "queue_by_patient",
+    "worklist",
+]
 
 PATIENTS_SCHEMA_VERSION = 3
 UNLABELLED_PREFIX = "unlabelled "
 ROSE_MARGIN = 0.05  # a rise of p(malignant) between visits smaller than this is noise, not news
-
-
-class AttachConflict(ValueError):
-    """The image is already attached to another lesion visit (or the lesion to another body site)."""
-
-
-@dataclass(frozen=True)
-class AttachedIdentity:
-    """Where an image is filed: its patient, lesion and visit."""
-
-    sha256: str
-    patient_id: str
-    lesion_key: int  # the store's id of the lesion
-    lesion_label: str  # the clinic's lesion id, or "unlabelled ..."
-    labelled: bool
-    body_site: str | None
-    visit_date: date | None
-    age: int | None
-    note: str
-    source: str
-    sex: str | None = None  # the patient's: "F", "M", "O" or unknown
-
-    @property
-    def who(self) -> str:
-        """ "P001, 54 y, F" for a table cell: patient first, what is known of age and sex after."""
-        parts = [self.patient_id]
-        if self.age is not None:
-            parts.append(f"{self.age} y")
-        if self.sex:
-            parts.append(self.sex)
-        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -121,10 +114,6 @@ def _require_schema(store: ReviewStore) -> None:
         )
 
 
-def _date(text: str | None) -> date | None:
-    return None if not text else date.fromisoformat(text)
-
-
 # -------------------------------------------------------------------------------------- writing
 
 
@@ -138,67 +127,11 @@ def attach(store: ReviewStore, sha256: str, identity: Identity) -> AttachedIdent
     if not sha256:
         raise ValueError("an image needs its sha256 to be attached")
     labelled = bool(identity.lesion_id)
-    label = identity.lesion_id if labelled else f"{UNLABELLED_PREFIX}{sha256[:12]}"
-    visit_date = identity.visit_date.isoformat() if identity.visit_date else None
-    now = utc_now()
-    with store._write() as c:
-        c.execute(
-            "INSERT OR IGNORE INTO patients (id, sex, created) VALUES (?, ?, ?)",
-            (identity.patient_id, identity.sex, now),
-        )
-        if identity.sex:
-            c.execute("UPDATE patients SET sex = ? WHERE id = ? AND sex IS NULL", (identity.sex, identity.patient_id))
-        row = c.execute(
-            "SELECT id, body_site FROM lesions WHERE patient_id = ? AND label = ?", (identity.patient_id, label)
-        ).fetchone()
-        if row is None:
-            lesion_key = int(
-                c.execute(  # type: ignore[arg-type]  # set after an INSERT
-                    "INSERT INTO lesions (patient_id, label, body_site, labelled, created) VALUES (?, ?, ?, ?, ?)",
-                    (identity.patient_id, label, identity.body_site, int(labelled), now),
-                ).lastrowid
-            )
-        else:
-            lesion_key, site = int(row[0]), row[1]
-            if identity.body_site and site and site.casefold() != identity.body_site.casefold():
-                raise AttachConflict(
-                    f"lesion '{label}' of patient '{identity.patient_id}' is recorded at '{site}', but this image "
-                    f"says '{identity.body_site}'; check the lesion id (the image was not attached)"
-                )
-            if identity.body_site and not site:
-                c.execute("UPDATE lesions SET body_site = ? WHERE id = ?", (identity.body_site, lesion_key))
-        c.execute(
-            "INSERT OR IGNORE INTO visits (lesion_id, visit_date, created) VALUES (?, ?, ?)",
-            (lesion_key, visit_date, now),
-        )
-        visit_id = int(
-            c.execute(
-                "SELECT id FROM visits WHERE lesion_id = ? AND coalesce(visit_date, '') = coalesce(?, '')",
-                (lesion_key, visit_date),
-            ).fetchone()[0]
-        )
-        existing = c.execute("SELECT visit_id FROM image_visits WHERE sha256 = ?", (sha256,)).fetchone()
-        if existing is None:
-            c.execute(
-                "INSERT INTO image_visits (sha256, visit_id, age, note, source, attached) VALUES (?, ?, ?, ?, ?, ?)",
-                (sha256, visit_id, identity.age, identity.note or "", identity.source, now),
-            )
-        elif int(existing[0]) != visit_id:
-            where = _describe_visit(c, int(existing[0]))
-            raise AttachConflict(
-                f"this image is already filed under {where}; it was not moved (an image belongs to one lesion visit)"
-            )
+    label = identity.lesion_id or f"{UNLABELLED_PREFIX}{sha256[:12]}"
+    store.file_image(sha256, identity, label, labelled)
     found = identity_of(store, sha256)
     assert found is not None
     return found
-
-
-def _describe_visit(c, visit_id: int) -> str:
-    patient, label, visit_date = c.execute(
-        "SELECT l.patient_id, l.label, v.visit_date FROM visits v JOIN lesions l ON l.id = v.lesion_id WHERE v.id = ?",
-        (visit_id,),
-    ).fetchone()
-    return f"patient '{patient}', lesion '{label}', visit {visit_date or 'undated'}"
 
 
 def attach_results(
@@ -251,49 +184,27 @@ class PatientFiling:
 
 # -------------------------------------------------------------------------------------- reading
 
-_IDENTITY_SELECT = (
-    "SELECT iv.sha256, l.patient_id, l.id, l.label, l.labelled, l.body_site, v.visit_date, iv.age, iv.note, iv.source,"
-    " p.sex FROM image_visits iv JOIN visits v ON v.id = iv.visit_id JOIN lesions l ON l.id = v.lesion_id"
-    " JOIN patients p ON p.id = l.patient_id"
-)
-
-
-def _attached(row) -> AttachedIdentity:
-    sha, patient, key, label, labelled, site, visit_date, age, note, source, sex = row
-    return AttachedIdentity(
-        sha, patient, int(key), label, bool(labelled), site, _date(visit_date), age, note, source, sex
-    )
-
 
 def identity_of(store: ReviewStore, sha256: str) -> AttachedIdentity | None:
     """Where the image is filed, or None ("no patient")."""
     if store.schema_version < PATIENTS_SCHEMA_VERSION:
         return None
-    rows = store._read(f"{_IDENTITY_SELECT} WHERE iv.sha256 = ?", (sha256,))
-    return _attached(rows[0]) if rows else None
+    return store.identity_of(sha256)
 
 
 def identities_of(store: ReviewStore, sha256s: Sequence[str]) -> dict[str, AttachedIdentity]:
-    wanted = sorted({s for s in sha256s if s})
-    found: dict[str, AttachedIdentity] = {}
-    for i in range(0, len(wanted), 500):
-        chunk = wanted[i : i + 500]
-        rows = store._read(f"{_IDENTITY_SELECT} WHERE iv.sha256 IN ({', '.join('?' * len(chunk))})", chunk)
-        found.update((r[0], _attached(r)) for r in rows)
-    return found
+    """sha256 -> where the image is filed; images filed under no patient are left out."""
+    return store.identities_of(sha256s)
 
 
 def patient_images(store: ReviewStore, patient_id: str) -> list[AttachedIdentity]:
     """Every image filed under the patient, by lesion label then visit date."""
-    rows = store._read(
-        f"{_IDENTITY_SELECT} WHERE l.patient_id = ? ORDER BY l.label, coalesce(v.visit_date, ''), iv.sha256",
-        (patient_id,),
-    )
-    return [_attached(r) for r in rows]
+    return store.patient_images(patient_id)
 
 
 def _urgency(decision: Decision | None, p: float | None) -> tuple:
-    return (outcome(decision).rank, -(p if p is not None else -1.0))
+    """Most urgent first by the outcome alone (its band left out: the band ranks only queue items), then p."""
+    return risk_order(decision, None, p)
 
 
 def patient_queue(store: ReviewStore, patient_id: str, include_reviewed: bool = False) -> list[QueueItem]:
@@ -308,7 +219,7 @@ def queue_by_patient(items: Sequence[QueueItem], identities: dict[str, AttachedI
     image filed under no patient stands alone, placed by its own risk."""
 
     def urgency(q: QueueItem) -> tuple:
-        return (risk_rank(q.decision, q.band), -(_p(q) if _p(q) is not None else -1.0))  # type: ignore[operator]  # _p(q) checked for None just before
+        return risk_order(q.decision, q.band, risk_probability(q))
 
     groups: dict[tuple, list[QueueItem]] = {}
     for q in items:
@@ -345,24 +256,19 @@ def worklist(store: ReviewStore) -> list[PatientSummary]:
     for sha, q in by_sha.items():
         if sha in ids:
             waiting.setdefault(ids[sha].patient_id, []).append(q)
-    rows = store._read(
-        "SELECT p.id, count(DISTINCT l.id), count(iv.sha256), max(v.visit_date) FROM patients p"
-        " LEFT JOIN lesions l ON l.patient_id = p.id LEFT JOIN visits v ON v.lesion_id = l.id"
-        " LEFT JOIN image_visits iv ON iv.visit_id = v.id GROUP BY p.id"
-    )
     out = []
-    for pid, n_lesions, n_images, last in rows:
+    for pid, n_lesions, n_images, last in store.patient_counts():
         items = waiting.get(pid, [])
-        top = min(items, key=lambda q: _urgency(q.decision, _p(q)), default=None)
+        top = min(items, key=lambda q: _urgency(q.decision, risk_probability(q)), default=None)
         out.append(
             PatientSummary(
                 patient_id=pid,
-                lesions=int(n_lesions),
-                images=int(n_images),
+                lesions=n_lesions,
+                images=n_images,
                 waiting=len(items),
                 top_decision=None if top is None else top.decision,
-                top_p_malignant=None if top is None else _p(top),
-                last_visit=_date(last),
+                top_p_malignant=None if top is None else risk_probability(top),
+                last_visit=last,
                 top_words="" if top is None else outcome_label(top.decision, top.malignant_class, top.band),
             )
         )
@@ -370,42 +276,12 @@ def worklist(store: ReviewStore) -> list[PatientSummary]:
     return out
 
 
-def _p(q: QueueItem) -> float | None:
-    return q.p_malignant if q.p_malignant is not None else q.p_melanoma
-
-
-def _latest_results(store: ReviewStore, sha256s: Sequence[str]) -> dict[str, tuple]:
-    """sha256 -> (result id, path, p_malignant, decision, malignant class, band) of its latest good result."""
-    wanted = sorted({s for s in sha256s if s})
-    found: dict[str, tuple] = {}
-    for i in range(0, len(wanted), 500):
-        chunk = wanted[i : i + 500]
-        rows = store._read(
-            "SELECT r.sha256, r.id, r.path, coalesce(r.p_malignant, r.p_melanoma), r.decision, r.malignant_class,"
-            " r.band, r.intake, (SELECT json_extract(u.settings_json, '$.confidence') FROM runs u"
-            " WHERE u.id = r.first_run_id) FROM results r"
-            f" WHERE r.status = 'ok' AND r.sha256 IN ({', '.join('?' * len(chunk))})"
-            # The latest decision is that of the run that saw the image last (a later run at the clinic's
-            # confidence wins over an earlier one at another), not the newest row.
-            " ORDER BY (SELECT max(i.run_id) FROM run_items i WHERE i.result_id = r.id), r.id",
-            chunk,
-        )
-        for sha, rid, path, p, decision, malignant, band, intake, confidence in rows:
-            d = None if decision is None else Decision(decision)
-            found[sha] = (int(rid), path, p, d, malignant or "", band, intake, confidence)
-    return found
-
-
 def lesion_timeline(store: ReviewStore, lesion_key: int) -> list[TimelineEntry]:
     """Every picture of a lesion, oldest visit first (undated last), with p(malignant), the gate's
     decision and the latest review; `rose_from` marks a visit whose p rose over the previous one's."""
-    rows = store._read(
-        "SELECT iv.sha256, v.visit_date FROM image_visits iv JOIN visits v ON v.id = iv.visit_id"
-        " WHERE v.lesion_id = ? ORDER BY v.visit_date IS NULL, v.visit_date, iv.attached, iv.sha256",
-        (lesion_key,),
-    )
+    rows = store.lesion_pictures(lesion_key)
     shas = [r[0] for r in rows]
-    latest = _latest_results(store, shas)
+    latest = store.latest_results(shas)
     reviews = store.latest_reviews(shas)
     entries: list[TimelineEntry] = []
     for sha, visit_date in rows:
@@ -414,7 +290,7 @@ def lesion_timeline(store: ReviewStore, lesion_key: int) -> list[TimelineEntry]:
         )
         entries.append(
             TimelineEntry(
-                _date(visit_date),
+                visit_date,
                 sha,
                 rid,
                 path,
@@ -432,8 +308,6 @@ def lesion_timeline(store: ReviewStore, lesion_key: int) -> list[TimelineEntry]:
 
 def _mark_rises(entries: list[TimelineEntry]) -> list[TimelineEntry]:
     """Compare each dated visit's highest p(malignant) with the previous dated visit's."""
-    from dataclasses import replace
-
     per_visit: dict[date, float] = {}
     for e in entries:
         if e.visit_date is not None and e.p_malignant is not None:
@@ -451,26 +325,20 @@ def _mark_rises(entries: list[TimelineEntry]) -> list[TimelineEntry]:
 
 def patient_lesions(store: ReviewStore, patient_id: str) -> list[LesionSummary]:
     """A patient's lesions with their body site and the latest visit's outcome, most urgent first."""
-    rows = store._read(
-        "SELECT l.id, l.label, l.labelled, l.body_site, count(DISTINCT v.id), count(iv.sha256), max(v.visit_date)"
-        " FROM lesions l JOIN visits v ON v.lesion_id = l.id LEFT JOIN image_visits iv ON iv.visit_id = v.id"
-        " WHERE l.patient_id = ? GROUP BY l.id",
-        (patient_id,),
-    )
     out = []
-    for key, label, labelled, site, n_visits, n_images, last in rows:
-        timeline = lesion_timeline(store, int(key))
+    for key, label, labelled, site, n_visits, n_images, last in store.lesion_counts(patient_id):
+        timeline = lesion_timeline(store, key)
         latest = _latest_entry(timeline)
         out.append(
             LesionSummary(
-                lesion_key=int(key),
+                lesion_key=key,
                 patient_id=patient_id,
                 label=label,
-                labelled=bool(labelled),
+                labelled=labelled,
                 body_site=site,
-                visits=int(n_visits),
-                images=int(n_images),
-                last_visit=_date(last),
+                visits=n_visits,
+                images=n_images,
+                last_visit=last,
                 latest_decision=None if latest is None else latest.decision,
                 latest_p_malignant=None if latest is None else latest.p_malignant,
                 latest_review=None if latest is None else latest.review,

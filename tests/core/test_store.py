@@ -700,7 +700,7 @@ def test_a_full_disk_is_called_a_full_disk_and_a_read_only_file_read_only(tmp_pa
             for i in range(50):
                 s.add_result(run, make_result(i), FP)
         assert "undone" in str(info.value) and "read-only" not in str(info.value)
-    from core.records.store import _sqlite_cause
+    from core.records.store.connection import _sqlite_cause
 
     ro = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
     with pytest.raises(sqlite3.OperationalError) as raised:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from cli.terminal import printable
 from core.common.paths import default_database_path
-from core.files.identity import LAYOUTS, SIDECAR_NAME, IdentitySettings
+from core.files.identity import LAYOUTS, IdentitySettings
+from core.files.sidecar import SIDECAR_NAME
 
 
 def add_screen_options(parser: argparse.ArgumentParser) -> None:

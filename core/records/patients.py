@@ -19,7 +19,8 @@ from datetime import date
 from core.common.errors import StoreError
 from core.decision.results import Decision, ScreeningResult, risk_probability
 from core.decision.vocabulary import outcome_label, risk_order
-from core.files.identity import FolderIdentities, Identity, IdentityIssue, IdentitySettings, resolve_identities
+from core.files.identity import FolderIdentities, Identity, IdentityIssue, IdentitySettings
+from core.files.identity_sources import resolve_identities
 from core.records.store import QueueItem, Review, ReviewStore
 from core.records.store.patient_rows import AttachConflict, AttachedIdentity
 

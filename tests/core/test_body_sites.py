@@ -109,7 +109,7 @@ def test_pins_are_placed_fanned_out_and_the_svg_is_well_formed():
 
 
 def test_sidecar_words_outside_the_vocabulary_are_reported_once_and_kept(tmp_path):
-    from core.files.identity import read_sidecar
+    from core.files.sidecar import read_sidecar
 
     for name in ("a.png", "b.png", "c.png"):
         (tmp_path / name).write_bytes(b"x")

@@ -1,4 +1,4 @@
-"""Identity at intake: sidecar CSV (checked row by row), folder layout, DICOM tags, precedence."""
+"""Patient identity: sidecar CSV (checked row by row), folder layout, DICOM tags, precedence."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from core.files.identity import FIELD_LIMITS, Identity, path_key, read_sidecar, resolve_identities
+from core.files.identity import Identity, path_key
+from core.files.identity_sources import resolve_identities
+from core.files.sidecar import FIELD_LIMITS, read_sidecar
 from tests.support.dicom_files import write_dicom
 
 

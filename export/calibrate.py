@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.decision.gate import CLEAR_BELOW_MAX, MIN_REVIEW_WIDTH, GateSettings, Thresholds
-from core.inference.ensemble import softmax
+from core.inference.calibration import calibrated_probs, malignant_sum
 
 CONFIDENCES = (0.9, 0.95, 0.98, 0.99)
 TEMPERATURE_BOUNDS = (0.05, 20.0)
@@ -135,8 +135,7 @@ def fit_temperatures(member_logits: np.ndarray, labels: np.ndarray) -> tuple[Tem
 
 def ensemble_probability(member_logits: np.ndarray, temperatures, positive_index: int) -> np.ndarray:
     """p(positive) per case: mean over members of softmax(logits / T_m), as core's Ensemble does."""
-    temps = np.asarray(temperatures, np.float32)
-    probs = softmax(np.asarray(member_logits, np.float32) / temps[:, None, None])
+    probs = calibrated_probs(np.asarray(member_logits, np.float32), temperatures)
     return probs[:, :, positive_index].mean(axis=0)
 
 
@@ -418,6 +417,5 @@ def _monotonic_fits(fit, confidences) -> tuple:
 
 def ensemble_malignancy(member_logits: np.ndarray, temperatures, malignant_indices) -> np.ndarray:
     """p(malignant) per case: mean over members of the summed calibrated malignant-class probabilities."""
-    temps = np.asarray(temperatures, np.float32)
-    probs = softmax(np.asarray(member_logits, np.float32) / temps[:, None, None])
-    return probs[:, :, list(malignant_indices)].sum(axis=2).mean(axis=0)
+    probs = calibrated_probs(np.asarray(member_logits, np.float32), temperatures)
+    return malignant_sum(probs, malignant_indices).mean(axis=0)

@@ -41,8 +41,9 @@ from core.decision.gate import GateSettings
 from core.imaging.model_input import square_from_file
 from core.imaging.preprocess import PreprocessParams, normalize
 from core.inference.bundle import EVALUATION_BEGIN, EVALUATION_END, load_bundle, write_bundle
+from core.inference.calibration import calibrated_probs
 from core.inference.digests import sha256_file
-from core.inference.ensemble import Ensemble, EnsembleSettings, softmax
+from core.inference.ensemble import Ensemble, EnsembleSettings
 from core.inference.manifest import DEFAULT_TTA, Manifest, Member
 from core.inference.signing import Trust, read_private_key, trust_of
 from evalkit.labelled import DEFAULT_DATA_DIR, LabelsError, image_path, project_relative, read_split
@@ -510,7 +511,7 @@ def fit_calibration(members: list[Member], logits: np.ndarray, labels: np.ndarra
             "calibration_cases": fit.n,
         }
         fitted.append(replace(m, temperature=fit.temperature, val_metrics=metrics))
-    probs = softmax(logits / t[:, None, None]).mean(axis=0)
+    probs = calibrated_probs(logits, t).mean(axis=0)
     ensemble_val = {
         "n": int(len(labels)),
         "n_melanoma": int(is_mel.sum()),

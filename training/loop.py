@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.inference.ensemble import softmax
+from core.inference.calibration import softmax
 from evalkit.metrics import balanced_accuracy, roc_auc
 
 from .config import PhaseConfig, TrainConfig

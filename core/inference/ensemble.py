@@ -1,11 +1,12 @@
 """The ensemble: one engine per member, created once, with test-time augmentation.
 
-Per image: member logits averaged over the TTA views, divided by each member's temperature,
-softmax; p(melanoma) is the mean of the members' calibrated probabilities. The heat map is the
-members' Grad-CAM of the melanoma class, mapped back from each view and averaged. The graphs give the
-Grad-CAM of every class: those raw maps are kept (RawOutputs.class_cams) until the gate has decided, so
-the map of the class the outcome names is composed the same way (`class_cam`) without running again. Which engine runs
-the members (onnxruntime or OpenVINO) is `core.inference.engines`' business; the results are the same.
+Per image: member logits averaged over the TTA views, divided by each member's temperature, softmax
+(core/inference/calibration.py); p(melanoma) is the mean of the members' calibrated probabilities. The heat
+map is the members' Grad-CAM of the melanoma class, mapped back from each view and averaged. The graphs give
+the Grad-CAM of every class: those raw maps are kept (RawOutputs.class_cams) until the gate has decided, so
+the map of the class the outcome names is composed the same way (`class_cam`) without running again. Which
+engine runs the members (onnxruntime or OpenVINO) is `core.inference.engines`' business; the results are the
+same.
 
 A bundle with the intake check (core/decision/intake_check.py: an `ood` output in every member and an `ood` section in
 the manifest) also gives each member's out-of-distribution score of the `id` view (the view the
@@ -26,6 +27,7 @@ from core.decision.intake_check import OOD_OUTPUT, ensemble_score
 from core.decision.results import Prediction, summarise_classes
 from core.imaging.tta import apply_view, invert_view
 from core.inference.bundle import OUTPUT_NAMES, Bundle
+from core.inference.calibration import calibrated_probs, malignant_sum
 from core.inference.engines import EngineInfo, MemberEngine, open_members
 
 
@@ -71,12 +73,6 @@ class EnsembleSettings:
     precision: str = "exact"  # "exact" (f32, checked against onnxruntime) or "fast" (bf16 where the CPU has it)
     threads: int = 0  # inference threads; 0 lets the engine choose
     max_batch: int = 36  # views per engine run
-
-
-def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    z = logits - logits.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
 
 
 class Ensemble:
@@ -160,8 +156,7 @@ class Ensemble:
     def calibrated_member_probs(self, member_logits: np.ndarray, members: Sequence[int] | None = None) -> np.ndarray:
         """member_logits: M x N x K of `members` (indices; all when None) -> calibrated probabilities."""
         specs = self.manifest.members if members is None else [self.manifest.members[i] for i in members]
-        temps = np.array([mem.temperature for mem in specs], dtype=np.float32)
-        return softmax(member_logits / temps[:, None, None])
+        return calibrated_probs(member_logits, [mem.temperature for mem in specs])
 
     def run(self, inputs: np.ndarray, with_cam: bool = True) -> RawOutputs:
         """Run every member on every TTA view of N model inputs (N x 3 x S x S)."""
@@ -245,13 +240,12 @@ class Ensemble:
         probs = self.calibrated_member_probs(raw.member_logits, raw.members)  # M x N x K
         pos = self.manifest.positive_index
         names = self.manifest.class_names
-        # Bundles written before malignancy triage declare none: their p(malignant) is p(melanoma).
-        malignant = getattr(self.manifest, "malignant_classes", None) or (self.manifest.positive_class,)
-        mal_idx = [names.index(c) for c in malignant if c in names]
+        malignant = self.manifest.malignant_classes  # an old bundle's is its positive class (core.inference.upgrade)
+        mal_idx = self.manifest.malignant_indices
         preds = []
         for i in range(probs.shape[1]):
             member_p = probs[:, i, pos]
-            member_mal = probs[:, i, mal_idx].sum(axis=1)
+            member_mal = malignant_sum(probs[:, i], mal_idx)
             cam = None
             if raw.cams is not None:
                 hw = image_sizes[i] if image_sizes else (self.manifest.input_size,) * 2

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.decision.gate import Thresholds
-from core.inference.ensemble import softmax
+from core.inference.calibration import softmax
 from core.inference.manifest import Manifest, Member
 from export.calibrate import (
     CONFIDENCES,

@@ -12,7 +12,7 @@ timm = pytest.importorskip("timm")
 
 from core.decision.results import Decision  # noqa: E402
 from core.inference.bundle import load_bundle  # noqa: E402
-from core.inference.ensemble import softmax  # noqa: E402
+from core.inference.calibration import softmax  # noqa: E402
 from core.screening.screener import Screener  # noqa: E402
 from evalkit.metrics import roc_auc  # noqa: E402
 from export.calibrate import CONFIDENCES  # noqa: E402

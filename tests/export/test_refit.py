@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from core.inference.bundle import load_bundle
-from core.inference.ensemble import softmax
+from core.inference.calibration import softmax
 from export import refit
 from tests.support.synthetic_bundle import CLASSES, make_bundle
 

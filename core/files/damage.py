@@ -60,19 +60,10 @@ _BETWEEN_SCANS = {0xC4, 0xCC, 0xDB, 0xDC, 0xDD, 0xDA, 0xFE, *range(0xE0, 0xF0)}
 _PROGRESSIVE_FRAMES = {0xC2, 0xC6, 0xCA, 0xCE}
 
 
-def jpeg_structure_damage(data: bytes) -> str | None:
-    """Check the JPEG's marker structure through its entropy-coded data (libjpeg decodes broken data
-    with only a warning, which Pillow does not pass on). None when intact, else TRUNCATED/DAMAGED or
-    INCOMPLETE_PROGRESSIVE in words.
-
-    Inside the coded data a 0xFF byte is always followed by 0x00 (stuffing), a restart marker in
-    sequence, or another 0xFF (fill); random bytes written over the data break this with near
-    certainty (a 2 KB patch holds about 8 0xFF bytes). A progressive JPEG must also refine every
-    coefficient of every component to its last bit before its end marker."""
-    pos, size, in_scan, next_restart = 2, len(data), False, 0
-    components: dict[int, int]
-    scans: list[bytes]
-    progressive, components, scans = False, {}, []
+def _next_marker(data: bytes, pos: int, in_scan: bool, next_restart: int) -> tuple[int, int, int] | str:
+    """(position, marker, next restart number) of the next marker from `pos`, past fill bytes and,
+    inside the coded data, stuffed zeros and restart markers in sequence; else TRUNCATED or DAMAGED."""
+    size = len(data)
     while True:
         if in_scan:
             pos = data.find(b"\xff", pos)
@@ -95,28 +86,62 @@ def jpeg_structure_damage(data: bytes) -> str | None:
             next_restart = (next_restart + 1) % 8
             pos += 2
             continue
+        return pos, marker, next_restart
+
+
+def _segment(data: bytes, pos: int, in_scan: bool) -> bytes | str:
+    """The payload of the marker segment at `pos`, or TRUNCATED / DAMAGED when its length cannot be."""
+    size = len(data)
+    if pos + 4 > size:
+        return TRUNCATED
+    length = struct.unpack_from(">H", data, pos + 2)[0]
+    if length < 2:
+        return DAMAGED
+    if pos + 2 + length > size:
+        # Before the picture data this is a header cut off; inside it, a marker made of overwritten bytes.
+        return DAMAGED if in_scan else TRUNCATED
+    return data[pos + 4 : pos + 2 + length]
+
+
+def _frame_components(segment: bytes) -> dict[int, int]:
+    """A frame header's component ids -> their order."""
+    count = segment[5]
+    return {segment[6 + 3 * i]: i for i in range(count) if 6 + 3 * i < len(segment)}
+
+
+def jpeg_structure_damage(data: bytes) -> str | None:
+    """Check the JPEG's marker structure through its entropy-coded data (libjpeg decodes broken data
+    with only a warning, which Pillow does not pass on). None when intact, else TRUNCATED/DAMAGED or
+    INCOMPLETE_PROGRESSIVE in words.
+
+    Inside the coded data a 0xFF byte is always followed by 0x00 (stuffing), a restart marker in
+    sequence, or another 0xFF (fill); random bytes written over the data break this with near
+    certainty (a 2 KB patch holds about 8 0xFF bytes). A progressive JPEG must also refine every
+    coefficient of every component to its last bit before its end marker."""
+    pos, in_scan, next_restart = 2, False, 0
+    components: dict[int, int]
+    scans: list[bytes]
+    progressive, components, scans = False, {}, []
+    while True:
+        found = _next_marker(data, pos, in_scan, next_restart)
+        if isinstance(found, str):
+            return found
+        pos, marker, next_restart = found
         if marker == 0xD9:
             if not in_scan:
                 return DAMAGED  # end of image before any scan
             return _progressive_incomplete(components, scans) if progressive else None
         if in_scan and marker not in _BETWEEN_SCANS:
             return DAMAGED
-        if pos + 4 > size:
-            return TRUNCATED
-        length = struct.unpack_from(">H", data, pos + 2)[0]
-        if length < 2:
-            return DAMAGED
-        if pos + 2 + length > size:
-            # Before the picture data this is a header cut off; inside it, a marker made of overwritten bytes.
-            return DAMAGED if in_scan else TRUNCATED
-        segment = data[pos + 4 : pos + 2 + length]
+        segment = _segment(data, pos, in_scan)
+        if isinstance(segment, str):
+            return segment
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and len(segment) >= 6:
             progressive = marker in _PROGRESSIVE_FRAMES
-            count = segment[5]
-            components = {segment[6 + 3 * i]: i for i in range(count) if 6 + 3 * i < len(segment)}
+            components = _frame_components(segment)
         if marker == 0xDA and len(segment) >= 1:
             scans.append(segment)
-        pos += 2 + length
+        pos += 4 + len(segment)
         if marker == 0xDA:
             in_scan, next_restart = True, 0
 

@@ -96,7 +96,9 @@ def provider_list(requested: str) -> list[str]:
         if "CUDAExecutionProvider" in avail:
             return ["CUDAExecutionProvider", "CPUExecutionProvider"]
         return ["CPUExecutionProvider"]
-    raise ProviderError(f"unknown provider {requested!r}; use auto, cpu or cuda")
+    raise ProviderError(
+        f"unknown provider {requested!r}; use {', '.join(PROVIDER_CHOICES[:-1])} or {PROVIDER_CHOICES[-1]}"
+    )
 
 
 def _check_graph(inputs: list[str], outputs: list[str], shape: Sequence, input_size: int, path: str) -> None:

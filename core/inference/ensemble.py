@@ -69,7 +69,7 @@ class EnsembleSettings:
     """Session settings: the engines are built once from these (changing them means a new Ensemble)."""
 
     engine: str = "auto"  # "auto", "onnxruntime" or "openvino" (core.inference.engines.ENGINES)
-    provider: str = "auto"  # onnxruntime: "auto" (CUDA when present, else CPU), "cpu" or "cuda"
+    provider: str = "auto"  # onnxruntime: one of core.inference.engines.PROVIDER_CHOICES ("auto": CUDA when present)
     precision: str = "exact"  # "exact" (f32, checked against onnxruntime) or "fast" (bf16 where the CPU has it)
     threads: int = 0  # inference threads; 0 lets the engine choose
     max_batch: int = 36  # views per engine run

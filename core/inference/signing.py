@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,25 +83,11 @@ def public_key_from_bytes(data: bytes, origin: str) -> TrustedKey:
     Bare bytes or bare hex are not keys: any 32-byte text file would be one."""
     text = data.strip()
     if text.startswith(b"-----BEGIN"):
-        try:
-            key = serialization.load_pem_public_key(text)
-        except (ValueError, UnsupportedAlgorithm) as exc:
-            raise BundleError(f"not a readable PEM public key ({str(exc)[:100]})", origin) from None
-        if not isinstance(key, Ed25519PublicKey):
-            raise BundleError("not an Ed25519 public key", origin)
-        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return TrustedKey(key_id(raw), raw, origin)
+        return _loaded_key(serialization.load_pem_public_key, text, "PEM", origin)
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith(b"#")]
     words = lines[0].split() if len(lines) == 1 else []
     if len(words) >= 2 and words[0] == b"ssh-ed25519":
-        try:
-            key = serialization.load_ssh_public_key(b" ".join(words[:2]))  # type: ignore[assignment]  # the key is checked to be Ed25519 below
-        except (ValueError, UnsupportedAlgorithm) as exc:
-            raise BundleError(f"not a readable OpenSSH public key ({str(exc)[:100]})", origin) from None
-        if not isinstance(key, Ed25519PublicKey):
-            raise BundleError("not an Ed25519 public key", origin)
-        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return TrustedKey(key_id(raw), raw, origin)
+        return _loaded_key(serialization.load_ssh_public_key, b" ".join(words[:2]), "OpenSSH", origin)
     if len(words) >= 2 and words[0] == RAW_KEY_HEADER.encode():
         raw = _raw_key(words[1])  # type: ignore[assignment]  # None is handled on the next line
         if raw is None:
@@ -110,6 +97,18 @@ def public_key_from_bytes(data: bytes, origin: str) -> TrustedKey:
         f"not an Ed25519 public key (expected PEM, an OpenSSH ssh-ed25519 line or '{RAW_KEY_HEADER} <hex or base64>')",
         origin,
     )
+
+
+def _loaded_key(load: Callable[[bytes], object], data: bytes, kind: str, origin: str) -> TrustedKey:
+    """A key read by `load` (cryptography's PEM or OpenSSH reader, `kind` in words); it must be Ed25519."""
+    try:
+        key = load(data)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise BundleError(f"not a readable {kind} public key ({str(exc)[:100]})", origin) from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise BundleError("not an Ed25519 public key", origin)
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return TrustedKey(key_id(raw), raw, origin)
 
 
 def _raw_key(word: bytes) -> bytes | None:

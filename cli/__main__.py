@@ -1,3 +1,5 @@
+import sys
+
 from cli.main import main
 
-main()
+sys.exit(main())

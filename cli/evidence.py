@@ -8,6 +8,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from cli.opening import load_bundle_or_default, open_store
+from cli.terminal import printable
 from core.common.paths import atomic_target, check_output_file, default_database_path
 from core.records.evidence import (
     DIAGNOSES,
@@ -19,17 +22,9 @@ from core.records.evidence import (
     lesion_key,
 )
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-
-
-def _store(args):
-    from cli.main import _open_store
-
-    return _open_store(args)
-
 
 def cmd_outcome_add(args) -> int:
-    with _store(args) as store:
+    with open_store(args) as store:
         try:
             target: dict[str, Any]
             if args.file:
@@ -50,9 +45,7 @@ def cmd_outcome_add(args) -> int:
 
 
 def cmd_outcome_import(args) -> int:
-    from cli.main import printable
-
-    with _store(args) as store:
+    with open_store(args) as store:
         report = import_csv(store, args.csv, args.by)
     for p in report.problems:
         print(f"error: {printable(args.csv)}, {printable(p)}", file=sys.stderr)
@@ -64,8 +57,7 @@ def cmd_outcome_import(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from cli.main import _load_bundle_or_default, printable
-    from core.screening.audit import audit_html, run_audit, write_audit_csv
+    from core.screening import audit_html, run_audit, write_audit_csv
 
     out = Path(args.out)
     suffix = out.suffix.lower()
@@ -84,11 +76,11 @@ def cmd_audit(args) -> int:
         print(f"error: --since {printable(args.since)} is not a date such as 2026-11-30", file=sys.stderr)
         return EXIT_USAGE
     try:
-        bundle = _load_bundle_or_default(args.bundle, args, verify=False)
+        bundle = load_bundle_or_default(args.bundle, args, verify=False)
     except Exception as exc:  # the audit stands without it: only the what-if and claimed columns need it
         print(f"note: no bundle for the what-if table ({printable(exc)})", file=sys.stderr)
         bundle = None
-    with _store(args) as store:
+    with open_store(args) as store:
         audit = run_audit(store, bundle, since)
     if suffix == ".csv":
         write_audit_csv(audit, out)

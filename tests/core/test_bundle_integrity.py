@@ -64,7 +64,7 @@ def test_a_member_swapped_after_verification_is_refused_when_the_engines_are_bui
 
 def test_the_cli_refuses_a_member_swapped_between_load_and_engines(bundle_copy, other_model, tmp_path, monkeypatch):
     """The swap lands right after load_bundle returns (the race's window), before the engines are built."""
-    from cli import main as cli
+    from cli import opening as cli  # the CLI loads bundles through cli/opening.py
 
     real_load = cli.load_bundle
 

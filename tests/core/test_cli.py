@@ -1,4 +1,6 @@
-"""The command line end to end, as a user runs it: subprocesses, real files, a real database."""
+"""The command line end to end, as a user runs it: real files, a real database. Commands run in this process
+(tests.support.cli_calls.run_cli) unless the process is the point: a kill -9, dropped privileges, what a fresh
+interpreter imports, the exit status `python -m cli` hands the shell."""
 
 import csv
 import os
@@ -106,6 +108,7 @@ def test_kill_9_mid_batch_then_resume_loses_and_doubles_nothing(tmp_path, synthe
     folder = make_folder(tmp_path / "big", 40, broken=False)
     db = tmp_path / "k.sqlite"
     env = dict(os.environ, MELASCREEN_HOME=str(tmp_path / "home"))
+    # Its own process: the point is a kill -9 mid-batch; the resume below runs in this one.
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "screen", str(folder), "--bundle", str(synthetic_bundle), "--db", str(db)],
         cwd=ROOT,
@@ -148,6 +151,7 @@ def test_kill_9_mid_batch_then_resume_loses_and_doubles_nothing(tmp_path, synthe
 
 
 def test_importing_core_loads_neither_torch_nor_qt():
+    # A fresh interpreter: this process has long imported whatever other tests needed.
     code = (
         "import core, cli.main, core.screening.screener, core.records.store, sys; "
         "assert not {'torch','PySide6','timm'} & set(sys.modules), sorted(sys.modules)"
@@ -172,9 +176,9 @@ def test_a_new_confidence_setting_re_decides_stored_images(tmp_path, synthetic_b
 def test_progress_shows_no_speed_until_a_second_has_passed():
     import io
 
-    from cli.main import ProgressLine
+    from cli.progress import ProgressLine
     from core.decision.results import ScreeningResult
-    from core.screening.screener import Progress
+    from core.screening import Progress
 
     failed = ScreeningResult(path="x.jpg", sha256=None, status="error", reason="not an image")
     early = Progress(done=1, total=10, result=failed, elapsed_s=0.001)  # a fast failure first
@@ -292,7 +296,7 @@ def test_a_report_that_cannot_be_written_at_the_end_says_where_the_results_are(
 
 
 def test_printable_escapes_control_characters_only():
-    from cli.main import printable
+    from cli.terminal import printable
 
     assert printable("Müller läsion 皮膚.jpg") == "Müller läsion 皮膚.jpg"
     assert printable("a\x1b[2Jb\r\n\u202e") == "a\\x1b[2Jb\\r\\n\\u202e"
@@ -301,6 +305,13 @@ def test_printable_escapes_control_characters_only():
 def test_help_documents_the_exit_codes():
     out = run_cli("--help").stdout
     assert "exit codes:" in out and "  2  nothing was done" in out
+
+
+def test_python_m_cli_hands_the_exit_code_to_the_shell(tmp_path):
+    # A real process: the exit status the shell (or a clinic's script) sees from `python -m cli`.
+    proc = subprocess.run([sys.executable, "-m", "cli", "screen", str(tmp_path / "missing")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2 and "is not a folder" in proc.stderr
 
 
 # ------------------------------------------------- what made a result, private files, store faults (issue 26)
@@ -471,6 +482,7 @@ def test_a_read_only_database_can_be_listed_and_is_left_unchanged(tmp_path):
     try:
         env = {**os.environ, "MELASCREEN_HOME": str(tmp_path / "home")}
 
+        # Its own process, without root's power over file permissions (drop_root_write_power).
         def cli(*args):
             return subprocess.run(
                 [*drop_root_write_power(), sys.executable, "-m", "cli.main", *map(str, args), "--db", str(db)],
@@ -541,7 +553,7 @@ def test_a_read_only_home_with_a_zip_bundle_says_read_only_not_free_disk_space(t
     zipped = shutil.make_archive(str(tmp_path / "bundle"), "zip", synthetic_bundle)
     home = tmp_path / "home"
     home.mkdir(mode=0o500)  # the bundle cache (home/cache/bundles) cannot be made
-    try:
+    try:  # its own process, without root's power over file permissions (drop_root_write_power)
         proc = subprocess.run(
             [*drop_root_write_power(), sys.executable, "-m", "cli.main", "screen", str(folder), "--bundle", zipped,
              "--db", str(tmp_path / "r.sqlite")],
@@ -570,8 +582,8 @@ def test_the_progress_line_is_a_bar_on_a_terminal_and_silent_without_a_console(m
     import io
     import sys as _sys
 
-    from cli.main import ProgressLine
-    from core.screening.screener import Progress
+    from cli.progress import ProgressLine
+    from core.screening import Progress
 
     class Terminal(io.StringIO):
         def isatty(self):

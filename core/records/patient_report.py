@@ -35,8 +35,9 @@ from core.decision.vocabulary import (
     outcome_label,
     review_choice,
 )
-from core.files.body_sites import VIEW_BOX, SiteMatch, figure_svg, place_pins, site_from_text
+from core.files.body_sites import SiteMatch, site_from_text
 from core.files.images import resize_longest_side
+from core.imaging.body_map import VIEW_BOX, figure_svg, place_pins
 from core.imaging.cam import overlay
 from core.imaging.pictures import case_picture
 from core.inference.manifest import DISCLAIMER

@@ -1,4 +1,4 @@
-"""A patient's body map: the project's front/back figure (core.files.body_sites, SVG drawn by QtSvg) with one
+"""A patient's body map: the project's front/back figure (core.imaging.body_map, SVG drawn by QtSvg) with one
 numbered pin per lesion, coloured by its latest outcome; a click on a pin opens that lesion.
 
 Lesions whose body site is unknown or not recorded are never guessed onto the figure: they are listed
@@ -15,7 +15,7 @@ from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
 from core.decision.vocabulary import band, outcome
-from core.files.body_sites import VIEW_BOX, Pin, figure_svg, place_pins
+from core.imaging.body_map import VIEW_BOX, Pin, figure_svg, place_pins
 
 PIN_RADIUS = 10  # screen pixels: big enough to hit with a mouse
 

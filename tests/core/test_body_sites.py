@@ -14,13 +14,12 @@ from core.files.body_sites import (
     FRONT,
     REGIONS,
     BodySite,
-    figure_svg,
-    place_pins,
     site_from_dicom,
     site_from_text,
     unknown_site_words,
     vocabulary,
 )
+from core.imaging.body_map import figure_svg, place_pins
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from core.common.schema import read_fields, rule
+from core.files.images import resize_longest_side
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,7 @@ def _check_rgb(rgb: np.ndarray) -> None:
 def to_working_size(rgb: np.ndarray, working_size: int) -> np.ndarray:
     """Shrink so the longest side is at most `working_size`, keeping the aspect ratio; never enlarge."""
     _check_rgb(rgb)
-    height, width = rgb.shape[:2]
-    longest = max(height, width)
-    if longest <= working_size:
-        return np.ascontiguousarray(rgb)
-    scale = working_size / longest
-    target = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(rgb, target, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(resize_longest_side(rgb, working_size, enlarge=False))
 
 
 def corner_mask(rgb: np.ndarray, params: PreprocessParams, sizes: ScaledSizes | None = None) -> np.ndarray:

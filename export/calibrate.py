@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.decision.gate import CLEAR_BELOW_MAX, MIN_REVIEW_WIDTH, GateSettings, Thresholds
+from core.decision.gate import CLEAR_BELOW_MAX, MIN_REVIEW_WIDTH, GateSettings, Thresholds, check_confidence
 from core.inference.calibration import calibrated_probs, malignant_sum
 
 CONFIDENCES = (0.9, 0.95, 0.98, 0.99)
@@ -149,8 +149,7 @@ def holding_low(low: float, high: float, max_low: float = 1.0) -> float:
 
 def fit_thresholds(p: np.ndarray, positive: np.ndarray, confidence: float, max_low: float = 1.0) -> ThresholdFit:
     """The gate thresholds for one confidence level (rules in the module docstring)."""
-    if not 0.5 <= confidence < 1.0:
-        raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
+    check_confidence(confidence)
     p = np.asarray(p, np.float64)
     positive = np.asarray(positive).astype(bool)
     if p.shape != positive.shape or p.ndim != 1 or len(p) == 0:
@@ -287,8 +286,7 @@ def fit_malignancy_thresholds(
     The gate (core.decision.gate.decide) compares p(malignant) with these; melanomas count as malignancies
     and are also bounded on their own so that the melanoma promise of earlier bundles still holds.
     """
-    if not 0.5 <= confidence < 1.0:
-        raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
+    check_confidence(confidence)
     p = np.asarray(p_malignant, np.float64)
     mal = np.asarray(is_malignant).astype(bool)
     mel = np.asarray(is_melanoma).astype(bool)

@@ -5,6 +5,9 @@ range). `read_fields` checks a decoded JSON object against those rules in one pl
 wrong types (a bool is not a number, "448" is not an integer), NaN and inf, out-of-range numbers,
 over-long strings and lists. It raises `SchemaError` (a ValueError) whose message names the field,
 e.g. "preprocessing.clahe_tiles: must be an integer in 1..64, got 0".
+
+The sections with readers of their own (the gate, the intake check, the cascade) check their numbers and
+objects with `json_number` and `json_keys`: the same rules, messages that name the section first.
 """
 
 from __future__ import annotations
@@ -59,10 +62,7 @@ def _number(value, r: Rule, where: str, integer: bool):
     if isinstance(value, bool) or not ok_type:
         raise SchemaError(f"{where}: must be {what}{_range_text(r)}, got {_show(value)}")
     if not integer:
-        try:
-            value = float(value)
-        except OverflowError:
-            value = math.inf
+        value = _as_float(value)
         if not math.isfinite(value):
             raise SchemaError(f"{where}: must be {what}{_range_text(r)}, got {value}")
     too_low = r.lo is not None and (value <= r.lo if r.lo_open else value < r.lo)
@@ -119,11 +119,15 @@ def check_value(value, r: Rule, where: str):
     raise AssertionError(f"unknown rule kind {r.kind!r}")
 
 
+def _unknown_keys(data: dict, known) -> list[str]:
+    return sorted(str(k) for k in set(data) - set(known))
+
+
 def check_object(data, where: str, known: set[str] | frozenset[str]) -> dict:
     """`data` is a JSON object with no key outside `known`."""
     if not isinstance(data, dict):
         raise SchemaError(f"{where}: must be an object, got {_show(data)}")
-    unknown = sorted(str(k) for k in set(data) - set(known))
+    unknown = _unknown_keys(data, known)
     if unknown:
         raise SchemaError(f"{where}: unknown keys {', '.join(_show(k) for k in unknown[:5])}")
     return data
@@ -147,43 +151,87 @@ def read_fields(cls, data, where: str, skip: tuple[str, ...] = (), extra_keys: t
     return out
 
 
-def check_free_json(value, where: str) -> None:
-    """Free-form JSON (provenance, metrics): finite numbers, bounded depth, size and strings."""
-    budget = [FREE_JSON_NODES]
+def json_number(value, where: str, lo: float = 0.0, hi: float = 1.0) -> float:
+    """A finite real number in [lo, hi] (no range said when both are infinite); a bool is refused (JSON
+    true is not a threshold). `where` leads the message: "gate: max_member_spread must be a finite number
+    in [0, 1], got nan"."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SchemaError(f"{where} must be a number, got {type(value).__name__} {value!r}"[:200])
+    value = _as_float(value)
+    if not math.isfinite(value) or not lo <= value <= hi:
+        bounds = f" in [{lo:g}, {hi:g}]" if math.isfinite(lo) or math.isfinite(hi) else ""
+        raise SchemaError(f"{where} must be a finite number{bounds}, got {value!r}")
+    return value
 
-    def walk(v, depth: int, path: str) -> None:
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise SchemaError(f"{where}: more than {FREE_JSON_NODES} values")
+
+def json_keys(data, allowed: set[str], required: set[str], what: str, section: str) -> None:
+    """`data` is a JSON object with no key outside `allowed` and every key of `required`; the message
+    names the section and the object: "gate: fitted[0.99] lacks high"."""
+    if not isinstance(data, dict):
+        raise SchemaError(f"{section}: {what} must be a JSON object, got {type(data).__name__}")
+    unknown = _unknown_keys(data, allowed)
+    if unknown:
+        raise SchemaError(
+            f"{section}: unknown key(s) in {what}: {', '.join(unknown)[:200]}; allowed: {', '.join(sorted(allowed))}"
+        )
+    missing = required - set(data)
+    if missing:
+        raise SchemaError(f"{section}: {what} lacks {', '.join(sorted(missing))}")
+
+
+def _as_float(value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float: as far out of range as infinity
+        return math.inf
+
+
+class _FreeJson:
+    """One walk over free-form JSON, with its node budget."""
+
+    def __init__(self, where: str):
+        self.where = where
+        self.budget = FREE_JSON_NODES
+
+    def walk(self, v, depth: int, path: str) -> None:
+        self.budget -= 1
+        if self.budget < 0:
+            raise SchemaError(f"{self.where}: more than {FREE_JSON_NODES} values")
         if depth > FREE_JSON_DEPTH:
             raise SchemaError(f"{path}: nested deeper than {FREE_JSON_DEPTH} levels")
-        if v is None or isinstance(v, (bool, int)):
-            if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**63:
-                raise SchemaError(f"{path}: integer out of range")
-            return
-        if isinstance(v, float):
-            if not math.isfinite(v):
-                raise SchemaError(f"{path}: must be a finite number, got {v}")
-            return
-        if isinstance(v, str):
-            if len(v) > FREE_JSON_TEXT:
-                raise SchemaError(f"{path}: longer than {FREE_JSON_TEXT} characters")
-            return
         if isinstance(v, list):
             for i, x in enumerate(v):
-                walk(x, depth + 1, f"{path}[{i}]")
-            return
-        if isinstance(v, dict):
+                self.walk(x, depth + 1, f"{path}[{i}]")
+        elif isinstance(v, dict):
             for k, x in v.items():
                 if len(k) > MAX_TEXT:
                     raise SchemaError(f"{path}: a key is longer than {MAX_TEXT} characters")
-                walk(x, depth + 1, f"{path}.{k}")
-            return
+                self.walk(x, depth + 1, f"{path}.{k}")
+        else:
+            _check_free_leaf(v, path)
+
+
+def _check_free_leaf(v, path: str) -> None:
+    if v is None or isinstance(v, bool):
+        return
+    if isinstance(v, int):
+        if abs(v) > 2**63:
+            raise SchemaError(f"{path}: integer out of range")
+    elif isinstance(v, float):
+        if not math.isfinite(v):
+            raise SchemaError(f"{path}: must be a finite number, got {v}")
+    elif isinstance(v, str):
+        if len(v) > FREE_JSON_TEXT:
+            raise SchemaError(f"{path}: longer than {FREE_JSON_TEXT} characters")
+    else:
         raise SchemaError(f"{path}: not a JSON value ({type(v).__name__})")
 
+
+def check_free_json(value, where: str) -> None:
+    """Free-form JSON (provenance, metrics): finite numbers, bounded depth, size and strings."""
     if not isinstance(value, dict):
         raise SchemaError(f"{where}: must be an object, got {_show(value)}")
-    walk(value, 0, where)
+    _FreeJson(where).walk(value, 0, where)
 
 
 def _show(value) -> str:

@@ -23,16 +23,12 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from functools import partial
 
-from core.decision.gate import json_keys, json_number
+from core.common.schema import json_keys, json_number
+from core.decision.gate import level_of_key
 from core.decision.results import Prediction, QualityReport
 
 MAX_STAGE1_MEMBERS = 64
-_LEVEL_KEY = re.compile(r"0\.[0-9]{1,12}")
-# The cascade's numbers and objects are read as strictly as the gate's, named "cascade" in messages.
-_number = partial(json_number, section="cascade")
-_object = partial(json_keys, section="cascade")
 STOPPED = "stopped"  # ScreeningResult.cascade: stage 1 settled the outcome
 ESCALATED = "full"  # the cascade ran, stage 1 did not settle it: the whole ensemble decided
 STOP_NOTE = "cascade: decided after stage 1"
@@ -101,7 +97,7 @@ class CascadeMargins:
         """Strict: unknown keys, wrong types and out-of-range numbers are refused (ValueError says which).
         Rules against the rest of the manifest (member indices, views, the gate) are `check_against`."""
         keys = {"members", "views", "max_spread", "levels", "max_intake_score", "fitted_on", "fitted_for"}
-        _object(data, keys, {"members", "views", "max_spread", "levels"}, "the cascade section")
+        json_keys(data, keys, {"members", "views", "max_spread", "levels"}, "the cascade section", "cascade")
         members = data["members"]
         if (
             not isinstance(members, list)
@@ -123,11 +119,10 @@ class CascadeMargins:
             raise ValueError("cascade: levels must be an object of confidence level -> margins")
         levels = {}
         for key, value in levels_raw.items():
-            if not isinstance(key, str) or not _LEVEL_KEY.fullmatch(key):
-                raise ValueError(f'cascade: levels key {str(key)[:20]!r} is not a confidence level such as "0.99"')
-            _object(value, {"clear_below", "suspicious_from", "review"}, {"clear_below"}, f"levels[{key}]")
+            level = level_of_key(key, "cascade: levels key")
+            json_keys(value, {"clear_below", "suspicious_from", "review"}, {"clear_below"}, f"levels[{key}]", "cascade")
             sus = value.get("suspicious_from")
-            levels[float(key)] = StopMargins(
+            levels[level] = StopMargins(
                 clear_below=_number(value["clear_below"], f"levels[{key}].clear_below"),
                 suspicious_from=None if sus is None else _number(sus, f"levels[{key}].suspicious_from"),
                 review=_intervals(value.get("review", []), f"levels[{key}].review"),
@@ -207,6 +202,11 @@ def fingerprint(manifest) -> str:
         "ood": None if ood is None else [ood.threshold, ood.clear_threshold, ood.image_threshold],
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+
+
+def _number(value, what: str, lo: float = 0.0, hi: float = 1.0) -> float:
+    """A margin read as strictly as the gate's numbers, named "cascade" in the message."""
+    return json_number(value, f"cascade: {what}", lo, hi)
 
 
 def _intervals(value, what: str) -> tuple[tuple[float, float], ...]:

@@ -12,18 +12,24 @@ cleared and never called suspicious on the models' word alone; it goes to review
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
+from core.common.schema import json_keys, json_number
 from core.decision.intake_check import IntakeCheck, IntakeFinding
 from core.decision.results import Decision, GateOutcome, Prediction, QualityReport
-from core.decision.vocabulary import BAND_CODES, class_name, intake_level
+from core.decision.vocabulary import (
+    BAND_CODES,
+    NOT_DERMOSCOPY_IMAGE,
+    GateReason,
+    ReasonCode,
+    intake_level,
+    quality_words,
+    reason_text,
+)
 
 DEFAULT_CONFIDENCE = 0.99
 DEFAULT_MAX_MEMBER_SPREAD = 0.25  # members disagreeing more than this -> review
-# Quality flags (core.imaging.quality.assess_quality) in words.
-QUALITY_WORDS = {"blurred": "image blurred", "underexposed": "image too dark", "overexposed": "image too bright"}
 MELANOMA_ONLY_NOTE = "melanoma-only gate (bundle written before malignancy triage)"
 
 
@@ -61,29 +67,12 @@ def check_confidence(value, what: str = "confidence") -> float:
     return float(value)
 
 
-def json_number(value, what: str, lo: float = 0.0, hi: float = 1.0, section: str = "gate") -> float:
-    """A finite real number in [lo, hi] (bools refused: JSON true is not a threshold). `section` names the
-    manifest section in the message (the gate's and the cascade's numbers are read alike)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{section}: {what} must be a number, got {type(value).__name__} {value!r}"[:200])
-    value = float(value)
-    if not math.isfinite(value) or not lo <= value <= hi:
-        raise ValueError(f"{section}: {what} must be a finite number in [{lo:g}, {hi:g}], got {value!r}")
-    return value
-
-
-def json_keys(data, allowed: set[str], required: set[str], what: str, section: str = "gate") -> None:
-    if not isinstance(data, dict):
-        raise ValueError(f"{section}: {what} must be a JSON object, got {type(data).__name__}")
-    unknown = set(data) - allowed
-    if unknown:
-        raise ValueError(
-            f"{section}: unknown key(s) in {what}: {', '.join(sorted(map(str, unknown)))[:200]}; "
-            f"allowed: {', '.join(sorted(allowed))}"
-        )
-    missing = required - set(data)
-    if missing:
-        raise ValueError(f"{section}: {what} lacks {', '.join(sorted(missing))}")
+def level_of_key(key, where: str) -> float:
+    """A confidence level as a manifest writes it as a key ("0.99", ASCII digits only), else ValueError:
+    `where` names the object ('gate: fitted key "x" is not a confidence level such as "0.99"')."""
+    if not isinstance(key, str) or not _LEVEL_KEY.fullmatch(key):
+        raise ValueError(f'{where} {str(key)[:20]!r} is not a confidence level such as "0.99"')
+    return float(key)
 
 
 @dataclass(frozen=True)
@@ -135,15 +124,15 @@ class Thresholds:
 
     @classmethod
     def from_dict(cls, data, where: str = "thresholds") -> Thresholds:
-        json_keys(data, {"low", "high", "bands"}, {"low", "high"}, where)
-        low = json_number(data["low"], f"{where}.low")
-        high = json_number(data["high"], f"{where}.high")
+        json_keys(data, {"low", "high", "bands"}, {"low", "high"}, where, "gate")
+        low = json_number(data["low"], f"gate: {where}.low")
+        high = json_number(data["high"], f"gate: {where}.high")
         moderate_from = high_risk_from = None
         if "bands" in data:
             b = data["bands"]
-            json_keys(b, {"moderate", "high"}, {"moderate", "high"}, f"{where}.bands")
-            moderate_from = json_number(b["moderate"], f"{where}.bands.moderate")
-            high_risk_from = json_number(b["high"], f"{where}.bands.high")
+            json_keys(b, {"moderate", "high"}, {"moderate", "high"}, f"{where}.bands", "gate")
+            moderate_from = json_number(b["moderate"], f"gate: {where}.bands.moderate")
+            high_risk_from = json_number(b["high"], f"gate: {where}.bands.high")
         try:
             return cls(low, high, moderate_from, high_risk_from)
         except ValueError as exc:
@@ -167,18 +156,14 @@ class GateSettings:
     max_member_spread: float = DEFAULT_MAX_MEMBER_SPREAD  # members disagreeing more than this -> review
 
     def __post_init__(self):
-        if not 0.5 <= self.default_confidence < 1.0:
-            raise ValueError(f"gate: default_confidence must be in [0.5, 1), got {self.default_confidence}")
+        check_confidence(self.default_confidence, "gate: default_confidence")
         for level in self.fitted:
-            if not 0.5 <= level < 1.0:
-                raise ValueError(f"gate: fitted confidence levels must be in [0.5, 1), got {level}")
+            check_confidence(level, "gate: fitted confidence levels")
         if not 0.0 <= self.max_member_spread <= 1.0:
             raise ValueError(f"gate: max_member_spread must be in [0, 1], got {self.max_member_spread}")
 
     def thresholds(self, confidence: float | None = None) -> Thresholds:
-        c = self.default_confidence if confidence is None else float(confidence)
-        if not 0.5 <= c < 1.0:
-            raise ValueError(f"confidence must be in [0.5, 1), got {c}")
+        c = check_confidence(self.default_confidence if confidence is None else float(confidence))
         for level, t in self.fitted.items():
             if abs(level - c) < 1e-9:
                 return t
@@ -200,27 +185,26 @@ class GateSettings:
         Keys may be left out (their defaults apply: a bundle with no fitted gate is valid), but an
         unknown key is refused: a misspelt "max_member_spead" must not silently become 0.25.
         """
-        json_keys(data, {"default_confidence", "fitted", "max_member_spread"}, set(), "the gate section")
+        json_keys(data, {"default_confidence", "fitted", "max_member_spread"}, set(), "the gate section", "gate")
         fitted_raw = data.get("fitted", {})
         if not isinstance(fitted_raw, dict):
             raise ValueError(f"gate: fitted must be a JSON object of confidence -> thresholds, got {fitted_raw!r}")
         fitted = {}
         for key, value in fitted_raw.items():
-            if not isinstance(key, str) or not _LEVEL_KEY.fullmatch(key):
-                raise ValueError(f'gate: fitted key {str(key)[:20]!r} is not a confidence level such as "0.99"')
-            level = float(key)
-            if not 0.5 <= level < 1.0:
-                raise ValueError(f"gate: fitted confidence level {key!r} must be in [0.5, 1)")
+            level = level_of_key(key, "gate: fitted key")
+            lo, hi = CONFIDENCE_RANGE
+            if not lo <= level < hi:
+                raise ValueError(f"gate: fitted confidence level {key!r} must be in [{lo:g}, {hi:g})")
             if level in fitted:  # "0.990" and "0.99": one level, two sets of thresholds
                 raise ValueError(f"gate: fitted confidence level {key!r} is given twice (as {level:g})")
             fitted[level] = Thresholds.from_dict(value, f"fitted[{key}]")
         settings = cls(
             default_confidence=json_number(
-                data.get("default_confidence", DEFAULT_CONFIDENCE), "default_confidence", 0.5, 1.0
+                data.get("default_confidence", DEFAULT_CONFIDENCE), "gate: default_confidence", *CONFIDENCE_RANGE
             ),
             fitted=fitted,
             max_member_spread=json_number(
-                data.get("max_member_spread", DEFAULT_MAX_MEMBER_SPREAD), "max_member_spread"
+                data.get("max_member_spread", DEFAULT_MAX_MEMBER_SPREAD), "gate: max_member_spread"
             ),
         )
         settings.check_can_hold()
@@ -259,20 +243,13 @@ class GateSettings:
             )
 
 
-def percent(p: float) -> str:
-    """A probability as a clinician reads it: "86%", "<1%", ">99%"."""
-    if p < 0.01:
-        return "<1%"
-    if p > 0.99:
-        return ">99%"
-    return f"{100 * p:.0f}%"
-
-
-def _likely_words(prediction: Prediction) -> str:
-    cls = prediction.likely_class
-    if not cls:
-        return ""
-    return f"{class_name(cls)} most likely ({percent(prediction.class_probs.get(cls, 0.0))})"
+# The outcome each reason leads to; every other reason holds the image for review.
+_DECISION_OF = {
+    ReasonCode.SUSPICIOUS_CLASS: Decision.SUSPICIOUS,
+    ReasonCode.POSSIBLE_CLASS: Decision.SUSPICIOUS,
+    ReasonCode.SUSPICIOUS_RISK: Decision.SUSPICIOUS,
+    ReasonCode.CLEARED: Decision.NO_CANCER_SUSPECTED,
+}
 
 
 def decide(
@@ -295,8 +272,65 @@ def decide(
     only for the details.
     """
     p = float(prediction.p_malignant)  # type: ignore[arg-type]  # Prediction.__post_init__ sets p_malignant
-    spread = prediction.malignant_spread
-    likely = _likely_words(prediction)
+    flags = quality.flags if quality is not None else ()
+    code = _reason_code(prediction, p, thresholds, flags, max_member_spread, intake)
+    likely = prediction.likely_class
+    why = GateReason(
+        code,
+        p,
+        scope.risk_word,
+        scope.cancer,
+        likely_class=likely,
+        likely_p=prediction.class_probs.get(likely, 0.0) if likely else 0.0,
+        malignant_class=prediction.malignant_class,
+        quality_flags=flags,
+        unfamiliar=intake is not None and intake.flagged,
+    )
+    decision = _DECISION_OF.get(code, Decision.REVIEW)
+    # Review keeps its risk band (the worklist order); a picture that is not dermoscopy is not a case: none.
+    band = thresholds.band(p) if decision is Decision.REVIEW and code is not ReasonCode.NOT_DERMOSCOPY else None
+    details = gate_details(prediction, thresholds, quality, max_member_spread, scope, intake, intake_check)
+    return GateOutcome(decision, reason_text(why), band if band in BAND_CODES else None, details, why)
+
+
+def _reason_code(
+    prediction: Prediction,
+    p: float,
+    thresholds: Thresholds,
+    flags: tuple[str, ...],
+    max_member_spread: float,
+    intake: IntakeFinding | None,
+) -> ReasonCode:
+    """The gate's rules, first match wins (decide's order)."""
+    if intake is not None and intake.level == NOT_DERMOSCOPY_IMAGE.code:
+        return ReasonCode.NOT_DERMOSCOPY
+    if quality_words(flags):
+        return ReasonCode.QUALITY
+    if intake is not None and intake.flagged:
+        return ReasonCode.UNFAMILIAR
+    if prediction.malignant_spread > max_member_spread:
+        return ReasonCode.DISAGREE
+    if p >= thresholds.high:
+        mal = prediction.malignant_class
+        if mal and mal == prediction.likely_class:
+            return ReasonCode.SUSPICIOUS_CLASS
+        return ReasonCode.POSSIBLE_CLASS if mal else ReasonCode.SUSPICIOUS_RISK
+    if p < thresholds.low:
+        return ReasonCode.CLEARED
+    return ReasonCode.NOT_RULED_OUT
+
+
+def gate_details(
+    prediction: Prediction,
+    thresholds: Thresholds,
+    quality: QualityReport | None,
+    max_member_spread: float,
+    scope: RiskScope,
+    intake: IntakeFinding | None,
+    intake_check: IntakeCheck | None,
+) -> str:
+    """The numbers behind a decision, for a "details" click (stored with the result)."""
+    p = float(prediction.p_malignant)  # type: ignore[arg-type]  # Prediction.__post_init__ sets p_malignant
     numbers = [
         f"{scope.probability}={p:.3f}",
         f"p(melanoma)={prediction.p_melanoma:.3f}" if scope.shows_melanoma else "",
@@ -307,113 +341,25 @@ def decide(
         numbers.append(
             f"review bands: moderate from {thresholds.moderate_from:.3f}, high from {thresholds.high_risk_from:.3f}"
         )
-    numbers.append(f"member spread {spread:.3f} (limit {max_member_spread:.2f})")
+    numbers.append(f"member spread {prediction.malignant_spread:.3f} (limit {max_member_spread:.2f})")
     if quality is not None and quality.flags:
         numbers.append(f"quality flags: {', '.join(quality.flags)}")
     if intake is not None:
-        limits = (
-            (
-                f"; unfamiliar above {intake_check.threshold:.3g}, not dermoscopy above "
-                f"{intake_check.clear_threshold:.3g}"
-            )
-            if intake_check is not None
-            else ""
-        )
-        numbers.append(f"intake score {intake.score:.3g} ({intake_level(intake.level).name}{limits})")
-        if intake.image_score is not None and intake_check is not None and intake_check.has_image_part:
-            numbers.append(
-                f"picture statistics score {intake.image_score:.3g} (unfamiliar above "
-                f"{intake_check.image_threshold:.3g}, not dermoscopy above {intake_check.image_clear_threshold:.3g})"
-            )
+        numbers += _intake_numbers(intake, intake_check)
     numbers.append(scope.note)
-    details = "; ".join(n for n in numbers if n)
-    risk_word = scope.risk_word
-
-    def review(reason: str) -> GateOutcome:
-        band = thresholds.band(p)
-        return GateOutcome(Decision.REVIEW, reason, band if band in BAND_CODES else None, details)
-
-    quality_words = ", ".join(QUALITY_WORDS.get(f, f) for f in quality.flags) if quality is not None else ""
-    if intake is not None and intake.level == "not_dermoscopy":
-        # Not a patient's case: no class, no band, no probability in what a user reads (core.decision.vocabulary
-        # shows it as "not a dermoscopy image: check the file"); the numbers stay in the details.
-        reason = f"{intake.reason}; {quality_words}" if quality_words else intake.reason
-        return GateOutcome(Decision.REVIEW, reason, None, details)
-    if quality_words:
-        if intake is not None and intake.flagged:
-            return review(f"{quality_words}; {intake.reason}")
-        return review(f"{quality_words}; {likely}" if likely else quality_words)
-    if intake is not None and intake.flagged:
-        return review(f"{intake.reason}; {likely}" if likely else intake.reason)
-    if spread > max_member_spread:
-        return review(f"the models disagree; {likely}" if likely else "the models disagree")
-    if p >= thresholds.high:
-        mal = prediction.malignant_class
-        if mal and mal == prediction.likely_class:
-            reason = likely
-        elif mal:
-            reason = f"{class_name(mal)} possible; {risk_word} {percent(p)}"
-        else:
-            reason = f"{risk_word} {percent(p)}"
-        return GateOutcome(Decision.SUSPICIOUS, reason, None, details)
-    if p < thresholds.low:
-        reason = f"{likely}; {risk_word} {percent(p)}" if likely else f"{risk_word} {percent(p)}"
-        return GateOutcome(Decision.NO_CANCER_SUSPECTED, reason, None, details)
-    cancer = scope.cancer
-    base = f"{likely}; {cancer} not ruled out ({percent(p)})" if likely else f"{cancer} not ruled out ({percent(p)})"
-    return review(base)
+    return "; ".join(n for n in numbers if n)
 
 
-@dataclass(frozen=True)
-class ConfidenceMeaning:
-    """What one confidence level did on the bundle's validation images (export.refit's gate fit)."""
-
-    confidence: float
-    malignant_cleared: int  # validation malignancies called "no cancer suspected"
-    n_malignant: int
-    benign_cleared: int  # validation benign lesions called "no cancer suspected"
-    n_benign: int
-    suspicious: int  # validation images called "suspicious"
-    suspicious_malignant: int
-
-    @property
-    def words(self) -> str:
-        """ "at 0.95: 3.0% of validation malignancies cleared (10 of 333), 54% of benign lesions (734 of 1365)" """
-
-        def pct(a: int, b: int) -> str:
-            return f"{100 * a / b:.1f}%" if b else "—"
-
-        text = (
-            f"at {self.confidence:g}: {pct(self.malignant_cleared, self.n_malignant)} of validation malignancies "
-            f"cleared ({self.malignant_cleared} of {self.n_malignant}), {pct(self.benign_cleared, self.n_benign)} of "
-            f"benign lesions cleared ({self.benign_cleared} of {self.n_benign})"
+def _intake_numbers(intake: IntakeFinding, check: IntakeCheck | None) -> list[str]:
+    limits = (
+        f"; unfamiliar above {check.threshold:.3g}, not dermoscopy above {check.clear_threshold:.3g}"
+        if check is not None
+        else ""
+    )
+    numbers = [f"intake score {intake.score:.3g} ({intake_level(intake.level).name}{limits})"]
+    if intake.image_score is not None and check is not None and check.has_image_part:
+        numbers.append(
+            f"picture statistics score {intake.image_score:.3g} (unfamiliar above "
+            f"{check.image_threshold:.3g}, not dermoscopy above {check.image_clear_threshold:.3g})"
         )
-        if self.suspicious:
-            text += (
-                f"; {self.suspicious} called suspicious, {pct(self.suspicious_malignant, self.suspicious)} malignant"
-            )
-        return text
-
-
-def confidence_meanings(provenance: dict | None) -> list[ConfidenceMeaning]:
-    """Each fitted confidence level's validation figures from a manifest's provenance (`gate_refit.fits`),
-    highest confidence first; [] when the bundle does not carry them."""
-    fits = ((provenance or {}).get("gate_refit") or {}).get("fits") or []
-    out = []
-    for f in fits:
-        try:
-            n, n_mal = int(f["n"]), int(f["n_malignant"])
-            out.append(
-                ConfidenceMeaning(
-                    confidence=float(f["confidence"]),
-                    malignant_cleared=int(f["malignant_cleared"]),
-                    n_malignant=n_mal,
-                    benign_cleared=int(f["n_cleared"]) - int(f["malignant_cleared"]),
-                    n_benign=n - n_mal,
-                    suspicious=int(f.get("n_suspicious", 0)),
-                    suspicious_malignant=int(f.get("malignant_suspicious", 0)),
-                )
-            )
-        except (KeyError, TypeError, ValueError):
-            continue  # a fit without these figures says nothing here
-    return sorted(out, key=lambda m: -m.confidence)
+    return numbers

@@ -23,12 +23,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from core.common.schema import json_keys, json_number
+from core.decision.vocabulary import FAMILIAR, NOT_DERMOSCOPY_IMAGE, UNFAMILIAR, intake_level
+
 OOD_OUTPUT = "ood"
-UNFAMILIAR_REASON = "does not look like the dermoscopy images the models were trained on"
-NOT_DERMOSCOPY_REASON = (
-    "does not look like a dermoscopy image of skin (a photo, a screenshot or a document?): "
-    "check that the right file was chosen"
-)
 _FIELDS = (
     "method", "threshold", "clear_threshold", "validation_flagged", "fitted_on",
     "image_mean", "image_precision", "image_threshold", "image_clear_threshold",
@@ -66,9 +64,7 @@ def image_statistics(rgb: np.ndarray) -> np.ndarray:
 
 
 def _finite(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"ood.{name} must be a finite number, got {value!r}")
-    return float(value)
+    return json_number(value, f"ood.{name}", -math.inf, math.inf)
 
 
 @dataclass(frozen=True)
@@ -87,10 +83,16 @@ class IntakeCheck:
     image_clear_threshold: float | None = None
 
     def __post_init__(self):
+        self._check_feature_part()
+        image_part = (self.image_mean, self.image_precision, self.image_threshold, self.image_clear_threshold)
+        if any(v is None for v in image_part) and not all(v is None for v in image_part):
+            raise ValueError("ood: image_mean, image_precision, image_threshold and image_clear_threshold go together")
+        if self.image_mean is not None:
+            self._check_image_part()
+
+    def _check_feature_part(self) -> None:
         for name in ("threshold", "clear_threshold", "validation_flagged"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"ood.{name} must be a finite number, got {value!r}")
+            _finite(name, getattr(self, name))
         if not 0 < self.threshold <= self.clear_threshold <= 1e9:
             raise ValueError("ood thresholds must satisfy 0 < threshold <= clear_threshold <= 1e9")
         if self.threshold > MAX_FEATURE_THRESHOLD:
@@ -104,40 +106,38 @@ class IntakeCheck:
             raise ValueError(f"ood.method {self.method!r} is not known; this MelaScreen knows 'mahalanobis'")
         if not isinstance(self.fitted_on, str) or len(self.fitted_on) > 500:
             raise ValueError("ood.fitted_on must be a short text")
-        image_part = (self.image_mean, self.image_precision, self.image_threshold, self.image_clear_threshold)
-        if any(v is None for v in image_part) and not all(v is None for v in image_part):
-            raise ValueError("ood: image_mean, image_precision, image_threshold and image_clear_threshold go together")
-        if self.image_mean is not None:
-            mean = [_finite("image_mean", v) for v in self.image_mean]
-            rows = self.image_precision
-            if len(mean) != IMAGE_STATISTICS or len(rows) != IMAGE_STATISTICS:  # type: ignore[arg-type]  # the image part comes whole (checked above)
-                raise ValueError(f"ood.image_mean and image_precision need {IMAGE_STATISTICS} statistics")
-            for row in rows:  # type: ignore[union-attr]  # the image part comes whole (checked above)
-                if not isinstance(row, (list, tuple)) or len(row) != IMAGE_STATISTICS:
-                    raise ValueError(f"ood.image_precision must be {IMAGE_STATISTICS} x {IMAGE_STATISTICS}")
-                for v in row:
-                    _finite("image_precision", v)
-            lo, hi = (
-                _finite("image_threshold", self.image_threshold),
-                _finite("image_clear_threshold", self.image_clear_threshold),
+
+    def _check_image_part(self) -> None:
+        """The picture-statistics part, given whole: finite statistics, a usable precision and thresholds;
+        stored as tuples of floats."""
+        mean = [_finite("image_mean", v) for v in self.image_mean]  # type: ignore[union-attr]  # checked by the caller
+        rows = self.image_precision
+        if len(mean) != IMAGE_STATISTICS or len(rows) != IMAGE_STATISTICS:  # type: ignore[arg-type]  # the image part comes whole
+            raise ValueError(f"ood.image_mean and image_precision need {IMAGE_STATISTICS} statistics")
+        for row in rows:  # type: ignore[union-attr]  # the image part comes whole
+            if not isinstance(row, (list, tuple)) or len(row) != IMAGE_STATISTICS:
+                raise ValueError(f"ood.image_precision must be {IMAGE_STATISTICS} x {IMAGE_STATISTICS}")
+            for v in row:
+                _finite("image_precision", v)
+        lo, hi = (
+            _finite("image_threshold", self.image_threshold),
+            _finite("image_clear_threshold", self.image_clear_threshold),
+        )
+        if not 0 < lo <= hi <= 1e9:
+            raise ValueError("ood image thresholds must satisfy 0 < image_threshold <= image_clear_threshold <= 1e9")
+        if lo > MAX_IMAGE_THRESHOLD:
+            raise ValueError(
+                f"ood.image_threshold {lo:g} is above {MAX_IMAGE_THRESHOLD:g}: the picture check would flag nothing"
             )
-            if not 0 < lo <= hi <= 1e9:
-                raise ValueError(
-                    "ood image thresholds must satisfy 0 < image_threshold <= image_clear_threshold <= 1e9"
-                )
-            if lo > MAX_IMAGE_THRESHOLD:
-                raise ValueError(
-                    f"ood.image_threshold {lo:g} is above {MAX_IMAGE_THRESHOLD:g}: the picture check would flag nothing"
-                )
-            precision = np.asarray(rows, dtype=np.float64)
-            # A distance needs a symmetric positive definite precision: with zeros or a negative direction the
-            # score of any picture can be 0 or below, and the check would never flag it.
-            if not np.allclose(precision, precision.T, rtol=1e-6, atol=1e-9) or not (
-                np.linalg.eigvalsh((precision + precision.T) / 2).min() > 0
-            ):
-                raise ValueError("ood.image_precision must be symmetric positive definite (an inverse covariance)")
-            object.__setattr__(self, "image_mean", tuple(mean))
-            object.__setattr__(self, "image_precision", tuple(tuple(float(v) for v in row) for row in rows))  # type: ignore[union-attr]  # has_image_part: the image statistics are set
+        precision = np.asarray(rows, dtype=np.float64)
+        # A distance needs a symmetric positive definite precision: with zeros or a negative direction the
+        # score of any picture can be 0 or below, and the check would never flag it.
+        if not np.allclose(precision, precision.T, rtol=1e-6, atol=1e-9) or not (
+            np.linalg.eigvalsh((precision + precision.T) / 2).min() > 0
+        ):
+            raise ValueError("ood.image_precision must be symmetric positive definite (an inverse covariance)")
+        object.__setattr__(self, "image_mean", tuple(mean))
+        object.__setattr__(self, "image_precision", tuple(tuple(float(v) for v in row) for row in rows))  # type: ignore[union-attr]  # the image part comes whole
 
     @property
     def has_image_part(self) -> bool:
@@ -160,14 +160,7 @@ class IntakeCheck:
 
     @classmethod
     def from_dict(cls, data) -> IntakeCheck:
-        if not isinstance(data, dict):
-            raise ValueError("the ood section must be a JSON object")
-        unknown = sorted(set(data) - set(_FIELDS))
-        if unknown:
-            raise ValueError(f"unknown ood keys {unknown}; known: {list(_FIELDS)}")
-        missing = [k for k in ("threshold", "clear_threshold") if k not in data]
-        if missing:
-            raise ValueError(f"the ood section lacks {missing}")
+        json_keys(data, set(_FIELDS), {"threshold", "clear_threshold"}, "the ood section", "ood")
         if not isinstance(data.get("image_precision", []), list):
             raise ValueError("ood.image_precision must be a list of rows")
         return cls(**data)
@@ -183,11 +176,15 @@ class IntakeFinding:
 
     @property
     def flagged(self) -> bool:
-        return self.level != "familiar"
+        return self.level != FAMILIAR.code
 
     @property
     def reason(self) -> str:
-        return {"unfamiliar": UNFAMILIAR_REASON, "not_dermoscopy": NOT_DERMOSCOPY_REASON}.get(self.level, "")
+        """The words said first in a flagged image's reason (core.decision.vocabulary); "" when familiar."""
+        try:
+            return intake_level(self.level).reason
+        except ValueError:  # a level this version does not know says nothing, as it always did
+            return ""
 
 
 def ensemble_score(member_scores: np.ndarray) -> float:
@@ -201,9 +198,9 @@ def assess(score: float, check: IntakeCheck, statistics: np.ndarray | None = Non
     input) counts as unfamiliar, never as familiar."""
     image = check.image_score(statistics) if check.has_image_part and statistics is not None else None
     if not math.isfinite(score) or (image is not None and not math.isfinite(image)):
-        return IntakeFinding(score=score, level="unfamiliar", image_score=image)
+        return IntakeFinding(score=score, level=UNFAMILIAR.code, image_score=image)
     if score > check.clear_threshold or (image is not None and image > check.image_clear_threshold):  # type: ignore[operator]  # image is scored only with the image part
-        return IntakeFinding(score=score, level="not_dermoscopy", image_score=image)
+        return IntakeFinding(score=score, level=NOT_DERMOSCOPY_IMAGE.code, image_score=image)
     if score > check.threshold or (image is not None and image > check.image_threshold):  # type: ignore[operator]  # image is scored only with the image part
-        return IntakeFinding(score=score, level="unfamiliar", image_score=image)
-    return IntakeFinding(score=score, level="familiar", image_score=image)
+        return IntakeFinding(score=score, level=UNFAMILIAR.code, image_score=image)
+    return IntakeFinding(score=score, level=FAMILIAR.code, image_score=image)

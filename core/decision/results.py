@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.decision.vocabulary import outcome, outcome_code_of
+from core.decision.vocabulary import GateReason, ReasonCode, outcome, outcome_code_of
 
 
 class Decision(str, enum.Enum):
@@ -87,9 +87,15 @@ def summarise_classes(class_probs: dict[str, float], malignant_classes) -> tuple
 @dataclass(frozen=True)
 class GateOutcome:
     decision: Decision
-    reason: str  # in words, for the clinician
+    reason: str  # in words, for the clinician (core.decision.vocabulary.reason_text of `why`)
     band: str | None = None  # "high" / "moderate" / "low" inside review (core.decision.vocabulary.BANDS)
     details: str = ""  # the numbers behind the decision, for a "details" click
+    why: GateReason | None = field(default=None, compare=False)  # the reason as a code and its numbers
+
+    @property
+    def reason_code(self) -> ReasonCode | None:
+        """Which of the gate's rules decided (to filter and count by); None for an outcome not made by it."""
+        return self.why.code if self.why is not None else None
 
 
 @dataclass(frozen=True)

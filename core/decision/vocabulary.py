@@ -10,9 +10,8 @@ few places that really behave differently.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
-
-from core.decision.intake_check import NOT_DERMOSCOPY_REASON, UNFAMILIAR_REASON
 
 
 @dataclass(frozen=True)
@@ -190,11 +189,18 @@ class IntakeLevel:
     reason: str  # the gate's reason, first in a flagged image's reason text ("" when not flagged)
 
 
-INTAKE_LEVELS: tuple[IntakeLevel, ...] = (
-    IntakeLevel("familiar", "like the training images", "", ""),
-    IntakeLevel("unfamiliar", "unlike the training images", "unfamiliar", UNFAMILIAR_REASON),
-    IntakeLevel("not_dermoscopy", "not a dermoscopy image", "not dermoscopy", NOT_DERMOSCOPY_REASON),
+UNFAMILIAR_REASON = "does not look like the dermoscopy images the models were trained on"
+NOT_DERMOSCOPY_REASON = (
+    "does not look like a dermoscopy image of skin (a photo, a screenshot or a document?): "
+    "check that the right file was chosen"
 )
+FAMILIAR = IntakeLevel("familiar", "like the training images", "", "")
+UNFAMILIAR = IntakeLevel("unfamiliar", "unlike the training images", "unfamiliar", UNFAMILIAR_REASON)
+# Stored with the same code as the outcome it leads to (NOT_DERMOSCOPY.code).
+NOT_DERMOSCOPY_IMAGE = IntakeLevel(
+    NOT_DERMOSCOPY.code, "not a dermoscopy image", "not dermoscopy", NOT_DERMOSCOPY_REASON
+)
+INTAKE_LEVELS: tuple[IntakeLevel, ...] = (FAMILIAR, UNFAMILIAR, NOT_DERMOSCOPY_IMAGE)
 INTAKE_CODES: tuple[str, ...] = tuple(level.code for level in INTAKE_LEVELS)
 NO_INTAKE_CHECK = "no intake check (bundle written before it)"
 _INTAKE = {level.code: level for level in INTAKE_LEVELS}
@@ -205,6 +211,78 @@ def intake_level(code: str) -> IntakeLevel:
         return _INTAKE[code]
     except KeyError:
         raise ValueError(f"unknown intake level {code!r}; known: {', '.join(INTAKE_CODES)}") from None
+
+
+# -- the gate's reasons ------------------------------------------------------------------------
+
+
+def percent(p: float) -> str:
+    """A probability as a clinician reads it: "86%", "<1%", ">99%"."""
+    if p < 0.01:
+        return "<1%"
+    if p > 0.99:
+        return ">99%"
+    return f"{100 * p:.0f}%"
+
+
+# Quality flags (core.files.images.assess_quality) in words; an unknown flag is shown as it is.
+QUALITY_WORDS = {"blurred": "image blurred", "underexposed": "image too dark", "overexposed": "image too bright"}
+DISAGREE_WORDS = "the models disagree"
+
+
+def quality_words(flags: tuple[str, ...]) -> str:
+    """ "image blurred, image too dark"; "" without flags."""
+    return ", ".join(QUALITY_WORDS.get(f, f) for f in flags)
+
+
+class ReasonCode(str, enum.Enum):
+    """Why the gate decided as it did (core.decision.gate.decide), one code per rule, in the rules' order;
+    something to filter and count by. The words are `reason_text`'s."""
+
+    NOT_DERMOSCOPY = "not_dermoscopy"  # the intake check: not a dermoscopy image (review, no band)
+    QUALITY = "quality"  # quality flags (review)
+    UNFAMILIAR = "unfamiliar"  # the intake check: unlike the training images (review)
+    DISAGREE = "disagree"  # the members' spread is over the limit (review)
+    SUSPICIOUS_CLASS = "suspicious_class"  # over high, the most likely class is malignant: named
+    POSSIBLE_CLASS = "possible_class"  # over high, a malignant class possible but another more likely
+    SUSPICIOUS_RISK = "suspicious_risk"  # over high, no malignant class to name
+    CLEARED = "cleared"  # under low: no cancer suspected
+    NOT_RULED_OUT = "not_ruled_out"  # between low and high (review)
+
+
+@dataclass(frozen=True)
+class GateReason:
+    """A gate decision's reason as a code and the numbers its words need (`reason_text` writes them)."""
+
+    code: ReasonCode
+    p: float  # the gate's probability: p(malignant), or p(melanoma) for a melanoma-only bundle
+    risk_word: str  # the risk scope's words (core.decision.gate.RiskScope): "malignant 3%"
+    cancer: str  # "skin cancer not ruled out"
+    likely_class: str = ""  # the most probable class; "" when there are no class probabilities
+    likely_p: float = 0.0  # its probability
+    malignant_class: str = ""  # the most probable malignant class
+    quality_flags: tuple[str, ...] = ()  # said with QUALITY and NOT_DERMOSCOPY
+    unfamiliar: bool = False  # QUALITY: the intake check also found the image unlike the training images
+
+
+def reason_text(why: GateReason) -> str:
+    """The reason a clinician reads (and the store keeps): "basal cell carcinoma most likely (86%)",
+    "image blurred; melanocytic nevus most likely (98%)", "skin cancer not ruled out (40%)"."""
+    likely = f"{class_name(why.likely_class)} most likely ({percent(why.likely_p)})" if why.likely_class else ""
+    risk = f"{why.risk_word} {percent(why.p)}"
+    quality = quality_words(why.quality_flags)
+    parts = {
+        ReasonCode.NOT_DERMOSCOPY: (NOT_DERMOSCOPY_REASON, quality),
+        ReasonCode.QUALITY: (quality, UNFAMILIAR_REASON if why.unfamiliar else likely),
+        ReasonCode.UNFAMILIAR: (UNFAMILIAR_REASON, likely),
+        ReasonCode.DISAGREE: (DISAGREE_WORDS, likely),
+        ReasonCode.SUSPICIOUS_CLASS: (likely,),
+        ReasonCode.POSSIBLE_CLASS: (f"{class_name(why.malignant_class)} possible", risk),
+        ReasonCode.SUSPICIOUS_RISK: (risk,),
+        ReasonCode.CLEARED: (likely, risk),
+        ReasonCode.NOT_RULED_OUT: (likely, f"{why.cancer} not ruled out ({percent(why.p)})"),
+    }[why.code]
+    return "; ".join(part for part in parts if part)
 
 
 # -- review choices ------------------------------------------------------------------------------

@@ -23,9 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.decision.gate import percent
 from core.decision.results import ScreeningResult
-from core.decision.vocabulary import class_name, review_choice
+from core.decision.vocabulary import class_name, percent, review_choice
 from core.files.images import resize_longest_side
 from core.imaging.cam import HEATMAP_MODES, compose
 from core.imaging.pictures import case_picture

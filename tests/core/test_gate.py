@@ -100,7 +100,7 @@ def test_gate_settings_from_dict_is_strict(data, message):
 
 
 def test_confidence_meanings_say_what_each_level_did_on_validation():
-    from core.decision.gate import confidence_meanings
+    from core.decision.confidence_meanings import confidence_meanings
 
     fit = {"n": 1698, "n_malignant": 333, "n_cleared": 744, "malignant_cleared": 10}
     provenance = {

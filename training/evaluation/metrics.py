@@ -80,12 +80,12 @@ def build_evaluation(
     chosen = [by_id[i] for i in scored.image_ids]
     predictions = ensemble.to_predictions(RawOutputs(member_logits=scored.member_logits, cams=None))
     probs = ensemble.calibrated_member_probs(scored.member_logits)  # M x N x K
-    melanoma_only = bool(getattr(m, "melanoma_only_gate", False))
+    scope = m.risk_scope
     decisions, reasons, bands, thresholds = {}, {}, {}, {}
     for level in levels:
         t = gate.thresholds(level)
         outcomes = [
-            decide(p, t, q, gate.max_member_spread, melanoma_only=melanoma_only)
+            decide(p, t, q, gate.max_member_spread, scope=scope)
             for p, q in zip(predictions, scored.quality)
         ]
         thresholds[level] = t

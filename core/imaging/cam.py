@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from core.common.paths import write_file_atomically
+
 
 def colorize(cam: np.ndarray) -> np.ndarray:
     """A 0..1 heat map as an RGB uint8 image (JET: blue = low, red = high)."""
@@ -26,8 +28,6 @@ def overlay(rgb: np.ndarray, cam: np.ndarray, opacity: float = 0.45) -> np.ndarr
 
 def write_png(path, rgb: np.ndarray, *, private: bool = True) -> None:
     """`rgb` as a PNG at `path`, whole or not at all, private (0600) unless `private=False`."""
-    from core.common.paths import write_file_atomically
-
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"could not encode {path}")

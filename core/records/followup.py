@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+from core.common.paths import atomic_target
 from core.decision.vocabulary import review_choice
 from core.records.patients import identities_of
+from core.records.spreadsheet import spreadsheet_safe
 from core.records.store import ReviewStore
 
 FOLLOW_UP_COLUMNS = (
@@ -117,8 +119,6 @@ def due_follow_ups(store: ReviewStore, before: date | None = None, today: date |
 
 
 def follow_up_row(f: FollowUp, today: date) -> dict[str, str]:
-    from core.records.report import spreadsheet_safe
-
     row = {
         "due": f.due.isoformat(),
         "overdue": "yes" if f.overdue(today) else "",
@@ -139,8 +139,6 @@ def write_follow_up_csv(
     items: Sequence[FollowUp], path: str | Path, today: date | None = None, *, private: bool = True
 ) -> Path:
     """The follow-up list as a CSV, written whole or not at all, private to the user unless `private=False`."""
-    from core.common.paths import atomic_target
-
     today = today or date.today()
     path = Path(path)
     with atomic_target(path, private=private) as temp:

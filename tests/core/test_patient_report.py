@@ -18,18 +18,14 @@ import pytest
 from core.common.paths import FileWriteError
 from core.inference.bundle import load_bundle
 from core.records.clinic import Clinic, load_clinic, save_clinic
-from core.records.patient_report import (
-    URGENT,
-    add_months,
-    build_patient_report,
-    paged_report,
-    patient_html,
-    write_patient_report,
-)
+from core.records.followup import add_months
+from core.records.patient_pages import paged_report
+from core.records.patient_record import URGENT, build_patient_report
+from core.records.patient_report import patient_html, write_patient_report
 from core.records.patients import lesion_timeline, patient_lesions
 from core.records.provenance import UNSIGNED
 from core.records.store import ReviewStore
-from core.screening.screener import Screener, screen_folder
+from core.screening import Screener, screen_folder
 
 CLINIC = Clinic("Example Skin Clinic", "1 High Street\nTown", "0123 456")
 
@@ -221,7 +217,7 @@ def test_the_stored_map_of_the_named_class_comes_first_a_source_only_for_older_r
 
 
 def test_a_named_class_other_than_melanoma_gets_its_own_map(store):
-    from core.records.patient_report import VisitRecord, _heat_map
+    from core.records.patient_record import VisitRecord, _heat_map
 
     result = store.get_result(lesion_timeline(store, patient_lesions(store, "P7")[0].lesion_key)[-1].result_id)
     # a result stored before named maps (or re-decided to name another class since): melanoma's map only

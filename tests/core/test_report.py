@@ -7,7 +7,9 @@ import cv2
 import numpy as np
 
 from core.decision.results import Decision, ScreeningResult
-from core.records.report import CSV_COLUMNS, by_risk, report_html, spreadsheet_safe, write_csv
+from core.records.html_report import report_html
+from core.records.report import CSV_COLUMNS, by_risk, write_csv
+from core.records.spreadsheet import spreadsheet_safe
 from core.records.store import ReviewStore
 
 
@@ -106,7 +108,7 @@ def test_html_report_and_heat_map_png_are_written_whole_and_private(tmp_path):
     import stat
 
     from core.imaging.cam import write_png
-    from core.records.report import write_html
+    from core.records.html_report import write_html
 
     res = result("a.png", 0.2, Decision.REVIEW, band="low")
     html_path = write_html([res], tmp_path / "new" / "report.html", with_heatmaps=False)
@@ -121,7 +123,7 @@ def test_html_report_and_heat_map_png_are_written_whole_and_private(tmp_path):
 
 
 def test_run_report_puts_a_fired_camera_check_first_in_red(tmp_path):
-    from core.records.report import run_report
+    from core.records.run_report import run_report
 
     rows = [result("a.png", 0.3, Decision.REVIEW, band="low")]
     fired = {

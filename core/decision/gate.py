@@ -4,10 +4,13 @@ p(malignant) is the sum of the malignant classes' calibrated probabilities (the 
 `malignant_classes`, e.g. mel + bcc + akiec). A bundle written before malignancy triage declares
 no malignant classes: its p(malignant) is p(melanoma) and the gate says so ("melanoma-only gate").
 
-Reasons are written in words for the clinician; the numbers behind them go to `GateOutcome.details`.
+Each outcome carries its reason as a code (which rule decided, `GateOutcome.reason_code`) with the numbers
+its words need; the words a clinician reads (and the store keeps) come from core.decision.vocabulary. The
+numbers behind the decision go to `GateOutcome.details`.
 
-The intake check (core/decision/intake_check.py) comes before any outcome: an image unlike the training images is never
-cleared and never called suspicious on the models' word alone; it goes to review with the reason first.
+The intake check (core/decision/intake_check.py) comes before any outcome: an image unlike the training
+images is never cleared and never called suspicious on the models' word alone; it goes to review with the
+reason first.
 """
 
 from __future__ import annotations

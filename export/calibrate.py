@@ -30,6 +30,7 @@ into risk bands: `fit_malignancy_gate` (rules in `fit_malignancy_thresholds`). `
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,6 +148,48 @@ def holding_low(low: float, high: float, max_low: float = 1.0) -> float:
     return max(0.0, min(low, cap))
 
 
+def _distinct(ps: np.ndarray) -> tuple[list[float], list[int]]:
+    """The distinct values of ascending `ps`, and for each how many cases lie below it. Thresholds only
+    matter where the sets {p < t} and {p >= t} change: at these values."""
+    values, first = np.unique(ps, return_index=True)
+    return values.tolist(), first.tolist()
+
+
+def _largest_low(ps: np.ndarray, clears: Callable[[int], bool]) -> tuple[float, int]:
+    """The largest low whose cleared set {p < low} (the j lowest of ascending `ps`) `clears(j)` accepts, and
+    j; (0.0, 0) when no non-empty set qualifies: nothing is cleared. low = 1.0 takes every case below 1."""
+    values, first = _distinct(ps)
+    candidates = list(zip(values, first))
+    if ps[-1] < 1.0:
+        candidates.append((1.0, len(ps)))
+    low, n_low = 0.0, 0
+    for t, j in candidates:  # ascending t: the last that qualifies is the largest
+        if j > 0 and clears(j):
+            low, n_low = t, j
+    return low, n_low
+
+
+def _smallest_high(ps: np.ndarray, cum: np.ndarray, confidence: float) -> tuple[float, int] | None:
+    """The smallest high whose set {p >= high} is positive at least `confidence` of the time (cum[j]: positives
+    among the j lowest of ascending `ps`), and that set's size; None when no threshold reaches it."""
+    n = len(ps)
+    for t, j in zip(*_distinct(ps)):  # smallest first
+        k = n - j
+        if k > 0 and (cum[n] - cum[j]) >= confidence * k - 1e-9:
+            return t, k
+    return None
+
+
+def _held_low(low: float, high: float, max_low: float) -> tuple[float, bool]:
+    """low lowered to high where they cross (cases in [high, low) are mostly positive: they must not be
+    cleared), then to what a gate may hold (holding_low); and whether it was lowered."""
+    clamped = low > high
+    if clamped:
+        low = high
+    held = holding_low(low, high, max_low)  # the gate must be able to hold a case (issue 26)
+    return held, clamped or held < low
+
+
 def fit_thresholds(p: np.ndarray, positive: np.ndarray, confidence: float, max_low: float = 1.0) -> ThresholdFit:
     """The gate thresholds for one confidence level (rules in the module docstring)."""
     check_confidence(confidence)
@@ -158,34 +201,19 @@ def fit_thresholds(p: np.ndarray, positive: np.ndarray, confidence: float, max_l
     ps, ys = p[order], positive[order]
     n = len(ps)
     cum_pos = np.concatenate([[0], np.cumsum(ys)])  # cum_pos[j]: melanomas among the j lowest
-    # Thresholds only matter where the sets {p < t} and {p >= t} change: at the distinct p values.
-    values, first = np.unique(ps, return_index=True)  # first[i]: how many cases lie below values[i]
-    # low = values[i] makes {p < low} the first[i] cases; low = 1.0 takes every case below 1.
-    candidates = list(zip(values.tolist(), first.tolist()))
-    if ps[-1] < 1.0:
-        candidates.append((1.0, n))
-    low, n_low = 0.0, 0  # no non-empty set qualifies: nothing is called benign
-    for t, j in candidates:  # ascending t: the last that qualifies is the largest
-        if (
-            j > 0
-            and cum_pos[j] <= (1.0 - confidence) * j + 1e-9  # melanoma share among the cleared
+    low, n_low = _largest_low(
+        ps,
+        lambda j: (
+            cum_pos[j] <= (1.0 - confidence) * j + 1e-9  # melanoma share among the cleared
             and cum_pos[j] <= (1.0 - confidence) * cum_pos[n] + 1e-9  # share of all melanomas cleared
-        ):
-            low, n_low = t, j
-    high, n_high, found = 1.0, int(np.sum(ps >= 1.0)), False
-    for t, j in zip(values.tolist(), first.tolist()):  # smallest first
-        k = n - j
-        if k > 0 and (cum_pos[n] - cum_pos[j]) >= confidence * k - 1e-9:
-            high, n_high, found = t, k, True
-            break
-    clamped = low > high
-    if clamped:  # cases in [high, low) are mostly melanoma: they must not be called benign
-        low = high
-    held = holding_low(low, high, max_low)
-    clamped = clamped or held < low
-    if held != low or clamped:
-        low = held
-        n_low = int(np.sum(ps < low))
+        ),
+    )
+    found = _smallest_high(ps, cum_pos, confidence)
+    high, n_high = found if found is not None else (1.0, int(np.sum(ps >= 1.0)))
+    held, clamped = _held_low(low, high, max_low)
+    if held != min(low, high) or clamped:
+        n_low = int(np.sum(ps < held))
+    low = held
     return ThresholdFit(
         confidence=confidence,
         thresholds=Thresholds(low=float(low), high=float(high)),
@@ -193,7 +221,7 @@ def fit_thresholds(p: np.ndarray, positive: np.ndarray, confidence: float, max_l
         melanoma_below_low=int(cum_pos[n_low]),
         n_suspicious=n_high,
         melanoma_at_or_above_high=int(np.sum(ys[n - n_high :])) if n_high else 0,
-        high_found=found,
+        high_found=found is not None,
         low_clamped=clamped,
     )
 
@@ -287,6 +315,51 @@ def fit_malignancy_thresholds(
     and are also bounded on their own so that the melanoma promise of earlier bundles still holds.
     """
     check_confidence(confidence)
+    p, mal, mel = _malignancy_cases(p_malignant, is_malignant, is_melanoma)
+    order = np.argsort(p, kind="stable")
+    ps = p[order]
+    n = len(ps)
+    cum_mal = np.concatenate([[0], np.cumsum(mal[order])])
+    cum_mel = np.concatenate([[0], np.cumsum(mel[order])])
+    eps, risk = 1e-9, 1.0 - confidence
+    low, _ = _largest_low(
+        ps,
+        lambda j: (
+            cum_mal[j] <= risk * j + eps
+            and cum_mal[j] <= risk * cum_mal[n] + eps
+            and cum_mel[j] <= risk * cum_mel[n] + eps
+        ),
+    )
+    found = _smallest_high(ps, cum_mal, confidence)
+    high = found[0] if found is not None else 1.0
+    low, clamped = _held_low(low, high, max_low)
+    n_low = int(np.searchsorted(ps, low, side="left"))
+    n_high = n - int(np.searchsorted(ps, high, side="left"))
+    a, b = n_low, n - n_high  # review cases are ps[a:b]
+    moderate_from, high_risk_from = _band_cuts(ps, cum_mal, (low, high), (a, b), (high_band_rate, low_band_rate))
+    i_mod = int(np.searchsorted(ps, moderate_from, side="left"))
+    i_high = int(np.searchsorted(ps, high_risk_from, side="left"))
+    bands = {"low": (a, i_mod), "moderate": (i_mod, i_high), "high": (i_high, b)}
+    return MalignancyFit(
+        confidence=confidence,
+        thresholds=Thresholds(float(low), float(high), float(moderate_from), float(high_risk_from)),
+        n=n,
+        n_malignant=int(cum_mal[n]),
+        n_melanoma=int(cum_mel[n]),
+        n_cleared=n_low,
+        malignant_cleared=int(cum_mal[n_low]),
+        melanoma_cleared=int(cum_mel[n_low]),
+        n_suspicious=n_high,
+        malignant_suspicious=int(cum_mal[n] - cum_mal[n - n_high]),
+        melanoma_suspicious=int(cum_mel[n] - cum_mel[n - n_high]),
+        band_counts={k: (int(j - i), int(cum_mal[j] - cum_mal[i])) for k, (i, j) in bands.items()},
+        high_found=found is not None,
+        low_clamped=clamped,
+    )
+
+
+def _malignancy_cases(p_malignant, is_malignant, is_melanoma) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The validation cases as arrays, checked: p(malignant) clipped to [0, 1], the two labels as booleans."""
     p = np.asarray(p_malignant, np.float64)
     mal = np.asarray(is_malignant).astype(bool)
     mel = np.asarray(is_melanoma).astype(bool)
@@ -299,41 +372,16 @@ def fit_malignancy_thresholds(
         raise ValueError("p(malignant) must be finite probabilities in [0, 1]")
     if np.any(mel & ~mal):
         raise ValueError("every melanoma must also be marked malignant")
-    p = np.clip(p, 0.0, 1.0)
-    order = np.argsort(p, kind="stable")
-    ps, ms, ls = p[order], mal[order], mel[order]
-    n = len(ps)
-    cum_mal = np.concatenate([[0], np.cumsum(ms)])
-    cum_mel = np.concatenate([[0], np.cumsum(ls)])
-    eps, risk = 1e-9, 1.0 - confidence
-    values, first = np.unique(ps, return_index=True)
-    candidates = list(zip(values.tolist(), first.tolist()))
-    if ps[-1] < 1.0:
-        candidates.append((1.0, n))
-    low, n_low = 0.0, 0
-    for t, j in candidates:  # ascending: the last that qualifies is the largest
-        if (
-            j > 0
-            and cum_mal[j] <= risk * j + eps
-            and cum_mal[j] <= risk * cum_mal[n] + eps
-            and cum_mel[j] <= risk * cum_mel[n] + eps
-        ):
-            low, n_low = t, j
-    high, found = 1.0, False
-    for t, j in zip(values.tolist(), first.tolist()):
-        k = n - j
-        if k > 0 and (cum_mal[n] - cum_mal[j]) >= confidence * k - eps:
-            high, found = t, True
-            break
-    clamped = low > high
-    if clamped:
-        low = high
-    held = holding_low(low, high, max_low)  # the gate must be able to hold a case (issue 26)
-    clamped = clamped or held < low
-    low = held
-    n_low = int(np.searchsorted(ps, low, side="left"))
-    n_high = n - int(np.searchsorted(ps, high, side="left"))
-    a, b = n_low, n - n_high  # review cases are ps[a:b]
+    return np.clip(p, 0.0, 1.0), mal, mel
+
+
+def _band_cuts(
+    ps: np.ndarray, cum_mal: np.ndarray, gate: tuple[float, float], review: tuple[int, int], rates: tuple[float, float]
+) -> tuple[float, float]:
+    """(moderate_from, high_risk_from) inside review [low, high) (`gate`), whose cases are ps[a:b] (`review`);
+    `rates`: (high_band_rate, low_band_rate), rules in fit_malignancy_thresholds."""
+    (low, high), (a, b), (high_band_rate, low_band_rate) = gate, review, rates
+    eps = 1e-9
     # Cut points: candidates are the review cases' distinct p values, plus the ends of the range.
     cuts = sorted({low, high, *ps[a:b].tolist()})
     high_risk_from = high
@@ -351,26 +399,7 @@ def fit_malignancy_thresholds(
         k = j - a
         if k > 0 and (cum_mal[j] - cum_mal[a]) <= low_band_rate * k + eps:
             moderate_from = t
-    thresholds = Thresholds(float(low), float(high), float(moderate_from), float(high_risk_from))
-    i_mod = int(np.searchsorted(ps, moderate_from, side="left"))
-    i_high = int(np.searchsorted(ps, high_risk_from, side="left"))
-    bands = {"low": (a, i_mod), "moderate": (i_mod, i_high), "high": (i_high, b)}
-    return MalignancyFit(
-        confidence=confidence,
-        thresholds=thresholds,
-        n=n,
-        n_malignant=int(cum_mal[n]),
-        n_melanoma=int(cum_mel[n]),
-        n_cleared=n_low,
-        malignant_cleared=int(cum_mal[n_low]),
-        melanoma_cleared=int(cum_mel[n_low]),
-        n_suspicious=n_high,
-        malignant_suspicious=int(cum_mal[n] - cum_mal[n - n_high]),
-        melanoma_suspicious=int(cum_mel[n] - cum_mel[n - n_high]),
-        band_counts={k: (int(j - i), int(cum_mal[j] - cum_mal[i])) for k, (i, j) in bands.items()},
-        high_found=found,
-        low_clamped=clamped,
-    )
+    return moderate_from, high_risk_from
 
 
 def fit_malignancy_gate(

@@ -7,6 +7,7 @@ shows "interrupted" when that process no longer exists on this host (`shown_stat
 
 from __future__ import annotations
 
+import ctypes
 import os
 import socket
 import sys
@@ -21,8 +22,6 @@ def owner_stamp() -> dict:
 
 def _alive(pid: int) -> bool:
     if sys.platform == "win32":
-        import ctypes
-
         # Never os.kill on Windows: any signal but Ctrl+C/Break terminates the process.
         kernel32 = ctypes.windll.kernel32
         handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION

@@ -230,14 +230,7 @@ def fit_gate(
     p: np.ndarray, positive: np.ndarray, confidences=CONFIDENCES, base: GateSettings | None = None
 ) -> tuple[GateSettings, tuple[ThresholdFit, ...]]:
     """GateSettings with fitted thresholds for each confidence level, and the fits' figures."""
-    base = base or GateSettings()
-    fits = _monotonic_fits(lambda c, max_low: fit_thresholds(p, positive, c, max_low), confidences)
-    settings = GateSettings(
-        default_confidence=base.default_confidence,
-        fitted={f.confidence: f.thresholds for f in fits},
-        max_member_spread=base.max_member_spread,
-    )
-    return settings, fits
+    return _monotonic_gate(lambda c, max_low: fit_thresholds(p, positive, c, max_low), confidences, base)
 
 
 # -- malignancy triage (issue 11): the gate on p(malignant), with risk bands inside review ---------
@@ -417,29 +410,31 @@ def fit_malignancy_gate(
     probabilities, as core.inference.ensemble computes it; is_malignant; is_melanoma), settings out. `base`
     supplies default_confidence and max_member_spread (GateSettings() defaults otherwise).
     """
-    base = base or GateSettings()
-    fits = _monotonic_fits(
+    return _monotonic_gate(
         lambda c, max_low: fit_malignancy_thresholds(
             p_malignant, is_malignant, is_melanoma, c, high_band_rate, low_band_rate, max_low
         ),
         confidences,
+        base,
     )
+
+
+def _monotonic_gate(fit, confidences, base: GateSettings | None) -> tuple[GateSettings, tuple]:
+    """fit(c, max_low) for each confidence, loosest first so that a stricter level's low never exceeds a
+    looser one's (the fits returned in the order given), and GateSettings holding their thresholds; `base`
+    supplies default_confidence and max_member_spread (GateSettings() defaults otherwise)."""
+    base = base or GateSettings()
+    by_level, max_low = {}, 1.0
+    for c in sorted(confidences):
+        by_level[c] = fit(c, max_low)
+        max_low = by_level[c].thresholds.low
+    fits = tuple(by_level[c] for c in confidences)
     settings = GateSettings(
         default_confidence=base.default_confidence,
         fitted={f.confidence: f.thresholds for f in fits},
         max_member_spread=base.max_member_spread,
     )
     return settings, fits
-
-
-def _monotonic_fits(fit, confidences) -> tuple:
-    """fit(c, max_low) for each confidence, loosest first so that a stricter level's low never exceeds a
-    looser one's; returned in the order given."""
-    by_level, max_low = {}, 1.0
-    for c in sorted(confidences):
-        by_level[c] = fit(c, max_low)
-        max_low = by_level[c].thresholds.low
-    return tuple(by_level[c] for c in confidences)
 
 
 def ensemble_malignancy(member_logits: np.ndarray, temperatures, malignant_indices) -> np.ndarray:

@@ -1,44 +1,31 @@
-"""Dialogs: first start (disclaimer and reviewer name), settings, about."""
+"""Dialogs: first start (disclaimer and reviewer name) and about (Settings: desktop/settings_dialog.py)."""
 
 from __future__ import annotations
 
 import html
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QDialog,
     QDialogButtonBox,
-    QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QPushButton,
     QTabWidget,
     QTextBrowser,
     QVBoxLayout,
-    QWidget,
 )
 
 import core
-from core.common.paths import default_database_path
-from core.decision.gate import MELANOMA_ONLY_NOTE
-from core.inference.bundle import Bundle, default_bundle_path
-from core.inference.engines import ENGINES, PRECISIONS, available_providers, openvino_version
+from core.inference.bundle import Bundle
 from core.inference.manifest import DISCLAIMER
 from core.inference.similar import LICENCE as SIMILAR_LICENCE
 from core.inference.similar import has_index as has_similar_index
-from core.records.clinic import Clinic, load_clinic, save_clinic
 from core.records.clinician_page import clinician_page
-
-from .settings import PROVIDERS, AppSettings
 
 NOTICE_NAMES = ("NOTICES", "NOTICES.txt", "NOTICES.md", "THIRD_PARTY_NOTICES", "THIRD_PARTY_NOTICES.txt")
 
@@ -117,217 +104,6 @@ class FirstStartDialog(QDialog):
         return self.name.text().strip()
 
 
-def _path_row(edit: QLineEdit, button: QPushButton) -> QWidget:
-    w = QWidget()
-    lay = QHBoxLayout(w)
-    lay.setContentsMargins(0, 0, 0, 0)
-    lay.addWidget(edit, 1)
-    lay.addWidget(button)
-    return w
-
-
-class SettingsDialog(QDialog):
-    def __init__(
-        self, settings: AppSettings, provider_in_use: str | None = None, bundle_message: str = "", parent=None
-    ):
-        super().__init__(parent)
-        self.setWindowTitle("MelaScreen settings")
-        self.setMinimumWidth(640)
-        self._settings = settings
-        default = default_bundle_path()
-        self.bundle = QLineEdit(settings.bundle_path)
-        # The path is long: the placeholder stays short, the tooltip has it whole.
-        self.bundle.setPlaceholderText("the bundle installed with MelaScreen")
-        self.bundle.setToolTip(f"Empty: the bundle installed with MelaScreen ({default})")
-        folder_btn = QPushButton("Folder…")
-        folder_btn.clicked.connect(self._choose_bundle_folder)
-        zip_btn = QPushButton("Zip…")
-        zip_btn.clicked.connect(self._choose_bundle_zip)
-        bundle_row = _path_row(self.bundle, folder_btn)
-        bundle_row.layout().addWidget(zip_btn)
-        self.bundle_message = QLabel(bundle_message)
-        self.bundle_message.setWordWrap(True)
-        self.bundle_message.setStyleSheet("color:#c62828;")
-        self.bundle_message.setVisible(bool(bundle_message))
-
-        self.provider = QComboBox()
-        words = {"auto": "Automatic (GPU when available)", "cpu": "CPU", "cuda": "CUDA (NVIDIA GPU)"}
-        for p in PROVIDERS:
-            self.provider.addItem(words[p], p)
-        self.provider.setCurrentIndex(
-            max(0, PROVIDERS.index(settings.provider) if settings.provider in PROVIDERS else 0)
-        )
-        # Only what this offline app can use: cloud providers (e.g. Azure) are never offered.
-        avail = ", ".join(p for p in available_providers() if p in ("CPUExecutionProvider", "CUDAExecutionProvider"))
-        in_use = provider_in_use or "models not loaded"
-        ov = openvino_version()
-        engines = f"onnxruntime, OpenVINO {ov}" if ov else "onnxruntime (OpenVINO is not installed)"
-        self.provider_info = QLabel(
-            f"In use now: <b>{in_use}</b><br>Available in this installation: {avail}; engines: {engines}"
-        )
-        self.provider_info.setWordWrap(True)
-
-        self.engine = QComboBox()
-        engine_words = {
-            "auto": "Automatic (OpenVINO when it gives the same results, else onnxruntime)",
-            "onnxruntime": "onnxruntime (the reference)",
-            "openvino": "OpenVINO (faster on the CPU)",
-        }
-        for e in ENGINES:
-            self.engine.addItem(engine_words[e], e)
-        self.engine.setCurrentIndex(max(0, self.engine.findData(settings.engine)))
-        self.precision = QComboBox()
-        precision_words = {
-            "exact": "Exact (checked against the reference at start)",
-            "fast": "Fast (bf16 where the CPU supports it; small differences)",
-        }
-        for q in PRECISIONS:
-            self.precision.addItem(precision_words[q], q)
-        self.precision.setCurrentIndex(max(0, self.precision.findData(settings.precision)))
-
-        self.use_default_confidence = QCheckBox("Use the bundle's default (0.99)")
-        self.confidence = QDoubleSpinBox()
-        self.confidence.setRange(0.5, 0.999)
-        self.confidence.setDecimals(3)
-        self.confidence.setSingleStep(0.01)
-        self.confidence.setValue(settings.confidence if settings.confidence is not None else 0.99)
-        self.use_default_confidence.setChecked(settings.confidence is None)
-        self.use_default_confidence.toggled.connect(lambda on: self.confidence.setEnabled(not on))
-        self.confidence.setEnabled(settings.confidence is not None)
-        conf_row = QWidget()
-        cl = QHBoxLayout(conf_row)
-        cl.setContentsMargins(0, 0, 0, 0)
-        cl.addWidget(self.confidence)
-        cl.addWidget(self.use_default_confidence, 1)
-        conf_help = QLabel(
-            "A result is called “no cancer suspected” or “suspicious” only when the models are at least this "
-            "confident; everything else goes to the review queue, in risk bands."
-        )
-        conf_help.setWordWrap(True)
-        conf_help.setStyleSheet("color:#455a64;")
-
-        self.database = QLineEdit(settings.database_path)
-        self.database.setPlaceholderText("the default results file (see tooltip)")
-        self.database.setToolTip(f"Empty: {default_database_path()}")
-        db_btn = QPushButton("Choose…")
-        db_btn.clicked.connect(self._choose_database)
-        self.reviewer = QLineEdit(settings.reviewer)
-        self.reviewer.setPlaceholderText("your name or initials, stored with every review")
-        # The clinic printed at the top of every page of a patient report (core.records.clinic: the command line
-        # reads the same file).
-        clinic = load_clinic()
-        self.clinic_name = QLineEdit(clinic.name)
-        self.clinic_name.setPlaceholderText("printed at the top of patient reports")
-        self.clinic_address = QPlainTextEdit(clinic.address)
-        self.clinic_address.setPlaceholderText("street, town (one or two lines)")
-        self.clinic_address.setFixedHeight(52)
-        self.clinic_phone = QLineEdit(clinic.phone)
-        # The same switch as the Evidence tab's (screening/auto_clearing.py): off, no image is "no cancer suspected".
-        self.auto_clearing = QComboBox()
-        self.auto_clearing.addItem("on", True)
-        self.auto_clearing.addItem("off until this camera is validated", False)
-        self.auto_clearing.setCurrentIndex(0 if settings.auto_clearing else 1)
-        clearing_help = QLabel(
-            "Off: no image is “no cancer suspected”; each is “review (low risk)” with the reason. A run turns it "
-            "off by itself when its pictures differ from the training images (camera check), unless this camera "
-            "is validated (Evidence tab)."
-        )
-        clearing_help.setWordWrap(True)
-        clearing_help.setStyleSheet("color:#455a64;")
-        self.cascade = QComboBox()
-        self.cascade.addItem("on: part of the ensemble settles the clear cases (faster)", True)
-        self.cascade.addItem("off: the whole ensemble screens every image", False)
-        self.cascade.setCurrentIndex(0 if settings.cascade else 1)
-        self.cascade.setToolTip(
-            "Used only when the model bundle carries cascade margins (fitted so that the outcome equals the whole "
-            "ensemble's); each result's details say when the first stage decided."
-        )
-        self.share_exports = QCheckBox("Share exported files with other users of this computer")
-        self.share_exports.setChecked(settings.share_exports)
-        self.share_exports.setToolTip(
-            "Off (recommended): reports, CSV files and heat maps you export hold patient data and are readable "
-            "by you only. On: other users of this computer may read them (as your system's defaults allow)."
-        )
-
-        form = QFormLayout()
-        form.addRow("Model bundle:", bundle_row)
-        form.addRow("", self.bundle_message)
-        form.addRow("Inference on:", self.provider)
-        form.addRow("Engine:", self.engine)
-        form.addRow("Precision:", self.precision)
-        form.addRow("", self.provider_info)
-        form.addRow("Confidence:", conf_row)
-        form.addRow("", conf_help)
-        form.addRow("Auto-clearing:", self.auto_clearing)
-        form.addRow("", clearing_help)
-        form.addRow("Cascade:", self.cascade)
-        form.addRow("Results file:", _path_row(self.database, db_btn))
-        form.addRow("Reviewer name:", self.reviewer)
-        form.addRow("Clinic name:", self.clinic_name)
-        form.addRow("Clinic address:", self.clinic_address)
-        form.addRow("Clinic phone:", self.clinic_phone)
-        form.addRow("Exported files:", self.share_exports)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        lay.addWidget(buttons)
-
-    def clinic(self) -> Clinic:
-        return Clinic(self.clinic_name.text(), self.clinic_address.toPlainText(), self.clinic_phone.text()).checked()
-
-    def accept(self) -> None:
-        """Save the clinic (its own small file, shared with the command line); the app saves the rest."""
-        if self.clinic() != load_clinic():
-            try:
-                save_clinic(self.clinic())
-            except OSError as exc:
-                from PySide6.QtWidgets import QMessageBox
-
-                QMessageBox.warning(self, "Clinic not saved", f"The clinic's details could not be saved:\n{exc}")
-                return
-        super().accept()
-
-    def _choose_bundle_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Choose a model bundle folder", self.bundle.text())
-        if path:
-            self.bundle.setText(path)
-
-    def _choose_bundle_zip(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Choose a model bundle (.zip)", self.bundle.text(), "Model bundle (*.zip)"
-        )
-        if path:
-            self.bundle.setText(path)
-
-    def _choose_database(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Results file",
-            self.database.text() or str(default_database_path()),
-            "MelaScreen results (*.sqlite)",
-            options=QFileDialog.Option.DontConfirmOverwrite,
-        )
-        if path:
-            self.database.setText(path)
-
-    def values(self) -> AppSettings:
-        return replace(
-            self._settings,
-            bundle_path=self.bundle.text().strip(),
-            provider=self.provider.currentData(),
-            engine=self.engine.currentData(),
-            precision=self.precision.currentData(),
-            confidence=None if self.use_default_confidence.isChecked() else round(self.confidence.value(), 3),
-            database_path=self.database.text().strip(),
-            reviewer=self.reviewer.text().strip(),
-            auto_clearing=bool(self.auto_clearing.currentData()),
-            cascade=bool(self.cascade.currentData()),
-            share_exports=self.share_exports.isChecked(),
-        )
-
-
 def _validation_html(m) -> str:
     """The ensemble's validation AUC: per source where the gate was re-fitted on several (export.refit),
     else on the one split it was packaged with."""
@@ -373,8 +149,8 @@ def bundle_html(bundle: Bundle | None, verified: bool, provider_in_use: str | No
         f"<th>temperature</th><th>val. AUC</th><th>SHA-256</th></tr>{rows}</table>"
         f"<p>Classes: {', '.join(m.class_names)} (p(melanoma) = {m.positive_class}; "
         + (
-            f"{MELANOMA_ONLY_NOTE})</p>"
-            if m.melanoma_only_gate
+            f"{m.risk_scope.note})</p>"
+            if m.risk_scope.note  # a bundle written before malignancy triage says what its gate works on
             else f"the gate works on p(malignant) = {' + '.join(m.malignant_classes)})</p>"
         )
         + f"{metrics}"

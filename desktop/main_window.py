@@ -7,12 +7,11 @@ wires the views to core. Every screening, storing and reviewing rule is core's.
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QShortcut
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -23,93 +22,37 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.common.errors import MelaScreenError, StoreError
-from core.common.paths import atomic_target
-from core.decision.gate import confidence_meanings
-from core.inference.bundle import default_bundle_path
+from core.common.errors import StoreError
+from core.decision.confidence_meanings import confidence_meanings
 from core.inference.manifest import DISCLAIMER
 from core.records.patients import filing_summary, identities_of
-from core.records.provenance import provenance_of_run
-from core.records.report import run_report, write_run_csv, write_run_report_html
-from core.records.runs import shown_status
-from core.records.store import ReviewStore, local_time
+from core.records.store import ReviewStore
+from core.screening import GateChoice, RunSummary, cascade_margins, cascade_status
 from core.screening.regate import RegateError, regate_run, run_confidence
-from core.screening.screener import GateChoice, RunSummary, cascade_margins, cascade_status
 
-from .dialogs import AboutDialog, SettingsDialog, find_notices
+from .controllers.exports import RunExports, ShownRun
+from .controllers.models import ModelLoader, stored_picture_heat_maps
+from .controllers.runs import StoredRun, StoredRuns
+from .dialogs import AboutDialog, find_notices
 from .elided_label import ElidedLabel
-from .models import ThumbnailCache
-from .pdf import html_to_pdf
 from .settings import AppSettings, save_settings
+from .settings_dialog import SettingsDialog
 from .style import DISCLAIMER_SHORT
+from .table_cells import ThumbnailCache
 from .views.case_panel import CasePanel, CaseRef
 from .views.evidence import EvidenceView
 from .views.follow_up import FollowUpView
 from .views.patients import PatientWorklistView
 from .views.review_queue import ReviewQueueView
 from .views.screening import ScreeningView
-from .workers import LoadedModel, ResultRow, ScreeningBatch, Worker, WorkerPool, load_model_job, screening_job
+from .workers import LoadedModel, ResultRow, ScreeningBatch, Worker, WorkerPool, screening_job
 
 CASE_KEYS_HELP = (
     "Keys: N / P next / previous row of the results · Backspace back to the results · "
     "1 no action · 2 monitor (then the months, e.g. 2 1 2 = 12) · 3 excise · 4 refer · 5 retake · "
     "E note (Esc back) · Ctrl+Enter save · H heat map · + / − / 0 zoom · L this lesion's visits (Patients)"
 )
-NO_BUNDLE_MESSAGE = (
-    "No model bundle is installed with this copy of MelaScreen yet, so nothing can be screened. "
-    "Choose a bundle folder or .zip in Settings (Settings → Model bundle)."
-)
-
-
-CONFIDENCE_HELP_START = "A result is called"  # the Settings dialog's words under the confidence (desktop/dialogs.py)
-
-
-def bundle_to_load(settings: AppSettings, override: str | None = None) -> tuple[Path | None, str]:
-    """The bundle path to load, or None with the reason to show."""
-    if override:
-        return Path(override), ""
-    if settings.bundle_path:
-        return Path(settings.bundle_path).expanduser(), ""
-    default = default_bundle_path()
-    if (default / "manifest.json").is_file():
-        return default, ""
-    return None, NO_BUNDLE_MESSAGE
-
-
-class _Issue:
-    """A stored run's intake issue (kept as its words in the run's summary), for the CSV's intake rows."""
-
-    def __init__(self, text: str):
-        self.file, self.row, self.message = "", None, text
-
-
-def _with_stored_maps(shown, stored):
-    """A trial's result with the stored heat maps: melanoma's, and the named class's when the trial's outcome
-    names the same class (else only melanoma's, and the report says the named map is not stored)."""
-    from core.decision.results import named_class
-
-    same = stored.named_cam_class and named_class(shown) == stored.named_cam_class
-    named = {"named_cam": stored.named_cam, "named_cam_class": stored.named_cam_class} if same else {}
-    return replace(shown, cam=stored.cam, **named)
-
-
-def stored_picture_heat_maps(ensemble):
-    """A patient report's source of a named class's map for results stored before screening kept it: the
-    models on the picture's file, when it still holds the screened bytes (else None: the stored map)."""
-    from core.common.errors import ImageReadError
-    from core.files.images import read_image
-    from core.inference.class_cam import class_heat_map
-
-    def heat_map(result, class_code):
-        try:
-            image = read_image(result.path)
-        except (ImageReadError, OSError):
-            return None
-        if image.sha256 != result.sha256 or class_code not in ensemble.manifest.class_names:
-            return None
-        return class_heat_map(ensemble, image.rgb, class_code)
-
-    return heat_map
+CONFIDENCE_HELP_START = "A result is called"  # the Settings dialog's words under the confidence (settings_dialog.py)
 
 
 class MainWindow(QMainWindow):
@@ -117,6 +60,7 @@ class MainWindow(QMainWindow):
     model_failed = Signal(str)
     run_done = Signal(object)  # RunSummary, or the exception when screening failed
     export_done = Signal(str)  # path written
+    run_shown = Signal(int)  # a stored run's id, once its rows are on screen (they are read on a worker)
 
     def __init__(
         self, settings: AppSettings, settings_file: Path | None = None, bundle_override: str | None = None, parent=None
@@ -124,14 +68,13 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.settings = settings
         self.settings_file = settings_file
-        self.bundle_override = bundle_override
         self.pool = WorkerPool(max_threads=3)  # screening, opening a case, and a report or model load
         self.store: ReviewStore | None = None
         self.store_error = ""
-        self.model: LoadedModel | None = None
-        self.model_message = ""
+        self.models = ModelLoader(self.pool, self)
+        self.models.override = bundle_override
+        self.stored_runs = StoredRuns(self.pool, lambda: self.store, self)
         self.screening_worker: Worker | None = None
-        self._model_request = 0
         self._pending_store = False  # settings changed while screening: apply when it ends
         self._pending_model = False
         self.setWindowTitle("MelaScreen — research tool, not a medical device")
@@ -188,6 +131,15 @@ class MainWindow(QMainWindow):
         self._message_timer.setSingleShot(True)
         self._message_timer.timeout.connect(self.message_label.clear)
 
+        self.exports = RunExports(
+            self,
+            self.pool,
+            lambda: self.store,
+            self.shown_run,
+            lambda: self.settings,
+            lambda: self.model.bundle.manifest.class_names if self.model else (),
+            self.notify,
+        )
         self._menus()
         self._connect()
         self.case_panel.set_reviewer_name(settings.reviewer)
@@ -252,6 +204,12 @@ class MainWindow(QMainWindow):
         )
         self.tabs.currentChanged.connect(self._tab_changed)
         self.patients_view.report_written.connect(lambda path: self.notify(f"Patient report written: {path}", 8000))
+        self.models.loaded.connect(self._model_ready)
+        self.models.failed.connect(self.model_failed)
+        self.models.state_changed.connect(lambda state: self._update_model_state(state=state))
+        self.models.trust_warning.connect(lambda text: self.notify(text, 30_000, error=True))
+        self.stored_runs.loaded.connect(self._stored_run_arrived)
+        self.exports.written.connect(self.export_done)
         QShortcut(QKeySequence("L"), self.case_tab, lambda: self.show_lesion_visits(self.case_panel), context=ctx)
         QShortcut(
             QKeySequence("L"), self.queue_view, lambda: self.show_lesion_visits(self.queue_view.panel), context=ctx
@@ -294,6 +252,7 @@ class MainWindow(QMainWindow):
         self.screening.model.identity_fn = lambda shas: identities_of(self.store, shas) if self.store else {}
         self.screening.model.set_rows([])
         self.screening.current_run_id = None
+        self.stored_runs.forget()
         self.case_panel.clear("")
         try:
             self.store = ReviewStore.open(path)
@@ -311,57 +270,25 @@ class MainWindow(QMainWindow):
             self.show_stored_run(runs[0].id)  # where the user left off
         self.queue_view.refresh()
 
+    @property
+    def model(self) -> LoadedModel | None:
+        """The loaded models (None while loading, or when they could not be loaded: see model_message)."""
+        return self.models.model
+
+    @property
+    def model_message(self) -> str:
+        return self.models.message
+
     def load_model(self) -> None:
-        """Load the bundle and create the sessions on a worker; the window stays responsive."""
-        self._model_request += 1
-        request = self._model_request
-        self.model = None
-        path, message = bundle_to_load(self.settings, self.bundle_override)
-        if path is None:
-            self.model_message = message
-            self._update_model_state(state="missing")
-            self.model_failed.emit(message)
-            return
-        self.model_message = f"Loading the models from {path}…"
-        self._update_model_state(state="loading")
-        job = load_model_job(
-            path, self.settings.session(), self.settings.trusted_keys, self.settings.allow_unsigned_bundles
-        )
-        worker = Worker(job, name="load model")
-        worker.signals.progress.connect(lambda text, n=request: self._model_progress(n, text))
-        worker.signals.result.connect(lambda model, n=request: self._model_ready(n, model))
-        worker.signals.failed.connect(lambda exc, n=request: self._model_error(n, exc))
-        self.pool.start(worker)
+        """Load the bundle and create the sessions on a worker (desktop/controllers/models.py)."""
+        self.models.load(self.settings)
 
-    def _model_progress(self, request: int, text: str) -> None:
-        if request == self._model_request:
-            self.model_message = text
-            self._update_model_state(state="loading")
-
-    def _model_ready(self, request: int, model: LoadedModel) -> None:
-        if request != self._model_request:
-            return
-        self.model = model
-        self.model_message = ""
+    def _model_ready(self, model: LoadedModel) -> None:
         for panel in (self.case_panel, self.queue_view.panel):  # heat maps of any class, on request
             panel.set_models(model.screener.ensemble)
         self.patients_view.heat_maps = stored_picture_heat_maps(model.screener.ensemble)
         self._update_model_state()
-        if model.bundle.trust_warnings:  # key files passed over: the user may think a publisher is trusted
-            self.notify("Trusted keys: " + "; ".join(model.bundle.trust_warnings), 30_000, error=True)
         self.model_loaded.emit(model)
-
-    def _model_error(self, request: int, exc: BaseException) -> None:
-        if request != self._model_request:
-            return
-        kind = (
-            "The model bundle could not be loaded"
-            if isinstance(exc, MelaScreenError)
-            else "Unexpected error while loading the models"
-        )
-        self.model_message = f"{kind}: {exc}. Choose another bundle or provider in Settings."
-        self._update_model_state(state="error")
-        self.model_failed.emit(self.model_message)
 
     def _update_model_state(self, state: str | None = None) -> None:
         if self.store is None and self.store_error:
@@ -417,7 +344,7 @@ class MainWindow(QMainWindow):
             thresholds = m.gate.thresholds(confidence)
         except ValueError:
             thresholds = m.gate.thresholds()
-        self.screening.set_legend(thresholds, bool(getattr(m, "melanoma_only_gate", False)), confidence, trial)
+        self.screening.set_legend(thresholds, m.risk_scope, confidence, trial)
         standard = self.standard_confidence()
         self.screening.set_confidences(list(m.gate.fitted), standard, confidence if confidence else standard)
 
@@ -440,6 +367,7 @@ class MainWindow(QMainWindow):
             return
         entries = self.store.run_entries(run_id, with_cam=False)
         rows = [ResultRow(r, e.result_id if r.ok else None) for e, r in zip(entries, results)]
+        self.stored_runs.forget()
         self.trial_confidence = confidence
         self.screening.model.set_rows(rows)
         self._show_reviews()
@@ -529,6 +457,7 @@ class MainWindow(QMainWindow):
             return None
         self.tabs.setCurrentWidget(self.screening)
         self.trial_confidence = None
+        self.stored_runs.forget()
         self.settings = replace(self.settings, last_folder=folder, recursive=recursive)
         self.screening.run_started(folder)
         job = screening_job(self.model.screener, folder, self.store, recursive, self.settings.gate())
@@ -575,21 +504,23 @@ class MainWindow(QMainWindow):
         self._apply_pending()
         self.run_done.emit(exc)
 
-    def show_stored_run(self, run_id: int) -> None:
+    def show_stored_run(self, run_id: int) -> Worker | None:
+        """Read a stored run on a worker (desktop/controllers/runs.py); it is shown, and run_shown(run_id)
+        emitted, when it arrives."""
         if self.store is None:
-            return
-        run = self.store.get_run(run_id)
-        if run is None:
-            return
-        rows = [
-            ResultRow(replace(e.result, confidence=run_confidence(run)), e.result_id if e.result.ok else None)
-            for e in self.store.run_entries(run_id, with_cam=False)
-        ]
+            return None
+        return self.stored_runs.load(run_id)
+
+    def _stored_run_arrived(self, stored: StoredRun) -> None:
+        if self.screening_worker is not None:
+            return  # a screening started meanwhile: its rows are on screen
         self.trial_confidence = None
-        self.screening.show_run(run, rows)
-        self._show_reviews()
+        self.screening.show_run(stored.run, list(stored.rows))
+        self.screening.model.set_reviews(stored.reviews)
         self._update_legend()
-        self._show_filing([r.result for r in rows], (run.summary or {}).get("intake_issues", []))
+        f = stored.filing
+        self.screening.set_filing(f.words, list(f.problems), f.alarming)
+        self.run_shown.emit(stored.run.id)
 
     def _show_reviews(self) -> None:
         """The results table shows each image's latest review (reviews follow the image)."""
@@ -659,154 +590,33 @@ class MainWindow(QMainWindow):
         if self.tabs.widget(index) is self.follow_up_view:
             self.follow_up_view.refresh()
 
-    # -- export -------------------------------------------------------------------------------
+    # -- export (desktop/controllers/exports.py) -------------------------------------------------
 
-    def _export_name(self, suffix: str) -> str:
-        run = (
-            self.store.get_run(self.screening.current_run_id)
-            if (self.store and self.screening.current_run_id)
-            else None
-        )
-        folder = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(run.folder).name) if run else "results"
-        base = Path(self.settings.last_folder or Path.home())
-        return str(base / f"melascreen-run{run.id if run else ''}-{folder}{suffix}")
-
-    def export_csv(self, path: str | None = None) -> Path | None:
+    def shown_run(self) -> ShownRun | None:
+        """The run on screen for its exports: the rows shown (a trial's decisions) and their confidence."""
         run_id = self.screening.current_run_id
         if self.store is None or run_id is None:
-            self.notify("Nothing to export yet: screen a folder or choose an earlier run first.", 8000)
             return None
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(
-                self, "Export results as CSV", self._export_name(".csv"), "CSV (*.csv)"
-            )
-            if not path:
-                return None
-        classes = self.model.bundle.manifest.class_names if self.model else ()
-        try:
-            run = self.store.get_run(run_id)
-            # What is on screen: a trial's rows say "trial" on each row; else the recorded run.
-            results = [r.result for r in self.screening.model.rows] or self.store.run_results(run_id, with_cam=False)
-            shas = [r.sha256 for r in results if r.sha256]
-            reviews = self.store.latest_reviews(shas)
-            issues = [_Issue(str(i)) for i in (run.summary or {}).get("intake_issues", [])]
-            made_by = provenance_of_run(run)
-            if self.trial_confidence is not None:
-                made_by = replace(made_by, confidence=self.trial_confidence)
-            out = write_run_csv(
-                results,
-                path,
-                classes,
-                identities_of(self.store, shas),
-                issues,
-                reviews,
-                provenance=made_by,
-                private=self.settings.private_exports,
-            )
-        except OSError as exc:
-            QMessageBox.warning(self, "Export failed", f"The CSV file could not be written:\n{exc}")
-            return None
-        self.notify(f"CSV written: {out}", 8000)
-        self.export_done.emit(str(out))
-        return out
+        confidence, trial = self.shown_confidence()
+        return ShownRun(run_id, tuple(r.result for r in self.screening.model.rows), confidence, trial)
+
+    def export_csv(self, path: str | None = None) -> Worker | None:
+        """The run's CSV, written on a worker; export_done(path) follows."""
+        return self.exports.export_csv(path)
 
     def export_report(self, path: str | None = None) -> Worker | None:
-        """Write the HTML report on a worker: it reads every image again to draw the heat maps."""
-        return self._export_document("html", path)
+        return self.exports.export_report(path)
 
     def export_pdf(self, path: str | None = None) -> Worker | None:
-        """The same report as a PDF: HTML built on a worker, drawn by Qt's PDF writer on the GUI thread."""
-        return self._export_document("pdf", path)
-
-    def _export_document(self, kind: str, path: str | None) -> Worker | None:
-        run_id = self.screening.current_run_id
-        if self.store is None or run_id is None:
-            self.notify("Nothing to export yet: screen a folder or choose an earlier run first.", 8000)
-            return None
-        interactive = path is None
-        if interactive:
-            title, pattern = {
-                "html": ("Export printable report", "HTML report (*.html)"),
-                "pdf": ("Export report as PDF", "PDF (*.pdf)"),
-            }[kind]
-            path, _ = QFileDialog.getSaveFileName(self, title, self._export_name(f".{kind}"), pattern)
-            if not path:
-                return None
-        store = self.store
-        run = store.get_run(run_id)
-        confidence, trial = self.shown_confidence()
-        made_by = replace(provenance_of_run(run), confidence=confidence)
-        details = {
-            "Folder": run.folder,
-            "Run": f"#{run.id}, started {local_time(run.started)} ({shown_status(run.status, run.settings)})",
-            "Confidence": f"{confidence:g}" + (" (TRIAL: not the clinic's standard, not recorded)" if trial else ""),
-            "Exported by": self.settings.reviewer or "—",
-        }
-        shown = {r.result.path: r.result for r in self.screening.model.rows} if trial else {}
-        private = self.settings.private_exports
-
-        def job(report, should_stop):
-            entries = store.run_entries(run_id, with_cam=True)
-            thumbs = [store.thumbnail(e.result_id) if e.result.ok else None for e in entries]
-            results = []
-            for e in entries:  # a trial's decisions, with the stored heat maps
-                r = shown.get(e.result.path)
-                results.append(
-                    _with_stored_maps(r, e.result) if r is not None else replace(e.result, confidence=confidence)
-                )
-            shas = [r.sha256 for r in results if r.sha256]
-            doc = run_report(
-                results,
-                thumbs,
-                identities_of(store, shas),
-                store.latest_reviews(shas),
-                made_by,
-                details,
-                title=f"MelaScreen screening report, run #{run.id}",
-                clearing=(run.settings or {}).get("clearing") or (run.summary or {}).get("clearing"),
-            )
-            if kind == "html":
-                return write_run_report_html(doc, path, private=private)
-            return doc
-
-        def done(value) -> None:
-            if kind == "pdf":
-                try:
-                    with atomic_target(path, private=private) as temp:  # whole or not at all, 0600 unless shared
-                        html_to_pdf(value, temp)
-                    value = Path(path)
-                except OSError as exc:
-                    QMessageBox.warning(self, "Export failed", f"The PDF could not be written:\n{exc}")
-                    return
-            self._report_written(value, open_it=interactive)
-
-        worker = Worker(job, name="report")
-        worker.signals.result.connect(done)
-        worker.signals.failed.connect(
-            lambda exc: QMessageBox.warning(self, "Export failed", f"The report could not be written:\n{exc}")
-        )
-        self.notify("Writing the report…")
-        self.pool.start(worker)
-        return worker
-
-    def _report_written(self, path, open_it: bool = False) -> None:
-        if open_it and not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
-            self.notify(
-                f"Report written: {path}. It could not be opened here (no program for it is set up): "
-                "open it from your file manager.",
-                20_000,
-                error=True,
-            )
-        else:
-            self.notify(f"Report written: {path}", 10_000)
-        self.export_done.emit(str(path))
+        return self.exports.export_pdf(path)
 
     # -- dialogs ------------------------------------------------------------------------------
 
     def open_settings(self) -> None:
         provider = self.model.screener.engine_in_use if self.model else None
         message = "" if self.model is not None else self.model_message
-        dialog = SettingsDialog(self.settings, provider, message, self)
+        default = self.model.bundle.manifest.gate.default_confidence if self.model else None
+        dialog = SettingsDialog(self.settings, provider, message, self, default_confidence=default)
         self._explain_confidences(dialog)
         if dialog.exec():
             self.apply_settings(dialog.values())
@@ -865,7 +675,7 @@ class MainWindow(QMainWindow):
             self.open_store()
         if self._pending_model:
             self._pending_model = False
-            self.bundle_override = None
+            self.models.override = None
             self.load_model()
 
     def open_about(self) -> None:

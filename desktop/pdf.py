@@ -1,7 +1,7 @@
 """Reports as PDF through Qt (no new dependency).
 
 - an HTML string: Qt's rich-text engine prints it as it flows (the run report);
-- a `core.records.patient_report.PagedReport`: its blocks are laid out whole, page by page (a block that
+- a `core.records.paged.PagedReport`: its blocks are laid out whole, page by page (a block that
   does not fit the rest of a page starts the next one; a heading moves with what follows it), under
   the report's header on every page, with "page x of y" at the bottom. A block taller than a whole
   page is scaled down to fit one, never cut.
@@ -83,7 +83,7 @@ def _paged_to_pdf(report, path: Path) -> None:
     from PySide6.QtCore import QPointF, QRectF, Qt
     from PySide6.QtGui import QColor, QFont, QPainter, QPen
 
-    from core.records.patient_report import REPORT_CSS
+    from core.records.paged import REPORT_CSS
 
     writer = _writer(path, report.title)
     painter = QPainter()

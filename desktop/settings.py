@@ -12,12 +12,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from core.common.paths import default_database_path, user_config_dir
-from core.inference.engines import ENGINES, PRECISIONS
+from core.decision.gate import check_confidence
+from core.inference.engines import ENGINES, PRECISIONS, PROVIDER_CHOICES
 from core.inference.ensemble import EnsembleSettings
-from core.screening.screener import GateChoice
+from core.screening import GateChoice
 
 SETTINGS_FILE = "settings.json"
-PROVIDERS = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class AppSettings:
     provider: str = "auto"  # auto / cpu / cuda
     engine: str = "auto"  # auto / onnxruntime / openvino (core.inference.engines)
     precision: str = "exact"  # exact / fast
-    confidence: float | None = None  # None = the bundle's default (0.99)
+    confidence: float | None = None  # None = the loaded bundle's default
     database_path: str = ""  # "" = core.common.paths.default_database_path()
     reviewer: str = ""
     disclaimer_accepted: bool = False
@@ -52,10 +52,8 @@ class AppSettings:
 
     def checked(self) -> AppSettings:
         """The same settings with out-of-range values replaced by safe ones (a hand-edited file)."""
-        provider = self.provider if self.provider in PROVIDERS else "auto"
-        confidence = self.confidence
-        if confidence is not None and not (0.5 <= float(confidence) < 1.0):
-            confidence = None
+        provider = self.provider if self.provider in PROVIDER_CHOICES else "auto"
+        confidence = _confidence_or_none(self.confidence)
         opacity = min(max(float(self.heatmap_opacity), 0.0), 1.0)
         engine = self.engine if self.engine in ENGINES else "auto"
         precision = self.precision if self.precision in PRECISIONS else "exact"
@@ -86,6 +84,18 @@ class AppSettings:
     def private_exports(self) -> bool:
         """What the app's writers get as `private=`: owner-only unless the user chose to share."""
         return not self.share_exports
+
+
+def _confidence_or_none(value) -> float | None:
+    """A hand-edited confidence in the gate's range, else None (the bundle's default). Not a number at all:
+    ValueError, and load_settings refuses the file with a warning."""
+    if value is None:
+        return None
+    number = float(value)
+    try:
+        return check_confidence(number)
+    except ValueError:
+        return None
 
 
 SCHEMA_VERSION = 2

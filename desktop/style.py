@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtGui import QColor
 
-from core.decision.results import ScreeningResult
+from core.decision.results import Decision, ScreeningResult
 from core.decision.vocabulary import (
     ALL_OUTCOMES,
     BAND_CODES,
@@ -20,15 +20,21 @@ from core.decision.vocabulary import (
 )
 from core.records.report import result_words as _core_result_words
 
-# Filter buttons and counters, most urgent first; "error" = not screened, "not_dermoscopy" = check the file.
+# Filter buttons and counters, most urgent first; NOT_SCREENED's code ("error") = not screened, NOT_DERMOSCOPY's =
+# check the file.
+NOT_SCREENED_KEY = NOT_SCREENED.code
 DECISION_ORDER: tuple[str, ...] = tuple(o.code for o in sorted(ALL_OUTCOMES, key=lambda o: o.rank))
-DECISION_LOOKS: dict[str, Outcome] = {code: outcome(None if code == "error" else code) for code in DECISION_ORDER}
+DECISION_LOOKS: dict[str, Outcome] = {
+    code: outcome(None if code == NOT_SCREENED_KEY else code) for code in DECISION_ORDER
+}
+REVIEW_KEY = Decision.REVIEW.value  # a review takes its risk band's shade and words when it has one
 # Outcomes that are not a patient's case: listed apart ("Images to check", "Files that could not be screened").
 NOT_CASES: tuple[str, ...] = (NOT_DERMOSCOPY.code, NOT_SCREENED.code)
 
 
 def decision_key(result: ScreeningResult) -> str:
-    """The outcome code of a row: the decision, "not_dermoscopy", or "error" when the file was not screened."""
+    """The outcome code of a row: the decision, NOT_DERMOSCOPY's, or NOT_SCREENED_KEY when the file was not
+    screened."""
     return result.outcome_code
 
 
@@ -44,8 +50,8 @@ def result_short_words(result: ScreeningResult) -> str:
     key = decision_key(result)
     if key in NOT_CASES:
         return DECISION_LOOKS[key].short
-    words = f"{result.band} risk" if key == "uncertain" and result.band in BAND_CODES else DECISION_LOOKS[key].short
-    return f"unfamiliar, {words}" if result.intake == "unfamiliar" and key == "uncertain" else words
+    words = f"{result.band} risk" if key == REVIEW_KEY and result.band in BAND_CODES else DECISION_LOOKS[key].short
+    return f"unfamiliar, {words}" if result.intake == "unfamiliar" and key == REVIEW_KEY else words
 
 
 def qcolor(hex_colour: str) -> QColor:
@@ -55,7 +61,7 @@ def qcolor(hex_colour: str) -> QColor:
 def badge_css(key: str, band_code: str | None = None) -> str:
     """The badge of an outcome; "review" takes its risk band's shade when it has one."""
     look = DECISION_LOOKS[key]
-    colour = band(band_code).colour if (key == "uncertain" and band_code in BAND_CODES) else look.colour
+    colour = band(band_code).colour if (key == REVIEW_KEY and band_code in BAND_CODES) else look.colour
     return f"background:{colour}; color:{look.text_colour}; border-radius:4px; padding:3px 10px; font-weight:bold;"
 
 

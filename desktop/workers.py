@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from core.decision.results import ScreeningResult
 from core.inference.bundle import Bundle, load_bundle
 from core.inference.ensemble import EnsembleSettings
-from core.screening.screener import GateChoice, Progress, RunSettings, RunSummary, Screener, screen_folder
+from core.screening import GateChoice, Progress, RunSettings, RunSummary, Screener, screen_folder
 
 
 class WorkerSignals(QObject):

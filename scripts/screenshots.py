@@ -141,9 +141,10 @@ def main(argv=None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from desktop.app import application
-    from desktop.dialogs import AboutDialog, FirstStartDialog, SettingsDialog, find_notices
+    from desktop.dialogs import AboutDialog, FirstStartDialog, find_notices
     from desktop.main_window import MainWindow
     from desktop.settings import AppSettings
+    from desktop.settings_dialog import SettingsDialog
     from desktop.views.case_panel import CaseRef
 
     app = application([])

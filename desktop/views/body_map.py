@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
+from core.decision.results import Decision
 from core.decision.vocabulary import band, outcome
 from core.imaging.body_map import VIEW_BOX, Pin, figure_svg, place_pins
 
@@ -112,7 +113,7 @@ def text_colour_on(background: str) -> str:
 def pin_colour(lesion) -> str:
     """The colour of the lesion's latest outcome, as the tables show it (a review's band has its own)."""
     latest = lesion.latest
-    if latest is not None and latest.band and outcome(latest.decision).code == "uncertain":
+    if latest is not None and latest.band and outcome(latest.decision).code == Decision.REVIEW.value:
         return band(latest.band).colour
     return outcome(lesion.latest_decision).colour
 

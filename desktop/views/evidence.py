@@ -38,7 +38,7 @@ from core.records.evidence import (
     import_csv,
     lesion_key,
 )
-from core.screening.audit import audit_html, run_audit, write_audit_csv
+from core.screening import audit_html, run_audit, write_audit_csv
 
 from ..pdf import html_to_pdf
 

@@ -36,7 +36,8 @@ from PySide6.QtWidgets import (
 from core.decision.results import ScreeningResult
 from core.records.patients import identities_of, queue_by_patient
 
-from ..models import ITEM_ROLE, SORT_ROLE, THUMB_H, THUMB_W, QueueModel, ThumbnailCache
+from ..queue_model import QueueModel
+from ..table_cells import ITEM_ROLE, SORT_ROLE, THUMB_H, THUMB_W, ThumbnailCache
 from ..workers import WorkerPool
 from .case_panel import CasePanel, CaseRef
 

@@ -27,14 +27,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.decision.gate import MELANOMA_ONLY_NOTE, Thresholds
+from core.decision.gate import MALIGNANCY, RiskScope, Thresholds
+from core.decision.results import Decision
 from core.decision.vocabulary import BANDS, NOT_DERMOSCOPY, NOT_SCREENED, outcome_words
 from core.records.runs import shown_status
 from core.records.store import RunInfo, local_time
-from core.screening.screener import RunSummary
+from core.screening import RunSummary
 
-from ..models import ITEM_ROLE, THUMB_H, THUMB_W, DecisionFilter, ResultsModel, ThumbnailCache
+from ..models import DecisionFilter, ResultsModel
 from ..style import DECISION_LOOKS, DECISION_ORDER
+from ..table_cells import ITEM_ROLE, THUMB_H, THUMB_W, ThumbnailCache
 from ..workers import ResultRow, ScreeningBatch
 from .case_panel import CaseRef
 
@@ -58,13 +60,17 @@ def run_label(run: RunInfo) -> str:
 
 
 def legend_html(
-    thresholds: Thresholds | None, melanoma_only: bool = False, confidence: float | None = None, trial: bool = False
+    thresholds: Thresholds | None,
+    scope: RiskScope = MALIGNANCY,
+    confidence: float | None = None,
+    trial: bool = False,
 ) -> str:
     """What the outcomes and the review bands mean at the gate of the results on screen, with its cut points
-    and the confidence that made them ("trial" when it is not the clinic's standard, nothing recorded)."""
+    and the confidence that made them ("trial" when it is not the clinic's standard, nothing recorded). `scope`:
+    what the gate's probability is of (the bundle's manifest.risk_scope)."""
     if thresholds is None:
         return ""
-    what = "p(melanoma)" if melanoma_only else "p(malignant)"
+    what = scope.probability
     level = ""
     if confidence is not None:
         level = f" at confidence {confidence:g}" + (
@@ -73,9 +79,10 @@ def legend_html(
             else ""
         )
     parts = [
-        f"<b>{outcome_words('benign')}</b> below {thresholds.low:.3f}",
-        f"<b>{outcome_words('suspicious')}</b> from {thresholds.high:.3f}",
+        f"<b>{outcome_words(Decision.NO_CANCER_SUSPECTED.value)}</b> below {thresholds.low:.3f}",
+        f"<b>{outcome_words(Decision.SUSPICIOUS.value)}</b> from {thresholds.high:.3f}",
     ]
+    review = outcome_words(Decision.REVIEW.value)
     if thresholds.has_bands:
         cuts = {
             "high": f"≥ {thresholds.high_risk_from:.3f}",
@@ -85,10 +92,10 @@ def legend_html(
         bands = ", ".join(
             f"<span style='background:{b.colour}'>&nbsp;{b.name}&nbsp;</span> {cuts[b.code]}" for b in BANDS
         )
-        parts.insert(1, f"<b>{outcome_words('uncertain')}</b> between, by risk: {bands}")
+        parts.insert(1, f"<b>{review}</b> between, by risk: {bands}")
     else:
-        parts.insert(1, f"<b>{outcome_words('uncertain')}</b> between (no risk bands fitted for this confidence)")
-    note = f" · {MELANOMA_ONLY_NOTE}" if melanoma_only else ""
+        parts.insert(1, f"<b>{review}</b> between (no risk bands fitted for this confidence)")
+    note = f" · {scope.note}" if scope.note else ""
     return f"Gate on {what}{level}: " + "; ".join(parts) + note
 
 
@@ -342,11 +349,11 @@ class ScreeningView(QWidget):
     def set_legend(
         self,
         thresholds: Thresholds | None,
-        melanoma_only: bool = False,
+        scope: RiskScope = MALIGNANCY,
         confidence: float | None = None,
         trial: bool = False,
     ) -> None:
-        self.legend.setText(legend_html(thresholds, melanoma_only, confidence, trial))
+        self.legend.setText(legend_html(thresholds, scope, confidence, trial))
         self.legend.setVisible(thresholds is not None)
         self.legend_thresholds = thresholds  # what the legend says now (tests compare it with the rows)
 

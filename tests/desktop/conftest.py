@@ -91,3 +91,15 @@ def screen(qtbot):
         return blocker.args[0]
 
     return run
+
+
+@pytest.fixture
+def export_csv(qtbot):
+    """export_csv(window, path): the run's CSV, written on a worker; returns the path once it is written."""
+
+    def run(window, path, timeout: int = 30_000) -> Path:
+        with qtbot.waitSignal(window.export_done, timeout=timeout) as written:
+            assert window.export_csv(str(path)) is not None
+        return Path(written.args[0])
+
+    return run

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from core.inference.bundle import EVALUATION_BEGIN, EVALUATION_END, default_bundle_path, load_bundle
+from core.records.card_figures import population_from_metadata
 from core.records.clinician_page import (
     card_test_sets,
     clinician_page,
     one_in,
-    population_from_metadata,
     training_sources,
 )
 
@@ -137,8 +137,8 @@ def test_about_box_opens_on_the_clinicians_page(qtbot, synthetic_bundle):
 
 def test_settings_keep_the_clinic_for_the_report(qtbot):
     from core.records.clinic import Clinic, load_clinic
-    from desktop.dialogs import SettingsDialog
     from desktop.settings import AppSettings
+    from desktop.settings_dialog import SettingsDialog
 
     d = SettingsDialog(AppSettings())
     qtbot.addWidget(d)

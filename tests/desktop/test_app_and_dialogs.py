@@ -9,15 +9,16 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QDialogButtonBox
 
-from desktop.dialogs import AboutDialog, FirstStartDialog, SettingsDialog, find_notices
-from desktop.main_window import NO_BUNDLE_MESSAGE, bundle_to_load
+from desktop.controllers.models import NO_BUNDLE_MESSAGE, bundle_to_load
+from desktop.dialogs import AboutDialog, FirstStartDialog, find_notices
 from desktop.settings import AppSettings, load_settings
+from desktop.settings_dialog import SettingsDialog
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_without_a_bundle_the_app_opens_and_says_what_to_do(make_window, qtbot, monkeypatch, tmp_path):
-    monkeypatch.setattr("desktop.main_window.default_bundle_path", lambda: tmp_path / "not-installed")
+    monkeypatch.setattr("desktop.controllers.models.default_bundle_path", lambda: tmp_path / "not-installed")
     w = make_window(AppSettings(reviewer="Dr. Test", disclaimer_accepted=True), wait=False)
     assert w.model is None
     assert w.screening.banner.text() == NO_BUNDLE_MESSAGE
@@ -40,7 +41,7 @@ def test_a_damaged_bundle_is_reported_not_fatal(make_window, qtbot, tmp_path):
 
 
 def test_bundle_choice_order(tmp_path, monkeypatch):
-    monkeypatch.setattr("desktop.main_window.default_bundle_path", lambda: tmp_path / "default")
+    monkeypatch.setattr("desktop.controllers.models.default_bundle_path", lambda: tmp_path / "default")
     assert bundle_to_load(AppSettings(), "/override")[0] == Path("/override")
     assert bundle_to_load(AppSettings(bundle_path="/chosen"))[0] == Path("/chosen")
     assert bundle_to_load(AppSettings()) == (None, NO_BUNDLE_MESSAGE)

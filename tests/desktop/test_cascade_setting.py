@@ -3,8 +3,8 @@ the status bar says whether the cascade or the whole ensemble screens."""
 
 from __future__ import annotations
 
-from desktop.dialogs import SettingsDialog
 from desktop.settings import AppSettings, load_settings
+from desktop.settings_dialog import SettingsDialog
 
 
 def test_the_cascade_is_one_setting_away_and_the_status_bar_says_what_runs(make_window, qtbot):

@@ -26,7 +26,7 @@ from core.decision.gate import GateSettings, Thresholds
 from core.decision.vocabulary import CLASS_NAMES, NOT_DERMOSCOPY
 from core.inference.ensemble import Ensemble
 from core.records.report import CSV_COLUMNS, IDENTITY_COLUMNS, PROVENANCE_COLUMNS
-from desktop.models import QueueModel
+from desktop.queue_model import QueueModel
 from tests.support.clinic_day import make_clinic_day
 from tests.support.intake_bundle import make_intake_bundle
 
@@ -94,9 +94,11 @@ def test_the_queue_is_the_clinics_patients_and_pictures_that_are_not_dermoscopy_
     assert who.startswith("P00") and "\nL" in who and ResultsModel.PATIENT < ResultsModel.FILE
 
 
-def test_the_apps_csv_has_the_clis_columns_and_no_class_word_for_a_picture_that_is_not_dermoscopy(day_window, tmp_path):
+def test_the_apps_csv_has_the_clis_columns_and_no_class_word_for_a_picture_that_is_not_dermoscopy(
+    export_csv, day_window, tmp_path
+):
     w, day = day_window
-    out = w.export_csv(str(tmp_path / "run.csv"))
+    out = export_csv(w, tmp_path / "run.csv")
     with open(out, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     classes = [f"p_{c}" for c in w.model.bundle.manifest.class_names]
@@ -112,7 +114,7 @@ def test_the_apps_csv_has_the_clis_columns_and_no_class_word_for_a_picture_that_
     assert lesion["signature"].startswith("signed by key")
 
 
-def test_a_confidence_change_re_decides_45_results_in_seconds_with_no_model_run(day_window, monkeypatch):
+def test_a_confidence_change_re_decides_45_results_in_seconds_with_no_model_run(day_window, qtbot, monkeypatch):
     w, day = day_window
     calls = []
     real_run = Ensemble.run
@@ -141,7 +143,8 @@ def test_a_confidence_change_re_decides_45_results_in_seconds_with_no_model_run(
     assert benign_in_trial > 0
 
     t0 = time.perf_counter()
-    w.apply_settings(replace(w.settings, confidence=0.95))  # the clinic's standard: recorded
+    with qtbot.waitSignal(w.run_shown, timeout=10_000):  # the new run's rows are read on a worker
+        w.apply_settings(replace(w.settings, confidence=0.95))  # the clinic's standard: recorded
     standard_s = time.perf_counter() - t0
     assert calls == [] and trial_s < 5.0 and standard_s < 5.0, (trial_s, standard_s)
     assert w.screening.current_run_id != first_run and len(w.store.runs()) == 2
@@ -231,10 +234,10 @@ def test_the_heat_map_shows_the_named_class_and_any_class_on_request(day_window,
     assert view.shown_cam() is view.cams[other]
 
 
-def test_run_exports_are_private_to_the_user(day_window, qtbot, tmp_path):
+def test_run_exports_are_private_to_the_user(export_csv, day_window, qtbot, tmp_path):
     w, day = day_window
     csv_path, pdf = tmp_path / "run.csv", tmp_path / "run.pdf"
-    w.export_csv(str(csv_path))
+    export_csv(w, csv_path)
     with qtbot.waitSignal(w.export_done, timeout=60_000):
         w.export_pdf(str(pdf))
     assert pdf.stat().st_size > 0

@@ -108,7 +108,7 @@ def test_the_patient_pdf_shows_the_bcc_map_of_a_bcc_outcome(make_window, screen,
     demand, and nothing is said about a missing map."""
     from core.files.images import read_image
     from core.inference.class_cam import class_heat_map
-    from core.records.patient_report import build_patient_report
+    from core.records.patient_record import build_patient_report
 
     w = make_window()
     summary = screen(w, day)
@@ -135,7 +135,7 @@ def test_the_patient_pdf_shows_the_bcc_map_of_a_bcc_outcome(make_window, screen,
 
 
 def test_for_a_result_stored_before_named_maps_the_app_asks_the_models(make_window, screen, day, qtbot, tmp_path):
-    from core.records.patient_report import build_patient_report
+    from core.records.patient_record import build_patient_report
 
     w = make_window()
     screen(w, day)

@@ -7,7 +7,7 @@ import numpy as np
 
 from core.inference.bundle import load_bundle
 from core.records.store import ReviewStore
-from core.screening.screener import GateChoice, Screener, screen_folder
+from core.screening import GateChoice, Screener, screen_folder
 from desktop.settings import AppSettings
 from desktop.views.evidence import EvidenceView
 

@@ -16,11 +16,11 @@ def _review_first_queued(w, decision: str, months=None):
     return w.store.add_review(item.result_id, "Dr. Export", decision, "seen in clinic", months)
 
 
-def test_csv_export_is_highest_risk_first_with_reviews(make_window, screen, clinic_folder, tmp_path):
+def test_csv_export_is_highest_risk_first_with_reviews(export_csv, make_window, screen, clinic_folder, tmp_path):
     w = make_window()
     screen(w, clinic_folder)
     review = _review_first_queued(w, "monitor", 6)
-    out = w.export_csv(str(tmp_path / "run.csv"))
+    out = export_csv(w, tmp_path / "run.csv")
     with open(out, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     ok = [r for r in rows if r["status"] == "ok"]
@@ -80,11 +80,11 @@ def test_status_messages_are_elided_with_the_full_text_in_the_tooltip(make_windo
 
 
 def test_legend_names_the_bands_and_their_fitted_cut_points():
-    from core.decision.gate import Thresholds
+    from core.decision.gate import MELANOMA_ONLY, Thresholds
     from desktop.views.screening import legend_html
 
     text = legend_html(Thresholds(0.03, 0.8, 0.1, 0.4))
     assert "Gate on p(malignant)" in text and "below 0.030" in text and "from 0.800" in text
     assert "high risk" in text and "≥ 0.400" in text and "0.100–0.400" in text and "&lt; 0.100" in text
-    old = legend_html(Thresholds(0.03, 0.8), melanoma_only=True)
+    old = legend_html(Thresholds(0.03, 0.8), scope=MELANOMA_ONLY)
     assert "Gate on p(melanoma)" in old and "melanoma-only gate" in old and "no risk bands" in old

@@ -13,7 +13,7 @@ import pytest
 
 from core.inference.bundle import load_bundle
 from core.records.store import ReviewStore
-from core.screening.screener import Screener, screen_folder
+from core.screening import Screener, screen_folder
 
 SHOTS = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
 

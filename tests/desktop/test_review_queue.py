@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from core.records.store import ReviewStore
-from desktop.models import QueueModel
+from desktop.queue_model import QueueModel
 
 
 def _needs_review_ids(window) -> set[int]:

@@ -8,7 +8,8 @@ import time
 from PySide6.QtCore import Qt
 
 from core.records.store import ReviewStore
-from desktop.models import DECISION_ROLE, ResultsModel
+from desktop.models import ResultsModel
+from desktop.table_cells import DECISION_ROLE
 
 IMAGES_IN_CLINIC = 10  # see the clinic_folder fixture: 10 images, a cut-off JPEG, a text file
 FILES_IN_CLINIC = 12
@@ -81,11 +82,12 @@ def test_second_screening_reuses_stored_results(make_window, screen, clinic_fold
     )
 
 
-def test_choosing_a_screened_folder_shows_its_stored_results(make_window, screen, clinic_folder):
+def test_choosing_a_screened_folder_shows_its_stored_results(make_window, screen, qtbot, clinic_folder):
     w = make_window()
     summary = screen(w, clinic_folder)
     w.screening.model.set_rows([])
-    assert w.show_latest_run_of(str(clinic_folder))
+    with qtbot.waitSignal(w.run_shown, timeout=10_000):  # the stored rows are read on a worker
+        assert w.show_latest_run_of(str(clinic_folder))
     assert w.screening.current_run_id == summary.run_id
     assert w.screening.model.rowCount() == FILES_IN_CLINIC
 
@@ -143,10 +145,10 @@ def test_failed_folder_is_reported_not_crashed(make_window, qtbot, tmp_path):
     assert w.screening.screen_button.isEnabled() or not w.screening.folder
 
 
-def test_export_csv_and_printable_report(make_window, screen, qtbot, clinic_folder, tmp_path):
+def test_export_csv_and_printable_report(export_csv, make_window, screen, qtbot, clinic_folder, tmp_path):
     w = make_window()
     screen(w, clinic_folder)
-    out = w.export_csv(str(tmp_path / "run.csv"))
+    out = export_csv(w, tmp_path / "run.csv")
     with open(out, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == FILES_IN_CLINIC

@@ -6,8 +6,9 @@ from __future__ import annotations
 import stat
 from dataclasses import replace
 
-from desktop.dialogs import SettingsDialog, bundle_html
+from desktop.dialogs import bundle_html
 from desktop.settings import AppSettings, load_settings
+from desktop.settings_dialog import SettingsDialog
 
 
 def _mode(path) -> int:
@@ -31,11 +32,11 @@ def test_settings_dialog_sets_auto_clearing_and_the_evidence_tab_follows(make_wi
     assert (saved.auto_clearing, saved.share_exports) == (False, True)
 
 
-def test_exports_are_owner_only_unless_shared_in_settings(make_window, screen, clinic_folder, tmp_path):
+def test_exports_are_owner_only_unless_shared_in_settings(export_csv, make_window, screen, clinic_folder, tmp_path):
     w = make_window()
     screen(w, clinic_folder)
     private_dir = tmp_path / "new-folder"
-    out = w.export_csv(str(private_dir / "run.csv"))
+    out = export_csv(w, private_dir / "run.csv")
     assert _mode(out) == 0o600 and _mode(private_dir) == 0o700
     w.follow_up_view.refresh()
     follow = w.follow_up_view.export_csv(str(tmp_path / "follow.csv"))
@@ -44,7 +45,7 @@ def test_exports_are_owner_only_unless_shared_in_settings(make_window, screen, c
     assert {_mode(p) for p in (follow, audit, audit_csv)} == {0o600}
 
     w.apply_settings(replace(w.settings, share_exports=True))
-    shared = w.export_csv(str(tmp_path / "shared.csv"))
+    shared = export_csv(w, tmp_path / "shared.csv")
     follow = w.follow_up_view.export_csv(str(tmp_path / "follow-shared.csv"))
     audit = w.evidence_view.save_audit(str(tmp_path / "audit-shared.html"))
     for p in (shared, follow, audit):

@@ -1,0 +1,73 @@
+"""Loading a stored run for the Screening tab: its rows, their latest reviews and where its pictures were
+filed, read from the results file on a worker; the latest request wins (choosing another run, starting a
+screening or trying a confidence makes an older load moot)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from PySide6.QtCore import QObject, Signal
+
+from core.records.patients import FilingSummary, filing_summary
+from core.records.store import Review, ReviewStore, RunInfo
+from core.screening.regate import run_confidence
+
+from ..workers import ResultRow, Worker, WorkerPool
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    run: RunInfo
+    rows: tuple[ResultRow, ...]  # each result at the run's recorded confidence
+    reviews: dict[str, Review]  # sha256 -> the image's latest review
+    filing: FilingSummary  # where its pictures were filed, and its identity problems
+
+
+def stored_run_job(store: ReviewStore, run_id: int):
+    """Read a stored run as the results table shows it (None when the run is not in the results file)."""
+
+    def job(report, should_stop) -> StoredRun | None:
+        run = store.get_run(run_id)
+        if run is None:
+            return None
+        confidence = run_confidence(run)
+        rows = tuple(
+            ResultRow(replace(e.result, confidence=confidence), e.result_id if e.result.ok else None)
+            for e in store.run_entries(run_id, with_cam=False)
+        )
+        results = [r.result for r in rows]
+        reviews = store.latest_reviews([r.sha256 for r in results if r.sha256])
+        problems = (run.summary or {}).get("intake_issues", [])
+        return StoredRun(run, rows, reviews, filing_summary(store, results, problems))
+
+    return job
+
+
+class StoredRuns(QObject):
+    """`load(run_id)` reads the run on a worker; `loaded(StoredRun)` follows unless a newer request came."""
+
+    loaded = Signal(object)  # StoredRun
+
+    def __init__(self, pool: WorkerPool, store: Callable[[], ReviewStore | None], parent=None):
+        super().__init__(parent)
+        self.pool, self.store = pool, store
+        self._request = 0
+
+    def load(self, run_id: int) -> Worker | None:
+        store = self.store()
+        self._request += 1
+        if store is None:
+            return None
+        request = self._request
+        worker = Worker(stored_run_job(store, run_id), name="stored run")
+        worker.signals.result.connect(lambda value, n=request: self._arrived(n, value))
+        return self.pool.start(worker)
+
+    def forget(self) -> None:
+        """What is on screen changed another way (a screening, a trial): a load still under way is moot."""
+        self._request += 1
+
+    def _arrived(self, request: int, value: StoredRun | None) -> None:
+        if request == self._request and value is not None:
+            self.loaded.emit(value)

@@ -362,7 +362,7 @@ def write_candidate(bundle_dir: Path, fit_json: Path, out: Path) -> None:
     old signature is left out: sign the copy with export.sign before anything loads it."""
     import shutil
 
-    from core.inference.bundle import MANIFEST, Manifest
+    from core.inference.manifest import MANIFEST, Manifest
 
     chosen = json.loads(fit_json.read_text())["chosen"]
     if chosen is None:

@@ -22,7 +22,8 @@ import timm
 import torch
 
 from core.common.errors import MelaScreenError
-from core.inference.bundle import Bundle, Member, load_bundle, write_bundle
+from core.inference.bundle import Bundle, load_bundle, write_bundle
+from core.inference.manifest import Member
 
 from .onnx_export import MemberInfo, export_member
 from .parity import check_parity

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import onnx
 
-from core.inference.bundle import Bundle, Manifest, load_bundle, write_bundle
+from core.inference.bundle import Bundle, load_bundle, write_bundle
+from core.inference.manifest import Manifest
 
 from .ood import strip_ood_output
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from core.common.errors import StoreError
 from core.decision.vocabulary import CLASS_NAMES
-from core.inference.bundle import sha256_file
+from core.inference.digests import sha256_file
 from core.records.store import ReviewStore
 
 EVIDENCE_SCHEMA_VERSION = 5

@@ -15,8 +15,9 @@ from core.common.errors import BundleError
 from core.decision.cascade import ESCALATED, STOP_NOTE, STOPPED, CascadeMargins, StopMargins
 from core.decision.gate import GateSettings, Thresholds
 from core.imaging.model_input import InputSpec, model_input_from_file
-from core.inference.bundle import Manifest, load_bundle
+from core.inference.bundle import load_bundle
 from core.inference.ensemble import EnsembleSettings
+from core.inference.manifest import Manifest
 from core.records.report import cascade_word
 from core.screening.screener import GateChoice, RunSettings, Screener, cascade_status
 from tests.support.image_folders import make_folder

@@ -19,7 +19,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from core.decision.gate import GateSettings, Thresholds
 from core.imaging.preprocess import PreprocessParams
-from core.inference.bundle import Manifest, Member, write_bundle
+from core.inference.bundle import write_bundle
+from core.inference.manifest import Manifest, Member
 from core.inference.signing import TRUSTED_KEYS_ENV, public_key_pem
 
 CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")

@@ -11,6 +11,7 @@ from pydicom.uid import CTImageStorage
 from core.common.errors import ImageReadError
 from core.files.dicom import has_dicom_preamble, read_dicom_identity, read_dicom_image
 from core.files.image_file import ImageLimits
+from core.files.images import read_image
 from tests.support.dicom_files import VLPhotographicImageStorage, write_dicom
 
 
@@ -201,3 +202,24 @@ def test_a_pipe_named_dcm_is_never_opened(tmp_path):
     assert not has_dicom_preamble(pipe)
     with pytest.raises(ImageReadError, match="pipe"):
         read_dicom_identity(pipe)
+
+
+def test_a_dicom_file_is_read_from_disk_once_and_decoded_like_any_picture(tmp_path, monkeypatch):
+    import builtins
+    import os
+
+    rgb = lesion_picture()
+    path = write_dicom(tmp_path / "a.dcm", rgb)
+    opened = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and os.fspath(file) == os.fspath(path):
+            opened.append(file)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    image = read_image(path)
+    assert len(opened) == 1  # the bytes read once serve the checks, the hash and the pixels
+    assert np.array_equal(image.rgb, rgb) and image.source_mode == "rgb8"
+    assert image.sha256 == read_dicom_image(path).sha256

@@ -49,7 +49,7 @@ def child(args) -> None:
     from core.inference.bundle import default_bundle_path, load_bundle
     from core.inference.ensemble import EnsembleSettings
     from core.inference.signing import Trust
-    from core.screening.screener import GateChoice, RunSettings, Screener, cascade_status
+    from core.screening import GateChoice, RunSettings, Screener, cascade_status
 
     bundle_path = Path(args.bundle) if args.bundle else default_bundle_path()
     bundle = load_bundle(bundle_path, trust=Trust.default(extra_keys=tuple(args.trust_key)))

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.inference.bundle import default_bundle_path, load_bundle  # noqa: E402
 from core.records.store import ReviewStore  # noqa: E402
-from core.screening.audit import run_audit  # noqa: E402
+from core.screening import run_audit  # noqa: E402
 from core.screening.regate import regate  # noqa: E402
 
 

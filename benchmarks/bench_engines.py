@@ -114,7 +114,7 @@ def run_config(args) -> dict:
     from core.inference.bundle import load_bundle
     from core.inference.ensemble import EnsembleSettings
     from core.records.store import ReviewStore
-    from core.screening.screener import RunSettings, Screener
+    from core.screening import RunSettings, Screener
 
     engine, precision = CONFIGS[args.config]
     paths = json.loads(Path(args.paths_file).read_text())

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.inference.bundle import default_bundle_path, load_bundle  # noqa: E402
 from core.inference.ensemble import EnsembleSettings  # noqa: E402
-from core.screening.screener import Screener  # noqa: E402
+from core.screening import Screener  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "data" / "dermoscopy" / "images"
 

@@ -71,7 +71,7 @@ def main() -> None:
 
     from core.inference.ensemble import EnsembleSettings
     from core.records.store import ReviewStore
-    from core.screening.screener import Screener
+    from core.screening import Screener
 
     folder = pick_folder(args)
     bundle = pick_bundle(args)

@@ -27,8 +27,11 @@ from core.decision.gate import decide  # noqa: E402
 from core.decision.results import Prediction, ScreeningResult  # noqa: E402
 from core.inference.bundle import default_bundle_path, load_bundle  # noqa: E402
 from core.records.store import ReviewStore  # noqa: E402
-from core.screening.regate import regate_run  # noqa: E402
-from core.screening.screener import GateChoice, result_key  # noqa: E402
+from core.screening import (  # noqa: E402
+    GateChoice,
+    regate_run,  # noqa: E402
+    result_key,
+)
 
 
 def stored_run(store: ReviewStore, bundle, n: int) -> int:

@@ -27,8 +27,15 @@ from core.decision.confidence_meanings import confidence_meanings
 from core.inference.manifest import DISCLAIMER
 from core.records.patients import filing_summary, identities_of
 from core.records.store import ReviewStore
-from core.screening import GateChoice, RunSummary, cascade_margins, cascade_status
-from core.screening.regate import RegateError, regate_run, run_confidence
+from core.screening import (
+    GateChoice,
+    RegateError,
+    RunSummary,
+    cascade_margins,
+    cascade_status,
+    regate_run,
+    run_confidence,
+)
 
 from .controllers.exports import RunExports, ShownRun
 from .controllers.models import ModelLoader, stored_picture_heat_maps

@@ -31,14 +31,17 @@ import numpy as np
 
 from core.common.auc import roc_auc
 from core.decision.cascade import CascadeMargins, StopMargins, settled
-from core.decision.gate import decide
+from core.decision.results import Decision
+from core.decision.vocabulary import outcome_code_of
 from core.inference.bundle import load_bundle
 from core.inference.ensemble import EnsembleSettings, RawOutputs
-from core.screening.screener import Screener
+from core.screening import Screener
+from core.screening.deciding import decide_image, picture_flagged
 
 from .labelled import PROJECT_ROOT, SHARED_DATA
 
 VALIDATION = ("ham_val", "isic2017_val")
+CLEARED = Decision.NO_CANCER_SUSPECTED  # "no cancer suspected"
 HELD_OUT = ("ham_test", "derm7pt")
 VIEW_SUBSETS = {1: ("id",), 2: ("id", "flip"), 4: ("id", "rot180", "flip", "flip_rot180")}
 MEMBER_SIZES = (1, 2, 3, 5)
@@ -137,14 +140,13 @@ class Decider:
         codes = []
         for i, pred in enumerate(preds):
             stats = out.statistics[i] if np.all(np.isfinite(out.statistics[i])) and out.statistics.shape[1] else None
-            intake = self.screener.intake_finding(pred, stats)
-            o = decide(pred, t, out.quality[i], self.m.gate.max_member_spread, False, intake, self.m.ood)
-            codes.append("not_dermoscopy" if intake is not None and intake.level == "not_dermoscopy" else o.decision)
+            o, intake = decide_image(self.m, pred, t, out.quality[i], stats)  # the app's gate path
+            codes.append(outcome_code_of(o.decision, None if intake is None else intake.level))
         return codes
 
     def picture_flagged(self, out: Outputs, i: int) -> bool:
         stats = out.statistics[i] if out.statistics.shape[1] and np.all(np.isfinite(out.statistics[i])) else None
-        return self.screener._picture_flagged(stats)
+        return picture_flagged(self.m, stats)
 
 
 def _figures(out: Outputs, preds: list, codes: list[str], full_codes: list[str], malignant: set[str]) -> dict:
@@ -152,7 +154,7 @@ def _figures(out: Outputs, preds: list, codes: list[str], full_codes: list[str],
     mel = np.array([d == "mel" for d in out.dx])
     p_mel = np.array([p.p_melanoma for p in preds])
     p_mal = np.array([p.p_malignant for p in preds])
-    cleared = np.array([c == "benign" for c in codes])
+    cleared = np.array([c == CLEARED for c in codes])
     return {
         "mel_auc": round(roc_auc(mel, p_mel), 4),
         "malignant_auc": round(roc_auc(mal, p_mal), 4),
@@ -246,7 +248,7 @@ def review_intervals(pm, eligible, full_codes, t) -> tuple[tuple[float, float], 
     ensemble does not hold for review (the gate's low and high count as such points), each gap shrunk to
     [1.25 x its lower end, 0.8 x its upper end]; kept when it holds a validation image."""
     inside = eligible & (pm >= t.low) & (pm < t.high)
-    bad = inside & np.array([c != "uncertain" for c in full_codes])
+    bad = inside & np.array([c != Decision.REVIEW for c in full_codes])
     points = sorted([t.low, t.high, *pm[bad].tolist()])
     out = []
     for a, b in zip(points, points[1:]):
@@ -285,8 +287,8 @@ def fit(d: Decider, out: Outputs, order: list[int]) -> dict:
             per_level: dict[str, dict] = {}
             for c in levels:
                 t = gate.fitted[c]
-                not_cleared = eligible & np.array([x != "benign" for x in full[c]])
-                not_suspicious = eligible & np.array([x != "suspicious" for x in full[c]])
+                not_cleared = eligible & np.array([x != CLEARED for x in full[c]])
+                not_suspicious = eligible & np.array([x != Decision.SUSPICIOUS for x in full[c]])
                 clear = min(t.low, CLEAR_FACTOR * float(pm[not_cleared].min())) if not_cleared.any() else t.low
                 sus = (
                     max(t.high, SUSPICIOUS_FACTOR * float(pm[not_suspicious].max())) if not_suspicious.any() else t.high
@@ -297,12 +299,10 @@ def fit(d: Decider, out: Outputs, order: list[int]) -> dict:
                 c1 = d.outcomes(out, p1, c)
                 codes, stopped = _cascade_codes(d, out, probe, stop, p1, c1, full[c])
                 same_band = [
-                    not s or a != "uncertain" or t.band(float(p.p_malignant)) == fb
+                    not s or a != Decision.REVIEW or t.band(float(p.p_malignant)) == fb
                     for s, a, p, fb in zip(stopped, codes, p1, full_bands[c])
                 ]
-                wrong_clear = int(
-                    sum(s and a == "benign" and b != "benign" for s, a, b in zip(stopped, codes, full[c]))
-                )
+                wrong_clear = int(sum(s and a == CLEARED and b != CLEARED for s, a, b in zip(stopped, codes, full[c])))
                 agreement = float(np.mean([a == b for a, b in zip(codes, full[c])]))
                 per_level[f"{c:g}"] = {
                     "stop_rate": round(float(stopped.mean()), 4),
@@ -348,11 +348,9 @@ def score(d: Decider, out: Outputs, margins: CascadeMargins) -> dict:
             "stop_rate": round(float(stopped.mean()), 4),
             "agreement": round(float(np.mean([a == b for a, b in zip(codes, full)])), 4),
             "malignant_cleared_by_cascade_held_by_full": int(
-                sum(m and a == "benign" and b != "benign" for m, a, b in zip(mal, codes, full))
+                sum(m and a == CLEARED and b != CLEARED for m, a, b in zip(mal, codes, full))
             ),
-            "any_cleared_by_cascade_not_by_full": int(
-                sum(a == "benign" and b != "benign" for a, b in zip(codes, full))
-            ),
+            "any_cleared_by_cascade_not_by_full": int(sum(a == CLEARED and b != CLEARED for a, b in zip(codes, full))),
         }
     return res
 

@@ -1,7 +1,7 @@
 """Per-member, per-view raw outputs of a bundle on labelled image sets, saved so that subsets of the
 ensemble (members x TTA views) and cascades are scored from disk instead of re-run.
 
-Each image goes through the app's own path (core.screening.screener.Screener.prepare: decode, quality checks,
+Each image goes through the app's own path (core.screening.Screener.prepare: decode, quality checks,
 preprocessing, the intake check's picture statistics) and the members run on every view
 (core.inference.ensemble.Ensemble, the same engines). Saved in chunks (resumable): for chunk c of a set,
 `<out>/<set>/chunk-<c>.npz` holds image_ids, logits (N x M x V x K, before temperature), ood (N x M x V,
@@ -27,7 +27,8 @@ import numpy as np
 
 from core.inference.bundle import load_bundle
 from core.inference.ensemble import EnsembleSettings
-from core.screening.screener import PreparedImage, Screener
+from core.screening import Screener
+from core.screening.preparing import PreparedImage
 
 from .labelled import PROJECT_ROOT, SHARED_DATA
 

@@ -2,8 +2,8 @@
 
 On an unknown camera "no cancer suspected" cannot be trusted (issue 25: on another hospital's 200
 images the default bundle cleared 5, 2 of them melanomas). With auto-clearing off, an image the
-gate would clear is "review (low risk)" instead, with the reason, and its details carry HELD_MARK
-so the audit can count what would have been cleared. A run turns it off by itself when the camera
+gate would clear is "review (low risk)" instead, with the reason (core/screening/holding.py), and the
+audit can count what would have been cleared. A run turns it off by itself when the camera
 check (core/screening/camera_check.py) fires, unless this clinic has validated its camera with this bundle:
 at least VALIDATION_MIN_CASES confirmed cases, VALIDATION_MIN_MALIGNANT of them malignant, and no
 confirmed malignancy cleared or held back from clearing. Why these numbers: with none of 30
@@ -13,15 +13,14 @@ confidence (rule of three: 3 / 30); fewer cases could not tell a safe camera fro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from core.decision.results import Decision, ScreeningResult
-from core.screening.audit import HELD_MARK
+from core.screening.audit import run_audit
 from core.screening.camera_check import CameraCheck, check_files
+from core.screening.holding import OFF_SETTING
 
 VALIDATION_MIN_CASES = 200
 VALIDATION_MIN_MALIGNANT = 30
-OFF_SETTING = "set off until this camera is validated"
 
 
 @dataclass(frozen=True)
@@ -55,8 +54,6 @@ class CameraValidation:
 
 def camera_validation(store, bundle) -> CameraValidation:
     """What this clinic's confirmed cases say about this bundle (any confidence) on its camera."""
-    from core.screening.audit import run_audit
-
     name = f"{bundle.manifest.name} {bundle.manifest.version}"
     groups = [g for g in run_audit(store, None, n_bootstrap=0).groups if g.bundle == name]
     seen: dict[str, tuple[bool, bool]] = {}  # one image counts once, whatever its confidences
@@ -65,19 +62,6 @@ def camera_validation(store, bundle) -> CameraValidation:
             was = seen.get(c.result.sha256, (False, False))  # type: ignore[arg-type]  # audit cases are selected by sha256: it is set
             seen[c.result.sha256] = (c.malignant, was[1] or (c.malignant and (c.cleared or c.held)))  # type: ignore[index]  # audit cases are selected by sha256: it is set
     return CameraValidation(len(seen), sum(m for m, _ in seen.values()), sum(x for _, x in seen.values()))
-
-
-def hold(result: ScreeningResult, why: str) -> ScreeningResult:
-    """A result the gate cleared, as "review (low risk)" with the reason; other results as they are."""
-    if not result.ok or result.decision is not Decision.NO_CANCER_SUSPECTED:
-        return result
-    return replace(
-        result,
-        decision=Decision.REVIEW,
-        band="low",
-        reason=f"auto-clearing off ({why}); {result.reason}" if result.reason else f"auto-clearing off ({why})",
-        details=f"{result.details}; {HELD_MARK}" if result.details else HELD_MARK,
-    )
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,13 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from core.decision.gate import Thresholds, decide
+from core.decision.gate import Thresholds
 from core.decision.intake_check import IntakeFinding
-from core.decision.results import Prediction, ScreeningResult
-from core.screening.screener import GateChoice, RunSummary, result_key, summarize, summary_dict
+from core.decision.results import Prediction, ScreeningResult, named_class
+from core.screening.deciding import decide_finding
+from core.screening.holding import hold
+from core.screening.settings import GateChoice, result_key
+from core.screening.summary import RunSummary, summarize, summary_dict
 
 _SPREAD = re.compile(r"member spread ([0-9.]+)")
 
@@ -62,18 +65,8 @@ def regate(result: ScreeningResult, bundle, thresholds: Thresholds) -> Screening
     intake = (
         None if result.intake is None or result.ood_score is None else IntakeFinding(result.ood_score, result.intake)
     )
-    out = decide(
-        _prediction(result),
-        thresholds,
-        result.quality,
-        m.gate.max_member_spread,
-        bool(getattr(m, "melanoma_only_gate", False)),
-        intake,
-        m.ood,
-    )
+    out = decide_finding(m, _prediction(result), thresholds, result.quality, intake)
     decided = replace(result, decision=out.decision, reason=out.reason, band=out.band, details=out.details)
-    from core.decision.results import named_class
-
     if decided.named_cam_class and named_class(decided, m.positive_class) != decided.named_cam_class:
         # The new outcome names another class, whose map was not kept: only melanoma's is left (and said so).
         decided = replace(decided, named_cam=None, named_cam_class="")
@@ -81,11 +74,7 @@ def regate(result: ScreeningResult, bundle, thresholds: Thresholds) -> Screening
 
 
 def _held(result: ScreeningResult, held: bool, why: str) -> ScreeningResult:
-    if not held:
-        return result
-    from core.screening.auto_clearing import hold  # the same hold as screening applies
-
-    return hold(result, why)
+    return hold(result, why) if held else result  # the same hold as screening applies
 
 
 def regate_run(
@@ -122,7 +111,7 @@ def regate_run(
             "recorded confidence: screen its folder again to decide it with the models loaded now"
         )
     start = time.perf_counter()
-    confidence = gate.confidence if gate.confidence is not None else bundle.manifest.gate.default_confidence
+    confidence = gate.confidence_in(bundle)
     thresholds = bundle.manifest.gate.thresholds(confidence)
     key = result_key(bundle, gate)
     entries = store.run_entries(run_id, with_cam=record)  # heat maps travel with a recorded result

@@ -15,9 +15,10 @@ from core.inference.bundle import load_bundle
 from core.inference.ensemble import Ensemble
 from core.records.evidence import import_csv
 from core.records.store import ReviewStore
-from core.screening.audit import HELD_MARK, MIN_CASES, audit_html, run_audit, write_audit_csv
-from core.screening.auto_clearing import hold
-from core.screening.screener import GateChoice, Screener, screen_folder
+from core.screening import GateChoice, Screener, screen_folder
+from core.screening.audit import MIN_CASES, run_audit
+from core.screening.audit_report import audit_html, write_audit_csv
+from core.screening.holding import HELD_MARK, hold
 from evalkit.labelled import case
 from evalkit.metrics import bootstrap_auc_ci, roc_auc
 from training.evaluation.metrics import build_evaluation, triage_metrics

@@ -19,7 +19,7 @@ from core.inference.bundle import load_bundle
 from core.inference.ensemble import EnsembleSettings
 from core.inference.manifest import Manifest
 from core.records.report import cascade_word
-from core.screening.screener import GateChoice, RunSettings, Screener, cascade_status
+from core.screening import GateChoice, RunSettings, Screener, cascade_status
 from tests.support.image_folders import make_folder
 from tests.support.synthetic_bundle import make_bundle
 
@@ -255,8 +255,7 @@ def test_cli_flag_says_whether_the_cascade_runs(cascaded, images, tmp_path):
 
 def test_a_cascade_run_is_not_re_decided_at_another_confidence(cascaded, images, tmp_path):
     from core.records.store import ReviewStore
-    from core.screening.regate import RegateError, regate_run
-    from core.screening.screener import screen_folder
+    from core.screening import RegateError, regate_run, screen_folder
 
     _, bundle_dir, _ = cascaded
     bundle = load_bundle(bundle_dir)

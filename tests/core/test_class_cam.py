@@ -13,7 +13,7 @@ from core.files.images import read_image
 from core.inference.bundle import load_bundle
 from core.inference.class_cam import class_heat_map, named_class
 from core.inference.ensemble import EnsembleSettings
-from core.screening.screener import Screener
+from core.screening import Screener
 from tests.support.intake_bundle import skin_like, write_rgb
 
 
@@ -54,7 +54,7 @@ def bcc_picture(path):
 def test_screening_keeps_the_named_class_map_from_the_same_run_and_the_store_keeps_it(synthetic_bundle, tmp_path):
     from core.records.report import run_report
     from core.records.store import ReviewStore
-    from core.screening.screener import RunSettings, screen_folder
+    from core.screening import RunSettings, screen_folder
 
     screener = Screener(load_bundle(synthetic_bundle), EnsembleSettings(engine="onnxruntime", provider="cpu"))
     folder = tmp_path / "day"

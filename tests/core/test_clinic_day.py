@@ -26,8 +26,7 @@ from core.inference.ensemble import Ensemble
 from core.records.followup import add_months, due_follow_ups
 from core.records.patients import identities_of, lesion_timeline, queue_by_patient
 from core.records.store import ReviewStore
-from core.screening.regate import RegateError, regate_run
-from core.screening.screener import GateChoice
+from core.screening import GateChoice, RegateError, regate_run
 from tests.support.clinic_day import make_clinic_day
 from tests.support.intake_bundle import make_intake_bundle
 from tests.support.synthetic_bundle import make_bundle

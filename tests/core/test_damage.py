@@ -190,7 +190,7 @@ def test_a_camera_mpo_is_screened_on_its_primary_picture_and_damage_checked(tmp_
 def test_a_pipe_named_like_an_image_gets_an_error_row_and_never_blocks_the_run(tmp_path, synthetic_bundle):
     from core.inference.bundle import load_bundle
     from core.inference.ensemble import EnsembleSettings
-    from core.screening.screener import RunSettings, Screener, screen_folder
+    from core.screening import RunSettings, Screener, screen_folder
 
     folder = tmp_path / "visit"
     folder.mkdir()
@@ -260,7 +260,7 @@ def test_sweep_the_intact_pictures_are_read_as_intact(tmp_path):
 def test_a_picture_that_may_be_damaged_is_screened_but_held_for_review(tmp_path, synthetic_bundle):
     from core.inference.bundle import load_bundle
     from core.inference.ensemble import EnsembleSettings
-    from core.screening.screener import RunSettings, Screener, screen_folder
+    from core.screening import RunSettings, Screener, screen_folder
 
     rgb = dc.photo_like(8).astype(np.int16)
     rgb[160:, : int(384 * 0.55)] += 40  # a step along half the width: weak evidence

@@ -31,7 +31,7 @@ def test_the_zeroed_sector_case_is_never_no_cancer_suspected(tmp_path):
         return
     from core.inference.bundle import default_bundle_path, load_bundle
     from core.inference.ensemble import EnsembleSettings
-    from core.screening.screener import RunSettings, Screener, screen_folder
+    from core.screening import RunSettings, Screener, screen_folder
 
     folder = tmp_path / "visit"
     folder.mkdir()

@@ -20,7 +20,7 @@ from core.records.evidence import (
     lesion_key,
 )
 from core.records.store import ReviewStore
-from core.screening.screener import Screener, screen_folder
+from core.screening import Screener, screen_folder
 
 
 def picture(path, seed: int, level: int = 150):

@@ -8,7 +8,7 @@ import numpy as np
 from cli.main import main
 from core.inference.bundle import load_bundle
 from core.records.store import ReviewStore
-from core.screening.screener import Screener, screen_folder
+from core.screening import Screener, screen_folder
 
 
 def test_outcome_add_import_and_audit(synthetic_bundle, tmp_path, capsys):

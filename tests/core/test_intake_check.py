@@ -30,7 +30,7 @@ from core.inference.engines import PROBE_TOLERANCE, open_members, probe_differen
 from core.inference.ensemble import Ensemble, EnsembleSettings
 from core.records.report import report_html
 from core.records.store import ReviewStore
-from core.screening.screener import Screener, screen_folder
+from core.screening import Screener, screen_folder
 from tests.support.cli_calls import read_csv, run_cli
 from tests.support.intake_bundle import NOT_DERMOSCOPY_KINDS, make_intake_bundle, not_dermoscopy, skin_like, write_rgb
 from tests.support.synthetic_bundle import TEST_SIGNING_KEY, make_bundle

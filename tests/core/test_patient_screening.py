@@ -16,7 +16,7 @@ from core.files.identity import IdentitySettings
 from core.inference.bundle import load_bundle
 from core.records.patients import identity_of, worklist
 from core.records.store import ReviewStore
-from core.screening.screener import RunSettings, Screener, screen_folder
+from core.screening import RunSettings, Screener, screen_folder
 from tests.support.dicom_files import write_dicom
 
 ROOT = Path(__file__).resolve().parents[2]

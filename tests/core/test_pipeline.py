@@ -11,7 +11,7 @@ import pytest
 from core.inference.bundle import load_bundle
 from core.inference.ensemble import EnsembleSettings
 from core.records.store import ReviewStore
-from core.screening.screener import GateChoice, RunSettings, Screener, screen_folder
+from core.screening import GateChoice, RunSettings, Screener, screen_folder
 from tests.support.image_folders import make_folder
 
 PIPELINED = RunSettings(batch_images=3, workers=2)
@@ -152,13 +152,13 @@ def test_run_settings_recursion_and_no_heat_maps(screener, tmp_path):
 
 def test_results_stored_before_the_image_checks_changed_are_screened_again(screener, tmp_path, monkeypatch):
     # A file an older build cleared (before today's damage checks) must meet the current checks.
-    import core.screening.screener
+    import core.screening.settings
 
     f = make_folder(tmp_path / "again", 3, broken=False)
     with ReviewStore.open(tmp_path / "again.sqlite") as store:
-        monkeypatch.setattr(core.screening.screener, "IMAGE_CHECKS_VERSION", "checks-1")
+        monkeypatch.setattr(core.screening.settings, "IMAGE_CHECKS_VERSION", "checks-1")
         first, _ = screen_folder(screener, f, store)
-        monkeypatch.setattr(core.screening.screener, "IMAGE_CHECKS_VERSION", "checks-2")
+        monkeypatch.setattr(core.screening.settings, "IMAGE_CHECKS_VERSION", "checks-2")
         second, summary = screen_folder(screener, f, store)
     assert len(first) == len(second) == 3
     assert not any(r.from_store for r in second) and summary.reused == 0

@@ -70,7 +70,7 @@ def test_the_screener_feeds_the_engine_what_training_trained_on(odd_images, tmp_
     training Dataset built from the bundle's own input description."""
     from core.inference.bundle import load_bundle
     from core.inference.ensemble import EnsembleSettings
-    from core.screening.screener import Screener
+    from core.screening import Screener
 
     folder, ids = odd_images
     bundle = load_bundle(synthetic_bundle)

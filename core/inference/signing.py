@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from core.common.errors import BundleError
+from core.common.paths import user_trusted_keys_dir
 
 SIGNATURE = "signature.json"
 SIGNATURE_FORMAT = "melascreen-bundle-signature/1"
@@ -220,8 +221,6 @@ class Trust:
     def default(cls, extra_keys=(), allow_unsigned: bool = False) -> Trust:
         """The project's publisher keys, the user's key folder, MELASCREEN_TRUSTED_KEYS and `extra_keys`
         (files or folders from the app's settings or the command line). Each warning is also logged."""
-        from core.common.paths import user_trusted_keys_dir
-
         # The project's folder ships with the code: whoever may write it may write the code, so only a
         # world-writable one is refused there (a clone made under umask 002 is group-writable and fine).
         scans = [scan_keys(project_keys_dir(), bits=0o002), scan_keys(user_trusted_keys_dir())]

@@ -12,6 +12,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+import onnxruntime as ort
 
 from core.common.errors import BundleError
 from core.inference.bundle import Bundle
@@ -110,8 +111,6 @@ class SimilarCases:
             raise BundleError("this bundle carries no similar-cases index", str(bundle.root))
         self.manifest = bundle.manifest
         self.index = parse_index(bundle.read_file(INDEX), bundle)
-        import onnxruntime as ort
-
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

@@ -50,8 +50,6 @@ _NOT_AN_IMAGE = (
     "this is not a picture MelaScreen can read (JPEG, PNG, BMP or TIFF); it may be another kind of "
     "file with an image's name"
 )
-_TRUNCATED = TRUNCATED
-_DAMAGED = DAMAGED
 _MANY_PAGES = (
     "this {kind} file holds {count} pictures ({what}); MelaScreen screens one picture per file and will not "
     "guess which one shows the lesion: save the picture to screen as a file of its own"
@@ -171,15 +169,15 @@ def _decode(path: str, data: bytes, limits: ImageLimits) -> tuple[np.ndarray, st
     except UnidentifiedImageError:
         if data.startswith((b"II", b"MM")) and _looks_like_image(data):
             raise _refuse(path, _UNSUPPORTED_TIFF) from None
-        raise _refuse(path, _DAMAGED if _looks_like_image(data) else _NOT_AN_IMAGE) from None
+        raise _refuse(path, DAMAGED if _looks_like_image(data) else _NOT_AN_IMAGE) from None
     except _DECODE_ERRORS as exc:
         if not _looks_like_image(data):
             raise _refuse(path, _NOT_AN_IMAGE) from None
-        raise _refuse(path, _TRUNCATED if "truncat" in str(exc) else _DAMAGED) from None
+        raise _refuse(path, TRUNCATED if "truncat" in str(exc) else DAMAGED) from None
     with image:
         width, height = image.size
         if width <= 0 or height <= 0:
-            raise _refuse(path, _DAMAGED)
+            raise _refuse(path, DAMAGED)
         _check_size(path, width, height, limits)  # from the header, before a single pixel is allocated
         # How the file stores its samples, read before anything loads the pixels and clears it (a PNG's
         # getexif does): Pillow reads 16-bit colour as 8-bit (the high byte) and says so only here.
@@ -200,7 +198,7 @@ def _decode(path: str, data: bytes, limits: ImageLimits) -> tuple[np.ndarray, st
             image.load()  # raises on truncated or undecodable data (LOAD_TRUNCATED_IMAGES stays False)
             upright = ImageOps.exif_transpose(image) if orientation != 1 else image
         except (*_DECODE_ERRORS, ZeroDivisionError) as exc:
-            raise _refuse(path, _TRUNCATED if "truncat" in str(exc) else _DAMAGED) from None
+            raise _refuse(path, TRUNCATED if "truncat" in str(exc) else DAMAGED) from None
         notes: list[str] = []
         try:
             rgb, source_mode = _to_rgb8(upright, sixteen, notes)
@@ -209,7 +207,7 @@ def _decode(path: str, data: bytes, limits: ImageLimits) -> tuple[np.ndarray, st
         if orientation != 1:
             notes.append(f"turned upright from its EXIF orientation tag ({_ORIENTATION_WORDS[orientation]})")
         if jpeg and source_mode != "cmyk" and grey_filled_end(rgb):
-            raise _refuse(path, _DAMAGED)
+            raise _refuse(path, DAMAGED)
         if pages > 1:
             notes.append(f"the primary picture of {pages} in this camera file")
     rgb = np.ascontiguousarray(rgb)
@@ -231,7 +229,7 @@ def _verify(path: str, data: bytes) -> None:
         with Image.open(io.BytesIO(data), formats=("PNG",)) as probe:
             probe.verify()
     except Exception as exc:  # noqa: BLE001 - Pillow's verify raises many kinds; each means damage
-        raise _refuse(path, _TRUNCATED if "truncat" in str(exc).lower() else _DAMAGED) from None
+        raise _refuse(path, TRUNCATED if "truncat" in str(exc).lower() else DAMAGED) from None
 
 
 _PILLOW_FORMATS = ("JPEG", "PNG", "BMP", "TIFF")

@@ -1,2 +1,2 @@
-"""From a decoded picture to model input and back: dermoscopy preprocessing, TTA views, the pictures
-to show and heat-map overlays."""
+"""From a decoded picture to model input and back: quality flags, dermoscopy preprocessing, model input,
+TTA views, and the pictures made for people (the case picture, heat-map overlays, the body map)."""

@@ -9,7 +9,7 @@ from core.inference.bundle import load_bundle, sign_bundle
 from core.inference.digests import sha256_file
 from core.inference.manifest import MANIFEST, Manifest
 from core.inference.signing import SIGNATURE
-from core.inference.upgrade import SCHEMA_VERSION
+from core.inference.upgrade import SCHEMA_VERSION, upgrade
 from tests.support.synthetic_bundle import TEST_SIGNING_KEY
 
 
@@ -120,6 +120,18 @@ def test_schema_1_manifest_loads_as_a_melanoma_only_gate(synthetic_bundle, tmp_p
     written = m.to_dict()  # read 1, write 2
     assert written["schema_version"] == 2 and written["malignant_classes"] == ["mel"]
     assert Manifest.from_dict(written).malignant_classes == ("mel",)
+
+
+def test_an_old_manifest_is_upgraded_once_as_it_is_read_and_the_document_is_left_alone(synthetic_bundle):
+    current = json.loads((synthetic_bundle / MANIFEST).read_text())
+    assert upgrade(current, MANIFEST) is current  # nothing to do for the current schema
+    old = {k: v for k, v in current.items() if k != "malignant_classes"} | {"schema_version": 1}
+    upgraded = upgrade(old, MANIFEST)
+    assert upgraded["malignant_classes"] == ["mel"] and upgraded["schema_version"] == 1
+    assert "malignant_classes" not in old
+    # Reading a document upgrades it: an old bundle's gate is on melanoma, read from its malignant classes.
+    assert Manifest.from_dict(old).risk_scope is MELANOMA_ONLY
+    assert Manifest.from_dict(current).risk_scope is MALIGNANCY
 
 
 def test_schema_2_needs_malignant_classes_and_schema_1_may_not_have_them(synthetic_bundle, tmp_path):

@@ -245,3 +245,18 @@ def test_ensemble_malignancy_sums_the_malignant_classes():
     p = ensemble_malignancy(logits, [1.0, 2.0], [0, 2])
     probs = (softmax(logits[0]) + softmax(logits[1] / 2.0)) / 2
     np.testing.assert_allclose(p, probs[:, 0] + probs[:, 2], rtol=1e-5)
+
+
+def test_the_export_fits_on_the_numbers_the_app_computes(synthetic_bundle):
+    """Calibration is computed in one place (core.inference.calibration): the export's p(melanoma) and
+    p(malignant) are the app's Ensemble's, to the bit, for the same raw member logits."""
+    from core.inference.bundle import load_bundle
+    from core.inference.ensemble import Ensemble, RawOutputs
+
+    ensemble = Ensemble(load_bundle(synthetic_bundle))
+    m = ensemble.manifest
+    logits = np.random.default_rng(5).normal(0, 3, (len(m.members), 40, len(m.class_names))).astype(np.float32)
+    app = ensemble.to_predictions(RawOutputs(member_logits=logits, cams=None))
+    temps = [mem.temperature for mem in m.members]
+    assert [p.p_melanoma for p in app] == ensemble_probability(logits, temps, m.positive_index).tolist()
+    assert [p.p_malignant for p in app] == ensemble_malignancy(logits, temps, m.malignant_indices).tolist()

@@ -124,11 +124,6 @@ class Manifest:
         malignant classes are just the positive class, after the upgrade), malignancy otherwise."""
         return MELANOMA_ONLY if self.malignant_classes == (self.positive_class,) else MALIGNANCY
 
-    @property
-    def melanoma_only_gate(self) -> bool:
-        """The bundle predates malignancy triage (schema 1): p(malignant) is p(melanoma)."""
-        return self.malignant_classes == (self.positive_class,)
-
     def to_dict(self) -> dict:
         """Always the current schema: a manifest read from version 1 is written as version 2."""
         return {

@@ -29,13 +29,11 @@ def test_sidecar_rows_become_identities(tmp_path):
         "a.png,P1,L1,left forearm,2024-03-15,54,female,itchy\n"
         "sub/b.png,P2,,back,,,,\n"
     )
-    intake = resolve_identities(tmp_path, [a, b, tmp_path / "melascreen.csv"])
-    assert intake.issues == ()
-    assert intake.identity_for(a) == Identity(
-        "P1", "L1", "left forearm", date(2024, 3, 15), 54, "F", "itchy", "sidecar"
-    )
-    assert intake.identity_for(b) == Identity("P2", None, "back", None, source="sidecar")
-    assert intake.identity_for(tmp_path / "melascreen.csv") is None
+    found = resolve_identities(tmp_path, [a, b, tmp_path / "melascreen.csv"])
+    assert found.issues == ()
+    assert found.identity_for(a) == Identity("P1", "L1", "left forearm", date(2024, 3, 15), 54, "F", "itchy", "sidecar")
+    assert found.identity_for(b) == Identity("P2", None, "back", None, source="sidecar")
+    assert found.identity_for(tmp_path / "melascreen.csv") is None
 
 
 def test_every_bad_row_is_reported_and_good_rows_still_count(tmp_path):
@@ -73,9 +71,9 @@ def test_every_bad_row_is_reported_and_good_rows_still_count(tmp_path):
 def test_sidecar_without_patient_column_is_one_clear_issue(tmp_path):
     picture(tmp_path / "a.png")
     (tmp_path / "melascreen.csv").write_text("file,patient,visit_date\na.png,P1,2024-01-01\n")
-    intake = resolve_identities(tmp_path, [tmp_path / "a.png"])
-    assert not intake.identities
-    assert any("no column patient_id" in i.message for i in intake.issues)
+    found = resolve_identities(tmp_path, [tmp_path / "a.png"])
+    assert not found.identities
+    assert any("no column patient_id" in i.message for i in found.issues)
 
 
 def test_folder_layout_gives_patient_visit_and_lesion(tmp_path):
@@ -87,15 +85,15 @@ def test_folder_layout_gives_patient_visit_and_lesion(tmp_path):
         picture(tmp_path / "top.png"),
         picture(tmp_path / "P4" / "a" / "b" / "c" / "deep.png"),
     ]
-    intake = resolve_identities(tmp_path, files, layout="patient-visit")
-    got = {Path(k).name: (i.patient_id, i.lesion_id, i.visit_date) for k, i in intake.identities.items()}
+    found = resolve_identities(tmp_path, files, layout="patient-visit")
+    got = {Path(k).name: (i.patient_id, i.lesion_id, i.visit_date) for k, i in found.identities.items()}
     assert got == {
         "x.png": ("P1", "L1", date(2024, 3, 15)),
         "y.png": ("P1", None, date(2024, 9, 15)),
         "z.png": ("P2", "L7", None),
         "w.png": ("P3", None, None),
     }
-    assert [Path(i.file).name for i in intake.issues] == ["deep.png"]
+    assert [Path(i.file).name for i in found.issues] == ["deep.png"]
     # layout "none" (the default) reads nothing from folders
     assert not resolve_identities(tmp_path, files).identities
 
@@ -104,15 +102,15 @@ def test_dicom_tags_and_precedence(tmp_path):
     rgb = np.full((40, 40, 3), 150, np.uint8)
     dcm = write_dicom(tmp_path / "P9" / "img.dcm", rgb, patient_id="MRN-1", study_date="20240102", lesion_number=4)
     plain = write_dicom(tmp_path / "plain.dcm", rgb, patient_id=None)
-    intake = resolve_identities(tmp_path, [dcm, plain])
-    ident = intake.identity_for(dcm)
+    found = resolve_identities(tmp_path, [dcm, plain])
+    ident = found.identity_for(dcm)
     assert (ident.patient_id, ident.lesion_id, ident.visit_date, ident.source) == (
         "MRN-1",
         "4",
         date(2024, 1, 2),
         "dicom",
     )
-    assert intake.identity_for(plain) is None  # no PatientID: "no patient"
+    assert found.identity_for(plain) is None  # no PatientID: "no patient"
     # the folder layout outranks the DICOM tags, and the sidecar outranks both
     assert resolve_identities(tmp_path, [dcm], layout="patient-visit").identity_for(dcm).patient_id == "P9"
     (tmp_path / "melascreen.csv").write_text("file,patient_id\nP9/img.dcm,SIDE-1\n")
@@ -190,17 +188,17 @@ def test_broken_sidecar_quoting_or_a_giant_cell_is_an_issue_not_a_crash(tmp_path
     assert issues[0].row == 3 and "longer than" in issues[0].message and len(issues[0].message) < 400
 
 
-def test_a_dicom_without_patient_id_is_an_intake_issue(tmp_path):
+def test_a_dicom_without_patient_id_is_an_identity_issue(tmp_path):
     rgb = np.full((40, 40, 3), 150, np.uint8)
     plain = write_dicom(tmp_path / "plain.dcm", rgb, patient_id=None)
     named = write_dicom(tmp_path / "named.dcm", rgb, patient_id="MRN-2")
-    intake = resolve_identities(tmp_path, [plain, named])
-    assert intake.identity_for(plain) is None and intake.identity_for(named).patient_id == "MRN-2"
-    (issue,) = intake.issues
+    found = resolve_identities(tmp_path, [plain, named])
+    assert found.identity_for(plain) is None and found.identity_for(named).patient_id == "MRN-2"
+    (issue,) = found.issues
     assert Path(issue.file) == plain and "no PatientID" in issue.message and "sidecar" in issue.message
     (tmp_path / "melascreen.csv").write_text("file,patient_id\nplain.dcm,SIDE-1\n")
-    intake = resolve_identities(tmp_path, [plain])  # named by the sidecar: nothing to report
-    assert intake.issues == () and intake.identity_for(plain).patient_id == "SIDE-1"
+    found = resolve_identities(tmp_path, [plain])  # named by the sidecar: nothing to report
+    assert found.issues == () and found.identity_for(plain).patient_id == "SIDE-1"
 
 
 def test_a_sidecar_that_is_a_pipe_is_an_issue_and_never_blocks(tmp_path):

@@ -1,4 +1,4 @@
-"""Image intake: scanning folders, decoding what clinics send, refusing what cannot be screened,
+"""Reading pictures: scanning folders, decoding what clinics send, refusing what cannot be screened,
 and measuring quality. Files are built byte by byte where a codec cannot write them (EXIF tags,
 TIFF orientation, cut-off files), so each test knows exactly what the file holds."""
 

@@ -37,9 +37,10 @@ import numpy as np
 
 from core.decision.gate import CLEAR_BELOW_MAX, MIN_REVIEW_WIDTH, GateSettings, Thresholds, check_confidence
 from core.inference.calibration import calibrated_probs, malignant_sum
+from core.inference.manifest import TEMPERATURE_RANGE
 
 CONFIDENCES = (0.9, 0.95, 0.98, 0.99)
-TEMPERATURE_BOUNDS = (0.05, 20.0)
+TEMPERATURE_BOUNDS = TEMPERATURE_RANGE  # a fit never leaves the range a bundle accepts
 
 
 @dataclass(frozen=True)

@@ -189,20 +189,26 @@ class Manifest:
         bad_views = [v for v in self.tta_views if v not in VIEWS]
         if bad_views or not self.tta_views or len(self.tta_views) > MAX_TTA_VIEWS:
             problems.append(f"tta_views need 1..{MAX_TTA_VIEWS} of {sorted(VIEWS)}; unknown: {bad_views[:5]}")
-        files = [mem.file for mem in self.members]
-        if len(set(files)) != len(files):
-            problems.append("two members share one file")
-        for mem in self.members:
-            lo, hi = TEMPERATURE_RANGE
-            if not lo <= mem.temperature <= hi:
-                problems.append(f"member {mem.file} has temperature {mem.temperature:g} outside [{lo:g}, {hi:g}]")
-            if Path(mem.file).name != mem.file or mem.file in RESERVED_NAMES or mem.file in ("", ".", ".."):
-                problems.append(f"member file {mem.file!r} must be a plain file name inside the bundle")
+        problems.extend(self._member_problems())
         if (where := provenance_path_problem(self.provenance)) is not None:
             problems.append(where)
         problems.extend(self.cascade.check_against(self) if self.cascade is not None else ())
         if problems:
             raise BundleError("; ".join(problems), source)
+
+    def _member_problems(self) -> list[str]:
+        """Problems of the members' files and temperatures, in the order they are listed."""
+        problems = []
+        files = [mem.file for mem in self.members]
+        if len(set(files)) != len(files):
+            problems.append("two members share one file")
+        lo, hi = TEMPERATURE_RANGE
+        for mem in self.members:
+            if not lo <= mem.temperature <= hi:
+                problems.append(f"member {mem.file} has temperature {mem.temperature:g} outside [{lo:g}, {hi:g}]")
+            if Path(mem.file).name != mem.file or mem.file in RESERVED_NAMES or mem.file in ("", ".", ".."):
+                problems.append(f"member file {mem.file!r} must be a plain file name inside the bundle")
+        return problems
 
 
 def _path_like_problem(text: str) -> str | None:

@@ -1,50 +1,32 @@
-"""The main window: tabs for screening, one case and the review queue; menus; the status bar.
+"""The main window: tabs for screening, one case, the review queue, patients, follow-up and evidence; menus;
+the status bar.
 
-It owns the app's state (settings, the results store, the loaded models, the worker pool) and
-wires the views to core. Every screening, storing and reviewing rule is core's.
+It owns the app's state (settings, the results file, the worker pool) and wires the views to the controllers
+(desktop/controllers: the models, the Screening tab's runs, a run's exports). Every screening, storing and
+reviewing rule is core's.
 """
 
 from __future__ import annotations
 
-import html
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
-from PySide6.QtWidgets import (
-    QFileDialog,
-    QLabel,
-    QMainWindow,
-    QMessageBox,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from core.common.errors import StoreError
 from core.decision.confidence_meanings import confidence_meanings
-from core.inference.manifest import DISCLAIMER
-from core.records.patients import filing_summary, identities_of
+from core.records.patients import identities_of, identity_of, lesion_timeline
 from core.records.store import ReviewStore
-from core.screening import (
-    GateChoice,
-    RegateError,
-    RunSummary,
-    cascade_margins,
-    cascade_status,
-    regate_run,
-    run_confidence,
-)
 
-from .controllers.exports import RunExports, ShownRun
+from .controllers.exports import RunExports
 from .controllers.models import ModelLoader, stored_picture_heat_maps
-from .controllers.runs import StoredRun, StoredRuns
+from .controllers.screening import ScreeningRuns
 from .dialogs import AboutDialog, find_notices
-from .elided_label import ElidedLabel
 from .settings import AppSettings, save_settings
 from .settings_dialog import SettingsDialog
-from .style import DISCLAIMER_SHORT
+from .status_bar import StatusBar
 from .table_cells import ThumbnailCache
 from .views.case_panel import CasePanel, CaseRef
 from .views.evidence import EvidenceView
@@ -52,14 +34,13 @@ from .views.follow_up import FollowUpView
 from .views.patients import PatientWorklistView
 from .views.review_queue import ReviewQueueView
 from .views.screening import ScreeningView
-from .workers import LoadedModel, ResultRow, ScreeningBatch, Worker, WorkerPool, screening_job
+from .workers import LoadedModel, Worker, WorkerPool
 
 CASE_KEYS_HELP = (
     "Keys: N / P next / previous row of the results · Backspace back to the results · "
     "1 no action · 2 monitor (then the months, e.g. 2 1 2 = 12) · 3 excise · 4 refer · 5 retake · "
     "E note (Esc back) · Ctrl+Enter save · H heat map · + / − / 0 zoom · L this lesion's visits (Patients)"
 )
-CONFIDENCE_HELP_START = "A result is called"  # the Settings dialog's words under the confidence (settings_dialog.py)
 
 
 class MainWindow(QMainWindow):
@@ -78,75 +59,19 @@ class MainWindow(QMainWindow):
         self.pool = WorkerPool(max_threads=3)  # screening, opening a case, and a report or model load
         self.store: ReviewStore | None = None
         self.store_error = ""
-        self.models = ModelLoader(self.pool, self)
-        self.models.override = bundle_override
-        self.stored_runs = StoredRuns(self.pool, lambda: self.store, self)
-        self.screening_worker: Worker | None = None
         self._pending_store = False  # settings changed while screening: apply when it ends
         self._pending_model = False
         self.setWindowTitle("MelaScreen — research tool, not a medical device")
         self.resize(1360, 860)
-
-        self.screening = ScreeningView(self._thumbnail)
-        self.case_panel = CasePanel(lambda: self.store, self.pool, self._reviewer_for_save, settings.heatmap_opacity)
-        self.case_panel.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        case_tab = QWidget()
-        case_lay = QVBoxLayout(case_tab)
-        case_lay.addWidget(self.case_panel, 1)
-        case_help = QLabel(CASE_KEYS_HELP)
-        case_help.setStyleSheet("color:#455a64;")
-        case_help.setWordWrap(True)
-        case_lay.addWidget(case_help)
-        self.queue_view = ReviewQueueView(
-            lambda: self.store, self.pool, self._reviewer_for_save, settings.heatmap_opacity
+        self._tabs()
+        self.status = StatusBar(self.statusBar(), self)
+        self.message_label, self.model_label, self.store_label = (
+            self.status.message_label,
+            self.status.model_label,
+            self.status.store_label,
         )
-        self.tabs = QTabWidget()
-        self.tabs.addTab(self.screening, "Screening")
-        self.tabs.addTab(case_tab, "Case")
-        self.tabs.addTab(self.queue_view, "Review queue")
-        self.patients_view = PatientWorklistView(lambda: self.store, lambda: self.settings.reviewer)
-        self.tabs.addTab(self.patients_view, "Patients")
-        self.follow_up_view = FollowUpView(lambda: self.store)
-        self.tabs.addTab(self.follow_up_view, "Follow-up")
-        self.evidence_view = EvidenceView(
-            lambda: self.store,
-            lambda: self.settings.reviewer,
-            lambda: self.model.bundle if self.model else None,
-            lambda: self.settings.auto_clearing,
-            lambda on: self.apply_settings(replace(self.settings, auto_clearing=on)),
-        )
-        self.tabs.addTab(self.evidence_view, "Evidence")  # confirmed diagnoses and the audit (issue 25)
-        for view in (self.patients_view, self.follow_up_view, self.evidence_view):
-            view.private_exports = lambda: self.settings.private_exports  # Settings: share exported files
-        self.trial_confidence: float | None = None  # a confidence tried on screen, never recorded
-        self.case_tab = case_tab
-        self.setCentralWidget(self.tabs)
-
-        self.disclaimer_label = QLabel(f"⚠ {DISCLAIMER_SHORT}")
-        self.disclaimer_label.setToolTip(DISCLAIMER)
-        self.disclaimer_label.setStyleSheet("color:#b71c1c; font-weight:bold; padding:0 6px;")
-        self.message_label = ElidedLabel()  # long paths are elided in the middle; the tooltip has them whole
-        self.message_label.setStyleSheet("color:#1b5e20; padding:0 6px;")
-        self.model_label = QLabel()
-        self.store_label = QLabel()
-        # All permanent: QStatusBar.showMessage would hide the disclaimer, which must stay visible.
-        self.statusBar().addPermanentWidget(self.disclaimer_label)
-        self.statusBar().addPermanentWidget(self.message_label, 1)
-        self.statusBar().addPermanentWidget(self.model_label)
-        self.statusBar().addPermanentWidget(self.store_label)
-        self._message_timer = QTimer(self)
-        self._message_timer.setSingleShot(True)
-        self._message_timer.timeout.connect(self.message_label.clear)
-
-        self.exports = RunExports(
-            self,
-            self.pool,
-            lambda: self.store,
-            self.shown_run,
-            lambda: self.settings,
-            lambda: self.model.bundle.manifest.class_names if self.model else (),
-            self.notify,
-        )
+        self.disclaimer_label = self.status.disclaimer_label
+        self._controllers(bundle_override)
         self._menus()
         self._connect()
         self.case_panel.set_reviewer_name(settings.reviewer)
@@ -157,7 +82,48 @@ class MainWindow(QMainWindow):
         self.open_store()
         self.load_model()
 
-    # -- wiring -------------------------------------------------------------------------------
+    # -- building -------------------------------------------------------------------------------
+
+    def _tabs(self) -> None:
+        store, opacity = (lambda: self.store), self.settings.heatmap_opacity
+        self.screening = ScreeningView(self._thumbnail)
+        self.case_panel = CasePanel(store, self.pool, self._reviewer_for_save, opacity)
+        self.case_panel.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.case_tab = QWidget()
+        case_lay = QVBoxLayout(self.case_tab)
+        case_lay.addWidget(self.case_panel, 1)
+        case_help = QLabel(CASE_KEYS_HELP)
+        case_help.setStyleSheet("color:#455a64;")
+        case_help.setWordWrap(True)
+        case_lay.addWidget(case_help)
+        self.queue_view = ReviewQueueView(store, self.pool, self._reviewer_for_save, opacity)
+        self.patients_view = PatientWorklistView(store, lambda: self.settings.reviewer, pool=self.pool)
+        self.follow_up_view = FollowUpView(store)
+        self.evidence_view = EvidenceView(
+            store,
+            lambda: self.settings.reviewer,
+            lambda: self.model.bundle if self.model else None,
+            lambda: self.settings.auto_clearing,
+            lambda on: self.apply_settings(replace(self.settings, auto_clearing=on)),
+        )
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.screening, "Screening")
+        self.tabs.addTab(self.case_tab, "Case")
+        self.tabs.addTab(self.queue_view, "Review queue")
+        self.tabs.addTab(self.patients_view, "Patients")
+        self.tabs.addTab(self.follow_up_view, "Follow-up")
+        self.tabs.addTab(self.evidence_view, "Evidence")  # confirmed diagnoses and the audit (issue 25)
+        for view in (self.patients_view, self.follow_up_view, self.evidence_view):
+            view.private_exports = lambda: self.settings.private_exports  # Settings: share exported files
+        self.setCentralWidget(self.tabs)
+
+    def _controllers(self, bundle_override: str | None) -> None:
+        self.models = ModelLoader(self.pool, self)
+        self.models.override = bundle_override
+        store, settings = (lambda: self.store), (lambda: self.settings)
+        self.runs = ScreeningRuns(self.screening, self.pool, store, lambda: self.model, settings, self.notify, self)
+        classes = lambda: self.model.bundle.manifest.class_names if self.model else ()  # noqa: E731
+        self.exports = RunExports(self, self.pool, store, self.runs.shown_run, settings, classes, self.notify)
 
     def _menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -198,38 +164,42 @@ class MainWindow(QMainWindow):
         s.confidence_chosen.connect(self.try_confidence)
         self.follow_up_view.open_result.connect(self._open_result)
         self.follow_up_view.exported.connect(lambda path: self.notify(f"Follow-up list written: {path}", 8000))
-        self.queue_view.queue_changed.connect(self._queue_count)
+        self.queue_view.queue_changed.connect(lambda waiting: self.tabs.setTabText(2, f"Review queue ({waiting})"))
         self.queue_view.panel.reviewed.connect(lambda rid, review: self._on_reviewed(review, from_queue=True))
         self.case_panel.reviewed.connect(lambda rid, review: self._on_reviewed(review, from_queue=False))
         for panel in (self.case_panel, self.queue_view.panel):
             panel.case_view.opacity_changed.connect(self._remember_opacity)
+        self.tabs.currentChanged.connect(self._tab_changed)
+        self.patients_view.report_written.connect(lambda path: self.notify(f"Patient report written: {path}", 8000))
+        self._connect_controllers()
+        self._shortcuts()
+
+    def _connect_controllers(self) -> None:
+        self.models.loaded.connect(self._model_ready)
+        self.models.failed.connect(self.model_failed)
+        self.models.state_changed.connect(lambda state: self._update_model_state(state=state))
+        self.models.trust_warning.connect(lambda text: self.notify(text, 30_000, error=True))
+        self.runs.ended.connect(self._screening_ended)
+        self.runs.failed.connect(self._screening_failed)
+        self.runs.shown.connect(self.run_shown)
+        self.runs.recorded.connect(lambda _run_id: (self.queue_view.refresh(), self.patients_view.refresh()))
+        self.exports.written.connect(self.export_done)
+
+    def _shortcuts(self) -> None:
         ctx = Qt.ShortcutContext.WidgetWithChildrenShortcut
         QShortcut(QKeySequence("N"), self.case_tab, lambda: self._step_case(1), context=ctx)
         QShortcut(QKeySequence("P"), self.case_tab, lambda: self._step_case(-1), context=ctx)
         QShortcut(
             QKeySequence("Backspace"), self.case_tab, lambda: self.tabs.setCurrentWidget(self.screening), context=ctx
         )
-        self.tabs.currentChanged.connect(self._tab_changed)
-        self.patients_view.report_written.connect(lambda path: self.notify(f"Patient report written: {path}", 8000))
-        self.models.loaded.connect(self._model_ready)
-        self.models.failed.connect(self.model_failed)
-        self.models.state_changed.connect(lambda state: self._update_model_state(state=state))
-        self.models.trust_warning.connect(lambda text: self.notify(text, 30_000, error=True))
-        self.stored_runs.loaded.connect(self._stored_run_arrived)
-        self.exports.written.connect(self.export_done)
         QShortcut(QKeySequence("L"), self.case_tab, lambda: self.show_lesion_visits(self.case_panel), context=ctx)
         QShortcut(
             QKeySequence("L"), self.queue_view, lambda: self.show_lesion_visits(self.queue_view.panel), context=ctx
         )
 
-    def notify(self, text: str, ms: int = 0, error: bool = False) -> None:
-        """A short message in the status bar, beside the disclaimer (never instead of it)."""
-        self.message_label.setStyleSheet(f"color:{'#c62828' if error else '#1b5e20'}; padding:0 6px;")
-        self.message_label.setText(text)
-        if ms:
-            self._message_timer.start(ms)
-        else:
-            self._message_timer.stop()
+    def notify(self, text: str, ms: int = 0, error: bool = False, details: str | None = None) -> None:
+        """A short message in the status bar, beside the disclaimer (never instead of it); `details`: its tooltip."""
+        self.status.notify(text, ms, error, details)
 
     def _thumbnail(self, result_id: int) -> bytes | None:
         return None if self.store is None else self.store.thumbnail(result_id)
@@ -259,16 +229,15 @@ class MainWindow(QMainWindow):
         self.screening.model.identity_fn = lambda shas: identities_of(self.store, shas) if self.store else {}
         self.screening.model.set_rows([])
         self.screening.current_run_id = None
-        self.stored_runs.forget()
+        self.runs.stored.forget()
         self.case_panel.clear("")
         try:
             self.store = ReviewStore.open(path)
             self.store_error = ""
-            self.store_label.setText(f"Results file: …/{Path(path).parent.name}/{Path(path).name}")
-            self.store_label.setToolTip(str(path))
+            self.status.show_store(path)
         except StoreError as exc:
             self.store_error = str(exc)
-            self.store_label.setText("Results file: not open")
+            self.status.show_store(None)
             QMessageBox.warning(self, "Results file", f"{exc}\n\nChoose another location in Settings.")
         self._update_model_state()
         runs = self.store.runs() if self.store else []
@@ -304,237 +273,81 @@ class MainWindow(QMainWindow):
             self.screening.set_model_state("ready", "")
         else:
             self.screening.set_model_state(state or "loading", self.model_message)
+        self.status.show_models(self.model, self.settings.gate())
         if self.model is not None:
-            m = self.model.bundle.manifest
-            unsigned = " · UNSIGNED BUNDLE (research only)" if self.model.bundle.unsigned else ""
-            # The cascade (core/decision/cascade.py) in a word; its status in full in the tooltip.
-            gate = self.settings.gate()
-            run_by = "cascade" if cascade_margins(self.model.bundle, gate) is not None else "whole ensemble"
-            self.model_label.setText(
-                f"Models: {m.name} {m.version} · {self.model.screener.engine_in_use} · {run_by}{unsigned}"
-            )
-            warnings = self.model.bundle.trust_warnings
-            tip = [cascade_status(self.model.bundle, gate)]
-            tip += ["Trusted keys passed over:", *warnings] if warnings else []
-            self.model_label.setToolTip("\n".join(tip))
-            self._update_legend()
+            self.runs.update_legend()
         else:
-            self.model_label.setText("Models: not loaded")
             self.screening.set_legend(None)
 
-    def standard_confidence(self) -> float | None:
-        """The clinic's standard confidence (Settings), or the bundle's default; None without a model."""
-        if self.model is None:
-            return self.settings.confidence
-        return self.settings.confidence or self.model.bundle.manifest.gate.default_confidence
+    # -- the Screening tab (desktop/controllers/screening.py) ---------------------------------------
 
-    def shown_confidence(self) -> tuple[float | None, bool]:
-        """(the confidence of the results on screen, whether it is a trial)."""
-        if self.trial_confidence is not None:
-            return self.trial_confidence, True
-        run = (
-            self.store.get_run(self.screening.current_run_id)
-            if (self.store is not None and self.screening.current_run_id is not None)
-            else None
-        )
-        c = run_confidence(run) if run is not None else None
-        return (c if c is not None else self.standard_confidence()), False
-
-    def _update_legend(self) -> None:
-        """The legend shows the thresholds of the results on screen, never only the setting's."""
-        if self.model is None:
-            self.screening.set_legend(None)
-            return
-        m = self.model.bundle.manifest
-        confidence, trial = self.shown_confidence()
-        try:
-            thresholds = m.gate.thresholds(confidence)
-        except ValueError:
-            thresholds = m.gate.thresholds()
-        self.screening.set_legend(thresholds, m.risk_scope, confidence, trial)
-        standard = self.standard_confidence()
-        self.screening.set_confidences(list(m.gate.fitted), standard, confidence if confidence else standard)
-
-    def try_confidence(self, confidence: float | None) -> None:
-        """A trial confidence: the shown run decided again in memory (no model run, nothing recorded).
-        None: back to the clinic's standard, as recorded."""
-        run_id = self.screening.current_run_id
-        if self.store is None or self.model is None or run_id is None:
-            return
-        run = self.store.get_run(run_id)
-        if confidence is None or (run is not None and run_confidence(run) == confidence):
-            self.trial_confidence = None
-            self.show_stored_run(run_id)
-            return
-        try:
-            results, _ = regate_run(self.model.bundle, self.store, run_id, GateChoice(confidence), record=False)
-        except RegateError as exc:
-            self.notify(str(exc), 12_000, error=True)
-            self._update_legend()
-            return
-        entries = self.store.run_entries(run_id, with_cam=False)
-        rows = [ResultRow(r, e.result_id if r.ok else None) for e, r in zip(entries, results)]
-        self.stored_runs.forget()
-        self.trial_confidence = confidence
-        self.screening.model.set_rows(rows)
-        self._show_reviews()
-        self._update_legend()
-        self.notify(
-            f"Trial: this run decided again at confidence {confidence:g} (no model run; not recorded). "
-            "The clinic's standard is set in Settings.",
-            12_000,
-        )
-
-    def regate_current_run(self, confidence: float) -> int | None:
-        """The clinic's standard changed: the shown run decided again at it and recorded as a new run
-        (seconds: no model runs). Returns the new run's id."""
-        run_id = self.screening.current_run_id
-        if self.store is None or self.model is None or run_id is None:
-            return None
-        try:
-            _, summary = regate_run(self.model.bundle, self.store, run_id, GateChoice(confidence), record=True)
-        except RegateError as exc:
-            self.notify(str(exc), 12_000, error=True)
-            return None
-        self.trial_confidence = None
-        self.screening.set_runs(self.store.runs())
-        self.show_stored_run(summary.run_id)
-        self.queue_view.refresh()
-        self.patients_view.refresh()
-        self.notify(
-            f"Run decided again at the clinic's confidence {confidence:g} in {summary.elapsed_s:.1f} s "
-            "(no model run) and recorded.",
-            12_000,
-        )
-        return summary.run_id
-
-    def _show_filing(self, results, problems):
-        """After a run: where its pictures were filed and its identity problems (red if some fell back)."""
-        if self.store is None:
-            return None
-        f = filing_summary(self.store, results, problems)
-        self.screening.set_filing(f.words, list(f.problems), f.alarming)
-        return f
-
-    def _say_filing(self, f) -> None:
-        """After a run, the status bar says it too; its tooltip lists every problem."""
-        if f is not None and (f.problems or f.alarming):
-            self.notify(f"{f.words} (listed on the Screening tab)", error=f.alarming)
-            self.message_label.setToolTip("\n".join(f.problems))
-
-    # -- screening ----------------------------------------------------------------------------
+    @property
+    def screening_worker(self) -> Worker | None:
+        return self.runs.worker
 
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(
             self, "Choose a folder of dermoscopy images", self.settings.last_folder
         )
-        if folder:
-            self.screening.set_folder(folder)
-            self.settings = replace(self.settings, last_folder=folder)
-            subfolders = [p for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith(".")]
-            if subfolders and not self.screening.recursive.isChecked():
-                # Let the user choose subfolders first: nothing starts until Screen is pressed.
-                self.notify(
-                    f"This folder has {len(subfolders)} subfolder(s): tick “Include subfolders” to screen them "
-                    "too, then press Screen.",
-                    15_000,
-                )
-                self.show_latest_run_of(folder)
-                return
-            if self.model is not None and self.store is not None and self.screening_worker is None:
-                # Picking the folder is the request: screen it (stored results are reused, not recomputed).
-                self.start_screening(folder, self.screening.recursive.isChecked())
-            else:
-                self.show_latest_run_of(folder)
-
-    def show_latest_run_of(self, folder: str) -> bool:
-        """A folder screened before with these models: show its stored results straight away."""
-        if self.store is None or self.model is None:
-            return False
-        run = self.store.latest_run_for_folder(
-            str(Path(folder).resolve()), self.model.screener.result_key(self.settings.gate())
-        )
-        if run is None:
-            return False
-        self.show_stored_run(run.id)
-        return True
+        if not folder:
+            return
+        self.screening.set_folder(folder)
+        self.settings = replace(self.settings, last_folder=folder)
+        subfolders = [p for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith(".")]
+        if subfolders and not self.screening.recursive.isChecked():
+            # Let the user choose subfolders first: nothing starts until Screen is pressed.
+            self.notify(
+                f"This folder has {len(subfolders)} subfolder(s): tick “Include subfolders” to screen them "
+                "too, then press Screen.",
+                15_000,
+            )
+            self.show_latest_run_of(folder)
+        elif self.model is not None and self.store is not None and self.screening_worker is None:
+            # Picking the folder is the request: screen it (stored results are reused, not recomputed).
+            self.start_screening(folder, self.screening.recursive.isChecked())
+        else:
+            self.show_latest_run_of(folder)
 
     def start_screening(self, folder: str, recursive: bool) -> Worker | None:
         if self.model is None or self.store is None or self.screening_worker is not None:
             return None
         self.tabs.setCurrentWidget(self.screening)
-        self.trial_confidence = None
-        self.stored_runs.forget()
         self.settings = replace(self.settings, last_folder=folder, recursive=recursive)
-        self.screening.run_started(folder)
-        job = screening_job(self.model.screener, folder, self.store, recursive, self.settings.gate())
-        worker = Worker(job, name="screening")
-        worker.signals.progress.connect(self._screening_progress)
-        worker.signals.result.connect(self._screening_finished)
-        worker.signals.failed.connect(self._screening_failed)
-        self.screening_worker = worker
-        self.pool.start(worker)
-        return worker
+        return self.runs.start(folder, recursive)
 
     def cancel_screening(self) -> None:
-        if self.screening_worker is not None:
-            self.screening_worker.cancel()
-            self.screening.cancelling()
+        self.runs.cancel()
 
-    def _screening_progress(self, batch: ScreeningBatch) -> None:
-        self.screening.add_batch(batch)
-
-    def _screening_finished(self, summary: RunSummary) -> None:
-        self.screening_worker = None
-        self.screening.run_finished(summary)
-        clearing = summary.clearing or {}
-        if clearing.get("auto_clearing") == "off" or clearing.get("camera_check", {}).get("fired"):
-            self.notify(f"Camera check: {clearing.get('words', '')}", error=True)  # prominent, never silent
-        self._show_reviews()
-        self.screening.set_runs(self.store.runs() if self.store else [])
+    def _screening_ended(self, summary) -> None:
         self.queue_view.refresh()
         self.patients_view.refresh()
         self.follow_up_view.refresh()
-        self._update_legend()
-        issues = getattr(summary, "intake_issues", ())
-        # Bad sidecar rows are never dropped in silence: listed beside the files that could not be screened.
-        self._say_filing(self._show_filing([r.result for r in self.screening.model.rows], issues))
         self._apply_pending()
         self.run_done.emit(summary)
 
     def _screening_failed(self, exc: BaseException) -> None:
-        self.screening_worker = None
-        self.screening.run_failed(str(exc))
-        if self.store is not None:
-            self.screening.set_runs(self.store.runs())
         self.queue_view.refresh()
         self._apply_pending()
         self.run_done.emit(exc)
 
+    def show_latest_run_of(self, folder: str) -> bool:
+        return self.runs.show_latest_run_of(folder)
+
     def show_stored_run(self, run_id: int) -> Worker | None:
-        """Read a stored run on a worker (desktop/controllers/runs.py); it is shown, and run_shown(run_id)
-        emitted, when it arrives."""
-        if self.store is None:
-            return None
-        return self.stored_runs.load(run_id)
+        """Read a stored run on a worker; it is shown, and run_shown(run_id) emitted, when it arrives."""
+        return self.runs.show_stored_run(run_id)
 
-    def _stored_run_arrived(self, stored: StoredRun) -> None:
-        if self.screening_worker is not None:
-            return  # a screening started meanwhile: its rows are on screen
-        self.trial_confidence = None
-        self.screening.show_run(stored.run, list(stored.rows))
-        self.screening.model.set_reviews(stored.reviews)
-        self._update_legend()
-        f = stored.filing
-        self.screening.set_filing(f.words, list(f.problems), f.alarming)
-        self.run_shown.emit(stored.run.id)
+    def try_confidence(self, confidence: float | None) -> None:
+        self.runs.try_confidence(confidence)
 
-    def _show_reviews(self) -> None:
-        """The results table shows each image's latest review (reviews follow the image)."""
-        if self.store is None:
-            return
-        shas = [r.result.sha256 for r in self.screening.model.rows if r.result.sha256]
-        self.screening.model.set_reviews(self.store.latest_reviews(shas))
+    def standard_confidence(self) -> float | None:
+        return self.runs.standard_confidence()
+
+    def shown_confidence(self) -> tuple[float | None, bool]:
+        return self.runs.shown_confidence()
+
+    def regate_current_run(self, confidence: float) -> int | None:
+        return self.runs.regate(confidence)
 
     # -- cases and reviews --------------------------------------------------------------------
 
@@ -551,8 +364,6 @@ class MainWindow(QMainWindow):
 
     def _say_earlier_visits(self, ref: CaseRef) -> None:
         """A dermatologist compares a lesion with its earlier pictures first: say when there are some."""
-        from core.records.patients import identity_of, lesion_timeline
-
         filed = identity_of(self.store, ref.shown.sha256) if (self.store and ref.shown.sha256) else None
         if filed is None:
             return
@@ -586,9 +397,6 @@ class MainWindow(QMainWindow):
         if not from_queue:
             self.queue_view.refresh()
 
-    def _queue_count(self, waiting: int) -> None:
-        self.tabs.setTabText(2, f"Review queue ({waiting})")
-
     def _tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.queue_view:
             self.queue_view.panel.setFocus()
@@ -598,14 +406,6 @@ class MainWindow(QMainWindow):
             self.follow_up_view.refresh()
 
     # -- export (desktop/controllers/exports.py) -------------------------------------------------
-
-    def shown_run(self) -> ShownRun | None:
-        """The run on screen for its exports: the rows shown (a trial's decisions) and their confidence."""
-        run_id = self.screening.current_run_id
-        if self.store is None or run_id is None:
-            return None
-        confidence, trial = self.shown_confidence()
-        return ShownRun(run_id, tuple(r.result for r in self.screening.model.rows), confidence, trial)
 
     def export_csv(self, path: str | None = None) -> Worker | None:
         """The run's CSV, written on a worker; export_done(path) follows."""
@@ -617,33 +417,17 @@ class MainWindow(QMainWindow):
     def export_pdf(self, path: str | None = None) -> Worker | None:
         return self.exports.export_pdf(path)
 
-    # -- dialogs ------------------------------------------------------------------------------
+    # -- settings and about -------------------------------------------------------------------------
 
     def open_settings(self) -> None:
         provider = self.model.screener.engine_in_use if self.model else None
         message = "" if self.model is not None else self.model_message
         default = self.model.bundle.manifest.gate.default_confidence if self.model else None
         dialog = SettingsDialog(self.settings, provider, message, self, default_confidence=default)
-        self._explain_confidences(dialog)
+        if self.model is not None:  # under the confidence: what each level did on the validation images
+            dialog.explain_confidences(confidence_meanings(self.model.bundle.manifest.provenance))
         if dialog.exec():
             self.apply_settings(dialog.values())
-
-    def _explain_confidences(self, dialog) -> None:
-        """Under the confidence setting: what each level did on the bundle's validation images."""
-        if self.model is None:
-            return
-        meanings = confidence_meanings(self.model.bundle.manifest.provenance)
-        label = next((w for w in dialog.findChildren(QLabel) if w.text().startswith(CONFIDENCE_HELP_START)), None)
-        if not meanings or label is None:
-            return
-        items = "".join(f"<li>{html.escape(m.words)}</li>" for m in meanings)
-        label.setText(
-            f"{html.escape(label.text())}<br><b>What each level did on the bundle's validation images</b> "
-            f"(cleared = called “no cancer suspected”; your clinic's own figures may differ):<ul>{items}</ul>"
-            "A change here decides the shown run again at once (no model run) and records it."
-        )
-        label.setTextFormat(Qt.TextFormat.RichText)
-        self.confidence_help = label  # for tests and screenshots
 
     def apply_settings(self, new: AppSettings) -> None:
         """Save and apply: reload the models or reopen the results file only when their settings changed."""
@@ -673,7 +457,7 @@ class MainWindow(QMainWindow):
             # The clinic's standard changed: the run on screen is decided again at it (no model run).
             self.regate_current_run(self.standard_confidence())
         else:
-            self._update_legend()
+            self.runs.update_legend()
 
     def _apply_pending(self) -> None:
         """Reopen the results file / reload the models for settings changed while screening ran."""
@@ -708,7 +492,7 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Cancel and wait for the workers, save the settings, close the results file."""
         self.pool.shutdown(15_000)
-        self.screening_worker = None
+        self.runs.worker = None
         self._save_settings()
         if self.store is not None:
             self.store.close()

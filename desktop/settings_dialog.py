@@ -3,8 +3,10 @@ and the clinic, auto-clearing, the cascade and who may read exported files."""
 
 from __future__ import annotations
 
+import html
 from dataclasses import replace
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -164,14 +166,12 @@ class SettingsDialog(QDialog):
             "Used only when the model bundle carries cascade margins (fitted so that the outcome equals the whole "
             "ensemble's); each result's details say when the first stage decided."
         )
-        form.addRow("Confidence:", conf_row)
-        form.addRow(
-            "",
-            _help(
-                "A result is called “no cancer suspected” or “suspicious” only when the models are at least this "
-                "confident; everything else goes to the review queue, in risk bands."
-            ),
+        self.confidence_help = _help(
+            "A result is called “no cancer suspected” or “suspicious” only when the models are at least this "
+            "confident; everything else goes to the review queue, in risk bands."
         )
+        form.addRow("Confidence:", conf_row)
+        form.addRow("", self.confidence_help)
         form.addRow("Auto-clearing:", self.auto_clearing)
         form.addRow(
             "",
@@ -213,6 +213,20 @@ class SettingsDialog(QDialog):
         form.addRow("Clinic address:", self.clinic_address)
         form.addRow("Clinic phone:", self.clinic_phone)
         form.addRow("Exported files:", self.share_exports)
+
+    def explain_confidences(self, meanings) -> None:
+        """Under the confidence setting: what each level did on the bundle's validation images
+        (core.decision.confidence_meanings; nothing is added when the bundle says nothing)."""
+        if not meanings:
+            return
+        label = self.confidence_help
+        items = "".join(f"<li>{html.escape(m.words)}</li>" for m in meanings)
+        label.setText(
+            f"{html.escape(label.text())}<br><b>What each level did on the bundle's validation images</b> "
+            f"(cleared = called “no cancer suspected”; your clinic's own figures may differ):<ul>{items}</ul>"
+            "A change here decides the shown run again at once (no model run) and records it."
+        )
+        label.setTextFormat(Qt.TextFormat.RichText)
 
     # -- answers ------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from PySide6.QtCore import QObject, Signal
 
 from core.records.patients import FilingSummary, filing_summary
 from core.records.store import Review, ReviewStore, RunInfo
-from core.screening import run_confidence
+from core.screening.regate import run_confidence
 
 from ..workers import ResultRow, Worker, WorkerPool
 

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -23,53 +22,26 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from core.common.errors import MelaScreenError
-from core.decision.vocabulary import outcome, outcome_words
 from core.records.evidence import confirmed_for_images
 from core.records.patient_report import write_patient_report
-from core.records.patients import LesionSummary, PatientSummary, lesion_timeline, patient_lesions, worklist
+from core.records.patients import LesionSummary, PatientSummary, identity_of, lesion_timeline, patient_lesions, worklist
 
+from ..patient_models import LesionsModel, PatientsModel
 from ..pdf import html_to_pdf
+from ..workers import WorkerPool
 from .body_map import BodyMapView
 from .timeline import LesionTimelineView
 
-PATIENT_COLUMNS = (
-    "Patient",
-    "Waiting",
-    "Most urgent waiting case",
-    "p(malignant)",
-    "Lesions",
-    "Pictures",
-    "Last visit",
-)
-LESION_COLUMNS = ("Pin", "Lesion", "Body site", "Visits", "Last visit", "Latest outcome", "p(malignant)", "Review")
 
-
-def _item(text: str, data=None) -> QTableWidgetItem:
-    item = QTableWidgetItem(text)
-    item.setFlags(Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled)
-    if data is not None:
-        item.setData(Qt.ItemDataRole.UserRole, data)
-    return item
-
-
-def _badge(item: QTableWidgetItem, code) -> QTableWidgetItem:
-    o = outcome(code)
-    item.setBackground(QBrush(QColor(o.colour)))
-    item.setForeground(QBrush(QColor(o.text_colour)))
-    item.setToolTip(o.hint)
-    return item
-
-
-def _table(columns: tuple[str, ...]) -> QTableWidget:
-    t = QTableWidget(0, len(columns))
-    t.setHorizontalHeaderLabels(list(columns))
+def _table(model) -> QTableView:
+    t = QTableView()
+    t.setModel(model)
     t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -79,12 +51,24 @@ def _table(columns: tuple[str, ...]) -> QTableWidget:
     return t
 
 
+def _selected_row(table: QTableView) -> int | None:
+    rows = table.selectionModel().selectedRows()
+    return rows[0].row() if rows else None
+
+
 class PatientWorklistView(QWidget):
     """Patients -> lesions -> a lesion's timeline. `store_fn()` gives the open ReviewStore or None."""
 
     report_written = Signal(str)
 
-    def __init__(self, store_fn: Callable[[], object], reviewer: Callable[[], str] = lambda: "", parent=None):
+    def __init__(
+        self,
+        store_fn: Callable[[], object],
+        reviewer: Callable[[], str] = lambda: "",
+        parent=None,
+        pool: WorkerPool | None = None,
+    ):
+        """`pool`: where the timeline's pictures are read (the app's; a view of its own makes its own)."""
         super().__init__(parent)
         self.store_fn = store_fn
         self.reviewer = reviewer
@@ -99,11 +83,13 @@ class PatientWorklistView(QWidget):
         self.refresh_button = QPushButton("Refresh")
         self.pdf_button = QPushButton("Patient report (PDF)…")
         self.csv_button = QPushButton("Patient report (CSV)…")
-        self.patient_table = _table(PATIENT_COLUMNS)
+        self.patient_model = PatientsModel(self)
+        self.patient_table = _table(self.patient_model)
         self.lesion_title = QLabel("Choose a patient")
         self.lesion_title.setStyleSheet("font-weight:bold;")
-        self.lesion_table = _table(LESION_COLUMNS)
-        self.timeline = LesionTimelineView(self._thumbnail)
+        self.lesion_model = LesionsModel(self)
+        self.lesion_table = _table(self.lesion_model)
+        self.timeline = LesionTimelineView(self._thumbnail, pool=pool)
         self.body_map = BodyMapView()
 
         top = QHBoxLayout()
@@ -134,8 +120,8 @@ class PatientWorklistView(QWidget):
         lay.addWidget(split, 1)
 
         self.refresh_button.clicked.connect(self.refresh)
-        self.patient_table.itemSelectionChanged.connect(self._patient_chosen)
-        self.lesion_table.itemSelectionChanged.connect(self._lesion_chosen)
+        self.patient_table.selectionModel().selectionChanged.connect(lambda *_: self._patient_chosen())
+        self.lesion_table.selectionModel().selectionChanged.connect(lambda *_: self._lesion_chosen())
         self.body_map.lesion_clicked.connect(self.select_lesion)
         self.pdf_button.clicked.connect(lambda: self.export_report(".pdf"))
         self.csv_button.clicked.connect(lambda: self.export_report(".csv"))
@@ -148,8 +134,8 @@ class PatientWorklistView(QWidget):
         return store.thumbnail(result_id) if store is not None else None
 
     def current_patient(self) -> str | None:
-        rows = self.patient_table.selectionModel().selectedRows()
-        return self.patients[rows[0].row()].patient_id if rows else None
+        row = _selected_row(self.patient_table)
+        return self.patients[row].patient_id if row is not None else None
 
     def refresh(self) -> None:
         store = self.store_fn()
@@ -157,28 +143,15 @@ class PatientWorklistView(QWidget):
         self.patients = worklist(store) if store is not None else []
         waiting = sum(1 for p in self.patients if p.waiting)
         self.title.setText(f"Patients: {len(self.patients)} ({waiting} with cases waiting for review)")
-        t = self.patient_table
-        t.blockSignals(True)
-        t.setRowCount(len(self.patients))
-        for row, p in enumerate(self.patients):
-            t.setItem(row, 0, _item(p.patient_id, p.patient_id))
-            t.setItem(row, 1, _item(str(p.waiting)))
-            if p.top_decision is not None:
-                t.setItem(row, 2, _badge(_item(p.top_words or outcome_words(p.top_decision)), p.top_decision))
-            else:
-                t.setItem(row, 2, _item("none waiting"))
-            t.setItem(row, 3, _item("" if p.top_p_malignant is None else f"{p.top_p_malignant:.3f}"))
-            t.setItem(row, 4, _item(str(p.lesions)))
-            t.setItem(row, 5, _item(str(p.images)))
-            t.setItem(row, 6, _item(p.last_visit.isoformat() if p.last_visit else ""))
-        t.blockSignals(False)
+        self.patient_model.set_rows(self.patients)
         ids = [p.patient_id for p in self.patients]
         if keep in ids:
             self.select_patient(keep)
         elif ids:
             self.select_patient(ids[0])
         else:
-            self.lesion_table.setRowCount(0)
+            self.lesions = []
+            self.lesion_model.set_rows([])
             self.lesion_title.setText(
                 "No patient yet: screen a folder with a sidecar CSV, patient folders or DICOM files"
             )
@@ -189,9 +162,16 @@ class PatientWorklistView(QWidget):
     def select_patient(self, patient_id: str) -> None:
         for row, p in enumerate(self.patients):
             if p.patient_id == patient_id:
-                self.patient_table.selectRow(row)
-                self._patient_chosen()
+                self._select(self.patient_table, row, self._patient_chosen)
                 return
+
+    @staticmethod
+    def _select(table: QTableView, row: int, chosen: Callable[[], None]) -> None:
+        """Select a row and show it (a row already selected changes no selection, so no signal says so)."""
+        if _selected_row(table) == row:
+            chosen()
+        else:
+            table.selectRow(row)
 
     def _patient_chosen(self) -> None:
         pid = self.current_patient()
@@ -201,38 +181,21 @@ class PatientWorklistView(QWidget):
             return
         self.lesions = patient_lesions(store, pid)
         self.lesion_title.setText(f"Patient {pid}: {len(self.lesions)} lesion(s), most urgent first")
-        t = self.lesion_table
-        t.blockSignals(True)
-        t.setRowCount(len(self.lesions))
-        for row, le in enumerate(self.lesions):
-            t.setItem(row, 0, _item(str(row + 1)))  # the lesion's number on the body map
-            t.setItem(row, 1, _item(le.label if le.labelled else "(no lesion id)", le.lesion_key))
-            t.setItem(row, 2, _item(le.body_site or "not recorded"))
-            t.setItem(row, 3, _item(str(le.visits)))
-            t.setItem(row, 4, _item(le.last_visit.isoformat() if le.last_visit else "undated"))
-            words = le.latest.words if (le.latest is not None and le.latest.decision is not None) else "not screened"
-            t.setItem(row, 5, _badge(_item(words), le.latest_decision))
-            t.setItem(row, 6, _item("" if le.latest_p_malignant is None else f"{le.latest_p_malignant:.3f}"))
-            t.setItem(row, 7, _item(le.latest_review.words if le.latest_review else "not reviewed"))
-        t.blockSignals(False)
+        self.lesion_model.set_rows(self.lesions)
         self.body_map.show_lesions(pid, self.lesions)
         if self.lesions:
-            t.selectRow(0)
-            self._lesion_chosen()
+            self._select(self.lesion_table, 0, self._lesion_chosen)
         else:
             self.timeline.clear()
 
     def select_lesion(self, lesion_key: int) -> None:
         for row, le in enumerate(self.lesions):
             if le.lesion_key == lesion_key:
-                self.lesion_table.selectRow(row)
-                self._lesion_chosen()
+                self._select(self.lesion_table, row, self._lesion_chosen)
                 return
 
     def show_lesion_of(self, sha256: str) -> bool:
         """Select the patient and lesion an image is filed under; False when it has none ("no patient")."""
-        from core.records.patients import identity_of
-
         store = self.store_fn()
         filed = identity_of(store, sha256) if (store is not None and sha256) else None
         if filed is None:
@@ -243,11 +206,11 @@ class PatientWorklistView(QWidget):
         return True
 
     def _lesion_chosen(self) -> None:
-        rows = self.lesion_table.selectionModel().selectedRows()
+        row = _selected_row(self.lesion_table)
         store = self.store_fn()
-        if not rows or store is None:
+        if row is None or store is None:
             return
-        le = self.lesions[rows[0].row()]
+        le = self.lesions[row]
         name = le.label if le.labelled else "without a lesion id"
         title = f"Patient {le.patient_id}, lesion {name} ({le.body_site or 'body site not recorded'})"
         entries = lesion_timeline(store, le.lesion_key)

@@ -2,7 +2,8 @@
 
 Each picture is labelled with its visit date, p(malignant), the outcome of the gate then and the
 clinician's review; a red line says when p(malignant) rose between visits, because change over
-time is one of the strongest signs of melanoma.
+time is one of the strongest signs of melanoma. The pictures are read (and their bytes hashed) on a
+worker: the captions come at once, the pictures when they are read.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Mapping, Sequence
 
-import cv2
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -22,11 +22,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.common.errors import ImageReadError
 from core.decision.vocabulary import outcome
-from core.files.images import read_image, resize_longest_side
+from core.files.images import resize_longest_side
+from core.imaging.pictures import case_picture, decode_thumbnail
 from core.records.patients import TimelineEntry
 
+from ..workers import Worker, WorkerPool
 from .image_view import ImageView, rgb_to_pixmap
 
 DISPLAY_SIDE = 1024  # pictures are shown at most this large: enough to compare, light on memory
@@ -34,19 +35,24 @@ MAX_SHOWN = 6  # the latest visits; older ones stay in the report
 
 
 def entry_picture(entry: TimelineEntry, thumbnail: Callable[[int], bytes | None]) -> np.ndarray | None:
-    """The picture as RGB: from its file when it still holds the same bytes, else the stored thumbnail."""
-    if entry.path:
-        try:
-            image = read_image(entry.path)
-            if image.sha256 == entry.sha256:
-                return resize_longest_side(image.rgb, DISPLAY_SIDE, enlarge=False)
-        except ImageReadError:
-            pass
+    """The picture as RGB (core.imaging.pictures.case_picture: the file when it still holds the screened bytes,
+    else the stored thumbnail); a file's picture at most DISPLAY_SIDE pixels on its longest side."""
     data = thumbnail(entry.result_id) if entry.result_id is not None else None
-    if not data:
-        return None
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if not entry.path:
+        return decode_thumbnail(data)
+    picture = case_picture(entry.path, entry.sha256, data)
+    if picture.rgb is None or picture.from_thumbnail:
+        return picture.rgb
+    return resize_longest_side(picture.rgb, DISPLAY_SIDE, enlarge=False)
+
+
+def pictures_job(entries: Sequence[TimelineEntry], thumbnail: Callable[[int], bytes | None]):
+    """Read the entries' pictures on a worker (full-size files are decoded and hashed: seconds for six)."""
+
+    def job(report, should_stop) -> list[np.ndarray | None]:
+        return [None if should_stop() else entry_picture(e, thumbnail) for e in entries]
+
+    return job
 
 
 def rise_text(entries: Sequence[TimelineEntry]) -> str:
@@ -118,11 +124,16 @@ class SyncedImageView(ImageView):
 
 
 class LesionTimelineView(QWidget):
-    """Pictures of one lesion, oldest visit left; zoom and pan in one moves them all."""
+    """Pictures of one lesion, oldest visit left; zoom and pan in one moves them all. `pictures_shown` follows
+    once the pictures of the lesion shown last are in place."""
 
-    def __init__(self, thumbnail: Callable[[int], bytes | None], parent=None):
+    pictures_shown = Signal()
+
+    def __init__(self, thumbnail: Callable[[int], bytes | None], parent=None, pool: WorkerPool | None = None):
         super().__init__(parent)
         self.thumbnail = thumbnail
+        self.pool = pool if pool is not None else WorkerPool(max_threads=1)
+        self._request = 0  # the latest lesion shown: pictures read for an older one are dropped
         self.views: list[SyncedImageView] = []
         self.captions: list[QLabel] = []
         self.title = QLabel("Choose a lesion to see its visits side by side.")
@@ -160,6 +171,7 @@ class LesionTimelineView(QWidget):
                 widget.hide()  # at once: deleteLater alone leaves it drawn until the event loop runs
                 widget.setParent(None)
                 widget.deleteLater()
+        self._request += 1
         self.views, self.captions = [], []
         self.title.setText(text)
         self.rise.hide()
@@ -189,14 +201,27 @@ class LesionTimelineView(QWidget):
             caption.setWordWrap(True)
             caption.setTextFormat(Qt.TextFormat.RichText)
             view = SyncedImageView()
-            view.set_picture(entry_picture(e, self.thumbnail))
             view.view_changed.connect(self._follow)
             col.addWidget(caption)
             col.addWidget(view, 1)
             self.strip_layout.addWidget(box, 1)
             self.views.append(view)
             self.captions.append(caption)
+        self._read_pictures(shown)
+
+    def _read_pictures(self, entries: Sequence[TimelineEntry]) -> Worker:
+        request = self._request
+        worker = Worker(pictures_job(entries, self.thumbnail), name="timeline pictures")
+        worker.signals.result.connect(lambda pictures, n=request: self._pictures_read(n, pictures))
+        return self.pool.start(worker)
+
+    def _pictures_read(self, request: int, pictures: list[np.ndarray | None]) -> None:
+        if request != self._request:
+            return
+        for view, rgb in zip(self.views, pictures):
+            view.set_picture(rgb)
         self.fit_all()
+        self.pictures_shown.emit()
 
     @staticmethod
     def _caption(e: TimelineEntry, confirmed=None) -> str:

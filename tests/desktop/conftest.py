@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.support.lesion_pictures import lesion
+
 pytest.importorskip("pytestqt", reason="the desktop tests need pytest-qt (dev extra)")
 
 
@@ -103,3 +105,28 @@ def export_csv(qtbot):
         return Path(written.args[0])
 
     return run
+
+
+@pytest.fixture
+def store(tmp_path, synthetic_bundle):
+    """A screened day of two patients from a sidecar CSV (P1: L1 at two visits and L2; P2: L1)."""
+    from core.inference.bundle import load_bundle
+    from core.records.store import ReviewStore
+    from core.screening import Screener, screen_folder
+
+    day = tmp_path / "day"
+    day.mkdir()
+    lesion(day / "p1-l1-jan.png", 180)
+    lesion(day / "p1-l1-jul.png", 20)
+    lesion(day / "p1-l2-jul.png", 120)
+    lesion(day / "p2-l1-jul.png", 200, size=200)
+    (day / "melascreen.csv").write_text(
+        "file,patient_id,lesion_id,body_site,visit_date\n"
+        "p1-l1-jan.png,P1,L1,left shin,2024-01-10\n"
+        "p1-l1-jul.png,P1,L1,left shin,2024-07-10\n"
+        "p1-l2-jul.png,P1,L2,back,2024-07-10\n"
+        "p2-l1-jul.png,P2,L1,chest,2024-07-10\n"
+    )
+    with ReviewStore.open(tmp_path / "r.sqlite") as s:
+        screen_folder(Screener(load_bundle(synthetic_bundle)), day, s)
+        yield s

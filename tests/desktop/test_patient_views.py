@@ -8,42 +8,23 @@ import subprocess
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from core.inference.bundle import load_bundle
 from core.records.store import ReviewStore
 from core.screening import Screener, screen_folder
+from tests.support.lesion_pictures import lesion
 
 SHOTS = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
 
 
-def lesion(path: Path, shade: int, size: int = 160) -> None:
-    img = np.full((size, size + 40, 3), (150, 170, 205), np.uint8)
-    cv2.ellipse(
-        img, (size // 2 + 20, size // 2), (size // 3, size // 4), 15, 0, 360, (shade // 3, shade // 2, shade), -1
-    )
-    cv2.imwrite(str(path), img)
+def cell(table, row: int, column: int) -> str:
+    """The text a table view shows in a cell (the Patients tab's tables are Qt models)."""
+    return table.model().index(row, column).data()
 
 
-@pytest.fixture
-def store(tmp_path, synthetic_bundle):
-    day = tmp_path / "day"
-    day.mkdir()
-    lesion(day / "p1-l1-jan.png", 180)
-    lesion(day / "p1-l1-jul.png", 20)
-    lesion(day / "p1-l2-jul.png", 120)
-    lesion(day / "p2-l1-jul.png", 200, size=200)
-    (day / "melascreen.csv").write_text(
-        "file,patient_id,lesion_id,body_site,visit_date\n"
-        "p1-l1-jan.png,P1,L1,left shin,2024-01-10\n"
-        "p1-l1-jul.png,P1,L1,left shin,2024-07-10\n"
-        "p1-l2-jul.png,P1,L2,back,2024-07-10\n"
-        "p2-l1-jul.png,P2,L1,chest,2024-07-10\n"
-    )
-    with ReviewStore.open(tmp_path / "r.sqlite") as s:
-        screen_folder(Screener(load_bundle(synthetic_bundle)), day, s)
-        yield s
+def column(table, column: int) -> list[str]:
+    return [cell(table, r, column) for r in range(table.model().rowCount())]
 
 
 def test_worklist_lesions_and_a_synchronised_timeline(qtbot, store, tmp_path):
@@ -54,13 +35,14 @@ def test_worklist_lesions_and_a_synchronised_timeline(qtbot, store, tmp_path):
     view.resize(1300, 800)
     view.show()
     view.refresh()
-    assert view.patient_table.rowCount() == 2
-    assert view.patient_table.item(0, 0).text() == "P1"  # its July picture is the riskiest waiting case
+    assert view.patient_table.model().rowCount() == 2
+    assert cell(view.patient_table, 0, 0) == "P1"  # its July picture is the riskiest waiting case
     assert view.current_patient() == "P1"
-    assert [view.lesion_table.item(r, 1).text() for r in range(view.lesion_table.rowCount())][0] == "L1"
-    assert view.lesion_table.item(0, 2).text() == "left shin"
-    view.select_lesion(view.lesions[0].lesion_key)
+    assert column(view.lesion_table, 1)[0] == "L1"
+    assert cell(view.lesion_table, 0, 2) == "left shin"
     tl = view.timeline
+    with qtbot.waitSignal(tl.pictures_shown, timeout=10_000):  # the pictures are read on a worker
+        view.select_lesion(view.lesions[0].lesion_key)
     assert len(tl.views) == 2
     assert "2024-01-10" in tl.captions[0].text() and "2024-07-10" in tl.captions[1].text()
     assert tl.rise.isVisible() and "rose from" in tl.rise.text()
@@ -96,7 +78,7 @@ def test_body_map_pins_each_lesion_and_a_click_opens_its_timeline(qtbot, store):
     assert "2 of 2 lesion(s) placed" in body.title.text()
     back = next(p for p in body.figure.pins if by_key[p.key] == "L2")
     assert back.view == "back"
-    assert [view.lesion_table.item(r, 0).text() for r in range(view.lesion_table.rowCount())] == ["1", "2"]
+    assert column(view.lesion_table, 0) == ["1", "2"]
     qtbot.mouseClick(body.figure, Qt.MouseButton.LeftButton, pos=body.figure.pin_position(back).toPoint())
     rows = view.lesion_table.selectionModel().selectedRows()
     assert rows and view.lesions[rows[0].row()].label == "L2"
@@ -257,7 +239,8 @@ def test_real_repeat_pictures_of_one_lesion_side_by_side(qtbot, tmp_path, synthe
         qtbot.addWidget(view)
         view.resize(1300, 800)
         view.show()
-        view.refresh()
+        with qtbot.waitSignal(view.timeline.pictures_shown, timeout=20_000):  # read and hashed on a worker
+            view.refresh()
         assert view.current_patient() == "H1" and len(view.timeline.views) == 2
         width = cv2.imread(str(day / f"{ids[0]}.jpg")).shape[1]
         assert all(v._item.pixmap().width() == width for v in view.timeline.views)  # the full picture, not a thumbnail

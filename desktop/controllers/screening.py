@@ -1,0 +1,241 @@
+"""The Screening tab's runs: screening a folder on a worker, showing a stored run, trying another confidence on
+the run shown (decided again in memory, nothing recorded) and recording the clinic's new standard.
+
+The view (desktop/views/screening.py) only shows and asks; this controller runs core's jobs and feeds it.
+What other tabs must do when a run ends or is recorded, the window does on `ended`, `failed` and `recorded`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from core.records.patients import FilingSummary, filing_summary
+from core.records.store import ReviewStore
+from core.screening import GateChoice, RunSummary
+from core.screening.regate import RegateError, regate_run, run_confidence
+
+from ..settings import AppSettings
+from ..views.screening import ScreeningView
+from ..workers import LoadedModel, ResultRow, ScreeningBatch, Worker, WorkerPool, screening_job
+from .exports import ShownRun
+from .runs import StoredRun, StoredRuns
+
+
+class ScreeningRuns(QObject):
+    ended = Signal(object)  # RunSummary: a screening finished or was cancelled
+    failed = Signal(object)  # the exception that stopped a screening
+    shown = Signal(int)  # a stored run's id, once its rows are on screen
+    recorded = Signal(int)  # the id of a run decided again at the clinic's new standard
+
+    def __init__(
+        self,
+        view: ScreeningView,
+        pool: WorkerPool,
+        store: Callable[[], ReviewStore | None],
+        model: Callable[[], LoadedModel | None],
+        settings: Callable[[], AppSettings],
+        notify: Callable[..., None],
+        parent=None,
+    ):
+        super().__init__(parent)
+        self.view, self.pool, self.store, self.model = view, pool, store, model
+        self.settings, self.notify = settings, notify
+        self.worker: Worker | None = None  # the screening under way
+        self.trial_confidence: float | None = None  # a confidence tried on screen, never recorded
+        self.stored = StoredRuns(pool, store, self)
+        self.stored.loaded.connect(self._stored_run_arrived)
+
+    # -- screening a folder -----------------------------------------------------------------------
+
+    def start(self, folder: str, recursive: bool) -> Worker | None:
+        store, model = self.store(), self.model()
+        if model is None or store is None or self.worker is not None:
+            return None
+        self.trial_confidence = None
+        self.stored.forget()
+        self.view.run_started(folder)
+        job = screening_job(model.screener, folder, store, recursive, self.settings().gate())
+        worker = Worker(job, name="screening")
+        worker.signals.progress.connect(self._progress)
+        worker.signals.result.connect(self._finished)
+        worker.signals.failed.connect(self._failed)
+        self.worker = worker
+        return self.pool.start(worker)
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            self.view.cancelling()
+
+    def _progress(self, batch: ScreeningBatch) -> None:
+        self.view.add_batch(batch)
+
+    def _finished(self, summary: RunSummary) -> None:
+        self.worker = None
+        self.view.run_finished(summary)
+        clearing = summary.clearing or {}
+        if clearing.get("auto_clearing") == "off" or clearing.get("camera_check", {}).get("fired"):
+            self.notify(f"Camera check: {clearing.get('words', '')}", error=True)  # prominent, never silent
+        self.show_reviews()
+        store = self.store()
+        self.view.set_runs(store.runs() if store else [])
+        self.update_legend()
+        # Bad sidecar rows are never dropped in silence: listed beside the files that could not be screened.
+        f = self.show_filing([r.result for r in self.view.model.rows], getattr(summary, "intake_issues", ()))
+        if f is not None and (f.problems or f.alarming):  # the status bar says it too, every problem in its tip
+            self.notify(f"{f.words} (listed on the Screening tab)", error=f.alarming, details="\n".join(f.problems))
+        self.ended.emit(summary)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.worker = None
+        self.view.run_failed(str(exc))
+        store = self.store()
+        if store is not None:
+            self.view.set_runs(store.runs())
+        self.failed.emit(exc)
+
+    def show_reviews(self) -> None:
+        """The results table shows each image's latest review (reviews follow the image)."""
+        store = self.store()
+        if store is None:
+            return
+        shas = [r.result.sha256 for r in self.view.model.rows if r.result.sha256]
+        self.view.model.set_reviews(store.latest_reviews(shas))
+
+    def show_filing(self, results, problems) -> FilingSummary | None:
+        """After a run: where its pictures were filed and its identity problems (red if some fell back)."""
+        store = self.store()
+        if store is None:
+            return None
+        f = filing_summary(store, results, problems)
+        self.view.set_filing(f.words, list(f.problems), f.alarming)
+        return f
+
+    # -- stored runs -----------------------------------------------------------------------------
+
+    def show_latest_run_of(self, folder: str) -> bool:
+        """A folder screened before with these models: show its stored results straight away."""
+        store, model = self.store(), self.model()
+        if store is None or model is None:
+            return False
+        key = model.screener.result_key(self.settings().gate())
+        run = store.latest_run_for_folder(str(Path(folder).resolve()), key)
+        if run is None:
+            return False
+        self.show_stored_run(run.id)
+        return True
+
+    def show_stored_run(self, run_id: int) -> Worker | None:
+        """Read a stored run on a worker (desktop/controllers/runs.py); it is shown, and `shown(run_id)`
+        emitted, when it arrives."""
+        if self.store() is None:
+            return None
+        return self.stored.load(run_id)
+
+    def _stored_run_arrived(self, stored: StoredRun) -> None:
+        if self.worker is not None:
+            return  # a screening started meanwhile: its rows are on screen
+        self.trial_confidence = None
+        self.view.show_run(stored.run, list(stored.rows))
+        self.view.model.set_reviews(stored.reviews)
+        self.update_legend()
+        f = stored.filing
+        self.view.set_filing(f.words, list(f.problems), f.alarming)
+        self.shown.emit(stored.run.id)
+
+    def shown_run(self) -> ShownRun | None:
+        """The run on screen for its exports: the rows shown (a trial's decisions) and their confidence."""
+        run_id = self.view.current_run_id
+        if self.store() is None or run_id is None:
+            return None
+        confidence, trial = self.shown_confidence()
+        return ShownRun(run_id, tuple(r.result for r in self.view.model.rows), confidence, trial)
+
+    # -- the confidence of the results on screen -----------------------------------------------------
+
+    def standard_confidence(self) -> float | None:
+        """The clinic's standard confidence (Settings), or the bundle's default; None without a model."""
+        model, settings = self.model(), self.settings()
+        if model is None:
+            return settings.confidence
+        return settings.confidence or model.bundle.manifest.gate.default_confidence
+
+    def shown_confidence(self) -> tuple[float | None, bool]:
+        """(the confidence of the results on screen, whether it is a trial)."""
+        if self.trial_confidence is not None:
+            return self.trial_confidence, True
+        store, run_id = self.store(), self.view.current_run_id
+        run = store.get_run(run_id) if (store is not None and run_id is not None) else None
+        c = run_confidence(run) if run is not None else None
+        return (c if c is not None else self.standard_confidence()), False
+
+    def update_legend(self) -> None:
+        """The legend shows the thresholds of the results on screen, never only the setting's."""
+        model = self.model()
+        if model is None:
+            self.view.set_legend(None)
+            return
+        m = model.bundle.manifest
+        confidence, trial = self.shown_confidence()
+        try:
+            thresholds = m.gate.thresholds(confidence)
+        except ValueError:
+            thresholds = m.gate.thresholds()
+        self.view.set_legend(thresholds, m.risk_scope, confidence, trial)
+        standard = self.standard_confidence()
+        self.view.set_confidences(list(m.gate.fitted), standard, confidence if confidence else standard)
+
+    def try_confidence(self, confidence: float | None) -> None:
+        """A trial confidence: the shown run decided again in memory (no model run, nothing recorded).
+        None: back to the clinic's standard, as recorded."""
+        store, model, run_id = self.store(), self.model(), self.view.current_run_id
+        if store is None or model is None or run_id is None:
+            return
+        run = store.get_run(run_id)
+        if confidence is None or (run is not None and run_confidence(run) == confidence):
+            self.trial_confidence = None
+            self.show_stored_run(run_id)
+            return
+        try:
+            results, _ = regate_run(model.bundle, store, run_id, GateChoice(confidence), record=False)
+        except RegateError as exc:
+            self.notify(str(exc), 12_000, error=True)
+            self.update_legend()
+            return
+        entries = store.run_entries(run_id, with_cam=False)
+        rows = [ResultRow(r, e.result_id if r.ok else None) for e, r in zip(entries, results)]
+        self.stored.forget()
+        self.trial_confidence = confidence
+        self.view.model.set_rows(rows)
+        self.show_reviews()
+        self.update_legend()
+        self.notify(
+            f"Trial: this run decided again at confidence {confidence:g} (no model run; not recorded). "
+            "The clinic's standard is set in Settings.",
+            12_000,
+        )
+
+    def regate(self, confidence: float) -> int | None:
+        """The clinic's standard changed: the shown run decided again at it and recorded as a new run
+        (seconds: no model runs). Returns the new run's id."""
+        store, model, run_id = self.store(), self.model(), self.view.current_run_id
+        if store is None or model is None or run_id is None:
+            return None
+        try:
+            _, summary = regate_run(model.bundle, store, run_id, GateChoice(confidence), record=True)
+        except RegateError as exc:
+            self.notify(str(exc), 12_000, error=True)
+            return None
+        self.trial_confidence = None
+        self.view.set_runs(store.runs())
+        self.show_stored_run(summary.run_id)
+        self.recorded.emit(summary.run_id)
+        self.notify(
+            f"Run decided again at the clinic's confidence {confidence:g} in {summary.elapsed_s:.1f} s "
+            "(no model run) and recorded.",
+            12_000,
+        )
+        return summary.run_id

@@ -1,0 +1,81 @@
+"""Reading files, hashing them and reading many rows of the results file happen on a worker, never on the
+GUI thread; the view updates when the result arrives (issue 27 item 6)."""
+
+from __future__ import annotations
+
+import csv
+import threading
+
+
+def _on_threads(monkeypatch, module, name: str) -> list[bool]:
+    """Wrap module.name so each call records whether it ran on the GUI (main) thread."""
+    real = getattr(module, name)
+    calls: list[bool] = []
+
+    def spy(*args, **kwargs):
+        calls.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return calls
+
+
+def test_the_timeline_reads_and_hashes_its_pictures_on_a_worker(qtbot, monkeypatch, store):
+    import desktop.views.timeline as timeline
+    from desktop.views.patients import PatientWorklistView
+
+    on_gui = _on_threads(monkeypatch, timeline, "case_picture")
+    view = PatientWorklistView(lambda: store)
+    qtbot.addWidget(view)
+    view.resize(1200, 700)
+    view.show()
+    with qtbot.waitSignal(view.timeline.pictures_shown, timeout=10_000):
+        view.refresh()  # the first patient's first lesion: two visits
+    assert on_gui and not any(on_gui)  # every picture read off the GUI thread
+    assert len(view.timeline.views) == 2
+    assert all(not v._item.pixmap().isNull() for v in view.timeline.views)  # the view shows what arrived
+
+
+def test_pictures_of_a_lesion_no_longer_shown_are_dropped(qtbot, store):
+    from desktop.views.patients import PatientWorklistView
+
+    view = PatientWorklistView(lambda: store)
+    qtbot.addWidget(view)
+    shown = []
+    view.timeline.pictures_shown.connect(lambda: shown.append(len(view.timeline.views)))
+    view.refresh()  # P1's first lesion: two pictures, being read
+    view.select_patient("P2")  # chosen before they could arrive
+    assert view.timeline.pool.pool.waitForDone(10_000)
+    qtbot.waitUntil(lambda: bool(shown), timeout=5_000)
+    qtbot.wait(50)  # the first lesion's pictures, had they been kept, would have arrived by now
+    assert shown == [1] and "P2" in view.timeline.title.text()
+    assert not view.timeline.views[0]._item.pixmap().isNull()
+
+
+def test_the_run_csv_is_written_on_a_worker(make_window, screen, export_csv, monkeypatch, clinic_folder, tmp_path):
+    import desktop.controllers.exports as exports
+
+    w = make_window()
+    screen(w, clinic_folder)
+    on_gui = _on_threads(monkeypatch, exports, "write_run_csv")
+    reads = _on_threads(monkeypatch, exports, "identities_of")
+    out = export_csv(w, tmp_path / "run.csv")
+    assert on_gui == [False] and reads == [False]
+    with open(out, newline="", encoding="utf-8") as f:
+        assert len(list(csv.DictReader(f))) == w.screening.model.rowCount()
+    assert w.message_label.full_text() == f"CSV written: {out}"  # said when the worker is done
+
+
+def test_a_stored_run_is_read_on_a_worker_and_then_shown(make_window, screen, qtbot, monkeypatch, clinic_folder):
+    import desktop.controllers.runs as runs
+
+    w = make_window()
+    summary = screen(w, clinic_folder)
+    on_gui = _on_threads(monkeypatch, runs, "filing_summary")
+    w.screening.model.set_rows([])
+    w.screening.current_run_id = None
+    with qtbot.waitSignal(w.run_shown, timeout=10_000) as shown:
+        w.show_stored_run(summary.run_id)
+        assert w.screening.model.rowCount() == 0  # nothing yet: the rows are being read
+    assert shown.args == [summary.run_id] and on_gui == [False]
+    assert w.screening.current_run_id == summary.run_id and w.screening.model.rowCount() == summary.total

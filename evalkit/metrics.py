@@ -15,6 +15,8 @@ from core.common.auc import roc_auc, tie_groups, weighted_auc
 from core.decision.results import Decision
 
 ECE_BINS = 15
+# The stored outcome codes the gate's figures count, by name (core.decision.results.Decision).
+CLEARED, REVIEW, SUSPICIOUS = Decision.NO_CANCER_SUSPECTED.value, Decision.REVIEW.value, Decision.SUSPICIOUS.value
 
 
 def roc_curve(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,14 +158,14 @@ def gate_metrics(decisions: Sequence[str], melanoma: np.ndarray) -> dict:
     mel = np.asarray(melanoma, dtype=bool)
     n, n_mel = len(d), int(mel.sum())
     n_other = n - n_mel
-    benign, suspicious, uncertain = d == "benign", d == "suspicious", d == "uncertain"
+    benign, suspicious, uncertain = d == CLEARED, d == SUSPICIOUS, d == REVIEW
     review = ~benign
     confident = ~uncertain
     mel_cleared = int((mel & benign).sum())
     mel_suspicious = int((mel & suspicious).sum())
     mel_confident = int((mel & confident).sum())
     return {
-        "counts": {"benign": int(benign.sum()), "uncertain": int(uncertain.sum()), "suspicious": int(suspicious.sum())},
+        "counts": {CLEARED: int(benign.sum()), REVIEW: int(uncertain.sum()), SUSPICIOUS: int(suspicious.sum())},
         "melanomas_auto_cleared_n": mel_cleared,
         "melanomas_auto_cleared_share": _share(mel_cleared, n_mel),
         "benign_auto_cleared_n": int((~mel & benign).sum()),

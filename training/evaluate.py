@@ -1,29 +1,11 @@
-"""`python -m training.evaluate ...`: the evaluation command (training/evaluation/cli.py).
-
-No torch here: only core, evalkit, numpy and matplotlib."""
+"""`python -m training.evaluate ...`: the evaluation command, kept under this name because README, the recipes
+and the model cards name it. The evaluation itself is torch-free and lives in evalkit (evalkit/evaluate.py)."""
 
 from __future__ import annotations
 
 import sys
 
-from evalkit.labelled import read_cases
-from training.evaluation.cli import TEST_SETS, EvaluationSettings, main, run_evaluation, run_sets
-from training.evaluation.figures import FIGURES
-from training.evaluation.model_card import update_model_card
-from training.evaluation.predict import CACHE_FILE, EvaluationError
-
-__all__ = [
-    "CACHE_FILE",
-    "FIGURES",
-    "TEST_SETS",
-    "EvaluationError",
-    "EvaluationSettings",
-    "main",
-    "read_cases",
-    "run_evaluation",
-    "run_sets",
-    "update_model_card",
-]
+from evalkit.evaluate import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m training.evaluate"))

@@ -1,5 +1,5 @@
 """The local audit (core/screening/audit.py) on a simulated clinic: screen a folder, import its labels as confirmed
-diagnoses, audit; its figures equal training.evaluate's (evalkit metrics) for the same images, bundle and gate."""
+diagnoses, audit; its figures equal evalkit's evaluation (training.evaluate) for the same images, bundle and gate."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from core.screening import GateChoice, Screener, screen_folder
 from core.screening.audit import MIN_CASES, run_audit
 from core.screening.audit_report import audit_html, write_audit_csv
 from core.screening.holding import HELD_MARK, hold
+from evalkit.evaluation import build_evaluation, triage_metrics
 from evalkit.labelled import case
 from evalkit.metrics import bootstrap_auc_ci, roc_auc
-from training.evaluation.metrics import build_evaluation, triage_metrics
-from training.evaluation.predict import score_images
+from evalkit.scoring import score_images
 
 N = 24
 LEVELS = list(range(30, 246, 9))[:N]  # dark to bright: the synthetic members' p(malignant) varies with it

@@ -1,4 +1,5 @@
-"""training.evaluate: the report folder a person opens, and the metrics it is built from.
+"""evalkit.evaluate (also run as `python -m training.evaluate`): the report folder a person opens, and the
+metrics it is built from.
 
 No torch: the bundle is tests/support/synthetic_bundle.py's ONNX ensemble (it calls dark lesions
 melanoma), the images are small synthetic dermoscopy-like pictures written to tmp_path.
@@ -16,7 +17,9 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
-from evalkit.labelled import LabelsError
+from evalkit import evaluate as ev
+from evalkit.figures import FIGURES
+from evalkit.labelled import LabelsError, read_cases
 from evalkit.metrics import (
     balanced_accuracy,
     bootstrap_auc_ci,
@@ -29,8 +32,6 @@ from evalkit.metrics import (
     roc_curve,
     selective_risk_curve,
 )
-from training import evaluate as ev
-from training.evaluate import FIGURES, read_cases
 
 # ---------------------------------------------------------------------------------- metrics
 
@@ -295,21 +296,32 @@ def test_reuse_refuses_a_cache_from_another_bundle(synthetic_bundle, labelled_fo
 
 def test_evaluation_runs_without_torch():
     """The lead may evaluate on a machine with only the app's dependencies and matplotlib."""
-    code = "import sys, training.evaluate; sys.exit('torch' in sys.modules)"
+    code = "import sys, training.evaluate, evalkit.evaluate; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2]).returncode == 0
+
+
+def test_the_evaluation_command_keeps_its_name():
+    """README, the recipes and the model cards name `python -m training.evaluate`: it is evalkit's command."""
+    run = subprocess.run(
+        [sys.executable, "-m", "training.evaluate", "--help"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0 and run.stdout.startswith("usage: python -m training.evaluate")
 
 
 def test_model_card_section_is_replaced_with_the_test_figures(tmp_path, monkeypatch):
     from core.inference.bundle import EVALUATION_BEGIN, EVALUATION_END, load_bundle
+    from evalkit.model_card import update_model_card
     from tests.support.synthetic_bundle import make_bundle
-    from training.evaluate import update_model_card
 
     root = make_bundle(tmp_path / "b")
     bundle = load_bundle(root)  # before editing the card: it is signed, and editing it is the point here
     card = root / "model_card.md"
     card.write_text(f"# Card\n\n## Test-set evaluation\n{EVALUATION_BEGIN}\n_not yet_\n{EVALUATION_END}\n\n## After\n")
     metrics = {"placeholder": True}
-    from training.evaluation import report
+    from evalkit import report
 
     # The figures' wording is summary_markdown's (tested above); here: where they land.
     monkeypatch.setattr(report, "summary_markdown", lambda m, b, u: ["- melanoma AUC 0.5 (test)"])
@@ -324,7 +336,7 @@ def test_several_sets_in_one_report_and_raw_outputs_rescored(
     synthetic_bundle, labelled_folder, tmp_path, monkeypatch, capsys
 ):
     """--sets writes a column per set; --raw-npz re-scores logits computed elsewhere, with no model run."""
-    from training.evaluation import cli
+    from evalkit import evaluate as cli
 
     root, split = labelled_folder
     plain = tmp_path / "labels.csv"
@@ -399,7 +411,7 @@ def test_several_sets_in_one_report_and_raw_outputs_rescored(
     )
     assert json.loads((own / "metrics.json").read_text())["sets"]["derm7pt"]["gate"] == d7["gate"]
     # Two reports side by side: the model card's comparison table.
-    from training.evaluation.compare import main as compare
+    from evalkit.compare import main as compare
 
     capsys.readouterr()
     assert compare([str(out), str(own)]) == 0

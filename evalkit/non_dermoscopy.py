@@ -124,8 +124,8 @@ def synthetic_images(seed: int = 0) -> Iterator[tuple[str, np.ndarray]]:
     rects = np.full((h, w, 3), 255, np.uint8)
     for _ in range(12):
         x, y = int(rng.integers(0, w - 40)), int(rng.integers(0, h - 40))
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        cv2.rectangle(rects, (x, y), (x + int(rng.integers(20, 140)), y + int(rng.integers(20, 110))), colour, -1)
+        fill = tuple(int(c) for c in rng.integers(0, 256, 3))
+        cv2.rectangle(rects, (x, y), (x + int(rng.integers(20, 140)), y + int(rng.integers(20, 110))), fill, -1)
     yield "rectangles", rects
     yield "stripes", np.dstack([((xx // 12) % 2 * 255).astype(np.uint8)] * 3)
 

@@ -1,8 +1,10 @@
 """The command: evaluate a bundle through core on one labelled set, or on several at once.
 
-    python -m training.evaluate --bundle B --split-file split.csv --split test --out REPORT
-    python -m training.evaluate --bundle B --sets ham10000,isic2017,derm7pt --out REPORT
-    python -m training.evaluate --bundle B --sets ham10000,derm7pt --raw-npz derm7pt=RAW.npz --out REPORT
+    python -m evalkit.evaluate --bundle B --split-file split.csv --split test --out REPORT
+    python -m evalkit.evaluate --bundle B --sets ham10000,isic2017,derm7pt --out REPORT
+    python -m evalkit.evaluate --bundle B --sets ham10000,derm7pt --raw-npz derm7pt=RAW.npz --out REPORT
+
+(`python -m training.evaluate`, which README and the recipes name, is the same command.)
 
 Each image goes read_image -> assess_quality -> core.imaging.model_input -> Ensemble.run (TTA-averaged
 member logits) -> Ensemble.to_predictions -> gate.decide, so the numbers are those a clinic would
@@ -24,13 +26,14 @@ from pathlib import Path
 
 from core.common.errors import MelaScreenError
 from core.inference.bundle import Bundle, load_bundle
+from core.inference.engines import PROVIDER_CHOICES
 from core.inference.ensemble import Ensemble, EnsembleSettings
 from evalkit.labelled import DEFAULT_DATA_DIR, PROJECT_ROOT, SHARED_DATA, LabelledCase, read_cases
 
 from . import model_card, report
+from .evaluation import build_evaluation, compute_metrics, triage_metrics
 from .figures import CAM_CACHE_FILE, cam_tiles, draw_figures, select_cam_cases
-from .metrics import build_evaluation, compute_metrics, triage_metrics
-from .predict import (
+from .scoring import (
     CACHE_FILE,
     EvaluationError,
     ScoredSet,
@@ -135,6 +138,12 @@ def _scored(
                 f"{cache} was made with another bundle (identity {done.identity}, this one is {identity}); "
                 "run without --reuse or use another --out folder"
             )
+    if done.image_ids and bundle.manifest.ood is not None and done.ood is None:
+        print(
+            f"{cache}: cached without the intake check's scores (an older evaluation): its images are gated without "
+            "the intake finding; run without --reuse to apply it as the app does",
+            file=sys.stderr,
+        )
     known = set(done.image_ids) | set(done.failed)
     todo = [i for i in ids if i not in known]
     if todo:
@@ -255,9 +264,12 @@ def run_sets(
     return columns, used
 
 
-def build_parser() -> argparse.ArgumentParser:
+PROG = "python -m evalkit.evaluate"
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python -m training.evaluate",
+        prog=prog,
         description="Evaluate a model bundle through core on labelled sets and write a report folder.",
     )
     ap.add_argument("--bundle", required=True, help="bundle folder or .zip")
@@ -277,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--limit", type=int, default=None, help="evaluate a seeded random sample of N images")
     ap.add_argument("--confidence", type=float, default=None, help="gate confidence (default: the bundle's)")
-    ap.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--provider", default="auto", choices=PROVIDER_CHOICES)
     ap.add_argument("--engine", default="auto", choices=("auto", "onnxruntime", "openvino"))
     ap.add_argument("--threads", type=int, default=2, help="preprocessing and inference threads")
     ap.add_argument("--batch-size", type=int, default=8, help="images per ensemble run")
@@ -303,11 +315,46 @@ def _raw_files(items: list[str], multi: bool) -> dict[str, Path]:
     return raw
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    command = "python -m training.evaluate " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
-    )
+def _evaluate_sets(args: argparse.Namespace, settings: EvaluationSettings, command: str) -> None:
+    """--sets: one report column per standing test set."""
+    names = [n.strip() for n in args.sets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in TEST_SETS]
+    if unknown or not names:
+        raise EvaluationError(f"unknown test sets {unknown}; choose from {', '.join(TEST_SETS)}")
+    raw = _raw_files(args.raw_npz, multi=True)
+    columns, used = run_sets(args.bundle, [TEST_SETS[n] for n in names], args.out, settings, raw)
+    if args.model_card:
+        bundle = load_bundle(args.bundle)
+        model_card.update_model_card_multiset(bundle.root / "model_card.md", columns, used, command)
+
+
+def _evaluate_one(args: argparse.Namespace, settings: EvaluationSettings, command: str) -> None:
+    """--split-file or --labels: one labelled set."""
+    if args.split_file:
+        cases, used = read_cases(args.split_file, args.split or "test")
+    else:
+        cases, used = read_cases(args.labels, args.split)
+    if args.limit is not None:
+        if args.limit <= 0:
+            raise EvaluationError("--limit must be a positive number of images")
+        if args.limit < len(cases):
+            cases = sample_cases(cases, args.limit)
+            used += f", random sample of {args.limit} (seed 0)"
+    raw = _raw_files(args.raw_npz, multi=False)
+    if len(raw) > 1:
+        raise EvaluationError("one --raw-npz file per set")
+    if raw:
+        settings = EvaluationSettings(**{**settings.__dict__, "raw_npz": next(iter(raw.values()))})
+    metrics = run_evaluation(args.bundle, cases, args.out, settings, used)
+    if args.model_card:
+        bundle = load_bundle(args.bundle)
+        model_card.update_model_card(bundle.root / "model_card.md", metrics, bundle, used, command)
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """The command line; `prog` is the command as it was typed (written into the model card with its arguments)."""
+    args = build_parser(prog).parse_args(argv)
+    command = f"{prog} " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     try:
         settings = EvaluationSettings(
             images_dir=Path(args.images),
@@ -319,37 +366,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             n_bootstrap=args.bootstrap,
             reuse=args.reuse,
         )
-        if args.sets:
-            names = [n.strip() for n in args.sets.split(",") if n.strip()]
-            unknown = [n for n in names if n not in TEST_SETS]
-            if unknown or not names:
-                raise EvaluationError(f"unknown test sets {unknown}; choose from {', '.join(TEST_SETS)}")
-            raw = _raw_files(args.raw_npz, multi=True)
-            columns, used = run_sets(args.bundle, [TEST_SETS[n] for n in names], args.out, settings, raw)
-            if args.model_card:
-                bundle = load_bundle(args.bundle)
-                model_card.update_model_card_multiset(bundle.root / "model_card.md", columns, used, command)
-            return 0
-        if args.split_file:
-            cases, used = read_cases(args.split_file, args.split or "test")
-        else:
-            cases, used = read_cases(args.labels, args.split)
-        if args.limit is not None:
-            if args.limit <= 0:
-                raise EvaluationError("--limit must be a positive number of images")
-            if args.limit < len(cases):
-                cases = sample_cases(cases, args.limit)
-                used += f", random sample of {args.limit} (seed 0)"
-        raw = _raw_files(args.raw_npz, multi=False)
-        if len(raw) > 1:
-            raise EvaluationError("one --raw-npz file per set")
-        if raw:
-            settings = EvaluationSettings(**{**settings.__dict__, "raw_npz": next(iter(raw.values()))})
-        metrics = run_evaluation(args.bundle, cases, args.out, settings, used)
-        if args.model_card:
-            bundle = load_bundle(args.bundle)
-            model_card.update_model_card(bundle.root / "model_card.md", metrics, bundle, used, command)
+        (_evaluate_sets if args.sets else _evaluate_one)(args, settings, command)
     except (MelaScreenError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,9 +7,10 @@ import csv
 from pathlib import Path
 
 from core.inference.bundle import Bundle
+from evalkit.metrics import CLEARED, REVIEW, SUSPICIOUS
 
-from .metrics import BANDS, MALIGNANT_DX, Evaluation
-from .predict import CACHE_FILE, bundle_identity
+from .evaluation import BANDS, MALIGNANT_DX, Evaluation
+from .scoring import CACHE_FILE, bundle_identity
 
 
 def _pct(x) -> str:
@@ -44,7 +45,7 @@ def summary_lines(metrics: dict, bundle: Bundle, used: str) -> list[str]:
             "",
             f"Gate at confidence {level}{default}: benign below p={t['low']:.4g}, "
             f"suspicious from p={t['high']:.4g} ({fitted}).",
-            f"  benign {c['benign']}, uncertain {c['uncertain']}, suspicious {c['suspicious']}; "
+            f"  benign {c[CLEARED]}, uncertain {c[REVIEW]}, suspicious {c[SUSPICIOUS]}; "
             f"{g['review_n']} ({_pct(g['review_share'])}) go to a human.",
             f"  Melanomas auto-cleared as benign: {g['melanomas_auto_cleared_n']} = "
             f"{_pct(g['melanomas_auto_cleared_share'])} of ALL melanomas (no human sees these).",

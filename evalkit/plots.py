@@ -13,7 +13,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-DECISION_ORDER = ("benign", "uncertain", "suspicious")
+from core.decision.results import Decision
+
+# The gate's outcomes as the confusion figure's columns (stored codes, as the report's counts name them).
+DECISION_ORDER = (Decision.NO_CANCER_SUSPECTED.value, Decision.REVIEW.value, Decision.SUSPICIOUS.value)
 _ENSEMBLE_COLOUR = "#111111"
 
 

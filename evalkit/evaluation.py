@@ -1,5 +1,7 @@
 """Per-image truth and outputs (calibrated and gated by core, as in the app) and the numbers a
-report is made of, for one labelled set."""
+report is made of, for one labelled set. Each image is decided by core.screening.deciding.decide_image, the
+function the screener decides with: quality flags, member spread, the bundle's risk scope and the intake
+check's finding (when the scored outputs carry the check's scores)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.decision.gate import Thresholds, decide
+from core.decision.gate import Thresholds
+from core.decision.results import Decision, risk_probability
 from core.inference.bundle import Bundle
 from core.inference.ensemble import Ensemble, RawOutputs
+from core.screening.deciding import decide_image
 from evalkit.labelled import LabelledCase
 from evalkit.metrics import (
     ECE_BINS,
@@ -22,7 +26,7 @@ from evalkit.metrics import (
     roc_auc,
 )
 
-from .predict import ScoredSet
+from .scoring import ScoredSet
 
 # The malignancies a clinic must not miss, whatever the bundle calls malignant (a melanoma-only
 # bundle's p(malignant) is its p(melanoma), scored against all of them).
@@ -69,8 +73,8 @@ def build_evaluation(
     scored: ScoredSet,
     confidence: float | None = None,
 ) -> Evaluation:
-    """Calibrate (Ensemble.to_predictions) and gate (core.decision.gate.decide) the cached outputs, at the
-    default level and every fitted one: the same code the app runs, so the numbers follow it."""
+    """Calibrate (Ensemble.to_predictions) and gate (core.screening.deciding.decide_image) the cached outputs, at
+    the default level and every fitted one: the same code the app runs, so the numbers follow it."""
     m = bundle.manifest
     gate = m.gate
     default = float(confidence if confidence is not None else gate.default_confidence)
@@ -78,16 +82,13 @@ def build_evaluation(
     by_id = {c.image_id: c for c in cases}
     scored = scored.subset([c.image_id for c in cases])
     chosen = [by_id[i] for i in scored.image_ids]
-    predictions = ensemble.to_predictions(RawOutputs(member_logits=scored.member_logits, cams=None))
+    predictions = ensemble.to_predictions(RawOutputs(member_logits=scored.member_logits, cams=None, ood=scored.ood))
     probs = ensemble.calibrated_member_probs(scored.member_logits)  # M x N x K
-    scope = m.risk_scope
+    statistics = list(scored.statistics) if scored.statistics is not None else [None] * len(predictions)
     decisions, reasons, bands, thresholds = {}, {}, {}, {}
     for level in levels:
         t = gate.thresholds(level)
-        outcomes = [
-            decide(p, t, q, gate.max_member_spread, scope=scope)
-            for p, q in zip(predictions, scored.quality)
-        ]
+        outcomes = [decide_image(m, p, t, q, stats)[0] for p, q, stats in zip(predictions, scored.quality, statistics)]
         thresholds[level] = t
         decisions[level] = tuple(o.decision.value for o in outcomes)
         reasons[level] = tuple(o.reason for o in outcomes)
@@ -102,9 +103,7 @@ def build_evaluation(
         malignant=np.array([(c.dx in MALIGNANT_DX) if c.dx else c.melanoma for c in chosen], dtype=bool),
         true_class=np.array([index.get(c.dx, -1) for c in chosen], dtype=np.int64),
         p=np.array([pr.p_melanoma for pr in predictions], dtype=np.float64),
-        p_malignant=np.array(
-            [pr.p_malignant if pr.p_malignant is not None else pr.p_melanoma for pr in predictions], dtype=np.float64
-        ),
+        p_malignant=np.array([risk_probability(pr) for pr in predictions], dtype=np.float64),
         member_p=probs[:, :, m.positive_index].astype(np.float64).reshape(len(m.members), n),
         class_probs=probs.mean(axis=0).astype(np.float64).reshape(n, len(m.class_names)),
         spread=np.array([pr.spread for pr in predictions], dtype=np.float64),
@@ -196,8 +195,8 @@ def triage_metrics(ev: Evaluation, n_bootstrap: int = 2000, seed: int = 0) -> di
     gate = {}
     for level, decisions in ev.decisions.items():
         d = np.asarray(decisions)
-        cleared = d == "benign"
-        review = d == "uncertain"
+        cleared = d == Decision.NO_CANCER_SUSPECTED.value
+        review = d == Decision.REVIEW.value
         band = np.asarray(ev.bands[level])
         per_class = {c: _share(int(np.sum(cleared & (dx == c))), int(np.sum(dx == c))) for c in MALIGNANT_DX}
         gate[f"{level:g}"] = {
@@ -210,7 +209,7 @@ def triage_metrics(ev: Evaluation, n_bootstrap: int = 2000, seed: int = 0) -> di
             "auto_cleared_share_by_class": per_class,
             "benign_cleared_n": int(np.sum(cleared & benign)),
             "benign_cleared_share": _share(int(np.sum(cleared & benign)), int(benign.sum())),
-            "suspicious_n": int(np.sum(d == "suspicious")),
+            "suspicious_n": int(np.sum(d == Decision.SUSPICIOUS.value)),
             "review_n": int(review.sum()),
             "review_by_band": {b: int(np.sum(review & (band == b))) for b in BANDS}
             | {"no band": int(np.sum(review & (band == "")))},

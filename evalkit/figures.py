@@ -1,10 +1,11 @@
 """The report's figures: ROC, gate and class confusion, members vs ensemble, Grad-CAM grid,
-risk-coverage and reliability (drawn by training/plots.py)."""
+risk-coverage and reliability (drawn by evalkit/plots.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,9 @@ from core.inference.bundle import Bundle
 from core.inference.ensemble import Ensemble
 from evalkit.labelled import image_path
 from evalkit.metrics import (
+    CLEARED,
     ECE_BINS,
+    SUSPICIOUS,
     clearing_curve,
     confusion_matrix,
     reliability_bins,
@@ -23,9 +26,9 @@ from evalkit.metrics import (
     selective_risk_curve,
 )
 
-from .. import plots
-from .metrics import Evaluation
-from .predict import bundle_identity, load_case
+from . import plots
+from .evaluation import Evaluation
+from .scoring import bundle_identity, load_case
 
 CAM_CACHE_FILE = "cams.npz"
 FIGURES = (
@@ -42,7 +45,7 @@ FIGURES = (
 def select_cam_cases(p: np.ndarray, melanoma: np.ndarray, per_group: int = 6) -> list[int]:
     """`per_group` melanomas and `per_group` others, spread evenly over each group's range of p
     (highest first), so the grid shows confident hits and the misses too."""
-    chosen = []
+    chosen: list[int] = []
     for group in (np.flatnonzero(melanoma), np.flatnonzero(~np.asarray(melanoma, bool))):
         if len(group) == 0:
             continue
@@ -70,14 +73,15 @@ def cam_tiles(
         if cam8 is None:
             x, _ = load_case(image_path(images_dir, iid), InputSpec.from_manifest(bundle.manifest))
             pred = ensemble.predict(x[None], [(image.height, image.width)], with_cam=True)[0]
-            cam8 = np.round(np.clip(pred.cam, 0, 1) * 255).astype(np.uint8)
+            cam8 = np.round(np.clip(pred.cam, 0, 1) * 255).astype(np.uint8)  # type: ignore[arg-type]  # with_cam=True: set
             fresh[iid] = cam8
         truth = ev.dx[i] or ("melanoma" if ev.melanoma[i] else "not melanoma")
         caption = f"{iid}\ntruth {truth} | p(mel)={ev.p[i]:.3f}\ngate: {ev.decisions[level][i]}"
         tiles.append((overlay(image.rgb, cam8.astype(np.float32) / 255.0), caption))
     if cache is not None and fresh:
         with open(cache, "wb") as f:
-            np.savez_compressed(f, identity=np.array(bundle_identity(bundle)), **{**cached, **fresh})
+            maps: dict[str, Any] = {**cached, **fresh}
+            np.savez_compressed(f, identity=np.array(bundle_identity(bundle)), **maps)
     return tiles
 
 
@@ -111,7 +115,8 @@ def draw_figures(
             subtitle,
         )
     )
-    ci = tuple(fnum(v) for v in auc["ensemble_ci95"])
+    lo, hi = auc["ensemble_ci95"]
+    ci = (fnum(lo), fnum(hi))
     paths.append(
         plots.plot_ensemble_vs_members(
             out / "ensemble_vs_members.png",
@@ -137,12 +142,12 @@ def draw_figures(
     points, sel_points = {}, {}
     for lvl, dec in ev.decisions.items():
         g = metrics["gate"][f"{lvl:g}"]
-        cov = g["counts"]["benign"] / max(len(p), 1)
-        mel_rate = g["melanomas_auto_cleared_n"] / max(g["counts"]["benign"], 1)
+        cov = g["counts"][CLEARED] / max(len(p), 1)
+        mel_rate = g["melanomas_auto_cleared_n"] / max(g["counts"][CLEARED], 1)
         points[f"gate {lvl:g}"] = (cov, mel_rate, g["melanomas_auto_cleared_n"] / max(n_mel, 1))
-        decided = g["counts"]["benign"] + g["counts"]["suspicious"]
+        decided = g["counts"][CLEARED] + g["counts"][SUSPICIOUS]
         dd = np.asarray(dec)
-        wrong = int(np.sum(y & (dd == "benign")) + np.sum(~y & (dd == "suspicious")))
+        wrong = int(np.sum(y & (dd == CLEARED)) + np.sum(~y & (dd == SUSPICIOUS)))
         sel_points[f"gate {lvl:g}"] = (decided / max(len(p), 1), wrong / max(decided, 1))
     sel_cov, sel_risk = selective_risk_curve(p, y)
     paths.append(

@@ -1,13 +1,15 @@
-"""Scoring: images -> TTA-averaged member logits (the report's cache), through core exactly as the
-app screens, or read from a raw-outputs file computed elsewhere (--raw-npz)."""
+"""Scoring: images -> TTA-averaged member logits, the intake check's scores and the picture statistics (the
+report's cache), through core exactly as the app screens (core.screening.preparing.prepare_image, then the
+ensemble), or read from a raw-outputs file computed elsewhere (--raw-npz)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,10 +21,15 @@ from core.imaging.model_input import InputSpec, model_input
 from core.imaging.quality import assess_quality
 from core.inference.bundle import Bundle
 from core.inference.ensemble import Ensemble
+from core.inference.manifest import Manifest
+from core.screening.preparing import PreparedImage, prepare_image
 from evalkit.labelled import LabelledCase, image_path
 
 CACHE_FILE = "raw_outputs.npz"
-CACHE_FORMAT = 2  # 2: "identity" (the bundle identity) instead of "fingerprint"
+# 2: "identity" (the bundle identity) instead of "fingerprint"; 3: the intake check's scores and picture statistics
+# (a format-2 cache is still read: its images are gated without the intake finding, and the run says so).
+CACHE_FORMAT = 3
+READABLE_FORMATS = (2, 3)
 
 
 class EvaluationError(MelaScreenError):
@@ -52,6 +59,8 @@ class ScoredSet:
     quality: tuple[QualityReport, ...]
     failed: dict[str, str] = field(default_factory=dict)  # image_id -> why it could not be scored
     identity: str = ""
+    ood: np.ndarray | None = None  # M x N intake scores of the id view; None: no intake check (or not cached)
+    statistics: np.ndarray | None = None  # N x d picture statistics; None: the check has no picture part
 
     def merged(self, other: ScoredSet) -> ScoredSet:
         return ScoredSet(
@@ -60,6 +69,8 @@ class ScoredSet:
             self.quality + other.quality,
             {**self.failed, **other.failed},
             self.identity or other.identity,
+            _joined(self.ood, len(self.image_ids), other.ood, len(other.image_ids), axis=1),
+            _joined(self.statistics, len(self.image_ids), other.statistics, len(other.image_ids), axis=0),
         )
 
     def subset(self, image_ids: Sequence[str]) -> ScoredSet:
@@ -72,7 +83,20 @@ class ScoredSet:
             tuple(self.quality[i] for i in idx),
             {i: self.failed[i] for i in image_ids if i in self.failed},
             self.identity,
+            None if self.ood is None else self.ood[:, idx],
+            None if self.statistics is None else self.statistics[idx],
         )
+
+
+def _joined(a: np.ndarray | None, na: int, b: np.ndarray | None, nb: int, axis: int) -> np.ndarray | None:
+    """Two parts of an optional per-image array; a part of no image takes the other's, a missing one drops both."""
+    if a is None and na == 0:
+        return b
+    if b is None and nb == 0:
+        return a
+    if a is None or b is None:
+        return None
+    return np.concatenate([a, b], axis=axis)
 
 
 def empty_scored(n_members: int, n_classes: int, identity: str) -> ScoredSet:
@@ -84,6 +108,11 @@ def save_scored(path: str | Path, scored: ScoredSet) -> None:
     path = Path(path)
     q = scored.quality
     tmp = path.with_name(path.name + ".tmp")
+    intake: dict[str, Any] = {}  # the intake check's parts, when scored
+    if scored.ood is not None:
+        intake["ood"] = scored.ood.astype(np.float64)
+    if scored.statistics is not None:
+        intake["statistics"] = scored.statistics.astype(np.float64)
     with open(tmp, "wb") as f:
         np.savez_compressed(
             f,
@@ -97,6 +126,7 @@ def save_scored(path: str | Path, scored: ScoredSet) -> None:
             quality_flags=np.array([";".join(r.flags) for r in q], dtype=str),
             failed_ids=np.array(list(scored.failed), dtype=str),
             failed_reasons=np.array(list(scored.failed.values()), dtype=str),
+            **intake,
         )
     os.replace(tmp, path)
 
@@ -104,13 +134,13 @@ def save_scored(path: str | Path, scored: ScoredSet) -> None:
 def load_scored(path: str | Path) -> ScoredSet:
     try:
         with np.load(path, allow_pickle=False) as z:
-            if int(z["format"]) != CACHE_FORMAT:
+            if int(z["format"]) not in READABLE_FORMATS:
                 raise EvaluationError(
                     f"{path}: cache format {int(z['format'])} is not {CACHE_FORMAT}; run without --reuse"
                 )
             quality = tuple(
-                QualityReport(*(float(v) for v in m), flags=tuple(f for f in str(flags).split(";") if f))
-                for m, flags in zip(z["quality_measures"], z["quality_flags"])
+                QualityReport(float(a), float(b), float(c), float(d), tuple(f for f in str(flags).split(";") if f))
+                for (a, b, c, d), flags in zip(z["quality_measures"], z["quality_flags"])
             )
             return ScoredSet(
                 tuple(str(i) for i in z["image_ids"]),
@@ -118,6 +148,8 @@ def load_scored(path: str | Path) -> ScoredSet:
                 quality,
                 {str(i): str(r) for i, r in zip(z["failed_ids"], z["failed_reasons"])},
                 str(z["identity"]),
+                z["ood"] if "ood" in z.files else None,
+                z["statistics"] if "statistics" in z.files else None,
             )
     except (OSError, KeyError, ValueError) as exc:
         raise EvaluationError(f"{path}: the cached outputs cannot be read ({exc}); run without --reuse") from None
@@ -142,7 +174,7 @@ def load_raw_npz(path: str | Path, bundle: Bundle) -> ScoredSet:
                 f"{path}: outputs of {scored.member_logits.shape[0]} members x "
                 f"{scored.member_logits.shape[2]} classes do not fit this bundle"
             )
-        return ScoredSet(scored.image_ids, scored.member_logits, scored.quality, scored.failed, bundle_identity(bundle))
+        return replace(scored, identity=bundle_identity(bundle))
     try:
         with np.load(path, allow_pickle=False) as z:
             ids = tuple(str(i) for i in z["ids"])
@@ -176,9 +208,7 @@ def check_raw_labels(path: str | Path, scored: ScoredSet, cases: Sequence[Labell
         )
     have = set(scored.image_ids)
     missing = {c.image_id: f"no raw output in {Path(path).name}" for c in cases if c.image_id not in have}
-    return ScoredSet(
-        scored.image_ids, scored.member_logits, scored.quality, {**scored.failed, **missing}, scored.identity
-    )
+    return replace(scored, failed={**scored.failed, **missing})
 
 
 def load_case(path: Path, spec: InputSpec) -> tuple[np.ndarray, QualityReport]:
@@ -192,11 +222,35 @@ def load_case(path: Path, spec: InputSpec) -> tuple[np.ndarray, QualityReport]:
     return x, quality
 
 
-def _load_or_reason(path: Path, spec: InputSpec) -> tuple[np.ndarray, QualityReport] | str:
-    try:
-        return load_case(path, spec)
-    except ImageReadError as exc:
-        return exc.reason
+def _prepare(manifest: Manifest, path: Path) -> PreparedImage | str:
+    """One file through the app's own preparation (decode, damage and quality checks, model input, picture
+    statistics); the reason when it cannot be used."""
+    prepared = prepare_image(manifest, str(path))
+    return prepared if isinstance(prepared, PreparedImage) else prepared.reason
+
+
+def _scored_part(bundle: Bundle, ensemble: Ensemble, batch: list[str], prepared: list) -> ScoredSet:
+    """The ensemble's outputs (no heat maps) for the images of a batch that could be prepared."""
+    m = bundle.manifest
+    ok = [(iid, p) for iid, p in zip(batch, prepared) if not isinstance(p, str)]
+    failed = {iid: p for iid, p in zip(batch, prepared) if isinstance(p, str)}
+    if ok:
+        raw = ensemble.run(np.stack([p.model_input for _, p in ok]), with_cam=False)
+        logits, ood = raw.member_logits, raw.ood
+    else:
+        logits = np.zeros((len(m.members), 0, len(m.class_names)), np.float32)
+        ood = None if m.ood is None else np.zeros((len(m.members), 0))
+    with_statistics = m.ood is not None and m.ood.has_image_part
+    statistics = np.array([p.statistics for _, p in ok], np.float64).reshape(len(ok), -1) if with_statistics else None
+    return ScoredSet(
+        tuple(i for i, _ in ok),
+        logits,
+        tuple(p.quality for _, p in ok),
+        failed,
+        bundle_identity(bundle),
+        ood,
+        statistics,
+    )
 
 
 def score_images(
@@ -208,34 +262,25 @@ def score_images(
     threads: int = 2,
     on_batch: Callable[[ScoredSet, int], None] | None = None,
 ) -> ScoredSet:
-    """Run the ensemble (no heat maps) over the images, `batch_size` per session run.
+    """Run the ensemble (no heat maps) over the images, `batch_size` per session run, each image prepared as the
+    app prepares it (core.screening.preparing.prepare_image).
 
     Decoding and preprocessing run on `threads` threads (OpenCV releases the GIL), one batch
     ahead of the ensemble. `on_batch(scored_so_far, n_done)` is called after each batch.
     """
     m = bundle.manifest
     result = empty_scored(len(m.members), len(m.class_names), bundle_identity(bundle))
-    spec = InputSpec.from_manifest(m)
     batches = [list(image_ids[i : i + batch_size]) for i in range(0, len(image_ids), batch_size)]
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
 
         def submit(batch):
-            return [pool.submit(_load_or_reason, image_path(images_dir, iid), spec) for iid in batch]
+            return [pool.submit(_prepare, m, image_path(images_dir, iid)) for iid in batch]
 
         pending = submit(batches[0]) if batches else []
         for b, batch in enumerate(batches):
             prepared = [f.result() for f in pending]
             pending = submit(batches[b + 1]) if b + 1 < len(batches) else []
-            ok = [(iid, p) for iid, p in zip(batch, prepared) if not isinstance(p, str)]
-            failed = {iid: p for iid, p in zip(batch, prepared) if isinstance(p, str)}
-            if ok:
-                logits = ensemble.run(np.stack([p[0] for _, p in ok]), with_cam=False).member_logits
-            else:
-                logits = np.zeros((len(m.members), 0, len(m.class_names)), np.float32)
-            part = ScoredSet(
-                tuple(i for i, _ in ok), logits, tuple(p[1] for _, p in ok), failed, bundle_identity(bundle)
-            )
-            result = result.merged(part)
+            result = result.merged(_scored_part(bundle, ensemble, batch, prepared))
             if on_batch is not None:
                 on_batch(result, sum(len(x) for x in batches[: b + 1]))
     return result

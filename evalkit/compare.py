@@ -2,7 +2,7 @@
 the model card's comparison table (issue 16: melanoma AUC and what the default gate auto-clears on
 each test set, for the shipped bundle and the one it replaces).
 
-    python -m training.evaluation.compare REPORT_NEW REPORT_OLD [--level 0.99]
+    python -m evalkit.compare REPORT_NEW REPORT_OLD [--level 0.99]
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .predict import EvaluationError
 from .report import _num, _pct
+from .scoring import EvaluationError
 
 
 def load_report(folder: str | Path) -> dict:
@@ -56,7 +56,7 @@ def comparison_table(reports: Sequence[dict], level: str | None = None) -> list[
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.evaluation.compare", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m evalkit.compare", description=__doc__.split("\n\n")[0])
     ap.add_argument("reports", nargs="+", help="report folders written by python -m training.evaluate --sets")
     ap.add_argument("--level", help="gate confidence level (default: each bundle's default)")
     args = ap.parse_args(argv)

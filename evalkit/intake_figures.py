@@ -1,7 +1,7 @@
 """How often the intake check flags each set: in-distribution (HAM10000 test), other clinics (ISIC 2017
-test, Derm7pt) and 50 images that are not dermoscopy (training/non_dermoscopy.py).
+test, Derm7pt) and 50 images that are not dermoscopy (evalkit/non_dermoscopy.py).
 
-    python -m training.evaluation.intake --bundle core/models/default --out reports/intake
+    python -m evalkit.intake_figures --bundle core/models/default --out reports/intake
 
 The check is computed as the app computes it (core.decision.intake_check.assess on the members' `ood` output of the
 id view and the picture statistics of the decoded file); only the id view is run, so it is much
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from core.decision.intake_check import OOD_OUTPUT, assess, ensemble_score, image_statistics
+from core.decision.vocabulary import NOT_DERMOSCOPY
 from core.files.images import read_image
 from core.imaging.model_input import InputSpec, model_input
 from core.inference.bundle import load_bundle
@@ -26,7 +27,7 @@ from core.inference.ensemble import Ensemble, EnsembleSettings
 from evalkit.labelled import SHARED_DATA, read_cases
 from evalkit.metrics import roc_auc
 
-from ..non_dermoscopy import write_set
+from .non_dermoscopy import write_set
 
 SETS = {  # name: (labels file, part, part column, images folder)
     "HAM10000 test": (
@@ -48,13 +49,16 @@ SETS = {  # name: (labels file, part, part column, images folder)
 def intake_of(ensemble: Ensemble, paths: list[Path]) -> list[tuple[str, float, float | None]]:
     """(level, feature score, picture score) per file, as the app's intake check computes them."""
     m = ensemble.manifest
+    check = m.ood
+    if check is None:
+        raise ValueError("this bundle has no intake check")
     spec = InputSpec.from_manifest(m)
     out = []
     for path in paths:
         rgb = read_image(path).rgb
         x = model_input(rgb, spec)[None]
-        score = ensemble_score([member.run(x, (OOD_OUTPUT,))[OOD_OUTPUT][0] for member in ensemble.members])
-        finding = assess(score, m.ood, image_statistics(rgb))
+        score = ensemble_score(np.array([member.run(x, (OOD_OUTPUT,))[OOD_OUTPUT][0] for member in ensemble.members]))
+        finding = assess(score, check, image_statistics(rgb))
         out.append((finding.level, finding.score, finding.image_score))
     return out
 
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             "n": len(rows),
             "flagged": float(np.mean([lv != "familiar" for lv in levels])),
             "unfamiliar": float(np.mean([lv == "unfamiliar" for lv in levels])),
-            "not_dermoscopy": float(np.mean([lv == "not_dermoscopy" for lv in levels])),
+            NOT_DERMOSCOPY.code: float(np.mean([lv == NOT_DERMOSCOPY.code for lv in levels])),
         }
     check = bundle.manifest.ood
 
@@ -99,13 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     auroc = roc_auc(np.r_[np.zeros(len(inside)), np.ones(len(outside))].astype(bool), np.r_[inside, outside])
     lines = [
         f"Intake check of {bundle.manifest.name} {bundle.manifest.version} "
-        f"(`python -m training.evaluation.intake --bundle {args.bundle}`):",
+        f"(`python -m evalkit.intake_figures --bundle {args.bundle}`):",
         "",
         "| set | images | flagged | unfamiliar | not dermoscopy |",
         "| --- | --- | --- | --- | --- |",
     ]
     for name, s in summary.items():
-        lines.append(f"| {name} | {s['n']} | {s['flagged']:.1%} | {s['unfamiliar']:.1%} | {s['not_dermoscopy']:.1%} |")
+        shares = f"{s['flagged']:.1%} | {s['unfamiliar']:.1%} | {s[NOT_DERMOSCOPY.code]:.1%}"
+        lines.append(f"| {name} | {s['n']} | {shares} |")
     lines += ["", f"AUROC of the check's score, HAM10000 test vs the 50 non-dermoscopy images: {auroc:.3f}"]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "intake.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

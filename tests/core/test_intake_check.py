@@ -13,22 +13,15 @@ import pytest
 
 from core.common.errors import BundleError
 from core.decision.gate import GateSettings, Thresholds, decide
-from core.decision.intake_check import (
-    NOT_DERMOSCOPY_REASON,
-    OOD_OUTPUT,
-    UNFAMILIAR_REASON,
-    IntakeCheck,
-    IntakeFinding,
-    assess,
-)
+from core.decision.intake_check import OOD_OUTPUT, IntakeCheck, IntakeFinding, assess
 from core.decision.results import Decision, Prediction, QualityReport
-from core.decision.vocabulary import NO_INTAKE_CHECK
+from core.decision.vocabulary import NO_INTAKE_CHECK, NOT_DERMOSCOPY_REASON, UNFAMILIAR_REASON
 from core.imaging.model_input import InputSpec, model_input
 from core.inference import engines
 from core.inference.bundle import load_bundle, write_bundle
 from core.inference.engines import PROBE_TOLERANCE, open_members, probe_difference, probe_input
 from core.inference.ensemble import Ensemble, EnsembleSettings
-from core.records.report import report_html
+from core.records.html_report import report_html
 from core.records.store import ReviewStore
 from core.screening import Screener, screen_folder
 from tests.support.cli_calls import read_csv, run_cli

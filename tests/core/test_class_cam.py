@@ -52,7 +52,7 @@ def bcc_picture(path):
 
 
 def test_screening_keeps_the_named_class_map_from_the_same_run_and_the_store_keeps_it(synthetic_bundle, tmp_path):
-    from core.records.report import run_report
+    from core.records.run_report import run_report
     from core.records.store import ReviewStore
     from core.screening import RunSettings, screen_folder
 
@@ -102,7 +102,7 @@ def cv2_resize(cam, shape):
 def test_a_result_stored_before_named_maps_shows_melanoma_and_says_so(synthetic_bundle, tmp_path):
     from dataclasses import replace
 
-    from core.records.report import heat_map_caption
+    from core.records.report_pictures import heat_map_caption
 
     screener = Screener(load_bundle(synthetic_bundle), EnsembleSettings(engine="onnxruntime", provider="cpu"))
     result, _ = screener.screen_image(bcc_picture(tmp_path / "bcc.png"))

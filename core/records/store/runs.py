@@ -74,6 +74,12 @@ class RunRecords(StoreConnection):
         rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
         return self._run_info(rows[0]) if rows else None
 
+    def run_labels(self) -> list[tuple[str, str, str, dict]]:
+        """(result key, bundle name, bundle version, settings) of every run, oldest first; without the counts
+        `runs` adds, so it stays cheap for a file of many runs."""
+        rows = self._read("SELECT result_key, bundle_name, bundle_version, settings_json FROM runs ORDER BY id")
+        return [(key, name, version, json.loads(settings or "{}")) for key, name, version, settings in rows]
+
     def latest_run_for_folder(self, folder: str, result_key: str) -> RunInfo | None:
         """The newest run of this folder with these models and gate, e.g. to offer "resume"."""
         rows = self._read(

@@ -774,4 +774,4 @@ def test_only_the_store_s_own_modules_use_its_private_read_and_write():
             text = path.read_text(encoding="utf-8")
             if "._read(" in text or "._write(" in text or "._read_chunked(" in text:
                 found.add(rel)
-    assert found == set(STILL_REACHING_IN), "use (or add) a public query of ReviewStore instead"
+    assert found <= set(STILL_REACHING_IN), "use (or add) a public query of ReviewStore instead"

@@ -22,7 +22,6 @@ import argparse
 import csv
 import json
 import math
-import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from core.inference.ensemble import EnsembleSettings, RawOutputs
 from core.screening import Screener
 from core.screening.deciding import decide_image, picture_flagged
 
+from .cascade_views import load_quality, saved_views, view_index
 from .labelled import PROJECT_ROOT, SHARED_DATA
 
 VALIDATION = ("ham_val", "isic2017_val")
@@ -86,7 +86,7 @@ def load_outputs(folder: Path, sets: tuple[str, ...]) -> Outputs:
             logits.append(d["logits"])
             ood.append(d["ood"])
             stats.append(d["statistics"])
-            quality += pickle.loads(pkl.read_bytes())
+            quality += load_quality(pkl)
     if not ids:
         raise SystemExit(f"no saved outputs of {', '.join(sets)} under {folder}")
     keep = [i for i, q in enumerate(quality) if q is not None]  # files that could not be used: no outcome
@@ -112,14 +112,16 @@ def load_outputs(folder: Path, sets: tuple[str, ...]) -> Outputs:
 class Decider:
     """Decides saved outputs of a part of the ensemble the way core.screening.screener does."""
 
-    def __init__(self, bundle_dir: Path, engine: str = "openvino"):
+    def __init__(self, bundle_dir: Path, engine: str = "openvino", saved: tuple[str, ...] | None = None):
         self.bundle = load_bundle(bundle_dir)
         self.screener = Screener(self.bundle, EnsembleSettings(engine=engine))
         self.ens = self.screener.ensemble
         self.m = self.bundle.manifest
+        # The views the saved outputs hold, in their order: the bundle's full ensemble may use fewer of them.
+        self.saved = saved if saved is not None else self.ens.views
 
     def predictions(self, out: Outputs, members: tuple[int, ...], views: tuple[str, ...]) -> list:
-        vi = [self.ens.views.index(v) for v in views]
+        vi = view_index(self.saved, views)
         sel = out.logits[:, list(members)][:, :, vi]  # N x M' x V' x K
         ood = None
         if out.ood is not None:
@@ -147,6 +149,11 @@ class Decider:
     def picture_flagged(self, out: Outputs, i: int) -> bool:
         stats = out.statistics[i] if out.statistics.shape[1] and np.all(np.isfinite(out.statistics[i])) else None
         return picture_flagged(self.m, stats)
+
+
+def _view_subsets(views: tuple[str, ...]) -> dict[int, tuple[str, ...]]:
+    """The fixed view subsets that are part of a full ensemble on `views` (all of them for 9 views)."""
+    return {n: v for n, v in VIEW_SUBSETS.items() if set(v) <= set(views) and len(v) < len(views)}
 
 
 def _figures(out: Outputs, preds: list, codes: list[str], full_codes: list[str], malignant: set[str]) -> dict:
@@ -217,7 +224,7 @@ def frontier(d: Decider, out: Outputs, confidence: float) -> dict:
     malignant = set(d.m.malignant_classes)
     per_pass = ms_per_pass(d)
     rows = []
-    view_sets = {**VIEW_SUBSETS, len(d.ens.views): d.ens.views}
+    view_sets = {**_view_subsets(d.ens.views), len(d.ens.views): d.ens.views}
     for size in (*MEMBER_SIZES, len(all_m)):
         members = tuple(sorted(order[:size]))
         for nv, views in view_sets.items():
@@ -273,6 +280,8 @@ def fit(d: Decider, out: Outputs, order: list[int]) -> dict:
     for size in STAGE1_SIZES:
         members = tuple(sorted(order[:size]))
         for nv in STAGE1_VIEWS:
+            if not set(VIEW_SUBSETS[nv]) <= set(d.ens.views):
+                continue  # a stage 1 is a part of the full ensemble: its views are among the bundle's
             views = tuple(v for v in d.ens.views if v in VIEW_SUBSETS[nv])
             p1 = d.predictions(out, members, views)
             probe = CascadeMargins(members, views, max_spread, {}, max_intake)
@@ -410,8 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.command == "write":
         write_candidate(Path(a.bundle), Path(a.margins), Path(a.out))
         return 0
-    d = Decider(Path(a.bundle))
     folder = Path(a.outputs)
+    d = Decider(Path(a.bundle), saved=saved_views(folder))
     if a.command == "frontier":
         out = load_outputs(folder, VALIDATION)
         result: dict = frontier(d, out, d.m.gate.default_confidence)

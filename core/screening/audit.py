@@ -13,7 +13,6 @@ core/common/auc.py, which core may import): the same images, bundle and gate giv
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -225,38 +224,29 @@ def claimed_figures(bundle, confidence: float | None) -> dict:
 def _cases(store: ReviewStore, since: date | None) -> tuple[dict[str, list[AuditCase]], dict[str, tuple], int]:
     confirmed = confirmed_for_images(store)
     keys: dict[str, tuple] = {}
-    for _rid, key, name, version, settings in store._read(
-        "SELECT id, result_key, bundle_name, bundle_version, settings_json FROM runs ORDER BY id"
-    ):
-        conf = json.loads(settings or "{}").get("confidence")
+    for key, name, version, settings in store.run_labels():
+        conf = settings.get("confidence")
         keys.setdefault(key, (f"{name} {version}", conf if isinstance(conf, (int, float)) else None))
     by_key: dict[str, list[AuditCase]] = defaultdict(list)
     shas = sorted(confirmed)
     identities = identities_of(store, shas)
-    for i in range(0, len(shas), 500):
-        chunk = shas[i : i + 500]
-        rows = store._read(
-            "SELECT id, result_key, created FROM results WHERE status = 'ok'"
-            f" AND sha256 IN ({', '.join('?' * len(chunk))}) ORDER BY id",
-            chunk,
-        )
-        for rid, key, created in rows:
-            if since is not None and created[:10] < since.isoformat():
-                continue
-            r = cast(ScreeningResult, store.get_result(int(rid)))  # the row was just selected
-            ident = identities.get(r.sha256)  # type: ignore[arg-type]  # selected by sha256: it is set
-            by_key[key].append(
-                AuditCase(
-                    int(rid),
-                    r,
-                    confirmed[r.sha256],  # type: ignore[index]  # selected by sha256: it is set
-                    ident.patient_id if ident else "",
-                    ident.lesion_label if ident else "",
-                    ident.lesion_key if ident else None,
-                    ident.visit_date if ident else None,
-                    created,
-                )
+    for rid, key, created in store.good_results_of_images(shas):
+        if since is not None and created[:10] < since.isoformat():
+            continue
+        r = cast(ScreeningResult, store.get_result(int(rid)))  # the row was just selected
+        ident = identities.get(r.sha256)  # type: ignore[arg-type]  # selected by sha256: it is set
+        by_key[key].append(
+            AuditCase(
+                int(rid),
+                r,
+                confirmed[r.sha256],  # type: ignore[index]  # selected by sha256: it is set
+                ident.patient_id if ident else "",
+                ident.lesion_label if ident else "",
+                ident.lesion_key if ident else None,
+                ident.visit_date if ident else None,
+                created,
             )
+        )
     return by_key, keys, len(confirmed)
 
 

@@ -8,7 +8,8 @@ specificity at each outcome; the p(malignant) AUC with its bootstrap interval an
 cases behind it; the share of images cleared; the bundle's own validation figures beside them;
 and a what-if table at the bundle's other confidence levels (the gate re-applied to the stored
 probabilities by core/screening/regate.py, no model run). The AUC and its interval are evalkit.metrics' (in
-core/common/auc.py, which core may import): the same images, bundle and gate give training.evaluate's figures.
+core/common/auc.py, which core may import): the same images, bundle and gate give the evaluation's figures
+(evalkit, which decides through the same gate path). Writing it out (HTML, CSV) is core/screening/audit_report.py.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def _share(num: int, den: int) -> float | None:
 
 
 def figures(cases: list[AuditCase], n_bootstrap: int = N_BOOTSTRAP, seed: int = 0) -> dict:
-    """The group's figures, computed as training.evaluation.metrics.triage_metrics computes them."""
+    """The group's figures, computed as evalkit.evaluation.triage_metrics computes them."""
 
     mal = np.array([c.malignant for c in cases], dtype=bool)
     mel = np.array([c.melanoma for c in cases], dtype=bool)

@@ -22,30 +22,10 @@ from core.decision.vocabulary import outcome_label, risk_order
 from core.files.identity import FolderIdentities, Identity, IdentityIssue, IdentitySettings
 from core.files.identity_sources import resolve_identities
 from core.records.store import QueueItem, Review, ReviewStore
-from core.records.store.patient_rows import AttachConflict, AttachedIdentity
 
-__all__ = [
-    "ROSE_MARGIN",
-    "UNLABELLED_PREFIX",
-    "AttachConflict",
-    "AttachedIdentity",
-    "FilingSummary",
-    "LesionSummary",
-    "PatientFiling",
-    "PatientSummary",
-    "TimelineEntry",
-    "attach",
-    "attach_results",
-    "filing_summary",
-    "identities_of",
-    "identity_of",
-    "lesion_timeline",
-    "patient_images",
-    "patient_lesions",
-    "patient_queue",
-    "queue_by_patient",
-    "worklist",
-]
+# Where an image is filed, and the refusal to move it, are the store's records; named here for the clinic's code.
+from core.records.store.patient_rows import AttachConflict as AttachConflict
+from core.records.store.patient_rows import AttachedIdentity as AttachedIdentity
 
 PATIENTS_SCHEMA_VERSION = 3
 UNLABELLED_PREFIX = "unlabelled "

@@ -59,15 +59,16 @@ class StoredRuns(QObject):
         self._request += 1
         if store is None:
             return None
-        request = self._request
-        worker = Worker(stored_run_job(store, run_id), name="stored run")
-        worker.signals.result.connect(lambda value, n=request: self._arrived(n, value))
+        job, request = stored_run_job(store, run_id), self._request
+        worker = Worker(lambda report, should_stop: (request, job(report, should_stop)), name="stored run")
+        worker.signals.result.connect(self._arrived)  # a bound method: dropped if this controller is gone
         return self.pool.start(worker)
 
     def forget(self) -> None:
         """What is on screen changed another way (a screening, a trial): a load still under way is moot."""
         self._request += 1
 
-    def _arrived(self, request: int, value: StoredRun | None) -> None:
+    def _arrived(self, arrived: tuple[int, StoredRun | None]) -> None:
+        request, value = arrived
         if request == self._request and value is not None:
             self.loaded.emit(value)

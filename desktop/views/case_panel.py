@@ -34,7 +34,8 @@ from core.decision.vocabulary import DEFAULT_FOLLOW_UP_MONTHS, MAX_FOLLOW_UP_MON
 from core.records.store import Review, local_time
 
 from ..workers import Worker, WorkerPool
-from .case_view import CaseData, CaseView, load_case
+from .case_data import CaseData, load_case
+from .case_view import CaseView
 from .similar_strip import SimilarStrip
 from .timeline import LesionTimelineView
 

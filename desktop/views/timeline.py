@@ -210,12 +210,14 @@ class LesionTimelineView(QWidget):
         self._read_pictures(shown)
 
     def _read_pictures(self, entries: Sequence[TimelineEntry]) -> Worker:
-        request = self._request
-        worker = Worker(pictures_job(entries, self.thumbnail), name="timeline pictures")
-        worker.signals.result.connect(lambda pictures, n=request: self._pictures_read(n, pictures))
+        job, request = pictures_job(entries, self.thumbnail), self._request
+        worker = Worker(lambda report, should_stop: (request, job(report, should_stop)), name="timeline pictures")
+        # A bound method, not a lambda: Qt drops the delivery when this view is gone before the pictures arrive.
+        worker.signals.result.connect(self._pictures_read)
         return self.pool.start(worker)
 
-    def _pictures_read(self, request: int, pictures: list[np.ndarray | None]) -> None:
+    def _pictures_read(self, read: tuple[int, list[np.ndarray | None]]) -> None:
+        request, pictures = read
         if request != self._request:
             return
         for view, rgb in zip(self.views, pictures):

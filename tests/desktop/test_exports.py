@@ -81,7 +81,7 @@ def test_status_messages_are_elided_with_the_full_text_in_the_tooltip(make_windo
 
 def test_legend_names_the_bands_and_their_fitted_cut_points():
     from core.decision.gate import MELANOMA_ONLY, Thresholds
-    from desktop.views.screening import legend_html
+    from desktop.views.run_words import legend_html
 
     text = legend_html(Thresholds(0.03, 0.8, 0.1, 0.4))
     assert "Gate on p(malignant)" in text and "below 0.030" in text and "from 0.800" in text

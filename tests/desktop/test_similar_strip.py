@@ -10,8 +10,8 @@ from PIL import Image
 from core.decision.vocabulary import class_name
 from core.inference.bundle import load_bundle, sign_bundle
 from core.inference.similar import LICENCE
+from desktop.views.case_data import CaseData
 from desktop.views.case_panel import CasePanel
-from desktop.views.case_view import CaseData
 from desktop.workers import WorkerPool
 from export.similar import add_index
 from tests.core.test_similar import _images

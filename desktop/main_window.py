@@ -12,18 +12,19 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from core.common.errors import StoreError
 from core.decision.confidence_meanings import confidence_meanings
-from core.records.patients import identities_of, identity_of, lesion_timeline
+from core.records.patients import identities_of
 from core.records.store import ReviewStore
 
+from .controllers.cases import CaseNavigation
 from .controllers.exports import RunExports
 from .controllers.models import ModelLoader, stored_picture_heat_maps
 from .controllers.screening import ScreeningRuns
 from .dialogs import AboutDialog, find_notices
+from .menus import build_menus
 from .settings import AppSettings, save_settings
 from .settings_dialog import SettingsDialog
 from .status_bar import StatusBar
@@ -72,7 +73,7 @@ class MainWindow(QMainWindow):
         )
         self.disclaimer_label = self.status.disclaimer_label
         self._controllers(bundle_override)
-        self._menus()
+        build_menus(self, self.export_csv, self.export_report, self.export_pdf)
         self._connect()
         self.case_panel.set_reviewer_name(settings.reviewer)
         self.queue_view.panel.set_reviewer_name(settings.reviewer)
@@ -124,31 +125,7 @@ class MainWindow(QMainWindow):
         self.runs = ScreeningRuns(self.screening, self.pool, store, lambda: self.model, settings, self.notify, self)
         classes = lambda: self.model.bundle.manifest.class_names if self.model else ()  # noqa: E731
         self.exports = RunExports(self, self.pool, store, self.runs.shown_run, settings, classes, self.notify)
-
-    def _menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        act = QAction("Screen a &folder…", self, shortcut=QKeySequence.StandardKey.Open)
-        act.triggered.connect(self.choose_folder)
-        file_menu.addAction(act)
-        self.csv_action = QAction("Export results as &CSV…", self)
-        self.csv_action.triggered.connect(lambda: self.export_csv())  # not the `checked` argument
-        file_menu.addAction(self.csv_action)
-        self.report_action = QAction("Export printable &report (HTML)…", self, shortcut=QKeySequence("Ctrl+P"))
-        self.report_action.triggered.connect(lambda: self.export_report())
-        file_menu.addAction(self.report_action)
-        self.pdf_action = QAction("Export report as &PDF…", self, shortcut=QKeySequence("Ctrl+Shift+P"))
-        self.pdf_action.triggered.connect(lambda: self.export_pdf())
-        file_menu.addAction(self.pdf_action)
-        file_menu.addSeparator()
-        quit_act = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
-        quit_act.triggered.connect(self.close)
-        file_menu.addAction(quit_act)
-        settings_act = QAction("&Settings…", self, shortcut=QKeySequence("Ctrl+,"))
-        settings_act.triggered.connect(self.open_settings)
-        self.menuBar().addMenu("&Tools").addAction(settings_act)
-        about = QAction("&About MelaScreen", self)
-        about.triggered.connect(self.open_about)
-        self.menuBar().addMenu("&Help").addAction(about)
+        self.cases = CaseNavigation(self, self.pool, store, self.notify)
 
     def _connect(self) -> None:
         s = self.screening
@@ -162,17 +139,17 @@ class MainWindow(QMainWindow):
         s.export_pdf.connect(self.export_pdf)
         s.open_settings.connect(self.open_settings)
         s.confidence_chosen.connect(self.try_confidence)
-        self.follow_up_view.open_result.connect(self._open_result)
+        self.follow_up_view.open_result.connect(self.cases.open_result)
         self.follow_up_view.exported.connect(lambda path: self.notify(f"Follow-up list written: {path}", 8000))
         self.queue_view.queue_changed.connect(lambda waiting: self.tabs.setTabText(2, f"Review queue ({waiting})"))
-        self.queue_view.panel.reviewed.connect(lambda rid, review: self._on_reviewed(review, from_queue=True))
-        self.case_panel.reviewed.connect(lambda rid, review: self._on_reviewed(review, from_queue=False))
+        self.queue_view.panel.reviewed.connect(lambda rid, review: self.cases.reviewed(review, from_queue=True))
+        self.case_panel.reviewed.connect(lambda rid, review: self.cases.reviewed(review, from_queue=False))
         for panel in (self.case_panel, self.queue_view.panel):
             panel.case_view.opacity_changed.connect(self._remember_opacity)
         self.tabs.currentChanged.connect(self._tab_changed)
         self.patients_view.report_written.connect(lambda path: self.notify(f"Patient report written: {path}", 8000))
         self._connect_controllers()
-        self._shortcuts()
+        self.cases.shortcuts()
 
     def _connect_controllers(self) -> None:
         self.models.loaded.connect(self._model_ready)
@@ -184,18 +161,6 @@ class MainWindow(QMainWindow):
         self.runs.shown.connect(self.run_shown)
         self.runs.recorded.connect(lambda _run_id: (self.queue_view.refresh(), self.patients_view.refresh()))
         self.exports.written.connect(self.export_done)
-
-    def _shortcuts(self) -> None:
-        ctx = Qt.ShortcutContext.WidgetWithChildrenShortcut
-        QShortcut(QKeySequence("N"), self.case_tab, lambda: self._step_case(1), context=ctx)
-        QShortcut(QKeySequence("P"), self.case_tab, lambda: self._step_case(-1), context=ctx)
-        QShortcut(
-            QKeySequence("Backspace"), self.case_tab, lambda: self.tabs.setCurrentWidget(self.screening), context=ctx
-        )
-        QShortcut(QKeySequence("L"), self.case_tab, lambda: self.show_lesion_visits(self.case_panel), context=ctx)
-        QShortcut(
-            QKeySequence("L"), self.queue_view, lambda: self.show_lesion_visits(self.queue_view.panel), context=ctx
-        )
 
     def notify(self, text: str, ms: int = 0, error: bool = False, details: str | None = None) -> None:
         """A short message in the status bar, beside the disclaimer (never instead of it); `details`: its tooltip."""
@@ -340,62 +305,13 @@ class MainWindow(QMainWindow):
     def try_confidence(self, confidence: float | None) -> None:
         self.runs.try_confidence(confidence)
 
-    def standard_confidence(self) -> float | None:
-        return self.runs.standard_confidence()
-
-    def shown_confidence(self) -> tuple[float | None, bool]:
-        return self.runs.shown_confidence()
-
-    def regate_current_run(self, confidence: float) -> int | None:
-        return self.runs.regate(confidence)
-
     # -- cases and reviews --------------------------------------------------------------------
 
     def open_case(self, ref: CaseRef) -> None:
-        self.case_panel.open(ref)
-        self.tabs.setCurrentWidget(self.case_tab)
-        self.case_panel.setFocus()
-        self._say_earlier_visits(ref)
-
-    def _open_result(self, result_id: int) -> None:
-        result = self.store.get_result(result_id) if self.store is not None else None
-        if result is not None:
-            self.open_case(CaseRef(result_id, result))
-
-    def _say_earlier_visits(self, ref: CaseRef) -> None:
-        """A dermatologist compares a lesion with its earlier pictures first: say when there are some."""
-        filed = identity_of(self.store, ref.shown.sha256) if (self.store and ref.shown.sha256) else None
-        if filed is None:
-            return
-        others = [e for e in lesion_timeline(self.store, filed.lesion_key) if e.sha256 != ref.shown.sha256]
-        if others:
-            self.notify(
-                f"Patient {filed.patient_id}, lesion {filed.lesion_label}: {len(others)} other picture(s) "
-                "of this lesion; press L to see its visits side by side.",
-                10_000,
-            )
+        self.cases.open_case(ref)
 
     def show_lesion_visits(self, panel) -> None:
-        """The open case's lesion in the Patients tab: its earlier visits side by side."""
-        ref = panel.current
-        sha = ref.shown.sha256 if ref is not None else None
-        if sha and self.patients_view.show_lesion_of(sha):
-            self.tabs.setCurrentWidget(self.patients_view)
-        else:
-            self.notify("This image is not filed under a patient (no sidecar row, patient folder or DICOM id).", 8000)
-
-    def _step_case(self, step: int) -> None:
-        if self.case_panel.current is None:
-            return
-        ref = self.screening.neighbour(self.case_panel.current, step)
-        if ref is not None:
-            self.case_panel.open(ref)
-
-    def _on_reviewed(self, review, from_queue: bool) -> None:
-        self.notify(f"Review saved ({review.words}, by {review.reviewer}).", 6000)
-        self.screening.model.add_review(review)
-        if not from_queue:
-            self.queue_view.refresh()
+        self.cases.show_lesion_visits(panel)
 
     def _tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.queue_view:
@@ -441,12 +357,7 @@ class MainWindow(QMainWindow):
             self._update_model_state()
         store_changed = new.resolved_database_path() != old.resolved_database_path() or self.store is None
         # The confidence is passed with each run: changing only it reloads nothing.
-        model_changed = (new.bundle_path, new.session(), tuple(new.trusted_keys), new.allow_unsigned_bundles) != (
-            old.bundle_path,
-            old.session(),
-            tuple(old.trusted_keys),
-            old.allow_unsigned_bundles,
-        )
+        model_changed = new.models_from() != old.models_from()
         self._pending_store = self._pending_store or store_changed
         self._pending_model = self._pending_model or model_changed or self.model is None
         if self.screening_worker is not None:
@@ -455,7 +366,7 @@ class MainWindow(QMainWindow):
         self._apply_pending()
         if new.confidence != old.confidence and not (store_changed or model_changed) and self.model is not None:
             # The clinic's standard changed: the run on screen is decided again at it (no model run).
-            self.regate_current_run(self.standard_confidence())
+            self.runs.regate(self.runs.standard_confidence())
         else:
             self.runs.update_legend()
 

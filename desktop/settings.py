@@ -76,6 +76,10 @@ class AppSettings:
         """The settings the engines are built from: changing them reloads the models."""
         return EnsembleSettings(engine=self.engine, provider=self.provider, precision=self.precision)
 
+    def models_from(self) -> tuple:
+        """What the loaded models are built from (the bundle, its engines and its trust): a change reloads them."""
+        return (self.bundle_path, self.session(), tuple(self.trusted_keys), self.allow_unsigned_bundles)
+
     def gate(self) -> GateChoice:
         """The gate settings: passed with each run, never a reason to reload the models."""
         return GateChoice(confidence=self.confidence, auto_clearing=self.auto_clearing, cascade=self.cascade)

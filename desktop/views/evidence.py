@@ -74,6 +74,25 @@ class EvidenceView(QWidget):
         clearing_row.addWidget(QLabel("Auto-clearing:"))
         clearing_row.addWidget(self.clearing)
         clearing_row.addStretch(1)
+        entry = self._entry_form()
+
+        audit_bar = QHBoxLayout()
+        self.audit_button = QPushButton("Run audit")
+        self.audit_button.clicked.connect(self.refresh_audit)
+        self.save_button = QPushButton("Save audit…")
+        self.save_button.clicked.connect(self._choose_save)
+        audit_bar.addWidget(self.audit_button)
+        audit_bar.addWidget(self.save_button)
+        audit_bar.addStretch(1)
+        self.audit_view = QTextBrowser()
+        layout = QVBoxLayout(self)
+        layout.addLayout(clearing_row)
+        layout.addWidget(entry)
+        layout.addLayout(audit_bar)
+        layout.addWidget(self.audit_view, 1)
+
+    def _entry_form(self) -> QGroupBox:
+        """A confirmed diagnosis: of a picture, or of a patient's lesion; recorded or imported from a CSV."""
         entry = QGroupBox("Record a confirmed diagnosis (appended; a correction is a newer entry)")
         form = QFormLayout(entry)
         self.file_edit = QLineEdit()
@@ -113,21 +132,7 @@ class EvidenceView(QWidget):
         self.entry_message = QLabel("")
         self.entry_message.setWordWrap(True)
         form.addRow(self.entry_message)
-
-        audit_bar = QHBoxLayout()
-        self.audit_button = QPushButton("Run audit")
-        self.audit_button.clicked.connect(self.refresh_audit)
-        self.save_button = QPushButton("Save audit…")
-        self.save_button.clicked.connect(self._choose_save)
-        audit_bar.addWidget(self.audit_button)
-        audit_bar.addWidget(self.save_button)
-        audit_bar.addStretch(1)
-        self.audit_view = QTextBrowser()
-        layout = QVBoxLayout(self)
-        layout.addLayout(clearing_row)
-        layout.addWidget(entry)
-        layout.addLayout(audit_bar)
-        layout.addWidget(self.audit_view, 1)
+        return entry
 
     # -- entry -----------------------------------------------------------------------------------
 

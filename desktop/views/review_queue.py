@@ -65,27 +65,7 @@ class ReviewQueueView(QWidget):
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)
-        self.table = QTableView()
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(QueueModel.THUMB, Qt.SortOrder.AscendingOrder)  # core's order: by patient
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setDefaultSectionSize(THUMB_H + 6)
-        self.table.verticalHeader().hide()
-        self.table.setIconSize(QSize(THUMB_W, THUMB_H))
-        # Who and what at full width; the file name takes the rest (elided, full path in its tooltip).
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(QueueModel.FILE, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(QueueModel.LAST, QHeaderView.ResizeMode.Stretch)
-        header.setMinimumSectionSize(40)
-        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)  # narrow screens
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # file names keep their ends
-        self.table.setWordWrap(False)
-        self.table.setColumnHidden(QueueModel.QUEUED, True)  # the tooltip has the time
-        self.table.setMinimumWidth(420)
+        self.table = self._queue_table()
         self.title = QLabel()
         self.title.setStyleSheet("font-size:14px; font-weight:bold;")
         self.include_reviewed = QCheckBox("Show reviewed cases too")
@@ -133,6 +113,31 @@ class ReviewQueueView(QWidget):
         QShortcut(QKeySequence("N"), self, self.next_case, context=ctx)
         QShortcut(QKeySequence("P"), self, self.previous_case, context=ctx)
         self.refresh()
+
+    def _queue_table(self) -> QTableView:
+        """The queue, patient first; sorted by any column (the thumbnail column: core's order, by patient)."""
+        table = QTableView()
+        table.setModel(self.proxy)
+        table.setSortingEnabled(True)
+        table.sortByColumn(QueueModel.THUMB, Qt.SortOrder.AscendingOrder)  # core's order: by patient
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.verticalHeader().setDefaultSectionSize(THUMB_H + 6)
+        table.verticalHeader().hide()
+        table.setIconSize(QSize(THUMB_W, THUMB_H))
+        # Who and what at full width; the file name takes the rest (elided, full path in its tooltip).
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QueueModel.FILE, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(QueueModel.LAST, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(40)
+        table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)  # narrow screens
+        table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # file names keep their ends
+        table.setWordWrap(False)
+        table.setColumnHidden(QueueModel.QUEUED, True)  # the tooltip has the time
+        table.setMinimumWidth(420)
+        return table
 
     def _thumbnail(self, result_id: int) -> bytes | None:
         store = self.store_fn()

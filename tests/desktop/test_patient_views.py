@@ -277,8 +277,8 @@ def test_the_app_files_a_sidecar_folder_under_patients(make_window, screen, tmp_
     w.grab().save(str(SHOTS / "app-patients-tab.png"))
     entries = w.store.run_entries(summary.run_id, with_cam=False)
     jul = next(e for e in entries if e.result.path.endswith("a-jul.png"))
-    w.open_case(CaseRef(jul.result_id, jul.result))
-    assert "1 other picture(s) of this lesion" in w.message_label.toolTip()
+    w.open_case(CaseRef(jul.result_id, jul.result))  # its other visits are looked up on a worker
+    qtbot.waitUntil(lambda: "1 other picture(s) of this lesion" in w.message_label.toolTip(), timeout=5_000)
     b = next(e for e in entries if e.result.path.endswith("b.png"))
     w.case_panel.current = CaseRef(b.result_id, b.result)
     w.tabs.setCurrentWidget(w.screening)

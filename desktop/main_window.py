@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QTabWidget
 
 from core.common.errors import StoreError
 from core.decision.confidence_meanings import confidence_meanings
@@ -29,19 +29,13 @@ from .settings import AppSettings, save_settings
 from .settings_dialog import SettingsDialog
 from .status_bar import StatusBar
 from .table_cells import ThumbnailCache
-from .views.case_panel import CasePanel, CaseRef
+from .views.case_panel import CasePanel, CaseRef, with_keys_help
 from .views.evidence import EvidenceView
 from .views.follow_up import FollowUpView
 from .views.patients import PatientWorklistView
 from .views.review_queue import ReviewQueueView
 from .views.screening import ScreeningView
 from .workers import LoadedModel, Worker, WorkerPool
-
-CASE_KEYS_HELP = (
-    "Keys: N / P next / previous row of the results · Backspace back to the results · "
-    "1 no action · 2 monitor (then the months, e.g. 2 1 2 = 12) · 3 excise · 4 refer · 5 retake · "
-    "E note (Esc back) · Ctrl+Enter save · H heat map · + / − / 0 zoom · L this lesion's visits (Patients)"
-)
 
 
 class MainWindow(QMainWindow):
@@ -66,12 +60,9 @@ class MainWindow(QMainWindow):
         self.resize(1360, 860)
         self._tabs()
         self.status = StatusBar(self.statusBar(), self)
-        self.message_label, self.model_label, self.store_label = (
-            self.status.message_label,
-            self.status.model_label,
-            self.status.store_label,
-        )
-        self.disclaimer_label = self.status.disclaimer_label
+        bar = self.status  # its labels by the names the tests and screenshots use
+        self.message_label, self.model_label, self.store_label = bar.message_label, bar.model_label, bar.store_label
+        self.disclaimer_label = bar.disclaimer_label
         self._controllers(bundle_override)
         build_menus(self, self.export_csv, self.export_report, self.export_pdf)
         self._connect()
@@ -90,13 +81,7 @@ class MainWindow(QMainWindow):
         self.screening = ScreeningView(self._thumbnail)
         self.case_panel = CasePanel(store, self.pool, self._reviewer_for_save, opacity)
         self.case_panel.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.case_tab = QWidget()
-        case_lay = QVBoxLayout(self.case_tab)
-        case_lay.addWidget(self.case_panel, 1)
-        case_help = QLabel(CASE_KEYS_HELP)
-        case_help.setStyleSheet("color:#455a64;")
-        case_help.setWordWrap(True)
-        case_lay.addWidget(case_help)
+        self.case_tab = with_keys_help(self.case_panel)
         self.queue_view = ReviewQueueView(store, self.pool, self._reviewer_for_save, opacity)
         self.patients_view = PatientWorklistView(store, lambda: self.settings.reviewer, pool=self.pool)
         self.follow_up_view = FollowUpView(store)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QLabel,
     QMessageBox,
     QSplitter,
     QVBoxLayout,
@@ -30,6 +31,11 @@ from .review_form import ReviewForm, history_line
 from .similar_strip import SimilarStrip
 from .timeline import LesionTimelineView
 
+CASE_KEYS_HELP = (
+    "Keys: N / P next / previous row of the results · Backspace back to the results · "
+    "1 no action · 2 monitor (then the months, e.g. 2 1 2 = 12) · 3 excise · 4 refer · 5 retake · "
+    "E note (Esc back) · Ctrl+Enter save · H heat map · + / − / 0 zoom · L this lesion's visits (Patients)"
+)
 MONTHS_TYPING_S = 2.5  # after "2" (monitor), digits typed within this many seconds set the months
 
 
@@ -314,3 +320,15 @@ class CasePanel(QWidget):
         self.form.status.setText(f"<span style='color:#2e7d32'>Saved: {history_line(review)}</span>")
         self.setFocus()
         self.reviewed.emit(result_id, review)
+
+
+def with_keys_help(panel: CasePanel, text: str = CASE_KEYS_HELP) -> QWidget:
+    """The Case tab: the panel over the keys it answers to."""
+    tab = QWidget()
+    lay = QVBoxLayout(tab)
+    lay.addWidget(panel, 1)
+    keys = QLabel(text)
+    keys.setStyleSheet("color:#455a64;")
+    keys.setWordWrap(True)
+    lay.addWidget(keys)
+    return tab

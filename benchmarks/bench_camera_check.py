@@ -6,8 +6,8 @@
 Draws `--batches` random batches of `--size` images (seeded; without replacement inside a batch)
 from the HAM10000 test split, the ISIC 2017 test images and Derm7pt, and prints how many batches
 the check fires on and the median batch score. Only decoding (core.files.images.read_image) and
-core.decision.intake_check.image_statistics run, no model: the check uses the picture statistics the bundle's intake
-check carries. Statistics are cached per image under --cache, so a second run takes seconds.
+core.imaging.picture_statistics.image_statistics run, no model: the check uses the picture statistics the
+bundle's intake check carries. Statistics are cached per image under --cache, so a second run takes seconds.
 
 The check's limits (core/screening/camera_check.py) were set on training-source batches (HAM10000
 validation split, ISIC 2017 validation and training images), never on these sets; `--calibration`
@@ -27,8 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.decision.intake_check import image_statistics  # noqa: E402
 from core.files.images import read_image  # noqa: E402
+from core.imaging.picture_statistics import image_statistics  # noqa: E402
 from core.inference.bundle import default_bundle_path, load_bundle  # noqa: E402
 from core.screening.camera_check import check_statistics  # noqa: E402
 from evalkit.labelled import SHARED_DATA, image_path, read_cases  # noqa: E402

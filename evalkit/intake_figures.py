@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.decision.intake_check import OOD_OUTPUT, assess, ensemble_score, image_statistics
+from core.decision.intake_check import OOD_OUTPUT, assess, ensemble_score
 from core.decision.vocabulary import NOT_DERMOSCOPY
 from core.files.images import read_image
 from core.imaging.model_input import InputSpec, model_input
+from core.imaging.picture_statistics import image_statistics
 from core.inference.bundle import load_bundle
 from core.inference.ensemble import Ensemble, EnsembleSettings
 from evalkit.labelled import SHARED_DATA, read_cases

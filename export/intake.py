@@ -24,9 +24,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from core.decision.intake_check import IntakeCheck, ensemble_score, image_statistics
+from core.decision.intake_check import IntakeCheck, ensemble_score
 from core.files.images import read_image
 from core.imaging.model_input import InputSpec, model_input_from_file
+from core.imaging.picture_statistics import image_statistics
 from core.inference.bundle import Bundle, load_bundle, write_bundle
 
 from .ood import (
@@ -101,7 +102,7 @@ def member_features(bundle: Bundle, images: LabelledImages, threads: int = 0, ba
 
 
 def picture_statistics(paths) -> np.ndarray:
-    """N x 13 picture statistics (core.decision.intake_check.image_statistics) of decoded files."""
+    """N x 13 picture statistics (core.imaging.picture_statistics.image_statistics) of decoded files."""
     return np.stack([image_statistics(read_image(p).rgb) for p in paths])
 
 

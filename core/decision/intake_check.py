@@ -9,7 +9,7 @@ beyond any validation image) it is not a dermoscopy image at all (a photo, a scr
 
 Deep features alone miss images with little structure (flat colours, text, gradients: their
 features sit near the training mean), so the check has a second part on the decoded picture
-itself: 13 colour and texture statistics (`image_statistics`), scored by Mahalanobis distance
+itself: 13 colour and texture statistics (core.imaging.picture_statistics), scored by Mahalanobis distance
 from the training images' statistics (mean and precision travel in the manifest). Either part
 over its threshold flags the image; `image_clear_threshold` (beyond every training image) marks
 it as not dermoscopy.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from core.common.schema import json_keys, json_number
@@ -32,35 +31,11 @@ _FIELDS = (
     "image_mean", "image_precision", "image_threshold", "image_clear_threshold",
 )  # fmt: skip
 IMAGE_STATISTICS = 13
-STATS_SIDE = 256  # statistics are taken on the picture with its longest side at this size
 # Limits past which a check could never flag what it is for (issue 26): the feature score is a distance
 # divided by its median on training images, so 100 is a hundred times a typical training image's; the
 # picture score is a squared Mahalanobis distance over 13 statistics (about 13 for a typical one).
 MAX_FEATURE_THRESHOLD = 100.0
 MAX_IMAGE_THRESHOLD = 1e4
-
-
-def image_statistics(rgb: np.ndarray) -> np.ndarray:
-    """Colour and texture of a decoded RGB uint8 picture: 13 numbers a dermoscopy image keeps in a
-    narrow range (skin colours, soft texture, no dominant flat colour, no saturated graphics)."""
-    h, w = rgb.shape[:2]
-    scale = STATS_SIDE / max(h, w)
-    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float64)
-    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(np.float64)
-    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-    sharpness = cv2.Laplacian(grey, cv2.CV_64F).var()
-    gradient = np.hypot(cv2.Sobel(grey, cv2.CV_64F, 1, 0), cv2.Sobel(grey, cv2.CV_64F, 0, 1)).mean()
-    bins = (small // 32).reshape(-1, 3).astype(np.int64)
-    dominant = np.bincount(bins[:, 0] * 64 + bins[:, 1] * 8 + bins[:, 2], minlength=512).max() / len(bins)
-    hist = np.bincount(grey.ravel(), minlength=256) / grey.size
-    entropy = -(hist[hist > 0] * np.log2(hist[hist > 0])).sum()
-    hue, sat, val = hsv[:, 0] * 2, hsv[:, 1] / 255, hsv[:, 2]
-    skin = np.mean(((hue < 50) | (hue > 330)) & (sat > 0.1) & (val > 40))
-    return np.array(
-        [*lab.mean(axis=0), *lab.std(axis=0), np.log1p(sharpness), np.log1p(gradient),
-         np.mean(sat < 0.08), skin, dominant, entropy, np.mean(sat > 0.8)]
-    )  # fmt: skip
 
 
 def _finite(name: str, value) -> float:

@@ -29,15 +29,17 @@ from pathlib import Path
 import numpy as np
 
 from core.common.errors import ImageReadError
-from core.decision.intake_check import IMAGE_STATISTICS, IntakeCheck, image_statistics
+from core.decision.intake_check import IMAGE_STATISTICS, IntakeCheck
 from core.files.images import read_image
+from core.imaging.picture_statistics import image_statistics
 
 SHIFT_LIMIT = 4.5
 UNFAMILIAR_SHARE_LIMIT = 0.20
 MIN_IMAGES = 30  # fewer pictures: the average is too noisy to judge a camera by
 MAX_IMAGES = 100  # a run's check decodes at most this many pictures (seeded sample): 5-6 s (README)
 MENTION_Z = 0.5  # a statistic is named when the run's average moves it this many training SDs
-# Each statistic of core.decision.intake_check.image_statistics, in order: (name, words when higher, words when lower).
+# Each statistic of core.imaging.picture_statistics.image_statistics, in order:
+# (name, words when higher, words when lower).
 STATISTIC_WORDS: tuple[tuple[str, str, str], ...] = (
     ("lightness", "brighter", "darker"),
     ("red-green", "redder", "greener"),
@@ -143,7 +145,7 @@ class CameraCheck:
 
 
 def check_statistics(statistics: np.ndarray, check: IntakeCheck) -> CameraCheck:
-    """statistics: N x 13 (core.decision.intake_check.image_statistics of each picture) -> the run's verdict."""
+    """statistics: N x 13 (core.imaging.picture_statistics.image_statistics of each picture) -> the run's verdict."""
     if not check.has_image_part:
         raise ValueError("the bundle's intake check has no picture statistics: the camera check needs them")
     x = np.asarray(statistics, dtype=np.float64).reshape(-1, IMAGE_STATISTICS)

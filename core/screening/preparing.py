@@ -12,12 +12,12 @@ import cv2
 import numpy as np
 
 from core.common.errors import ImageReadError
-from core.decision.intake_check import image_statistics
 from core.decision.results import QualityReport, ScreeningResult
 from core.files.image_file import ImageLimits
 from core.files.images import read_image, resize_longest_side
 from core.files.scan import IMAGE_EXTENSIONS
 from core.imaging.model_input import InputSpec, model_input
+from core.imaging.picture_statistics import image_statistics
 from core.imaging.quality import assess_quality
 from core.inference.digests import sha256_file
 from core.inference.manifest import Manifest

@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from core.decision.intake_check import IntakeCheck, image_statistics
+from core.decision.intake_check import IntakeCheck
+from core.imaging.picture_statistics import image_statistics
 from core.screening.auto_clearing import CameraValidation, run_clearing
 from core.screening.camera_check import MIN_IMAGES, CameraCheck, check_files, check_statistics
 from tests.support.intake_bundle import skin_like

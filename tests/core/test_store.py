@@ -758,12 +758,6 @@ def test_run_labels_and_good_results_of_images_answer_without_sql_from_the_calle
     assert store.first_run_of(ids[1]) == second and store.first_run_of(10_000) is None
 
 
-# Files outside the store's own modules that still reach into its private doors, each with what replaces it.
-STILL_REACHING_IN = {
-    "core/screening/audit.py": "store.run_labels() and store.good_results_of_images(...) (core/screening's owner)",
-}
-
-
 def test_only_the_store_s_own_modules_use_its_private_read_and_write():
     found = set()
     for package in ("core", "cli", "desktop", "evalkit", "training", "export", "benchmarks", "scripts"):
@@ -774,4 +768,4 @@ def test_only_the_store_s_own_modules_use_its_private_read_and_write():
             text = path.read_text(encoding="utf-8")
             if "._read(" in text or "._write(" in text or "._read_chunked(" in text:
                 found.add(rel)
-    assert found <= set(STILL_REACHING_IN), "use (or add) a public query of ReviewStore instead"
+    assert found == set(), "use (or add) a public query of ReviewStore instead"

@@ -14,13 +14,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
-from sklearn.metrics import roc_curve as sk_roc_curve
 
-from evalkit import evaluate as ev
-from evalkit.figures import FIGURES
-from evalkit.labelled import LabelsError, read_cases
-from evalkit.metrics import (
+pytest.importorskip("matplotlib", reason="the evaluation report's figures need matplotlib (train extra)")
+
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score  # noqa: E402
+from sklearn.metrics import roc_curve as sk_roc_curve  # noqa: E402
+
+from evalkit import evaluate as ev  # noqa: E402
+from evalkit.figures import FIGURES  # noqa: E402
+from evalkit.labelled import LabelsError, read_cases  # noqa: E402
+from evalkit.metrics import (  # noqa: E402
     balanced_accuracy,
     bootstrap_auc_ci,
     brier_score,

@@ -5,16 +5,18 @@ it, and runs in core unchanged; a head fitted on other pixels is refused."""
 import numpy as np
 import onnxruntime as ort
 import pytest
-import torch
 
-from core.imaging.preprocess import PreprocessParams
-from core.inference.bundle import load_bundle
-from core.inference.ensemble import Ensemble, EnsembleSettings
-from export import generalist, merge
-from tests.support.synthetic_bundle import make_bundle
-from training.generalist.features import FeatureKey
-from training.generalist.fit import model_with_head, save_checkpoint
-from training.generalist.heads import LinearHead
+torch = pytest.importorskip("torch", reason="export tests need the train extra (torch, timm)")
+
+
+from core.imaging.preprocess import PreprocessParams  # noqa: E402
+from core.inference.bundle import load_bundle  # noqa: E402
+from core.inference.ensemble import Ensemble, EnsembleSettings  # noqa: E402
+from export import generalist, merge  # noqa: E402
+from tests.support.synthetic_bundle import make_bundle  # noqa: E402
+from training.generalist.features import FeatureKey  # noqa: E402
+from training.generalist.fit import model_with_head, save_checkpoint  # noqa: E402
+from training.generalist.heads import LinearHead  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
-from evalkit.metrics import paired_bootstrap_auc_delta, roc_auc
-from training.generalist import features as feat
-from training.generalist.backbones import backbone, pooled_features
-from training.generalist.heads import (
+torch = pytest.importorskip("torch", reason="training tests need the train extra (torch, timm)")
+
+from PIL import Image  # noqa: E402
+
+from evalkit.metrics import paired_bootstrap_auc_delta, roc_auc  # noqa: E402
+from training.generalist import features as feat  # noqa: E402
+from training.generalist.backbones import backbone, pooled_features  # noqa: E402
+from training.generalist.heads import (  # noqa: E402
     balanced_class_weights,
     choose_c,
     fit_melanoma_lr,
@@ -20,9 +22,9 @@ from training.generalist.heads import (
     fold,
     standardiser,
 )
-from training.generalist.protocol import ProtocolError, _load
-from training.generalist.scores import fit_temperature, softmax
-from training.generalist.sets import ImageSet, load_set
+from training.generalist.protocol import ProtocolError, _load  # noqa: E402
+from training.generalist.scores import fit_temperature, softmax  # noqa: E402
+from training.generalist.sets import ImageSet, load_set  # noqa: E402
 
 
 def test_paired_bootstrap_of_the_same_scores_is_exactly_zero_and_a_better_score_is_above_zero():

@@ -1,6 +1,8 @@
 import pytest
 
-from training.config import ConfigError, TrainConfig, load_config, save_config
+pytest.importorskip("yaml", reason="training configs are YAML (train extra)")
+
+from training.config import ConfigError, TrainConfig, load_config, save_config  # noqa: E402
 
 
 def test_overrides_keep_the_rest_of_a_section(tmp_path):

@@ -27,14 +27,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.common.errors import MelaScreenError
 from core.records.evidence import confirmed_for_images
-from core.records.patient_report import write_patient_report
 from core.records.patients import LesionSummary, PatientSummary, identity_of, lesion_timeline, patient_lesions, worklist
 
 from ..patient_models import LesionsModel, PatientsModel
-from ..pdf import html_to_pdf
-from ..workers import WorkerPool
+from ..patient_reports import patient_report_job, write_patient_pdf
+from ..workers import Worker, WorkerPool
 from .body_map import BodyMapView
 from .timeline import LesionTimelineView
 
@@ -224,9 +222,10 @@ class PatientWorklistView(QWidget):
 
     # -- report -------------------------------------------------------------------------------
 
-    def export_report(self, suffix: str, path: str | None = None, summary: str | None = None) -> Path | None:
-        """Write the chosen patient's report; asked interactively (no `path`): the file, and for a PDF the
-        clinician's summary printed on it. The clinic's name, address and phone come from Settings."""
+    def export_report(self, suffix: str, path: str | None = None, summary: str | None = None) -> Worker | None:
+        """Write the chosen patient's report on a worker; `report_written(path)` follows. Asked interactively (no
+        `path`): the file, and for a PDF the clinician's summary printed on it. The clinic's name, address and
+        phone come from Settings."""
         pid = self.current_patient()
         store = self.store_fn()
         if pid is None or store is None:
@@ -245,19 +244,21 @@ class PatientWorklistView(QWidget):
             )
             if not path:
                 return None
-        try:
-            out = write_patient_report(
-                store,
-                pid,
-                path,
-                pdf_writer=html_to_pdf,
-                reviewer=self.reviewer() or "",
-                summary=summary or "",
-                heat_maps=self.heat_maps,
-                private=self.private_exports(),
-            )
-        except (OSError, ValueError, MelaScreenError) as exc:
-            QMessageBox.warning(self, "Report not written", f"The report could not be written:\n{exc}")
-            return None
-        self.report_written.emit(str(out))
-        return out
+        private = self.private_exports()
+        job = patient_report_job(store, pid, path, self.reviewer() or "", summary or "", self.heat_maps, private)
+        worker = Worker(job, name="patient report")
+        worker.signals.result.connect(lambda value: self._report_done(value, path, private))
+        worker.signals.failed.connect(self._report_failed)
+        return self.timeline.pool.start(worker)
+
+    def _report_done(self, value, path: str, private: bool) -> None:
+        if not isinstance(value, Path):  # a PDF's pages, laid out on the worker: Qt draws them here
+            try:
+                value = write_patient_pdf(value, path, private)
+            except OSError as exc:
+                self._report_failed(exc)
+                return
+        self.report_written.emit(str(value))
+
+    def _report_failed(self, exc: BaseException) -> None:
+        QMessageBox.warning(self, "Report not written", f"The report could not be written:\n{exc}")

@@ -130,3 +130,15 @@ def store(tmp_path, synthetic_bundle):
     with ReviewStore.open(tmp_path / "r.sqlite") as s:
         screen_folder(Screener(load_bundle(synthetic_bundle)), day, s)
         yield s
+
+
+@pytest.fixture
+def patient_report(qtbot):
+    """patient_report(view, suffix, path, **kw): the Patients tab's report, written on a worker; returns its path."""
+
+    def run(view, suffix: str, path, timeout: int = 30_000, **kwargs) -> Path:
+        with qtbot.waitSignal(view.report_written, timeout=timeout) as written:
+            assert view.export_report(suffix, str(path), **kwargs) is not None
+        return Path(written.args[0])
+
+    return run

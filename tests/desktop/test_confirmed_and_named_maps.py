@@ -55,7 +55,7 @@ def _open(w, qtbot, entries, name):
 
 
 def test_a_confirmed_diagnosis_entered_in_the_case_is_shown_in_case_timeline_and_report(
-    make_window, screen, day, qtbot, tmp_path
+    patient_report, make_window, screen, day, qtbot, tmp_path
 ):
     from core.records.evidence import confirmed_for_images
 
@@ -89,21 +89,21 @@ def test_a_confirmed_diagnosis_entered_in_the_case_is_shown_in_case_timeline_and
     qtbot.waitUntil(lambda: view.timeline.confirmed.isVisible(), timeout=5_000)
     assert view.timeline.confirmed.text() == words
     # the patient report: HTML, CSV and PDF
-    html_out = view.export_report(".html", str(tmp_path / "PA.html"), summary="")
+    html_out = patient_report(view, ".html", tmp_path / "PA.html", summary="")
     assert words in html_out.read_text(encoding="utf-8")
-    csv_out = view.export_report(".csv", str(tmp_path / "PA.csv"))
+    csv_out = patient_report(view, ".csv", tmp_path / "PA.csv")
     import csv
 
     rows = list(csv.DictReader(csv_out.open(encoding="utf-8")))
     assert {r["confirmed_diagnosis"] for r in rows if r["lesion_id"] == "L1"} == {words}
     assert {r["confirmed_diagnosis"] for r in rows if r["lesion_id"] == "L2"} == {""}
-    pdf = view.export_report(".pdf", str(tmp_path / "PA.pdf"), summary="")
+    pdf = patient_report(view, ".pdf", tmp_path / "PA.pdf", summary="")
     if shutil.which("pdftotext"):
         text = subprocess.run(["pdftotext", "-raw", str(pdf), "-"], capture_output=True, text=True).stdout
         assert words in " ".join(text.replace("\ufb01", "fi").split())  # pdftotext writes the fi ligature
 
 
-def test_the_patient_pdf_shows_the_bcc_map_of_a_bcc_outcome(make_window, screen, day, qtbot, tmp_path):
+def test_the_patient_pdf_shows_the_bcc_map_of_a_bcc_outcome(patient_report, make_window, screen, day, qtbot, tmp_path):
     """The outcome names BCC: the report's map is BCC's (captioned so), as the app would compute it on
     demand, and nothing is said about a missing map."""
     from core.files.images import read_image
@@ -125,7 +125,7 @@ def test_the_patient_pdf_shows_the_bcc_map_of_a_bcc_outcome(make_window, screen,
     w.tabs.setCurrentWidget(view)
     view.refresh()
     view.patient_table.selectRow(0)
-    pdf = view.export_report(".pdf", str(tmp_path / "PA.pdf"), summary="")
+    pdf = patient_report(view, ".pdf", tmp_path / "PA.pdf", summary="")
     assert pdf is not None and pdf.read_bytes()[:5] == b"%PDF-"
     if shutil.which("pdftotext"):
         text = " ".join(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout.split())
@@ -134,7 +134,9 @@ def test_the_patient_pdf_shows_the_bcc_map_of_a_bcc_outcome(make_window, screen,
         subprocess.run(["pdftoppm", "-r", "80", "-png", str(pdf), str(Path(SHOT_DIR) / "patient-pdf-bcc")], check=True)
 
 
-def test_for_a_result_stored_before_named_maps_the_app_asks_the_models(make_window, screen, day, qtbot, tmp_path):
+def test_for_a_result_stored_before_named_maps_the_app_asks_the_models(
+    patient_report, make_window, screen, day, qtbot, tmp_path
+):
     from core.records.patient_record import build_patient_report
 
     w = make_window()
@@ -148,5 +150,5 @@ def test_for_a_result_stored_before_named_maps_the_app_asks_the_models(make_wind
     view = w.patients_view
     view.refresh()
     view.patient_table.selectRow(0)
-    page = view.export_report(".html", str(tmp_path / "PA.html"), summary="").read_text(encoding="utf-8")
+    page = patient_report(view, ".html", tmp_path / "PA.html", summary="").read_text(encoding="utf-8")
     assert "heat map of basal cell carcinoma" in page and "not stored" not in page

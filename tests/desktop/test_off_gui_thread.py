@@ -79,3 +79,18 @@ def test_a_stored_run_is_read_on_a_worker_and_then_shown(make_window, screen, qt
         assert w.screening.model.rowCount() == 0  # nothing yet: the rows are being read
     assert shown.args == [summary.run_id] and on_gui == [False]
     assert w.screening.current_run_id == summary.run_id and w.screening.model.rowCount() == summary.total
+
+
+def test_a_patient_report_is_built_on_a_worker(qtbot, monkeypatch, store, patient_report, tmp_path):
+    import desktop.patient_reports as reports
+    from desktop.views.patients import PatientWorklistView
+
+    built = _on_threads(monkeypatch, reports, "build_patient_report")
+    written = _on_threads(monkeypatch, reports, "write_patient_report")
+    view = PatientWorklistView(lambda: store)
+    qtbot.addWidget(view)
+    view.refresh()
+    pdf = patient_report(view, ".pdf", tmp_path / "P1.pdf", summary="")
+    csv_out = patient_report(view, ".csv", tmp_path / "P1.csv")
+    assert built == [False] and written == [False]  # the PDF's pages, then the CSV, off the GUI thread
+    assert pdf.read_bytes().startswith(b"%PDF") and "P1" in csv_out.read_text(encoding="utf-8")

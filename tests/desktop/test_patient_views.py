@@ -133,7 +133,9 @@ def multi_lesion_store(folder: Path, bundle: Path, db: Path) -> ReviewStore:
 
 
 @pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler-utils (pdftotext, pdfimages)")
-def test_patient_pdf_has_the_patient_on_every_page_and_no_cut_picture(qtbot, tmp_path, synthetic_bundle):
+def test_patient_pdf_has_the_patient_on_every_page_and_no_cut_picture(
+    patient_report, qtbot, tmp_path, synthetic_bundle
+):
     from core.records.clinic import Clinic, save_clinic
     from desktop.views.patients import PatientWorklistView
 
@@ -142,7 +144,7 @@ def test_patient_pdf_has_the_patient_on_every_page_and_no_cut_picture(qtbot, tmp
         view = PatientWorklistView(lambda: s, lambda: "Dr B")
         qtbot.addWidget(view)
         view.refresh()
-        out = view.export_report(".pdf", str(tmp_path / "P9.pdf"), summary="Excise L1; see L2 in 3 months.")
+        out = patient_report(view, ".pdf", tmp_path / "P9.pdf", summary="Excise L1; see L2 in 3 months.")
     assert out is not None and out.read_bytes()[:5] == b"%PDF-"
     info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, timeout=60).stdout
     pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
@@ -183,15 +185,15 @@ def test_pages_hold_whole_blocks():
     assert _paginate([300, 40, 200], [False, True, False], 500, 0) == [[(0, 0.0)], [(1, 0.0), (2, 40.0)]]
 
 
-def test_patient_pdf_report_renders(qtbot, store, tmp_path):
+def test_patient_pdf_report_renders(patient_report, qtbot, store, tmp_path):
     from desktop.views.patients import PatientWorklistView
 
     view = PatientWorklistView(lambda: store)
     qtbot.addWidget(view)
     view.refresh()
-    out = view.export_report(".pdf", str(tmp_path / "P1.pdf"))
+    out = patient_report(view, ".pdf", tmp_path / "P1.pdf")
     assert out is not None and out.read_bytes()[:5] == b"%PDF-"
-    csv_out = view.export_report(".csv", str(tmp_path / "P1.csv"))
+    csv_out = patient_report(view, ".csv", tmp_path / "P1.csv")
     assert "left shin" in csv_out.read_text()
     if shutil.which("pdftoppm"):
         subprocess.run(

@@ -320,13 +320,19 @@ class MainWindow(QMainWindow):
 
     # -- settings and about -------------------------------------------------------------------------
 
-    def open_settings(self) -> None:
+    def settings_dialog(self) -> SettingsDialog:
+        """Settings as the app shows them: with the loaded bundle's default confidence, and under the confidence
+        what each level did on the bundle's validation images."""
         provider = self.model.screener.engine_in_use if self.model else None
         message = "" if self.model is not None else self.model_message
         default = self.model.bundle.manifest.gate.default_confidence if self.model else None
         dialog = SettingsDialog(self.settings, provider, message, self, default_confidence=default)
-        if self.model is not None:  # under the confidence: what each level did on the validation images
+        if self.model is not None:
             dialog.explain_confidences(confidence_meanings(self.model.bundle.manifest.provenance))
+        return dialog
+
+    def open_settings(self) -> None:
+        dialog = self.settings_dialog()
         if dialog.exec():
             self.apply_settings(dialog.values())
 

@@ -212,3 +212,18 @@ def test_about_shows_one_validation_auc_per_source_of_a_refitted_gate(synthetic_
     html = bundle_html(replace(bundle, manifest=m), True, None)
     assert "0.891 on ham10000 (1548 images, 177 melanomas)" in html
     assert "— on isic2017 (150 images, 30 melanomas)" in html  # no AUC recorded: a dash, not a crash
+
+
+def test_the_settings_dialog_says_the_loaded_bundles_default_confidence(make_window, qtbot):
+    w = make_window()
+    d = w.settings_dialog()  # as Tools → Settings opens it
+    qtbot.addWidget(d)
+    default = w.model.bundle.manifest.gate.default_confidence
+    assert d.use_default_confidence.text() == f"Use the bundle's default ({default:g})"
+    other = SettingsDialog(AppSettings(), default_confidence=0.95)  # whatever the bundle says, not 0.99
+    qtbot.addWidget(other)
+    assert other.use_default_confidence.text() == "Use the bundle's default (0.95)"
+    assert other.confidence.value() == 0.95 and not other.confidence.isEnabled()
+    unknown = SettingsDialog(AppSettings())  # no bundle loaded: no number is claimed
+    qtbot.addWidget(unknown)
+    assert unknown.use_default_confidence.text() == "Use the bundle's default"

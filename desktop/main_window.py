@@ -321,8 +321,7 @@ class MainWindow(QMainWindow):
     # -- settings and about -------------------------------------------------------------------------
 
     def settings_dialog(self) -> SettingsDialog:
-        """Settings as the app shows them: with the loaded bundle's default confidence, and under the confidence
-        what each level did on the bundle's validation images."""
+        """Settings as the app shows them: the loaded bundle's default confidence and what each level did."""
         provider = self.model.screener.engine_in_use if self.model else None
         message = "" if self.model is not None else self.model_message
         default = self.model.bundle.manifest.gate.default_confidence if self.model else None

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from core.inference.calibration import softmax
 from evalkit.metrics import bootstrap_auc_ci, paired_bootstrap_auc_delta, roc_auc
 
 from .features import default_key, load_features
 from .heads import choose_c, fit_melanoma_lr
-from .scores import MEL, aligned, member_logits_for, softmax
+from .scores import MEL, aligned, member_logits_for
 from .sets import load_set
 
 log = logging.getLogger(__name__)

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from core.inference.calibration import softmax
 from evalkit.metrics import paired_bootstrap_auc_delta, roc_auc
 
 from .features import FeatureKey, cache_path, load_features
 from .heads import LinearHead, balanced_class_weights, fit_softmax_head, grouped_folds
-from .scores import MEL, aligned, fit_temperature, member_logits_for, softmax
+from .scores import MEL, aligned, fit_temperature, member_logits_for
 from .sets import TEST_ONLY, ImageSet, load_set
 
 log = logging.getLogger(__name__)

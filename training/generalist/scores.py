@@ -7,17 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from core.inference.bundle import load_bundle
+from core.inference.calibration import softmax
 
 from . import features as feat
 from . import members as mem
 from .sets import ImageSet
 
 MEL = 4  # index of "mel" in the bundles' class order (akiec, bcc, bkl, df, mel, nv, vasc)
-
-
-def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    e = np.exp(z - z.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
 
 
 def member_logits_for(

@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
+from core.common.errors import StoreError
 from core.common.paths import atomic_target
 from core.decision.results import ScreeningResult, named_class
 from core.records.patients import identities_of
@@ -23,7 +24,7 @@ from core.records.provenance import provenance_of_run
 from core.records.report import write_run_csv
 from core.records.run_report import run_report, write_run_report_html
 from core.records.runs import shown_status
-from core.records.store import ReviewStore, local_time
+from core.records.store import ReviewStore, RunInfo, local_time
 
 from ..pdf import html_to_pdf
 from ..settings import AppSettings
@@ -62,11 +63,18 @@ def _with_stored_maps(shown, stored):
     return replace(shown, cam=stored.cam, **named)
 
 
+def _stored_run(store: ReviewStore, run_id: int) -> RunInfo:
+    run = store.get_run(run_id)
+    if run is None:
+        raise StoreError(f"run #{run_id} is no longer in the results file")
+    return run
+
+
 def run_csv_job(store: ReviewStore, shown: ShownRun, path: str, classes, private: bool):
     """Write the CSV of what is on screen (a trial's rows say "trial" on each row; else the recorded run)."""
 
     def job(report, should_stop) -> Path:
-        run = store.get_run(shown.run_id)
+        run = _stored_run(store, shown.run_id)
         results = list(shown.results) or store.run_results(shown.run_id, with_cam=False)
         shas = [r.sha256 for r in results if r.sha256]
         made_by = provenance_of_run(run)
@@ -91,7 +99,7 @@ def run_report_job(store: ReviewStore, shown: ShownRun, reviewer: str, html_path
     or returned as a document for the PDF writer when `html_path` is None."""
 
     def job(report, should_stop):
-        run = store.get_run(shown.run_id)
+        run = _stored_run(store, shown.run_id)
         confidence = shown.confidence
         details = {
             "Folder": run.folder,

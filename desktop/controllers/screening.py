@@ -185,7 +185,7 @@ class ScreeningRuns(QObject):
         except ValueError:
             thresholds = m.gate.thresholds()
         self.view.set_legend(thresholds, m.risk_scope, confidence, trial)
-        standard = self.standard_confidence()
+        standard = self.settings().confidence or m.gate.default_confidence  # a model is loaded: never None
         self.view.set_confidences(list(m.gate.fitted), standard, confidence if confidence else standard)
 
     def try_confidence(self, confidence: float | None) -> None:

@@ -91,6 +91,7 @@ class MainWindow(QMainWindow):
             lambda: self.model.bundle if self.model else None,
             lambda: self.settings.auto_clearing,
             lambda on: self.apply_settings(replace(self.settings, auto_clearing=on)),
+            pool=self.pool,
         )
         self.tabs = QTabWidget()
         self.tabs.addTab(self.screening, "Screening")
@@ -284,7 +285,6 @@ class MainWindow(QMainWindow):
         return self.runs.show_latest_run_of(folder)
 
     def show_stored_run(self, run_id: int) -> Worker | None:
-        """Read a stored run on a worker; it is shown, and run_shown(run_id) emitted, when it arrives."""
         return self.runs.show_stored_run(run_id)
 
     def try_confidence(self, confidence: float | None) -> None:

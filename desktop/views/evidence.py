@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QDate
+from PySide6.QtCore import QDate, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDateEdit,
@@ -41,10 +41,15 @@ from core.records.evidence import (
 from core.screening import audit_html, run_audit, write_audit_csv
 
 from ..pdf import html_to_pdf
+from ..workers import Worker, WorkerPool
 
 
 class EvidenceView(QWidget):
-    """Confirmed-diagnosis entry (a picture, or a patient's lesion), CSV import, and the audit."""
+    """Confirmed-diagnosis entry (a picture, or a patient's lesion), CSV import, and the audit (run on a worker:
+    it reads every confirmed case and bootstraps its figures; `audit_ready` and `audit_saved` follow)."""
+
+    audit_ready = Signal(object)  # core.screening.audit.Audit
+    audit_saved = Signal(str)  # the path written
 
     def __init__(
         self,
@@ -54,9 +59,11 @@ class EvidenceView(QWidget):
         auto_clearing: Callable[[], bool] = lambda: True,
         set_auto_clearing: Callable[[bool], None] | None = None,
         parent=None,
+        pool: WorkerPool | None = None,
     ):
         super().__init__(parent)
         self._store, self._reviewer, self._bundle = store, reviewer, bundle
+        self.pool = pool if pool is not None else WorkerPool(max_threads=1)
         self._audit = None
         self.private_exports: Callable[[], bool] = lambda: True  # the app's Settings (share exported files)
         self.clearing = QComboBox()
@@ -205,35 +212,65 @@ class EvidenceView(QWidget):
 
     # -- audit -----------------------------------------------------------------------------------
 
-    def refresh_audit(self):
+    def refresh_audit(self) -> Worker | None:
+        """Run the audit on a worker; it is shown (and `audit_ready` emitted) when it is done."""
         store = self._store()
         if store is None:
             self.audit_view.setPlainText("No results file is open.")
             return None
-        self._audit = run_audit(store, self._bundle())
-        self.audit_view.setHtml(audit_html(self._audit))
-        return self._audit
+        bundle = self._bundle()
+        worker = Worker(lambda report, should_stop: run_audit(store, bundle), name="audit")
+        worker.signals.result.connect(self._audit_arrived)
+        worker.signals.failed.connect(lambda exc: self.audit_view.setPlainText(f"The audit could not be run: {exc}"))
+        return self.pool.start(worker)
+
+    def _audit_arrived(self, audit) -> None:
+        self._audit = audit
+        self.audit_view.setHtml(audit_html(audit))
+        self.audit_ready.emit(audit)
 
     def _choose_save(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save the audit", filter="PDF (*.pdf);;HTML (*.html);;CSV (*.csv)")
         if path:
             self.save_audit(path)
 
-    def save_audit(self, path: str) -> Path | None:
-        audit = self._audit or self.refresh_audit()
-        if audit is None:
+    def save_audit(self, path: str) -> Worker | None:
+        """Save the audit shown (run first when there is none yet) as CSV, HTML or PDF, whole or not at all,
+        owner-only unless the user chose to share exports (Settings); `audit_saved(path)` follows."""
+        store, audit, bundle = self._store(), self._audit, self._bundle()
+        if audit is None and store is None:
+            self.audit_view.setPlainText("No results file is open.")
             return None
-        out = Path(path)
-        private = self.private_exports()
-        try:  # whole or not at all, owner-only unless the user chose to share exports (Settings)
+        out, private = Path(path), self.private_exports()
+
+        def job(report, should_stop):
+            done = audit if audit is not None else run_audit(store, bundle)
+            if out.suffix.lower() == ".pdf":
+                return done, False  # not written yet: Qt's PDF writer draws on the GUI thread
             if out.suffix.lower() == ".csv":
-                write_audit_csv(audit, out, private=private)
-            elif out.suffix.lower() == ".pdf":
+                write_audit_csv(done, out, private=private)
+            else:
+                write_file_atomically(out, audit_html(done), private=private)
+            return done, True
+
+        worker = Worker(job, name="save audit")
+        worker.signals.result.connect(lambda value: self._audit_written(value, out, private))
+        worker.signals.failed.connect(lambda exc: self._not_saved(out, exc))
+        return self.pool.start(worker)
+
+    def _audit_written(self, value, out: Path, private: bool) -> None:
+        audit, written = value
+        if self._audit is None:
+            self._audit_arrived(audit)
+        if not written:
+            try:
                 with atomic_target(out, private=private) as temp:
                     html_to_pdf(audit_html(audit), temp)
-            else:
-                write_file_atomically(out, audit_html(audit), private=private)
-        except OSError as exc:
-            QMessageBox.warning(self, "Audit not saved", f"{out}: {exc.strerror or exc}")
-            return None
-        return out
+            except OSError as exc:
+                self._not_saved(out, exc)
+                return
+        self.audit_saved.emit(str(out))
+
+    def _not_saved(self, out: Path, exc: BaseException) -> None:
+        words = (exc.strerror or exc) if isinstance(exc, OSError) else exc
+        QMessageBox.warning(self, "Audit not saved", f"{out}: {words}")

@@ -142,3 +142,15 @@ def patient_report(qtbot):
         return Path(written.args[0])
 
     return run
+
+
+@pytest.fixture
+def save_audit(qtbot):
+    """save_audit(evidence_view, path): the audit saved on a worker; returns the path once it is written."""
+
+    def run(view, path, timeout: int = 30_000) -> Path:
+        with qtbot.waitSignal(view.audit_saved, timeout=timeout) as saved:
+            assert view.save_audit(str(path)) is not None
+        return Path(saved.args[0])
+
+    return run

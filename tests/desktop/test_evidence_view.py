@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -29,9 +31,13 @@ def test_record_import_audit_and_the_auto_clearing_switch(qtbot, synthetic_bundl
     csv_file = tmp_path / "outcomes.csv"
     csv_file.write_text(f"file,diagnosis,method,date\n{pictures[1]},nv,histopathology,\n{pictures[2]},???,x,\n")
     assert view.import_file(str(csv_file)) == (1, 1) and "line 3" in view.entry_message.text()
-    audit = view.refresh_audit()
+    with qtbot.waitSignal(view.audit_ready, timeout=30_000) as ready:  # the audit runs on a worker
+        view.refresh_audit()
+    audit = ready.args[0]
     assert audit.groups and "too few confirmed cases" in view.audit_view.toPlainText()
-    assert view.save_audit(str(tmp_path / "audit.pdf")).read_bytes().startswith(b"%PDF")
+    with qtbot.waitSignal(view.audit_saved, timeout=30_000) as saved:
+        view.save_audit(str(tmp_path / "audit.pdf"))
+    assert Path(saved.args[0]).read_bytes().startswith(b"%PDF")
     view.clearing.setCurrentIndex(1)  # "off until this camera is validated"
     assert switched == [False]
     store.close()

@@ -94,3 +94,16 @@ def test_a_patient_report_is_built_on_a_worker(qtbot, monkeypatch, store, patien
     csv_out = patient_report(view, ".csv", tmp_path / "P1.csv")
     assert built == [False] and written == [False]  # the PDF's pages, then the CSV, off the GUI thread
     assert pdf.read_bytes().startswith(b"%PDF") and "P1" in csv_out.read_text(encoding="utf-8")
+
+
+def test_the_audit_runs_on_a_worker_and_is_then_shown(qtbot, monkeypatch, store, save_audit, tmp_path):
+    import desktop.views.evidence as evidence
+
+    on_gui = _on_threads(monkeypatch, evidence, "run_audit")
+    view = evidence.EvidenceView(lambda: store, lambda: "Dr. Test", lambda: None)
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.audit_ready, timeout=30_000):
+        assert view.refresh_audit() is not None
+        assert view.audit_view.toPlainText() == ""  # nothing yet: the audit is being run
+    assert on_gui == [False] and view.audit_view.toPlainText()
+    assert save_audit(view, tmp_path / "audit.csv").is_file() and on_gui == [False]  # the audit shown is saved

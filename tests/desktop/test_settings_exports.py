@@ -32,7 +32,9 @@ def test_settings_dialog_sets_auto_clearing_and_the_evidence_tab_follows(make_wi
     assert (saved.auto_clearing, saved.share_exports) == (False, True)
 
 
-def test_exports_are_owner_only_unless_shared_in_settings(export_csv, make_window, screen, clinic_folder, tmp_path):
+def test_exports_are_owner_only_unless_shared_in_settings(
+    export_csv, save_audit, make_window, screen, clinic_folder, tmp_path
+):
     w = make_window()
     screen(w, clinic_folder)
     private_dir = tmp_path / "new-folder"
@@ -40,14 +42,14 @@ def test_exports_are_owner_only_unless_shared_in_settings(export_csv, make_windo
     assert _mode(out) == 0o600 and _mode(private_dir) == 0o700
     w.follow_up_view.refresh()
     follow = w.follow_up_view.export_csv(str(tmp_path / "follow.csv"))
-    audit = w.evidence_view.save_audit(str(tmp_path / "audit.html"))
-    audit_csv = w.evidence_view.save_audit(str(tmp_path / "audit.csv"))
+    audit = save_audit(w.evidence_view, tmp_path / "audit.html")
+    audit_csv = save_audit(w.evidence_view, tmp_path / "audit.csv")
     assert {_mode(p) for p in (follow, audit, audit_csv)} == {0o600}
 
     w.apply_settings(replace(w.settings, share_exports=True))
     shared = export_csv(w, tmp_path / "shared.csv")
     follow = w.follow_up_view.export_csv(str(tmp_path / "follow-shared.csv"))
-    audit = w.evidence_view.save_audit(str(tmp_path / "audit-shared.html"))
+    audit = save_audit(w.evidence_view, tmp_path / "audit-shared.html")
     for p in (shared, follow, audit):
         assert _mode(p) & 0o044, f"{p} is not readable by others although the user shares exports"
 

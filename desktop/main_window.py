@@ -84,7 +84,7 @@ class MainWindow(QMainWindow):
         self.case_tab = with_keys_help(self.case_panel)
         self.queue_view = ReviewQueueView(store, self.pool, self._reviewer_for_save, opacity)
         self.patients_view = PatientWorklistView(store, lambda: self.settings.reviewer, pool=self.pool)
-        self.follow_up_view = FollowUpView(store)
+        self.follow_up_view = FollowUpView(store, pool=self.pool)
         self.evidence_view = EvidenceView(
             store,
             lambda: self.settings.reviewer,

@@ -1,6 +1,6 @@
 """The Follow-up tab: lesions whose "monitor" interval has run out or runs out by a date (this month's end
 by default), with the patient, body site and last visit; exportable as CSV. The list is core's
-(core/records/followup.py, the same as `melascreen review due`)."""
+(core/records/followup.py, the same as `melascreen review due`), read on a worker and shown through a Qt model."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from PySide6.QtCore import QDate, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QDate, QModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDateEdit,
@@ -17,25 +18,82 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from core.records.followup import FollowUp, due_follow_ups, end_of_month, write_follow_up_csv
 
+from ..workers import Worker, WorkerPool
+
 COLUMNS = ("Due", "Patient", "Lesion", "Body site", "Last visit", "Interval", "Reviewed", "File")
+
+
+class FollowUpModel(QAbstractTableModel):
+    """The lesions due, one row each; `today` decides which are overdue."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.items: list[FollowUp] = []
+        self.today = date.today()
+
+    def set_items(self, items: list[FollowUp], today: date) -> None:
+        self.beginResetModel()
+        self.items, self.today = list(items), today
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.items)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        f, col = self.items[index.row()], index.column()
+        overdue = f.overdue(self.today)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (
+                f.due.isoformat() + ("  overdue" if overdue else ""),
+                f.patient_id or "no patient",
+                f.lesion_label or "—",
+                f.body_site or "—",
+                f.last_visit.isoformat() if f.last_visit else "—",
+                f"monitor, {f.months} mo",
+                f"{f.reviewed.isoformat()}, {f.reviewer}",
+                Path(f.path).name,
+            )[col]
+        if role == Qt.ItemDataRole.ToolTipRole and col == len(COLUMNS) - 1:
+            return f.path
+        if role == Qt.ItemDataRole.ForegroundRole and col == 0 and overdue:
+            return QBrush(Qt.GlobalColor.darkRed)
+        return None
 
 
 class FollowUpView(QWidget):
     open_result = Signal(int)  # the reviewed picture's result id
     exported = Signal(str)
+    refreshed = Signal()  # the list read on a worker is on screen
 
-    def __init__(self, store_fn: Callable[[], object], today: Callable[[], date] = date.today, parent=None):
+    def __init__(
+        self,
+        store_fn: Callable[[], object],
+        today: Callable[[], date] = date.today,
+        parent=None,
+        pool: WorkerPool | None = None,
+    ):
         super().__init__(parent)
         self.store_fn = store_fn
         self.today = today
+        self.pool = pool if pool is not None else WorkerPool(max_threads=1)
+        self._request = 0  # the latest refresh: an older list arriving late is dropped
         self.private_exports: Callable[[], bool] = lambda: True  # the app's Settings (share exported files)
         self.items: list[FollowUp] = []
         self.title = QLabel()
@@ -54,8 +112,9 @@ class FollowUpView(QWidget):
         top.addWidget(self.before)
         top.addWidget(self.refresh_button)
         top.addWidget(self.export_button)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.model = FollowUpModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().hide()
@@ -78,44 +137,43 @@ class FollowUpView(QWidget):
         self.refresh_button.clicked.connect(lambda: self.refresh())
         self.before.dateChanged.connect(lambda _: self.refresh())
         self.export_button.clicked.connect(lambda: self.export_csv())
-        self.table.cellDoubleClicked.connect(self._open_row)
+        self.table.doubleClicked.connect(lambda index: self._open_row(index.row(), index.column()))
         self.refresh()
 
     def cutoff(self) -> date:
         d = self.before.date()
         return date(d.year(), d.month(), d.day())
 
-    def refresh(self) -> None:
-        store = self.store_fn()
-        today = self.today()
-        self.items = due_follow_ups(store, self.cutoff(), today) if store is not None else []
+    def refresh(self) -> Worker | None:
+        """Read the lesions due by the chosen day on a worker; `refreshed` follows once they are shown."""
+        store, today, cutoff = self.store_fn(), self.today(), self.cutoff()
+        self._request += 1
+        if store is None:
+            self._show(self._request, [], today, cutoff, False)
+            return None
+        request = self._request
+        job = lambda report, should_stop: (request, due_follow_ups(store, cutoff, today), today, cutoff, True)  # noqa: E731
+        worker = Worker(job, name="follow-up")
+        worker.signals.result.connect(self._arrived)  # a bound method: dropped if this view is gone
+        return self.pool.start(worker)
+
+    def _arrived(self, value: tuple) -> None:
+        self._show(*value)
+
+    def _show(self, request: int, items: list[FollowUp], today: date, cutoff: date, store_open: bool) -> None:
+        if request != self._request:
+            return
+        self.items = list(items)
         overdue = sum(1 for f in self.items if f.overdue(today))
         self.title.setText(
             f"Follow-up: {len(self.items)} lesion{'s' if len(self.items) != 1 else ''} due by "
-            f"{self.cutoff().isoformat()}" + (f" ({overdue} overdue)" if overdue else "")
-            if store is not None
+            f"{cutoff.isoformat()}" + (f" ({overdue} overdue)" if overdue else "")
+            if store_open
             else "Follow-up: no results file open"
         )
-        self.table.setRowCount(len(self.items))
-        for row, f in enumerate(self.items):
-            cells = (
-                f.due.isoformat() + ("  overdue" if f.overdue(today) else ""),
-                f.patient_id or "no patient",
-                f.lesion_label or "—",
-                f.body_site or "—",
-                f.last_visit.isoformat() if f.last_visit else "—",
-                f"monitor, {f.months} mo",
-                f"{f.reviewed.isoformat()}, {f.reviewer}",
-                Path(f.path).name,
-            )
-            for col, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                if col == len(cells) - 1:
-                    item.setToolTip(f.path)
-                if col == 0 and f.overdue(today):
-                    item.setForeground(Qt.GlobalColor.darkRed)
-                self.table.setItem(row, col, item)
+        self.model.set_items(self.items, today)
         self.export_button.setEnabled(bool(self.items))
+        self.refreshed.emit()
 
     def export_csv(self, path: str | None = None) -> Path | None:
         if path is None:

@@ -173,14 +173,16 @@ def test_the_follow_up_tab_lists_a_lesion_whose_monitor_interval_ran_out(day_win
     w.store.add_review(item.result_id, "Dr. Test", "monitor", follow_up_months=1)
     view = w.follow_up_view
     view.today = lambda: date(2027, 1, 20)
-    view.before.setDate(view.before.date().fromString("2027-01-31", "yyyy-MM-dd"))
-    view.refresh()
-    assert view.table.rowCount() == 1
-    assert view.table.item(0, 0).text() == "2027-01-01  overdue"
+    with qtbot.waitSignal(view.refreshed, timeout=10_000):  # the list is read on a worker
+        view.before.setDate(view.before.date().fromString("2027-01-31", "yyyy-MM-dd"))
+    cell = lambda r, c: view.model.index(r, c).data()  # noqa: E731
+    assert view.model.rowCount() == 1
+    assert cell(0, 0) == "2027-01-01  overdue"
     a = w.queue_view.model.identity(item)
-    assert view.table.item(0, 1).text() == a.patient_id and view.table.item(0, 2).text() == a.lesion_label
-    view.before.setDate(view.before.date().fromString("2026-12-31", "yyyy-MM-dd"))
-    assert view.table.rowCount() == 0
+    assert cell(0, 1) == a.patient_id and cell(0, 2) == a.lesion_label
+    with qtbot.waitSignal(view.refreshed, timeout=10_000):
+        view.before.setDate(view.before.date().fromString("2026-12-31", "yyyy-MM-dd"))
+    assert view.model.rowCount() == 0
 
 
 def test_the_run_report_is_by_patient_says_what_made_it_and_names_no_class_for_images_to_check(

@@ -107,3 +107,16 @@ def test_the_audit_runs_on_a_worker_and_is_then_shown(qtbot, monkeypatch, store,
         assert view.audit_view.toPlainText() == ""  # nothing yet: the audit is being run
     assert on_gui == [False] and view.audit_view.toPlainText()
     assert save_audit(view, tmp_path / "audit.csv").is_file() and on_gui == [False]  # the audit shown is saved
+
+
+def test_the_follow_up_list_is_read_on_a_worker(qtbot, monkeypatch, store):
+    import desktop.views.follow_up as follow_up
+
+    on_gui = _on_threads(monkeypatch, follow_up, "due_follow_ups")
+    view = follow_up.FollowUpView(lambda: store)
+    qtbot.addWidget(view)
+    qtbot.waitUntil(lambda: on_gui != [], timeout=5_000)  # the first list is asked for when the tab is built
+    with qtbot.waitSignal(view.refreshed, timeout=10_000):
+        view.refresh()
+    assert on_gui and not any(on_gui)
+    assert view.title.text().startswith("Follow-up: 0 lesions due by")

@@ -33,14 +33,15 @@ def test_settings_dialog_sets_auto_clearing_and_the_evidence_tab_follows(make_wi
 
 
 def test_exports_are_owner_only_unless_shared_in_settings(
-    export_csv, save_audit, make_window, screen, clinic_folder, tmp_path
+    export_csv, save_audit, make_window, screen, qtbot, clinic_folder, tmp_path
 ):
     w = make_window()
     screen(w, clinic_folder)
     private_dir = tmp_path / "new-folder"
     out = export_csv(w, private_dir / "run.csv")
     assert _mode(out) == 0o600 and _mode(private_dir) == 0o700
-    w.follow_up_view.refresh()
+    with qtbot.waitSignal(w.follow_up_view.refreshed, timeout=10_000):  # the list is read on a worker
+        w.follow_up_view.refresh()
     follow = w.follow_up_view.export_csv(str(tmp_path / "follow.csv"))
     audit = save_audit(w.evidence_view, tmp_path / "audit.html")
     audit_csv = save_audit(w.evidence_view, tmp_path / "audit.csv")

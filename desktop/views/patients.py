@@ -58,6 +58,7 @@ class PatientWorklistView(QWidget):
     """Patients -> lesions -> a lesion's timeline. `store_fn()` gives the open ReviewStore or None."""
 
     report_written = Signal(str)
+    shown = Signal()  # what was asked (the worklist, a patient, a lesion) is read and on screen
 
     def __init__(
         self,
@@ -88,6 +89,10 @@ class PatientWorklistView(QWidget):
         self.lesion_model = LesionsModel(self)
         self.lesion_table = _table(self.lesion_model)
         self.timeline = LesionTimelineView(self._thumbnail, pool=pool)
+        self.pool = self.timeline.pool
+        self._asked = 0  # the latest request (refresh, a patient, a lesion)
+        self._answers: dict[int, Callable[[object], None]] = {}
+        self._wanted: tuple[str, int] | None = None  # (patient, lesion) to show once read (L on a case)
         self.body_map = BodyMapView()
 
         top = QHBoxLayout()
@@ -135,10 +140,35 @@ class PatientWorklistView(QWidget):
         row = _selected_row(self.patient_table)
         return self.patients[row].patient_id if row is not None else None
 
-    def refresh(self) -> None:
+    # The worklist, a patient's lesions and a lesion's visits are read on a worker, one request at a time: each
+    # answer is shown only if nothing was asked since (`shown` follows once the chosen lesion's visits are shown).
+
+    def _ask(self, read: Callable[[], object], show: Callable[[object], None]) -> Worker:
+        self._asked += 1
+        asked = self._asked
+        self._answers = {asked: show}  # older requests' answers are dropped
+        worker = Worker(lambda report, should_stop: (asked, read()), name="patients")
+        worker.signals.result.connect(self._answered)  # a bound method: dropped if this view is gone
+        return self.pool.start(worker)
+
+    def _answered(self, answer: tuple[int, object]) -> None:
+        asked, value = answer
+        show = self._answers.pop(asked, None)
+        if show is not None and asked == self._asked:
+            show(value)
+
+    def refresh(self) -> Worker | None:
+        """Read the worklist again (on a worker) and show it, keeping the patient chosen."""
         store = self.store_fn()
-        keep = self.current_patient()
-        self.patients = worklist(store) if store is not None else []
+        if store is None:
+            self._asked += 1
+            self._patients_read([])
+            return None
+        return self._ask(lambda: worklist(store), self._patients_read)
+
+    def _patients_read(self, patients) -> None:
+        keep = self._wanted[0] if self._wanted else self.current_patient()
+        self.patients = list(patients)
         waiting = sum(1 for p in self.patients if p.waiting)
         self.title.setText(f"Patients: {len(self.patients)} ({waiting} with cases waiting for review)")
         self.patient_model.set_rows(self.patients)
@@ -155,6 +185,7 @@ class PatientWorklistView(QWidget):
             )
             self.timeline.clear()
             self.body_map.clear()
+            self.shown.emit()
         self._update_buttons()
 
     def select_patient(self, patient_id: str) -> None:
@@ -177,14 +208,21 @@ class PatientWorklistView(QWidget):
         self._update_buttons()
         if pid is None or store is None:
             return
-        self.lesions = patient_lesions(store, pid)
+        self._ask(lambda: patient_lesions(store, pid), lambda lesions: self._lesions_read(pid, lesions))
+
+    def _lesions_read(self, pid: str, lesions) -> None:
+        self.lesions = list(lesions)
         self.lesion_title.setText(f"Patient {pid}: {len(self.lesions)} lesion(s), most urgent first")
         self.lesion_model.set_rows(self.lesions)
         self.body_map.show_lesions(pid, self.lesions)
+        wanted, self._wanted = self._wanted, None
+        keys = [le.lesion_key for le in self.lesions]
         if self.lesions:
-            self._select(self.lesion_table, 0, self._lesion_chosen)
+            row = keys.index(wanted[1]) if (wanted and wanted[0] == pid and wanted[1] in keys) else 0
+            self._select(self.lesion_table, row, self._lesion_chosen)
         else:
             self.timeline.clear()
+            self.shown.emit()
 
     def select_lesion(self, lesion_key: int) -> None:
         for row, le in enumerate(self.lesions):
@@ -193,14 +231,14 @@ class PatientWorklistView(QWidget):
                 return
 
     def show_lesion_of(self, sha256: str) -> bool:
-        """Select the patient and lesion an image is filed under; False when it has none ("no patient")."""
+        """Select the patient and lesion an image is filed under (once the worklist is read again); False when
+        it has none ("no patient")."""
         store = self.store_fn()
         filed = identity_of(store, sha256) if (store is not None and sha256) else None
         if filed is None:
             return False
+        self._wanted = (filed.patient_id, filed.lesion_key)
         self.refresh()
-        self.select_patient(filed.patient_id)
-        self.select_lesion(filed.lesion_key)
         return True
 
     def _lesion_chosen(self) -> None:
@@ -211,9 +249,17 @@ class PatientWorklistView(QWidget):
         le = self.lesions[row]
         name = le.label if le.labelled else "without a lesion id"
         title = f"Patient {le.patient_id}, lesion {name} ({le.body_site or 'body site not recorded'})"
-        entries = lesion_timeline(store, le.lesion_key)
-        self.timeline.show_timeline(title, entries, confirmed_for_images(store, [e.sha256 for e in entries]))
+
+        def read():
+            entries = lesion_timeline(store, le.lesion_key)
+            return entries, confirmed_for_images(store, [e.sha256 for e in entries])
+
+        self._ask(read, lambda found: self._visits_read(title, *found))
         self.body_map.select(le.lesion_key)
+
+    def _visits_read(self, title: str, entries, confirmed) -> None:
+        self.timeline.show_timeline(title, entries, confirmed)
+        self.shown.emit()
 
     def _update_buttons(self) -> None:
         on = self.current_patient() is not None
@@ -249,7 +295,7 @@ class PatientWorklistView(QWidget):
         worker = Worker(job, name="patient report")
         worker.signals.result.connect(lambda value: self._report_done(value, path, private))
         worker.signals.failed.connect(self._report_failed)
-        return self.timeline.pool.start(worker)
+        return self.pool.start(worker)
 
     def _report_done(self, value, path: str, private: bool) -> None:
         if not isinstance(value, Path):  # a PDF's pages, laid out on the worker: Qt draws them here

@@ -82,7 +82,8 @@ def test_a_confirmed_diagnosis_entered_in_the_case_is_shown_in_case_timeline_and
     # the Patients tab's timeline
     w.tabs.setCurrentWidget(w.patients_view)
     view = w.patients_view
-    view.refresh()
+    with qtbot.waitSignal(view.shown, timeout=10_000):  # read on a worker
+        view.refresh()
     view.patient_table.selectRow(0)
     row = next(i for i, le in enumerate(view.lesions) if le.label == "L1")
     view.lesion_table.selectRow(row)
@@ -123,7 +124,8 @@ def test_the_patient_pdf_shows_the_bcc_map_of_a_bcc_outcome(patient_report, make
     assert (visit.heat_map_class, visit.heat_map_words) == ("bcc", "heat map of basal cell carcinoma")
     view = w.patients_view
     w.tabs.setCurrentWidget(view)
-    view.refresh()
+    with qtbot.waitSignal(view.shown, timeout=10_000):  # read on a worker
+        view.refresh()
     view.patient_table.selectRow(0)
     pdf = patient_report(view, ".pdf", tmp_path / "PA.pdf", summary="")
     assert pdf is not None and pdf.read_bytes()[:5] == b"%PDF-"
@@ -148,7 +150,8 @@ def test_for_a_result_stored_before_named_maps_the_app_asks_the_models(
         visit.heat_map_words == "heat map of melanoma (the map of basal cell carcinoma is not stored with this result)"
     )
     view = w.patients_view
-    view.refresh()
+    with qtbot.waitSignal(view.shown, timeout=10_000):  # read on a worker
+        view.refresh()
     view.patient_table.selectRow(0)
     page = patient_report(view, ".html", tmp_path / "PA.html", summary="").read_text(encoding="utf-8")
     assert "heat map of basal cell carcinoma" in page and "not stored" not in page

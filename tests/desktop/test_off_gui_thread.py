@@ -37,19 +37,36 @@ def test_the_timeline_reads_and_hashes_its_pictures_on_a_worker(qtbot, monkeypat
 
 
 def test_pictures_of_a_lesion_no_longer_shown_are_dropped(qtbot, store):
-    from desktop.views.patients import PatientWorklistView
+    from core.records.patients import lesion_timeline, patient_lesions
+    from desktop.views.timeline import LesionTimelineView
 
-    view = PatientWorklistView(lambda: store)
-    qtbot.addWidget(view)
+    timeline = LesionTimelineView(store.thumbnail)
+    qtbot.addWidget(timeline)
     shown = []
-    view.timeline.pictures_shown.connect(lambda: shown.append(len(view.timeline.views)))
-    view.refresh()  # P1's first lesion: two pictures, being read
-    view.select_patient("P2")  # chosen before they could arrive
-    assert view.timeline.pool.pool.waitForDone(10_000)
+    timeline.pictures_shown.connect(lambda: shown.append(len(timeline.views)))
+    two, one = (
+        lesion_timeline(store, le.lesion_key)
+        for le in (patient_lesions(store, "P1")[0], patient_lesions(store, "P2")[0])
+    )
+    timeline.show_timeline("P1 L1", two)  # two pictures, being read
+    timeline.show_timeline("P2 L1", one)  # chosen before they could arrive
+    assert timeline.pool.pool.waitForDone(10_000)
     qtbot.waitUntil(lambda: bool(shown), timeout=5_000)
     qtbot.wait(50)  # the first lesion's pictures, had they been kept, would have arrived by now
-    assert shown == [1] and "P2" in view.timeline.title.text()
-    assert not view.timeline.views[0]._item.pixmap().isNull()
+    assert shown == [1] and len(two) == 2 and not timeline.views[0]._item.pixmap().isNull()
+
+
+def test_the_worklist_a_patients_lesions_and_a_lesions_visits_are_read_on_a_worker(qtbot, monkeypatch, store):
+    import desktop.views.patients as patients
+
+    reads = [_on_threads(monkeypatch, patients, name) for name in ("worklist", "patient_lesions", "lesion_timeline")]
+    view = patients.PatientWorklistView(lambda: store)
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.shown, timeout=10_000):
+        view.refresh()
+        assert view.patients == [] and view.timeline.views == []  # nothing yet: being read
+    assert reads == [[False], [False], [False]]
+    assert view.current_patient() == "P1" and len(view.timeline.views) == 2  # shown when it arrived
 
 
 def test_the_run_csv_is_written_on_a_worker(make_window, screen, export_csv, monkeypatch, clinic_folder, tmp_path):
@@ -89,7 +106,8 @@ def test_a_patient_report_is_built_on_a_worker(qtbot, monkeypatch, store, patien
     written = _on_threads(monkeypatch, reports, "write_patient_report")
     view = PatientWorklistView(lambda: store)
     qtbot.addWidget(view)
-    view.refresh()
+    with qtbot.waitSignal(view.shown, timeout=10_000):  # read on a worker
+        view.refresh()
     pdf = patient_report(view, ".pdf", tmp_path / "P1.pdf", summary="")
     csv_out = patient_report(view, ".csv", tmp_path / "P1.csv")
     assert built == [False] and written == [False]  # the PDF's pages, then the CSV, off the GUI thread

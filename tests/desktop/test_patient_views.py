@@ -34,15 +34,17 @@ def test_worklist_lesions_and_a_synchronised_timeline(qtbot, store, tmp_path):
     qtbot.addWidget(view)
     view.resize(1300, 800)
     view.show()
-    view.refresh()
+    with qtbot.waitSignal(view.shown, timeout=10_000):  # the worklist, lesions and visits are read on a worker
+        view.refresh()
     assert view.patient_table.model().rowCount() == 2
     assert cell(view.patient_table, 0, 0) == "P1"  # its July picture is the riskiest waiting case
     assert view.current_patient() == "P1"
     assert column(view.lesion_table, 1)[0] == "L1"
     assert cell(view.lesion_table, 0, 2) == "left shin"
     tl = view.timeline
-    with qtbot.waitSignal(tl.pictures_shown, timeout=10_000):  # the pictures are read on a worker
+    with qtbot.waitSignal(view.shown, timeout=10_000):
         view.select_lesion(view.lesions[0].lesion_key)
+    qtbot.waitUntil(lambda: all(not v._item.pixmap().isNull() for v in tl.views), timeout=10_000)  # read on a worker
     assert len(tl.views) == 2
     assert "2024-01-10" in tl.captions[0].text() and "2024-07-10" in tl.captions[1].text()
     assert tl.rise.isVisible() and "rose from" in tl.rise.text()
@@ -69,7 +71,8 @@ def test_body_map_pins_each_lesion_and_a_click_opens_its_timeline(qtbot, store):
     qtbot.addWidget(view)
     view.resize(1300, 800)
     view.show()
-    view.refresh()
+    with qtbot.waitSignal(view.shown, timeout=10_000):
+        view.refresh()
     assert view.current_patient() == "P1"
     body = view.body_map
     by_key = {le.lesion_key: le.label for le in view.lesions}
@@ -82,8 +85,10 @@ def test_body_map_pins_each_lesion_and_a_click_opens_its_timeline(qtbot, store):
     qtbot.mouseClick(body.figure, Qt.MouseButton.LeftButton, pos=body.figure.pin_position(back).toPoint())
     rows = view.lesion_table.selectionModel().selectedRows()
     assert rows and view.lesions[rows[0].row()].label == "L2"
-    assert "lesion L2" in view.timeline.title.text() and body.figure.selected == back.key
-    view.select_patient("P2")
+    qtbot.waitUntil(lambda: "lesion L2" in view.timeline.title.text(), timeout=10_000)
+    assert body.figure.selected == back.key
+    with qtbot.waitSignal(view.shown, timeout=10_000):
+        view.select_patient("P2")
     assert {by_key.get(p.key, "other") for p in body.figure.pins} == {"other"} and len(body.figure.pins) == 1
 
 
@@ -102,7 +107,8 @@ def test_a_lesion_at_an_unknown_site_is_listed_not_guessed(qtbot, tmp_path, synt
         screen_folder(Screener(load_bundle(synthetic_bundle)), day, s)
         view = PatientWorklistView(lambda: s)
         qtbot.addWidget(view)
-        view.refresh()
+        with qtbot.waitSignal(view.shown, timeout=10_000):  # read on a worker
+            view.refresh()
         body = view.body_map
         assert len(body.figure.pins) == 2  # the left forearm, seen from the front and from the back
         assert not body.off_map.isHidden() and "'behind the moon' is not a known body site" in body.off_map.text()
@@ -143,7 +149,8 @@ def test_patient_pdf_has_the_patient_on_every_page_and_no_cut_picture(
     with multi_lesion_store(tmp_path / "p9", synthetic_bundle, tmp_path / "r.sqlite") as s:
         view = PatientWorklistView(lambda: s, lambda: "Dr B")
         qtbot.addWidget(view)
-        view.refresh()
+        with qtbot.waitSignal(view.shown, timeout=10_000):  # read on a worker
+            view.refresh()
         out = patient_report(view, ".pdf", tmp_path / "P9.pdf", summary="Excise L1; see L2 in 3 months.")
     assert out is not None and out.read_bytes()[:5] == b"%PDF-"
     info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, timeout=60).stdout
@@ -190,7 +197,8 @@ def test_patient_pdf_report_renders(patient_report, qtbot, store, tmp_path):
 
     view = PatientWorklistView(lambda: store)
     qtbot.addWidget(view)
-    view.refresh()
+    with qtbot.waitSignal(view.shown, timeout=10_000):  # read on a worker
+        view.refresh()
     out = patient_report(view, ".pdf", tmp_path / "P1.pdf")
     assert out is not None and out.read_bytes()[:5] == b"%PDF-"
     csv_out = patient_report(view, ".csv", tmp_path / "P1.csv")
@@ -270,8 +278,9 @@ def test_the_app_files_a_sidecar_folder_under_patients(make_window, screen, tmp_
     summary = screen(w, day)
     assert summary.total == 3 and len(summary.intake_issues) == 1
     assert "missing.png" in w.message_label.toolTip()  # the label itself may be elided
-    w.tabs.setCurrentWidget(w.patients_view)
     view = w.patients_view
+    with qtbot.waitSignal(view.shown, timeout=10_000):
+        w.tabs.setCurrentWidget(w.patients_view)
     assert [p.patient_id for p in view.patients][0] == "PA" and len(view.patients) == 2
     assert len(view.timeline.views) == 2
     qtbot.wait(100)  # let the new pictures be laid out before the screenshot
@@ -284,7 +293,8 @@ def test_the_app_files_a_sidecar_folder_under_patients(make_window, screen, tmp_
     b = next(e for e in entries if e.result.path.endswith("b.png"))
     w.case_panel.current = CaseRef(b.result_id, b.result)
     w.tabs.setCurrentWidget(w.screening)
-    w.show_lesion_visits(w.case_panel)
+    with qtbot.waitSignal(view.shown, timeout=10_000):
+        w.show_lesion_visits(w.case_panel)
     assert w.tabs.currentWidget() is view and view.current_patient() == "PB"
 
 

@@ -224,31 +224,31 @@ def cmd_hints(args) -> None:
     configs.append(("THROUGHPUT", {"PERFORMANCE_HINT": "THROUGHPUT"}))
     configs += [(f"NUM_STREAMS={s}", {"NUM_STREAMS": s}) for s in args.streams]
     print(f"{os.cpu_count()} CPUs; {len(models)} members; {n_views} views per member run ({args.images} images)")
+    runs = []
     for name, config in configs:
         compiled = [
             core.compile_model(core.read_model(mm.data), "CPU", {"INFERENCE_PRECISION_HINT": "f32", **config})
             for mm in models
         ]
         requests = int(compiled[0].get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        streams = compiled[0].get_property("NUM_STREAMS")
         queues = [ov.AsyncInferQueue(c, requests) for c in compiled]
-        chunks = np.array_split(x, min(requests, n_views))
-        best = float("inf")
-        for _ in range(args.repeats + 1):  # the first run warms up
+        runs.append((name, compiled[0].get_property("NUM_STREAMS"), requests, queues, np.array_split(x, requests)))
+    best = {name: float("inf") for name, *_ in runs}
+    for _ in range(args.repeats + 1):  # rounds through every setting, so a change in load touches them all alike
+        for name, _streams, _requests, queues, chunks in runs:
             t = time.perf_counter()
             for q in queues:
                 for chunk in chunks:
                     q.start_async({"image": np.ascontiguousarray(chunk)})
                 q.wait_all()
-            best = min(best, time.perf_counter() - t)
-        passes = n_views * len(models) / best
-        per_image = len(models) * len(m.tta_views)
+            best[name] = min(best[name], time.perf_counter() - t)
+    per_image = len(models) * len(m.tta_views)
+    for name, streams, requests, *_ in runs:
+        passes = n_views * len(models) / best[name]
         print(
             f"{name:22s} streams {streams!s:>3s} requests {requests:2d}: {passes:7.1f} passes/s  "
-            f"= {passes / per_image:5.2f} images/s engine-only ({per_image} passes per image)",
-            flush=True,
+            f"= {passes / per_image:5.2f} images/s engine-only ({per_image} passes per image; best of {args.repeats})"
         )
-        del queues, compiled
     print(
         "core change needed to use a winner: an EnsembleSettings field (e.g. performance_hint / streams) passed "
         "to core.inference.engines._openvino_members' config, and OpenVinoMember.run splitting a batch over "

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from core.records.patients import FilingSummary, filing_summary
 from core.records.store import ReviewStore
 from core.screening import GateChoice, RunSummary
-from core.screening.regate import RegateError, regate_run, run_confidence
+from core.screening.regate import regate_run, run_confidence
 
 from ..settings import AppSettings
 from ..views.screening import ScreeningView
@@ -29,6 +29,7 @@ class ScreeningRuns(QObject):
     failed = Signal(object)  # the exception that stopped a screening
     shown = Signal(int)  # a stored run's id, once its rows are on screen
     recorded = Signal(int)  # the id of a run decided again at the clinic's new standard
+    trial_shown = Signal(float)  # the confidence a trial decided the run on screen at
 
     def __init__(
         self,
@@ -46,6 +47,7 @@ class ScreeningRuns(QObject):
         self.worker: Worker | None = None  # the screening under way
         self.trial_confidence: float | None = None  # a confidence tried on screen, never recorded
         self.stored = StoredRuns(pool, store, self)
+        self._regate_request = 0  # the latest trial or recording: an older one arriving late is dropped
         self.stored.loaded.connect(self._stored_run_arrived)
 
     # -- screening a folder -----------------------------------------------------------------------
@@ -56,6 +58,7 @@ class ScreeningRuns(QObject):
             return None
         self.trial_confidence = None
         self.stored.forget()
+        self._regate_request += 1  # a trial under way is moot
         self.view.run_started(folder)
         job = screening_job(model.screener, folder, store, recursive, self.settings().gate())
         worker = Worker(job, name="screening")
@@ -133,6 +136,7 @@ class ScreeningRuns(QObject):
         emitted, when it arrives."""
         if self.store() is None:
             return None
+        self._regate_request += 1  # a trial under way is moot
         return self.stored.load(run_id)
 
     def _stored_run_arrived(self, stored: StoredRun) -> None:
@@ -188,54 +192,86 @@ class ScreeningRuns(QObject):
         standard = self.settings().confidence or m.gate.default_confidence  # a model is loaded: never None
         self.view.set_confidences(list(m.gate.fitted), standard, confidence if confidence else standard)
 
-    def try_confidence(self, confidence: float | None) -> None:
-        """A trial confidence: the shown run decided again in memory (no model run, nothing recorded).
-        None: back to the clinic's standard, as recorded."""
+    def try_confidence(self, confidence: float | None) -> Worker | None:
+        """A trial confidence: the shown run decided again in memory on a worker (no model run, nothing
+        recorded); `trial_shown` follows. None: back to the clinic's standard, as recorded."""
         store, model, run_id = self.store(), self.model(), self.view.current_run_id
         if store is None or model is None or run_id is None:
-            return
+            return None
         run = store.get_run(run_id)
         if confidence is None or (run is not None and run_confidence(run) == confidence):
             self.trial_confidence = None
-            self.show_stored_run(run_id)
-            return
-        try:
-            results, _ = regate_run(model.bundle, store, run_id, GateChoice(confidence), record=False)
-        except RegateError as exc:
-            self.notify(str(exc), 12_000, error=True)
-            self.update_legend()
-            return
-        entries = store.run_entries(run_id, with_cam=False)
-        rows = [ResultRow(r, e.result_id if r.ok else None) for e, r in zip(entries, results)]
+            return self.show_stored_run(run_id)
+        bundle = model.bundle
+
+        def trial(report, should_stop):
+            results, _ = regate_run(bundle, store, run_id, GateChoice(confidence), record=False)
+            entries = store.run_entries(run_id, with_cam=False)
+            rows = [ResultRow(r, e.result_id if r.ok else None) for e, r in zip(entries, results)]
+            return rows, store.latest_reviews([r.result.sha256 for r in rows if r.result.sha256])
+
         self.stored.forget()
+        return self._regate_job(lambda report, should_stop: (confidence, trial(report, should_stop)), "trial")
+
+    def _regate_job(self, job, name: str) -> Worker:
+        """Decide the run on screen again on a worker; the latest request wins (a stored run or a screening
+        asked for since makes it moot)."""
+        self._regate_request += 1
+        request = self._regate_request
+        worker = Worker(lambda report, should_stop: (request, name, job(report, should_stop)), name=name)
+        worker.signals.result.connect(self._regated)
+        worker.signals.failed.connect(lambda exc, n=request: self._regate_failed(n, name, exc))
+        return self.pool.start(worker)
+
+    def _regated(self, value) -> None:
+        request, name, (confidence, found) = value
+        current = request == self._regate_request and self.worker is None
+        if name == "record":  # recorded whatever happened since; shown only if nothing else was asked
+            self._recorded(confidence, found, show=current)
+            return
+        if not current:
+            return
+        rows, reviews = found
         self.trial_confidence = confidence
         self.view.model.set_rows(rows)
-        self.show_reviews()
+        self.view.model.set_reviews(reviews)
         self.update_legend()
         self.notify(
             f"Trial: this run decided again at confidence {confidence:g} (no model run; not recorded). "
             "The clinic's standard is set in Settings.",
             12_000,
         )
+        self.trial_shown.emit(confidence)
 
-    def regate(self, confidence: float) -> int | None:
-        """The clinic's standard changed: the shown run decided again at it and recorded as a new run
-        (seconds: no model runs). Returns the new run's id."""
+    def _regate_failed(self, request: int, name: str, exc: BaseException) -> None:
+        if request != self._regate_request:
+            return
+        self.notify(str(exc), 12_000, error=True)
+        if name == "trial":
+            self.update_legend()
+
+    def regate(self, confidence: float) -> Worker | None:
+        """The clinic's standard changed: the shown run decided again at it on a worker and recorded as a new
+        run (seconds: no model runs); `recorded(run_id)` follows, then the new run is shown."""
         store, model, run_id = self.store(), self.model(), self.view.current_run_id
         if store is None or model is None or run_id is None:
             return None
-        try:
-            _, summary = regate_run(model.bundle, store, run_id, GateChoice(confidence), record=True)
-        except RegateError as exc:
-            self.notify(str(exc), 12_000, error=True)
-            return None
-        self.trial_confidence = None
-        self.view.set_runs(store.runs())
-        self.show_stored_run(summary.run_id)
+        bundle = model.bundle
+
+        def record(report, should_stop):
+            return confidence, regate_run(bundle, store, run_id, GateChoice(confidence), record=True)[1]
+
+        return self._regate_job(record, "record")
+
+    def _recorded(self, confidence: float, summary, show: bool = True) -> None:
+        store = self.store()
+        self.view.set_runs(store.runs() if store else [])
+        if show:
+            self.trial_confidence = None
+            self.show_stored_run(summary.run_id)
         self.recorded.emit(summary.run_id)
         self.notify(
             f"Run decided again at the clinic's confidence {confidence:g} in {summary.elapsed_s:.1f} s "
             "(no model run) and recorded.",
             12_000,
         )
-        return summary.run_id

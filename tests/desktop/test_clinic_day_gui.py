@@ -134,7 +134,8 @@ def test_a_confidence_change_re_decides_45_results_in_seconds_with_no_model_run(
     legend_matches_rows(0.99)
     first_run = w.screening.current_run_id
     t0 = time.perf_counter()
-    w.try_confidence(0.95)  # a trial: on screen, marked, not recorded
+    with qtbot.waitSignal(w.runs.trial_shown, timeout=10_000):  # decided again on a worker
+        w.try_confidence(0.95)  # a trial: on screen, marked, not recorded
     trial_s = time.perf_counter() - t0
     assert "TRIAL" in w.screening.legend.text()
     legend_matches_rows(0.95)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import threading
+from dataclasses import replace
 
 
 def _on_threads(monkeypatch, module, name: str) -> list[bool]:
@@ -138,3 +139,19 @@ def test_the_follow_up_list_is_read_on_a_worker(qtbot, monkeypatch, store):
         view.refresh()
     assert on_gui and not any(on_gui)
     assert view.title.text().startswith("Follow-up: 0 lesions due by")
+
+
+def test_a_trial_confidence_decides_the_run_again_on_a_worker(make_window, screen, qtbot, monkeypatch, clinic_folder):
+    import desktop.controllers.screening as screening
+
+    w = make_window()
+    screen(w, clinic_folder)
+    other = 0.9  # not the clinic's standard (the bundle's 0.99)
+    on_gui = _on_threads(monkeypatch, screening, "regate_run")
+    with qtbot.waitSignal(w.runs.trial_shown, timeout=10_000):
+        w.try_confidence(other)
+        assert w.runs.trial_confidence is None  # nothing yet: being decided
+    assert on_gui == [False] and w.runs.trial_confidence == other and "TRIAL" in w.screening.legend.text()
+    with qtbot.waitSignal(w.run_shown, timeout=10_000):  # the clinic's standard: recorded on a worker too
+        w.apply_settings(replace(w.settings, confidence=other))
+    assert on_gui == [False, False] and len(w.store.runs()) == 2 and "TRIAL" not in w.screening.legend.text()

@@ -1,2 +1,4 @@
-"""Small controllers the main window wires: each does one job over core's API (loading the models, writing a
-run's exports, loading a stored run) and reports back by Qt signals; none draws a widget of its own."""
+"""Small controllers the main window wires, each with one job over core's API, reporting back by Qt signals:
+loading the models (models.py), the Screening tab's runs (screening.py: screening, stored runs, trial
+confidences; a stored run read by runs.py), a run's exports (exports.py) and moving between cases (cases.py).
+Whatever reads files or many rows runs on a worker (desktop/workers.py)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from core.records.patients import FilingSummary, filing_summary
+from core.records.patients import filing_summary
 from core.records.store import ReviewStore
 from core.screening import GateChoice, RunSummary
 from core.screening.regate import regate_run, run_confidence
@@ -48,6 +48,7 @@ class ScreeningRuns(QObject):
         self.trial_confidence: float | None = None  # a confidence tried on screen, never recorded
         self.stored = StoredRuns(pool, store, self)
         self._regate_request = 0  # the latest trial or recording: an older one arriving late is dropped
+        self._ending = 0  # the latest run's end: its reviews and filing are shown only if nothing came since
         self.stored.loaded.connect(self._stored_run_arrived)
 
     # -- screening a folder -----------------------------------------------------------------------
@@ -59,6 +60,7 @@ class ScreeningRuns(QObject):
         self.trial_confidence = None
         self.stored.forget()
         self._regate_request += 1  # a trial under way is moot
+        self._ending += 1
         self.view.run_started(folder)
         job = screening_job(model.screener, folder, store, recursive, self.settings().gate())
         worker = Worker(job, name="screening")
@@ -82,14 +84,40 @@ class ScreeningRuns(QObject):
         clearing = summary.clearing or {}
         if clearing.get("auto_clearing") == "off" or clearing.get("camera_check", {}).get("fired"):
             self.notify(f"Camera check: {clearing.get('words', '')}", error=True)  # prominent, never silent
-        self.show_reviews()
         store = self.store()
-        self.view.set_runs(store.runs() if store else [])
-        self.update_legend()
-        # Bad sidecar rows are never dropped in silence: listed beside the files that could not be screened.
-        f = self.show_filing([r.result for r in self.view.model.rows], getattr(summary, "intake_issues", ()))
-        if f is not None and (f.problems or f.alarming):  # the status bar says it too, every problem in its tip
-            self.notify(f"{f.words} (listed on the Screening tab)", error=f.alarming, details="\n".join(f.problems))
+        if store is None:
+            self.view.set_runs([])
+            self.update_legend()
+            self.ended.emit(summary)
+            return
+        # The run's reviews, the runs list and where its pictures were filed are read on a worker; `ended` follows.
+        self._ending += 1
+        ending, results = self._ending, [r.result for r in self.view.model.rows]
+        issues = getattr(summary, "intake_issues", ())
+
+        def read(report, should_stop):
+            reviews = store.latest_reviews([r.sha256 for r in results if r.sha256])
+            return ending, summary, reviews, store.runs(), filing_summary(store, results, issues)
+
+        worker = Worker(read, name="run end")
+        worker.signals.result.connect(self._run_read)
+        worker.signals.failed.connect(lambda exc, done=summary: self._run_not_read(done, exc))
+        self.pool.start(worker)
+
+    def _run_read(self, value) -> None:
+        ending, summary, reviews, runs, f = value
+        if ending == self._ending:  # nothing else was put on screen since
+            self.view.model.set_reviews(reviews)
+            self.view.set_runs(runs)
+            self.update_legend()
+            # Bad sidecar rows are never dropped in silence: listed beside the files that could not be screened.
+            self.view.set_filing(f.words, list(f.problems), f.alarming)
+            if f.problems or f.alarming:  # the status bar says it too, every problem in its tooltip
+                self.notify(f"{f.words} (listed on the Screening tab)", error=f.alarming, details="\n".join(f.problems))
+        self.ended.emit(summary)
+
+    def _run_not_read(self, summary: RunSummary, exc: BaseException) -> None:
+        self.notify(str(exc), 12_000, error=True)
         self.ended.emit(summary)
 
     def _failed(self, exc: BaseException) -> None:
@@ -99,23 +127,6 @@ class ScreeningRuns(QObject):
         if store is not None:
             self.view.set_runs(store.runs())
         self.failed.emit(exc)
-
-    def show_reviews(self) -> None:
-        """The results table shows each image's latest review (reviews follow the image)."""
-        store = self.store()
-        if store is None:
-            return
-        shas = [r.result.sha256 for r in self.view.model.rows if r.result.sha256]
-        self.view.model.set_reviews(store.latest_reviews(shas))
-
-    def show_filing(self, results, problems) -> FilingSummary | None:
-        """After a run: where its pictures were filed and its identity problems (red if some fell back)."""
-        store = self.store()
-        if store is None:
-            return None
-        f = filing_summary(store, results, problems)
-        self.view.set_filing(f.words, list(f.problems), f.alarming)
-        return f
 
     # -- stored runs -----------------------------------------------------------------------------
 
@@ -137,6 +148,7 @@ class ScreeningRuns(QObject):
         if self.store() is None:
             return None
         self._regate_request += 1  # a trial under way is moot
+        self._ending += 1
         return self.stored.load(run_id)
 
     def _stored_run_arrived(self, stored: StoredRun) -> None:

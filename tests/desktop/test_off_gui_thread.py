@@ -155,3 +155,15 @@ def test_a_trial_confidence_decides_the_run_again_on_a_worker(make_window, scree
     with qtbot.waitSignal(w.run_shown, timeout=10_000):  # the clinic's standard: recorded on a worker too
         w.apply_settings(replace(w.settings, confidence=other))
     assert on_gui == [False, False] and len(w.store.runs()) == 2 and "TRIAL" not in w.screening.legend.text()
+
+
+def test_a_runs_reviews_runs_list_and_filing_are_read_on_a_worker_before_it_is_said_done(
+    make_window, screen, monkeypatch, clinic_folder
+):
+    import desktop.controllers.screening as screening
+
+    on_gui = _on_threads(monkeypatch, screening, "filing_summary")
+    w = make_window()
+    summary = screen(w, clinic_folder)  # run_done comes once they are read and shown
+    assert on_gui == [False]
+    assert w.screening.runs_combo.findData(summary.run_id) >= 0 and w.screening.filing_label.text()

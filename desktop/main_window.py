@@ -270,16 +270,14 @@ class MainWindow(QMainWindow):
         self.runs.cancel()
 
     def _screening_ended(self, summary) -> None:
-        self.queue_view.refresh()
         self.patients_view.refresh()
         self.follow_up_view.refresh()
         self._apply_pending()
-        self.run_done.emit(summary)
+        self.queue_view.refresh(then=lambda: self.run_done.emit(summary))  # done once the queue is read
 
     def _screening_failed(self, exc: BaseException) -> None:
-        self.queue_view.refresh()
         self._apply_pending()
-        self.run_done.emit(exc)
+        self.queue_view.refresh(then=lambda: self.run_done.emit(exc))
 
     def show_latest_run_of(self, folder: str) -> bool:
         return self.runs.show_latest_run_of(folder)

@@ -38,7 +38,7 @@ from core.records.patients import identities_of, queue_by_patient
 
 from ..queue_model import QueueModel
 from ..table_cells import ITEM_ROLE, SORT_ROLE, THUMB_H, THUMB_W, ThumbnailCache
-from ..workers import WorkerPool
+from ..workers import Worker, WorkerPool
 from .case_panel import CasePanel, CaseRef
 
 KEYS_HELP = (
@@ -50,6 +50,7 @@ KEYS_HELP = (
 
 class ReviewQueueView(QWidget):
     queue_changed = Signal(int)  # cases waiting
+    refreshed = Signal()  # the queue read on a worker is on screen
 
     def __init__(
         self,
@@ -61,6 +62,11 @@ class ReviewQueueView(QWidget):
     ):
         super().__init__(parent)
         self.store_fn = store_fn
+        self.pool = pool
+        self._asked = 0  # the latest refresh: a queue read for an older one is dropped
+        self._reading = False  # a refresh is under way: a row chosen meanwhile is chosen in the new queue
+        self._wanted_row: int | None = None
+        self._then: list[Callable[[], None]] = []  # called once the queue asked for last is on screen
         self.model = QueueModel(ThumbnailCache(self._thumbnail))
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
@@ -145,34 +151,65 @@ class ReviewQueueView(QWidget):
 
     # -- the queue ---------------------------------------------------------------------------
 
-    def refresh(self, keep_row: int | None = None) -> None:
-        """Reload from the store; select `keep_row` (clamped), else the case open now, else the first."""
+    def refresh(self, keep_row: int | None = None, then: Callable[[], None] | None = None) -> Worker | None:
+        """Read the queue again on a worker and show it; select `keep_row` (clamped), else the case open now,
+        else the first. `then()` runs once it is on screen (`refreshed` follows too)."""
         store = self.store_fn()
         current = self.panel.current.result_id if self.panel.current else None
-        items = store.queue(include_reviewed=self.include_reviewed.isChecked()) if store is not None else []
-        identities = identities_of(store, [i.sha256 for i in items]) if store is not None else {}
+        self._asked += 1
+        if then is not None:
+            self._then.append(then)
+        if store is None:
+            self._show_queue((self._asked, keep_row, current, False, [], {}, []))
+            return None
+        asked, include = self._asked, self.include_reviewed.isChecked()
+
+        def read(report, should_stop):
+            items = store.queue(include_reviewed=include)
+            identities = identities_of(store, [i.sha256 for i in items])
+            return asked, keep_row, current, True, items, identities, queue_by_patient(items, identities)
+
+        self._reading = True
+        worker = Worker(read, name="review queue")
+        worker.signals.result.connect(self._show_queue)  # a bound method: dropped if this view is gone
+        return self.pool.start(worker)
+
+    def _show_queue(self, read: tuple) -> None:
+        asked, keep_row, current, store_open, items, identities, grouped = read
+        if asked != self._asked:
+            return
+        self._reading = False
         self.model.thumbnails = ThumbnailCache(self._thumbnail)
-        self.model.set_items(queue_by_patient(items, identities), identities)
+        self.model.set_items(grouped, identities)
         self.table.setColumnHidden(QueueModel.LAST, not self.include_reviewed.isChecked())
         waiting = sum(1 for i in items if i.last_review is None)
         patients = len({identities[i.sha256].patient_id for i in items if i.sha256 in identities})
         order = "highest risk first" if self.flat_order.isChecked() else f"{patients} patients, by risk"
         self.title.setText(
             f"Review queue: {waiting} case{'s' if waiting != 1 else ''} waiting ({order})"
-            if store is not None
+            if store_open
             else "Review queue: no results file open"
         )
         self.queue_changed.emit(waiting)
+        wanted, self._wanted_row = self._wanted_row, None
         if not items:
             self.panel.clear("Nothing to review. Review and suspicious results appear here after screening.")
-            return
-        row = 0
-        if keep_row is not None:
-            row = min(keep_row, len(items) - 1)
-        elif current is not None:
-            ids = [self.proxy.data(self.proxy.index(i, 0), ITEM_ROLE).result_id for i in range(self.proxy.rowCount())]
-            row = ids.index(current) if current in ids else 0
-        self.select_row(row)
+        else:
+            row = 0
+            if wanted is not None:
+                row = min(wanted, len(items) - 1)
+            elif keep_row is not None:
+                row = min(keep_row, len(items) - 1)
+            elif current is not None:
+                ids = [
+                    self.proxy.data(self.proxy.index(i, 0), ITEM_ROLE).result_id for i in range(self.proxy.rowCount())
+                ]
+                row = ids.index(current) if current in ids else 0
+            self.select_row(row)
+        then, self._then = self._then, []
+        for call in then:
+            call()
+        self.refreshed.emit()
 
     def _set_order(self, flat: bool) -> None:
         if flat:
@@ -182,7 +219,10 @@ class ReviewQueueView(QWidget):
         self.refresh()
 
     def select_row(self, row: int) -> None:
-        """Select row `row` of the table as sorted now."""
+        """Select row `row` of the table as sorted now (while the queue is being read: of the queue read)."""
+        if self._reading:
+            self._wanted_row = row
+            return
         idx = self.proxy.index(row, QueueModel.PATIENT)  # scrolls to the patient, never past it
         self.table.selectionModel().setCurrentIndex(
             idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows

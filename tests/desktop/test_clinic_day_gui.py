@@ -152,8 +152,8 @@ def test_a_confidence_change_re_decides_45_results_in_seconds_with_no_model_run(
     assert "TRIAL" not in w.screening.legend.text()
     legend_matches_rows(0.95)
     assert len(w.screening.model.rows) == 45
-    # The cleared pictures left the queue.
-    assert w.queue_view.model.rowCount() == len(day.lesion_files) - benign_in_trial
+    # The cleared pictures left the queue (read again on a worker).
+    qtbot.waitUntil(lambda: w.queue_view.model.rowCount() == len(day.lesion_files) - benign_in_trial, timeout=10_000)
 
 
 def test_the_case_names_the_patient_first_and_shows_the_lesions_other_visit(day_window, qtbot):

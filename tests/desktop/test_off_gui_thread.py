@@ -167,3 +167,17 @@ def test_a_runs_reviews_runs_list_and_filing_are_read_on_a_worker_before_it_is_s
     summary = screen(w, clinic_folder)  # run_done comes once they are read and shown
     assert on_gui == [False]
     assert w.screening.runs_combo.findData(summary.run_id) >= 0 and w.screening.filing_label.text()
+
+
+def test_the_review_queue_is_read_on_a_worker(make_window, screen, qtbot, monkeypatch, clinic_folder):
+    import desktop.views.review_queue as review_queue
+
+    w = make_window()
+    on_gui = _on_threads(monkeypatch, review_queue, "identities_of")
+    screen(w, clinic_folder)  # run_done comes once the queue is read again and shown
+    waiting = len(w.queue_view.model.items)
+    assert on_gui == [False] and waiting > 0 and w.tabs.tabText(2) == f"Review queue ({waiting})"
+    with qtbot.waitSignal(w.queue_view.refreshed, timeout=10_000):
+        w.queue_view.include_reviewed.setChecked(True)
+        w.queue_view.select_row(0)  # chosen while the queue is read: row 0 of the queue read
+    assert on_gui == [False, False] and w.queue_view.current_row() == 0

@@ -101,8 +101,10 @@ def test_keyboard_review_loop_and_history_survive_a_restart(make_window, screen,
     settings = w.settings
     w.shutdown()
     w2 = make_window(settings)
+    qtbot.waitUntil(lambda: w2.queue_view.model.rowCount() > 0, timeout=10_000)  # the queue is read on a worker
     assert first_id not in [i.result_id for i in w2.queue_view.model.items]
-    w2.queue_view.include_reviewed.setChecked(True)
+    with qtbot.waitSignal(w2.queue_view.refreshed, timeout=10_000):
+        w2.queue_view.include_reviewed.setChecked(True)
     row = [i.result_id for i in w2.queue_view.model.items].index(first_id)
     w2.queue_view.select_row(row)
     _wait_case(qtbot, w2.queue_view.panel, first_id)

@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.common.errors import MelaScreenError
 from core.common.paths import atomic_target, write_file_atomically
 from core.records.evidence import (
     DIAGNOSES,
@@ -49,6 +48,8 @@ class EvidenceView(QWidget):
     it reads every confirmed case and bootstraps its figures; `audit_ready` and `audit_saved` follow)."""
 
     audit_ready = Signal(object)  # core.screening.audit.Audit
+    entry_done = Signal(bool)  # a confirmed diagnosis recorded (True) or refused (False, the form says why)
+    imported = Signal(int, int)  # confirmed diagnoses imported, rows refused
     audit_saved = Signal(str)  # the path written
 
     def __init__(
@@ -154,57 +155,72 @@ class EvidenceView(QWidget):
         if path:
             self.file_edit.setText(path)
 
-    def record(self) -> bool:
+    def record(self) -> Worker | None:
+        """Record the confirmed diagnosis entered, on a worker (a picture is found by its bytes: read and
+        hashed); `entry_done(recorded)` follows once the form says what happened."""
         store = self._store()
         if store is None:
             self._say("no results file is open", error=True)
-            return False
-        try:
-            if self.file_edit.text().strip():
-                target = {"sha256": image_of_file(store, self.file_edit.text().strip())}
-            elif self.patient_edit.text().strip() and self.lesion_edit.text().strip():
-                target = {"lesion": lesion_key(store, self.patient_edit.text(), self.lesion_edit.text())}
+            return None
+        picture, patient, lesion = self.file_edit.text().strip(), self.patient_edit.text(), self.lesion_edit.text()
+        diagnosis, method, by = self.diagnosis.currentData(), self.method.currentData(), self._reviewer() or ""
+        day, note = self.date.date().toString("yyyy-MM-dd"), self.note.text()
+
+        def enter(report, should_stop):
+            if picture:
+                target = {"sha256": image_of_file(store, picture)}
+            elif patient.strip() and lesion.strip():
+                target = {"lesion": lesion_key(store, patient, lesion)}
             else:
                 raise EvidenceError("choose a screened picture, or give the patient id and the lesion id")
-            c = add_confirmed(
-                store,
-                self.diagnosis.currentData(),
-                self.method.currentData(),
-                self._reviewer() or "",
-                confirmed_on=self.date.date().toString("yyyy-MM-dd"),
-                note=self.note.text(),
-                **target,
-            )
-        except (EvidenceError, MelaScreenError) as exc:
-            self._say(str(exc), error=True)
-            return False
+            return add_confirmed(store, diagnosis, method, by, confirmed_on=day, note=note, **target)
+
+        worker = Worker(enter, name="confirmed diagnosis")
+        worker.signals.result.connect(self._recorded)
+        worker.signals.failed.connect(self._entry_failed)
+        return self.pool.start(worker)
+
+    def _recorded(self, c) -> None:
         self._say(f"recorded: {c.words}, entered by {c.entered_by}")
         self.file_edit.clear()
         self.note.clear()
-        return True
+        self.entry_done.emit(True)
+
+    def _entry_failed(self, exc: BaseException) -> None:
+        self._say(str(exc), error=True)
+        self.entry_done.emit(False)
 
     def _choose_import(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Confirmed diagnoses (CSV)", filter="CSV (*.csv)")
         if path:
             self.import_file(path)
 
-    def import_file(self, path: str) -> tuple[int, int]:
+    def import_file(self, path: str) -> Worker | None:
+        """Import a CSV of confirmed diagnoses on a worker (each picture it names is read and hashed);
+        `imported(done, refused)` follows once the form says what happened."""
         store = self._store()
         if store is None:
             self._say("no results file is open", error=True)
-            return 0, 0
-        try:
-            report = import_csv(store, path, self._reviewer() or "import")
-        except EvidenceError as exc:
-            self._say(str(exc), error=True)
-            return 0, 0
+            return None
+        by = self._reviewer() or "import"
+        worker = Worker(lambda report, should_stop: (path, import_csv(store, path, by)), name="import confirmed")
+        worker.signals.result.connect(self._imported)
+        worker.signals.failed.connect(self._import_failed)
+        return self.pool.start(worker)
+
+    def _imported(self, found: tuple) -> None:
+        path, report = found
         text = f"imported {len(report.imported)} confirmed diagnoses from {Path(path).name}"
         if report.problems:
             text += f"; {len(report.problems)} rows not imported:\n" + "\n".join(str(p) for p in report.problems[:20])
             if len(report.problems) > 20:
                 text += f"\n… and {len(report.problems) - 20} more"
         self._say(text, error=bool(report.problems))
-        return len(report.imported), len(report.problems)
+        self.imported.emit(len(report.imported), len(report.problems))
+
+    def _import_failed(self, exc: BaseException) -> None:
+        self._say(str(exc), error=True)
+        self.imported.emit(0, 0)
 
     def _say(self, text: str, error: bool = False) -> None:
         self.entry_message.setText(text)

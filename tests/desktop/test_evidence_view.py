@@ -25,12 +25,18 @@ def test_record_import_audit_and_the_auto_clearing_switch(qtbot, synthetic_bundl
     pictures = [r.path for r in results if r.ok]
     view.file_edit.setText(pictures[0])
     view.diagnosis.setCurrentIndex(view.diagnosis.findData("mel"))
-    assert view.record() and "recorded: melanoma" in view.entry_message.text()
+    with qtbot.waitSignal(view.entry_done, timeout=10_000) as done:  # the picture is read and hashed on a worker
+        view.record()
+    assert done.args == [True] and "recorded: melanoma" in view.entry_message.text()
     view.file_edit.setText(str(clinic_folder / "zz_notes.txt"))
-    assert not view.record() and "not been screened" in view.entry_message.text()
+    with qtbot.waitSignal(view.entry_done, timeout=10_000) as done:
+        view.record()
+    assert done.args == [False] and "not been screened" in view.entry_message.text()
     csv_file = tmp_path / "outcomes.csv"
     csv_file.write_text(f"file,diagnosis,method,date\n{pictures[1]},nv,histopathology,\n{pictures[2]},???,x,\n")
-    assert view.import_file(str(csv_file)) == (1, 1) and "line 3" in view.entry_message.text()
+    with qtbot.waitSignal(view.imported, timeout=10_000) as imported:
+        view.import_file(str(csv_file))
+    assert imported.args == [1, 1] and "line 3" in view.entry_message.text()
     with qtbot.waitSignal(view.audit_ready, timeout=30_000) as ready:  # the audit runs on a worker
         view.refresh_audit()
     audit = ready.args[0]

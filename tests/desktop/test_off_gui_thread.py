@@ -181,3 +181,15 @@ def test_the_review_queue_is_read_on_a_worker(make_window, screen, qtbot, monkey
         w.queue_view.include_reviewed.setChecked(True)
         w.queue_view.select_row(0)  # chosen while the queue is read: row 0 of the queue read
     assert on_gui == [False, False] and w.queue_view.current_row() == 0
+
+
+def test_a_confirmed_diagnosis_finds_its_picture_on_a_worker(qtbot, monkeypatch, store):
+    import desktop.views.evidence as evidence
+
+    on_gui = _on_threads(monkeypatch, evidence, "image_of_file")
+    view = evidence.EvidenceView(lambda: store, lambda: "Dr. Test", lambda: None)
+    qtbot.addWidget(view)
+    view.file_edit.setText(store.run_entries(store.runs()[0].id, with_cam=False)[0].result.path)
+    with qtbot.waitSignal(view.entry_done, timeout=10_000) as done:
+        view.record()
+    assert done.args == [True] and on_gui == [False] and view.entry_message.text().startswith("recorded: ")

@@ -24,7 +24,7 @@ from .table_cells import (
     p_cell,
     urgency,
 )
-from .workers import ResultRow
+from .workers import ResultRow, case_shas
 
 SOURCE_TIPS = {
     True: (
@@ -94,21 +94,30 @@ class ResultsModel(ListTableModel):
 
     # -- changing the rows -----------------------------------------------------------------
 
-    def set_rows(self, rows: Iterable[ResultRow], reviews: dict[str, Review] | None = None) -> None:
+    def set_rows(
+        self, rows: Iterable[ResultRow], reviews: dict[str, Review] | None = None, identities: dict | None = None
+    ) -> None:
+        """`identities`: where the rows' cases are filed, read on a worker (case_shas); else looked up here."""
         self.beginResetModel()
         self.rows = list(rows)
         self._identities = {}
+        self._know(self.rows, identities)
         if reviews is not None:
             self.reviews = dict(reviews)
         self.endResetModel()
 
-    def append_rows(self, rows: Iterable[ResultRow]) -> None:
+    def append_rows(self, rows: Iterable[ResultRow], identities: dict | None = None) -> None:
         rows = list(rows)
         if not rows:
             return
+        self._know(rows, identities)
         self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows) + len(rows) - 1)
         self.rows.extend(rows)
         self.endInsertRows()
+
+    def _know(self, rows: list[ResultRow], identities: dict | None) -> None:
+        if identities is not None:  # read for every case among `rows`: the ones missing are filed nowhere
+            self._identities.update({s: identities.get(s) for s in case_shas(rows)})
 
     def set_reviews(self, reviews: dict[str, Review]) -> None:
         """The latest review per image (ReviewStore.latest_reviews): the table shows the clinician's decision."""

@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from core.decision.results import ScreeningResult
 from core.inference.bundle import Bundle, load_bundle
 from core.inference.ensemble import EnsembleSettings
+from core.records.patients import identities_of
 from core.screening import GateChoice, Progress, RunSettings, RunSummary, Screener, screen_folder
 
 
@@ -133,6 +134,12 @@ class ScreeningBatch:
     total: int
     rate: float | None  # None until enough time has passed to tell
     eta_s: float | None
+    identities: dict = field(default_factory=dict)  # sha256 -> where the rows' pictures are filed (read here)
+
+
+def case_shas(rows) -> list[str]:
+    """The sha256s of the rows that are a patient's case (the only rows filed under a patient)."""
+    return [r.result.sha256 for r in rows if r.result.is_case and r.result.sha256]
 
 
 def row_for(result: ScreeningResult, store, result_key: str) -> ResultRow:
@@ -158,6 +165,10 @@ def screening_job(
     run = RunSettings(recursive=recursive)
     result_key = screener.result_key(gate)
 
+    def filed(rows: list[ResultRow]) -> dict:
+        """Where the rows' pictures are filed (each is filed before it is reported), read on this thread."""
+        return identities_of(store, case_shas(rows)) if store is not None else {}
+
     def job(report, should_stop) -> RunSummary:
         pending: list[ResultRow] = []
         last: list[Progress] = []
@@ -169,13 +180,13 @@ def screening_job(
             now = time.monotonic()
             if now - last_report[0] >= min_interval_s or p.done == p.total:
                 last_report[0] = now
-                report(ScreeningBatch(tuple(pending), p.done, p.total, p.rate, p.eta_s))
+                report(ScreeningBatch(tuple(pending), p.done, p.total, p.rate, p.eta_s, filed(pending)))
                 pending.clear()
 
         _, summary = screen_folder(screener, folder, store, should_stop, on_progress, gate=gate, run=run)
         if pending:  # cancelled between reports: deliver what was done
             p = last[0]
-            report(ScreeningBatch(tuple(pending), p.done, p.total, p.rate, None))
+            report(ScreeningBatch(tuple(pending), p.done, p.total, p.rate, None, filed(pending)))
         return summary
 
     return job

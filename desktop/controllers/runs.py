@@ -9,11 +9,11 @@ from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, Signal
 
-from core.records.patients import FilingSummary, filing_summary
+from core.records.patients import FilingSummary, filing_summary, identities_of
 from core.records.store import Review, ReviewStore, RunInfo
 from core.screening.regate import run_confidence
 
-from ..workers import ResultRow, Worker, WorkerPool
+from ..workers import ResultRow, Worker, WorkerPool, case_shas
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class StoredRun:
     run: RunInfo
     rows: tuple[ResultRow, ...]  # each result at the run's recorded confidence
     reviews: dict[str, Review]  # sha256 -> the image's latest review
+    identities: dict  # sha256 -> where the image is filed (its cases only)
     filing: FilingSummary  # where its pictures were filed, and its identity problems
 
 
@@ -39,7 +40,8 @@ def stored_run_job(store: ReviewStore, run_id: int):
         results = [r.result for r in rows]
         reviews = store.latest_reviews([r.sha256 for r in results if r.sha256])
         problems = (run.summary or {}).get("intake_issues", [])
-        return StoredRun(run, rows, reviews, filing_summary(store, results, problems))
+        identities = identities_of(store, case_shas(rows))
+        return StoredRun(run, rows, reviews, identities, filing_summary(store, results, problems))
 
     return job
 

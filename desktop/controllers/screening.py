@@ -12,14 +12,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from core.records.patients import filing_summary
+from core.records.patients import filing_summary, identities_of
 from core.records.store import ReviewStore
 from core.screening import GateChoice, RunSummary
 from core.screening.regate import regate_run, run_confidence
 
 from ..settings import AppSettings
 from ..views.screening import ScreeningView
-from ..workers import LoadedModel, ResultRow, ScreeningBatch, Worker, WorkerPool, screening_job
+from ..workers import LoadedModel, ResultRow, ScreeningBatch, Worker, WorkerPool, case_shas, screening_job
 from .exports import ShownRun
 from .runs import StoredRun, StoredRuns
 
@@ -155,7 +155,7 @@ class ScreeningRuns(QObject):
         if self.worker is not None:
             return  # a screening started meanwhile: its rows are on screen
         self.trial_confidence = None
-        self.view.show_run(stored.run, list(stored.rows))
+        self.view.show_run(stored.run, list(stored.rows), stored.identities)
         self.view.model.set_reviews(stored.reviews)
         self.update_legend()
         f = stored.filing
@@ -220,7 +220,8 @@ class ScreeningRuns(QObject):
             results, _ = regate_run(bundle, store, run_id, GateChoice(confidence), record=False)
             entries = store.run_entries(run_id, with_cam=False)
             rows = [ResultRow(r, e.result_id if r.ok else None) for e, r in zip(entries, results)]
-            return rows, store.latest_reviews([r.result.sha256 for r in rows if r.result.sha256])
+            reviews = store.latest_reviews([r.result.sha256 for r in rows if r.result.sha256])
+            return rows, reviews, identities_of(store, case_shas(rows))
 
         self.stored.forget()
         return self._regate_job(lambda report, should_stop: (confidence, trial(report, should_stop)), "trial")
@@ -243,10 +244,9 @@ class ScreeningRuns(QObject):
             return
         if not current:
             return
-        rows, reviews = found
+        rows, reviews, identities = found
         self.trial_confidence = confidence
-        self.view.model.set_rows(rows)
-        self.view.model.set_reviews(reviews)
+        self.view.model.set_rows(rows, reviews, identities)
         self.update_legend()
         self.notify(
             f"Trial: this run decided again at confidence {confidence:g} (no model run; not recorded). "

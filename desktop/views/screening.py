@@ -273,7 +273,7 @@ class ScreeningView(QWidget):
         self._update_buttons()
 
     def add_batch(self, batch: ScreeningBatch) -> None:
-        self.model.append_rows(batch.rows)
+        self.model.append_rows(batch.rows, batch.identities)
         self.apart.add_rows(batch.rows)
         self.progress.setRange(0, max(batch.total, 1))
         self.progress.setValue(batch.done)
@@ -311,12 +311,12 @@ class ScreeningView(QWidget):
         self.summary_label.setText(f"<span style='color:#c62828'>Screening stopped: {message}</span>")
         self._update_buttons()
 
-    def show_run(self, run: RunInfo, rows: list[ResultRow]) -> None:
+    def show_run(self, run: RunInfo, rows: list[ResultRow], identities: dict | None = None) -> None:
         """Show a stored run (e.g. chosen from the runs list)."""
         self.current_run_id = run.id
         self.progress_widget.show()
         self.set_folder(run.folder)
-        self.model.set_rows(rows)
+        self.model.set_rows(rows, identities=identities)
         self.apart.clear()
         self.apart.add_rows(rows)
         self.progress.setRange(0, max(run.counts.total, 1))

@@ -193,3 +193,34 @@ def test_a_confirmed_diagnosis_finds_its_picture_on_a_worker(qtbot, monkeypatch,
     with qtbot.waitSignal(view.entry_done, timeout=10_000) as done:
         view.record()
     assert done.args == [True] and on_gui == [False] and view.entry_message.text().startswith("recorded: ")
+
+
+def test_where_the_results_are_filed_is_read_on_a_worker_not_while_the_table_is_drawn(
+    make_window, screen, qtbot, tmp_path
+):
+    from desktop.models import ResultsModel
+    from tests.support.lesion_pictures import lesion
+
+    day = tmp_path / "filed"
+    day.mkdir()
+    lesion(day / "a.png", 60)
+    lesion(day / "b.png", 140)
+    (day / "melascreen.csv").write_text(
+        "file,patient_id,lesion_id,body_site,visit_date\na.png,PF,L1,back,2024-07-10\nb.png,PF,L2,chest,2024-07-10\n"
+    )
+    w = make_window()
+
+    def not_here(shas):
+        raise AssertionError(f"looked up on the GUI thread while drawing: {shas}")
+
+    def patients() -> list[str]:
+        model = w.screening.model
+        return [model.data(model.index(i, ResultsModel.PATIENT)) for i in range(model.rowCount())]
+
+    w.screening.model.identity_fn = not_here  # the screening's batches bring where each picture is filed
+    screen(w, day)
+    assert len(patients()) == 2 and all("PF" in who for who in patients())
+    w.screening.model.set_rows([])
+    with qtbot.waitSignal(w.run_shown, timeout=10_000):  # a stored run brings them too
+        w.show_latest_run_of(str(day))
+    assert len(patients()) == 2 and all("PF" in who for who in patients())

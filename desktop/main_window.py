@@ -191,10 +191,7 @@ class MainWindow(QMainWindow):
             self.status.show_store(None)
             QMessageBox.warning(self, "Results file", f"{exc}\n\nChoose another location in Settings.")
         self._update_model_state()
-        runs = self.store.runs() if self.store else []
-        self.screening.set_runs(runs)
-        if runs and self.screening_worker is None:
-            self.show_stored_run(runs[0].id)  # where the user left off
+        self.runs.list_runs(show_latest=True)  # then the latest run, where the user left off
         self.queue_view.refresh()
 
     @property

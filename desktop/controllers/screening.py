@@ -123,12 +123,29 @@ class ScreeningRuns(QObject):
     def _failed(self, exc: BaseException) -> None:
         self.worker = None
         self.view.run_failed(str(exc))
-        store = self.store()
-        if store is not None:
-            self.view.set_runs(store.runs())
+        self.list_runs()
         self.failed.emit(exc)
 
     # -- stored runs -----------------------------------------------------------------------------
+
+    def list_runs(self, show_latest: bool = False) -> Worker | None:
+        """The runs list read again on a worker; `show_latest`: then show the latest run, where the user left
+        off (unless something else is on screen by then)."""
+        store = self.store()
+        if store is None:
+            self.view.set_runs([])
+            return None
+        worker = Worker(lambda report, should_stop: (store, show_latest, store.runs()), name="runs")
+        worker.signals.result.connect(self._runs_listed)
+        return self.pool.start(worker)
+
+    def _runs_listed(self, listed) -> None:
+        store, show_latest, runs = listed
+        if store is not self.store():
+            return  # another results file was opened since
+        self.view.set_runs(runs)
+        if show_latest and runs and self.worker is None and self.view.current_run_id is None:
+            self.show_stored_run(runs[0].id)
 
     def show_latest_run_of(self, folder: str) -> bool:
         """A folder screened before with these models: show its stored results straight away."""
@@ -276,8 +293,7 @@ class ScreeningRuns(QObject):
         return self._regate_job(record, "record")
 
     def _recorded(self, confidence: float, summary, show: bool = True) -> None:
-        store = self.store()
-        self.view.set_runs(store.runs() if store else [])
+        self.list_runs()
         if show:
             self.trial_confidence = None
             self.show_stored_run(summary.run_id)

@@ -224,3 +224,19 @@ def test_where_the_results_are_filed_is_read_on_a_worker_not_while_the_table_is_
     with qtbot.waitSignal(w.run_shown, timeout=10_000):  # a stored run brings them too
         w.show_latest_run_of(str(day))
     assert len(patients()) == 2 and all("PF" in who for who in patients())
+
+
+def test_a_window_opens_on_the_latest_run_read_on_a_worker(make_window, screen, qtbot, clinic_folder):
+    from desktop.main_window import MainWindow
+
+    w = make_window()
+    summary = screen(w, clinic_folder)
+    settings = w.settings
+    w.shutdown()
+    again = MainWindow(settings)
+    qtbot.addWidget(again)
+    assert again.screening.current_run_id is None  # nothing yet: the runs list is being read
+    with qtbot.waitSignal(again.run_shown, timeout=10_000):  # where the user left off
+        pass
+    assert again.screening.current_run_id == summary.run_id and again.screening.runs_combo.count() == 1
+    again.shutdown()

@@ -1,7 +1,7 @@
 """How often the per-run camera check (core/screening/camera_check.py) fires on batches of one source.
 
     nice -n 15 .venv/bin/python benchmarks/bench_camera_check.py [--batches 20] [--size 50] \
-        [--bundle core/models/default] [--cache /work/cache/camera-check]
+        [--bundle core/models/default] [--cache ../cache/camera-check]
 
 Draws `--batches` random batches of `--size` images (seeded; without replacement inside a batch)
 from the HAM10000 test split, the ISIC 2017 test images and Derm7pt, and prints how many batches
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bundle", default=str(default_bundle_path()))
-    ap.add_argument("--cache", default="/work/cache/camera-check")
+    ap.add_argument("--cache", default="../cache/camera-check")
     ap.add_argument("--calibration", action="store_true", help="also the training sources the limits came from")
     ap.add_argument("--sets", nargs="*", default=None)
     args = ap.parse_args(argv)

@@ -8,7 +8,7 @@ from cli.terminal import printable
 
 
 def _intake_line(m) -> str:
-    from core.decision.vocabulary import NO_INTAKE_CHECK
+    from core import NO_INTAKE_CHECK
 
     check = m.ood
     if check is None:
@@ -53,7 +53,7 @@ def cmd_bundle_info(args) -> int:
 
 
 def cmd_bundle_verify(args) -> int:
-    from core.inference.ensemble import Ensemble, EnsembleSettings
+    from core import Ensemble, EnsembleSettings
 
     b = load_bundle_or_default(args.path, args, verify=True)
     say = _say_printable

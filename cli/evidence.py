@@ -11,12 +11,14 @@ from typing import Any
 from cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from cli.opening import load_bundle_or_default, open_store
 from cli.terminal import printable
-from core.common.paths import atomic_target, check_output_file, default_database_path
-from core.records.evidence import (
+from core import (
     DIAGNOSES,
     METHODS,
     EvidenceError,
     add_confirmed,
+    atomic_target,
+    check_output_file,
+    default_database_path,
     image_of_file,
     import_csv,
     lesion_key,
@@ -57,7 +59,7 @@ def cmd_outcome_import(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from core.screening import audit_html, run_audit, write_audit_csv
+    from core import audit_html, run_audit, write_audit_csv
 
     out = Path(args.out)
     suffix = out.suffix.lower()

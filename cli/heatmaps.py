@@ -7,10 +7,7 @@ import sys
 from pathlib import Path
 
 from cli.terminal import printable
-from core.common.errors import ImageReadError
-from core.common.paths import atomic_target
-from core.inference.manifest import DISCLAIMER
-from core.records.provenance import Provenance
+from core import DISCLAIMER, ImageReadError, Provenance, atomic_target
 
 
 def heatmap_name(result, unsigned: bool = False) -> str:
@@ -24,9 +21,7 @@ def write_heatmap(result, folder: Path, made_by: Provenance) -> None:
     chunks; written whole (atomic), private to the user."""
     import cv2
 
-    from core.common.png_text import png_with_text
-    from core.files.images import read_image
-    from core.imaging.cam import overlay
+    from core import overlay, png_with_text, read_image
 
     image = read_image(result.path)
     ok, buf = cv2.imencode(".png", cv2.cvtColor(overlay(image.rgb, result.cam), cv2.COLOR_RGB2BGR))

@@ -10,8 +10,7 @@ import sys
 from cli.exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE
 from cli.parser import build_parser
 from cli.terminal import escaped_output, printable
-from core.common.errors import BundleError, EngineError, MelaScreenError, ProviderError, StoreError
-from core.common.paths import OutputPathError
+from core import BundleError, EngineError, MelaScreenError, OutputPathError, ProviderError, StoreError
 
 
 def main(argv: list[str] | None = None, pdf_writer=None) -> int:

@@ -6,9 +6,16 @@ import argparse
 from pathlib import Path
 
 from cli.terminal import printable
-from core.common.errors import BundleError, StoreError
-from core.common.paths import OutputPathError, check_output_file, default_database_path
-from core.inference.bundle import Bundle, default_bundle_path, load_bundle
+from core import (
+    Bundle,
+    BundleError,
+    OutputPathError,
+    StoreError,
+    check_output_file,
+    default_bundle_path,
+    default_database_path,
+    load_bundle,
+)
 
 
 def add_trust_options(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +35,7 @@ def add_trust_options(parser: argparse.ArgumentParser) -> None:
 
 def _trust(args):
     """Trusted signers: the project's and the user's keys plus --trust-key; --allow-unsigned for research."""
-    from core.inference.signing import Trust
+    from core import Trust
 
     return Trust.default(getattr(args, "trust_key", None) or (), allow_unsigned=getattr(args, "allow_unsigned", False))
 
@@ -54,7 +61,7 @@ def check_results_store(db: Path) -> None:
     (and the file, if it exists) can be written, and an existing file passes SQLite's quick_check, is a
     MelaScreen store and not of a newer MelaScreen. It is opened for writing (created, upgraded) only
     once the bundle has loaded, so a command refused before leaves the file as it was."""
-    from core.records.store import ReviewStore
+    from core import ReviewStore
 
     try:
         check_output_file(db, "--db")
@@ -65,7 +72,7 @@ def check_results_store(db: Path) -> None:
 
 
 def open_store(args):
-    from core.records.store import ReviewStore
+    from core import ReviewStore
 
     db = Path(args.db) if args.db else default_database_path()
     if not db.exists():
@@ -75,7 +82,7 @@ def open_store(args):
 
 def open_store_for_reading(args):
     """For commands that only list or report: works on a read-only file or folder, and changes nothing."""
-    from core.records.store import ReviewStore
+    from core import ReviewStore
 
     db = Path(args.db).expanduser() if args.db else default_database_path()
     if not db.exists():

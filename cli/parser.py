@@ -11,7 +11,7 @@ from cli.patient import add_report_command
 from cli.review import add_review_commands
 from cli.runs import add_runs_command
 from cli.screen import add_screen_command
-from core.inference.manifest import DISCLAIMER
+from core import DISCLAIMER
 
 
 def build_parser() -> argparse.ArgumentParser:

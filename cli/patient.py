@@ -10,9 +10,7 @@ import sys
 from pathlib import Path
 
 from cli.terminal import printable
-from core.common.paths import default_database_path
-from core.files.identity import LAYOUTS, IdentitySettings
-from core.files.sidecar import SIDECAR_NAME
+from core import LAYOUTS, SIDECAR_NAME, IdentitySettings, default_database_path
 
 
 def add_screen_options(parser: argparse.ArgumentParser) -> None:
@@ -53,9 +51,7 @@ def print_identity_issues(summary, identities: dict, stream=None) -> None:
 
 
 def cmd_report(args) -> int:
-    from core.common.errors import StoreError
-    from core.records.patient_report import write_patient_report
-    from core.records.store import ReviewStore
+    from core import ReviewStore, StoreError, write_patient_report
 
     db = Path(args.db) if args.db else default_database_path()
     if not db.exists():

@@ -10,14 +10,19 @@ from datetime import date
 from cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from cli.opening import open_store, open_store_for_reading
 from cli.terminal import printable
-from core.common.paths import default_database_path
-from core.decision.results import risk_probability
-from core.decision.vocabulary import DEFAULT_FOLLOW_UP_MONTHS, REVIEW_CHOICES, REVIEW_CODES, class_name, outcome_label
+from core import (
+    DEFAULT_FOLLOW_UP_MONTHS,
+    REVIEW_CHOICES,
+    REVIEW_CODES,
+    class_name,
+    default_database_path,
+    outcome_label,
+    risk_probability,
+)
 
 
 def cmd_review_list(args) -> int:
-    from core.records.patients import patient_queue
-    from core.records.store.clock import local_time
+    from core import local_time, patient_queue
 
     with open_store_for_reading(args) as store:
         if args.patient:
@@ -39,7 +44,7 @@ def cmd_review_list(args) -> int:
 
 
 def cmd_review_show(args) -> int:
-    from core.records.store.clock import local_time
+    from core import local_time
 
     with open_store_for_reading(args) as store:
         r = store.get_result(args.id)
@@ -68,7 +73,7 @@ def cmd_review_show(args) -> int:
 
 
 def cmd_review_decide(args) -> int:
-    from core.records.store.clock import local_time
+    from core import local_time
 
     with open_store(args) as store:
         r = store.get_result(args.id)
@@ -89,7 +94,7 @@ def cmd_review_decide(args) -> int:
 
 def cmd_review_due(args) -> int:
     """The lesions due for follow-up by --before (default: the end of this month), optionally as a CSV."""
-    from core.records.followup import due_follow_ups, end_of_month, write_follow_up_csv
+    from core import due_follow_ups, end_of_month, write_follow_up_csv
 
     today = date.today()
     with open_store_for_reading(args) as store:  # a listing: a read-only database will do

@@ -5,12 +5,12 @@ from __future__ import annotations
 from cli.exits import EXIT_OK
 from cli.opening import open_store_for_reading
 from cli.terminal import printable
-from core.common.paths import default_database_path
+from core import default_database_path
 
 
 def _run_signature(run) -> str:
     """'signed by key ...' or 'UNSIGNED BUNDLE', as the run recorded it (runs before the record: said so)."""
-    from core.records.provenance import provenance_of_run
+    from core import provenance_of_run
 
     if "bundle" not in (run.settings or {}):
         return "signature not recorded"
@@ -18,8 +18,7 @@ def _run_signature(run) -> str:
 
 
 def cmd_runs(args) -> int:
-    from core.records.runs import shown_status
-    from core.records.store.clock import local_time
+    from core import local_time, shown_status
 
     with open_store_for_reading(args) as store:
         runs = store.runs()

@@ -13,14 +13,20 @@ from cli.opening import add_trust_options, check_results_store, load_bundle_or_d
 from cli.patient import add_screen_options, identity_settings, print_identity_issues
 from cli.progress import ProgressLine
 from cli.terminal import printable
-from core.common.errors import StoreError
-from core.common.paths import atomic_target, check_output_file, check_output_folder, default_database_path
-from core.decision.gate import check_confidence
-from core.decision.results import Decision
-from core.decision.vocabulary import NOT_DERMOSCOPY, outcome_words
-from core.inference.engines import PROVIDER_CHOICES
-from core.inference.manifest import DISCLAIMER
-from core.records.provenance import provenance_of_bundle
+from core import (
+    DISCLAIMER,
+    NOT_DERMOSCOPY,
+    PROVIDER_CHOICES,
+    Decision,
+    StoreError,
+    atomic_target,
+    check_confidence,
+    check_output_file,
+    check_output_folder,
+    default_database_path,
+    outcome_words,
+    provenance_of_bundle,
+)
 
 
 def add_screen_command(sub) -> argparse.ArgumentParser:
@@ -69,7 +75,7 @@ def add_screen_command(sub) -> argparse.ArgumentParser:
 def _check_before_loading(args, folder: Path) -> str | None:
     """Everything that can be checked before the bundle loads and the batch starts; the problem in
     words, or None. Output paths are created (if missing) and test-written."""
-    from core.files.scan import scan_candidates, visible_subfolders
+    from core import scan_candidates, visible_subfolders
 
     if not folder.is_dir():
         return f"{printable(folder)} is not a folder"
@@ -92,7 +98,7 @@ def _check_before_loading(args, folder: Path) -> str | None:
 
 def _print_setup(bundle, screener, thresholds, gate, made_by, db: Path) -> None:
     """What this run screens with, on stderr before the batch starts."""
-    from core.screening import cascade_status
+    from core import cascade_status
 
     m = bundle.manifest
     print(f"MelaScreen: {DISCLAIMER}", file=sys.stderr)
@@ -156,7 +162,7 @@ def _exit_status(db, run_id, report_failed, heat: HeatMapWriter) -> int:
 def _write_report(path, results, class_names, identities, summary, reviews, made_by) -> OSError | None:
     """The run's CSV, written whole or not at all (atomic), private to the user, saying what made it;
     the error when it could not be written."""
-    from core.records.report import write_run_csv  # the one run CSV of the app and the CLI
+    from core import write_run_csv  # the one run CSV of the app and the CLI
 
     try:
         with atomic_target(path) as temp:  # whole even if the writer were not atomic itself
@@ -167,10 +173,7 @@ def _write_report(path, results, class_names, identities, summary, reviews, made
 
 
 def cmd_screen(args) -> int:
-    from core.inference.ensemble import EnsembleSettings
-    from core.records.patients import identities_of
-    from core.records.store import ReviewStore
-    from core.screening import GateChoice, RunSettings, Screener, screen_folder
+    from core import EnsembleSettings, GateChoice, ReviewStore, RunSettings, Screener, identities_of, screen_folder
 
     folder = Path(args.folder)
     problem = _check_before_loading(args, folder)

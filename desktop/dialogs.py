@@ -21,11 +21,9 @@ from PySide6.QtWidgets import (
 )
 
 import core
-from core.inference.bundle import Bundle
-from core.inference.manifest import DISCLAIMER
-from core.inference.similar import LICENCE as SIMILAR_LICENCE
-from core.inference.similar import has_index as has_similar_index
-from core.records.clinician_page import clinician_page
+from core import DISCLAIMER, Bundle, clinician_page
+from core import LICENCE as SIMILAR_LICENCE
+from core import has_index as has_similar_index
 
 NOTICE_NAMES = ("NOTICES", "NOTICES.txt", "NOTICES.md", "THIRD_PARTY_NOTICES", "THIRD_PARTY_NOTICES.txt")
 

@@ -14,10 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QTabWidget
 
-from core.common.errors import StoreError
-from core.decision.confidence_meanings import confidence_meanings
-from core.records.patients import identities_of
-from core.records.store import ReviewStore
+from core import ReviewStore, StoreError, confidence_meanings, identities_of
 
 from .controllers.cases import CaseNavigation
 from .controllers.exports import RunExports

@@ -9,8 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush
 
-from core.decision.results import ScreeningResult, risk_probability
-from core.records.store import Review
+from core import Review, ScreeningResult, risk_probability
 
 from .style import DECISION_LOOKS, NOT_SCREENED_KEY, decision_key, qcolor
 from .table_cells import (

@@ -8,8 +8,7 @@ from collections.abc import Iterable
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 
-from core.decision.vocabulary import outcome, outcome_words
-from core.records.patients import LesionSummary, PatientSummary
+from core import LesionSummary, PatientSummary, outcome, outcome_words
 
 KEY_ROLE = Qt.ItemDataRole.UserRole  # a patient's id (worklist column 0), a lesion's key (lesions column 1)
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.common.paths import atomic_target, make_private_folder
-from core.records.patient_pages import paged_report
-from core.records.patient_record import build_patient_report
-from core.records.patient_report import write_patient_report
-from core.records.store import ReviewStore
+from core import (
+    ReviewStore,
+    atomic_target,
+    build_patient_report,
+    make_private_folder,
+    paged_report,
+    write_patient_report,
+)
 
 from .pdf import html_to_pdf
 

@@ -83,7 +83,7 @@ def _paged_to_pdf(report, path: Path) -> None:
     from PySide6.QtCore import QPointF, QRectF, Qt
     from PySide6.QtGui import QColor, QFont, QPainter, QPen
 
-    from core.records.paged import REPORT_CSS
+    from core import REPORT_CSS
 
     writer = _writer(path, report.title)
     painter = QPainter()

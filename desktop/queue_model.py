@@ -8,9 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush
 
-from core.decision.results import ScreeningResult, risk_probability
-from core.decision.vocabulary import class_name, review_words
-from core.records.store import QueueItem, local_time
+from core import QueueItem, ScreeningResult, class_name, local_time, review_words, risk_probability
 
 from .style import qcolor
 from .table_cells import (

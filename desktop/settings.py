@@ -11,11 +11,16 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from core.common.paths import default_database_path, user_config_dir
-from core.decision.gate import check_confidence
-from core.inference.engines import ENGINES, PRECISIONS, PROVIDER_CHOICES
-from core.inference.ensemble import EnsembleSettings
-from core.screening import GateChoice
+from core import (
+    ENGINES,
+    PRECISIONS,
+    PROVIDER_CHOICES,
+    EnsembleSettings,
+    GateChoice,
+    check_confidence,
+    default_database_path,
+    user_config_dir,
+)
 
 SETTINGS_FILE = "settings.json"
 

@@ -25,11 +25,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.common.paths import default_database_path
-from core.decision.gate import CONFIDENCE_RANGE, DEFAULT_CONFIDENCE
-from core.inference.bundle import default_bundle_path
-from core.inference.engines import ENGINES, PRECISIONS, PROVIDER_CHOICES, available_providers, openvino_version
-from core.records.clinic import Clinic, load_clinic, save_clinic
+from core import (
+    CONFIDENCE_RANGE,
+    DEFAULT_CONFIDENCE,
+    ENGINES,
+    PRECISIONS,
+    PROVIDER_CHOICES,
+    Clinic,
+    available_providers,
+    default_bundle_path,
+    default_database_path,
+    load_clinic,
+    openvino_version,
+    save_clinic,
+)
 
 from .settings import AppSettings
 

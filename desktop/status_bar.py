@@ -7,8 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QLabel, QStatusBar
 
-from core.inference.manifest import DISCLAIMER
-from core.screening import GateChoice, cascade_margins, cascade_status
+from core import DISCLAIMER, GateChoice, cascade_margins, cascade_status
 
 from .elided_label import ElidedLabel
 from .style import DISCLAIMER_SHORT

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from PySide6.QtGui import QColor
 
-from core.decision.results import Decision, ScreeningResult
-from core.decision.vocabulary import (
+from core import (
     ALL_OUTCOMES,
     BAND_CODES,
     NOT_DERMOSCOPY,
     NOT_SCREENED,
+    Decision,
     Outcome,
+    ScreeningResult,
     band,
     outcome,
 )
-from core.records.report import result_words as _core_result_words
+from core import result_words as _core_result_words
 
 # Filter buttons and counters, most urgent first; NOT_SCREENED's code ("error") = not screened, NOT_DERMOSCOPY's =
 # check the file.

@@ -8,9 +8,19 @@ from collections.abc import Callable
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QBrush, QFont, QPixmap
 
-from core.decision.results import Decision, ScreeningResult
-from core.decision.vocabulary import BAND_CODES, band, class_name, percent, review_choice, review_words, risk_order
-from core.records.store import Review, local_time
+from core import (
+    BAND_CODES,
+    Decision,
+    Review,
+    ScreeningResult,
+    band,
+    class_name,
+    local_time,
+    percent,
+    review_choice,
+    review_words,
+    risk_order,
+)
 
 from .style import DECISION_LOOKS, decision_key, qcolor, result_short_words, result_words
 

@@ -20,11 +20,19 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from core.decision.results import ScreeningResult
-from core.inference.bundle import Bundle, load_bundle
-from core.inference.ensemble import EnsembleSettings
-from core.records.patients import identities_of
-from core.screening import GateChoice, Progress, RunSettings, RunSummary, Screener, screen_folder
+from core import (
+    Bundle,
+    EnsembleSettings,
+    GateChoice,
+    Progress,
+    RunSettings,
+    RunSummary,
+    Screener,
+    ScreeningResult,
+    identities_of,
+    load_bundle,
+    screen_folder,
+)
 
 
 class WorkerSignals(QObject):
@@ -107,7 +115,7 @@ def load_model_job(bundle_path: str | Path, session: EnsembleSettings, trusted_k
     def job(report, should_stop) -> LoadedModel:
         t = time.perf_counter()
         report("Verifying the model files…")
-        from core.inference.signing import Trust
+        from core import Trust
 
         bundle = load_bundle(bundle_path, trust=Trust.default(tuple(trusted_keys), allow_unsigned))
         report("Starting the models…")

@@ -5,7 +5,7 @@ From saved per-view outputs (evalkit.view_outputs: logits, intake scores, pictur
 quality reports; no model run), each image of a set is decided both ways at every confidence level of the
 bundle, and the differences are counted.
 
-    .venv/bin/python scripts/intake_finding_effect.py --outputs /work/cache/h9/outputs --sets ham_test,derm7pt
+    .venv/bin/python scripts/intake_finding_effect.py --outputs ../cache/cascade/outputs --sets ham_test,derm7pt
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from evalkit.cascade_views import saved_views  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--outputs", type=Path, default=Path("/work/cache/h9/outputs"))
+    ap.add_argument("--outputs", type=Path, default=Path("../cache/cascade/outputs"))
     ap.add_argument("--bundle", type=Path, default=Path("core/models/default"))
     ap.add_argument("--sets", default="ham_test,derm7pt")
     a = ap.parse_args(argv)

@@ -9,8 +9,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 
-from core.records.patients import identity_of, lesion_timeline
-from core.records.store import ReviewStore
+from core import ReviewStore, identity_of, lesion_timeline
 
 from ..views.case_panel import CaseRef
 from ..workers import Worker, WorkerPool

@@ -16,15 +16,21 @@ from PySide6.QtCore import QObject, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from core.common.errors import StoreError
-from core.common.paths import atomic_target
-from core.decision.results import ScreeningResult, named_class
-from core.records.patients import identities_of
-from core.records.provenance import provenance_of_run
-from core.records.report import write_run_csv
-from core.records.run_report import run_report, write_run_report_html
-from core.records.runs import shown_status
-from core.records.store import ReviewStore, RunInfo, local_time
+from core import (
+    ReviewStore,
+    RunInfo,
+    ScreeningResult,
+    StoreError,
+    atomic_target,
+    identities_of,
+    local_time,
+    named_class,
+    provenance_of_run,
+    run_report,
+    shown_status,
+    write_run_csv,
+    write_run_report_html,
+)
 
 from ..pdf import html_to_pdf
 from ..settings import AppSettings

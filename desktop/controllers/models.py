@@ -11,10 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from core.common.errors import ImageReadError, MelaScreenError
-from core.files.images import read_image
-from core.inference.bundle import default_bundle_path
-from core.inference.class_cam import class_heat_map
+from core import ImageReadError, MelaScreenError, class_heat_map, default_bundle_path, read_image
 
 from ..settings import AppSettings
 from ..workers import LoadedModel, Worker, WorkerPool, load_model_job

@@ -9,9 +9,7 @@ from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, Signal
 
-from core.records.patients import FilingSummary, filing_summary, identities_of
-from core.records.store import Review, ReviewStore, RunInfo
-from core.screening.regate import run_confidence
+from core import FilingSummary, Review, ReviewStore, RunInfo, filing_summary, identities_of, run_confidence
 
 from ..workers import ResultRow, Worker, WorkerPool, case_shas
 

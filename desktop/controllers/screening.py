@@ -12,10 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from core.records.patients import filing_summary, identities_of
-from core.records.store import ReviewStore
-from core.screening import GateChoice, RunSummary
-from core.screening.regate import regate_run, run_confidence
+from core import GateChoice, ReviewStore, RunSummary, filing_summary, identities_of, regate_run, run_confidence
 
 from ..settings import AppSettings
 from ..views.screening import ScreeningView

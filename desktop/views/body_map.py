@@ -14,9 +14,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
-from core.decision.results import Decision
-from core.decision.vocabulary import band, outcome
-from core.imaging.body_map import VIEW_BOX, Pin, figure_svg, place_pins
+from core import VIEW_BOX, Decision, Pin, band, figure_svg, outcome, place_pins
 
 PIN_RADIUS = 10  # screen pixels: big enough to hit with a mouse
 

@@ -7,11 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from core.decision.results import ScreeningResult
-from core.files.images import resize_longest_side
-from core.imaging.pictures import case_picture
-from core.records.evidence import confirmed_for_images
-from core.records.patients import identity_of, lesion_timeline
+from core import ScreeningResult, case_picture, confirmed_for_images, identity_of, lesion_timeline, resize_longest_side
 
 
 @dataclass(frozen=True)

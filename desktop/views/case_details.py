@@ -9,9 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QProgressBar, QToolButton, QVBoxLayout, QWidget
 
-from core.decision.results import ScreeningResult
-from core.decision.vocabulary import class_name, percent, review_choice
-from core.records.store import local_time
+from core import ScreeningResult, class_name, local_time, percent, review_choice
 
 from ..style import DECISION_LOOKS, badge_css, decision_key, result_words
 

@@ -20,9 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.common.errors import MelaScreenError
-from core.decision.results import ScreeningResult
-from core.decision.vocabulary import MAX_FOLLOW_UP_MONTHS, REVIEW_CHOICES
+from core import MAX_FOLLOW_UP_MONTHS, REVIEW_CHOICES, MelaScreenError, ScreeningResult
 
 from ..workers import Worker, WorkerPool
 from .case_data import CaseData, load_case
@@ -143,7 +141,7 @@ class CasePanel(QWidget):
 
     def set_models(self, ensemble) -> None:
         """The loaded models compute the heat map of any class on request (core/inference/class_cam.py)."""
-        from core.inference.class_cam import class_heat_map
+        from core import class_heat_map
 
         self.cam_provider = None if ensemble is None else (lambda rgb, code: class_heat_map(ensemble, rgb, code))
         if ensemble is not None:
@@ -152,7 +150,7 @@ class CasePanel(QWidget):
 
     def set_similar_bundle(self, bundle) -> None:
         """Load the bundle's similar-cases index on a worker; a bundle without one: no strip."""
-        from core.inference.similar import SimilarCases, has_index
+        from core import SimilarCases, has_index
 
         self.similar_cases = None
         self.similar.clear()
@@ -172,7 +170,7 @@ class CasePanel(QWidget):
         if similar is None or case.rgb is None or not case.result.ok:
             self.similar.clear()
             return
-        from core.imaging.model_input import InputSpec, model_input
+        from core import InputSpec, model_input
 
         spec, rgb = InputSpec.from_manifest(similar.manifest), case.rgb
         worker = Worker(lambda report, should_stop: similar.query(model_input(rgb, spec)), name="similar cases")
@@ -256,7 +254,7 @@ class CasePanel(QWidget):
         """Record a confirmed diagnosis for the case's lesion (every picture of it), or for the picture when it
         is filed under no patient; `values` (diagnosis, method, confirmed_on, note) skip the dialog. Returns the
         core.records.evidence.ConfirmedDiagnosis, or None when cancelled or refused (said in a message)."""
-        from core.records.evidence import EvidenceError, add_confirmed, confirmed_for_images
+        from core import EvidenceError, add_confirmed, confirmed_for_images
 
         from .confirm_dialog import ConfirmDiagnosisDialog
 

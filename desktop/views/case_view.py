@@ -20,10 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.decision.results import ScreeningResult
-from core.decision.vocabulary import class_name
-from core.imaging.cam import HEATMAP_MODES, compose
-from core.inference.class_cam import named_class
+from core import HEATMAP_MODES, ScreeningResult, class_name, compose, named_class
 
 from .case_data import CaseData
 from .case_details import CaseDetails

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.records.evidence import DIAGNOSES, METHODS, diagnosis_words
+from core import DIAGNOSES, METHODS, diagnosis_words
 
 
 class ConfirmDiagnosisDialog(QDialog):

@@ -26,18 +26,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.common.paths import atomic_target, write_file_atomically
-from core.records.evidence import (
+from core import (
     DIAGNOSES,
     METHODS,
     EvidenceError,
     add_confirmed,
+    atomic_target,
+    audit_html,
     diagnosis_words,
     image_of_file,
     import_csv,
     lesion_key,
+    run_audit,
+    write_audit_csv,
+    write_file_atomically,
 )
-from core.screening import audit_html, run_audit, write_audit_csv
 
 from ..pdf import html_to_pdf
 from ..workers import Worker, WorkerPool

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.records.followup import FollowUp, due_follow_ups, end_of_month, write_follow_up_csv
+from core import FollowUp, due_follow_ups, end_of_month, write_follow_up_csv
 
 from ..workers import Worker, WorkerPool
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
-from core.decision.gate import MALIGNANCY, RiskScope, Thresholds
+from core import MALIGNANCY, RiskScope, Thresholds
 
 from .run_words import legend_html
 

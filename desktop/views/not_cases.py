@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QVBoxLayout, QWidget
 
-from core.decision.vocabulary import NOT_DERMOSCOPY
+from core import NOT_DERMOSCOPY
 
 from .case_panel import CaseRef
 

@@ -27,8 +27,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.records.evidence import confirmed_for_images
-from core.records.patients import LesionSummary, PatientSummary, identity_of, lesion_timeline, patient_lesions, worklist
+from core import (
+    LesionSummary,
+    PatientSummary,
+    confirmed_for_images,
+    identity_of,
+    lesion_timeline,
+    patient_lesions,
+    worklist,
+)
 
 from ..patient_models import LesionsModel, PatientsModel
 from ..patient_reports import patient_report_job, write_patient_pdf

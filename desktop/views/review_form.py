@@ -18,8 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.decision.vocabulary import DEFAULT_FOLLOW_UP_MONTHS, MAX_FOLLOW_UP_MONTHS, REVIEW_CHOICES
-from core.records.store import Review, local_time
+from core import DEFAULT_FOLLOW_UP_MONTHS, MAX_FOLLOW_UP_MONTHS, REVIEW_CHOICES, Review, local_time
 
 
 def history_line(review: Review) -> str:

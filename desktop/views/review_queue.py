@@ -33,8 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.decision.results import ScreeningResult
-from core.records.patients import identities_of, queue_by_patient
+from core import ScreeningResult, identities_of, queue_by_patient
 
 from ..queue_model import QueueModel
 from ..table_cells import ITEM_ROLE, SORT_ROLE, THUMB_H, THUMB_W, ThumbnailCache

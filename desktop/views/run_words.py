@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.decision.gate import MALIGNANCY, RiskScope, Thresholds
-from core.decision.results import Decision
-from core.decision.vocabulary import BANDS, outcome_words
-from core.records.runs import shown_status
-from core.records.store import RunInfo, local_time
-from core.screening import RunSummary
+from core import (
+    BANDS,
+    MALIGNANCY,
+    Decision,
+    RiskScope,
+    RunInfo,
+    RunSummary,
+    Thresholds,
+    local_time,
+    outcome_words,
+    shown_status,
+)
 
 
 def format_duration(seconds: float | None) -> str:

@@ -24,10 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.decision.gate import MALIGNANCY, RiskScope, Thresholds
-from core.decision.vocabulary import NOT_DERMOSCOPY, NOT_SCREENED
-from core.records.store import RunInfo
-from core.screening import RunSummary
+from core import MALIGNANCY, NOT_DERMOSCOPY, NOT_SCREENED, RiskScope, RunInfo, RunSummary, Thresholds
 
 from ..style import DECISION_LOOKS, DECISION_ORDER
 from ..workers import ResultRow, ScreeningBatch

@@ -9,8 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from core.decision.vocabulary import class_name
-from core.inference.similar import LICENCE, NEIGHBOURS
+from core import LICENCE, NEIGHBOURS, class_name
 
 THUMB_PX = 80
 

@@ -22,10 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.decision.vocabulary import outcome
-from core.files.images import resize_longest_side
-from core.imaging.pictures import case_picture, decode_thumbnail
-from core.records.patients import TimelineEntry
+from core import TimelineEntry, case_picture, decode_thumbnail, outcome, resize_longest_side
 
 from ..workers import Worker, WorkerPool
 from .image_view import ImageView, rgb_to_pixmap

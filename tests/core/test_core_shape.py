@@ -85,3 +85,25 @@ def test_no_circle_between_core_modules():
         if m not in index:
             visit(m)
     assert circles == []
+
+
+def test_the_app_and_the_command_line_import_core_through_its_front_door():
+    deep = []
+    for face in ("desktop", "cli"):
+        for path in sorted((ROOT / face).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("core."):
+                    deep.append(f"{path.relative_to(ROOT)}:{node.lineno} from {node.module}")
+                if isinstance(node, ast.Import):
+                    where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                    deep += [f"{where} import {a.name}" for a in node.names if a.name.startswith("core.")]
+    assert deep == [], "import these names from `core` (core/__init__.py lists what the faces may use)"
+
+
+def test_every_name_of_the_front_door_loads_from_the_module_it_names():
+    import core
+
+    for name in core.__all__:
+        assert getattr(core, name) is getattr(__import__(core._PUBLIC[name], fromlist=[name]), name)
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        core.nothing_here  # noqa: B018

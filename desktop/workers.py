@@ -66,12 +66,18 @@ class Worker(QRunnable):
             value = self.fn(self.signals.progress.emit, self._stop.is_set)
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the GUI, not kill the thread
             exc.traceback_text = traceback.format_exc()  # type: ignore[attr-defined]
-            self.signals.failed.emit(exc)
+            self._tell("failed", exc)
         else:
-            self.signals.result.emit(value)
+            self._tell("result", value)
         finally:
             self.finished.set()
-            self.signals.done.emit()
+            self._tell("done")
+
+    def _tell(self, signal: str, *args) -> None:
+        try:
+            getattr(self.signals, signal).emit(*args)
+        except RuntimeError:  # the signals object was deleted (the app is closing): nobody is left to tell
+            pass
 
 
 class WorkerPool:

@@ -144,7 +144,6 @@ def main(argv=None) -> int:
     from desktop.dialogs import AboutDialog, FirstStartDialog, find_notices
     from desktop.main_window import MainWindow
     from desktop.settings import AppSettings
-    from desktop.settings_dialog import SettingsDialog
     from desktop.views.case_panel import CaseRef
 
     app = application([])
@@ -225,7 +224,7 @@ def main(argv=None) -> int:
     save(window, out, "13-results-filtered", app)
     window.screening.filter_buttons["benign"].setChecked(True)
 
-    dialog = SettingsDialog(window.settings, window.model.screener.engine_in_use, "", window)
+    dialog = window.settings_dialog()  # as the app builds it: the loaded bundle's default confidence
     dialog.show()
     save(dialog, out, "14-settings", app)
     dialog.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -26,6 +27,11 @@ from core import LICENCE as SIMILAR_LICENCE
 from core import has_index as has_similar_index
 
 NOTICE_NAMES = ("NOTICES", "NOTICES.txt", "NOTICES.md", "THIRD_PARTY_NOTICES", "THIRD_PARTY_NOTICES.txt")
+NO_NOTICES = (
+    "No NOTICES file was found next to the application or in its installation folder.\n"
+    "MelaScreen uses Qt for Python (PySide6, LGPLv3), ONNX Runtime (MIT), OpenCV (Apache 2.0) and "
+    "NumPy (BSD); their licence texts ship with those packages."
+)
 
 
 def notice_folders() -> list[Path]:
@@ -54,6 +60,26 @@ def find_notices(folders: list[Path] | None = None) -> Path | None:
             if p.is_file():
                 return p
     return None
+
+
+@dataclass(frozen=True)
+class Notices:
+    """The third-party notices as the About box shows them: the file found (None: none) and its text."""
+
+    path: Path | None = None
+    text: str = NO_NOTICES
+
+
+def read_notices(folders: list[Path] | None = None) -> Notices:
+    """Find and read the NOTICES file (a worker does this before the About box opens); a file that cannot be
+    read says so in its place."""
+    path = find_notices(folders)
+    if path is None:
+        return Notices()
+    try:
+        return Notices(path, path.read_text(encoding="utf-8", errors="replace"))
+    except OSError as exc:
+        return Notices(path, f"{path} could not be read: {exc}")
 
 
 class FirstStartDialog(QDialog):
@@ -174,9 +200,11 @@ class AboutDialog(QDialog):
         verified: bool,
         provider_in_use: str | None,
         load_message: str = "",
-        notices: Path | None = None,
+        notices: Notices | None = None,
         parent=None,
     ):
+        """`notices`: read before the box opens (read_notices, on a worker), never here on the GUI thread;
+        None: none was found."""
         super().__init__(parent)
         self.setWindowTitle("About MelaScreen")
         similar = bundle is not None and has_similar_index(bundle)
@@ -210,20 +238,11 @@ class AboutDialog(QDialog):
         else:
             card.setPlainText("No model card (model_card.md) in this bundle.")
         tabs.addTab(card, "Model card")
-        self.notices_path = notices
+        notices = notices if notices is not None else Notices()
+        self.notices_path = notices.path
         notice_view = QPlainTextEdit()
         notice_view.setReadOnly(True)
-        if notices is not None:
-            try:
-                notice_view.setPlainText(notices.read_text(encoding="utf-8", errors="replace"))
-            except OSError as exc:
-                notice_view.setPlainText(f"{notices} could not be read: {exc}")
-        else:
-            notice_view.setPlainText(
-                "No NOTICES file was found next to the application or in its installation folder.\n"
-                "MelaScreen uses Qt for Python (PySide6, LGPLv3), ONNX Runtime (MIT), OpenCV (Apache 2.0) and "
-                "NumPy (BSD); their licence texts ship with those packages."
-            )
+        notice_view.setPlainText(notices.text)
         self.notices_text = notice_view
         tabs.addTab(notice_view, "Third-party notices")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)

@@ -14,13 +14,14 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QTabWidget
 
-from core import ReviewStore, StoreError, confidence_meanings, identities_of
+from core import ReviewStore, identities_of
 
 from .controllers.cases import CaseNavigation
 from .controllers.exports import RunExports
 from .controllers.models import ModelLoader, stored_picture_heat_maps
+from .controllers.results_file import ResultsFile
 from .controllers.screening import ScreeningRuns
-from .dialogs import AboutDialog, find_notices
+from .controllers.settings_about import SettingsAndAbout
 from .menus import build_menus
 from .settings import AppSettings, save_settings
 from .settings_dialog import SettingsDialog
@@ -41,6 +42,7 @@ class MainWindow(QMainWindow):
     run_done = Signal(object)  # RunSummary, or the exception when screening failed
     export_done = Signal(str)  # path written
     run_shown = Signal(int)  # a stored run's id, once its rows are on screen (they are read on a worker)
+    store_opened = Signal(object)  # the results file, opened on a worker (None: refused, store_error says why)
 
     def __init__(
         self, settings: AppSettings, settings_file: Path | None = None, bundle_override: str | None = None, parent=None
@@ -75,11 +77,12 @@ class MainWindow(QMainWindow):
 
     def _tabs(self) -> None:
         store, opacity = (lambda: self.store), self.settings.heatmap_opacity
+        reviewer = lambda: self.settings.reviewer or None  # noqa: E731 - a review needs a name: None cancels the save
         self.screening = ScreeningView(self._thumbnail)
-        self.case_panel = CasePanel(store, self.pool, self._reviewer_for_save, opacity)
+        self.case_panel = CasePanel(store, self.pool, reviewer, opacity)
         self.case_panel.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.case_tab = with_keys_help(self.case_panel)
-        self.queue_view = ReviewQueueView(store, self.pool, self._reviewer_for_save, opacity)
+        self.queue_view = ReviewQueueView(store, self.pool, reviewer, opacity)
         self.patients_view = PatientWorklistView(store, lambda: self.settings.reviewer, pool=self.pool)
         self.follow_up_view = FollowUpView(store, pool=self.pool)
         self.evidence_view = EvidenceView(
@@ -104,11 +107,14 @@ class MainWindow(QMainWindow):
     def _controllers(self, bundle_override: str | None) -> None:
         self.models = ModelLoader(self.pool, self)
         self.models.override = bundle_override
-        store, settings = (lambda: self.store), (lambda: self.settings)
-        self.runs = ScreeningRuns(self.screening, self.pool, store, lambda: self.model, settings, self.notify, self)
+        store, settings, model = (lambda: self.store), (lambda: self.settings), (lambda: self.model)
+        self.runs = ScreeningRuns(self.screening, self.pool, store, model, settings, self.notify, self)
         classes = lambda: self.model.bundle.manifest.class_names if self.model else ()  # noqa: E731
         self.exports = RunExports(self, self.pool, store, self.runs.shown_run, settings, classes, self.notify)
         self.cases = CaseNavigation(self, self.pool, store, self.notify)
+        self.results_file = ResultsFile(self.pool, self)
+        message = lambda: self.model_message  # noqa: E731
+        self.dialogs = SettingsAndAbout(self, self.pool, settings, model, message, self.apply_settings)
 
     def _connect(self) -> None:
         s = self.screening
@@ -144,6 +150,8 @@ class MainWindow(QMainWindow):
         self.runs.shown.connect(self.run_shown)
         self.runs.recorded.connect(lambda _run_id: (self.queue_view.refresh(), self.patients_view.refresh()))
         self.exports.written.connect(self.export_done)
+        self.results_file.opened.connect(self._store_opened)
+        self.results_file.refused.connect(self._store_refused)
 
     def notify(self, text: str, ms: int = 0, error: bool = False, details: str | None = None) -> None:
         """A short message in the status bar, beside the disclaimer (never instead of it); `details`: its tooltip."""
@@ -151,9 +159,6 @@ class MainWindow(QMainWindow):
 
     def _thumbnail(self, result_id: int) -> bytes | None:
         return None if self.store is None else self.store.thumbnail(result_id)
-
-    def _reviewer_for_save(self) -> str | None:
-        return self.settings.reviewer or None
 
     def _save_settings(self) -> None:
         if self.settings_file is not None:
@@ -167,11 +172,12 @@ class MainWindow(QMainWindow):
 
     # -- store and model ----------------------------------------------------------------------
 
-    def open_store(self) -> None:
+    def open_store(self) -> Worker:
+        """Open the results file named in Settings on a worker (it may be created or upgraded first);
+        `store_opened` follows once it is open, or refused and said."""
         if self.store is not None:
             self.store.close()
             self.store = None
-        path = self.settings.resolved_database_path()
         # Result ids belong to one results file: forget the rows and thumbnails of the last one.
         self.screening.model.thumbnails = ThumbnailCache(self._thumbnail)
         self.screening.model.identity_fn = lambda shas: identities_of(self.store, shas) if self.store else {}
@@ -179,17 +185,25 @@ class MainWindow(QMainWindow):
         self.screening.current_run_id = None
         self.runs.stored.forget()
         self.case_panel.clear("")
-        try:
-            self.store = ReviewStore.open(path)
-            self.store_error = ""
-            self.status.show_store(path)
-        except StoreError as exc:
-            self.store_error = str(exc)
-            self.status.show_store(None)
-            QMessageBox.warning(self, "Results file", f"{exc}\n\nChoose another location in Settings.")
+        return self.results_file.open(self.settings.resolved_database_path())
+
+    def _store_opened(self, path: Path, store: ReviewStore) -> None:
+        self.store, self.store_error = store, ""
+        self.status.show_store(path)
+        self._store_ready()
+
+    def _store_refused(self, _path: Path, exc: BaseException) -> None:
+        self.store_error = str(exc)
+        self.status.show_store(None)
+        QMessageBox.warning(self, "Results file", f"{exc}\n\nChoose another location in Settings.")
+        self._store_ready()
+
+    def _store_ready(self) -> None:
         self._update_model_state()
         self.runs.list_runs(show_latest=True)  # then the latest run, where the user left off
         self.queue_view.refresh()
+        self._tab_changed(self.tabs.currentIndex())  # a tab shown while the file was being opened reads it now
+        self.store_opened.emit(self.store)
 
     @property
     def model(self) -> LoadedModel | None:
@@ -313,19 +327,10 @@ class MainWindow(QMainWindow):
     # -- settings and about -------------------------------------------------------------------------
 
     def settings_dialog(self) -> SettingsDialog:
-        """Settings as the app shows them: the loaded bundle's default confidence and what each level did."""
-        provider = self.model.screener.engine_in_use if self.model else None
-        message = "" if self.model is not None else self.model_message
-        default = self.model.bundle.manifest.gate.default_confidence if self.model else None
-        dialog = SettingsDialog(self.settings, provider, message, self, default_confidence=default)
-        if self.model is not None:
-            dialog.explain_confidences(confidence_meanings(self.model.bundle.manifest.provenance))
-        return dialog
+        return self.dialogs.settings_dialog()
 
     def open_settings(self) -> None:
-        dialog = self.settings_dialog()
-        if dialog.exec():
-            self.apply_settings(dialog.values())
+        self.dialogs.open_settings()
 
     def apply_settings(self, new: AppSettings) -> None:
         """Save and apply: reload the models or reopen the results file only when their settings changed."""
@@ -337,7 +342,9 @@ class MainWindow(QMainWindow):
         self.evidence_view.show_auto_clearing(new.auto_clearing)
         if new.cascade != old.cascade:
             self._update_model_state()
-        store_changed = new.resolved_database_path() != old.resolved_database_path() or self.store is None
+        # No results file open (and none being opened): try again, e.g. after a refusal.
+        unopened = self.store is None and self.results_file.opening is None
+        store_changed = new.resolved_database_path() != old.resolved_database_path() or unopened
         # The confidence is passed with each run: changing only it reloads nothing.
         model_changed = new.models_from() != old.models_from()
         self._pending_store = self._pending_store or store_changed
@@ -362,10 +369,9 @@ class MainWindow(QMainWindow):
             self.models.override = None
             self.load_model()
 
-    def open_about(self) -> None:
-        bundle = self.model.bundle if self.model else None
-        provider = self.model.screener.engine_in_use if self.model else None
-        AboutDialog(bundle, bundle is not None, provider, self.model_message, find_notices(), self).exec()
+    def open_about(self) -> Worker:
+        """NOTICES read on a worker, then the About box (desktop/controllers/settings_about.py)."""
+        return self.dialogs.open_about()
 
     # -- closing ------------------------------------------------------------------------------
 
@@ -384,6 +390,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Cancel and wait for the workers, save the settings, close the results file."""
+        self.results_file.forget()  # a results file still being opened is closed when it arrives
         self.pool.shutdown(15_000)
         self.runs.worker = None
         self._save_settings()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from dataclasses import replace
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -41,6 +41,7 @@ from core import (
 )
 
 from .settings import AppSettings
+from .workers import Worker, WorkerPool
 
 PROVIDER_WORDS = {"auto": "Automatic (GPU when available)", "cpu": "CPU", "cuda": "CUDA (NVIDIA GPU)"}
 ENGINE_WORDS = {
@@ -80,7 +81,12 @@ def _choices(words: dict[str, str], codes, current) -> QComboBox:
 
 
 class SettingsDialog(QDialog):
-    """`default_confidence`: the loaded bundle's default confidence (None: no bundle loaded)."""
+    """`default_confidence`: the loaded bundle's default confidence (None: no bundle loaded).
+
+    The clinic's file is read on a worker (`clinic_loaded` follows; its rows wait, disabled, until then) and
+    saved on one when Save is pressed (the dialog closes once it is written)."""
+
+    clinic_loaded = Signal(object)  # the Clinic read, once it is in its rows
 
     def __init__(
         self,
@@ -90,11 +96,15 @@ class SettingsDialog(QDialog):
         parent=None,
         *,
         default_confidence: float | None = None,
+        pool: WorkerPool | None = None,
     ):
         super().__init__(parent)
         self.setWindowTitle("MelaScreen settings")
         self.setMinimumWidth(640)
         self._settings = settings
+        self.pool = pool if pool is not None else WorkerPool(max_threads=1)
+        self._clinic: Clinic | None = None  # as read from its file (None until it arrives)
+        self._saving = False
         form = QFormLayout()
         self._bundle_rows(form, bundle_message)
         self._engine_rows(form, provider_in_use)
@@ -106,6 +116,7 @@ class SettingsDialog(QDialog):
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(buttons)
+        self._read_clinic()
 
     # -- the rows, top to bottom ----------------------------------------------------------------
 
@@ -202,14 +213,15 @@ class SettingsDialog(QDialog):
         self.reviewer = QLineEdit(s.reviewer)
         self.reviewer.setPlaceholderText("your name or initials, stored with every review")
         # The clinic printed at the top of every page of a patient report (core.records.clinic: the command line
-        # reads the same file).
-        clinic = load_clinic()
-        self.clinic_name = QLineEdit(clinic.name)
+        # reads the same file); filled in when it has been read.
+        self.clinic_name = QLineEdit()
         self.clinic_name.setPlaceholderText("printed at the top of patient reports")
-        self.clinic_address = QPlainTextEdit(clinic.address)
+        self.clinic_address = QPlainTextEdit()
         self.clinic_address.setPlaceholderText("street, town (one or two lines)")
         self.clinic_address.setFixedHeight(52)
-        self.clinic_phone = QLineEdit(clinic.phone)
+        self.clinic_phone = QLineEdit()
+        for row in self._clinic_rows():
+            row.setEnabled(False)
         self.share_exports = QCheckBox("Share exported files with other users of this computer")
         self.share_exports.setChecked(s.share_exports)
         self.share_exports.setToolTip(
@@ -237,20 +249,52 @@ class SettingsDialog(QDialog):
         )
         label.setTextFormat(Qt.TextFormat.RichText)
 
+    # -- the clinic's file, read and saved on a worker ------------------------------------------------
+
+    def _clinic_rows(self) -> tuple[QWidget, ...]:
+        return self.clinic_name, self.clinic_address, self.clinic_phone
+
+    def _read_clinic(self) -> Worker:
+        worker = Worker(lambda report, should_stop: load_clinic(), name="read the clinic")
+        worker.signals.result.connect(self._clinic_read)  # a bound method: dropped if the dialog is gone
+        return self.pool.start(worker)
+
+    def _clinic_read(self, clinic: Clinic) -> None:
+        self._clinic = clinic
+        self.clinic_name.setText(clinic.name)
+        self.clinic_address.setPlainText(clinic.address)
+        self.clinic_phone.setText(clinic.phone)
+        for row in self._clinic_rows():
+            row.setEnabled(True)
+        self.clinic_loaded.emit(clinic)
+
     # -- answers ------------------------------------------------------------------------------------
 
     def clinic(self) -> Clinic:
         return Clinic(self.clinic_name.text(), self.clinic_address.toPlainText(), self.clinic_phone.text()).checked()
 
     def accept(self) -> None:
-        """Save the clinic (its own small file, shared with the command line); the app saves the rest."""
-        if self.clinic() != load_clinic():
-            try:
-                save_clinic(self.clinic())
-            except OSError as exc:
-                QMessageBox.warning(self, "Clinic not saved", f"The clinic's details could not be saved:\n{exc}")
-                return
+        """Save the clinic (its own small file, shared with the command line) on a worker, then close; the app
+        saves the rest. A clinic not read yet was not shown, so it is not saved either."""
+        if self._saving:
+            return
+        if self._clinic is None or self.clinic() == self._clinic:
+            super().accept()
+            return
+        self._saving = True
+        clinic = self.clinic()
+        worker = Worker(lambda report, should_stop: save_clinic(clinic), name="save the clinic")
+        worker.signals.result.connect(self._clinic_saved)  # bound methods: dropped if the dialog is gone
+        worker.signals.failed.connect(self._clinic_not_saved)
+        self.pool.start(worker)
+
+    def _clinic_saved(self, _path) -> None:
+        self._saving = False
         super().accept()
+
+    def _clinic_not_saved(self, exc: BaseException) -> None:
+        self._saving = False
+        QMessageBox.warning(self, "Clinic not saved", f"The clinic's details could not be saved:\n{exc}")
 
     def _choose_bundle_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Choose a model bundle folder", self.bundle.text())

@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from desktop.app import application
-    from desktop.dialogs import AboutDialog, FirstStartDialog, find_notices
+    from desktop.dialogs import AboutDialog, FirstStartDialog, read_notices
     from desktop.main_window import MainWindow
     from desktop.settings import AppSettings
     from desktop.views.case_panel import CaseRef
@@ -228,7 +228,7 @@ def main(argv=None) -> int:
     dialog.show()
     save(dialog, out, "14-settings", app)
     dialog.close()
-    about = AboutDialog(window.model.bundle, True, window.model.screener.engine_in_use, "", find_notices(), window)
+    about = AboutDialog(window.model.bundle, True, window.model.screener.engine_in_use, "", read_notices(), window)
     about.show()
     for i, name in enumerate(("15-about-bundle", "16-about-model-card", "17-about-notices")):
         about.tabs.setCurrentIndex(i)

@@ -1,7 +1,8 @@
 """A case and its review: the case view above, the review form and the review history below.
 
-Loading a case (database read + image decode) runs on a worker; saving a review is one small
-append to the store. Reviews are never edited: a second review of a case is a new entry.
+Loading a case (database read + image decode, its review history), saving a review (then reading the history
+again) and recording a confirmed diagnosis run on workers. Reviews are never edited: a second review of a case
+is a new entry.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import MAX_FOLLOW_UP_MONTHS, REVIEW_CHOICES, MelaScreenError, ScreeningResult
+from core import MAX_FOLLOW_UP_MONTHS, REVIEW_CHOICES, ScreeningResult, add_confirmed, confirmed_for_images
 
 from ..workers import Worker, WorkerPool
 from .case_data import CaseData, load_case
@@ -45,11 +46,23 @@ class CaseRef:
     shown: ScreeningResult
 
 
+def confirm_job(store, case: CaseData, entered_by: str, where: dict, values: dict):
+    """Record the confirmed diagnosis, then read what the case's pictures now carry (sha256 -> confirmed)."""
+
+    def job(report, should_stop) -> tuple:
+        confirmed = add_confirmed(store, entered_by=entered_by, **where, **values)
+        shas = [case.result.sha256, *(e.sha256 for e in case.visits)]
+        return confirmed, confirmed_for_images(store, shas)
+
+    return job
+
+
 class CasePanel(QWidget):
     """Case view + review form. `reviewer()` returns the reviewer's name, or None to cancel a save."""
 
-    reviewed = Signal(int, object)  # result_id, Review
+    reviewed = Signal(int, object)  # result_id, Review (saved on a worker)
     loaded = Signal(object)  # CaseData
+    confirmed = Signal(object)  # core.records.evidence.ConfirmedDiagnosis, recorded on a worker
 
     def __init__(
         self,
@@ -66,6 +79,7 @@ class CasePanel(QWidget):
         self.case_view = CaseView(opacity)
         self.form = ReviewForm()
         self._request = 0
+        self._saving: int | None = None  # the result id whose review is being saved (one save at a time)
         self._reviewer_name = ""
         self._months_until = 0.0  # monitor's months being typed until this time (time.monotonic)
         self._months_typed = ""
@@ -231,16 +245,20 @@ class CasePanel(QWidget):
         self.case_view.message.setText("Loading…")
         self.case_view.message.show()
         store = self.store_fn()
-        worker = Worker(lambda report, should_stop: load_case(store, ref.result_id, ref.shown), name="load case")
-        worker.signals.result.connect(lambda case, n=request: self._loaded(n, case))
+
+        def job(report, should_stop) -> tuple[CaseData, list]:
+            case = load_case(store, ref.result_id, ref.shown)
+            history = store.history(case.result_id) if (store is not None and case.result_id is not None) else []
+            return case, history
+
+        worker = Worker(job, name="load case")
+        worker.signals.result.connect(lambda loaded, n=request: self._loaded(n, *loaded))
         worker.signals.failed.connect(lambda exc, n=request: self._failed(n, exc))
         self.pool.start(worker)
 
-    def _loaded(self, request: int, case: CaseData) -> None:
+    def _loaded(self, request: int, case: CaseData, history: list) -> None:
         if request != self._request:
             return  # the user has moved on
-        store = self.store_fn()
-        history = store.history(case.result_id) if (store is not None and case.result_id is not None) else []
         self.case = case
         self.case_view.show_case(case, history[-1] if history else None)  # reviews follow the image
         self._show_visits(case)
@@ -250,12 +268,11 @@ class CasePanel(QWidget):
         self.form.set_reviewer(self.reviewer_name())
         self.loaded.emit(case)
 
-    def record_confirmed(self, values: dict | None = None):
+    def record_confirmed(self, values: dict | None = None) -> Worker | None:
         """Record a confirmed diagnosis for the case's lesion (every picture of it), or for the picture when it
-        is filed under no patient; `values` (diagnosis, method, confirmed_on, note) skip the dialog. Returns the
-        core.records.evidence.ConfirmedDiagnosis, or None when cancelled or refused (said in a message)."""
-        from core import EvidenceError, add_confirmed, confirmed_for_images
-
+        is filed under no patient; `values` (diagnosis, method, confirmed_on, note) skip the dialog. It is written
+        on a worker: `confirmed` (core.records.evidence.ConfirmedDiagnosis) follows, or a message says why not.
+        Returns None when there is nothing to record or the dialog was cancelled."""
         from .confirm_dialog import ConfirmDiagnosisDialog
 
         store, case = self.store_fn(), self.case
@@ -274,18 +291,25 @@ class CasePanel(QWidget):
                 return None
             values = dialog.values()
         where = {"lesion": a.lesion_key} if a is not None else {"sha256": case.result.sha256}
-        try:
-            confirmed = add_confirmed(store, entered_by=name, **where, **values)
-        except (EvidenceError, MelaScreenError, ValueError) as exc:  # StoreError too: said, nothing half-written
-            QMessageBox.warning(self, "Not recorded", f"The confirmed diagnosis could not be recorded:\n{exc}")
-            return None
-        shas = [case.result.sha256, *(e.sha256 for e in case.visits)]
-        self.case = replace(case, confirmed=confirmed_for_images(store, shas))
-        self.case_view.case = self.case
-        self.case_view.details.set_confirmed(self.case.confirmed.get(case.result.sha256))
-        self._show_visits(self.case)
-        self.form.status.setText(f"<span style='color:#4a148c'>Recorded: {confirmed.shown}</span>")
-        return confirmed
+        job, request = confirm_job(store, case, name, where, values), self._request
+        worker = Worker(lambda report, should_stop: (request, case, *job(report, should_stop)), name="confirmed")
+        worker.signals.result.connect(self._confirmed)  # bound methods: dropped if this panel is gone
+        worker.signals.failed.connect(self._not_confirmed)
+        return self.pool.start(worker)
+
+    def _confirmed(self, recorded: tuple) -> None:
+        """Recorded: the case (when it is still the one open) and its lesion's visits say so."""
+        request, case, confirmed, shown = recorded
+        if request == self._request:
+            self.case = replace(case, confirmed=shown)
+            self.case_view.case = self.case
+            self.case_view.details.set_confirmed(self.case.confirmed.get(case.result.sha256))
+            self._show_visits(self.case)
+            self.form.status.setText(f"<span style='color:#4a148c'>Recorded: {confirmed.shown}</span>")
+        self.confirmed.emit(confirmed)
+
+    def _not_confirmed(self, exc: BaseException) -> None:  # EvidenceError, StoreError, ValueError: nothing written
+        QMessageBox.warning(self, "Not recorded", f"The confirmed diagnosis could not be recorded:\n{exc}")
 
     def _failed(self, request: int, exc: BaseException) -> None:
         if request == self._request:
@@ -298,26 +322,41 @@ class CasePanel(QWidget):
         self._reviewer_name = name
         self.form.set_reviewer(name)
 
-    def _save(self, decision: str, note: str, months: int | None = None) -> None:
+    def _save(self, decision: str, note: str, months: int | None = None) -> Worker | None:
+        """Save the review on a worker (then read the case's history again); `reviewed` follows."""
         store = self.store_fn()
         result_id = self.form.result_id
-        if store is None or result_id is None:
-            return
+        if store is None or result_id is None or self._saving is not None:
+            return None  # nothing to save, or a save in flight (a second Ctrl+Enter must not save it twice)
         name = self.reviewer()
         if not name:
             self.form.status.setText("<span style='color:#c62828'>A review needs your name: set it in Settings.</span>")
-            return
+            return None
         self.set_reviewer_name(name)
-        try:
+        self._saving, request = result_id, self._request
+
+        def job(report, should_stop) -> tuple:
             review = store.add_review(result_id, name, decision, note, months)
-        except Exception as exc:  # StoreError / ValueError: say it, keep the form as it is
-            QMessageBox.warning(self, "Review not saved", f"The review could not be saved:\n{exc}")
-            return
-        self.form.set_case(result_id, store.history(result_id))
-        self.case_view.details.set_review(review)
-        self.form.status.setText(f"<span style='color:#2e7d32'>Saved: {history_line(review)}</span>")
-        self.setFocus()
+            return request, result_id, review, store.history(result_id)
+
+        worker = Worker(job, name="save review")
+        worker.signals.result.connect(self._saved)  # bound methods: dropped if this panel is gone
+        worker.signals.failed.connect(self._not_saved)
+        return self.pool.start(worker)
+
+    def _saved(self, saved: tuple) -> None:
+        request, result_id, review, history = saved
+        self._saving = None
+        if request == self._request:  # still the case open: its form and history show the review
+            self.form.set_case(result_id, history)
+            self.case_view.details.set_review(review)
+            self.form.status.setText(f"<span style='color:#2e7d32'>Saved: {history_line(review)}</span>")
+            self.setFocus()
         self.reviewed.emit(result_id, review)
+
+    def _not_saved(self, exc: BaseException) -> None:  # StoreError / ValueError: said, the form kept as it is
+        self._saving = None
+        QMessageBox.warning(self, "Review not saved", f"The review could not be saved:\n{exc}")
 
 
 def with_keys_help(panel: CasePanel, text: str = CASE_KEYS_HELP) -> QWidget:

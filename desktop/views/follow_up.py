@@ -1,6 +1,7 @@
 """The Follow-up tab: lesions whose "monitor" interval has run out or runs out by a date (this month's end
 by default), with the patient, body site and last visit; exportable as CSV. The list is core's
-(core/records/followup.py, the same as `melascreen review due`), read on a worker and shown through a Qt model."""
+(core/records/followup.py, the same as `melascreen review due`), read on a worker and shown through a Qt model;
+its CSV is written on a worker too."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QPushButton,
     QTableView,
     QVBoxLayout,
@@ -175,15 +177,25 @@ class FollowUpView(QWidget):
         self.export_button.setEnabled(bool(self.items))
         self.refreshed.emit()
 
-    def export_csv(self, path: str | None = None) -> Path | None:
+    def export_csv(self, path: str | None = None) -> Worker | None:
+        """Write the list shown as CSV on a worker; `exported(path)` follows (None: no file was chosen)."""
         if path is None:
             name = f"melascreen-follow-up-{self.cutoff().isoformat()}.csv"
             path, _ = QFileDialog.getSaveFileName(self, "Export the follow-up list", name, "CSV (*.csv)")
             if not path:
                 return None
-        out = write_follow_up_csv(self.items, path, self.today(), private=self.private_exports())
+        items, today, private, where = list(self.items), self.today(), self.private_exports(), path
+        write = lambda report, should_stop: write_follow_up_csv(items, where, today, private=private)  # noqa: E731
+        worker = Worker(write, name="follow-up CSV")
+        worker.signals.result.connect(self._written)  # bound methods: dropped if this view is gone
+        worker.signals.failed.connect(self._not_written)
+        return self.pool.start(worker)
+
+    def _written(self, out: Path) -> None:
         self.exported.emit(str(out))
-        return out
+
+    def _not_written(self, exc: BaseException) -> None:  # the words name the file and the cause (FileWriteError)
+        QMessageBox.warning(self, "Export failed", f"The follow-up list could not be written:\n{exc}")
 
     def _open_row(self, row: int, _col: int) -> None:
         if 0 <= row < len(self.items):

@@ -59,7 +59,8 @@ def clinic_folder(tmp_path, real_image_paths) -> Path:
 
 @pytest.fixture
 def make_window(qtbot, synthetic_bundle, tmp_path):
-    """Builds a main window on the synthetic bundle and waits until its models are loaded."""
+    """Builds a main window on the synthetic bundle and waits until its models are loaded and its results file is
+    open (both on workers)."""
     from desktop.main_window import MainWindow
     from desktop.settings import AppSettings
 
@@ -76,6 +77,8 @@ def make_window(qtbot, synthetic_bundle, tmp_path):
         if wait:
             qtbot.waitUntil(lambda: w.model is not None or w.screening.banner_button.isVisible(), timeout=20_000)
             assert w.model is not None, w.model_message
+            qtbot.waitUntil(lambda: w.store is not None or bool(w.store_error), timeout=10_000)
+            assert w.store is not None, w.store_error
         return w
 
     yield make

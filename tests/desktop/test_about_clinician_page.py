@@ -142,11 +142,16 @@ def test_settings_keep_the_clinic_for_the_report(qtbot):
 
     d = SettingsDialog(AppSettings())
     qtbot.addWidget(d)
+    with qtbot.waitSignal(d.clinic_loaded, timeout=10_000):  # read on a worker
+        pass
     d.clinic_name.setText("Example Skin Clinic")
     d.clinic_address.setPlainText("1 High Street\nTown")
     d.clinic_phone.setText("0123 456")
-    d.accept()
+    with qtbot.waitSignal(d.accepted, timeout=10_000):  # saved on a worker, then the dialog closes
+        d.accept()
     assert load_clinic() == Clinic("Example Skin Clinic", "1 High Street\nTown", "0123 456")
     again = SettingsDialog(AppSettings())
     qtbot.addWidget(again)
+    with qtbot.waitSignal(again.clinic_loaded, timeout=10_000):
+        pass
     assert again.clinic_name.text() == "Example Skin Clinic" and again.clinic_phone.text() == "0123 456"

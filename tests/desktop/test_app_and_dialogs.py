@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QDialogButtonBox
 
 from desktop.controllers.models import NO_BUNDLE_MESSAGE, bundle_to_load
-from desktop.dialogs import AboutDialog, FirstStartDialog, find_notices
+from desktop.dialogs import AboutDialog, FirstStartDialog, find_notices, read_notices
 from desktop.settings import AppSettings, load_settings
 from desktop.settings_dialog import SettingsDialog
 
@@ -102,9 +102,10 @@ def test_about_shows_bundle_checksums_card_and_notices(make_window, qtbot, tmp_p
     notices = tmp_path / "NOTICES"
     notices.write_text("PySide6 — LGPLv3\nonnxruntime — MIT\n")
     assert find_notices([tmp_path / "nowhere", tmp_path]) == notices
-    d = AboutDialog(w.model.bundle, True, w.model.screener.engine_in_use, "", notices, w)
+    read = read_notices([tmp_path / "nowhere", tmp_path])  # on a worker before the box opens
+    d = AboutDialog(w.model.bundle, True, w.model.screener.engine_in_use, "", read, w)
     qtbot.addWidget(d)
-    assert d.notices_text.toPlainText().startswith("PySide6 — LGPLv3")
+    assert d.notices_text.toPlainText().startswith("PySide6 — LGPLv3") and d.notices_path == notices
     html = d.tabs.widget(0).toPlainText()
     m = w.model.bundle.manifest
     assert m.name in html and m.version in html and "checksums verified" in html

@@ -64,9 +64,10 @@ def test_a_confirmed_diagnosis_entered_in_the_case_is_shown_in_case_timeline_and
     entries = w.store.run_entries(summary.run_id, with_cam=False)
     panel = _open(w, qtbot, entries, "a-jul.png")
     assert panel.form.confirm.isEnabled() and not panel.case_view.details.confirmed_label.isVisible()
-    recorded = panel.record_confirmed(
-        {"diagnosis": "mel", "method": "histopathology", "confirmed_on": date(2026, 11, 2), "note": "H26-1234"}
-    )
+    values = {"diagnosis": "mel", "method": "histopathology", "confirmed_on": date(2026, 11, 2), "note": "H26-1234"}
+    with qtbot.waitSignal(panel.confirmed, timeout=10_000) as done:  # recorded on a worker
+        assert panel.record_confirmed(values) is not None
+    recorded = done.args[0]
     words = "confirmed: melanoma (histopathology, 2026-11-02, by Dr. Test)"
     assert recorded is not None and recorded.shown == words
     details = panel.case_view.details

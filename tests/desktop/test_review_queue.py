@@ -116,7 +116,8 @@ def test_keyboard_review_loop_and_history_survive_a_restart(make_window, screen,
     form = w2.queue_view.panel.form
     form.choose("monitor")
     form.months.setValue(3)
-    form._on_save()
+    with qtbot.waitSignal(w2.queue_view.panel.reviewed, timeout=10_000):  # saved on a worker
+        form._on_save()
     qtbot.waitUntil(lambda: len(w2.store.history(first_id)) == 2, timeout=5_000)
     assert [(r.decision, r.follow_up_months) for r in w2.store.history(first_id)] == [("excise", None), ("monitor", 3)]
     assert "monitor (follow up in 3 months)" in w2.queue_view.panel.case_view.details.review_label.text()
@@ -175,7 +176,8 @@ def test_case_view_shows_heat_map_and_details(make_window, screen, qtbot, clinic
     view.view.fit()
     # Reviews can be recorded from here too, and reach the queue view.
     w.case_panel.form.choose("no_action")
-    w.case_panel.form._on_save()
+    with qtbot.waitSignal(w.case_panel.reviewed, timeout=10_000):  # saved on a worker
+        w.case_panel.form._on_save()
     assert [r.decision for r in w.store.history(row.result_id)] == ["no_action"]
     # The table and the case now show the clinician's decision, not the machine's.
     cell = w.screening.model.index(w.screening.model.rows.index(row), 2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import stat
 from dataclasses import replace
+from pathlib import Path
 
 from desktop.dialogs import bundle_html
 from desktop.settings import AppSettings, load_settings
@@ -42,14 +43,18 @@ def test_exports_are_owner_only_unless_shared_in_settings(
     assert _mode(out) == 0o600 and _mode(private_dir) == 0o700
     with qtbot.waitSignal(w.follow_up_view.refreshed, timeout=10_000):  # the list is read on a worker
         w.follow_up_view.refresh()
-    follow = w.follow_up_view.export_csv(str(tmp_path / "follow.csv"))
+    with qtbot.waitSignal(w.follow_up_view.exported, timeout=10_000) as written:  # written on a worker
+        assert w.follow_up_view.export_csv(str(tmp_path / "follow.csv")) is not None
+    follow = Path(written.args[0])
     audit = save_audit(w.evidence_view, tmp_path / "audit.html")
     audit_csv = save_audit(w.evidence_view, tmp_path / "audit.csv")
     assert {_mode(p) for p in (follow, audit, audit_csv)} == {0o600}
 
     w.apply_settings(replace(w.settings, share_exports=True))
     shared = export_csv(w, tmp_path / "shared.csv")
-    follow = w.follow_up_view.export_csv(str(tmp_path / "follow-shared.csv"))
+    with qtbot.waitSignal(w.follow_up_view.exported, timeout=10_000) as written:  # written on a worker
+        assert w.follow_up_view.export_csv(str(tmp_path / "follow-shared.csv")) is not None
+    follow = Path(written.args[0])
     audit = save_audit(w.evidence_view, tmp_path / "audit-shared.html")
     for p in (shared, follow, audit):
         assert _mode(p) & 0o044, f"{p} is not readable by others although the user shares exports"

@@ -2,8 +2,8 @@
 the status bar.
 
 It owns the app's state (settings, the results file, the worker pool) and wires the views to the controllers
-(desktop/controllers: the models, the Screening tab's runs, a run's exports, moving between cases). Every
-screening, storing and reviewing rule is core's.
+(desktop/controllers: the models, opening the results file, the Screening tab's runs, a run's exports, moving
+between cases, Settings and About). Every screening, storing and reviewing rule is core's.
 """
 
 from __future__ import annotations

@@ -165,6 +165,7 @@ def main(argv=None) -> int:
     window.model_failed.connect(loaded.append)
     save(window, out, "02-loading-models", app)
     wait_until(app, lambda: loaded, 120, "the models to load")
+    wait_until(app, lambda: window.store is not None, 60, "the results file to open")
     if isinstance(loaded[0], str):
         print(f"the models did not load: {loaded[0]}", file=sys.stderr)
         save(window, out, "02-model-error", app)

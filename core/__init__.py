@@ -83,6 +83,7 @@ if TYPE_CHECKING:  # what the type checker sees; at run time the names load on f
     from core.records.evidence import (
         DIAGNOSES,
         METHODS,
+        ConfirmedDiagnosis,
         EvidenceError,
         add_confirmed,
         confirmed_for_images,
@@ -97,6 +98,7 @@ if TYPE_CHECKING:  # what the type checker sees; at run time the names load on f
     from core.records.patient_record import build_patient_report
     from core.records.patient_report import write_patient_report
     from core.records.patients import (
+        AttachedIdentity,
         FilingSummary,
         LesionSummary,
         PatientSummary,
@@ -218,6 +220,7 @@ _PUBLIC: dict[str, str] = {
     "load_clinic": "core.records.clinic",
     "save_clinic": "core.records.clinic",
     "clinician_page": "core.records.clinician_page",
+    "ConfirmedDiagnosis": "core.records.evidence",
     "DIAGNOSES": "core.records.evidence",
     "EvidenceError": "core.records.evidence",
     "METHODS": "core.records.evidence",
@@ -235,6 +238,7 @@ _PUBLIC: dict[str, str] = {
     "paged_report": "core.records.patient_pages",
     "build_patient_report": "core.records.patient_record",
     "write_patient_report": "core.records.patient_report",
+    "AttachedIdentity": "core.records.patients",
     "FilingSummary": "core.records.patients",
     "LesionSummary": "core.records.patients",
     "PatientSummary": "core.records.patients",

@@ -28,8 +28,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def application(argv: list[str] | None = None) -> QApplication:
-    app = QApplication.instance()
-    if app is None:
+    app = QApplication.instance()  # typed as QCoreApplication: the desktop's process makes only a QApplication
+    if not isinstance(app, QApplication):  # none yet (anything else would fail to make the window's widgets)
         app = QApplication([sys.argv[0] if sys.argv else "melascreen", *(argv or [])])
     app.setApplicationName("MelaScreen")
     app.setApplicationVersion(core.__version__)

@@ -353,9 +353,11 @@ class MainWindow(QMainWindow):
             self.notify("The new settings apply when the screening in progress ends.", 10_000)
             return
         self._apply_pending()
-        if new.confidence != old.confidence and not (store_changed or model_changed) and self.model is not None:
+        regate = new.confidence != old.confidence and not (store_changed or model_changed) and self.model is not None
+        standard = self.runs.standard_confidence() if regate else None  # a float whenever a model is loaded
+        if standard is not None:
             # The clinic's standard changed: the run on screen is decided again at it (no model run).
-            self.runs.regate(self.runs.standard_confidence())
+            self.runs.regate(standard)
         else:
             self.runs.update_legend()
 

@@ -189,6 +189,7 @@ def screening_job(
         last_report = [0.0]
 
         def on_progress(p: Progress) -> None:
+            assert p.total is not None  # a folder's files are listed before the first is screened
             pending.append(row_for(p.result, store, result_key))
             last[:] = [p]
             now = time.monotonic()
@@ -200,6 +201,7 @@ def screening_job(
         _, summary = screen_folder(screener, folder, store, should_stop, on_progress, gate=gate, run=run)
         if pending:  # cancelled between reports: deliver what was done
             p = last[0]
+            assert p.total is not None  # as in on_progress
             report(ScreeningBatch(tuple(pending), p.done, p.total, p.rate, None, filed(pending)))
         return summary
 

@@ -7,7 +7,17 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from core import ScreeningResult, case_picture, confirmed_for_images, identity_of, lesion_timeline, resize_longest_side
+from core import (
+    AttachedIdentity,
+    ConfirmedDiagnosis,
+    ScreeningResult,
+    TimelineEntry,
+    case_picture,
+    confirmed_for_images,
+    identity_of,
+    lesion_timeline,
+    resize_longest_side,
+)
 
 
 @dataclass(frozen=True)
@@ -18,10 +28,10 @@ class CaseData:
     result: ScreeningResult  # with its heat map when one is stored
     rgb: np.ndarray | None  # the picture, upright; the stored thumbnail when the file is gone
     image_note: str = ""  # why the picture is not the original file, if it is not
-    identity: object | None = None  # core.records.patients.AttachedIdentity: whose lesion, where, which visit
-    visits: tuple = ()  # core.records.patients.TimelineEntry of the lesion's pictures (this one included)
-    # sha256 -> core.records.evidence.ConfirmedDiagnosis that applies to this picture and the lesion's others
-    confirmed: dict = field(default_factory=dict)
+    identity: AttachedIdentity | None = None  # whose lesion, where, which visit
+    visits: tuple[TimelineEntry, ...] = ()  # the lesion's pictures (this one included)
+    # sha256 -> the confirmed diagnosis (core.records.evidence) that applies to this picture and the lesion's others
+    confirmed: dict[str, ConfirmedDiagnosis] = field(default_factory=dict)
 
 
 def load_case(store, result_id: int | None, shown: ScreeningResult) -> CaseData:
@@ -57,14 +67,14 @@ def load_case(store, result_id: int | None, shown: ScreeningResult) -> CaseData:
     return CaseData(result_id, result, rgb, note, identity, visits, confirmed)
 
 
-def _confirmed(store, sha256s: list) -> dict:
+def _confirmed(store, sha256s: list) -> dict[str, ConfirmedDiagnosis]:
     """The confirmed diagnoses (core.records.evidence) that apply to these pictures, by sha256."""
     if store is None:
         return {}
     return confirmed_for_images(store, [s for s in sha256s if s])
 
 
-def _filed(store, sha256: str | None) -> tuple[object | None, tuple]:
+def _filed(store, sha256: str | None) -> tuple[AttachedIdentity | None, tuple[TimelineEntry, ...]]:
     """Whose picture it is, and the lesion's pictures (for the earlier visits beside it)."""
     if store is None or not sha256:
         return None, ()

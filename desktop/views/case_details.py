@@ -217,7 +217,8 @@ class CaseDetails(QWidget):
 
     def _clear_classes(self) -> None:
         while self.class_grid.count():
-            w = self.class_grid.takeAt(0).widget()
+            item = self.class_grid.takeAt(0)  # never None while count() says there is one
+            w = item.widget() if item is not None else None
             if w is not None:
                 w.deleteLater()
 

@@ -21,7 +21,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import MAX_FOLLOW_UP_MONTHS, REVIEW_CHOICES, ScreeningResult, add_confirmed, confirmed_for_images
+from core import (
+    MAX_FOLLOW_UP_MONTHS,
+    REVIEW_CHOICES,
+    ReviewStore,
+    ScreeningResult,
+    add_confirmed,
+    confirmed_for_images,
+)
 
 from ..workers import Worker, WorkerPool
 from .case_data import CaseData, load_case
@@ -48,10 +55,12 @@ class CaseRef:
 
 def confirm_job(store, case: CaseData, entered_by: str, where: dict, values: dict):
     """Record the confirmed diagnosis, then read what the case's pictures now carry (sha256 -> confirmed)."""
+    sha256 = case.result.sha256
+    assert sha256, "record_confirmed makes no job for a picture without its sha256"
 
     def job(report, should_stop) -> tuple:
         confirmed = add_confirmed(store, entered_by=entered_by, **where, **values)
-        shas = [case.result.sha256, *(e.sha256 for e in case.visits)]
+        shas = [sha256, *(e.sha256 for e in case.visits)]
         return confirmed, confirmed_for_images(store, shas)
 
     return job
@@ -66,7 +75,7 @@ class CasePanel(QWidget):
 
     def __init__(
         self,
-        store_fn: Callable[[], object],
+        store_fn: Callable[[], ReviewStore | None],
         pool: WorkerPool,
         reviewer: Callable[[], str | None],
         opacity: float = 0.45,

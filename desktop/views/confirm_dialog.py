@@ -79,7 +79,8 @@ class ConfirmDiagnosisDialog(QDialog):
 
     def values(self) -> dict:
         """Keyword arguments for core.records.evidence.add_confirmed (besides the store, who and what it names)."""
-        when: date | None = self.when.date().toPython() if self.date_known.isChecked() else None
+        d = self.when.date()
+        when = date(d.year(), d.month(), d.day()) if self.date_known.isChecked() else None
         return {
             "diagnosis": self.diagnosis.currentData(),
             "method": self.method.currentData(),

@@ -170,13 +170,15 @@ class EvidenceView(QWidget):
         day, note = self.date.date().toString("yyyy-MM-dd"), self.note.text()
 
         def enter(report, should_stop):
+            sha256: str | None = None  # the picture's, or
+            key: int | None = None  # the lesion's
             if picture:
-                target = {"sha256": image_of_file(store, picture)}
+                sha256 = image_of_file(store, picture)
             elif patient.strip() and lesion.strip():
-                target = {"lesion": lesion_key(store, patient, lesion)}
+                key = lesion_key(store, patient, lesion)
             else:
                 raise EvidenceError("choose a screened picture, or give the patient id and the lesion id")
-            return add_confirmed(store, diagnosis, method, by, confirmed_on=day, note=note, **target)
+            return add_confirmed(store, diagnosis, method, by, lesion=key, sha256=sha256, confirmed_on=day, note=note)
 
         worker = Worker(enter, name="confirmed diagnosis")
         worker.signals.result.connect(self._recorded)

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import FollowUp, due_follow_ups, end_of_month, write_follow_up_csv
+from core import FollowUp, ReviewStore, due_follow_ups, end_of_month, write_follow_up_csv
 
 from ..workers import Worker, WorkerPool
 
@@ -86,7 +86,7 @@ class FollowUpView(QWidget):
 
     def __init__(
         self,
-        store_fn: Callable[[], object],
+        store_fn: Callable[[], ReviewStore | None],
         today: Callable[[], date] = date.today,
         parent=None,
         pool: WorkerPool | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -30,6 +31,7 @@ from PySide6.QtWidgets import (
 from core import (
     LesionSummary,
     PatientSummary,
+    ReviewStore,
     confirmed_for_images,
     identity_of,
     lesion_timeline,
@@ -42,6 +44,8 @@ from ..patient_reports import patient_report_job, write_patient_pdf
 from ..workers import Worker, WorkerPool
 from .body_map import BodyMapView
 from .timeline import LesionTimelineView
+
+T = TypeVar("T")
 
 
 def _table(model) -> QTableView:
@@ -69,7 +73,7 @@ class PatientWorklistView(QWidget):
 
     def __init__(
         self,
-        store_fn: Callable[[], object],
+        store_fn: Callable[[], ReviewStore | None],
         reviewer: Callable[[], str] = lambda: "",
         parent=None,
         pool: WorkerPool | None = None,
@@ -98,7 +102,7 @@ class PatientWorklistView(QWidget):
         self.timeline = LesionTimelineView(self._thumbnail, pool=pool)
         self.pool = self.timeline.pool
         self._asked = 0  # the latest request (refresh, a patient, a lesion)
-        self._answers: dict[int, Callable[[object], None]] = {}
+        self._answers: dict[int, Callable[[Any], None]] = {}  # each shows what its own read returns
         self._wanted: tuple[str, int] | None = None  # (patient, lesion) to show once read (L on a case)
         self.body_map = BodyMapView()
 
@@ -150,7 +154,7 @@ class PatientWorklistView(QWidget):
     # The worklist, a patient's lesions and a lesion's visits are read on a worker, one request at a time: each
     # answer is shown only if nothing was asked since (`shown` follows once the chosen lesion's visits are shown).
 
-    def _ask(self, read: Callable[[], object], show: Callable[[object], None]) -> Worker:
+    def _ask(self, read: Callable[[], T], show: Callable[[T], None]) -> Worker:
         self._asked += 1
         asked = self._asked
         self._answers = {asked: show}  # older requests' answers are dropped

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import ScreeningResult, identities_of, queue_by_patient
+from core import ReviewStore, ScreeningResult, identities_of, queue_by_patient
 
 from ..queue_model import QueueModel
 from ..table_cells import ITEM_ROLE, SORT_ROLE, THUMB_H, THUMB_W, ThumbnailCache
@@ -53,7 +53,7 @@ class ReviewQueueView(QWidget):
 
     def __init__(
         self,
-        store_fn: Callable[[], object],
+        store_fn: Callable[[], ReviewStore | None],
         pool: WorkerPool,
         reviewer: Callable[[], str | None],
         opacity: float = 0.45,

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import TimelineEntry, case_picture, decode_thumbnail, outcome, resize_longest_side
+from core import ConfirmedDiagnosis, TimelineEntry, case_picture, decode_thumbnail, outcome, resize_longest_side
 
 from ..workers import Worker, WorkerPool
 from .image_view import ImageView, rgb_to_pixmap
@@ -55,16 +55,20 @@ def pictures_job(entries: Sequence[TimelineEntry], thumbnail: Callable[[int], by
 def rise_text(entries: Sequence[TimelineEntry]) -> str:
     """ "p(malignant) rose from 0.20 (2024-01-10) to 0.45 (2024-07-10)", one clause per rise; "" if none."""
     clauses = []
-    dated = [e for e in entries if e.visit_date is not None and e.p_malignant is not None]
-    for e in dated:
-        if e.rose_from is None:
+    # (visit date, p(malignant), rose from) of the entries with a date and a p(malignant)
+    dated = [
+        (e.visit_date, e.p_malignant, e.rose_from)
+        for e in entries
+        if e.visit_date is not None and e.p_malignant is not None
+    ]
+    for day, p, rose_from in dated:
+        if rose_from is None:
             continue
-        earlier = [d for d in dated if d.visit_date < e.visit_date]
-        before = max((d.visit_date for d in earlier), default=None)
+        before = max((d for d, _, _ in dated if d < day), default=None)
         clauses.append(
-            f"p(malignant) rose from {e.rose_from:.2f}"
+            f"p(malignant) rose from {rose_from:.2f}"
             + (f" ({before.isoformat()})" if before else "")
-            + f" to {e.p_malignant:.2f} ({e.visit_date.isoformat()})"
+            + f" to {p:.2f} ({day.isoformat()})"
         )
     return "; ".join(clauses)
 
@@ -162,8 +166,8 @@ class LesionTimelineView(QWidget):
 
     def clear(self, text: str = "Choose a lesion to see its visits side by side.") -> None:
         while self.strip_layout.count():
-            item = self.strip_layout.takeAt(0)
-            widget = item.widget()
+            item = self.strip_layout.takeAt(0)  # never None while count() says there is one
+            widget = item.widget() if item is not None else None
             if widget is not None:
                 widget.hide()  # at once: deleteLater alone leaves it drawn until the event loop runs
                 widget.setParent(None)
@@ -175,7 +179,7 @@ class LesionTimelineView(QWidget):
         self.confirmed.hide()
 
     def show_timeline(
-        self, title: str, entries: Sequence[TimelineEntry], confirmed: Mapping[str, object] | None = None
+        self, title: str, entries: Sequence[TimelineEntry], confirmed: Mapping[str, ConfirmedDiagnosis] | None = None
     ) -> None:
         """`confirmed`: sha256 -> core.records.evidence.ConfirmedDiagnosis that applies to each picture (if any)."""
         self.clear(title)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # what the type checker sees; at run time the names load on f
         write_file_atomically,
     )
     from core.common.png_text import png_with_text
+    from core.common.resizing import resize_longest_side
     from core.decision.confidence_meanings import confidence_meanings
     from core.decision.gate import (
         CONFIDENCE_RANGE,
@@ -64,7 +65,7 @@ if TYPE_CHECKING:  # what the type checker sees; at run time the names load on f
         risk_order,
     )
     from core.files.identity import LAYOUTS, IdentitySettings
-    from core.files.images import read_image, resize_longest_side
+    from core.files.images import read_image
     from core.files.scan import scan_candidates, visible_subfolders
     from core.files.sidecar import SIDECAR_NAME
     from core.imaging.body_map import VIEW_BOX, Pin, figure_svg, place_pins
@@ -73,7 +74,8 @@ if TYPE_CHECKING:  # what the type checker sees; at run time the names load on f
     from core.imaging.pictures import case_picture, decode_thumbnail
     from core.inference.bundle import Bundle, default_bundle_path, load_bundle
     from core.inference.class_cam import class_heat_map
-    from core.inference.engines import ENGINES, PRECISIONS, PROVIDER_CHOICES, available_providers, openvino_version
+    from core.inference.engine_choices import ENGINES, PRECISIONS, PROVIDER_CHOICES
+    from core.inference.engines import available_providers, openvino_version
     from core.inference.ensemble import Ensemble, EnsembleSettings
     from core.inference.manifest import DISCLAIMER
     from core.inference.signing import Trust
@@ -150,6 +152,7 @@ _PUBLIC: dict[str, str] = {
     "user_config_dir": "core.common.paths",
     "write_file_atomically": "core.common.paths",
     "png_with_text": "core.common.png_text",
+    "resize_longest_side": "core.common.resizing",
     "confidence_meanings": "core.decision.confidence_meanings",
     "CONFIDENCE_RANGE": "core.decision.gate",
     "DEFAULT_CONFIDENCE": "core.decision.gate",
@@ -184,7 +187,6 @@ _PUBLIC: dict[str, str] = {
     "IdentitySettings": "core.files.identity",
     "LAYOUTS": "core.files.identity",
     "read_image": "core.files.images",
-    "resize_longest_side": "core.files.images",
     "scan_candidates": "core.files.scan",
     "visible_subfolders": "core.files.scan",
     "SIDECAR_NAME": "core.files.sidecar",
@@ -203,9 +205,9 @@ _PUBLIC: dict[str, str] = {
     "default_bundle_path": "core.inference.bundle",
     "load_bundle": "core.inference.bundle",
     "class_heat_map": "core.inference.class_cam",
-    "ENGINES": "core.inference.engines",
-    "PRECISIONS": "core.inference.engines",
-    "PROVIDER_CHOICES": "core.inference.engines",
+    "ENGINES": "core.inference.engine_choices",
+    "PRECISIONS": "core.inference.engine_choices",
+    "PROVIDER_CHOICES": "core.inference.engine_choices",
     "available_providers": "core.inference.engines",
     "openvino_version": "core.inference.engines",
     "Ensemble": "core.inference.ensemble",

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from core.common.errors import MelaScreenError
 from core.inference.bundle import Bundle, load_bundle
-from core.inference.engines import PROVIDER_CHOICES
+from core.inference.engine_choices import PROVIDER_CHOICES
 from core.inference.ensemble import Ensemble, EnsembleSettings
 from evalkit.labelled import DEFAULT_DATA_DIR, PROJECT_ROOT, SHARED_DATA, LabelledCase, read_cases
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from core.common.resizing import resize_longest_side
 from core.decision.intake_check import IMAGE_STATISTICS
-from core.files.images import resize_longest_side
 
 STATS_SIDE = 256  # statistics are taken on the picture with its longest side at this size
 __all__ = ["IMAGE_STATISTICS", "STATS_SIDE", "image_statistics"]

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
+from core.common.resizing import resize_longest_side
 from core.common.schema import read_fields, rule
-from core.files.images import resize_longest_side
 
 
 @dataclass(frozen=True)

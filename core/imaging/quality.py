@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from core.common.resizing import resize_longest_side
 from core.decision.results import QualityReport
 from core.files.damage import MAY_BE_DAMAGED
-from core.files.images import resize_longest_side
 
 
 @dataclass(frozen=True)

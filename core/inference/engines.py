@@ -34,12 +34,8 @@ import onnxruntime as ort
 from core.common.errors import BundleError, EngineError, ProviderError
 from core.decision.intake_check import OOD_OUTPUT
 from core.inference.bundle import INPUT_NAME, OUTPUT_NAMES, Bundle
+from core.inference.engine_choices import ENGINES, PRECISIONS, PROVIDER_CHOICES
 
-ENGINES = ("auto", "onnxruntime", "openvino")
-PRECISIONS = ("exact", "fast")
-PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-# What a user may ask for (settings, --provider): "auto" takes CUDA when onnxruntime has it, else the CPU.
-PROVIDER_CHOICES: tuple[str, ...] = ("auto", *PROVIDERS)
 # Largest difference from onnxruntime allowed at load, relative to the output's scale (max(1, max |ref|)).
 PROBE_TOLERANCE = 1e-4
 # `fast` (bf16) is not expected to match to 1e-4 (measured 0.14 on logits); this only catches a broken model.

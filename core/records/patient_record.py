@@ -15,6 +15,7 @@ from datetime import date, datetime, timezone
 import cv2
 import numpy as np
 
+from core.common.resizing import resize_longest_side
 from core.decision.results import ScreeningResult, named_class
 from core.decision.vocabulary import (
     NOT_DERMOSCOPY,
@@ -25,7 +26,6 @@ from core.decision.vocabulary import (
     review_choice,
 )
 from core.files.body_sites import SiteMatch, site_from_text
-from core.files.images import resize_longest_side
 from core.imaging.cam import overlay
 from core.imaging.pictures import case_picture
 from core.records.clinic import Clinic, load_clinic

@@ -7,9 +7,9 @@ import base64
 
 import cv2
 
+from core.common.resizing import resize_longest_side
 from core.decision.results import ScreeningResult, named_class
 from core.decision.vocabulary import class_name
-from core.files.images import resize_longest_side
 from core.imaging.cam import overlay
 from core.imaging.pictures import case_picture
 

@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 
 from core.common.errors import ImageReadError
+from core.common.resizing import resize_longest_side
 from core.decision.results import QualityReport, ScreeningResult
 from core.files.image_file import ImageLimits
-from core.files.images import read_image, resize_longest_side
+from core.files.images import read_image
 from core.files.scan import IMAGE_EXTENSIONS
 from core.imaging.model_input import InputSpec, model_input
 from core.imaging.picture_statistics import image_statistics

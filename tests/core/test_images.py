@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 from core.common.errors import ImageReadError
+from core.common.resizing import resize_longest_side
 from core.decision.results import QualityReport
 from core.files import image_file
 from core.files.image_file import ImageLimits, LoadedImage
-from core.files.images import read_image, resize_longest_side
+from core.files.images import read_image
 from core.files.scan import IMAGE_EXTENSIONS, scan_candidates, visible_subfolders
 from core.imaging.quality import QualityThresholds, assess_quality
 

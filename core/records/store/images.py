@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from core.common.errors import StoreError
-from core.files.images import resize_longest_side
+from core.common.resizing import resize_longest_side
 from core.records.store.connection import StoreConnection
 
 CAM_MAX_SIDE = 128  # heat maps are smooth; 128 px is plenty and keeps a row ~10 kB

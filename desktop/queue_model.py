@@ -36,6 +36,22 @@ def _patient_tip(a) -> str:
     )
 
 
+def queued_result(item: QueueItem) -> ScreeningResult:
+    """A queue row as the result the outcome cells and the case view read (what the queue query holds)."""
+    return ScreeningResult(
+        path=item.path,
+        sha256=item.sha256,
+        status="ok",
+        decision=item.decision,
+        reason=item.reason,
+        p_melanoma=item.p_melanoma,
+        p_malignant=item.p_malignant,
+        likely_class=item.likely_class,
+        malignant_class=item.malignant_class,
+        band=item.band,
+    )
+
+
 class QueueModel(ListTableModel):
     """The review queue, patient first: who, which lesion where, which visit, then the outcome; the file name
     comes second (full path in its tooltip). Rows come in the order given (core.records.patients.queue_by_patient:
@@ -133,15 +149,7 @@ class QueueModel(ListTableModel):
     def _decision_cell(item: QueueItem, _index, role: int):
         if role == SORT_ROLE:
             return urgency(item.decision.value, item.band, risk_probability(item) or 0.0)
-        shown = ScreeningResult(
-            path=item.path,
-            sha256=item.sha256,
-            status="ok",
-            decision=item.decision,
-            malignant_class=item.malignant_class,
-            band=item.band,
-            likely_class=item.likely_class,
-        )
+        shown = queued_result(item)
         if role == Qt.ItemDataRole.ToolTipRole and item.likely_class and item.last_review is None:
             base = outcome_cell(shown, None, role)
             return f"{base}\nMost likely: {class_name(item.likely_class)}"

@@ -33,9 +33,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import ReviewStore, ScreeningResult, identities_of, queue_by_patient
+from core import ReviewStore, identities_of, queue_by_patient
 
-from ..queue_model import QueueModel
+from ..queue_model import QueueModel, queued_result
 from ..table_cells import ITEM_ROLE, SORT_ROLE, THUMB_H, THUMB_W, ThumbnailCache
 from ..workers import Worker, WorkerPool
 from .case_panel import CasePanel, CaseRef
@@ -239,19 +239,7 @@ class ReviewQueueView(QWidget):
         item = self.proxy.data(current, ITEM_ROLE)
         if not force and self.panel.current is not None and self.panel.current.result_id == item.result_id:
             return
-        shown = ScreeningResult(
-            path=item.path,
-            sha256=item.sha256,
-            status="ok",
-            decision=item.decision,
-            reason=item.reason,
-            p_melanoma=item.p_melanoma,
-            p_malignant=item.p_malignant,
-            likely_class=item.likely_class,
-            malignant_class=item.malignant_class,
-            band=item.band,
-        )
-        self.panel.open(CaseRef(item.result_id, shown))
+        self.panel.open(CaseRef(item.result_id, queued_result(item)))
 
     def next_case(self) -> None:
         row = self.current_row()

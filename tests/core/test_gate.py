@@ -5,24 +5,10 @@ import math
 import pytest
 
 from core.decision.gate import DEFAULT_MAX_MEMBER_SPREAD, MELANOMA_ONLY, GateSettings, Thresholds, decide
-from core.decision.results import Decision, Prediction, QualityReport, summarise_classes
+from core.decision.results import Decision, QualityReport
+from tests.support.predictions import pred
 
-MALIGNANT = ("akiec", "bcc", "mel")
 BANDED = Thresholds(low=0.03, high=0.8, moderate_from=0.1, high_risk_from=0.4)
-
-
-def pred(class_probs, members=None, malignant=MALIGNANT):
-    p_mal, likely, mal_class = summarise_classes(class_probs, malignant)
-    return Prediction(
-        p_melanoma=class_probs.get("mel", 0.0),
-        member_p=(class_probs.get("mel", 0.0),),
-        spread=0.0,
-        class_probs=class_probs,
-        p_malignant=p_mal,
-        likely_class=likely,
-        malignant_class=mal_class,
-        member_p_malignant=tuple(members or ()),
-    )
 
 
 def test_a_basal_cell_carcinoma_is_not_cleared_and_is_named():

@@ -9,25 +9,12 @@ import pytest
 
 from core.decision.gate import MALIGNANCY, MELANOMA_ONLY, Thresholds, decide
 from core.decision.intake_check import IntakeFinding
-from core.decision.results import Decision, Prediction, QualityReport, summarise_classes
+from core.decision.results import Decision, Prediction, QualityReport
 from core.decision.vocabulary import NOT_DERMOSCOPY_REASON, UNFAMILIAR_REASON, GateReason, ReasonCode, reason_text
+from tests.support.predictions import pred
 
 T = Thresholds(low=0.03, high=0.8, moderate_from=0.1, high_risk_from=0.4)
 BLURRED = QualityReport(sharpness=1, brightness=120, dark_fraction=0, bright_fraction=0, flags=("blurred",))
-
-
-def pred(class_probs, members=(), malignant=("akiec", "bcc", "mel")):
-    p_mal, likely, mal_class = summarise_classes(class_probs, malignant)
-    return Prediction(
-        p_melanoma=class_probs.get("mel", 0.0),
-        member_p=(class_probs.get("mel", 0.0),),
-        spread=0.0,
-        class_probs=class_probs,
-        p_malignant=p_mal,
-        likely_class=likely,
-        malignant_class=mal_class,
-        member_p_malignant=tuple(members),
-    )
 
 
 NEVUS = pred({"nv": 0.98, "mel": 0.01, "bcc": 0.01})
